@@ -1,0 +1,25 @@
+//! hotline-gateway: the telephony front door of a provincial 12345 hotline.
+//!
+//! Layers (arrows point down only; DESIGN.md §2 has the full table):
+//!
+//! ```text
+//!   main.rs (CLI, anyhow)
+//!      │
+//!   http ──────────────┐          config (typed files, validate())
+//!      │               │
+//!   transport ── drives ─► call (B2BUA core: legs, reason codes)
+//!   (sockets, clock)          │            │
+//!                         dialplan      sip (message facade, framing,
+//!                         (pure)         validation, transactions: sans-IO)
+//! ```
+//!
+//! `sip/`, `dialplan/` and the call core are pure: state + input + `now`.
+//! Only `transport/` owns sockets and reads the clock.
+
+// pub mod call;
+// pub mod config;
+// pub mod dialplan;
+// pub mod http;
+pub mod sip;
+// pub mod transport;
+// pub mod util;

@@ -1,0 +1,218 @@
+//! Server transactions: INVITE (§17.2.1 with RFC 6026) and non-INVITE (§17.2.2).
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::{Index, Kind, State, TimerKind, TransactionLayer, Tx, TxError, TxEvent, TxId};
+use super::{MergeKey, ServerKey};
+use crate::sip::Peer;
+use crate::sip::builder::response_to;
+use crate::sip::message::{Headers, Method, Request};
+
+impl TransactionLayer {
+    pub(super) fn handle_request(&mut self, now: Instant, req: Request, peer: Peer) {
+        let Some(via) = req.top_via() else {
+            // The core validates Via before this point; without one nothing can match.
+            return;
+        };
+        let key = ServerKey::of(&req, &via);
+        if req.method == Method::Ack {
+            return self.handle_ack(now, key, req, peer);
+        }
+        if let Some(&id) = self.servers.get(&key) {
+            return self.absorb_retransmission(id);
+        }
+        let merge = MergeKey::of(&req);
+        if let Some(m) = &merge
+            && self.merges.contains_key(m)
+        {
+            // Same request over another path (RFC 3261 §8.2.2.2).
+            let bytes = response_to(&req, 482, "Loop Detected", None).finish_empty();
+            self.send_stateless(peer, bytes);
+            return;
+        }
+        let invite = req.method == Method::Invite;
+        let cancels = if req.method == Method::Cancel {
+            self.servers.get(&key.with_method(Method::Invite)).copied()
+        } else {
+            None
+        };
+        let id = self.alloc_id();
+        let mut tx = Tx {
+            kind: if invite {
+                Kind::ServerInvite
+            } else {
+                Kind::ServerNonInvite
+            },
+            state: if invite {
+                State::Proceeding
+            } else {
+                State::Trying
+            },
+            peer,
+            index: Index::Server(key.clone()),
+            timers: Default::default(),
+            interval: self.config.timers.t1,
+            last: None,
+            ack: None,
+            parts: None,
+            via: None,
+            merge: None,
+            ack_key: if invite {
+                req.call_id()
+                    .zip(req.cseq())
+                    .map(|(cid, (n, _))| (cid.into(), n))
+            } else {
+                None
+            },
+            ack_wait: false,
+        };
+        if invite {
+            // Answer at once so the caller stops retransmitting (§17.2.1).
+            let trying = response_to(&req, 100, "Trying", None).finish_empty();
+            tx.last = Some(trying.clone());
+            self.send(peer, trying);
+        }
+        if let Some(m) = merge {
+            self.merges.insert(m.clone(), id);
+            tx.merge = Some(m);
+        }
+        self.servers.insert(key, id);
+        self.txs.insert(id, tx);
+        self.events.push_back(TxEvent::Request {
+            tx: id,
+            request: req,
+            peer,
+            cancels,
+        });
+    }
+
+    fn absorb_retransmission(&mut self, id: TxId) {
+        let Some(tx) = self.txs.get(&id) else {
+            return;
+        };
+        match (tx.kind, tx.state) {
+            (Kind::ServerNonInvite, State::Trying) => {}
+            (Kind::ServerInvite, State::Confirmed) => {}
+            // Proceeding: last provisional; Completed: the final; Accepted: the 2xx.
+            _ => self.resend_last(id),
+        }
+    }
+
+    fn handle_ack(&mut self, now: Instant, key: ServerKey, req: Request, peer: Peer) {
+        if let Some(&id) = self.servers.get(&key) {
+            let state = self.txs.get(&id).map(|t| t.state);
+            match state {
+                Some(State::Completed) => {
+                    // ACK for our non-2xx final: stop G and H, absorb ACK retransmissions.
+                    self.disarm(id, TimerKind::G);
+                    self.disarm(id, TimerKind::H);
+                    if let Some(tx) = self.txs.get_mut(&id) {
+                        tx.state = State::Confirmed;
+                    }
+                    self.arm_or_end(id, TimerKind::I, now);
+                    return;
+                }
+                Some(State::Accepted) => return self.ack_2xx(id, req, peer),
+                _ => return,
+            }
+        }
+        let wait = req
+            .call_id()
+            .zip(req.cseq())
+            .and_then(|(cid, (n, _))| self.ack_waits.get(&(cid.into(), n)).copied());
+        match wait {
+            Some(id) => self.ack_2xx(id, req, peer),
+            None => self.events.push_back(TxEvent::Ack {
+                tx: None,
+                request: req,
+                peer,
+            }),
+        }
+    }
+
+    /// An ACK for a 2xx we sent: stop retransmitting it and tell the TU once.
+    fn ack_2xx(&mut self, id: TxId, req: Request, peer: Peer) {
+        self.disarm(id, TimerKind::Retransmit2xx);
+        let first = match self.txs.get_mut(&id) {
+            Some(tx) if tx.ack_wait => {
+                tx.last = None;
+                tx.ack_wait = false;
+                tx.ack_key.clone()
+            }
+            _ => None,
+        };
+        // A retransmitted ACK is absorbed: the TU hears of each 2xx's ACK once.
+        if first.is_some() {
+            self.events.push_back(TxEvent::Ack {
+                tx: Some(id),
+                request: req,
+                peer,
+            });
+        }
+    }
+
+    /// Sends a response within a server transaction. `code` must match `bytes`.
+    pub fn respond(
+        &mut self,
+        now: Instant,
+        id: TxId,
+        code: u16,
+        bytes: Bytes,
+    ) -> Result<(), TxError> {
+        let tx = self.txs.get_mut(&id).ok_or(TxError::NoSuchTransaction(id))?;
+        let peer = tx.peer;
+        let reliable = peer.transport.is_reliable();
+        match (tx.kind, tx.state) {
+            (Kind::ServerInvite, State::Proceeding) => {
+                tx.last = Some(bytes.clone());
+                self.send(peer, bytes);
+                if code < 200 {
+                    return Ok(());
+                }
+                if code < 300 {
+                    let tx = self.txs.get_mut(&id).expect("present");
+                    tx.state = State::Accepted;
+                    if let Some(w) = tx.ack_key.clone() {
+                        tx.ack_wait = true;
+                        self.ack_waits.insert(w, id);
+                    }
+                    if !reliable {
+                        self.arm(id, TimerKind::Retransmit2xx, self.config.timers.t1, now);
+                    }
+                    self.arm(id, TimerKind::L, self.config.timers.timeout(), now);
+                } else {
+                    let tx = self.txs.get_mut(&id).expect("present");
+                    tx.state = State::Completed;
+                    tx.interval = self.config.timers.t1;
+                    if !reliable {
+                        self.arm(id, TimerKind::G, self.config.timers.t1, now);
+                    }
+                    self.arm(id, TimerKind::H, self.config.timers.timeout(), now);
+                }
+                Ok(())
+            }
+            (Kind::ServerNonInvite, State::Trying | State::Proceeding) => {
+                tx.last = Some(bytes.clone());
+                if code < 200 {
+                    tx.state = State::Proceeding;
+                    self.send(peer, bytes);
+                } else {
+                    tx.state = State::Completed;
+                    self.send(peer, bytes);
+                    self.arm_or_end(id, TimerKind::J, now);
+                }
+                Ok(())
+            }
+            _ => Err(TxError::WrongState(id)),
+        }
+    }
+
+    /// Whether a server transaction is still waiting for a final response.
+    pub fn is_pending(&self, id: TxId) -> bool {
+        self.txs
+            .get(&id)
+            .is_some_and(|t| matches!(t.state, State::Trying | State::Proceeding))
+    }
+}
