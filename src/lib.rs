@@ -16,10 +16,10 @@
 //! `sip/`, `dialplan/` and the call core are pure: state + input + `now`.
 //! Only `transport/` owns sockets and reads the clock.
 
-// pub mod call;
-// pub mod config;
-// pub mod dialplan;
-// pub mod http;
+pub mod call;
+pub mod config;
+pub mod dialplan;
+pub mod http;
 pub mod sip;
-// pub mod transport;
-// pub mod util;
+pub mod transport;
+pub mod util;

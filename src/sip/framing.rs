@@ -84,7 +84,9 @@ pub fn frame_datagram(buf: &[u8], limit: usize) -> Result<usize, FrameError> {
 
 /// Number of CRLF keep-alive bytes at the start of a stream buffer.
 pub fn skip_keepalive(buf: &[u8]) -> usize {
-    buf.iter().take_while(|b| **b == b'\r' || **b == b'\n').count()
+    buf.iter()
+        .take_while(|b| **b == b'\r' || **b == b'\n')
+        .count()
 }
 
 /// Offset just past the empty line that ends the header section.
@@ -111,7 +113,9 @@ fn content_length(head: &[u8]) -> Result<Option<usize>, FrameError> {
         if value.is_empty() || value.len() > 9 || !value.iter().all(u8::is_ascii_digit) {
             return Err(FrameError::BadContentLength);
         }
-        let n = value.iter().fold(0usize, |n, d| n * 10 + usize::from(d - b'0'));
+        let n = value
+            .iter()
+            .fold(0usize, |n, d| n * 10 + usize::from(d - b'0'));
         if found.is_some() {
             return Err(FrameError::MultipleContentLength);
         }
@@ -121,8 +125,14 @@ fn content_length(head: &[u8]) -> Result<Option<usize>, FrameError> {
 }
 
 fn trim(s: &[u8]) -> &[u8] {
-    let start = s.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(s.len());
-    let end = s.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    let start = s
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(s.len());
+    let end = s
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
     &s[start..end]
 }
 

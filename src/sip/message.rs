@@ -134,8 +134,14 @@ pub struct SipUri {
 impl SipUri {
     /// Parses a URI; `tel:` URIs keep their number in `user` and an empty host.
     pub fn parse(text: &str) -> Result<SipUri, String> {
-        let text = text.trim().trim_start_matches('<').trim_end_matches('>').trim();
-        let colon = text.find(':').ok_or_else(|| format!("no scheme in {text:?}"))?;
+        let text = text
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .trim();
+        let colon = text
+            .find(':')
+            .ok_or_else(|| format!("no scheme in {text:?}"))?;
         let scheme = text[..colon].to_ascii_lowercase();
         if scheme.is_empty()
             || !scheme
@@ -187,7 +193,11 @@ impl SipUri {
 
     /// The host as an IP address, when it is one.
     pub fn ip(&self) -> Option<IpAddr> {
-        self.host.trim_start_matches('[').trim_end_matches(']').parse().ok()
+        self.host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .ok()
     }
 }
 
@@ -341,7 +351,8 @@ impl Response {
 
 /// Parses one complete message. `data` must be exactly one frame (see [`framing`]).
 pub fn parse(data: &[u8]) -> Result<Message, ParseError> {
-    let line_end = memchr::memchr(b'\n', data).ok_or(ParseError::StartLine("no line end".into()))?;
+    let line_end =
+        memchr::memchr(b'\n', data).ok_or(ParseError::StartLine("no line end".into()))?;
     let start = std::str::from_utf8(&data[..line_end])
         .map_err(|_| ParseError::StartLine("not UTF-8".into()))?
         .trim_end_matches('\r');
@@ -366,7 +377,9 @@ fn parse_request(data: &[u8], start: &str) -> Result<Message, ParseError> {
         return Err(ParseError::StartLine("Request-URI is malformed".into()));
     }
     if !version.starts_with("SIP/") {
-        return Err(ParseError::StartLine(format!("bad SIP-Version {version:?}")));
+        return Err(ParseError::StartLine(format!(
+            "bad SIP-Version {version:?}"
+        )));
     }
     // rsipstack knows only the standard methods and SIP/2.0; parse the rest of the
     // message with a stand-in start line and keep what the sender actually wrote.
@@ -404,7 +417,9 @@ fn parse_response(data: &[u8], start: &str) -> Result<Message, ParseError> {
     }
     let code: u16 = code.parse().unwrap_or_default();
     if !(100..700).contains(&code) {
-        return Err(ParseError::StartLine(format!("status code {code} out of range")));
+        return Err(ParseError::StartLine(format!(
+            "status code {code} out of range"
+        )));
     }
     let msg = rs::parser::parse_message(data).map_err(|e| ParseError::StartLine(e.to_string()))?;
     let rs::SipMessage::Response(resp) = msg else {

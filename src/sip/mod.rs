@@ -42,7 +42,12 @@ pub struct Peer {
 
 impl fmt::Display for Peer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.transport.as_str().to_lowercase(), self.addr)
+        write!(
+            f,
+            "{}:{}",
+            self.transport.as_str().to_lowercase(),
+            self.addr
+        )
     }
 }
 

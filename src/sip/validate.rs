@@ -58,7 +58,9 @@ pub fn check_request(req: &Request) -> Result<(), Reject> {
     if &*req.version != "SIP/2.0" {
         return Err(Reject::new(505, "Version Not Supported"));
     }
-    let uri = req.parsed_uri().map_err(|e| Reject::bad(format!("Request-URI: {e}")))?;
+    let uri = req
+        .parsed_uri()
+        .map_err(|e| Reject::bad(format!("Request-URI: {e}")))?;
     for name in ["Via", "From", "To", "Call-ID", "CSeq", "Max-Forwards"] {
         if req.header(name).is_none() {
             return Err(Reject::bad(format!("missing {name}")));
@@ -163,7 +165,9 @@ fn check_name_addr(name: &str, value: &str) -> Result<(), Reject> {
                 .split_whitespace()
                 .all(|t| t.bytes().all(super::message::is_token_char))
         {
-            return Err(Reject::bad(format!("display name in {name} must be quoted")));
+            return Err(Reject::bad(format!(
+                "display name in {name} must be quoted"
+            )));
         }
     }
     if spec.starts_with("sip") && SipUri::parse(spec).is_err() {
@@ -212,7 +216,12 @@ fn check_require(req: &Request) -> Result<(), Reject> {
 fn check_body(req: &Request) -> Result<(), Reject> {
     if !req.body.is_empty() {
         let ct = req.content_type().unwrap_or("application/sdp");
-        let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let mime = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         if !ACCEPTED_BODIES.contains(&mime.as_str()) {
             let mut r = Reject::new(415, "Unsupported Media Type");
             r.headers.push(("Accept", "application/sdp".into()));
@@ -223,7 +232,12 @@ fn check_body(req: &Request) -> Result<(), Reject> {
         && let Some(accept) = req.header("Accept")
     {
         let ok = accept.split(',').any(|a| {
-            let m = a.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let m = a
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             m == "application/sdp" || m == "application/*" || m == "*/*"
         });
         if !ok {

@@ -50,7 +50,11 @@ impl TransactionLayer {
             } else {
                 Kind::ClientNonInvite
             },
-            state: if invite { State::Calling } else { State::Trying },
+            state: if invite {
+                State::Calling
+            } else {
+                State::Trying
+            },
             peer,
             index: Index::Client(key.clone()),
             timers: Default::default(),
@@ -195,11 +199,17 @@ impl TransactionLayer {
                             self.send(peer, ack);
                         }
                     }
-                    self.events.push_back(TxEvent::Response { tx: id, response: resp });
+                    self.events.push_back(TxEvent::Response {
+                        tx: id,
+                        response: resp,
+                    });
                     self.arm_or_end(id, TimerKind::D, now);
                     return;
                 }
-                self.events.push_back(TxEvent::Response { tx: id, response: resp });
+                self.events.push_back(TxEvent::Response {
+                    tx: id,
+                    response: resp,
+                });
             }
             State::Accepted if (200..300).contains(&code) => {
                 // A retransmitted 2xx: re-send our ACK if the dialog has sent one.
@@ -239,14 +249,20 @@ impl TransactionLayer {
             if tx.state == State::Trying {
                 tx.state = State::Proceeding;
             }
-            self.events.push_back(TxEvent::Response { tx: id, response: resp });
+            self.events.push_back(TxEvent::Response {
+                tx: id,
+                response: resp,
+            });
             return;
         }
         tx.state = State::Completed;
         tx.timers.clear(TimerKind::E);
         tx.timers.clear(TimerKind::F);
         tx.last = None;
-        self.events.push_back(TxEvent::Response { tx: id, response: resp });
+        self.events.push_back(TxEvent::Response {
+            tx: id,
+            response: resp,
+        });
         self.arm_or_end(id, TimerKind::K, now);
     }
 }

@@ -161,7 +161,10 @@ impl TransactionLayer {
         code: u16,
         bytes: Bytes,
     ) -> Result<(), TxError> {
-        let tx = self.txs.get_mut(&id).ok_or(TxError::NoSuchTransaction(id))?;
+        let tx = self
+            .txs
+            .get_mut(&id)
+            .ok_or(TxError::NoSuchTransaction(id))?;
         let peer = tx.peer;
         let reliable = peer.transport.is_reliable();
         match (tx.kind, tx.state) {

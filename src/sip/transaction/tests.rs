@@ -81,7 +81,11 @@ fn events(l: &mut TransactionLayer) -> Vec<TxEvent> {
 }
 
 /// Runs timers until `until`, recording when each transmit happened.
-fn run_until(l: &mut TransactionLayer, start: Instant, until: Instant) -> Vec<(Duration, Transmit)> {
+fn run_until(
+    l: &mut TransactionLayer,
+    start: Instant,
+    until: Instant,
+) -> Vec<(Duration, Transmit)> {
     let mut sent = Vec::new();
     while let Some(at) = l.poll_timeout() {
         if at > until {
@@ -96,7 +100,11 @@ fn run_until(l: &mut TransactionLayer, start: Instant, until: Instant) -> Vec<(D
 }
 
 fn first_line(t: &Transmit) -> String {
-    String::from_utf8_lossy(&t.bytes).lines().next().unwrap().to_string()
+    String::from_utf8_lossy(&t.bytes)
+        .lines()
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 #[test]
@@ -122,7 +130,10 @@ fn provisional_stops_invite_retransmission() {
     let invite = drain(&mut l).remove(0);
     l.handle_message(t0 + T1 / 2, response_for(&invite, 180, "b1"), udp());
     assert!(run_until(&mut l, t0, t0 + Duration::from_secs(60)).is_empty());
-    assert!(matches!(events(&mut l).as_slice(), [TxEvent::Response { .. }]));
+    assert!(matches!(
+        events(&mut l).as_slice(),
+        [TxEvent::Response { .. }]
+    ));
 }
 
 #[test]
@@ -137,9 +148,21 @@ fn non_2xx_final_is_acked_by_the_layer_and_retransmissions_reacked() {
     assert_eq!(first_line(&acks[0]), "ACK sip:12345@127.0.0.1:5070 SIP/2.0");
     let ack_text = String::from_utf8_lossy(&acks[0].bytes).to_string();
     let inv_text = String::from_utf8_lossy(&invite.bytes).to_string();
-    let via = |t: &str| t.lines().find(|l| l.starts_with("Via:")).unwrap().to_string();
-    assert_eq!(via(&ack_text), via(&inv_text), "ACK reuses the INVITE's branch");
-    assert!(ack_text.contains(";tag=b1"), "ACK's To carries the response tag");
+    let via = |t: &str| {
+        t.lines()
+            .find(|l| l.starts_with("Via:"))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        via(&ack_text),
+        via(&inv_text),
+        "ACK reuses the INVITE's branch"
+    );
+    assert!(
+        ack_text.contains(";tag=b1"),
+        "ACK's To carries the response tag"
+    );
     // A duplicate of the final response: ACK again, no second event.
     l.handle_message(t0 + T1, busy, udp());
     assert_eq!(drain(&mut l).len(), 1);
@@ -168,7 +191,10 @@ fn client_2xx_enters_accepted_and_retransmitted_2xx_is_reacked() {
     let again = drain(&mut l);
     assert_eq!(again.len(), 1);
     assert!(first_line(&again[0]).starts_with("ACK "));
-    assert!(events(&mut l).is_empty(), "2xx retransmissions do not reach the TU");
+    assert!(
+        events(&mut l).is_empty(),
+        "2xx retransmissions do not reach the TU"
+    );
     run_until(&mut l, t0, t0 + Duration::from_secs(33));
     assert!(l.is_empty(), "Timer M ended the transaction");
 }
@@ -200,7 +226,10 @@ fn server_invite_absorbs_duplicates_and_retransmits_final_until_ack() {
         Message::Request(request("ACK", "z9hG4bKa", Some("t1"), 1)),
         udp(),
     );
-    assert!(events(&mut l).is_empty(), "ACK for a non-2xx stays in the layer");
+    assert!(
+        events(&mut l).is_empty(),
+        "ACK for a non-2xx stays in the layer"
+    );
     assert!(run_until(&mut l, t0, t0 + Duration::from_secs(20)).is_empty());
     assert!(l.is_empty(), "Timer I ended the transaction");
 }
@@ -214,10 +243,18 @@ fn server_invite_without_ack_gives_up_at_timer_h() {
     let TxEvent::Request { tx, .. } = events(&mut l).remove(0) else {
         panic!()
     };
-    l.respond(t0, tx, 404, response_to(&inv, 404, "Not Found", Some("t")).finish_empty())
-        .unwrap();
+    l.respond(
+        t0,
+        tx,
+        404,
+        response_to(&inv, 404, "Not Found", Some("t")).finish_empty(),
+    )
+    .unwrap();
     run_until(&mut l, t0, t0 + Duration::from_secs(40));
-    assert!(matches!(events(&mut l).as_slice(), [TxEvent::AckTimeout { .. }]));
+    assert!(matches!(
+        events(&mut l).as_slice(),
+        [TxEvent::AckTimeout { .. }]
+    ));
     assert!(l.is_empty());
 }
 
@@ -231,14 +268,23 @@ fn server_2xx_is_retransmitted_until_its_ack_rfc6026() {
         panic!()
     };
     drain(&mut l);
-    l.respond(t0, tx, 200, response_to(&inv, 200, "OK", Some("t")).finish_empty())
-        .unwrap();
+    l.respond(
+        t0,
+        tx,
+        200,
+        response_to(&inv, 200, "OK", Some("t")).finish_empty(),
+    )
+    .unwrap();
     drain(&mut l);
     let sent = run_until(&mut l, t0, t0 + Duration::from_millis(1600));
     assert_eq!(sent.len(), 2, "2xx resent at T1 and 2T1");
     // The ACK for a 2xx is a new transaction (new branch), matched by Call-ID+CSeq.
     let ack = request("ACK", "z9hG4bKother", Some("t"), 5);
-    l.handle_message(t0 + Duration::from_millis(1700), Message::Request(ack.clone()), udp());
+    l.handle_message(
+        t0 + Duration::from_millis(1700),
+        Message::Request(ack.clone()),
+        udp(),
+    );
     assert!(matches!(events(&mut l).as_slice(), [TxEvent::Ack { tx: Some(t), .. }] if *t == tx));
     assert!(run_until(&mut l, t0, t0 + Duration::from_secs(10)).is_empty());
     // A duplicated INVITE in Accepted is absorbed; a duplicate ACK reaches nobody twice.
@@ -260,9 +306,17 @@ fn non_invite_server_absorbs_then_replays_final_until_timer_j() {
         panic!()
     };
     l.handle_message(t0, Message::Request(bye.clone()), udp());
-    assert!(drain(&mut l).is_empty(), "Trying absorbs duplicates silently");
-    l.respond(t0, tx, 200, response_to(&bye, 200, "OK", None).finish_empty())
-        .unwrap();
+    assert!(
+        drain(&mut l).is_empty(),
+        "Trying absorbs duplicates silently"
+    );
+    l.respond(
+        t0,
+        tx,
+        200,
+        response_to(&bye, 200, "OK", None).finish_empty(),
+    )
+    .unwrap();
     assert_eq!(drain(&mut l).len(), 1);
     l.handle_message(t0 + T1, Message::Request(bye), udp());
     assert_eq!(drain(&mut l).len(), 1, "Completed replays the final");
@@ -280,7 +334,10 @@ fn lost_non_invite_backs_off_to_t2_then_timer_f() {
     let sent = run_until(&mut l, t0, t0 + Duration::from_secs(40));
     let times: Vec<u128> = sent.iter().map(|(d, _)| d.as_millis()).collect();
     assert_eq!(&times[..5], &[500, 1500, 3500, 7500, 11500]);
-    assert!(matches!(events(&mut l).as_slice(), [TxEvent::Timeout { .. }]));
+    assert!(matches!(
+        events(&mut l).as_slice(),
+        [TxEvent::Timeout { .. }]
+    ));
     assert!(l.is_empty());
 }
 
@@ -288,17 +345,32 @@ fn lost_non_invite_backs_off_to_t2_then_timer_f() {
 fn cancel_matches_its_invite() {
     let mut l = layer();
     let t0 = Instant::now();
-    l.handle_message(t0, Message::Request(request("INVITE", "z9hG4bKe", None, 1)), udp());
+    l.handle_message(
+        t0,
+        Message::Request(request("INVITE", "z9hG4bKe", None, 1)),
+        udp(),
+    );
     let TxEvent::Request { tx: invite, .. } = events(&mut l).remove(0) else {
         panic!()
     };
-    l.handle_message(t0, Message::Request(request("CANCEL", "z9hG4bKe", None, 1)), udp());
+    l.handle_message(
+        t0,
+        Message::Request(request("CANCEL", "z9hG4bKe", None, 1)),
+        udp(),
+    );
     let ev = events(&mut l);
     assert!(matches!(ev.as_slice(), [TxEvent::Request { cancels: Some(i), .. }] if *i == invite));
     // A CANCEL with another branch matches nothing.
-    l.handle_message(t0, Message::Request(request("CANCEL", "z9hG4bKz", None, 1)), udp());
+    l.handle_message(
+        t0,
+        Message::Request(request("CANCEL", "z9hG4bKz", None, 1)),
+        udp(),
+    );
     let ev = events(&mut l);
-    assert!(matches!(ev.as_slice(), [TxEvent::Request { cancels: None, .. }]));
+    assert!(matches!(
+        ev.as_slice(),
+        [TxEvent::Request { cancels: None, .. }]
+    ));
 }
 
 #[test]
@@ -325,11 +397,19 @@ fn client_cancel_reuses_the_invite_branch() {
 fn merged_request_gets_482() {
     let mut l = layer();
     let t0 = Instant::now();
-    l.handle_message(t0, Message::Request(request("INVITE", "z9hG4bKf", None, 1)), udp());
+    l.handle_message(
+        t0,
+        Message::Request(request("INVITE", "z9hG4bKf", None, 1)),
+        udp(),
+    );
     drain(&mut l);
     events(&mut l);
     // Same From tag, Call-ID and CSeq over another path (another branch).
-    l.handle_message(t0, Message::Request(request("INVITE", "z9hG4bKg", None, 1)), udp());
+    l.handle_message(
+        t0,
+        Message::Request(request("INVITE", "z9hG4bKg", None, 1)),
+        udp(),
+    );
     let out = drain(&mut l);
     assert_eq!(first_line(&out[0]), "SIP/2.0 482 Loop Detected");
     assert!(events(&mut l).is_empty());
@@ -356,7 +436,10 @@ fn reliable_transport_never_retransmits() {
     drain(&mut l);
     let sent = run_until(&mut l, t0, t0 + Duration::from_secs(40));
     assert!(sent.is_empty());
-    assert!(matches!(events(&mut l).as_slice(), [TxEvent::Timeout { .. }]));
+    assert!(matches!(
+        events(&mut l).as_slice(),
+        [TxEvent::Timeout { .. }]
+    ));
     // Timer D is zero on TCP: a 486 ends the transaction at once.
     let tx = l.send_request(t0, tcp(), out_request(Method::Invite));
     let invite = drain(&mut l).remove(0);

@@ -1,0 +1,270 @@
+//! Requests inside an established call: BYE from either side, ACK, and relaying
+//! everything else (re-INVITE, UPDATE, INFO, …) to the other leg.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use tracing::debug;
+
+use super::{CallKey, Core, Phase, Reason, Role, Side};
+use crate::sip::builder::response_to;
+use crate::sip::message::{Headers, Method, Request, Response};
+use crate::sip::transaction::TxId;
+
+/// Headers of a relayed request or response that carry meaning end to end.
+const RELAYED: &[&str] = &[
+    "Event",
+    "Subscription-State",
+    "Info-Package",
+    "Reason",
+    "Session-Expires",
+];
+
+impl Core {
+    /// The call and side a request with a To tag belongs to.
+    fn find_dialog(&self, req: &Request) -> Option<(CallKey, Side)> {
+        let call_id = req.call_id()?;
+        if let Some(&key) = self.by_b.get(call_id) {
+            return Some((key, Side::B));
+        }
+        let tag = req.from_tag()?;
+        self.by_a
+            .get(&(call_id.into(), tag.into()))
+            .map(|&key| (key, Side::A))
+    }
+
+    pub(super) fn in_dialog(&mut self, now: Instant, tx: TxId, req: Request) {
+        let Some((key, side)) = self.find_dialog(&req) else {
+            return self.reply(now, tx, &req, 481, "Call/Transaction Does Not Exist");
+        };
+        let span = self
+            .calls
+            .get(&key)
+            .map_or_else(tracing::Span::none, |c| c.span.clone());
+        let _enter = span.enter();
+        match req.method {
+            Method::Bye => self.on_bye(now, tx, &req, key, side),
+            Method::Refer => {
+                // Transfers go through the transfer directory (a later issue); until
+                // then nothing may dial out of a call.
+                self.reply(now, tx, &req, 403, "Forbidden (transfers are not enabled)");
+            }
+            _ => self.relay(now, key, side, tx, req),
+        }
+    }
+
+    fn on_bye(&mut self, now: Instant, tx: TxId, req: &Request, key: CallKey, side: Side) {
+        self.reply(now, tx, req, 200, "OK");
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        match (call.phase, side) {
+            (Phase::Early, Side::A) => {
+                // A BYE before any answer ends the attempt like a CANCEL.
+                self.abandon_early(now, key, Reason::CallerCancelled, 487, "Request Terminated");
+            }
+            (Phase::Answered | Phase::Confirmed, _) => {
+                call.set_reason(match side {
+                    Side::A => Reason::CallerHangup,
+                    Side::B => Reason::CalleeHangup,
+                });
+                // The side that hung up has no dialog left: forget it.
+                self.hang_up_side(now, key, side.other());
+            }
+            _ => {}
+        }
+    }
+
+    /// Sends BYE on both legs that have a dialog.
+    pub(super) fn hang_up(&mut self, now: Instant, key: CallKey) {
+        self.hang_up_side(now, key, Side::A);
+        self.hang_up_side(now, key, Side::B);
+    }
+
+    /// Sends BYE on one leg; the call ends when every BYE has been answered.
+    pub(super) fn hang_up_side(&mut self, now: Instant, key: CallKey, side: Side) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.phase = Phase::Ending;
+        call.end_deadline = None;
+        let leg = call.leg(side);
+        if leg.remote_tag.is_none() {
+            return self.finish_if_idle(now, key);
+        }
+        let peer = leg.peer;
+        let bye = leg.request(Method::Bye, None, Bytes::new());
+        call.byes += 1;
+        let tx = self.tl.send_request(now, peer, bye);
+        self.track(key, tx, Role::Bye);
+    }
+
+    pub(super) fn bye_done(&mut self, now: Instant, key: CallKey, tx: TxId) {
+        self.by_tx.remove(&tx);
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.byes = call.byes.saturating_sub(1);
+        }
+        self.finish_if_idle(now, key);
+    }
+
+    fn finish_if_idle(&mut self, now: Instant, key: CallKey) {
+        let idle = self
+            .calls
+            .get(&key)
+            .is_some_and(|c| c.byes == 0 && c.b_invite.is_none());
+        if idle {
+            self.finish(now, key);
+        }
+    }
+
+    pub(super) fn on_ack(&mut self, tx: Option<TxId>, req: &Request) {
+        let Some(&(key, role)) = tx.and_then(|t| self.by_tx.get(&t)) else {
+            debug!("ACK for no pending 2xx: absorbed");
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let body = Bytes::from(req.body.clone());
+        let ct = req.content_type().map(str::to_string);
+        match role {
+            Role::AInvite if call.phase == Phase::Answered => {
+                call.phase = Phase::Confirmed;
+                let ack = call
+                    .b
+                    .request_with_cseq(Method::Ack, call.b_invite_cseq, ct, body);
+                self.tl.send_ack(Some(call.b_invite_tx), call.b.peer, ack);
+            }
+            Role::AwaitAck { client, to, cseq } => {
+                let leg = call.leg(to);
+                let ack = leg.request_with_cseq(Method::Ack, cseq, ct, body);
+                let peer = leg.peer;
+                self.tl.send_ack(Some(client), peer, ack);
+                self.by_tx.remove(&tx.unwrap_or(client));
+            }
+            _ => {}
+        }
+    }
+
+    /// Relays an in-dialog request to the other leg.
+    fn relay(&mut self, now: Instant, key: CallKey, from: Side, server: TxId, req: Request) {
+        let to = from.other();
+        let established = self.calls.get(&key).is_some_and(|c| {
+            c.phase != Phase::Ending
+                && match to {
+                    Side::A => true,
+                    Side::B => c.b.remote_tag.is_some(),
+                }
+        });
+        if !established {
+            return self.reply(now, server, &req, 481, "Call/Transaction Does Not Exist");
+        }
+        let to_transport = self.calls.get(&key).map(|c| c.leg_peer(to).transport);
+        let contact = to_transport.map(|t| self.contact(t)).unwrap_or_default();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let refresh = matches!(req.method, Method::Invite | Method::Update);
+        if refresh && let Some(c) = req.contact_uri() {
+            call.leg(from).remote_target = c.text.to_string();
+        }
+        let leg = call.leg(to);
+        let mut out = leg.request(
+            req.method.clone(),
+            req.content_type().map(str::to_string),
+            Bytes::from(req.body.clone()),
+        );
+        if refresh {
+            out.extra.push(("Contact".into(), contact));
+        }
+        for name in RELAYED {
+            for v in req.header_all(name) {
+                out.extra.push((name.to_string(), v.to_string()));
+            }
+        }
+        let (peer, cseq) = (leg.peer, leg.local_cseq);
+        let invite = req.method == Method::Invite;
+        call.relays.push((server, Box::new(req)));
+        let client = self.tl.send_request(now, peer, out);
+        self.track(
+            key,
+            client,
+            Role::Relay {
+                server,
+                to,
+                invite,
+                cseq,
+            },
+        );
+    }
+
+    /// Relays a response to a relayed request back to its origin.
+    pub(super) fn relay_response(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        client: TxId,
+        (server, to, invite, cseq): (TxId, Side, bool, u32),
+        resp: Response,
+    ) {
+        if resp.code == 100 {
+            return;
+        }
+        let from_transport = self
+            .calls
+            .get(&key)
+            .map(|c| c.leg_peer(to.other()).transport);
+        let contact = from_transport.map(|t| self.contact(t)).unwrap_or_default();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(i) = call.relays.iter().position(|(t, _)| *t == server) else {
+            return;
+        };
+        let success = (200..300).contains(&resp.code);
+        if success && let Some(c) = resp.contact_uri() {
+            call.leg(to).remote_target = c.text.to_string();
+        }
+        let req = &call.relays[i].1;
+        let mut m = response_to(req, resp.code, &resp.reason, None);
+        if success && matches!(req.method, Method::Invite | Method::Update) {
+            m.header("Contact", &contact);
+        }
+        for name in RELAYED {
+            for v in resp.header_all(name) {
+                m.header(name, v);
+            }
+        }
+        let bytes = m.finish(resp.content_type(), &resp.body);
+        if resp.code >= 200 {
+            call.relays.swap_remove(i);
+            self.by_tx.remove(&client);
+            if success && invite {
+                self.track(key, server, Role::AwaitAck { client, to, cseq });
+            }
+        }
+        self.respond(now, server, resp.code, bytes);
+    }
+
+    /// Answers a relayed request `408` when the other leg never responded.
+    pub(super) fn fail_relay(&mut self, now: Instant, key: CallKey, server: TxId) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(i) = call.relays.iter().position(|(t, _)| *t == server) else {
+            return;
+        };
+        let (_, req) = call.relays.swap_remove(i);
+        let bytes = response_to(&req, 408, "Request Timeout", None).finish_empty();
+        self.respond(now, server, 408, bytes);
+    }
+}
+
+impl super::Call {
+    fn leg_peer(&self, side: Side) -> crate::sip::Peer {
+        match side {
+            Side::A => self.a.peer,
+            Side::B => self.b.peer,
+        }
+    }
+}

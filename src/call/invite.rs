@@ -1,0 +1,416 @@
+//! The initial INVITE: routing, the callee leg, relaying its responses, CANCEL and
+//! the timeouts that end an unanswered call.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use tracing::{debug, info_span};
+
+use super::{Call, CallKey, CallTimer, Core, Leg, Phase, Reason, Role, Side};
+use super::{called_number, caller_number};
+use crate::sip::builder::{MessageBuf, response_to};
+use crate::sip::message::{Headers, Method, Request, Response};
+use crate::sip::transaction::{OutRequest, TxId};
+use crate::sip::{Peer, Transport};
+use crate::util::pii::Pii;
+
+impl Core {
+    pub(super) fn new_call(&mut self, now: Instant, tx: TxId, req: Request, peer: Peer) {
+        let called = called_number(&req);
+        let Some(line) = self.dialplan.route(&called).cloned() else {
+            self.reply(now, tx, &req, 404, "Not Found");
+            return self.record_refused(now, &req, Reason::NoRoute, 404);
+        };
+        if self.calls.len() >= self.cfg.max_calls {
+            let tag = self.ids.tag();
+            let mut m = response_to(&req, 503, "Service Unavailable", Some(&tag));
+            m.header("Retry-After", &self.cfg.retry_after_s.to_string());
+            self.respond(now, tx, 503, m.finish_empty());
+            return self.record_refused(now, &req, Reason::Overload, 503);
+        }
+        let key = self.next_key;
+        self.next_key += 1;
+        let caller = caller_number(&req);
+        let span = info_span!("call", id = key, line = %line.number);
+        span.in_scope(|| debug!(caller = %Pii(&caller), called = %Pii(&called), "offered"));
+
+        let a = Leg::caller(&req, peer, self.ids.tag());
+        let target = &line.target;
+        let user = target.user.clone().unwrap_or_else(|| called.clone());
+        let host = format_host(target.addr);
+        let transport = if target.transport == Transport::Tcp {
+            ";transport=tcp"
+        } else {
+            ""
+        };
+        let uri = format!("sip:{user}@{host}{transport}");
+        let b_tag = self.ids.tag();
+        let display = display_name(req.header("From").unwrap_or_default());
+        let b = Leg {
+            call_id: self.ids.call_id(self.cfg.shard).into(),
+            local_hdr: format!(
+                "{display}<sip:{caller}@{}>;tag={b_tag}",
+                self.cfg.contact_host
+            ),
+            local_tag: b_tag.into(),
+            remote_tag: None,
+            remote_hdr: format!("<sip:{user}@{host}>"),
+            remote_target: uri.clone(),
+            route: Vec::new(),
+            peer: Peer {
+                transport: target.transport,
+                addr: target.addr,
+            },
+            local_cseq: 1,
+        };
+        let max_forwards = req
+            .max_forwards()
+            .and_then(Result::ok)
+            .unwrap_or(70)
+            .saturating_sub(1)
+            .min(70);
+        let out = OutRequest {
+            method: Some(Method::Invite),
+            uri,
+            from: b.local_hdr.clone(),
+            to: b.remote_hdr.clone(),
+            call_id: b.call_id.to_string(),
+            cseq: 1,
+            max_forwards,
+            route: Vec::new(),
+            extra: vec![
+                ("Contact".into(), self.contact(b.peer.transport)),
+                ("Allow".into(), super::ALLOW.into()),
+            ],
+            content_type: req.content_type().map(str::to_string),
+            body: Bytes::from(req.body.clone()),
+        };
+        let b_peer = b.peer;
+        let b_tx = self.tl.send_request(now, b_peer, out);
+        if let Some(tag) = &a.remote_tag {
+            self.by_a.insert((a.call_id.clone(), tag.clone()), key);
+        }
+        self.by_b.insert(b.call_id.clone(), key);
+        self.calls.insert(
+            key,
+            Call {
+                span,
+                phase: Phase::Early,
+                a,
+                b,
+                a_invite: Some((tx, Box::new(req))),
+                b_invite: Some(b_tx),
+                b_invite_tx: b_tx,
+                relays: Vec::new(),
+                b_invite_cseq: 1,
+                b_provisional: false,
+                cancel_pending: false,
+                byes: 0,
+                txs: Vec::with_capacity(4),
+                caller,
+                called,
+                line: line.number.clone(),
+                offered_at: now,
+                answered_at: None,
+                reason: None,
+                final_code: 0,
+                ring_deadline: None,
+                end_deadline: None,
+            },
+        );
+        self.track(key, tx, Role::AInvite);
+        self.track(key, b_tx, Role::BInvite);
+    }
+
+    /// Our Contact for a leg on `transport`.
+    pub(super) fn contact(&self, transport: Transport) -> String {
+        match transport {
+            Transport::Udp => format!("<sip:gw@{}>", self.cfg.contact_host),
+            Transport::Tcp => format!("<sip:gw@{};transport=tcp>", self.cfg.contact_host),
+        }
+    }
+
+    pub(super) fn on_response(&mut self, now: Instant, tx: TxId, resp: Response) {
+        let Some(&(key, role)) = self.by_tx.get(&tx) else {
+            return;
+        };
+        match role {
+            Role::BInvite => self.on_b_invite_response(now, key, tx, resp),
+            Role::Fire => {
+                if resp.code >= 200 {
+                    self.by_tx.remove(&tx);
+                }
+            }
+            Role::Bye => {
+                if resp.code >= 200 {
+                    self.bye_done(now, key, tx);
+                }
+            }
+            Role::Relay {
+                server,
+                to,
+                invite,
+                cseq,
+            } => self.relay_response(now, key, tx, (server, to, invite, cseq), resp),
+            Role::AInvite | Role::AwaitAck { .. } => {}
+        }
+    }
+
+    fn on_b_invite_response(&mut self, now: Instant, key: CallKey, tx: TxId, resp: Response) {
+        let code = resp.code;
+        let ring_timeout = self.cfg.ring_timeout;
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.b.learn_from_response(&resp);
+        if code < 200 {
+            let first = !call.b_provisional;
+            call.b_provisional = true;
+            if call.cancel_pending {
+                call.cancel_pending = false;
+                self.cancel_b(now, key, tx);
+                return;
+            }
+            if first {
+                self.arm_call_timer(key, CallTimer::Ring, now + ring_timeout);
+            }
+            if code > 100 {
+                if let Some(rseq) = resp.header("RSeq").filter(|_| requires_100rel(&resp)) {
+                    self.prack(now, key, rseq.trim().to_string());
+                }
+                self.relay_to_caller(now, key, &resp);
+            }
+            return;
+        }
+        call.b_invite = None;
+        call.ring_deadline = None;
+        if code < 300 {
+            self.b_answered(now, key, &resp);
+        } else {
+            call.set_reason(Reason::from_callee_status(code));
+            self.relay_to_caller(now, key, &resp);
+            self.finish(now, key);
+        }
+    }
+
+    /// The callee answered: relay the 2xx, unless the caller has already gone (the
+    /// CANCEL/200 race), in which case the callee gets ACK and BYE at once.
+    fn b_answered(&mut self, now: Instant, key: CallKey, resp: &Response) {
+        let max_duration = self.cfg.max_duration;
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if call.a_invite.is_none() || call.phase == Phase::Ending {
+            let ack = call
+                .b
+                .request_with_cseq(Method::Ack, call.b_invite_cseq, None, Bytes::new());
+            self.tl.send_ack(Some(call.b_invite_tx), call.b.peer, ack);
+            self.hang_up_side(now, key, Side::B);
+            return;
+        }
+        call.phase = Phase::Answered;
+        call.answered_at = Some(now);
+        self.relay_to_caller(now, key, resp);
+        self.arm_call_timer(key, CallTimer::MaxDuration, now + max_duration);
+    }
+
+    /// Relays a callee response (1xx or final) to the caller's pending INVITE.
+    fn relay_to_caller(&mut self, now: Instant, key: CallKey, resp: &Response) {
+        let Some(transport) = self.calls.get(&key).map(|c| c.a.peer.transport) else {
+            return;
+        };
+        let contact = self.contact(transport);
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some((tx, req)) = &call.a_invite else {
+            return;
+        };
+        let tx = *tx;
+        let mut m = response_to(req, resp.code, &resp.reason, Some(&call.a.local_tag));
+        if resp.code < 300 {
+            m.header("Contact", &contact);
+        }
+        relay_headers(&mut m, resp);
+        let bytes = m.finish(resp.content_type(), &resp.body);
+        if resp.code >= 200 {
+            call.a_invite = None;
+            call.final_code = resp.code;
+        }
+        self.respond(now, tx, resp.code, bytes);
+    }
+
+    /// Acknowledges a reliable provisional on the callee leg (the gateway does
+    /// not offer 100rel to the caller, so it ends here).
+    fn prack(&mut self, now: Instant, key: CallKey, rseq: String) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let mut req = call.b.request(Method::Prack, None, Bytes::new());
+        req.extra.push((
+            "RAck".into(),
+            format!("{rseq} {} INVITE", call.b_invite_cseq),
+        ));
+        let peer = call.b.peer;
+        let tx = self.tl.send_request(now, peer, req);
+        self.track(key, tx, Role::Fire);
+    }
+
+    pub(super) fn on_cancel(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        req: &Request,
+        cancels: Option<TxId>,
+    ) {
+        let target = cancels.and_then(|inv| self.by_tx.get(&inv).copied());
+        let Some((key, Role::AInvite)) = target else {
+            return self.reply(now, tx, req, 481, "Call/Transaction Does Not Exist");
+        };
+        self.reply(now, tx, req, 200, "OK");
+        let pending = self.calls.get(&key).is_some_and(|c| c.a_invite.is_some());
+        if !pending {
+            return; // Already answered or failed: the CANCEL has no effect.
+        }
+        self.abandon_early(now, key, Reason::CallerCancelled, 487, "Request Terminated");
+    }
+
+    /// Ends an unanswered call from the gateway's side: the caller gets `code`,
+    /// the callee a CANCEL (now, or once it has sent a provisional response).
+    pub(super) fn abandon_early(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        reason: Reason,
+        code: u16,
+        phrase: &str,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.set_reason(reason);
+        call.phase = Phase::Ending;
+        call.ring_deadline = None;
+        if let Some((a_tx, req)) = call.a_invite.take() {
+            let bytes = response_to(&req, code, phrase, Some(&call.a.local_tag)).finish_empty();
+            call.final_code = code;
+            self.respond(now, a_tx, code, bytes);
+        }
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        match call.b_invite {
+            Some(b_tx) if call.b_provisional => self.cancel_b(now, key, b_tx),
+            Some(_) => call.cancel_pending = true,
+            None => self.finish(now, key),
+        }
+    }
+
+    fn cancel_b(&mut self, now: Instant, key: CallKey, b_tx: TxId) {
+        match self.tl.cancel(now, b_tx) {
+            Ok(c) => self.track(key, c, Role::Fire),
+            Err(e) => debug!(error = %e, "CANCEL not sent"),
+        }
+        // RFC 3261 §9.1: give up on the INVITE 64·T1 after CANCEL if no final comes.
+        let guard = now + self.tl.config().timers.timeout();
+        self.arm_call_timer(key, CallTimer::Ring, guard);
+    }
+
+    pub(super) fn on_timeout(&mut self, now: Instant, tx: TxId) {
+        let Some(&(key, role)) = self.by_tx.get(&tx) else {
+            return;
+        };
+        match role {
+            Role::BInvite => {
+                if let Some(c) = self.calls.get_mut(&key) {
+                    c.b_invite = None;
+                }
+                // Answers the caller 408 if it still waits, then ends the call.
+                self.abandon_early(now, key, Reason::CalleeTimeout, 408, "Request Timeout");
+            }
+            Role::Bye => self.bye_done(now, key, tx),
+            Role::Relay { server, .. } => {
+                self.by_tx.remove(&tx);
+                self.fail_relay(now, key, server);
+            }
+            Role::Fire => {
+                self.by_tx.remove(&tx);
+            }
+            Role::AInvite | Role::AwaitAck { .. } => {}
+        }
+    }
+
+    pub(super) fn on_ack_timeout(&mut self, now: Instant, tx: TxId) {
+        let Some(&(key, Role::AInvite)) = self.by_tx.get(&tx) else {
+            return;
+        };
+        let answered = self
+            .calls
+            .get(&key)
+            .is_some_and(|c| c.phase == Phase::Answered);
+        if answered {
+            if let Some(c) = self.calls.get_mut(&key) {
+                c.set_reason(Reason::CallerNoAck);
+            }
+            self.hang_up(now, key);
+        }
+    }
+
+    pub(super) fn on_call_timer(&mut self, now: Instant, key: CallKey, timer: CallTimer) {
+        match timer {
+            CallTimer::Ring => {
+                let ending = self
+                    .calls
+                    .get(&key)
+                    .is_some_and(|c| c.phase == Phase::Ending);
+                if ending {
+                    // The callee never answered our CANCEL's INVITE: give up.
+                    self.finish(now, key);
+                } else {
+                    self.abandon_early(now, key, Reason::CalleeNoAnswer, 408, "Request Timeout");
+                }
+            }
+            CallTimer::MaxDuration => {
+                if let Some(c) = self.calls.get_mut(&key) {
+                    c.set_reason(Reason::MaxDuration);
+                    c.end_deadline = None;
+                }
+                self.hang_up(now, key);
+            }
+        }
+    }
+}
+
+/// Headers of a callee response worth passing to the caller.
+fn relay_headers(m: &mut MessageBuf, resp: &Response) {
+    for name in ["Reason", "Warning", "Retry-After", "Allow", "Supported"] {
+        for v in resp.header_all(name) {
+            m.header(name, v);
+        }
+    }
+}
+
+fn requires_100rel(resp: &Response) -> bool {
+    resp.header_all("Require").any(|v| {
+        v.split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case("100rel"))
+    })
+}
+
+/// `"Name" ` from a From value, or nothing.
+fn display_name(from: &str) -> String {
+    let from = from.trim();
+    if from.starts_with('"')
+        && let Some(end) = from[1..].find('"')
+    {
+        return format!("{} ", &from[..end + 2]);
+    }
+    String::new()
+}
+
+fn format_host(addr: std::net::SocketAddr) -> String {
+    match addr {
+        std::net::SocketAddr::V4(a) => a.to_string(),
+        std::net::SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+    }
+}

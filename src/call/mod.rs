@@ -1,0 +1,482 @@
+//! The B2BUA core: calls made of two independent legs, driven by transaction events.
+//!
+//! Sans-IO like `sip/`: [`Core`] takes raw bytes with the peer they came from and
+//! the current time, and hands back bytes to send, its next deadline and records
+//! of finished calls. The transport task owns one `Core` (one per shard when
+//! sharded by Call-ID: outgoing Call-IDs carry the shard number).
+//!
+//! A call's phases:
+//!
+//! ```text
+//!  INVITE ─► route ─► Early ──2xx──► Answered ──ACK──► Confirmed ──BYE──► Ending ─► record
+//!              │        │                                              ▲
+//!              │        ├─ CANCEL / ring timeout ─► (487 / 408 to A) ──┤
+//!              │        └─ callee ≥300 / Timer B ─► relayed / 408 ─────┘
+//!              └─ 404 no route / 503 overload ─► record
+//! ```
+
+mod dialog;
+mod invite;
+pub mod leg;
+pub mod reason;
+#[cfg(test)]
+mod tests;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tracing::{debug, warn};
+
+use crate::dialplan::Dialplan;
+use crate::sip::builder::response_to;
+use crate::sip::framing;
+use crate::sip::ids::IdGen;
+use crate::sip::message::{self, Headers, Message, Method, Request};
+use crate::sip::transaction::{LayerConfig, TransactionLayer, TxEvent, TxId};
+use crate::sip::validate::check_request;
+use crate::sip::{Peer, Transmit, salvage};
+use crate::util::pii::Pii;
+pub use leg::{Leg, Side};
+pub use reason::Reason;
+
+/// What the core needs to know about its deployment.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub layer: LayerConfig,
+    /// `host:port` for our Contact header.
+    pub contact_host: String,
+    pub max_calls: usize,
+    pub retry_after_s: u32,
+    pub ring_timeout: Duration,
+    pub max_duration: Duration,
+    pub max_message_bytes: usize,
+    /// This core's shard number, embedded in outgoing Call-IDs.
+    pub shard: u16,
+}
+
+/// Identifies a call inside one core.
+pub type CallKey = u64;
+
+/// What is known about a finished call: the seed of a call record.
+#[derive(Debug, Clone)]
+pub struct CallRecord {
+    pub key: CallKey,
+    /// The caller's Call-ID (A leg).
+    pub call_id: String,
+    pub caller: String,
+    pub called: String,
+    /// The dialplan line, when one matched.
+    pub line: Option<String>,
+    pub reason: Reason,
+    /// The final status the caller received for its INVITE.
+    pub final_code: u16,
+    pub offered_at: Instant,
+    pub answered_at: Option<Instant>,
+    pub ended_at: Instant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// B leg placed, no final response yet.
+    Early,
+    /// 2xx relayed to the caller, waiting for its ACK.
+    Answered,
+    Confirmed,
+    /// Hanging up: waiting for outstanding BYEs or the B INVITE's final response.
+    Ending,
+}
+
+/// What a transaction means to its call.
+#[derive(Debug, Clone, Copy)]
+enum Role {
+    /// Server transaction of the caller's INVITE.
+    AInvite,
+    /// Client transaction of the INVITE to the callee.
+    BInvite,
+    /// Our CANCEL or PRACK: the response needs no action.
+    Fire,
+    /// A BYE we sent as part of hanging up.
+    Bye,
+    /// A request relayed to `to`: its responses go back on server transaction `server`.
+    Relay {
+        server: TxId,
+        to: Side,
+        invite: bool,
+        cseq: u32,
+    },
+    /// A server re-INVITE whose 2xx was relayed: its ACK goes to `client` on `to`.
+    AwaitAck { client: TxId, to: Side, cseq: u32 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum CallTimer {
+    Ring,
+    MaxDuration,
+}
+
+/// One call: two legs and what ties them together.
+#[derive(Debug)]
+struct Call {
+    span: tracing::Span,
+    phase: Phase,
+    a: Leg,
+    b: Leg,
+    /// The caller's INVITE while it awaits a final response.
+    a_invite: Option<(TxId, Box<Request>)>,
+    /// The callee INVITE's client transaction while it awaits a final response.
+    b_invite: Option<TxId>,
+    /// The callee INVITE's client transaction, kept for the ACK of its 2xx.
+    b_invite_tx: TxId,
+    b_invite_cseq: u32,
+    /// Requests relayed to the other leg, by their server transaction, until final.
+    relays: Vec<(TxId, Box<Request>)>,
+    b_provisional: bool,
+    /// CANCEL requested before the callee sent any provisional response.
+    cancel_pending: bool,
+    /// BYEs sent and not yet answered.
+    byes: u8,
+    txs: Vec<TxId>,
+    caller: String,
+    called: String,
+    line: String,
+    offered_at: Instant,
+    answered_at: Option<Instant>,
+    reason: Option<Reason>,
+    final_code: u16,
+    ring_deadline: Option<Instant>,
+    end_deadline: Option<Instant>,
+}
+
+impl Call {
+    fn leg(&mut self, side: Side) -> &mut Leg {
+        match side {
+            Side::A => &mut self.a,
+            Side::B => &mut self.b,
+        }
+    }
+
+    fn set_reason(&mut self, r: Reason) {
+        self.reason.get_or_insert(r);
+    }
+}
+
+/// Counters of what the core has seen, for metrics.
+#[derive(Debug, Default, Clone)]
+pub struct CoreStats {
+    pub messages_in: u64,
+    pub parse_errors: u64,
+    pub rejected_requests: u64,
+}
+
+/// The B2BUA core of one shard.
+#[derive(Debug)]
+pub struct Core {
+    cfg: CoreConfig,
+    tl: TransactionLayer,
+    ids: IdGen,
+    dialplan: Arc<Dialplan>,
+    calls: HashMap<CallKey, Call>,
+    next_key: CallKey,
+    /// Caller dialogs by (Call-ID, caller's tag).
+    by_a: HashMap<(Box<str>, Box<str>), CallKey>,
+    /// Callee dialogs by our Call-ID.
+    by_b: HashMap<Box<str>, CallKey>,
+    by_tx: HashMap<TxId, (CallKey, Role)>,
+    timers: BinaryHeap<Reverse<(Instant, CallKey, CallTimer)>>,
+    records: VecDeque<CallRecord>,
+    stats: CoreStats,
+}
+
+impl Core {
+    pub fn new(cfg: CoreConfig, dialplan: Arc<Dialplan>, seed: u64) -> Core {
+        let mut ids = IdGen::new(seed);
+        let tl = TransactionLayer::new(cfg.layer.clone(), IdGen::new(ids.next_u64()));
+        Core {
+            cfg,
+            tl,
+            ids,
+            dialplan,
+            calls: HashMap::new(),
+            next_key: 1,
+            by_a: HashMap::new(),
+            by_b: HashMap::new(),
+            by_tx: HashMap::new(),
+            timers: BinaryHeap::new(),
+            records: VecDeque::new(),
+            stats: CoreStats::default(),
+        }
+    }
+
+    /// Replaces the dialplan; calls in progress keep the route they took.
+    pub fn set_dialplan(&mut self, plan: Arc<Dialplan>) {
+        self.dialplan = plan;
+    }
+
+    /// Feeds one UDP datagram.
+    pub fn handle_datagram(&mut self, now: Instant, data: &[u8], peer: Peer) {
+        match framing::frame_datagram(data, self.cfg.max_message_bytes) {
+            Ok(len) => self.handle_frame(now, &data[..len], peer),
+            Err(e) => self.reject_unparsed(data, peer, &e.to_string()),
+        }
+    }
+
+    /// Feeds one complete message framed off a stream.
+    pub fn handle_frame(&mut self, now: Instant, frame: &[u8], peer: Peer) {
+        self.stats.messages_in += 1;
+        let msg = match message::parse(frame) {
+            Ok(m) => m,
+            Err(e) => return self.reject_unparsed(frame, peer, &e.to_string()),
+        };
+        if let Message::Request(req) = &msg
+            && let Err(reject) = check_request(req)
+        {
+            self.stats.rejected_requests += 1;
+            debug!(code = reject.code, reason = %reject.reason, %peer, "request refused");
+            if req.method != Method::Ack {
+                let mut m = response_to(req, reject.code, &reject.reason, None);
+                for (name, value) in &reject.headers {
+                    m.header(name, value);
+                }
+                self.tl.send_stateless(peer, m.finish_empty());
+            }
+            return;
+        }
+        self.tl.handle_message(now, msg, peer);
+        self.process_events(now);
+    }
+
+    /// Answers a message the parser or framer refused: `400` when addressable.
+    pub fn reject_unparsed(&mut self, data: &[u8], peer: Peer, detail: &str) {
+        self.stats.parse_errors += 1;
+        debug!(%peer, detail, "unparseable message");
+        if let Some(bytes) = salvage::bad_request(data, detail) {
+            self.tl.send_stateless(peer, bytes);
+        }
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.tl.poll_transmit()
+    }
+
+    /// The next finished call.
+    pub fn poll_record(&mut self) -> Option<CallRecord> {
+        self.records.pop_front()
+    }
+
+    /// The earliest deadline of the transaction layer and the calls.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        while let Some(Reverse((at, key, timer))) = self.timers.peek().copied() {
+            if self.call_timer_armed(key, timer, at) {
+                let tl = self.tl.poll_timeout();
+                return Some(tl.map_or(at, |t| t.min(at)));
+            }
+            self.timers.pop();
+        }
+        self.tl.poll_timeout()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.tl.handle_timeout(now);
+        self.process_events(now);
+        while let Some(Reverse((at, key, timer))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if self.call_timer_armed(key, timer, at) {
+                self.on_call_timer(now, key, timer);
+                self.process_events(now);
+            }
+        }
+    }
+
+    /// Calls in progress.
+    pub fn active_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Live transactions (for leak checks).
+    pub fn transactions(&self) -> usize {
+        self.tl.len()
+    }
+
+    pub fn stats(&self) -> &CoreStats {
+        &self.stats
+    }
+
+    fn call_timer_armed(&self, key: CallKey, timer: CallTimer, at: Instant) -> bool {
+        self.calls.get(&key).is_some_and(|c| match timer {
+            CallTimer::Ring => c.ring_deadline == Some(at),
+            CallTimer::MaxDuration => c.end_deadline == Some(at),
+        })
+    }
+
+    fn process_events(&mut self, now: Instant) {
+        while let Some(ev) = self.tl.poll_event() {
+            match ev {
+                TxEvent::Request {
+                    tx,
+                    request,
+                    peer,
+                    cancels,
+                } => self.on_request(now, tx, request, peer, cancels),
+                TxEvent::Ack { tx, request, .. } => self.on_ack(tx, &request),
+                TxEvent::Response { tx, response } => self.on_response(now, tx, response),
+                TxEvent::Timeout { tx } => self.on_timeout(now, tx),
+                TxEvent::AckTimeout { tx } => self.on_ack_timeout(now, tx),
+            }
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        req: Request,
+        peer: Peer,
+        cancels: Option<TxId>,
+    ) {
+        match req.method {
+            Method::Cancel => self.on_cancel(now, tx, &req, cancels),
+            Method::Invite if req.to_tag().is_none() => self.new_call(now, tx, req, peer),
+            _ if req.to_tag().is_some() => self.in_dialog(now, tx, req),
+            Method::Options => {
+                let mut m = response_to(&req, 200, "OK", Some(&self.ids.tag()));
+                m.header("Allow", ALLOW)
+                    .header("Accept", "application/sdp")
+                    .header("Supported", "");
+                self.respond(now, tx, 200, m.finish_empty());
+            }
+            Method::Bye | Method::Info | Method::Update | Method::Prack | Method::Invite => {
+                self.reply(now, tx, &req, 481, "Call/Transaction Does Not Exist");
+            }
+            Method::Other(_) => self.reply(now, tx, &req, 501, "Not Implemented"),
+            _ => {
+                let mut m = response_to(&req, 405, "Method Not Allowed", Some(&self.ids.tag()));
+                m.header("Allow", ALLOW);
+                self.respond(now, tx, 405, m.finish_empty());
+            }
+        }
+    }
+
+    /// Sends a plain response on a server transaction.
+    fn reply(&mut self, now: Instant, tx: TxId, req: &Request, code: u16, reason: &str) {
+        let tag = self.ids.tag();
+        let bytes = response_to(req, code, reason, Some(&tag)).finish_empty();
+        self.respond(now, tx, code, bytes);
+    }
+
+    fn respond(&mut self, now: Instant, tx: TxId, code: u16, bytes: Bytes) {
+        if let Err(e) = self.tl.respond(now, tx, code, bytes) {
+            debug!(error = %e, "response not sent");
+        }
+    }
+
+    fn track(&mut self, key: CallKey, tx: TxId, role: Role) {
+        self.by_tx.insert(tx, (key, role));
+        if let Some(c) = self.calls.get_mut(&key) {
+            c.txs.push(tx);
+        }
+    }
+
+    fn arm_call_timer(&mut self, key: CallKey, timer: CallTimer, at: Instant) {
+        if let Some(c) = self.calls.get_mut(&key) {
+            match timer {
+                CallTimer::Ring => c.ring_deadline = Some(at),
+                CallTimer::MaxDuration => c.end_deadline = Some(at),
+            }
+            self.timers.push(Reverse((at, key, timer)));
+        }
+    }
+
+    /// Removes a call and emits its record.
+    fn finish(&mut self, now: Instant, key: CallKey) {
+        let Some(call) = self.calls.remove(&key) else {
+            return;
+        };
+        if let Some(tag) = &call.a.remote_tag {
+            self.by_a.remove(&(call.a.call_id.clone(), tag.clone()));
+        }
+        self.by_b.remove(&call.b.call_id);
+        for tx in &call.txs {
+            self.by_tx.remove(tx);
+        }
+        let reason = call.reason.unwrap_or(Reason::CalleeRejected);
+        let _enter = call.span.enter();
+        tracing::info!(
+            reason = reason.as_str(),
+            code = call.final_code,
+            caller = %Pii(&call.caller),
+            "call ended"
+        );
+        self.records.push_back(CallRecord {
+            key,
+            call_id: call.a.call_id.to_string(),
+            caller: call.caller,
+            called: call.called,
+            line: Some(call.line),
+            reason,
+            final_code: call.final_code,
+            offered_at: call.offered_at,
+            answered_at: call.answered_at,
+            ended_at: now,
+        });
+    }
+
+    /// A record for a request refused before any call existed.
+    fn record_refused(&mut self, now: Instant, req: &Request, reason: Reason, code: u16) {
+        let called = called_number(req);
+        warn_refused(reason, code, &called);
+        let key = self.next_key;
+        self.next_key += 1;
+        self.records.push_back(CallRecord {
+            key,
+            call_id: message::Headers::call_id(req)
+                .unwrap_or_default()
+                .to_string(),
+            caller: caller_number(req),
+            called,
+            line: None,
+            reason,
+            final_code: code,
+            offered_at: now,
+            answered_at: None,
+            ended_at: now,
+        });
+    }
+}
+
+fn warn_refused(reason: Reason, code: u16, called: &str) {
+    if reason == Reason::Overload {
+        warn!(
+            code,
+            reason = reason.as_str(),
+            "call refused: over the concurrent-call limit"
+        );
+    } else {
+        debug!(code, reason = reason.as_str(), called = %Pii(called), "call refused");
+    }
+}
+
+/// Methods the gateway handles.
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK";
+
+/// The number dialled: the Request-URI's user part (or a `tel:` number).
+pub fn called_number(req: &Request) -> String {
+    req.parsed_uri()
+        .ok()
+        .and_then(|u| u.user.map(|u| u.to_string()))
+        .unwrap_or_default()
+}
+
+/// The caller's number: the From URI's user part.
+pub fn caller_number(req: &Request) -> String {
+    use message::Headers;
+    req.header("From")
+        .and_then(|f| message::SipUri::parse(message::addr_spec(f)).ok())
+        .and_then(|u| u.user.map(|u| u.to_string()))
+        .unwrap_or_else(|| "anonymous".into())
+}

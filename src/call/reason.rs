@@ -1,0 +1,113 @@
+//! Stable reason codes: every call ends with exactly one (CONVENTIONS.md point 5).
+//!
+//! The strings are part of the public interface: they are stored in call records,
+//! exported as metric labels and matched by operators' alerting. Never rename one;
+//! add a new code instead.
+
+use std::fmt;
+
+/// Why a call ended, and which side it is attributed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    /// The caller hung up (BYE from the caller) after the call was answered.
+    CallerHangup,
+    /// The callee hung up (BYE from the callee) after the call was answered.
+    CalleeHangup,
+    /// The caller cancelled before an answer (CANCEL, or BYE on an early dialog).
+    CallerCancelled,
+    /// The call reached its configured maximum duration.
+    MaxDuration,
+    /// No dialplan line for the called number: `404`.
+    NoRoute,
+    /// Over the concurrent-call limit: `503` with `Retry-After`.
+    Overload,
+    /// The callee answered `486`/`600`.
+    CalleeBusy,
+    /// The callee refused with another final response (relayed with its reason).
+    CalleeRejected,
+    /// The callee never answered the INVITE at all (Timer B): `408`.
+    CalleeTimeout,
+    /// The callee rang but did not answer within the ring timeout.
+    CalleeNoAnswer,
+    /// The callee could not be reached (transport failure).
+    CalleeUnreachable,
+    /// The caller never acknowledged the `200 OK` (Timer L).
+    CallerNoAck,
+    /// The gateway refused the request as malformed or unsupported (`4xx` of its own).
+    InvalidRequest,
+}
+
+impl Reason {
+    /// The stable code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::CallerHangup => "call.caller_hangup",
+            Reason::CalleeHangup => "call.callee_hangup",
+            Reason::CallerCancelled => "call.caller_cancelled",
+            Reason::MaxDuration => "call.max_duration",
+            Reason::NoRoute => "dialplan.no_route",
+            Reason::Overload => "gateway.overload",
+            Reason::CalleeBusy => "leg.callee_busy",
+            Reason::CalleeRejected => "leg.callee_rejected",
+            Reason::CalleeTimeout => "leg.callee_timeout",
+            Reason::CalleeNoAnswer => "leg.callee_no_answer",
+            Reason::CalleeUnreachable => "leg.callee_unreachable",
+            Reason::CallerNoAck => "leg.caller_no_ack",
+            Reason::InvalidRequest => "request.invalid",
+        }
+    }
+
+    /// Every code, for documentation and metrics pre-registration.
+    pub const ALL: [Reason; 13] = [
+        Reason::CallerHangup,
+        Reason::CalleeHangup,
+        Reason::CallerCancelled,
+        Reason::MaxDuration,
+        Reason::NoRoute,
+        Reason::Overload,
+        Reason::CalleeBusy,
+        Reason::CalleeRejected,
+        Reason::CalleeTimeout,
+        Reason::CalleeNoAnswer,
+        Reason::CalleeUnreachable,
+        Reason::CallerNoAck,
+        Reason::InvalidRequest,
+    ];
+
+    /// The reason a callee's final failure response maps to.
+    pub fn from_callee_status(code: u16) -> Reason {
+        match code {
+            486 | 600 => Reason::CalleeBusy,
+            408 => Reason::CalleeTimeout,
+            _ => Reason::CalleeRejected,
+        }
+    }
+
+    /// Whether the call was answered before it ended this way.
+    pub fn is_answered(self) -> bool {
+        matches!(
+            self,
+            Reason::CallerHangup | Reason::CalleeHangup | Reason::MaxDuration | Reason::CallerNoAck
+        )
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_namespaced() {
+        let mut seen = std::collections::HashSet::new();
+        for r in Reason::ALL {
+            assert!(seen.insert(r.as_str()), "duplicate {r}");
+            assert!(r.as_str().contains('.'), "{r} has no layer prefix");
+        }
+    }
+}

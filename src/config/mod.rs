@@ -1,0 +1,233 @@
+//! Typed configuration: `config/*.toml`, parsed with unknown keys refused, then
+//! [`Config::validate`]d. Starting anything is the caller's job.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The default configuration, embedded so the binary runs from anywhere.
+pub const DEFAULT_TOML: &str = include_str!("../../config/gateway.toml");
+
+/// A configuration error naming the file, line and key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {key}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    pub key: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub sip: SipConfig,
+    pub calls: CallsConfig,
+    pub http: HttpConfig,
+    pub dialplan: DialplanConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Where the file was read from; relative paths are resolved against its folder.
+    #[serde(skip)]
+    pub origin: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipConfig {
+    /// Address for both UDP and TCP.
+    pub listen: SocketAddr,
+    #[serde(default = "yes")]
+    pub udp: bool,
+    #[serde(default = "yes")]
+    pub tcp: bool,
+    /// Address written into Via and Contact; the listen address when unset.
+    pub advertise: Option<SocketAddr>,
+    /// Largest message accepted, in bytes.
+    #[serde(default = "default_max_message")]
+    pub max_message_bytes: usize,
+    #[serde(default)]
+    pub timers: TimersConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimersConfig {
+    pub t1_ms: u64,
+    pub t2_ms: u64,
+    pub t4_ms: u64,
+}
+
+impl Default for TimersConfig {
+    fn default() -> Self {
+        TimersConfig {
+            t1_ms: 500,
+            t2_ms: 4000,
+            t4_ms: 5000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallsConfig {
+    /// Concurrent calls above which new INVITEs get `503`.
+    pub max_concurrent: usize,
+    /// `Retry-After` seconds sent with that `503`.
+    pub retry_after_s: u32,
+    /// How long a ringing callee may take to answer.
+    pub ring_timeout_s: u64,
+    /// Longest call; both legs get BYE after it.
+    pub max_duration_s: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DialplanConfig {
+    /// Folder of `*.toml` line files, relative to the config file's folder.
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter (`info`, `hotline_gateway=debug`…); `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_max_message() -> usize {
+    65_535
+}
+
+impl Config {
+    /// Parses and validates a config text; `file` names it in errors.
+    pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+                .unwrap_or(0);
+            ConfigError {
+                file: file.into(),
+                line,
+                key: e.message().split('`').nth(1).unwrap_or("-").into(),
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        cfg.validate(file, text)?;
+        Ok(cfg)
+    }
+
+    /// Reads a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.display().to_string(),
+            line: 0,
+            key: "-".into(),
+            message: format!("cannot read: {e}"),
+        })?;
+        let mut cfg = Config::parse(&path.display().to_string(), &text)?;
+        cfg.origin = Some(path.to_path_buf());
+        Ok(cfg)
+    }
+
+    /// The embedded defaults (`config/gateway.toml` at build time).
+    pub fn embedded() -> Config {
+        Config::parse("<embedded gateway.toml>", DEFAULT_TOML).expect("embedded config is valid")
+    }
+
+    /// Semantic checks serde cannot express.
+    pub fn validate(&self, file: &str, text: &str) -> Result<(), ConfigError> {
+        let err = |key: &str, message: &str| ConfigError {
+            file: file.into(),
+            line: text
+                .lines()
+                .position(|l| {
+                    l.trim_start()
+                        .starts_with(key.rsplit('.').next().unwrap_or(key))
+                })
+                .map(|i| i + 1)
+                .unwrap_or(0),
+            key: key.into(),
+            message: message.into(),
+        };
+        let t = &self.sip.timers;
+        if t.t1_ms == 0 || t.t2_ms < t.t1_ms || t.t4_ms == 0 {
+            return Err(err(
+                "sip.timers.t1_ms",
+                "need 0 < t1_ms <= t2_ms and t4_ms > 0",
+            ));
+        }
+        if !self.sip.udp && !self.sip.tcp {
+            return Err(err("sip.udp", "enable at least one of udp and tcp"));
+        }
+        if self.sip.max_message_bytes < 1024 {
+            return Err(err("sip.max_message_bytes", "must be at least 1024"));
+        }
+        if self.calls.max_concurrent == 0 {
+            return Err(err("calls.max_concurrent", "must be at least 1"));
+        }
+        if self.calls.ring_timeout_s == 0 || self.calls.max_duration_s == 0 {
+            return Err(err("calls.ring_timeout_s", "timeouts must be positive"));
+        }
+        if self
+            .log
+            .level
+            .parse::<tracing_subscriber::EnvFilter>()
+            .is_err()
+        {
+            return Err(err("log.level", "not a valid tracing filter"));
+        }
+        Ok(())
+    }
+
+    /// The dialplan folder, resolved against the config file's folder.
+    pub fn dialplan_dir(&self) -> PathBuf {
+        self.resolve(&self.dialplan.dir)
+    }
+
+    fn resolve(&self, p: &Path) -> PathBuf {
+        match (&self.origin, p.is_relative()) {
+            (Some(origin), true) => origin.parent().unwrap_or(Path::new(".")).join(p),
+            _ => p.to_path_buf(),
+        }
+    }
+
+    /// The sip timers as durations.
+    pub fn timers(&self) -> crate::sip::transaction::timer::TimerConfig {
+        let t = &self.sip.timers;
+        crate::sip::transaction::timer::TimerConfig {
+            t1: Duration::from_millis(t.t1_ms),
+            t2: Duration::from_millis(t.t2_ms),
+            t4: Duration::from_millis(t.t4_ms),
+        }
+    }
+
+    /// The address peers should use to reach us.
+    pub fn advertise(&self) -> SocketAddr {
+        self.sip.advertise.unwrap_or(self.sip.listen)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,287 @@
+//! Sockets and the clock: the only layer that owns either. It drives one
+//! [`Core`](crate::call::Core) from a single task:
+//!
+//! ```text
+//!  UDP socket ──try_recv──┐                 ┌──try_send──► UDP socket
+//!  TCP readers ──frames──►│ core task: Core │──per-connection queues──► TCP writers
+//!  control (reload/stop)─►│  (sans-IO)      │──records──► Status (atomics for HTTP)
+//!                         └── sleep_until(core.poll_timeout()) ──┘
+//! ```
+//!
+//! Sharding across cores would run one such task per shard, with a dispatcher
+//! hashing Call-ID (outgoing Call-IDs carry their shard number).
+
+mod status;
+mod tcp;
+mod udp;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+pub use status::Status;
+
+use crate::call::{Core, CoreConfig};
+use crate::config::Config;
+use crate::dialplan::Dialplan;
+use crate::sip::transaction::LayerConfig;
+use crate::sip::{Peer, Transmit, Transport};
+
+/// Why the transport could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("cannot bind SIP {transport} on {addr}: {source}")]
+    Bind {
+        transport: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("SIP socket failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What TCP connection tasks tell the core task.
+#[derive(Debug)]
+pub(crate) enum Inbound {
+    /// A connection is up; `writer` queues bytes to it.
+    Open {
+        addr: SocketAddr,
+        writer: mpsc::Sender<Bytes>,
+    },
+    /// One framed message.
+    Frame {
+        addr: SocketAddr,
+        bytes: Bytes,
+    },
+    /// Bytes that could not be framed (answered `400` when possible).
+    Invalid {
+        addr: SocketAddr,
+        bytes: Bytes,
+        error: String,
+    },
+    Closed {
+        addr: SocketAddr,
+    },
+}
+
+/// Orders for the core task from outside (HTTP, signals).
+#[derive(Debug)]
+pub enum Control {
+    ReloadDialplan(Arc<Dialplan>),
+    Shutdown,
+}
+
+/// Bound sockets, ready to run.
+#[derive(Debug)]
+pub struct SipServer {
+    udp: Option<tokio::net::UdpSocket>,
+    tcp: Option<tokio::net::TcpListener>,
+    core: Core,
+    max_message: usize,
+    status: Arc<Status>,
+}
+
+/// Capacity of the queue from TCP readers to the core task.
+const INBOUND_QUEUE: usize = 8192;
+/// Capacity of each connection's write queue.
+const WRITE_QUEUE: usize = 1024;
+/// Datagrams handled per wake-up before timers and TCP get a turn.
+const UDP_BATCH: usize = 256;
+
+impl SipServer {
+    /// Binds the configured sockets and builds the core.
+    pub async fn bind(
+        cfg: &Config,
+        plan: Arc<Dialplan>,
+        status: Arc<Status>,
+    ) -> Result<SipServer, TransportError> {
+        let addr = cfg.sip.listen;
+        let udp = if cfg.sip.udp {
+            Some(udp::bind(addr).map_err(|source| TransportError::Bind {
+                transport: "UDP",
+                addr,
+                source,
+            })?)
+        } else {
+            None
+        };
+        let tcp = if cfg.sip.tcp {
+            Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| TransportError::Bind {
+                        transport: "TCP",
+                        addr,
+                        source,
+                    })?,
+            )
+        } else {
+            None
+        };
+        let local = udp
+            .as_ref()
+            .map(|s| s.local_addr())
+            .or_else(|| tcp.as_ref().map(|s| s.local_addr()))
+            .transpose()?
+            .unwrap_or(addr);
+        let advertise = cfg.sip.advertise.unwrap_or(local);
+        let core_cfg = CoreConfig {
+            layer: LayerConfig {
+                timers: cfg.timers(),
+                sent_by: advertise.to_string(),
+            },
+            contact_host: advertise.to_string(),
+            max_calls: cfg.calls.max_concurrent,
+            retry_after_s: cfg.calls.retry_after_s,
+            ring_timeout: Duration::from_secs(cfg.calls.ring_timeout_s),
+            max_duration: Duration::from_secs(cfg.calls.max_duration_s),
+            max_message_bytes: cfg.sip.max_message_bytes,
+            shard: 0,
+        };
+        Ok(SipServer {
+            udp,
+            tcp,
+            core: Core::new(core_cfg, plan, seed()),
+            max_message: cfg.sip.max_message_bytes,
+            status,
+        })
+    }
+
+    /// The UDP (or else TCP) address actually bound.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.udp
+            .as_ref()
+            .and_then(|s| s.local_addr().ok())
+            .or_else(|| self.tcp.as_ref().and_then(|s| s.local_addr().ok()))
+    }
+
+    /// Runs until [`Control::Shutdown`].
+    pub async fn run(self, mut control: mpsc::Receiver<Control>) -> Result<(), TransportError> {
+        let SipServer {
+            udp,
+            tcp,
+            mut core,
+            max_message,
+            status,
+        } = self;
+        let (in_tx, mut in_rx) = mpsc::channel::<Inbound>(INBOUND_QUEUE);
+        if let Some(listener) = tcp {
+            tokio::spawn(tcp::accept_loop(listener, in_tx.clone(), max_message));
+        }
+        let mut conns: HashMap<SocketAddr, mpsc::Sender<Bytes>> = HashMap::new();
+        let mut buf = vec![0u8; max_message.max(2048) + 1];
+        let far_future = Instant::now() + Duration::from_secs(86_400 * 365);
+        loop {
+            let deadline = core.poll_timeout().unwrap_or(far_future);
+            tokio::select! {
+                biased;
+                c = control.recv() => match c {
+                    Some(Control::ReloadDialplan(plan)) => {
+                        info!(lines = plan.len(), "dialplan reloaded");
+                        core.set_dialplan(plan);
+                    }
+                    Some(Control::Shutdown) | None => {
+                        info!(active_calls = core.active_calls(), "SIP transport stopping");
+                        return Ok(());
+                    }
+                },
+                r = readable(udp.as_ref()) => {
+                    r?;
+                    if let Some(sock) = &udp {
+                        udp::drain(sock, &mut core, &mut buf, UDP_BATCH)?;
+                    }
+                }
+                Some(msg) = in_rx.recv() => {
+                    on_inbound(&mut core, &mut conns, msg);
+                    // Take whatever else is already queued without re-arming select.
+                    for _ in 0..UDP_BATCH {
+                        match in_rx.try_recv() {
+                            Ok(msg) => on_inbound(&mut core, &mut conns, msg),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    core.handle_timeout(Instant::now());
+                }
+            }
+            flush(&mut core, udp.as_ref(), &mut conns, &in_tx, max_message).await;
+            status.observe(&mut core);
+        }
+    }
+}
+
+async fn readable(sock: Option<&tokio::net::UdpSocket>) -> std::io::Result<()> {
+    match sock {
+        Some(s) => s.readable().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn on_inbound(core: &mut Core, conns: &mut HashMap<SocketAddr, mpsc::Sender<Bytes>>, msg: Inbound) {
+    let tcp = |addr| Peer {
+        transport: Transport::Tcp,
+        addr,
+    };
+    match msg {
+        Inbound::Open { addr, writer } => {
+            debug!(%addr, "TCP connection up");
+            conns.insert(addr, writer);
+        }
+        Inbound::Frame { addr, bytes } => core.handle_frame(Instant::now(), &bytes, tcp(addr)),
+        Inbound::Invalid { addr, bytes, error } => core.reject_unparsed(&bytes, tcp(addr), &error),
+        Inbound::Closed { addr } => {
+            debug!(%addr, "TCP connection closed");
+            conns.remove(&addr);
+        }
+    }
+}
+
+/// Sends everything the core produced.
+async fn flush(
+    core: &mut Core,
+    udp: Option<&tokio::net::UdpSocket>,
+    conns: &mut HashMap<SocketAddr, mpsc::Sender<Bytes>>,
+    in_tx: &mpsc::Sender<Inbound>,
+    max_message: usize,
+) {
+    while let Some(Transmit { peer, bytes }) = core.poll_transmit() {
+        match peer.transport {
+            Transport::Udp => {
+                if let Some(sock) = udp {
+                    udp::send(sock, peer.addr, &bytes).await;
+                }
+            }
+            Transport::Tcp => {
+                let writer = conns.entry(peer.addr).or_insert_with(|| {
+                    tcp::connect(peer.addr, in_tx.clone(), max_message, WRITE_QUEUE)
+                });
+                if let Err(e) = writer.try_send(bytes) {
+                    warn!(addr = %peer.addr, error = %e, "TCP write queue full or closed: message dropped");
+                    if matches!(e, mpsc::error::TrySendError::Closed(_)) {
+                        conns.remove(&peer.addr);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A seed for identifiers, different per process start.
+fn seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
+}

@@ -1,0 +1,63 @@
+//! A lock-free view of the core for the HTTP side: the core task writes, readers
+//! read; no lock is ever held across an await.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use crate::call::{Core, Reason};
+
+/// Live figures of the SIP core.
+#[derive(Debug)]
+pub struct Status {
+    pub started: Instant,
+    pub active_calls: AtomicU64,
+    pub transactions: AtomicU64,
+    pub messages_in: AtomicU64,
+    pub parse_errors: AtomicU64,
+    pub rejected_requests: AtomicU64,
+    /// Finished calls by reason, indexed like [`Reason::ALL`].
+    pub ended: [AtomicU64; Reason::ALL.len()],
+}
+
+impl Default for Status {
+    fn default() -> Self {
+        Status {
+            started: Instant::now(),
+            active_calls: AtomicU64::new(0),
+            transactions: AtomicU64::new(0),
+            messages_in: AtomicU64::new(0),
+            parse_errors: AtomicU64::new(0),
+            rejected_requests: AtomicU64::new(0),
+            ended: Default::default(),
+        }
+    }
+}
+
+impl Status {
+    /// Copies the core's figures and drains its finished-call records.
+    pub(crate) fn observe(&self, core: &mut Core) {
+        while let Some(r) = core.poll_record() {
+            if let Some(i) = Reason::ALL.iter().position(|x| *x == r.reason) {
+                self.ended[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let s = core.stats();
+        self.active_calls
+            .store(core.active_calls() as u64, Ordering::Relaxed);
+        self.transactions
+            .store(core.transactions() as u64, Ordering::Relaxed);
+        self.messages_in.store(s.messages_in, Ordering::Relaxed);
+        self.parse_errors.store(s.parse_errors, Ordering::Relaxed);
+        self.rejected_requests
+            .store(s.rejected_requests, Ordering::Relaxed);
+    }
+
+    /// Finished calls per reason code.
+    pub fn ended_by_reason(&self) -> Vec<(&'static str, u64)> {
+        Reason::ALL
+            .iter()
+            .zip(&self.ended)
+            .map(|(r, n)| (r.as_str(), n.load(Ordering::Relaxed)))
+            .collect()
+    }
+}
