@@ -219,6 +219,12 @@ impl Core {
     pub fn handle_datagram(&mut self, now: Instant, data: &[u8], peer: Peer) {
         match framing::frame_datagram(data, self.cfg.max_message_bytes) {
             Ok(len) => self.handle_frame(now, &data[..len], peer),
+            Err(framing::FrameError::TooLarge { .. }) => {
+                self.stats.parse_errors += 1;
+                if let Some(bytes) = salvage::error_response(data, 513, "Message Too Large") {
+                    self.tl.send_stateless(peer, bytes);
+                }
+            }
             Err(e) => self.reject_unparsed(data, peer, &e.to_string()),
         }
     }

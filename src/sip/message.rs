@@ -285,6 +285,7 @@ pub trait Headers {
         Some((seq, method))
     }
 
+    #[allow(clippy::wrong_self_convention)] // "From tag" is the SIP term
     fn from_tag(&self) -> Option<String> {
         tag_of(self.header("From")?)
     }

@@ -22,6 +22,11 @@ struct Echo {
 /// A `400` for an unparseable request, or `None` when it cannot be answered
 /// (a response, or a request missing what a response needs).
 pub fn bad_request(data: &[u8], detail: &str) -> Option<Bytes> {
+    error_response(data, 400, &format!("Bad Request ({detail})"))
+}
+
+/// Any error response to an unparseable request, when one can be addressed.
+pub fn error_response(data: &[u8], code: u16, reason: &str) -> Option<Bytes> {
     let text = String::from_utf8_lossy(data);
     let head = text.split("\r\n\r\n").next()?;
     let mut lines = unfold(head).into_iter();
@@ -52,7 +57,7 @@ pub fn bad_request(data: &[u8], detail: &str) -> Option<Bytes> {
     if echo.via.is_empty() {
         return None;
     }
-    let mut m = MessageBuf::response(400, &format!("Bad Request ({detail})"));
+    let mut m = MessageBuf::response(code, reason);
     for via in &echo.via {
         m.header("Via", via);
     }

@@ -61,7 +61,8 @@ pub fn check_request(req: &Request) -> Result<(), Reject> {
     let uri = req
         .parsed_uri()
         .map_err(|e| Reject::bad(format!("Request-URI: {e}")))?;
-    for name in ["Via", "From", "To", "Call-ID", "CSeq", "Max-Forwards"] {
+    // Max-Forwards is optional for a UAS: RFC 2543 peers never send it.
+    for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
         if req.header(name).is_none() {
             return Err(Reject::bad(format!("missing {name}")));
         }
@@ -96,7 +97,8 @@ pub fn check_request(req: &Request) -> Result<(), Reject> {
     if !matches!(&*uri.scheme, "sip" | "sips" | "tel") {
         return Err(Reject::new(416, "Unsupported URI Scheme"));
     }
-    if uri.text.contains('?') && uri.scheme.starts_with("sip") {
+    let host_part = uri.text.rsplit('@').next().unwrap_or("");
+    if host_part.contains('?') && uri.scheme.starts_with("sip") {
         return Err(Reject::bad("Request-URI may not carry headers"));
     }
     if !matches!(req.method, Method::Ack | Method::Cancel) {
@@ -156,6 +158,9 @@ fn check_name_addr(name: &str, value: &str) -> Result<(), Reject> {
     }
     if bracketed && !value.contains('>') {
         return Err(Reject::bad(format!("unclosed <> in {name}")));
+    }
+    if bracketed && (value.contains("< ") || value.contains(" >")) {
+        return Err(Reject::bad(format!("whitespace inside <> in {name}")));
     }
     // A display name before '<' must be a quoted string or tokens.
     if let Some(open) = value.find('<') {

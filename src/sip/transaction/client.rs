@@ -46,9 +46,9 @@ impl TransactionLayer {
         };
         let tx = Tx {
             kind: if invite {
-                Kind::ClientInvite
+                Kind::InviteClient
             } else {
-                Kind::ClientNonInvite
+                Kind::NonInviteClient
             },
             state: if invite {
                 State::Calling
@@ -95,7 +95,7 @@ impl TransactionLayer {
             .txs
             .get(&invite)
             .ok_or(TxError::NoSuchTransaction(invite))?;
-        if tx.kind != Kind::ClientInvite || !matches!(tx.state, State::Calling | State::Proceeding)
+        if tx.kind != Kind::InviteClient || !matches!(tx.state, State::Calling | State::Proceeding)
         {
             return Err(TxError::WrongState(invite));
         }
@@ -115,7 +115,7 @@ impl TransactionLayer {
         self.txs.insert(
             id,
             Tx {
-                kind: Kind::ClientNonInvite,
+                kind: Kind::NonInviteClient,
                 state: State::Trying,
                 peer,
                 index: Index::Client(ckey),
@@ -145,7 +145,7 @@ impl TransactionLayer {
         let branch = self.ids.branch();
         let bytes = ack.write(&self.via(peer, &branch));
         if let Some(tx) = invite.and_then(|id| self.txs.get_mut(&id))
-            && tx.kind == Kind::ClientInvite
+            && tx.kind == Kind::InviteClient
             && tx.state == State::Accepted
         {
             tx.ack = Some(bytes.clone());
@@ -164,8 +164,8 @@ impl TransactionLayer {
             return;
         };
         match tx.kind {
-            Kind::ClientInvite => self.invite_response(now, id, resp),
-            Kind::ClientNonInvite => self.non_invite_response(now, id, resp),
+            Kind::InviteClient => self.invite_response(now, id, resp),
+            Kind::NonInviteClient => self.non_invite_response(now, id, resp),
             _ => {}
         }
     }

@@ -82,10 +82,10 @@ pub struct LayerConfig {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
-    ServerInvite,
-    ServerNonInvite,
-    ClientInvite,
-    ClientNonInvite,
+    InviteServer,
+    NonInviteServer,
+    InviteClient,
+    NonInviteClient,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -41,9 +41,9 @@ impl TransactionLayer {
         let id = self.alloc_id();
         let mut tx = Tx {
             kind: if invite {
-                Kind::ServerInvite
+                Kind::InviteServer
             } else {
-                Kind::ServerNonInvite
+                Kind::NonInviteServer
             },
             state: if invite {
                 State::Proceeding
@@ -93,8 +93,8 @@ impl TransactionLayer {
             return;
         };
         match (tx.kind, tx.state) {
-            (Kind::ServerNonInvite, State::Trying) => {}
-            (Kind::ServerInvite, State::Confirmed) => {}
+            (Kind::NonInviteServer, State::Trying) => {}
+            (Kind::InviteServer, State::Confirmed) => {}
             // Proceeding: last provisional; Completed: the final; Accepted: the 2xx.
             _ => self.resend_last(id),
         }
@@ -168,7 +168,7 @@ impl TransactionLayer {
         let peer = tx.peer;
         let reliable = peer.transport.is_reliable();
         match (tx.kind, tx.state) {
-            (Kind::ServerInvite, State::Proceeding) => {
+            (Kind::InviteServer, State::Proceeding) => {
                 tx.last = Some(bytes.clone());
                 self.send(peer, bytes);
                 if code < 200 {
@@ -196,7 +196,7 @@ impl TransactionLayer {
                 }
                 Ok(())
             }
-            (Kind::ServerNonInvite, State::Trying | State::Proceeding) => {
+            (Kind::NonInviteServer, State::Trying | State::Proceeding) => {
                 tx.last = Some(bytes.clone());
                 if code < 200 {
                     tx.state = State::Proceeding;

@@ -1,0 +1,317 @@
+//! Shared test support: start the real `hotline-gw` binary on free loopback ports
+//! with a config written for the test, run sipp against it, read its statistics.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static NEXT_DIR: AtomicU32 = AtomicU32::new(0);
+
+/// A scratch folder removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let n = NEXT_DIR.fetch_add(1, Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("hgw-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A loopback port free for both UDP and TCP right now.
+pub fn free_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// How a test gateway is set up.
+pub struct GwOpts {
+    /// The target of line 12345.
+    pub target: String,
+    pub t1_ms: u64,
+    pub max_calls: usize,
+    pub ring_timeout_s: u64,
+    pub max_message: usize,
+}
+
+impl GwOpts {
+    pub fn to(target: impl Into<String>) -> GwOpts {
+        GwOpts {
+            target: target.into(),
+            t1_ms: 500,
+            max_calls: 5000,
+            ring_timeout_s: 60,
+            max_message: 65_535,
+        }
+    }
+}
+
+/// The real binary, running on its own ports; killed on drop.
+pub struct Gateway {
+    child: Child,
+    pub sip: SocketAddr,
+    pub http: SocketAddr,
+    pub dir: TempDir,
+}
+
+impl Gateway {
+    pub fn start(opts: GwOpts) -> Gateway {
+        let dir = TempDir::new("gw");
+        let sip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        std::fs::create_dir_all(dir.0.join("dialplans")).unwrap();
+        std::fs::write(
+            dir.0.join("dialplans/lines.toml"),
+            format!(
+                "[[line]]\nnumber = \"12345\"\nname = \"test hotline\"\ntarget = \"{}\"\n",
+                opts.target
+            ),
+        )
+        .unwrap();
+        let t1 = opts.t1_ms;
+        std::fs::write(
+            dir.0.join("gateway.toml"),
+            format!(
+                "[sip]\nlisten = \"{sip}\"\nmax_message_bytes = {}\n[sip.timers]\nt1_ms = {t1}\nt2_ms = {}\nt4_ms = {}\n\
+[calls]\nmax_concurrent = {}\nretry_after_s = 7\nring_timeout_s = {}\nmax_duration_s = 3600\n\
+[http]\nlisten = \"{http}\"\n[dialplan]\ndir = \"dialplans\"\n[log]\nlevel = \"warn\"\n",
+                opts.max_message,
+                (t1 * 8).max(t1),
+                (t1 * 10).max(1),
+                opts.max_calls,
+                opts.ring_timeout_s,
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.0.join("gw.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_hotline-gw"))
+            .args(["run", "--config"])
+            .arg(dir.0.join("gateway.toml"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start hotline-gw");
+        let gw = Gateway {
+            child,
+            sip,
+            http,
+            dir,
+        };
+        gw.wait_ready();
+        gw
+    }
+
+    fn wait_ready(&self) {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            if http_get(self.http, "/healthz").is_some_and(|(code, _)| code == 200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("gateway did not become ready; log:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("gw.log")).unwrap_or_default()
+    }
+
+    /// `/healthz` as JSON.
+    pub fn health(&self) -> serde_json::Value {
+        let (code, body) = http_get(self.http, "/healthz").expect("healthz answers");
+        assert_eq!(code, 200);
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// Calls ended with a reason code so far.
+    pub fn ended(&self, reason: &str) -> u64 {
+        self.health()["calls_ended"][reason].as_u64().unwrap_or(0)
+    }
+
+    /// Waits until a predicate on `/healthz` holds.
+    pub fn wait_health(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) {
+        let start = Instant::now();
+        loop {
+            let h = self.health();
+            if pred(&h) {
+                return;
+            }
+            if start.elapsed() > timeout {
+                panic!(
+                    "timed out waiting for {what}; health: {h}\nlog:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 GET, returning status and body.
+pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    let code = resp.split_whitespace().nth(1)?.parse().ok()?;
+    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((code, body))
+}
+
+/// The sipp binary, or `None` (loudly) outside CI. Under `CI=true` a missing sipp
+/// fails the test: CI must install it (`apt-get install -y sip-tester`).
+pub fn sipp() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("sipp"))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!(
+                "sipp is not installed, and CI=true: install it with apt-get install -y sip-tester"
+            );
+        }
+        eprintln!(
+            "\n========================================================\n\
+             SKIPPED: sipp is not installed; this test needs it.\n\
+             Install it with: apt-get install -y sip-tester\n\
+             ========================================================\n"
+        );
+    }
+    found
+}
+
+pub fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(name)
+}
+
+/// A running sipp process; killed on drop.
+pub struct Sipp {
+    child: Child,
+    pub stat: PathBuf,
+    _dir: TempDir,
+}
+
+/// sipp's final counters.
+#[derive(Debug)]
+pub struct SippResult {
+    pub successful: u64,
+    pub failed: u64,
+    pub retransmissions: u64,
+    pub exit: Option<i32>,
+    pub raw: HashMap<String, String>,
+}
+
+impl Sipp {
+    /// Starts sipp with a scenario; `args` are appended.
+    pub fn start(bin: &Path, scenario_file: &str, args: &[String], limit: Duration) -> Sipp {
+        let dir = TempDir::new("sipp");
+        let stat = dir.0.join("stat.csv");
+        let mut cmd = Command::new("timeout");
+        cmd.arg("-k")
+            .arg("2")
+            .arg(format!("{}", limit.as_secs().max(1)))
+            .arg(bin)
+            .arg("-sf")
+            .arg(scenario(scenario_file))
+            .args(["-i", "127.0.0.1", "-trace_stat", "-stf"])
+            .arg(&stat)
+            .args(["-fd", "1", "-nostdin", "-buff_size", "4194304"])
+            .args(args)
+            .current_dir(&dir.0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = cmd.spawn().expect("start sipp");
+        Sipp {
+            child,
+            stat,
+            _dir: dir,
+        }
+    }
+
+    /// Waits for sipp to exit and returns its counters.
+    pub fn finish(mut self) -> SippResult {
+        let status = self.child.wait().unwrap();
+        let raw = last_stat_row(&self.stat);
+        let get = |k: &str| raw.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
+        SippResult {
+            successful: get("SuccessfulCall(C)"),
+            failed: get("FailedCall(C)"),
+            retransmissions: get("Retransmissions(C)"),
+            exit: status.code(),
+            raw,
+        }
+    }
+}
+
+impl Drop for Sipp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn last_stat_row(path: &Path) -> HashMap<String, String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut lines = text.lines();
+    let Some(header) = lines.next() else {
+        return HashMap::new();
+    };
+    let Some(last) = lines.last() else {
+        return HashMap::new();
+    };
+    header
+        .split(';')
+        .zip(last.split(';'))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Transport flags for sipp.
+pub fn sipp_transport(tcp: bool) -> &'static str {
+    if tcp { "t1" } else { "u1" }
+}
