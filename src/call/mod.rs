@@ -38,6 +38,7 @@ use crate::sip::message::{self, Headers, Message, Method, Request};
 use crate::sip::transaction::{LayerConfig, TransactionLayer, TxEvent, TxId};
 use crate::sip::validate::check_request;
 use crate::sip::{Peer, Transmit, salvage};
+use crate::util::idmap::IdMap;
 use crate::util::pii::Pii;
 pub use leg::{Leg, Side};
 pub use reason::Reason;
@@ -178,13 +179,13 @@ pub struct Core {
     tl: TransactionLayer,
     ids: IdGen,
     dialplan: Arc<Dialplan>,
-    calls: HashMap<CallKey, Call>,
+    calls: IdMap<CallKey, Call>,
     next_key: CallKey,
     /// Caller dialogs by (Call-ID, caller's tag).
     by_a: HashMap<(Box<str>, Box<str>), CallKey>,
     /// Callee dialogs by our Call-ID.
     by_b: HashMap<Box<str>, CallKey>,
-    by_tx: HashMap<TxId, (CallKey, Role)>,
+    by_tx: IdMap<TxId, (CallKey, Role)>,
     timers: BinaryHeap<Reverse<(Instant, CallKey, CallTimer)>>,
     records: VecDeque<CallRecord>,
     stats: CoreStats,
@@ -199,11 +200,11 @@ impl Core {
             tl,
             ids,
             dialplan,
-            calls: HashMap::new(),
+            calls: IdMap::default(),
             next_key: 1,
             by_a: HashMap::new(),
             by_b: HashMap::new(),
-            by_tx: HashMap::new(),
+            by_tx: IdMap::default(),
             timers: BinaryHeap::new(),
             records: VecDeque::new(),
             stats: CoreStats::default(),

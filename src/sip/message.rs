@@ -8,6 +8,7 @@
 //! (rsipstack knows only the 14 standard ones) and header values kept verbatim,
 //! so that a B2BUA can relay them byte for byte.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -113,8 +114,8 @@ pub(crate) fn is_token_char(b: u8) -> bool {
 /// One header as it appeared on the wire (compact names expanded, value trimmed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeaderField {
-    pub name: Box<str>,
-    pub value: Box<str>,
+    pub name: Cow<'static, str>,
+    pub value: String,
 }
 
 /// The parts of a URI the gateway routes on. The full text is kept for relaying.
@@ -403,7 +404,7 @@ fn parse_request(data: &[u8], start: &str) -> Result<Message, ParseError> {
         method,
         uri: uri.into(),
         version: version.into(),
-        headers: convert_headers(&req.headers),
+        headers: convert_headers(req.headers),
         body: req.body,
     }))
 }
@@ -430,35 +431,103 @@ fn parse_response(data: &[u8], start: &str) -> Result<Message, ParseError> {
         code,
         reason: reason.into(),
         version: version.into(),
-        headers: convert_headers(&resp.headers),
+        headers: convert_headers(resp.headers),
         body: resp.body,
     }))
 }
 
-fn convert_headers(headers: &rs::Headers) -> Vec<HeaderField> {
-    headers
-        .iter()
-        .map(|h| {
-            let (name, value) = match h {
-                rs::Header::Other(n, v) => (expand_compact(n), v.as_str()),
-                other => (other.name(), header_value(other)),
-            };
-            HeaderField {
-                name: name.into(),
-                value: value.trim().into(),
-            }
-        })
-        .collect()
+fn convert_headers(headers: rs::Headers) -> Vec<HeaderField> {
+    headers.0.into_iter().map(into_field).collect()
 }
 
-/// The raw value of a known header variant.
-fn header_value(h: &rs::Header) -> &str {
-    h.value()
+/// Moves a parsed header's name and value out without copying the value.
+fn into_field(h: rs::Header) -> HeaderField {
+    macro_rules! known {
+        ($($variant:ident => $name:literal,)*) => {
+            match h {
+                $(rs::Header::$variant(v) => (Cow::Borrowed($name), v.0),)*
+                rs::Header::Other(n, v) => match expand_compact(&n) {
+                    Some(full) => (Cow::Borrowed(full), v),
+                    None => (Cow::Owned(n), v),
+                },
+            }
+        };
+    }
+    let (name, mut value) = known! {
+        Accept => "Accept",
+        AcceptEncoding => "Accept-Encoding",
+        AcceptLanguage => "Accept-Language",
+        AlertInfo => "Alert-Info",
+        Allow => "Allow",
+        AuthenticationInfo => "Authentication-Info",
+        Authorization => "Authorization",
+        CSeq => "CSeq",
+        CallId => "Call-ID",
+        CallInfo => "Call-Info",
+        Contact => "Contact",
+        ContentDisposition => "Content-Disposition",
+        ContentEncoding => "Content-Encoding",
+        ContentLanguage => "Content-Language",
+        ContentLength => "Content-Length",
+        ContentType => "Content-Type",
+        Date => "Date",
+        ErrorInfo => "Error-Info",
+        Event => "Event",
+        Expires => "Expires",
+        From => "From",
+        InReplyTo => "In-Reply-To",
+        MaxForwards => "Max-Forwards",
+        MimeVersion => "Mime-Version",
+        MinExpires => "Min-Expires",
+        Organization => "Organization",
+        Priority => "Priority",
+        ProxyAuthenticate => "Proxy-Authenticate",
+        ProxyAuthorization => "Proxy-Authorization",
+        ProxyRequire => "Proxy-Require",
+        RecordRoute => "Record-Route",
+        ReplyTo => "Reply-To",
+        Require => "Require",
+        RetryAfter => "Retry-After",
+        Route => "Route",
+        ServiceRoute => "Service-Route",
+        Server => "Server",
+        Subject => "Subject",
+        SubscriptionState => "Subscription-State",
+        Supported => "Supported",
+        Timestamp => "Timestamp",
+        To => "To",
+        Unsupported => "Unsupported",
+        UserAgent => "User-Agent",
+        Via => "Via",
+        Warning => "Warning",
+        WwwAuthenticate => "WWW-Authenticate",
+        Reason => "Reason",
+        ReferTo => "Refer-To",
+        ReferredBy => "Referred-By",
+        SessionExpires => "Session-Expires",
+        MinSE => "Min-SE",
+        PAssertedIdentity => "P-Asserted-Identity",
+        PPreferredIdentity => "P-Preferred-Identity",
+        Replaces => "Replaces",
+        RSeq => "RSeq",
+        RAck => "RAck",
+        Privacy => "Privacy",
+        Path => "Path",
+        Identity => "Identity",
+        UserToUser => "User-to-User",
+        SessionId => "Session-ID",
+        HistoryInfo => "History-Info",
+        Diversion => "Diversion",
+    };
+    if value.starts_with(char::is_whitespace) || value.ends_with(char::is_whitespace) {
+        value = value.trim().to_string();
+    }
+    HeaderField { name, value }
 }
 
 /// Compact forms rsipstack leaves as `Other` (RFC 3261 §7.3.3 and later RFCs).
-fn expand_compact(name: &str) -> &str {
-    match name {
+fn expand_compact(name: &str) -> Option<&'static str> {
+    Some(match name {
         "v" | "V" => "Via",
         "f" | "F" => "From",
         "t" | "T" => "To",
@@ -469,8 +538,8 @@ fn expand_compact(name: &str) -> &str {
         "b" | "B" => "Referred-By",
         "x" | "X" => "Session-Expires",
         "u" | "U" => "Allow-Events",
-        other => other,
-    }
+        _ => return None,
+    })
 }
 
 /// Splits a header line into its comma-separated values, respecting quotes and `<>`.

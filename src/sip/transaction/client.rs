@@ -184,7 +184,10 @@ impl TransactionLayer {
                 } else if code < 300 {
                     tx.state = State::Accepted;
                     tx.timers.clear(TimerKind::B);
+                    // Only the dialog's ACK is needed from here on (kept by send_ack).
                     tx.last = None;
+                    tx.parts = None;
+                    tx.via = None;
                     self.arm(id, TimerKind::M, self.config.timers.timeout(), now);
                 } else {
                     tx.state = State::Completed;

@@ -29,6 +29,7 @@ use timer::{TimerConfig, TimerKind, TimerQueue, TimerSlots};
 use super::ids::IdGen;
 use super::message::{Message, Request, Response};
 use super::{Peer, Transmit};
+use crate::util::idmap::IdMap;
 
 /// Identifies a transaction inside one layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -135,7 +136,7 @@ pub struct TransactionLayer {
     config: LayerConfig,
     ids: IdGen,
     next_id: u64,
-    txs: HashMap<TxId, Tx>,
+    txs: IdMap<TxId, Tx>,
     servers: HashMap<ServerKey, TxId>,
     clients: HashMap<ClientKey, TxId>,
     merges: HashMap<MergeKey, TxId>,
@@ -152,7 +153,7 @@ impl TransactionLayer {
             config,
             ids,
             next_id: 1,
-            txs: HashMap::new(),
+            txs: IdMap::default(),
             servers: HashMap::new(),
             clients: HashMap::new(),
             merges: HashMap::new(),

@@ -63,14 +63,6 @@ pub enum TimerKind {
     Retransmit2xx,
 }
 
-impl TimerKind {
-    pub const COUNT: usize = 13;
-
-    pub fn index(self) -> usize {
-        self as usize
-    }
-}
-
 impl TimerConfig {
     /// 64·T1: the timeout of Timers B, F, H, J (UDP), L and M.
     pub fn timeout(&self) -> Duration {
@@ -102,24 +94,38 @@ impl TimerConfig {
     }
 }
 
-/// A per-transaction slot for each named timer: the armed deadline, if any.
+/// The timers a transaction has armed. No transaction kind runs more than three
+/// at once, so three (kind, deadline) slots keep each transaction small.
 #[derive(Debug, Default, Clone)]
 pub struct TimerSlots {
-    deadlines: [Option<Instant>; TimerKind::COUNT],
+    slots: [Option<(TimerKind, Instant)>; 3],
 }
 
 impl TimerSlots {
     pub fn get(&self, kind: TimerKind) -> Option<Instant> {
-        self.deadlines[kind.index()]
+        self.slots
+            .iter()
+            .flatten()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, at)| *at)
     }
+
     pub fn set(&mut self, kind: TimerKind, at: Instant) {
-        self.deadlines[kind.index()] = Some(at);
+        let slot = self
+            .slots
+            .iter()
+            .position(|s| s.is_some_and(|(k, _)| k == kind))
+            .or_else(|| self.slots.iter().position(Option::is_none))
+            .expect("a transaction arms at most three timers at once");
+        self.slots[slot] = Some((kind, at));
     }
+
     pub fn clear(&mut self, kind: TimerKind) {
-        self.deadlines[kind.index()] = None;
-    }
-    pub fn clear_all(&mut self) {
-        self.deadlines = Default::default();
+        for s in &mut self.slots {
+            if s.is_some_and(|(k, _)| k == kind) {
+                *s = None;
+            }
+        }
     }
 }
 
