@@ -399,11 +399,22 @@ impl Core {
         }
     }
 
-    /// Removes a call and emits its record.
+    /// Removes a call and emits its record. Requests still waiting for an answer
+    /// from the other leg are answered here, so no server transaction is left open.
     fn finish(&mut self, now: Instant, key: CallKey) {
-        let Some(call) = self.calls.remove(&key) else {
+        let Some(mut call) = self.calls.remove(&key) else {
             return;
         };
+        for (tx, req) in std::mem::take(&mut call.relays) {
+            let tag = self.ids.tag();
+            let bytes = response_to(&req, 481, "Call/Transaction Does Not Exist", Some(&tag));
+            self.respond(now, tx, 481, bytes.finish_empty());
+        }
+        if let Some((tx, req)) = call.a_invite.take() {
+            let bytes = response_to(&req, 500, "Server Internal Error", Some(&call.a.local_tag));
+            call.final_code = 500;
+            self.respond(now, tx, 500, bytes.finish_empty());
+        }
         if let Some(tag) = &call.a.remote_tag {
             self.by_a.remove(&(call.a.call_id.clone(), tag.clone()));
         }

@@ -190,6 +190,12 @@ impl Config {
         if self.calls.ring_timeout_s == 0 || self.calls.max_duration_s == 0 {
             return Err(err("calls.ring_timeout_s", "timeouts must be positive"));
         }
+        if self.calls.ring_timeout_s >= 180 {
+            return Err(err(
+                "calls.ring_timeout_s",
+                "must be under 180 s (Timer C ends an INVITE left in Proceeding at 3 min)",
+            ));
+        }
         if self
             .log
             .level

@@ -5,7 +5,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::{ClientKey, Index, Kind, OutRequest, State, TimerKind, TransactionLayer, Tx};
+use super::{
+    ClientKey, Index, Kind, OutRequest, State, TimerConfig, TimerKind, TransactionLayer, Tx,
+};
 use super::{TxError, TxEvent, TxId};
 use crate::sip::Peer;
 use crate::sip::message::{Headers, Method, Response};
@@ -178,9 +180,12 @@ impl TransactionLayer {
         match tx.state {
             State::Calling | State::Proceeding => {
                 tx.timers.clear(TimerKind::A);
+                tx.timers.clear(TimerKind::C);
                 if code < 200 {
                     tx.state = State::Proceeding;
                     tx.timers.clear(TimerKind::B);
+                    // Timer C restarts with every provisional (RFC 3261 §16.6).
+                    self.arm(id, TimerKind::C, TimerConfig::TIMER_C, now);
                 } else if code < 300 {
                     tx.state = State::Accepted;
                     tx.timers.clear(TimerKind::B);

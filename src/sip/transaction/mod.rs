@@ -57,7 +57,8 @@ pub enum TxEvent {
     /// A response for a client transaction (the first of each; 2xx retransmissions
     /// are absorbed in Accepted and re-ACKed by the layer).
     Response { tx: TxId, response: Response },
-    /// A client transaction timed out (Timer B or F): treat as `408`.
+    /// A transaction timed out: a client one (Timer B, F, or C in Proceeding) is a
+    /// `408`; a server one (Timer C) was never answered by the TU.
     Timeout { tx: TxId },
     /// A server INVITE transaction's final response was never acknowledged
     /// (Timer H for non-2xx, Timer L for 2xx).
@@ -306,7 +307,10 @@ impl TransactionLayer {
         use TimerKind::*;
         match kind {
             A | E | G | Retransmit2xx => self.retransmit(now, id, kind),
-            B | F => {
+            B | F | C => {
+                if kind == C {
+                    tracing::debug!(?id, "no final response in time (Timer C)");
+                }
                 self.events.push_back(TxEvent::Timeout { tx: id });
                 self.terminate(id);
             }

@@ -4,7 +4,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::{Index, Kind, State, TimerKind, TransactionLayer, Tx, TxError, TxEvent, TxId};
+use super::{
+    Index, Kind, State, TimerConfig, TimerKind, TransactionLayer, Tx, TxError, TxEvent, TxId,
+};
 use super::{MergeKey, ServerKey};
 use crate::sip::Peer;
 use crate::sip::builder::response_to;
@@ -80,6 +82,12 @@ impl TransactionLayer {
         }
         self.servers.insert(key, id);
         self.txs.insert(id, tx);
+        let guard = if invite {
+            TimerConfig::TIMER_C
+        } else {
+            self.config.timers.timeout()
+        };
+        self.arm(id, TimerKind::C, guard, now);
         self.events.push_back(TxEvent::Request {
             tx: id,
             request: req,

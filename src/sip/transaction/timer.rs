@@ -35,6 +35,8 @@ impl Default for TimerConfig {
 /// |---|---|---|---|
 /// | A | client INVITE | retransmit INVITE (UDP), doubling | T1 |
 /// | B | client INVITE | transaction timeout | 64·T1 |
+/// | C | INVITE, both sides | no final response in Proceeding (RFC 3261 §16.6), reset by each provisional | 3 min |
+/// | C | server non-INVITE | the TU never answered (not in the RFC: a guard against leaks) | 64·T1 |
 /// | D | client INVITE | leave Completed (absorb final retransmissions) | 32 s UDP, 0 TCP |
 /// | E | client non-INVITE | retransmit request (UDP), doubling to T2 | T1 |
 /// | F | client non-INVITE | transaction timeout | 64·T1 |
@@ -50,6 +52,7 @@ impl Default for TimerConfig {
 pub enum TimerKind {
     A,
     B,
+    C,
     D,
     E,
     F,
@@ -69,12 +72,16 @@ impl TimerConfig {
         self.t1 * 64
     }
 
+    /// Timer C for INVITE transactions: how long Proceeding may last.
+    pub const TIMER_C: Duration = Duration::from_secs(180);
+
     /// The initial interval of a timer, given whether the transport is reliable.
     pub fn initial(&self, kind: TimerKind, reliable: bool) -> Duration {
         use TimerKind::*;
         match kind {
             A | E | G | Retransmit2xx => self.t1,
             B | F | H | L | M => self.timeout(),
+            C => Self::TIMER_C,
             D if reliable => Duration::ZERO,
             D => Duration::from_secs(32).max(self.timeout() / 2),
             I | K if reliable => Duration::ZERO,
