@@ -289,7 +289,19 @@ impl Sipp {
 }
 
 impl Drop for Sipp {
+    /// TERM goes to `timeout`, which passes it on to sipp (a KILL would orphan
+    /// sipp); KILL only if it has not gone after two seconds.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(2) {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
