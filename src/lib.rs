@@ -16,10 +16,12 @@
 //! `sip/`, `dialplan/` and the call core are pure: state + input + `now`.
 //! Only `transport/` owns sockets and reads the clock.
 
+pub mod acd;
 pub mod call;
 pub mod config;
 pub mod dialplan;
 pub mod http;
+pub mod registrar;
 pub mod sip;
 pub mod transport;
 pub mod util;

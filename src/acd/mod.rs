@@ -1,0 +1,1 @@
+//! ACD: queues, agents and distribution strategies (being built; see issue 3).

@@ -1,0 +1,1 @@
+//! Registrar: REGISTER with digest authentication (being built; see issue 3).
