@@ -23,5 +23,6 @@ pub mod dialplan;
 pub mod http;
 pub mod registrar;
 pub mod sip;
+pub mod softphone;
 pub mod transport;
 pub mod util;

@@ -37,6 +37,77 @@ enum Command {
         #[command(subcommand)]
         command: DialplanCommand,
     },
+    /// The test softphone: an agent seat or callers.
+    Softphone {
+        #[command(subcommand)]
+        command: SoftphoneCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SoftphoneCommand {
+    /// Register as an agent and answer calls.
+    Agent(AgentArgs),
+    /// Call a number, once or many times at a rate.
+    Call(CallArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct AgentArgs {
+    /// Agent id (SIP user).
+    #[arg(long)]
+    user: String,
+    #[arg(long)]
+    password: Option<String>,
+    /// The gateway.
+    #[arg(long, default_value = "127.0.0.1:5060")]
+    server: SocketAddr,
+    /// Local address [default: an ephemeral port on 127.0.0.1].
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Answer after this many milliseconds of ringing.
+    #[arg(long, default_value_t = 500)]
+    answer_after_ms: u64,
+    /// Hang up this many milliseconds after answering [default: wait for the caller].
+    #[arg(long)]
+    talk_ms: Option<u64>,
+    /// Stop after this many answered calls [default: run until Ctrl-C or --run-s].
+    #[arg(long, default_value_t = 0)]
+    calls: u64,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    run_s: Option<u64>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct CallArgs {
+    /// The number to call (e.g. 12345).
+    number: String,
+    /// The caller's number.
+    #[arg(long, default_value = "13800138000")]
+    from: String,
+    #[arg(long, default_value = "127.0.0.1:5060")]
+    server: SocketAddr,
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// How many calls.
+    #[arg(long, default_value_t = 1)]
+    count: u64,
+    /// Calls per second.
+    #[arg(long, default_value_t = 1.0)]
+    rate: f64,
+    /// Hang up this many milliseconds after answer [default: at once].
+    #[arg(long)]
+    hangup_after_ms: Option<u64>,
+    /// Give up on a call not answered within this many seconds.
+    #[arg(long, default_value_t = 60)]
+    max_wait_s: u64,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -77,6 +148,7 @@ fn main() -> Result<()> {
             );
             Ok(())
         }
+        Command::Softphone { command } => softphone(command),
     }
 }
 
@@ -222,4 +294,66 @@ fn init_tracing(level: &str) {
         .with_env_filter(filter)
         .with_target(false)
         .init();
+}
+
+fn softphone(command: SoftphoneCommand) -> Result<()> {
+    use hotline_gateway::softphone::run;
+    use std::time::Duration;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (summary, json) = match command {
+        SoftphoneCommand::Agent(a) => {
+            let opts = run::AgentOpts {
+                server: a.server,
+                listen: a.listen,
+                user: a.user,
+                password: a.password,
+                answer_after: Duration::from_millis(a.answer_after_ms),
+                talk_for: a.talk_ms.map(Duration::from_millis),
+                calls: a.calls,
+                run_for: a.run_s.map(Duration::from_secs),
+                quiet: a.json,
+            };
+            let s = rt.block_on(async {
+                tokio::select! {
+                    r = run::agent(opts) => r,
+                    _ = tokio::signal::ctrl_c() => Ok(run::Summary::default()),
+                }
+            })?;
+            (s, a.json)
+        }
+        SoftphoneCommand::Call(c) => {
+            if c.count == 0 || c.rate <= 0.0 {
+                bail!("--count and --rate must be positive");
+            }
+            let opts = run::CallOpts {
+                server: c.server,
+                listen: c.listen,
+                number: c.number,
+                from: c.from,
+                count: c.count,
+                rate: c.rate,
+                hangup_after: c.hangup_after_ms.map(Duration::from_millis),
+                max_wait: Duration::from_secs(c.max_wait_s),
+                quiet: c.json,
+            };
+            (rt.block_on(run::call(opts))?, c.json)
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        println!(
+            "placed {} answered {} failed {} {:?}, mean answer {} ms, far-end hang-ups {}, {} ms",
+            summary.placed,
+            summary.answered,
+            summary.failed,
+            summary.failures_by_code,
+            summary.mean_answer_ms,
+            summary.ended_by_far_end,
+            summary.elapsed_ms
+        );
+    }
+    Ok(())
 }

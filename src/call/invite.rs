@@ -6,9 +6,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use tracing::{debug, info_span};
 
-use super::{Call, CallKey, CallTimer, Core, Leg, Phase, Reason, Role, Side};
+use super::{Call, CallKey, CallTimer, Core, Phase, Reason, Role, Side};
 use super::{called_number, caller_number};
 use crate::sip::builder::{MessageBuf, response_to};
+use crate::sip::dialog::Dialog;
 use crate::sip::message::{Headers, Method, Request, Response};
 use crate::sip::transaction::{OutRequest, TxId};
 use crate::sip::{Peer, Transport};
@@ -34,7 +35,7 @@ impl Core {
         let span = info_span!("call", id = key, line = %line.number);
         span.in_scope(|| debug!(caller = %Pii(&caller), called = %Pii(&called), "offered"));
 
-        let a = Leg::caller(&req, peer, self.ids.tag());
+        let a = Dialog::uas(&req, peer, self.ids.tag());
         let target = &line.target;
         let user = target.user.clone().unwrap_or_else(|| called.clone());
         let host = format_host(target.addr);
@@ -46,7 +47,7 @@ impl Core {
         let uri = format!("sip:{user}@{host}{transport}");
         let b_tag = self.ids.tag();
         let display = display_name(req.header("From").unwrap_or_default());
-        let b = Leg {
+        let b = Dialog {
             call_id: self.ids.call_id(self.cfg.shard).into(),
             local_hdr: format!(
                 "{display}<sip:{caller}@{}>;tag={b_tag}",

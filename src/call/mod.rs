@@ -32,6 +32,7 @@ use tracing::{debug, warn};
 
 use crate::dialplan::Dialplan;
 use crate::sip::builder::response_to;
+use crate::sip::dialog::Dialog;
 use crate::sip::framing;
 use crate::sip::ids::IdGen;
 use crate::sip::message::{self, Headers, Message, Method, Request};
@@ -40,7 +41,7 @@ use crate::sip::validate::check_request;
 use crate::sip::{Peer, Transmit, salvage};
 use crate::util::idmap::IdMap;
 use crate::util::pii::Pii;
-pub use leg::{Leg, Side};
+pub use leg::Side;
 pub use reason::Reason;
 
 /// What the core needs to know about its deployment.
@@ -123,8 +124,8 @@ enum CallTimer {
 struct Call {
     span: tracing::Span,
     phase: Phase,
-    a: Leg,
-    b: Leg,
+    a: Dialog,
+    b: Dialog,
     /// The caller's INVITE while it awaits a final response.
     a_invite: Option<(TxId, Box<Request>)>,
     /// The callee INVITE's client transaction while it awaits a final response.
@@ -152,7 +153,7 @@ struct Call {
 }
 
 impl Call {
-    fn leg(&mut self, side: Side) -> &mut Leg {
+    fn leg(&mut self, side: Side) -> &mut Dialog {
         match side {
             Side::A => &mut self.a,
             Side::B => &mut self.b,
@@ -407,8 +408,9 @@ impl Core {
         };
         for (tx, req) in std::mem::take(&mut call.relays) {
             let tag = self.ids.tag();
-            let bytes = response_to(&req, 481, "Call/Transaction Does Not Exist", Some(&tag));
-            self.respond(now, tx, 481, bytes.finish_empty());
+            // RFC 3261 §15.1.2: requests pending when the dialog ends get 487.
+            let bytes = response_to(&req, 487, "Request Terminated", Some(&tag));
+            self.respond(now, tx, 487, bytes.finish_empty());
         }
         if let Some((tx, req)) = call.a_invite.take() {
             let bytes = response_to(&req, 500, "Server Internal Error", Some(&call.a.local_tag));

@@ -513,13 +513,19 @@ fn a_relayed_request_still_pending_when_the_call_ends_is_answered() {
     // Found by the core_input fuzzer: a server transaction nobody answered.
     let mut net = Net::new();
     let (b_inv, gw_tag) = answered(&mut net);
-    net.send(net.caller, &caller_request("INFO", 2, "z9hG4bKinfo1", &gw_tag));
+    net.send(
+        net.caller,
+        &caller_request("INFO", 2, "z9hG4bKinfo1", &gw_tag),
+    );
     net.request(net.callee, Method::Info);
     // The callee ignores the INFO and hangs up.
     net.send(net.callee, &callee_request(&b_inv, "BYE", 1, "z9hG4bKcb9"));
     let bye = net.request(net.caller, Method::Bye);
-    net.send(net.caller, &response_to(&bye, 200, "OK", None).finish_empty());
-    let info_answer = net.response(net.caller, 481);
+    net.send(
+        net.caller,
+        &response_to(&bye, 200, "OK", None).finish_empty(),
+    );
+    let info_answer = net.response(net.caller, 487);
     assert_eq!(info_answer.cseq(), Some((2, Method::Info)));
     assert_eq!(net.record().reason, Reason::CalleeHangup);
     net.drained();

@@ -2,6 +2,7 @@
 //! touches a socket, tokio or the clock; every entry point takes `now`.
 
 pub mod builder;
+pub mod dialog;
 pub mod framing;
 pub mod ids;
 pub mod message;

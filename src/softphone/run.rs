@@ -1,0 +1,303 @@
+//! Running the softphone over a real socket: the `agent` and `call` modes.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::net::UdpSocket;
+
+use super::ua::{Ua, UaConfig, UaEvent};
+use crate::sip::transaction::timer::TimerConfig;
+use crate::sip::{Peer, Transport};
+
+/// Why the softphone stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum SoftphoneError {
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("socket error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("registration failed with {0}")]
+    Register(u16),
+}
+
+/// Options of `softphone agent`.
+#[derive(Debug, Clone)]
+pub struct AgentOpts {
+    pub server: SocketAddr,
+    pub listen: SocketAddr,
+    pub user: String,
+    pub password: Option<String>,
+    pub answer_after: Duration,
+    /// `None`: wait for the caller to hang up.
+    pub talk_for: Option<Duration>,
+    /// Stop after this many answered calls (0: run until `run_for` or Ctrl-C).
+    pub calls: u64,
+    pub run_for: Option<Duration>,
+    pub quiet: bool,
+}
+
+/// Options of `softphone call`.
+#[derive(Debug, Clone)]
+pub struct CallOpts {
+    pub server: SocketAddr,
+    pub listen: SocketAddr,
+    pub number: String,
+    pub from: String,
+    pub count: u64,
+    /// Calls per second.
+    pub rate: f64,
+    /// Hang up this long after answer (`None` with `hangup_on_answer`: at once).
+    pub hangup_after: Option<Duration>,
+    /// Give up on a call not answered within this time.
+    pub max_wait: Duration,
+    pub quiet: bool,
+}
+
+/// What a run did, printed at the end (as JSON with `--json`).
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Summary {
+    pub placed: u64,
+    pub answered: u64,
+    pub failed: u64,
+    /// Final status codes of calls that were not answered.
+    pub failures_by_code: BTreeMap<u16, u64>,
+    /// Calls hung up by the far end after answer.
+    pub ended_by_far_end: u64,
+    pub mean_answer_ms: u64,
+    /// Screen-pop headers seen on incoming calls (agent mode), by name.
+    pub screen_pop_seen: BTreeMap<String, u64>,
+    pub elapsed_ms: u64,
+}
+
+struct Driver {
+    ua: Ua,
+    sock: UdpSocket,
+    buf: Vec<u8>,
+}
+
+impl Driver {
+    async fn new(cfg: UaConfig) -> Result<Driver, SoftphoneError> {
+        let addr = cfg.local;
+        let sock = UdpSocket::bind(addr)
+            .await
+            .map_err(|source| SoftphoneError::Bind { addr, source })?;
+        let mut cfg = cfg;
+        cfg.local = sock.local_addr()?;
+        let seed = seed();
+        Ok(Driver {
+            ua: Ua::new(cfg, seed),
+            sock,
+            buf: vec![0; 65_536],
+        })
+    }
+
+    /// Sends what the UA produced.
+    async fn flush(&mut self) -> Result<(), SoftphoneError> {
+        while let Some(t) = self.ua.poll_transmit() {
+            self.sock.send_to(&t.bytes, t.peer.addr).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for input or the UA's next timer (at most until `until`).
+    async fn step(&mut self, until: Instant) -> Result<(), SoftphoneError> {
+        self.flush().await?;
+        let deadline = self.ua.poll_timeout().map_or(until, |t| t.min(until));
+        tokio::select! {
+            r = self.sock.recv_from(&mut self.buf) => {
+                let (n, addr) = r?;
+                let peer = Peer { transport: Transport::Udp, addr };
+                self.ua.handle_datagram(Instant::now(), &self.buf[..n], peer);
+            }
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                self.ua.handle_timeout(Instant::now());
+            }
+        }
+        self.flush().await
+    }
+}
+
+fn seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    h.finish()
+}
+
+/// Registers and answers calls until told to stop.
+pub async fn agent(opts: AgentOpts) -> Result<Summary, SoftphoneError> {
+    let cfg = UaConfig {
+        local: opts.listen,
+        server: opts.server,
+        user: opts.user.clone(),
+        password: opts.password.clone(),
+        timers: TimerConfig::default(),
+        answer_after: Some(opts.answer_after),
+        talk_for: opts.talk_for,
+        register_expires: 300,
+    };
+    let mut d = Driver::new(cfg).await?;
+    let start = Instant::now();
+    let end = opts.run_for.map(|r| start + r);
+    d.ua.register(start, 300);
+    let mut summary = Summary::default();
+    let mut registered = false;
+    let mut answered_at: BTreeMap<u64, Instant> = BTreeMap::new();
+    loop {
+        let now = Instant::now();
+        if end.is_some_and(|e| now >= e)
+            || (opts.calls > 0 && summary.answered >= opts.calls && d.ua.active_calls() == 0)
+        {
+            break;
+        }
+        d.step(end.unwrap_or(now + Duration::from_secs(1))).await?;
+        while let Some(ev) = d.ua.poll_event() {
+            match ev {
+                UaEvent::Registered { expires } => {
+                    if !registered && !opts.quiet {
+                        eprintln!("registered {} at {} ({expires} s)", opts.user, opts.server);
+                    }
+                    registered = true;
+                }
+                UaEvent::RegisterFailed { code } => return Err(SoftphoneError::Register(code)),
+                UaEvent::Incoming {
+                    call,
+                    from,
+                    screen_pop,
+                } => {
+                    summary.placed += 1;
+                    if !opts.quiet {
+                        eprintln!("incoming call {call} from {from} {screen_pop:?}");
+                    }
+                    for (name, _) in screen_pop {
+                        *summary.screen_pop_seen.entry(name).or_default() += 1;
+                    }
+                }
+                UaEvent::Answered { call } => {
+                    summary.answered += 1;
+                    answered_at.insert(call, Instant::now());
+                }
+                UaEvent::Ended { call, code, by_us } => {
+                    answered_at.remove(&call);
+                    if code != 200 {
+                        summary.failed += 1;
+                        *summary.failures_by_code.entry(code).or_default() += 1;
+                    } else if !by_us {
+                        summary.ended_by_far_end += 1;
+                    }
+                }
+            }
+        }
+    }
+    // Unregister and give the gateway a moment to answer.
+    d.ua.register(Instant::now(), 0);
+    let bye = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < bye {
+        d.step(bye).await?;
+    }
+    summary.elapsed_ms = start.elapsed().as_millis() as u64;
+    Ok(summary)
+}
+
+/// Places `count` calls at `rate` per second and reports how they went.
+pub async fn call(opts: CallOpts) -> Result<Summary, SoftphoneError> {
+    let cfg = UaConfig {
+        local: opts.listen,
+        server: opts.server,
+        user: opts.from.clone(),
+        password: None,
+        timers: TimerConfig::default(),
+        answer_after: None,
+        talk_for: opts.hangup_after,
+        register_expires: 0,
+    };
+    let mut d = Driver::new(cfg).await?;
+    let start = Instant::now();
+    let interval = Duration::from_secs_f64(1.0 / opts.rate.max(0.001));
+    let mut summary = Summary::default();
+    let mut started: BTreeMap<u64, Instant> = BTreeMap::new();
+    let mut answer_ms_total = 0u128;
+    let mut next = start;
+    let mut last_progress = start;
+    while summary.placed < opts.count || d.ua.active_calls() > 0 {
+        let now = Instant::now();
+        if summary.placed < opts.count && now >= next {
+            let key = d.ua.call(now, &opts.number);
+            started.insert(key, now);
+            summary.placed += 1;
+            next += interval;
+        }
+        // Give up on calls that were never answered in time.
+        let stale: Vec<u64> = started
+            .iter()
+            .filter(|(_, t)| now.duration_since(**t) > opts.max_wait)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in stale {
+            started.remove(&k);
+            d.ua.hangup(now, k);
+        }
+        let until = if summary.placed < opts.count {
+            next
+        } else {
+            now + Duration::from_millis(200)
+        };
+        d.step(until).await?;
+        while let Some(ev) = d.ua.poll_event() {
+            match ev {
+                UaEvent::Answered { call } => {
+                    summary.answered += 1;
+                    if let Some(t) = started.remove(&call) {
+                        answer_ms_total += t.elapsed().as_millis();
+                    }
+                    if opts.hangup_after.is_none() {
+                        d.ua.hangup(Instant::now(), call);
+                    }
+                }
+                UaEvent::Ended { call, code, by_us } => {
+                    started.remove(&call);
+                    if code != 200 {
+                        summary.failed += 1;
+                        *summary.failures_by_code.entry(code).or_default() += 1;
+                    } else if !by_us {
+                        summary.ended_by_far_end += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !opts.quiet && last_progress.elapsed() >= Duration::from_millis(500) {
+            last_progress = Instant::now();
+            eprint!("\r{}", progress(&summary, opts.count));
+        }
+    }
+    if !opts.quiet {
+        eprintln!("\r{}", progress(&summary, opts.count));
+    }
+    summary.mean_answer_ms = (answer_ms_total / u128::from(summary.answered.max(1))) as u64;
+    summary.elapsed_ms = start.elapsed().as_millis() as u64;
+    Ok(summary)
+}
+
+fn progress(s: &Summary, total: u64) -> String {
+    let width = 30;
+    let done = (s.answered + s.failed).min(total);
+    let filled = (done * width / total.max(1)) as usize;
+    format!(
+        "[{}{}] {done}/{total} answered {} failed {}",
+        "#".repeat(filled),
+        " ".repeat(width as usize - filled),
+        s.answered,
+        s.failed
+    )
+}
