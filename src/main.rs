@@ -171,10 +171,7 @@ fn load_dialplan(cfg: &Config) -> Result<Dialplan> {
     let dir = cfg.dialplan_dir();
     if !dir.exists() && cfg.origin.as_deref() == Some(Path::new("config/gateway.toml")) {
         // Running from outside a checkout: use the embedded example dialplan.
-        return Ok(dialplan::parse_sources(&[(
-            "<embedded lines.toml>".into(),
-            dialplan::DEFAULT_LINES.into(),
-        )])?);
+        return Ok(dialplan::embedded_default()?);
     }
     Ok(dialplan::load(&dir)?)
 }
@@ -204,7 +201,12 @@ fn run(args: RunArgs) -> Result<()> {
         .enable_all()
         .build()?;
     let result = runtime.block_on(async move {
-        let http = tokio::spawn(hotline_gateway::http::serve(cfg.http.listen, status));
+        let state = hotline_gateway::http::AppState {
+            status,
+            control: control_tx.clone(),
+            dialplan_dir: cfg.dialplan_dir(),
+        };
+        let http = tokio::spawn(hotline_gateway::http::serve(cfg.http.listen, state));
         let sip_done = tokio::task::spawn_blocking(move || sip.join());
         tokio::select! {
             r = sip_done => {

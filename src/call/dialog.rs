@@ -133,7 +133,7 @@ impl Core {
                 let ack = call
                     .b
                     .request_with_cseq(Method::Ack, call.b_invite_cseq, ct, body);
-                self.tl.send_ack(Some(call.b_invite_tx), call.b.peer, ack);
+                self.tl.send_ack(call.b_invite_tx, call.b.peer, ack);
             }
             Role::AwaitAck { client, to, cseq } => {
                 let leg = call.leg(to);

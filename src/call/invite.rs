@@ -8,6 +8,7 @@ use tracing::{debug, info_span};
 
 use super::{Call, CallKey, CallTimer, Core, Phase, Reason, Role, Side};
 use super::{called_number, caller_number};
+use crate::dialplan::Route;
 use crate::sip::builder::{MessageBuf, response_to};
 use crate::sip::dialog::Dialog;
 use crate::sip::message::{Headers, Method, Request, Response};
@@ -34,74 +35,24 @@ impl Core {
         let caller = caller_number(&req);
         let span = info_span!("call", id = key, line = %line.number);
         span.in_scope(|| debug!(caller = %Pii(&caller), called = %Pii(&called), "offered"));
-
         let a = Dialog::uas(&req, peer, self.ids.tag());
-        let target = &line.target;
-        let user = target.user.clone().unwrap_or_else(|| called.clone());
-        let host = format_host(target.addr);
-        let transport = if target.transport == Transport::Tcp {
-            ";transport=tcp"
-        } else {
-            ""
-        };
-        let uri = format!("sip:{user}@{host}{transport}");
-        let b_tag = self.ids.tag();
-        let display = display_name(req.header("From").unwrap_or_default());
-        let b = Dialog {
-            call_id: self.ids.call_id(self.cfg.shard).into(),
-            local_hdr: format!(
-                "{display}<sip:{caller}@{}>;tag={b_tag}",
-                self.cfg.contact_host
-            ),
-            local_tag: b_tag.into(),
-            remote_tag: None,
-            remote_hdr: format!("<sip:{user}@{host}>"),
-            remote_target: uri.clone(),
-            route: Vec::new(),
-            peer: Peer {
-                transport: target.transport,
-                addr: target.addr,
-            },
-            local_cseq: 1,
-        };
-        let max_forwards = req
-            .max_forwards()
-            .and_then(Result::ok)
-            .unwrap_or(70)
-            .saturating_sub(1)
-            .min(70);
-        let out = OutRequest {
-            method: Some(Method::Invite),
-            uri,
-            from: b.local_hdr.clone(),
-            to: b.remote_hdr.clone(),
-            call_id: b.call_id.to_string(),
-            cseq: 1,
-            max_forwards,
-            route: Vec::new(),
-            extra: vec![
-                ("Contact".into(), self.contact(b.peer.transport)),
-                ("Allow".into(), super::ALLOW.into()),
-            ],
-            content_type: req.content_type().map(str::to_string),
-            body: Bytes::from(req.body.clone()),
-        };
-        let b_peer = b.peer;
-        let b_tx = self.tl.send_request(now, b_peer, out);
         if let Some(tag) = &a.remote_tag {
             self.by_a.insert((a.call_id.clone(), tag.clone()), key);
         }
-        self.by_b.insert(b.call_id.clone(), key);
+        let queue = match &line.route {
+            Route::Queue(q) => Some(q.clone()),
+            Route::Sip(_) => None,
+        };
         self.calls.insert(
             key,
             Call {
                 span,
                 phase: Phase::Early,
                 a,
-                b,
+                b: Dialog::none(),
                 a_invite: Some((tx, Box::new(req))),
-                b_invite: Some(b_tx),
-                b_invite_tx: b_tx,
+                b_invite: None,
+                b_invite_tx: None,
                 relays: Vec::new(),
                 b_invite_cseq: 1,
                 b_provisional: false,
@@ -109,8 +60,11 @@ impl Core {
                 byes: 0,
                 txs: Vec::with_capacity(4),
                 caller,
-                called,
+                called: called.clone(),
                 line: line.number.clone(),
+                queue: queue.clone(),
+                agent: None,
+                overflowed: false,
                 offered_at: now,
                 answered_at: None,
                 reason: None,
@@ -120,6 +74,87 @@ impl Core {
             },
         );
         self.track(key, tx, Role::AInvite);
+        match &line.route {
+            Route::Sip(target) => {
+                let user = target.user.clone().unwrap_or(called);
+                let uri = sip_uri(&user, target.addr, target.transport);
+                let peer = Peer {
+                    transport: target.transport,
+                    addr: target.addr,
+                };
+                self.place_b(now, key, uri, peer, Vec::new());
+            }
+            Route::Queue(q) => self.enqueue(now, key, q, &line.number),
+        }
+    }
+
+    /// Places the callee leg: a new dialog (Call-ID, tags, Via, Contact of its
+    /// own) carrying the caller's offer to `uri` at `peer`.
+    pub(super) fn place_b(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        uri: String,
+        peer: Peer,
+        extra: Vec<(String, String)>,
+    ) {
+        let b_tag = self.ids.tag();
+        let call_id: Box<str> = self.ids.call_id(self.cfg.shard).into();
+        let contact = self.contact(peer.transport);
+        let contact_host = self.cfg.contact_host.clone();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some((_, req)) = &call.a_invite else {
+            return;
+        };
+        let display = display_name(req.header("From").unwrap_or_default());
+        let to = addr_of(&uri);
+        call.b = Dialog {
+            call_id,
+            local_hdr: format!("{display}<sip:{}@{contact_host}>;tag={b_tag}", call.caller),
+            local_tag: b_tag.into(),
+            remote_tag: None,
+            remote_hdr: format!("<{to}>"),
+            remote_target: uri.clone(),
+            route: Vec::new(),
+            peer,
+            local_cseq: 1,
+        };
+        let max_forwards = req
+            .max_forwards()
+            .and_then(Result::ok)
+            .unwrap_or(70)
+            .saturating_sub(1)
+            .min(70);
+        let mut headers = vec![
+            ("Contact".into(), contact),
+            ("Allow".into(), super::ALLOW.into()),
+        ];
+        headers.extend(extra);
+        let out = OutRequest {
+            method: Some(Method::Invite),
+            uri,
+            from: call.b.local_hdr.clone(),
+            to: call.b.remote_hdr.clone(),
+            call_id: call.b.call_id.to_string(),
+            cseq: 1,
+            max_forwards,
+            route: Vec::new(),
+            extra: headers,
+            content_type: req.content_type().map(str::to_string),
+            body: Bytes::from(req.body.clone()),
+        };
+        call.b_invite_cseq = 1;
+        call.b_provisional = false;
+        call.cancel_pending = false;
+        let b_call_id = call.b.call_id.clone();
+        let b_tx = self.tl.send_request(now, peer, out);
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.b_invite = Some(b_tx);
+            call.b_invite_tx = Some(b_tx);
+        }
+        self.by_b.insert(b_call_id, key);
         self.track(key, b_tx, Role::BInvite);
     }
 
@@ -153,6 +188,7 @@ impl Core {
                 invite,
                 cseq,
             } => self.relay_response(now, key, tx, (server, to, invite, cseq), resp),
+            Role::Orphan => self.on_orphan_response(now, key, tx, resp),
             Role::AInvite | Role::AwaitAck { .. } => {}
         }
     }
@@ -164,6 +200,9 @@ impl Core {
             return;
         };
         call.b.learn_from_response(&resp);
+        // A queued call's seat is the ACD's business: it owns the ring timeout, and
+        // the caller already hears ringback.
+        let queued = call.queue.is_some();
         if code < 200 {
             let first = !call.b_provisional;
             call.b_provisional = true;
@@ -172,20 +211,31 @@ impl Core {
                 self.cancel_b(now, key, tx);
                 return;
             }
-            if first {
+            if first && !queued {
                 self.arm_call_timer(key, CallTimer::Ring, now + ring_timeout);
             }
             if code > 100 {
                 if let Some(rseq) = resp.header("RSeq").filter(|_| requires_100rel(&resp)) {
                     self.prack(now, key, rseq.trim().to_string());
                 }
-                self.relay_to_caller(now, key, &resp);
+                if !queued {
+                    self.relay_to_caller(now, key, &resp);
+                }
             }
             return;
         }
         call.b_invite = None;
         call.ring_deadline = None;
+        if queued && code >= 300 && call.a_invite.is_some() {
+            return self.ring_failed(now, key);
+        }
         if code < 300 {
+            if queued && let Some(agent) = call.agent.clone() {
+                if let Err(e) = self.acd.answered(now, key, &agent) {
+                    debug!(error = %e, "ACD answered");
+                }
+                self.drain_acd(now);
+            }
             self.b_answered(now, key, &resp);
         } else {
             call.set_reason(Reason::from_callee_status(code));
@@ -205,7 +255,7 @@ impl Core {
             let ack = call
                 .b
                 .request_with_cseq(Method::Ack, call.b_invite_cseq, None, Bytes::new());
-            self.tl.send_ack(Some(call.b_invite_tx), call.b.peer, ack);
+            self.tl.send_ack(call.b_invite_tx, call.b.peer, ack);
             self.hang_up_side(now, key, Side::B);
             return;
         }
@@ -297,6 +347,14 @@ impl Core {
             call.final_code = code;
             self.respond(now, a_tx, code, bytes);
         }
+        if self.calls.get(&key).is_some_and(|c| c.queue.is_some()) {
+            // The ACD cancels any ring in progress (CancelRing orphans the leg).
+            if let Err(e) = self.acd.abandon(now, key) {
+                debug!(error = %e, "ACD abandon");
+            }
+            self.drain_acd(now);
+            return self.finish(now, key);
+        }
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -323,6 +381,13 @@ impl Core {
         };
         match role {
             Role::BInvite => {
+                let queued_waiting = self
+                    .calls
+                    .get(&key)
+                    .is_some_and(|c| c.queue.is_some() && c.a_invite.is_some());
+                if queued_waiting {
+                    return self.ring_failed(now, key);
+                }
                 if let Some(c) = self.calls.get_mut(&key) {
                     c.b_invite = None;
                 }
@@ -336,6 +401,10 @@ impl Core {
             }
             Role::Fire => {
                 self.by_tx.remove(&tx);
+            }
+            Role::Orphan => {
+                self.by_tx.remove(&tx);
+                self.orphans.remove(&tx);
             }
             Role::AInvite | Role::AwaitAck { .. } => {}
         }
@@ -409,9 +478,21 @@ fn display_name(from: &str) -> String {
     String::new()
 }
 
-fn format_host(addr: std::net::SocketAddr) -> String {
-    match addr {
+/// `sip:user@host:port[;transport=tcp]`.
+pub(super) fn sip_uri(user: &str, addr: std::net::SocketAddr, transport: Transport) -> String {
+    let host = match addr {
         std::net::SocketAddr::V4(a) => a.to_string(),
         std::net::SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
-    }
+    };
+    let t = if transport == Transport::Tcp {
+        ";transport=tcp"
+    } else {
+        ""
+    };
+    format!("sip:{user}@{host}{t}")
+}
+
+/// A URI without its parameters, for a To header.
+fn addr_of(uri: &str) -> &str {
+    uri.split(';').next().unwrap_or(uri)
 }

@@ -15,9 +15,11 @@
 //!              └─ 404 no route / 503 overload ─► record
 //! ```
 
+pub mod api;
 mod dialog;
 mod invite;
 pub mod leg;
+mod queued;
 pub mod reason;
 #[cfg(test)]
 mod tests;
@@ -30,7 +32,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tracing::{debug, warn};
 
+use crate::acd::Acd;
 use crate::dialplan::Dialplan;
+use crate::registrar::{Registrar, RegistrarConfig};
 use crate::sip::builder::response_to;
 use crate::sip::dialog::Dialog;
 use crate::sip::framing;
@@ -72,6 +76,12 @@ pub struct CallRecord {
     pub called: String,
     /// The dialplan line, when one matched.
     pub line: Option<String>,
+    /// The ACD queue it was answered from or abandoned in (the last one).
+    pub queue: Option<String>,
+    /// The agent who answered (or was last rung).
+    pub agent: Option<String>,
+    /// Whether it overflowed from one queue to another.
+    pub overflowed: bool,
     pub reason: Reason,
     /// The final status the caller received for its INVITE.
     pub final_code: u16,
@@ -111,6 +121,8 @@ enum Role {
     },
     /// A server re-INVITE whose 2xx was relayed: its ACK goes to `client` on `to`.
     AwaitAck { client: TxId, to: Side, cseq: u32 },
+    /// The INVITE of a callee leg the call gave up on (see `queued::Orphan`).
+    Orphan,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -131,7 +143,7 @@ struct Call {
     /// The callee INVITE's client transaction while it awaits a final response.
     b_invite: Option<TxId>,
     /// The callee INVITE's client transaction, kept for the ACK of its 2xx.
-    b_invite_tx: TxId,
+    b_invite_tx: Option<TxId>,
     b_invite_cseq: u32,
     /// Requests relayed to the other leg, by their server transaction, until final.
     relays: Vec<(TxId, Box<Request>)>,
@@ -144,6 +156,11 @@ struct Call {
     caller: String,
     called: String,
     line: String,
+    /// The ACD queue the call is in (or was answered from).
+    queue: Option<String>,
+    /// The agent being rung, or who answered.
+    agent: Option<String>,
+    overflowed: bool,
     offered_at: Instant,
     answered_at: Option<Instant>,
     reason: Option<Reason>,
@@ -190,12 +207,32 @@ pub struct Core {
     timers: BinaryHeap<Reverse<(Instant, CallKey, CallTimer)>>,
     records: VecDeque<CallRecord>,
     stats: CoreStats,
+    acd: Acd,
+    registrar: Registrar,
+    orphans: IdMap<TxId, queued::Orphan>,
 }
 
 impl Core {
-    pub fn new(cfg: CoreConfig, dialplan: Arc<Dialplan>, seed: u64) -> Core {
+    /// A core for `dialplan`. `now` starts the ACD's and registrar's clocks.
+    pub fn new(cfg: CoreConfig, dialplan: Arc<Dialplan>, seed: u64, now: Instant) -> Core {
         let mut ids = IdGen::new(seed);
         let tl = TransactionLayer::new(cfg.layer.clone(), IdGen::new(ids.next_u64()));
+        let acd = Acd::new(queued::acd_config(&dialplan), now).unwrap_or_else(|e| {
+            // The dialplan loader checks the same invariants; never expected.
+            warn!(error = %e, "ACD configuration refused; no queues");
+            Acd::default()
+        });
+        let mut secret = [0u8; 32];
+        for chunk in secret.chunks_mut(8) {
+            chunk.copy_from_slice(&ids.next_u64().to_le_bytes());
+        }
+        let mut registrar = Registrar::new(RegistrarConfig::default(), secret, now);
+        registrar.set_users(
+            dialplan
+                .agents
+                .iter()
+                .map(|a| (a.id.clone(), a.password.clone())),
+        );
         Core {
             cfg,
             tl,
@@ -209,12 +246,37 @@ impl Core {
             timers: BinaryHeap::new(),
             records: VecDeque::new(),
             stats: CoreStats::default(),
+            acd,
+            registrar,
+            orphans: IdMap::default(),
         }
     }
 
-    /// Replaces the dialplan; calls in progress keep the route they took.
-    pub fn set_dialplan(&mut self, plan: Arc<Dialplan>) {
+    /// Replaces the dialplan; calls in progress keep the route they took, logged-in
+    /// agents stay logged in and queued callers stay queued.
+    pub fn set_dialplan(&mut self, now: Instant, plan: Arc<Dialplan>) {
+        if let Err(e) = self.acd.reload(queued::acd_config(&plan), now) {
+            warn!(error = %e, "ACD reload refused; queues unchanged");
+        }
+        self.registrar.set_users(
+            plan.agents
+                .iter()
+                .map(|a| (a.id.clone(), a.password.clone())),
+        );
         self.dialplan = plan;
+        self.drain_registrar(now);
+    }
+
+    /// The ACD, for the HTTP API's views and agent state changes.
+    pub fn acd(&self) -> &Acd {
+        &self.acd
+    }
+
+    /// Changes an agent's state from the API; the ACD's resulting commands run.
+    pub fn with_acd<T>(&mut self, now: Instant, f: impl FnOnce(&mut Acd) -> T) -> T {
+        let r = f(&mut self.acd);
+        self.drain_acd(now);
+        r
     }
 
     /// Feeds one UDP datagram.
@@ -274,21 +336,35 @@ impl Core {
         self.records.pop_front()
     }
 
-    /// The earliest deadline of the transaction layer and the calls.
+    /// The earliest deadline of the transaction layer, the calls, the ACD and the
+    /// registrar.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let mut calls = None;
         while let Some(Reverse((at, key, timer))) = self.timers.peek().copied() {
             if self.call_timer_armed(key, timer, at) {
-                let tl = self.tl.poll_timeout();
-                return Some(tl.map_or(at, |t| t.min(at)));
+                calls = Some(at);
+                break;
             }
             self.timers.pop();
         }
-        self.tl.poll_timeout()
+        [
+            calls,
+            self.tl.poll_timeout(),
+            self.acd.poll_timeout(),
+            self.registrar.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
         self.tl.handle_timeout(now);
         self.process_events(now);
+        self.acd.handle_timeout(now);
+        self.drain_acd(now);
+        self.registrar.handle_timeout(now);
+        self.drain_registrar(now);
         while let Some(Reverse((at, key, timer))) = self.timers.peek().copied() {
             if at > now {
                 break;
@@ -351,6 +427,7 @@ impl Core {
             Method::Cancel => self.on_cancel(now, tx, &req, cancels),
             Method::Invite if req.to_tag().is_none() => self.new_call(now, tx, req, peer),
             _ if req.to_tag().is_some() => self.in_dialog(now, tx, req),
+            Method::Register => self.on_register(now, tx, &req, peer),
             Method::Options => {
                 let mut m = response_to(&req, 200, "OK", Some(&self.ids.tag()));
                 m.header("Allow", ALLOW)
@@ -424,6 +501,16 @@ impl Core {
         for tx in &call.txs {
             self.by_tx.remove(tx);
         }
+        if call.queue.is_some() {
+            let result = if call.answered_at.is_some() {
+                self.acd.call_ended(now, key)
+            } else {
+                self.acd.abandon(now, key)
+            };
+            if let Err(e) = result {
+                debug!(error = %e, "ACD already done with the call");
+            }
+        }
         let reason = call.reason.unwrap_or(Reason::CalleeRejected);
         let _enter = call.span.enter();
         tracing::info!(
@@ -438,12 +525,17 @@ impl Core {
             caller: call.caller,
             called: call.called,
             line: Some(call.line),
+            queue: call.queue,
+            agent: call.agent,
+            overflowed: call.overflowed,
             reason,
             final_code: call.final_code,
             offered_at: call.offered_at,
             answered_at: call.answered_at,
             ended_at: now,
         });
+        drop(_enter);
+        self.drain_acd(now);
     }
 
     /// A record for a request refused before any call existed.
@@ -460,6 +552,9 @@ impl Core {
             caller: caller_number(req),
             called,
             line: None,
+            queue: None,
+            agent: None,
+            overflowed: false,
             reason,
             final_code: code,
             offered_at: now,

@@ -35,6 +35,10 @@ pub enum Reason {
     CallerNoAck,
     /// The gateway refused the request as malformed or unsupported (`4xx` of its own).
     InvalidRequest,
+    /// The caller waited the queue's maximum and gets a callback (漏接回拨).
+    QueueCallback,
+    /// The caller's queue was removed by a reload and had no overflow.
+    QueueRemoved,
 }
 
 impl Reason {
@@ -54,11 +58,13 @@ impl Reason {
             Reason::CalleeUnreachable => "leg.callee_unreachable",
             Reason::CallerNoAck => "leg.caller_no_ack",
             Reason::InvalidRequest => "request.invalid",
+            Reason::QueueCallback => "acd.max_wait_callback",
+            Reason::QueueRemoved => "acd.queue_removed_callback",
         }
     }
 
     /// Every code, for documentation and metrics pre-registration.
-    pub const ALL: [Reason; 13] = [
+    pub const ALL: [Reason; 15] = [
         Reason::CallerHangup,
         Reason::CalleeHangup,
         Reason::CallerCancelled,
@@ -72,6 +78,8 @@ impl Reason {
         Reason::CalleeUnreachable,
         Reason::CallerNoAck,
         Reason::InvalidRequest,
+        Reason::QueueCallback,
+        Reason::QueueRemoved,
     ];
 
     /// The reason a callee's final failure response maps to.

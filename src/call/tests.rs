@@ -50,7 +50,7 @@ impl Net {
             shard: 0,
         };
         Net {
-            core: Core::new(cfg, Arc::new(plan), 42),
+            core: Core::new(cfg, Arc::new(plan), 42, Instant::now()),
             now: Instant::now(),
             caller: peer(CALLER),
             callee: peer(CALLEE),

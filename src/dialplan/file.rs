@@ -1,12 +1,16 @@
 //! Reading dialplan files: `*.toml` in the dialplan directory, each holding
-//! `[[line]]` tables. Unknown keys are errors, and every error names file:line:key.
+//! `[[line]]`, `[[queue]]` and `[[agent]]` tables in any mix. Unknown keys are
+//! errors, and every error names file:line:key.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
-use super::{Dialplan, DialplanError, Line, Target};
+use super::seats::{AgentDef, Overflow, QueueDef, Strategy};
+use super::{Dialplan, DialplanError, Line, Route, Target};
 use crate::sip::Transport;
 use crate::sip::message::SipUri;
 
@@ -15,6 +19,72 @@ use crate::sip::message::SipUri;
 struct DialplanFile {
     #[serde(default)]
     line: Vec<LineFile>,
+    #[serde(default)]
+    queue: Vec<QueueFile>,
+    #[serde(default)]
+    agent: Vec<AgentFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueueFile {
+    name: String,
+    #[serde(default)]
+    strategy: Strategy,
+    #[serde(default = "default_ring_timeout")]
+    ring_timeout_s: u64,
+    #[serde(default = "default_wrap_up")]
+    wrap_up_s: u64,
+    #[serde(default = "default_max_wait")]
+    max_wait_s: u64,
+    /// `callback` or `queue:NAME`.
+    #[serde(default = "default_overflow")]
+    overflow: String,
+    #[serde(default = "default_widen")]
+    skill_widen_after_s: u64,
+    #[serde(default = "default_misses")]
+    auto_pause_after_misses: u32,
+    #[serde(default)]
+    agents: Vec<String>,
+    #[serde(default)]
+    static_members: Vec<String>,
+    /// Concurrent calls each static member takes (a sipp UAS is a room of seats).
+    #[serde(default = "one")]
+    static_seats: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn default_ring_timeout() -> u64 {
+    15
+}
+fn default_wrap_up() -> u64 {
+    5
+}
+fn default_max_wait() -> u64 {
+    300
+}
+fn default_overflow() -> String {
+    "callback".into()
+}
+fn default_widen() -> u64 {
+    30
+}
+fn default_misses() -> u32 {
+    3
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentFile {
+    id: String,
+    name: String,
+    password: String,
+    /// Skill → priority (1 is best), e.g. `{ "12345" = 1, "12315" = 2 }`.
+    #[serde(default)]
+    skills: BTreeMap<String, u8>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -24,7 +94,7 @@ struct LineFile {
     number: String,
     /// A human name for logs and the wallboard.
     name: String,
-    /// `sip:[user@]IP[:port][;transport=tcp]`.
+    /// `sip:[user@]IP[:port][;transport=tcp]`, or `queue:NAME`.
     target: String,
 }
 
@@ -61,6 +131,8 @@ pub fn load(dir: &Path) -> Result<Dialplan, DialplanError> {
 /// Parses and validates dialplan sources given as (file name, text).
 pub fn parse_sources(sources: &[(String, String)]) -> Result<Dialplan, DialplanError> {
     let mut lines: Vec<(Line, String, usize)> = Vec::new();
+    let mut queues: Vec<(QueueDef, String, usize)> = Vec::new();
+    let mut agents: Vec<(AgentDef, String, usize)> = Vec::new();
     for (file, text) in sources {
         let parsed: DialplanFile = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
@@ -85,7 +157,10 @@ pub fn parse_sources(sources: &[(String, String)]) -> Result<Dialplan, DialplanE
             if l.name.trim().is_empty() {
                 return Err(err("name", "must not be empty".into()));
             }
-            let target = parse_target(&l.target).map_err(|m| err("target", m))?;
+            let route = match l.target.strip_prefix("queue:") {
+                Some(q) => Route::Queue(q.to_string()),
+                None => Route::Sip(parse_target(&l.target).map_err(|m| err("target", m))?),
+            };
             if let Some((_, other_file, other_line)) =
                 lines.iter().find(|(x, _, _)| x.number == l.number)
             {
@@ -101,16 +176,193 @@ pub fn parse_sources(sources: &[(String, String)]) -> Result<Dialplan, DialplanE
                 Line {
                     number: l.number,
                     name: l.name,
-                    target,
+                    route,
+                },
+                file.clone(),
+                at,
+            ));
+        }
+        for (i, q) in parsed.queue.into_iter().enumerate() {
+            let at = find_key_line(text, "name", &q.name);
+            let def = queue_def(q).map_err(|(key, message)| DialplanError {
+                file: file.clone(),
+                line: at,
+                key: format!("queue[{i}].{key}"),
+                message,
+            })?;
+            if let Some((_, f, l)) = queues.iter().find(|(x, _, _)| x.name == def.name) {
+                return Err(DialplanError {
+                    file: file.clone(),
+                    line: at,
+                    key: format!("queue[{i}].name"),
+                    message: format!("queue {:?} is already defined at {f}:{l}", def.name),
+                });
+            }
+            queues.push((def, file.clone(), at));
+        }
+        for (i, a) in parsed.agent.into_iter().enumerate() {
+            let at = find_key_line(text, "id", &a.id);
+            let err = |key: &str, message: String| DialplanError {
+                file: file.clone(),
+                line: at,
+                key: format!("agent[{i}].{key}"),
+                message,
+            };
+            let id_ok = !a.id.is_empty()
+                && a.id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+            if !id_ok {
+                return Err(err(
+                    "id",
+                    format!(
+                        "{:?} must be a SIP user name (letters, digits, . _ -)",
+                        a.id
+                    ),
+                ));
+            }
+            if a.password.len() < 3 {
+                return Err(err("password", "must be at least 3 characters".into()));
+            }
+            if let Some((s, _)) = a.skills.iter().find(|(_, p)| **p == 0) {
+                return Err(err(
+                    "skills",
+                    format!("priority of {s:?} must be 1 or more (1 is best)"),
+                ));
+            }
+            if let Some((_, f, l)) = agents.iter().find(|(x, _, _)| x.id == a.id) {
+                return Err(err(
+                    "id",
+                    format!("agent {} is already defined at {f}:{l}", a.id),
+                ));
+            }
+            agents.push((
+                AgentDef {
+                    id: a.id,
+                    name: a.name,
+                    password: a.password,
+                    skills: a.skills,
                 },
                 file.clone(),
                 at,
             ));
         }
     }
-    Ok(Dialplan::new(
-        lines.into_iter().map(|(l, _, _)| l).collect(),
-    ))
+    cross_check(&lines, &queues, &agents)?;
+    let mut plan = Dialplan::new(lines.into_iter().map(|(l, _, _)| l).collect());
+    plan.queues = queues.into_iter().map(|(q, _, _)| q).collect();
+    plan.agents = agents.into_iter().map(|(a, _, _)| a).collect();
+    Ok(plan)
+}
+
+/// Checks a queue's values.
+fn queue_def(q: QueueFile) -> Result<QueueDef, (&'static str, String)> {
+    let name_ok = !q.name.is_empty()
+        && q.name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b));
+    if !name_ok {
+        return Err((
+            "name",
+            format!("{:?} must be letters, digits, _ or -", q.name),
+        ));
+    }
+    if q.ring_timeout_s == 0 || q.ring_timeout_s > 120 {
+        return Err(("ring_timeout_s", "must be 1 to 120".into()));
+    }
+    if q.max_wait_s == 0 {
+        return Err(("max_wait_s", "must be positive".into()));
+    }
+    let overflow = match q.overflow.as_str() {
+        "callback" => Overflow::Callback,
+        o => match o.strip_prefix("queue:") {
+            Some(name) if name != q.name => Overflow::Queue(name.to_string()),
+            Some(_) => return Err(("overflow", "a queue cannot overflow into itself".into())),
+            None => {
+                return Err((
+                    "overflow",
+                    format!("{o:?}: use \"callback\" or \"queue:NAME\""),
+                ));
+            }
+        },
+    };
+    for m in &q.static_members {
+        parse_target(m).map_err(|e| ("static_members", e))?;
+    }
+    if q.static_seats == 0 || q.static_seats > 10_000 {
+        return Err(("static_seats", "must be 1 to 10000".into()));
+    }
+    if q.agents.is_empty() && q.static_members.is_empty() {
+        return Err(("agents", "a queue needs agents or static_members".into()));
+    }
+    Ok(QueueDef {
+        name: q.name,
+        strategy: q.strategy,
+        ring_timeout_s: q.ring_timeout_s,
+        wrap_up_s: q.wrap_up_s,
+        max_wait_s: q.max_wait_s,
+        overflow,
+        skill_widen_after_s: q.skill_widen_after_s,
+        auto_pause_after_misses: q.auto_pause_after_misses,
+        agents: q.agents,
+        static_members: q.static_members,
+        static_seats: q.static_seats,
+    })
+}
+
+/// References between lines, queues and agents must resolve.
+fn cross_check(
+    lines: &[(Line, String, usize)],
+    queues: &[(QueueDef, String, usize)],
+    agents: &[(AgentDef, String, usize)],
+) -> Result<(), DialplanError> {
+    let queue_exists = |n: &str| queues.iter().any(|(q, _, _)| q.name == n);
+    for (i, (l, f, at)) in lines.iter().enumerate() {
+        if let Route::Queue(q) = &l.route
+            && !queue_exists(q)
+        {
+            return Err(DialplanError {
+                file: f.clone(),
+                line: *at,
+                key: format!("line[{i}].target"),
+                message: format!("queue {q:?} is not defined"),
+            });
+        }
+    }
+    for (q, f, at) in queues {
+        if let Overflow::Queue(o) = &q.overflow
+            && !queue_exists(o)
+        {
+            return Err(DialplanError {
+                file: f.clone(),
+                line: *at,
+                key: format!("queue {:?}.overflow", q.name),
+                message: format!("queue {o:?} is not defined"),
+            });
+        }
+        let missing = q
+            .agents
+            .iter()
+            .find(|a| !agents.iter().any(|(x, _, _)| &x.id == *a));
+        if let Some(a) = missing {
+            return Err(DialplanError {
+                file: f.clone(),
+                line: *at,
+                key: format!("queue {:?}.agents", q.name),
+                message: format!("agent {a:?} is not defined"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The line where `key = "value"` appears, for error messages.
+fn find_key_line(text: &str, key: &str, value: &str) -> usize {
+    let needle = format!("\"{value}\"");
+    text.lines()
+        .position(|l| l.trim_start().starts_with(key) && l.contains(&needle))
+        .map(|i| i + 1)
+        .unwrap_or(0)
 }
 
 fn parse_target(text: &str) -> Result<Target, String> {

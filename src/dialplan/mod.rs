@@ -6,14 +6,39 @@
 //! on this registry.
 
 mod file;
+pub mod seats;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
 pub use file::{load, parse_sources};
+pub use seats::{AgentDef, Overflow, QueueDef, Strategy};
 
-/// The example dialplan, embedded for running outside a checkout.
-pub const DEFAULT_LINES: &str = include_str!("../../dialplans/default/lines.toml");
+/// The example dialplan (`dialplans/default/`), embedded for running outside a
+/// checkout.
+pub const DEFAULT_FILES: [(&str, &str); 3] = [
+    (
+        "agents.toml",
+        include_str!("../../dialplans/default/agents.toml"),
+    ),
+    (
+        "lines.toml",
+        include_str!("../../dialplans/default/lines.toml"),
+    ),
+    (
+        "queues.toml",
+        include_str!("../../dialplans/default/queues.toml"),
+    ),
+];
+
+/// The embedded example dialplan, parsed.
+pub fn embedded_default() -> Result<Dialplan, DialplanError> {
+    let sources: Vec<(String, String)> = DEFAULT_FILES
+        .iter()
+        .map(|(n, t)| (format!("<embedded {n}>"), t.to_string()))
+        .collect();
+    parse_sources(&sources)
+}
 
 use crate::sip::Transport;
 
@@ -40,24 +65,37 @@ pub struct Target {
     pub transport: Transport,
 }
 
+/// Where a line's calls go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// Straight to a SIP target.
+    Sip(Target),
+    /// Into an ACD queue (`queue:NAME`).
+    Queue(String),
+}
+
 /// One number the gateway answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Line {
     pub number: String,
     pub name: String,
-    pub target: Target,
+    pub route: Route,
 }
 
-/// The loaded line registry.
+/// The loaded line registry, with the agents and queues beside it.
 #[derive(Debug, Clone, Default)]
 pub struct Dialplan {
     lines: HashMap<String, Line>,
+    pub queues: Vec<QueueDef>,
+    pub agents: Vec<AgentDef>,
 }
 
 impl Dialplan {
     pub fn new(lines: Vec<Line>) -> Dialplan {
         Dialplan {
             lines: lines.into_iter().map(|l| (l.number.clone(), l)).collect(),
+            queues: Vec::new(),
+            agents: Vec::new(),
         }
     }
 

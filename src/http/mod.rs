@@ -5,12 +5,28 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use axum::extract::State;
-use axum::routing::get;
+use std::path::PathBuf;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
 
-use crate::transport::Status;
+use crate::call::api::{AgentAction, ApiError};
+use crate::transport::{Control, Status};
+
+/// What every handler may use.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub status: Arc<Status>,
+    /// Questions and orders for the SIP core.
+    pub control: mpsc::Sender<Control>,
+    /// The dialplan folder, for `POST /api/v1/dialplan/reload`.
+    pub dialplan_dir: PathBuf,
+}
 
 /// Why the HTTP server could not run.
 #[derive(Debug, thiserror::Error)]
@@ -25,14 +41,140 @@ pub enum HttpError {
 }
 
 /// The router, separate from serving so tests can drive it.
-pub fn router(status: Arc<Status>) -> Router {
+pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
-        .with_state(status)
+        .route("/api/v1/agents", get(agents))
+        .route("/api/v1/agents/{id}/state", post(agent_state))
+        .route("/api/v1/queues", get(queues))
+        .route("/api/v1/dialplan/reload", post(reload_dialplan))
+        .with_state(state)
+}
+
+/// A JSON error body with a stable `error` code and a human `message`.
+fn error(code: StatusCode, error: &str, message: String) -> Response {
+    (code, Json(json!({ "error": error, "message": message }))).into_response()
+}
+
+/// Asks the core a question and waits for its answer.
+async fn ask<T>(
+    state: &AppState,
+    make: impl FnOnce(oneshot::Sender<T>) -> Control,
+) -> Result<T, Response> {
+    let (tx, rx) = oneshot::channel();
+    let unavailable = || {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "core_unavailable",
+            "the SIP core is not running".into(),
+        )
+    };
+    state
+        .control
+        .send(make(tx))
+        .await
+        .map_err(|_| unavailable())?;
+    rx.await.map_err(|_| unavailable())
+}
+
+/// `GET /api/v1/agents`: every agent and static seat with its state.
+async fn agents(State(state): State<AppState>) -> Response {
+    match ask(&state, Control::Agents).await {
+        Ok(v) => Json(v).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// `GET /api/v1/queues`: waiting callers, longest wait, agents by state.
+async fn queues(State(state): State<AppState>) -> Response {
+    match ask(&state, Control::Queues).await {
+        Ok(v) => Json(v).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// `POST /api/v1/agents/{id}/state` with `{"state": "ready" | "paused" | "logged_out",
+/// "reason": "…"}`.
+async fn agent_state(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<AgentAction>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(action) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", e.body_text()),
+    };
+    let answer = ask(&state, |reply| Control::AgentAction {
+        agent: id,
+        action,
+        reply,
+    })
+    .await;
+    match answer {
+        Ok(Ok(v)) => Json(v).into_response(),
+        Ok(Err(ApiError::UnknownAgent(a))) => error(
+            StatusCode::NOT_FOUND,
+            "unknown_agent",
+            format!("no agent {a:?}"),
+        ),
+        Ok(Err(ApiError::Refused(m))) => error(StatusCode::CONFLICT, "refused", m),
+        Err(r) => r,
+    }
+}
+
+/// `POST /api/v1/dialplan/reload`: loads the dialplan folder again. On any error
+/// the running plan stays and the answer names file, line and key.
+async fn reload_dialplan(State(state): State<AppState>) -> Response {
+    let dir = state.dialplan_dir.clone();
+    let loaded = tokio::task::spawn_blocking(move || crate::dialplan::load(&dir)).await;
+    match loaded {
+        Ok(Ok(plan)) => {
+            let lines = plan.len();
+            let queues = plan.queues.len();
+            let agents = plan.agents.len();
+            let plan = Arc::new(plan);
+            if state
+                .control
+                .send(Control::ReloadDialplan(plan))
+                .await
+                .is_err()
+            {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "core_unavailable",
+                    "the SIP core is not running".into(),
+                );
+            }
+            Json(
+                json!({ "status": "reloaded", "lines": lines, "queues": queues, "agents": agents }),
+            )
+            .into_response()
+        }
+        Ok(Err(e)) => Json(json!({
+            "error": "dialplan_invalid",
+            "message": e.to_string(),
+            "file": e.file,
+            "line": e.line,
+            "key": e.key,
+        }))
+        .into_response_with(StatusCode::UNPROCESSABLE_ENTITY),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}
+
+trait WithStatus {
+    fn into_response_with(self, code: StatusCode) -> Response;
+}
+
+impl WithStatus for Json<serde_json::Value> {
+    fn into_response_with(self, code: StatusCode) -> Response {
+        (code, self).into_response()
+    }
 }
 
 /// `GET /healthz`: 200 while the SIP core runs, with its headline figures.
-async fn healthz(State(s): State<Arc<Status>>) -> Json<serde_json::Value> {
+async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let s = &state.status;
     let ended: serde_json::Map<String, serde_json::Value> = s
         .ended_by_reason()
         .into_iter()
@@ -51,11 +193,11 @@ async fn healthz(State(s): State<Arc<Status>>) -> Json<serde_json::Value> {
 }
 
 /// Binds and serves until the future is dropped.
-pub async fn serve(addr: SocketAddr, status: Arc<Status>) -> Result<(), HttpError> {
+pub async fn serve(addr: SocketAddr, state: AppState) -> Result<(), HttpError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| HttpError::Bind { addr, source })?;
-    axum::serve(listener, router(status))
+    axum::serve(listener, router(state))
         .await
         .map_err(HttpError::Serve)
 }

@@ -1,1 +1,392 @@
-//! Registrar: REGISTER with digest authentication (being built; see issue 3).
+//! Registrar: REGISTER with digest authentication (MD5 and SHA-256) for agents'
+//! softphones, and the table of where each agent can be reached (issue 3).
+//!
+//! Pure, like `sip/`: no sockets, no clock, no randomness. Every entry point takes
+//! `now`; the only secret is the nonce key handed to [`Registrar::new`]. Outputs
+//! are a [`RegisterReply`] per REGISTER (the caller writes the SIP response),
+//! [`RegistrarEvent`]s via [`Registrar::poll_event`], and the next wake-up via
+//! [`Registrar::poll_timeout`].
+//!
+//! ```text
+//! REGISTER ─► blocked IP? ──yes──► 403 (no challenge)
+//!                │no
+//!                ▼
+//!        Authorization ok? ──no──► 401 (SHA-256 + MD5 challenges; failure counted)
+//!                │yes           └─ right password, old nonce ► 401 stale=true
+//!                ▼
+//!        digest user = To user? ──no──► 403
+//!                ▼
+//!        Contacts: query / update / `*` ──► 200 with current bindings
+//!                                      └──► 400 / 403 / 423
+//! ```
+//!
+//! Owns credentials (kept only as HA1 hashes), bindings, nonces and per-IP failure
+//! counts. Must not send SIP, read the clock or log passwords.
+
+mod auth;
+mod bindings;
+mod contact;
+mod digest;
+mod limiter;
+mod nonce;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use crate::sip::Peer;
+use crate::sip::message::{Headers, Method, Request, SipUri, addr_spec};
+use crate::util::pii::Pii;
+
+pub use bindings::Binding;
+pub use digest::{Algorithm, ResponseInput};
+
+use auth::{Auth, Secret};
+use bindings::{ApplyReject, BindingTable, Writer};
+use contact::{ContactReject, parse_contacts};
+use limiter::FailureLimiter;
+use nonce::{NonceKey, ReplayGuard};
+
+/// Most events held for [`Registrar::poll_event`]; the oldest is dropped beyond it.
+const MAX_EVENTS: usize = 65_536;
+
+/// Registrar policy, from the gateway config.
+///
+/// Why: the lifetimes and limits are an operator's choice (RFC 3261 §10.3 leaves
+/// them to the registrar); the defaults suit softphones on a call-centre LAN.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegistrarConfig {
+    /// Digest realm; part of every HA1, so changing it invalidates stored hashes.
+    pub realm: String,
+    /// How long a nonce is accepted before the client must re-authenticate.
+    pub nonce_ttl: Duration,
+    /// Shorter requested lifetimes get 423 Interval Too Brief.
+    pub min_expires: u32,
+    /// Longer requested lifetimes are clamped to this.
+    pub max_expires: u32,
+    /// Lifetime when neither the contact nor the request says.
+    pub default_expires: u32,
+    /// Most bindings per user (desk phone, softphone, …).
+    pub max_contacts: usize,
+    /// Failures allowed per source IP within `failure_window`; one more blocks it.
+    pub max_failures: u32,
+    pub failure_window: Duration,
+    /// How long a blocked IP gets 403 for every REGISTER.
+    pub block_for: Duration,
+}
+
+impl Default for RegistrarConfig {
+    fn default() -> Self {
+        RegistrarConfig {
+            realm: "hotline".into(),
+            nonce_ttl: Duration::from_secs(300),
+            min_expires: 60,
+            max_expires: 3600,
+            default_expires: 3600,
+            max_contacts: 5,
+            max_failures: 5,
+            failure_window: Duration::from_secs(60),
+            block_for: Duration::from_secs(300),
+        }
+    }
+}
+
+impl RegistrarConfig {
+    /// Rejects settings that make the registrar unusable.
+    pub fn validate(&self) -> Result<(), RegistrarError> {
+        let bad = |key, reason| Err(RegistrarError::Config { key, reason });
+        if self.realm.is_empty() || self.realm.contains(['"', '\\', '\r', '\n']) {
+            return bad(
+                "realm",
+                "must be non-empty, without quotes, backslashes or line breaks",
+            );
+        }
+        if self.min_expires == 0 || self.min_expires > self.max_expires {
+            return bad("min_expires", "must be between 1 and max_expires");
+        }
+        if !(self.min_expires..=self.max_expires).contains(&self.default_expires) {
+            return bad(
+                "default_expires",
+                "must be between min_expires and max_expires",
+            );
+        }
+        if self.max_contacts == 0 {
+            return bad("max_contacts", "must be at least 1");
+        }
+        if self.nonce_ttl.is_zero() {
+            return bad("nonce_ttl", "must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// What went wrong inside the registrar layer.
+///
+/// Why: one error per layer (CONVENTIONS.md 5), tagged with the failing side.
+/// Replies to bad REGISTERs are data ([`RegisterReply`]), not errors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistrarError {
+    /// The client (downstream) sent a header we cannot use.
+    #[error("downstream: malformed {what}: {detail}")]
+    Malformed { what: &'static str, detail: String },
+    /// The operator's settings are inconsistent.
+    #[error("config: registrar.{key}: {reason}")]
+    Config {
+        key: &'static str,
+        reason: &'static str,
+    },
+}
+
+/// The answer to one REGISTER, for the caller to send.
+///
+/// Why: the registrar does not write SIP; the call core turns this into
+/// `response_to(req, code, &reason, Some(tag))` followed by `headers` in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterReply {
+    pub code: u16,
+    pub reason: String,
+    /// Extra header lines (`WWW-Authenticate`, `Contact`, `Min-Expires`), in order.
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl RegisterReply {
+    fn new(code: u16, reason: &str) -> RegisterReply {
+        RegisterReply {
+            code,
+            reason: reason.to_string(),
+            headers: Vec::new(),
+        }
+    }
+
+    fn bad_request(e: &RegistrarError) -> RegisterReply {
+        let what = match e {
+            RegistrarError::Malformed { what, .. } => what,
+            RegistrarError::Config { .. } => "request",
+        };
+        RegisterReply::new(400, &format!("Bad Request (malformed {what})"))
+    }
+}
+
+/// A change of where an agent can be reached; the ACD logs agents in and out on these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistrarEvent {
+    /// A new contact was bound (refreshes of an existing one are silent).
+    Registered { user: String, contact: String },
+    /// The client removed a binding, or its user was deleted from the config.
+    Unregistered { user: String, contact: String },
+    /// A binding ran out without being refreshed.
+    Expired { user: String, contact: String },
+    /// A source address exceeded `max_failures` and is refused for `block_for`.
+    Blocked { ip: IpAddr },
+}
+
+/// The registrar for the agents' realm.
+///
+/// Why: agents' softphones must prove who they are before the ACD offers them
+/// calls, and the call core must know where to ring them.
+pub struct Registrar {
+    cfg: RegistrarConfig,
+    nonces: NonceKey,
+    users: HashMap<String, Secret>,
+    /// HA1s of a fixed non-user, so an unknown name costs the same hashing.
+    decoy: Secret,
+    replay: ReplayGuard,
+    bindings: BindingTable,
+    limiter: FailureLimiter,
+    events: VecDeque<RegistrarEvent>,
+    dropped_events: u64,
+}
+
+impl fmt::Debug for Registrar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registrar")
+            .field("cfg", &self.cfg)
+            .field(
+                "users",
+                &format_args!("{} (credentials redacted)", self.users.len()),
+            )
+            .field("bindings", &self.bindings)
+            .field("blocked_or_failing_ips", &self.limiter.tracked())
+            .field("events", &self.events.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Registrar {
+    /// `secret` keys the nonces (draw it from the OS at start-up); `t0` is the
+    /// origin of nonce timestamps (any instant not after the first `now`).
+    pub fn new(cfg: RegistrarConfig, secret: [u8; 32], t0: Instant) -> Registrar {
+        Registrar {
+            nonces: NonceKey::new(secret, &cfg.realm, t0, cfg.nonce_ttl),
+            users: HashMap::new(),
+            decoy: Secret::new("\u{0}decoy", &cfg.realm, ""),
+            replay: ReplayGuard::default(),
+            bindings: BindingTable::default(),
+            limiter: FailureLimiter::new(cfg.max_failures, cfg.failure_window, cfg.block_for),
+            events: VecDeque::new(),
+            dropped_events: 0,
+            cfg,
+        }
+    }
+
+    /// Replaces all credentials (config reload). Bindings of users that remain are
+    /// kept; those of removed users are dropped with `Unregistered` events.
+    pub fn set_users(&mut self, users: impl IntoIterator<Item = (String, String)>) {
+        let realm = &self.cfg.realm;
+        self.users = users
+            .into_iter()
+            .map(|(user, password)| {
+                let secret = Secret::new(&user, realm, &password);
+                (user, secret)
+            })
+            .collect();
+        let users = &self.users;
+        let mut events = Vec::new();
+        self.bindings
+            .retain_users(|u| users.contains_key(u), &mut events);
+        self.replay.retain_users(|u| users.contains_key(u));
+        self.push_events(events);
+    }
+
+    /// Answers one REGISTER that arrived from `source`.
+    pub fn handle_register(&mut self, now: Instant, req: &Request, source: Peer) -> RegisterReply {
+        if req.method != Method::Register {
+            return RegisterReply::new(405, "Method Not Allowed");
+        }
+        let ip = source.addr.ip();
+        if self.limiter.is_blocked(now, ip) {
+            return RegisterReply::new(403, "Forbidden (too many failed attempts)");
+        }
+        let user = match self.authenticate(now, req) {
+            Auth::Ok(user) => user,
+            Auth::Malformed(e) => return RegisterReply::bad_request(&e),
+            Auth::Challenge { stale, failure } => {
+                if failure && self.limiter.record_failure(now, ip) {
+                    tracing::warn!(ip = %Pii(ip), "registrar: too many failed attempts, blocking");
+                    self.push_events([RegistrarEvent::Blocked { ip }]);
+                    return RegisterReply::new(403, "Forbidden (too many failed attempts)");
+                }
+                return self.challenge(now, stale);
+            }
+        };
+        self.limiter.record_success(ip);
+        let aor = match aor_user(req) {
+            Ok(aor) => aor,
+            Err(e) => return RegisterReply::bad_request(&e),
+        };
+        if aor != user {
+            return RegisterReply::new(403, "Forbidden (username does not match AOR)");
+        }
+        self.update_bindings(now, req, source, &user)
+    }
+
+    /// Unexpired bindings of `user`, best `q` first, then most recent.
+    pub fn lookup(&self, now: Instant, user: &str) -> Vec<&Binding> {
+        self.bindings.lookup(now, user)
+    }
+
+    pub fn poll_event(&mut self) -> Option<RegistrarEvent> {
+        self.events.pop_front()
+    }
+
+    /// The earliest binding expiry or block end.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match (self.bindings.next_expiry(), self.limiter.next_unblock()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Expires bindings and ends blocks due by `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let mut events = Vec::new();
+        self.bindings.expire(now, &mut events);
+        self.limiter.handle_timeout(now);
+        self.push_events(events);
+    }
+
+    /// Events dropped because nobody polled them (should stay 0).
+    pub fn dropped_events(&self) -> u64 {
+        self.dropped_events
+    }
+
+    fn update_bindings(
+        &mut self,
+        now: Instant,
+        req: &Request,
+        source: Peer,
+        user: &str,
+    ) -> RegisterReply {
+        let changes = match parse_contacts(req, &self.cfg) {
+            Ok(c) => c,
+            Err(ContactReject::Malformed(e)) => return RegisterReply::bad_request(&e),
+            Err(ContactReject::TooBrief(min)) => {
+                let mut r = RegisterReply::new(423, "Interval Too Brief");
+                r.headers.push(("Min-Expires", min.to_string()));
+                return r;
+            }
+        };
+        let (Some(call_id), Some((cseq, _))) = (req.call_id(), req.cseq()) else {
+            return RegisterReply::bad_request(&malformed("Call-ID or CSeq", "missing"));
+        };
+        let mut events = Vec::new();
+        // Lapsed bindings go first, so they neither count nor get refreshed.
+        self.bindings.expire(now, &mut events);
+        let writer = Writer {
+            now,
+            source,
+            call_id,
+            cseq,
+            max_contacts: self.cfg.max_contacts,
+        };
+        let applied = self.bindings.apply(user, &changes, writer, &mut events);
+        self.push_events(events);
+        match applied {
+            Err(ApplyReject::StaleCseq) => RegisterReply::new(400, "Bad Request (stale CSeq)"),
+            Err(ApplyReject::TooManyContacts) => {
+                RegisterReply::new(403, "Forbidden (too many contacts)")
+            }
+            Ok(()) => {
+                let mut r = RegisterReply::new(200, "OK");
+                for b in self.bindings.lookup(now, user) {
+                    let mut v = format!("<{}>;expires={}", b.contact, b.remaining_secs(now));
+                    if let Some(q) = b.q {
+                        v.push_str(&format!(";q={q}"));
+                    }
+                    r.headers.push(("Contact", v));
+                }
+                r
+            }
+        }
+    }
+
+    fn push_events(&mut self, events: impl IntoIterator<Item = RegistrarEvent>) {
+        for e in events {
+            if self.events.len() >= MAX_EVENTS {
+                self.events.pop_front();
+                self.dropped_events += 1;
+            }
+            self.events.push_back(e);
+        }
+    }
+}
+
+fn malformed(what: &'static str, detail: &str) -> RegistrarError {
+    RegistrarError::Malformed {
+        what,
+        detail: detail.to_string(),
+    }
+}
+
+/// The user part of the To URI: the address-of-record (RFC 3261 §10.3 step 5).
+fn aor_user(req: &Request) -> Result<String, RegistrarError> {
+    let to = req.header("To").ok_or_else(|| malformed("To", "missing"))?;
+    let uri = SipUri::parse(addr_spec(to)).map_err(|e| malformed("To", &e))?;
+    uri.user
+        .map(String::from)
+        .ok_or_else(|| malformed("To", "no user part"))
+}

@@ -31,6 +31,24 @@ pub struct Dialog {
 }
 
 impl Dialog {
+    /// No dialog yet: the callee leg of a call still waiting in a queue.
+    pub fn none() -> Dialog {
+        Dialog {
+            call_id: "".into(),
+            local_tag: "".into(),
+            remote_tag: None,
+            local_hdr: String::new(),
+            remote_hdr: String::new(),
+            remote_target: String::new(),
+            route: Vec::new(),
+            peer: Peer {
+                transport: super::Transport::Udp,
+                addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+            },
+            local_cseq: 0,
+        }
+    }
+
     /// The dialog a UAS forms with the sender of an INVITE.
     pub fn uas(req: &Request, peer: Peer, local_tag: String) -> Dialog {
         let to = req.header("To").unwrap_or_default();

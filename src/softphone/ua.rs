@@ -605,7 +605,7 @@ impl Ua {
             return;
         };
         c.dialog.local_cseq += 1;
-        let d = std::mem::replace(&mut c.dialog, placeholder());
+        let d = std::mem::replace(&mut c.dialog, Dialog::none());
         let tx = self.send_invite(now, &d, Some(authorization));
         if let Some(c) = self.calls.get_mut(&key) {
             c.dialog = d;
@@ -633,24 +633,6 @@ impl Ua {
                 by_us,
             });
         }
-    }
-}
-
-/// An empty dialog to swap in while the real one is borrowed.
-fn placeholder() -> Dialog {
-    Dialog {
-        call_id: "".into(),
-        local_tag: "".into(),
-        remote_tag: None,
-        local_hdr: String::new(),
-        remote_hdr: String::new(),
-        remote_target: String::new(),
-        route: Vec::new(),
-        peer: Peer {
-            transport: Transport::Udp,
-            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-        },
-        local_cseq: 0,
     }
 }
 

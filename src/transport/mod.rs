@@ -21,11 +21,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 pub use status::Status;
 
+use crate::call::api::{AgentAction, ApiError};
 use crate::call::{Core, CoreConfig};
 use crate::config::Config;
 use crate::dialplan::Dialplan;
@@ -69,11 +70,19 @@ pub(crate) enum Inbound {
     },
 }
 
-/// Orders for the core task from outside (HTTP, signals).
+/// Orders and questions for the core task from outside (HTTP, signals). Answers
+/// come back on the oneshot each question carries.
 #[derive(Debug)]
 pub enum Control {
     ReloadDialplan(Arc<Dialplan>),
     Shutdown,
+    Agents(oneshot::Sender<serde_json::Value>),
+    Queues(oneshot::Sender<serde_json::Value>),
+    AgentAction {
+        agent: String,
+        action: AgentAction,
+        reply: oneshot::Sender<Result<serde_json::Value, ApiError>>,
+    },
 }
 
 /// Bound sockets, ready to run.
@@ -146,7 +155,7 @@ impl SipServer {
         Ok(SipServer {
             udp,
             tcp,
-            core: Core::new(core_cfg, plan, seed()),
+            core: Core::new(core_cfg, plan, seed(), Instant::now()),
             max_message: cfg.sip.max_message_bytes,
             status,
         })
@@ -183,11 +192,20 @@ impl SipServer {
                 c = control.recv() => match c {
                     Some(Control::ReloadDialplan(plan)) => {
                         info!(lines = plan.len(), "dialplan reloaded");
-                        core.set_dialplan(plan);
+                        core.set_dialplan(Instant::now(), plan);
                     }
                     Some(Control::Shutdown) | None => {
                         info!(active_calls = core.active_calls(), "SIP transport stopping");
                         return Ok(());
+                    }
+                    Some(Control::Agents(reply)) => {
+                        let _ = reply.send(core.agents_view(Instant::now()));
+                    }
+                    Some(Control::Queues(reply)) => {
+                        let _ = reply.send(core.queues_view(Instant::now()));
+                    }
+                    Some(Control::AgentAction { agent, action, reply }) => {
+                        let _ = reply.send(core.agent_action(Instant::now(), &agent, action));
                     }
                 },
                 r = readable(udp.as_ref()) => {

@@ -49,8 +49,10 @@ fn expected(file: &str) -> Option<u16> {
         "wsinv.dat" => 481,                 // carries a To tag: an unknown dialog
         "intmeth.dat" | "esc02.dat" => 501, // extension methods
         "esc01.dat" | "longreq.dat" | "inv2543.dat" => 404, // INVITEs to numbers not in the plan
-        "escnull.dat" | "dblreq.dat" | "mpart01.dat" | "unksm2.dat" | "regaut01.dat"
-        | "cparam01.dat" | "cparam02.dat" | "regescrt.dat" => 405, // no registrar yet
+        // REGISTER without credentials: the registrar's digest challenge.
+        "escnull.dat" | "dblreq.dat" | "unksm2.dat" | "regaut01.dat" | "cparam01.dat"
+        | "cparam02.dat" | "regescrt.dat" => 401,
+        "mpart01.dat" => 405, // MESSAGE: not a method the gateway serves
         "lwsdisp.dat" | "semiuri.dat" | "transports.dat" | "badbranch.dat" => 200, // OPTIONS
         "unkscm.dat" | "novelsc.dat" => 416,
         "bext01.dat" => 420,
@@ -99,9 +101,10 @@ fn valid_messages_parse() {
 }
 
 fn core() -> Core {
+    // The same plan as the socket test: 12345 straight to a SIP target.
     let plan = hotline_gateway::dialplan::parse_sources(&[(
         "lines.toml".into(),
-        hotline_gateway::dialplan::DEFAULT_LINES.into(),
+        "[[line]]\nnumber = \"12345\"\nname = \"h\"\ntarget = \"sip:127.0.0.1:9\"\n".into(),
     )])
     .unwrap();
     let cfg = CoreConfig {
@@ -117,7 +120,7 @@ fn core() -> Core {
         max_message_bytes: 65_535,
         shard: 0,
     };
-    Core::new(cfg, Arc::new(plan), 1)
+    Core::new(cfg, Arc::new(plan), 1, Instant::now())
 }
 
 /// The first final answer, else `100` when the request is proceeding.

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, a shared support module (hickory-dns style).
 //! They start the real `hotline-gw` and talk to it over loopback sockets.
 
+mod acd;
 mod calls;
 mod corpus;
 mod support;

@@ -51,6 +51,8 @@ pub struct GwOpts {
     pub max_calls: usize,
     pub ring_timeout_s: u64,
     pub max_message: usize,
+    /// More dialplan (queues, agents, lines), written beside the line file.
+    pub extra_dialplan: String,
 }
 
 impl GwOpts {
@@ -61,6 +63,7 @@ impl GwOpts {
             max_calls: 5000,
             ring_timeout_s: 60,
             max_message: 65_535,
+            extra_dialplan: String::new(),
         }
     }
 }
@@ -87,6 +90,9 @@ impl Gateway {
             ),
         )
         .unwrap();
+        if !opts.extra_dialplan.is_empty() {
+            std::fs::write(dir.0.join("dialplans/seats.toml"), &opts.extra_dialplan).unwrap();
+        }
         let t1 = opts.t1_ms;
         std::fs::write(
             dir.0.join("gateway.toml"),
@@ -197,6 +203,78 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     let code = resp.split_whitespace().nth(1)?.parse().ok()?;
     let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
     Some((code, body))
+}
+
+/// A minimal HTTP/1.1 POST of a JSON body, returning status and body.
+pub fn http_post(addr: SocketAddr, path: &str, body: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    let code = resp.split_whitespace().nth(1)?.parse().ok()?;
+    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((code, body))
+}
+
+/// A `hotline-gw softphone …` process; its JSON summary is read at the end.
+pub struct Softphone {
+    child: Child,
+}
+
+impl Softphone {
+    /// Starts `hotline-gw softphone <args> --json`.
+    pub fn start(args: &[String]) -> Softphone {
+        let child = Command::new(env!("CARGO_BIN_EXE_hotline-gw"))
+            .arg("softphone")
+            .args(args)
+            .arg("--json")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the softphone");
+        Softphone { child }
+    }
+
+    /// Waits for it to exit; returns its summary, or its stderr as the error.
+    pub fn finish(mut self, limit: Duration) -> Result<serde_json::Value, String> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut out = String::new();
+                let mut err = String::new();
+                if let Some(mut o) = self.child.stdout.take() {
+                    let _ = o.read_to_string(&mut out);
+                }
+                if let Some(mut e) = self.child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                if !status.success() {
+                    return Err(format!("softphone exited with {status}: {err}"));
+                }
+                let line = out.lines().last().unwrap_or_default();
+                return serde_json::from_str(line).map_err(|e| format!("{e}: {out}"));
+            }
+            if start.elapsed() > limit {
+                let _ = self.child.kill();
+                return Err("softphone did not finish in time".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Softphone {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// The sipp binary, or `None` (loudly) outside CI. Under `CI=true` a missing sipp

@@ -1,0 +1,103 @@
+//! What the HTTP API may ask of the core: views of agents and queues, and agent
+//! state changes. Answers are JSON values so the HTTP layer needs no core types.
+
+use std::time::Instant;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::Core;
+
+/// An agent state change requested through the API.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AgentAction {
+    /// Available for calls: unpause, or log in at the agent's registered contact.
+    Ready,
+    /// Not offered calls until made ready again.
+    Paused {
+        #[serde(default = "default_reason")]
+        reason: String,
+    },
+    /// Out of the ACD until the next REGISTER or `ready`.
+    LoggedOut,
+}
+
+fn default_reason() -> String {
+    "api".into()
+}
+
+/// Why an API request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error("no agent {0:?}")]
+    UnknownAgent(String),
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl Core {
+    /// `GET /api/v1/agents`.
+    pub fn agents_view(&self, now: Instant) -> Value {
+        let agents: Vec<Value> = self
+            .acd
+            .agents(now)
+            .map(|a| {
+                let mut v = serde_json::to_value(&a).unwrap_or(Value::Null);
+                if let Value::Object(m) = &mut v {
+                    let registered = !self.registrar.lookup(now, &a.id).is_empty();
+                    m.insert("registered".into(), registered.into());
+                }
+                v
+            })
+            .collect();
+        json!({ "agents": agents })
+    }
+
+    /// `GET /api/v1/queues`.
+    pub fn queues_view(&self, now: Instant) -> Value {
+        json!({ "queues": self.acd.queues(now) })
+    }
+
+    /// `POST /api/v1/agents/{id}/state`.
+    pub fn agent_action(
+        &mut self,
+        now: Instant,
+        agent: &str,
+        action: AgentAction,
+    ) -> Result<Value, ApiError> {
+        if self.acd.agent(agent, now).is_none() {
+            return Err(ApiError::UnknownAgent(agent.to_string()));
+        }
+        let result = match action {
+            AgentAction::Paused { reason } => self.acd.pause(agent, reason, now),
+            AgentAction::LoggedOut => self.acd.logout(agent, now),
+            AgentAction::Ready => {
+                let logged_out = self
+                    .acd
+                    .agent_state(agent)
+                    .is_some_and(|s| matches!(s, crate::acd::AgentState::LoggedOut));
+                if logged_out {
+                    let contact = self
+                        .registrar
+                        .lookup(now, agent)
+                        .first()
+                        .map(|b| b.contact.clone());
+                    match contact {
+                        Some(c) => self.acd.login(agent, c, now),
+                        None => {
+                            return Err(ApiError::Refused(format!(
+                                "agent {agent} is not registered: register a softphone first"
+                            )));
+                        }
+                    }
+                } else {
+                    self.acd.unpause(agent, now)
+                }
+            }
+        };
+        result.map_err(|e| ApiError::Refused(e.to_string()))?;
+        self.drain_acd(now);
+        Ok(serde_json::to_value(self.acd.agent(agent, now)).unwrap_or(Value::Null))
+    }
+}

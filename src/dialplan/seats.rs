@@ -1,0 +1,67 @@
+//! Agents and queues as the dialplan files declare them: plain data, checked by
+//! the loader, turned into the ACD's own configuration by the call layer.
+
+use std::collections::BTreeMap;
+
+/// How a queue picks the next agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// The agent idle the longest (the default).
+    #[default]
+    LongestIdle,
+    RoundRobin,
+    FewestCalls,
+    /// Agents with the line's skill first (best priority first), widening later.
+    Skills,
+}
+
+/// Where a caller goes after the queue's maximum wait.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Overflow {
+    /// End the call with a callback record (missed calls are called back).
+    Callback,
+    /// Move the caller to another queue.
+    Queue(String),
+}
+
+/// One queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueDef {
+    pub name: String,
+    pub strategy: Strategy,
+    pub ring_timeout_s: u64,
+    pub wrap_up_s: u64,
+    pub max_wait_s: u64,
+    pub overflow: Overflow,
+    pub skill_widen_after_s: u64,
+    pub auto_pause_after_misses: u32,
+    /// Member agents by id.
+    pub agents: Vec<String>,
+    /// Seats that need no REGISTER: SIP URIs with an IP host.
+    pub static_members: Vec<String>,
+    /// Concurrent calls each static member takes.
+    pub static_seats: u32,
+}
+
+/// One agent.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AgentDef {
+    pub id: String,
+    pub name: String,
+    pub password: String,
+    /// Skill (usually a line number) → priority, 1 being the best.
+    pub skills: BTreeMap<String, u8>,
+}
+
+impl std::fmt::Debug for AgentDef {
+    /// Never prints the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentDef")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("password", &"<redacted>")
+            .field("skills", &self.skills)
+            .finish()
+    }
+}

@@ -1,0 +1,205 @@
+//! The location table: contact bindings per user (address-of-record), their
+//! lifetimes and the events their changes produce. No I/O, no clock.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::sip::Peer;
+
+use super::RegistrarEvent;
+use super::contact::{ContactRequest, ContactUpdate};
+
+/// Where an agent's softphone can be reached, and until when.
+///
+/// Why: the call core looks agents up here to ring them; `source` is where the
+/// REGISTER really came from, which is what to send to behind a NAT.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Binding {
+    /// Contact URI as registered, without `<>` and without `?headers`.
+    pub contact: String,
+    pub expires_at: Instant,
+    /// Transport and address the REGISTER arrived from.
+    pub source: Peer,
+    /// Call-ID and CSeq of the REGISTER that last wrote this binding, to reject
+    /// reordered or replayed older ones (RFC 3261 §10.3 step 7).
+    pub call_id: String,
+    pub cseq: u32,
+    /// Preference (`q` parameter, 0–1); absent counts as 1 when ordering.
+    pub q: Option<f32>,
+    /// When the binding was last written, to order equal-q bindings.
+    pub updated_at: Instant,
+}
+
+impl Binding {
+    /// Whole seconds left, rounded up (what a `;expires=` parameter reports).
+    pub fn remaining_secs(&self, now: Instant) -> u64 {
+        let left = self.expires_at.saturating_duration_since(now);
+        left.as_secs() + u64::from(left.subsec_nanos() > 0)
+    }
+}
+
+/// The REGISTER facts every binding it writes shares.
+#[derive(Debug, Clone, Copy)]
+pub struct Writer<'a> {
+    pub now: Instant,
+    pub source: Peer,
+    pub call_id: &'a str,
+    pub cseq: u32,
+    pub max_contacts: usize,
+}
+
+/// Why a REGISTER's binding changes were not applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyReject {
+    /// Same Call-ID as a stored binding and a CSeq not higher than it.
+    StaleCseq,
+    /// The AOR would have more than `max_contacts` bindings.
+    TooManyContacts,
+}
+
+/// All bindings, by user.
+///
+/// Why: one owner for the lifetimes, so that expiry, lookup and un-registration
+/// agree on what is bound and every change yields exactly one event.
+#[derive(Debug, Default)]
+pub struct BindingTable {
+    by_user: HashMap<String, Vec<Binding>>,
+}
+
+impl BindingTable {
+    /// Unexpired bindings of `user`, best `q` first, then most recently written.
+    pub fn lookup(&self, now: Instant, user: &str) -> Vec<&Binding> {
+        let mut out: Vec<&Binding> = self
+            .by_user
+            .get(user)
+            .into_iter()
+            .flatten()
+            .filter(|b| b.expires_at > now)
+            .collect();
+        out.sort_by(|a, b| {
+            let (qa, qb) = (a.q.unwrap_or(1.0), b.q.unwrap_or(1.0));
+            qb.total_cmp(&qa).then(b.updated_at.cmp(&a.updated_at))
+        });
+        out
+    }
+
+    /// The earliest expiry of any binding.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.by_user.values().flatten().map(|b| b.expires_at).min()
+    }
+
+    /// Removes bindings due by `now`, emitting `Expired` for each.
+    pub fn expire(&mut self, now: Instant, events: &mut Vec<RegistrarEvent>) {
+        self.by_user.retain(|user, list| {
+            list.retain(|b| {
+                let alive = b.expires_at > now;
+                if !alive {
+                    events.push(RegistrarEvent::Expired {
+                        user: user.clone(),
+                        contact: b.contact.clone(),
+                    });
+                }
+                alive
+            });
+            !list.is_empty()
+        });
+    }
+
+    /// Drops every binding of users `keep` rejects, emitting `Unregistered`.
+    pub fn retain_users(&mut self, keep: impl Fn(&str) -> bool, events: &mut Vec<RegistrarEvent>) {
+        self.by_user.retain(|user, list| {
+            if keep(user) {
+                return true;
+            }
+            events.extend(list.drain(..).map(|b| RegistrarEvent::Unregistered {
+                user: user.clone(),
+                contact: b.contact,
+            }));
+            false
+        });
+    }
+
+    /// Applies a REGISTER's contacts for `user` all-or-nothing (RFC 3261 §10.3).
+    pub fn apply(
+        &mut self,
+        user: &str,
+        req: &ContactRequest,
+        w: Writer<'_>,
+        events: &mut Vec<RegistrarEvent>,
+    ) -> Result<(), ApplyReject> {
+        let old: &[Binding] = self.by_user.get(user).map_or(&[], Vec::as_slice);
+        let stale = |uri: Option<&str>| {
+            old.iter().any(|b| {
+                uri.is_none_or(|u| same_uri(&b.contact, u))
+                    && b.call_id == w.call_id
+                    && w.cseq <= b.cseq
+            })
+        };
+        let next = match req {
+            ContactRequest::Query => return Ok(()),
+            ContactRequest::RemoveAll => {
+                if stale(None) {
+                    return Err(ApplyReject::StaleCseq);
+                }
+                Vec::new()
+            }
+            ContactRequest::Update(updates) => {
+                if updates.iter().any(|u| stale(Some(&u.uri))) {
+                    return Err(ApplyReject::StaleCseq);
+                }
+                let mut next = old.to_vec();
+                for u in updates {
+                    next.retain(|b| !same_uri(&b.contact, &u.uri));
+                    if u.expires > 0 {
+                        next.push(binding(u, w));
+                    }
+                }
+                if next.len() > w.max_contacts {
+                    return Err(ApplyReject::TooManyContacts);
+                }
+                next
+            }
+        };
+        for b in old.iter().filter(|b| !contains(&next, &b.contact)) {
+            events.push(RegistrarEvent::Unregistered {
+                user: user.to_string(),
+                contact: b.contact.clone(),
+            });
+        }
+        for b in next.iter().filter(|b| !contains(old, &b.contact)) {
+            events.push(RegistrarEvent::Registered {
+                user: user.to_string(),
+                contact: b.contact.clone(),
+            });
+        }
+        if next.is_empty() {
+            self.by_user.remove(user);
+        } else {
+            self.by_user.insert(user.to_string(), next);
+        }
+        Ok(())
+    }
+}
+
+fn binding(u: &ContactUpdate, w: Writer<'_>) -> Binding {
+    Binding {
+        contact: u.uri.clone(),
+        expires_at: w.now + Duration::from_secs(u64::from(u.expires)),
+        source: w.source,
+        call_id: w.call_id.to_string(),
+        cseq: w.cseq,
+        q: u.q,
+        updated_at: w.now,
+    }
+}
+
+fn contains(list: &[Binding], uri: &str) -> bool {
+    list.iter().any(|b| same_uri(&b.contact, uri))
+}
+
+/// Contact URI equality: case-insensitive on the whole text. Stricter than RFC
+/// 3261 §19.1.4 only for differently ordered parameters, which softphones
+/// refreshing their own binding do not produce.
+fn same_uri(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+}

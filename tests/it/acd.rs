@@ -1,0 +1,268 @@
+//! Agent seats through the real binary: softphone agents registering with digest
+//! auth, softphone citizens calling in, the ACD distributing, and the API.
+
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+/// A queue `q` of agents 2001..=2000+n with password `pw<id>`, line 12345 → q.
+fn seats(n: u32, strategy: &str, extra: &str) -> String {
+    let ids: Vec<String> = (1..=n).map(|i| format!("\"{}\"", 2000 + i)).collect();
+    let mut s = format!(
+        "[[queue]]\nname = \"q\"\nstrategy = \"{strategy}\"\nring_timeout_s = 3\nwrap_up_s = 0\n\
+max_wait_s = 60\nauto_pause_after_misses = 2\nagents = [{}]\n{extra}\n",
+        ids.join(", ")
+    );
+    for i in 1..=n {
+        let id = 2000 + i;
+        s.push_str(&format!(
+            "\n[[agent]]\nid = \"{id}\"\nname = \"Agent {id}\"\npassword = \"pw{id}\"\n"
+        ));
+    }
+    s
+}
+
+fn gateway(n: u32, strategy: &str) -> Gateway {
+    let mut opts = GwOpts::to("queue:q");
+    opts.extra_dialplan = seats(n, strategy, "");
+    Gateway::start(opts)
+}
+
+fn agent(gw: &Gateway, id: u32, password: &str, extra: &[&str]) -> Softphone {
+    let mut args: Vec<String> = vec![
+        "agent".into(),
+        "--user".into(),
+        id.to_string(),
+        "--password".into(),
+        password.into(),
+        "--server".into(),
+        gw.sip.to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Softphone::start(&args)
+}
+
+fn callers(gw: &Gateway, count: u32, rate: impl ToString, extra: &[&str]) -> Softphone {
+    let mut args: Vec<String> = vec![
+        "call".into(),
+        "12345".into(),
+        "--server".into(),
+        gw.sip.to_string(),
+        "--count".into(),
+        count.to_string(),
+        "--rate".into(),
+        rate.to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Softphone::start(&args)
+}
+
+fn agents_view(gw: &Gateway) -> serde_json::Value {
+    let (code, body) = http_get(gw.http, "/api/v1/agents").expect("agents API");
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+fn wait_registered(gw: &Gateway, n: usize) {
+    let start = Instant::now();
+    loop {
+        let v = agents_view(gw);
+        let ready = v["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["registered"] == true && a["state"] == "ready")
+            .count();
+        if ready >= n {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "agents never registered: {v}\n{}",
+            gw.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn ten_agents_answer_two_hundred_calls_evenly() {
+    let gw = gateway(10, "round_robin");
+    let agents: Vec<Softphone> = (2001..=2010)
+        .map(|id| {
+            agent(
+                &gw,
+                id,
+                &format!("pw{id}"),
+                &["--answer-after-ms", "50", "--run-s", "30"],
+            )
+        })
+        .collect();
+    wait_registered(&gw, 10);
+    let calls =
+        callers(&gw, 200, 25, &["--hangup-after-ms", "200"]).finish(Duration::from_secs(60));
+    let calls = calls.unwrap_or_else(|e| panic!("{e}\n{}", gw.log()));
+    assert_eq!(calls["answered"], 200, "{calls}");
+    assert_eq!(calls["failed"], 0, "{calls}");
+    let v = agents_view(&gw);
+    let answered: Vec<u64> = v["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["calls_answered"].as_u64().unwrap())
+        .collect();
+    assert_eq!(answered.iter().sum::<u64>(), 200, "{v}");
+    // Round robin's promise: an even share, give or take the calls in flight.
+    for n in &answered {
+        assert!((17..=23).contains(n), "uneven shares {answered:?}");
+    }
+    drop(agents);
+}
+
+#[test]
+fn the_agent_sees_the_screen_pop_headers() {
+    let gw = gateway(1, "longest_idle");
+    let a = agent(
+        &gw,
+        2001,
+        "pw2001",
+        &["--answer-after-ms", "50", "--calls", "1", "--run-s", "20"],
+    );
+    wait_registered(&gw, 1);
+    let c = callers(&gw, 1, 1, &["--hangup-after-ms", "100"])
+        .finish(Duration::from_secs(20))
+        .unwrap();
+    assert_eq!(c["answered"], 1, "{c}");
+    let s = a.finish(Duration::from_secs(25)).unwrap();
+    for h in [
+        "X-Hotline-Caller",
+        "X-Hotline-Line",
+        "X-Hotline-Mode",
+        "X-Hotline-Call-Id",
+    ] {
+        assert_eq!(s["screen_pop_seen"][h], 1, "{h} missing: {s}");
+    }
+}
+
+#[test]
+fn a_caller_who_gives_up_while_queued_leaves_the_queue() {
+    let gw = gateway(1, "longest_idle");
+    // Nobody is logged in: the caller waits with ringback, then hangs up.
+    let c = callers(&gw, 1, 1, &["--max-wait-s", "2"])
+        .finish(Duration::from_secs(20))
+        .unwrap();
+    assert_eq!(c["answered"], 0, "{c}");
+    gw.wait_health("the abandon recorded", Duration::from_secs(5), |h| {
+        h["calls_ended"]["call.caller_cancelled"] == 1 && h["active_calls"] == 0
+    });
+    let (_, q) = http_get(gw.http, "/api/v1/queues").unwrap();
+    let q: serde_json::Value = serde_json::from_str(&q).unwrap();
+    assert_eq!(q["queues"][0]["waiting"], 0, "{q}");
+}
+
+#[test]
+fn an_agent_who_never_answers_is_skipped_then_paused() {
+    let gw = gateway(2, "round_robin");
+    let _sleepy = agent(
+        &gw,
+        2001,
+        "pw2001",
+        &["--answer-after-ms", "600000", "--run-s", "40"],
+    );
+    let _awake = agent(
+        &gw,
+        2002,
+        "pw2002",
+        &["--answer-after-ms", "50", "--run-s", "40"],
+    );
+    wait_registered(&gw, 2);
+    // One call at a time (every 4 s): round robin tries the sleepy agent first each
+    // time, it misses (3 s ring timeout), and the other agent answers.
+    let c = callers(&gw, 2, 0.25, &["--hangup-after-ms", "100"]);
+    let c = c.finish(Duration::from_secs(40)).unwrap();
+    assert_eq!(
+        c["answered"], 2,
+        "every call reached the agent who answers: {c}"
+    );
+    let v = agents_view(&gw);
+    let sleepy = v["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "2001")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        sleepy["state"], "paused",
+        "auto-paused after two misses: {sleepy}"
+    );
+    // The API makes the agent ready again.
+    let (code, body) =
+        http_post(gw.http, "/api/v1/agents/2001/state", r#"{"state":"ready"}"#).unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"state\":\"ready\""), "{body}");
+    let (code, _) =
+        http_post(gw.http, "/api/v1/agents/9999/state", r#"{"state":"ready"}"#).unwrap();
+    assert_eq!(code, 404);
+}
+
+#[test]
+fn a_wrong_password_gets_401_then_the_source_is_blocked() {
+    let gw = gateway(1, "longest_idle");
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        let r =
+            agent(&gw, 2001, "not-the-password", &["--run-s", "5"]).finish(Duration::from_secs(10));
+        let err = r.expect_err("registration must fail");
+        codes.push(if err.contains("403") {
+            403
+        } else if err.contains("401") {
+            401
+        } else {
+            0
+        });
+    }
+    assert_eq!(codes[0], 401, "{codes:?}");
+    assert_eq!(
+        *codes.last().unwrap(),
+        403,
+        "blocked after repeated failures: {codes:?}"
+    );
+    // Even the right password is refused while the source is blocked.
+    let r = agent(&gw, 2001, "pw2001", &["--run-s", "5"]).finish(Duration::from_secs(10));
+    assert!(r.is_err_and(|e| e.contains("403")));
+}
+
+#[test]
+fn a_dialplan_reload_keeps_agents_logged_in() {
+    let gw = gateway(2, "longest_idle");
+    let _a = agent(
+        &gw,
+        2001,
+        "pw2001",
+        &["--answer-after-ms", "50", "--run-s", "30"],
+    );
+    wait_registered(&gw, 1);
+    // A broken file is refused with file, line and key; the running plan stays.
+    let seats = gw.dir.0.join("dialplans/seats.toml");
+    let good = std::fs::read_to_string(&seats).unwrap();
+    std::fs::write(&seats, good.replace("ring_timeout_s", "ring_timout_s")).unwrap();
+    let (code, body) = http_post(gw.http, "/api/v1/dialplan/reload", "").unwrap();
+    assert_eq!(code, 422, "{body}");
+    assert!(
+        body.contains("seats.toml") && body.contains("ring_timout_s"),
+        "{body}"
+    );
+    std::fs::write(
+        &seats,
+        good.replace("ring_timeout_s = 3", "ring_timeout_s = 5"),
+    )
+    .unwrap();
+    let (code, body) = http_post(gw.http, "/api/v1/dialplan/reload", "").unwrap();
+    assert_eq!(code, 200, "{body}");
+    wait_registered(&gw, 1);
+    let c = callers(&gw, 2, 2, &["--hangup-after-ms", "100"])
+        .finish(Duration::from_secs(20))
+        .unwrap();
+    assert_eq!(c["answered"], 2, "{c}");
+}
