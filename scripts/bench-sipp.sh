@@ -23,7 +23,8 @@ IP=127.0.0.1
 GW_PORT=5060
 UAS_PORT=5070
 UAC_PORT=5080
-NUMBER=12345
+NUMBER=12300
+QUEUE_NUMBER=""
 TRANSPORT=u1
 START_RATE=200
 MAX_RATE=20000
@@ -89,7 +90,9 @@ the config must route --number to 127.0.0.1:--uas-port):
   --gw-port N            default $GW_PORT
   --uas-port N           default $UAS_PORT
   --uac-port N           default $UAC_PORT
-  --number N             called number, sipp -s (default $NUMBER)
+  --number N             called number, sipp -s (default $NUMBER: the lab's plain B2BUA line)
+  --queue-number N       also search the rate for N in the same run, e.g. 12345 (the lab's
+                         ACD queue of static seats), and print it beside the plain figure
   --transport T          sipp -t value: u1 (default), t1 or tn
 Rate search:
   --start-rate N         first step (default $START_RATE cps)
@@ -148,6 +151,7 @@ while [[ $# -gt 0 ]]; do
         --uas-port) need_arg "$@"; UAS_PORT=$2; shift 2 ;;
         --uac-port) need_arg "$@"; UAC_PORT=$2; shift 2 ;;
         --number) need_arg "$@"; NUMBER=$2; shift 2 ;;
+        --queue-number) need_arg "$@"; QUEUE_NUMBER=$2; shift 2 ;;
         --transport) need_arg "$@"; TRANSPORT=$2; shift 2 ;;
         --start-rate) need_arg "$@"; START_RATE=$2; shift 2 ;;
         --max-rate) need_arg "$@"; MAX_RATE=$2; shift 2 ;;
@@ -745,7 +749,9 @@ hold_run() { # run-dir
 } >"$OUT_DIR/steps.log"
 log "output: $OUT_DIR (mode $MODE, $RUNS run(s), budget ${MAX_TIME}s, $(nproc) CPUs)"
 
-declare -a R_CEIL=() R_GW=() R_CPU=() R_PCT=() R_SETUP=() R_SIPPCPU=() R_CEIL_NOTE=() R_GW_NOTE=() R_CEIL_SETUP=()
+declare -a R_CEIL=() R_GW=()
+R_QGW=()
+R_QCPU=() R_CPU=() R_PCT=() R_SETUP=() R_SIPPCPU=() R_CEIL_NOTE=() R_GW_NOTE=() R_CEIL_SETUP=()
 declare -a H_B=() H_H=() H_A=() H_N=() H_K=() H_NOTES=()
 prev_ceil=0; prev_gw=0
 
@@ -800,6 +806,18 @@ for (( run = 1; run <= RUNS; run++ )); do
         prev_gw=$B_RATE
         log "run $run gateway: $B_RATE cps (placed at $B_ACHIEVED cps), ${B_GW_CPU_MS} ms CPU/call ($B_NOTE)"
         gw_alive || echo "bench-sipp: warning: the gateway is no longer running (log: $GW_LOG)" >&2
+        if [[ -n $QUEUE_NUMBER ]]; then
+            stop_gateway
+            start_gateway "$rdir"
+            plain_number=$NUMBER
+            NUMBER=$QUEUE_NUMBER
+            log "--- run $run: the same through the ACD queue (called number $NUMBER)"
+            qstart=$(( B_RATE * 7 / 10 )); (( qstart < 1 )) && qstart=1
+            search "queue" "$rdir/queue" "$GW_PORT" "$qstart" "$run_budget_end"
+            R_QGW+=("$B_RATE"); R_QCPU+=("$B_GW_CPU_MS")
+            log "run $run queue: $B_RATE cps, ${B_GW_CPU_MS} ms CPU/call ($B_NOTE)"
+            NUMBER=$plain_number
+        fi
         stop_gateway
     fi
 done
@@ -830,6 +848,20 @@ if [[ $MODE == rate ]]; then
         printf '%-7s | %12s %9s | %10s %12s %10s %9s |\n' median "$mc" "$mcs" "$mg" "$mcpu" "$mp" "$ms"
     fi
     echo
+    if [[ -n $QUEUE_NUMBER ]]; then
+        echo
+        printf '%-7s | %10s %12s | %10s %12s | %8s\n' run "plain cps" "CPU/call" "queue cps" "CPU/call" "queue %"
+        for (( i = 0; i < RUNS; i++ )); do
+            g=${R_GW[i]:-0}; q=${R_QGW[i]:-0}
+            pct=-; (( g > 0 )) && pct=$(( q * 100 / g ))
+            printf '%-7s | %10s %12s | %10s %12s | %8s\n' "$(( i + 1 ))" "$g" "${R_CPU[i]:--} ms" "$q" "${R_QCPU[i]:--} ms" "$pct"
+        done
+        if (( RUNS > 1 )); then
+            mg=$(printf '%s\n' "${R_GW[@]:-}" | median); mq=$(printf '%s\n' "${R_QGW[@]:-}" | median)
+            printf '%-7s | %10s %12s | %10s %12s | %8s\n' median "$mg" "" "$mq" "" "$(( mq * 100 / (mg > 0 ? mg : 1) ))"
+        fi
+        echo "plain = called number $NUMBER (B2BUA only); queue = $QUEUE_NUMBER (through the ACD), same gateway build, same run"
+    fi
     echo "ceiling = highest rate sipp UAC -> sipp UAS sustained with zero failed calls (harness limit; sipp CPU/call: $(printf '%s\n' "${R_SIPPCPU[@]:-}" | median) ms)"
     echo "gw cps  = highest rate through hotline-gw with zero failed calls; gw CPU/call and core % measured at that rate"
     echo "          (sipp UAC, sipp UAS and the gateway share the same $(nproc) CPUs: when gw cps is close to the ceiling, sipp is the limit)"
