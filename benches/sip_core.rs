@@ -12,7 +12,6 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use hotline_gateway::call::{Core, CoreConfig};
 use hotline_gateway::sip::builder::response_to;
 use hotline_gateway::sip::message::{Headers, Message, Request, Response, parse};
-use hotline_gateway::sip::transaction::{LayerConfig, timer::TimerConfig};
 use hotline_gateway::sip::{Peer, Transport};
 
 const INVITE: &str = "INVITE sip:12345@127.0.0.1:5060 SIP/2.0\r\n\
@@ -34,19 +33,10 @@ fn core() -> Core {
     )])
     .unwrap();
     let cfg = CoreConfig {
-        layer: LayerConfig {
-            timers: TimerConfig::default(),
-            sent_by: "127.0.0.1:5060".into(),
-        },
-        contact_host: "127.0.0.1:5060".into(),
         max_calls: 1_000_000,
-        retry_after_s: 5,
-        ring_timeout: Duration::from_secs(60),
-        max_duration: Duration::from_secs(3600),
-        max_message_bytes: 65_535,
-        shard: 0,
+        ..Default::default()
     };
-    Core::new(cfg, Arc::new(plan), 7)
+    Core::new(cfg, Arc::new(plan), 7, Instant::now())
 }
 
 fn udp(addr: &str) -> Peer {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use hotline_gateway::call::{Core, CoreConfig};
 use hotline_gateway::sip::framing::{self, Frame};
-use hotline_gateway::sip::transaction::{LayerConfig, timer::TimerConfig};
+
 use hotline_gateway::sip::{Peer, Transmit, Transport};
 
 /// Separates operations in a `core_input` input.
@@ -51,25 +51,14 @@ pub const STEPS: [Duration; 16] = [
 
 /// The core exactly as `core()` in tests/it/corpus.rs builds it.
 pub fn core() -> Core {
-    let plan = hotline_gateway::dialplan::parse_sources(&[(
-        "lines.toml".into(),
-        hotline_gateway::dialplan::DEFAULT_LINES.into(),
-    )])
+    let plan = hotline_gateway::dialplan::embedded_default()
     .expect("the default dialplan parses");
     let cfg = CoreConfig {
-        layer: LayerConfig {
-            timers: TimerConfig::default(),
-            sent_by: "127.0.0.1:5060".into(),
-        },
-        contact_host: "127.0.0.1:5060".into(),
         max_calls: 10,
-        retry_after_s: 5,
-        ring_timeout: Duration::from_secs(60),
         max_duration: Duration::from_secs(600),
-        max_message_bytes: 65_535,
-        shard: 0,
+        ..Default::default()
     };
-    Core::new(cfg, Arc::new(plan), 1)
+    Core::new(cfg, Arc::new(plan), 1, Instant::now())
 }
 
 pub fn peer(index: usize, transport: Transport) -> Peer {

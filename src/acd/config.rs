@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::{AcdError, AgentId};
 
 /// How a queue chooses among its Ready members.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
     /// The member Ready the longest (oldest `idle_since`).

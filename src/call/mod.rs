@@ -63,6 +63,25 @@ pub struct CoreConfig {
     pub shard: u16,
 }
 
+impl Default for CoreConfig {
+    /// A core on 127.0.0.1:5060 with RFC timers and the shipped call limits.
+    fn default() -> Self {
+        CoreConfig {
+            layer: LayerConfig {
+                timers: Default::default(),
+                sent_by: "127.0.0.1:5060".into(),
+            },
+            contact_host: "127.0.0.1:5060".into(),
+            max_calls: 2000,
+            retry_after_s: 30,
+            ring_timeout: Duration::from_secs(60),
+            max_duration: Duration::from_secs(7200),
+            max_message_bytes: 65_535,
+            shard: 0,
+        }
+    }
+}
+
 /// Identifies a call inside one core.
 pub type CallKey = u64;
 

@@ -9,7 +9,7 @@ use tracing::{debug, info, warn};
 
 use super::{CallKey, Core, Reason, Role};
 use crate::acd::{self, AcdConfig, AgentConfig, Command, Member, QueueConfig};
-use crate::dialplan::{Dialplan, Overflow, Strategy};
+use crate::dialplan::{Dialplan, Overflow};
 use crate::registrar::RegistrarEvent;
 use crate::sip::builder::response_to;
 use crate::sip::dialog::Dialog;
@@ -35,12 +35,7 @@ pub fn acd_config(plan: &Dialplan) -> AcdConfig {
             .iter()
             .map(|q| QueueConfig {
                 name: q.name.clone(),
-                strategy: match q.strategy {
-                    Strategy::LongestIdle => acd::Strategy::LongestIdle,
-                    Strategy::RoundRobin => acd::Strategy::RoundRobin,
-                    Strategy::FewestCalls => acd::Strategy::FewestCalls,
-                    Strategy::Skills => acd::Strategy::Skills,
-                },
+                strategy: q.strategy,
                 ring_timeout: secs(q.ring_timeout_s),
                 wrap_up: secs(q.wrap_up_s),
                 max_wait: secs(q.max_wait_s),

@@ -8,7 +8,6 @@ use super::*;
 use crate::sip::Transport;
 use crate::sip::builder::response_to;
 use crate::sip::message::{Headers, Message, Response, parse};
-use crate::sip::transaction::timer::TimerConfig;
 
 const CALLER: &str = "192.0.2.10:5060";
 const CALLEE: &str = "127.0.0.1:5070";
@@ -37,17 +36,10 @@ impl Net {
         )])
         .unwrap();
         let cfg = CoreConfig {
-            layer: LayerConfig {
-                timers: TimerConfig::default(),
-                sent_by: "127.0.0.1:5060".into(),
-            },
-            contact_host: "127.0.0.1:5060".into(),
             max_calls: 10,
-            retry_after_s: 5,
             ring_timeout: Duration::from_secs(30),
             max_duration: Duration::from_secs(3600),
-            max_message_bytes: 65_535,
-            shard: 0,
+            ..Default::default()
         };
         Net {
             core: Core::new(cfg, Arc::new(plan), 42, Instant::now()),

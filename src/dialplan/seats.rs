@@ -3,18 +3,9 @@
 
 use std::collections::BTreeMap;
 
-/// How a queue picks the next agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Strategy {
-    /// The agent idle the longest (the default).
-    #[default]
-    LongestIdle,
-    RoundRobin,
-    FewestCalls,
-    /// Agents with the line's skill first (best priority first), widening later.
-    Skills,
-}
+/// How a queue picks the next agent: the ACD's own strategies, named in files as
+/// `longest_idle` (the default), `round_robin`, `fewest_calls` or `skills`.
+pub use crate::acd::Strategy;
 
 /// Where a caller goes after the queue's maximum wait.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -266,3 +266,70 @@ fn a_dialplan_reload_keeps_agents_logged_in() {
         .unwrap();
     assert_eq!(c["answered"], 2, "{c}");
 }
+
+#[test]
+fn softphone_callers_reach_a_room_of_sipp_seats() {
+    let Some(sipp_bin) = sipp() else { return };
+    let uas_port = free_port();
+    let _uas = Sipp::start(
+        &sipp_bin,
+        "uas.xml",
+        &["-p".into(), uas_port.to_string()],
+        Duration::from_secs(60),
+    );
+    let mut opts = GwOpts::to("queue:seats");
+    opts.extra_dialplan = format!(
+        "[[queue]]\nname = \"seats\"\nwrap_up_s = 0\n\
+static_members = [\"sip:127.0.0.1:{uas_port}\"]\nstatic_seats = 20\n"
+    );
+    let gw = Gateway::start(opts);
+    let c = callers(&gw, 40, 20, &["--hangup-after-ms", "300"]);
+    let c = c.finish(Duration::from_secs(30)).unwrap();
+    assert_eq!(
+        (c["answered"].as_u64(), c["failed"].as_u64()),
+        (Some(40), Some(0)),
+        "{c}"
+    );
+}
+
+#[test]
+fn sipp_callers_reach_a_softphone_agent() {
+    let Some(sipp_bin) = sipp() else { return };
+    let gw = gateway(1, "longest_idle");
+    let _agent = agent(
+        &gw,
+        2001,
+        "pw2001",
+        &[
+            "--answer-after-ms",
+            "50",
+            "--talk-ms",
+            "200",
+            "--run-s",
+            "40",
+        ],
+    );
+    wait_registered(&gw, 1);
+    // The agent answers, then hangs up: the sipp caller gets the BYE.
+    let args: Vec<String> = vec![
+        gw.sip.to_string(),
+        "-s".into(),
+        "12345".into(),
+        "-p".into(),
+        free_port().to_string(),
+        "-m".into(),
+        "5".into(),
+        "-r".into(),
+        "1".into(),
+        "-timeout".into(),
+        "30s".into(),
+    ];
+    let r = Sipp::start(
+        &sipp_bin,
+        "uac_wait_bye.xml",
+        &args,
+        Duration::from_secs(40),
+    )
+    .finish();
+    assert_eq!((r.successful, r.failed), (5, 0), "{r:?}\n{}", gw.log());
+}

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hotline_gateway::call::{Core, CoreConfig};
-use hotline_gateway::sip::transaction::{LayerConfig, timer::TimerConfig};
 use hotline_gateway::sip::{Peer, Transport, framing, message};
 
 use crate::support::*;
@@ -108,17 +107,9 @@ fn core() -> Core {
     )])
     .unwrap();
     let cfg = CoreConfig {
-        layer: LayerConfig {
-            timers: TimerConfig::default(),
-            sent_by: "127.0.0.1:5060".into(),
-        },
-        contact_host: "127.0.0.1:5060".into(),
         max_calls: 10,
-        retry_after_s: 5,
-        ring_timeout: Duration::from_secs(60),
         max_duration: Duration::from_secs(600),
-        max_message_bytes: 65_535,
-        shard: 0,
+        ..Default::default()
     };
     Core::new(cfg, Arc::new(plan), 1, Instant::now())
 }
