@@ -77,6 +77,12 @@ struct AgentArgs {
     /// Stop after this many seconds.
     #[arg(long)]
     run_s: Option<u64>,
+    /// Blind-transfer each answered call (REFER) to this number, e.g. 110.
+    #[arg(long)]
+    transfer_to: Option<String>,
+    /// How long after answering to transfer.
+    #[arg(long, default_value_t = 500)]
+    transfer_after_ms: u64,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -316,6 +322,8 @@ fn softphone(command: SoftphoneCommand) -> Result<()> {
                 calls: a.calls,
                 run_for: a.run_s.map(Duration::from_secs),
                 quiet: a.json,
+                transfer_to: a.transfer_to,
+                transfer_after: Duration::from_millis(a.transfer_after_ms),
             };
             let s = rt.block_on(async {
                 tokio::select! {

@@ -44,11 +44,7 @@ impl Core {
         let _enter = span.enter();
         match req.method {
             Method::Bye => self.on_bye(now, tx, &req, key, side),
-            Method::Refer => {
-                // Transfers go through the transfer directory (a later issue); until
-                // then nothing may dial out of a call.
-                self.reply(now, tx, &req, 403, "Forbidden (transfers are not enabled)");
-            }
+            Method::Refer => self.on_refer(now, tx, &req, key, side),
             _ => self.relay(now, key, side, tx, req),
         }
     }

@@ -65,6 +65,9 @@ impl Core {
                 queue: queue.clone(),
                 agent: None,
                 overflowed: false,
+                acd_done: false,
+                transfer: None,
+                transferred_to: None,
                 offered_at: now,
                 answered_at: None,
                 reason: None,
@@ -189,6 +192,8 @@ impl Core {
                 cseq,
             } => self.relay_response(now, key, tx, (server, to, invite, cseq), resp),
             Role::Orphan => self.on_orphan_response(now, key, tx, resp),
+            Role::TransferInvite => self.on_transfer_invite_response(now, key, resp),
+            Role::TransferReinvite => self.on_transfer_reinvite_response(now, key, tx, resp),
             Role::AInvite | Role::AwaitAck { .. } => {}
         }
     }
@@ -406,6 +411,7 @@ impl Core {
                 self.by_tx.remove(&tx);
                 self.orphans.remove(&tx);
             }
+            Role::TransferInvite | Role::TransferReinvite => self.on_transfer_timeout(now, key),
             Role::AInvite | Role::AwaitAck { .. } => {}
         }
     }

@@ -23,6 +23,7 @@ mod queued;
 pub mod reason;
 #[cfg(test)]
 mod tests;
+mod transfer;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -101,6 +102,8 @@ pub struct CallRecord {
     pub agent: Option<String>,
     /// Whether it overflowed from one queue to another.
     pub overflowed: bool,
+    /// The transfer-directory number an agent transferred it to.
+    pub transferred_to: Option<String>,
     pub reason: Reason,
     /// The final status the caller received for its INVITE.
     pub final_code: u16,
@@ -142,6 +145,10 @@ enum Role {
     AwaitAck { client: TxId, to: Side, cseq: u32 },
     /// The INVITE of a callee leg the call gave up on (see `queued::Orphan`).
     Orphan,
+    /// The INVITE of the new leg of a transfer.
+    TransferInvite,
+    /// The re-INVITE giving the caller the transfer target's offer.
+    TransferReinvite,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -180,6 +187,12 @@ struct Call {
     /// The agent being rung, or who answered.
     agent: Option<String>,
     overflowed: bool,
+    /// The ACD has been told the call is over for it (after a transfer).
+    acd_done: bool,
+    /// A transfer in progress.
+    transfer: Option<Box<transfer::Transfer>>,
+    /// The directory number the call was transferred to.
+    transferred_to: Option<String>,
     offered_at: Instant,
     answered_at: Option<Instant>,
     reason: Option<Reason>,
@@ -520,7 +533,7 @@ impl Core {
         for tx in &call.txs {
             self.by_tx.remove(tx);
         }
-        if call.queue.is_some() {
+        if call.queue.is_some() && !call.acd_done {
             let result = if call.answered_at.is_some() {
                 self.acd.call_ended(now, key)
             } else {
@@ -547,6 +560,7 @@ impl Core {
             queue: call.queue,
             agent: call.agent,
             overflowed: call.overflowed,
+            transferred_to: call.transferred_to,
             reason,
             final_code: call.final_code,
             offered_at: call.offered_at,
@@ -574,6 +588,7 @@ impl Core {
             queue: None,
             agent: None,
             overflowed: false,
+            transferred_to: None,
             reason,
             final_code: code,
             offered_at: now,

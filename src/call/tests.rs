@@ -11,6 +11,7 @@ use crate::sip::message::{Headers, Message, Response, parse};
 
 const CALLER: &str = "192.0.2.10:5060";
 const CALLEE: &str = "127.0.0.1:5070";
+const POLICE: &str = "127.0.0.1:5080";
 
 struct Net {
     core: Core,
@@ -32,7 +33,10 @@ impl Net {
     fn new() -> Net {
         let plan = crate::dialplan::parse_sources(&[(
             "l.toml".into(),
-            format!("[[line]]\nnumber = \"12345\"\nname = \"h\"\ntarget = \"sip:{CALLEE}\"\n"),
+            format!(
+                "[[line]]\nnumber = \"12345\"\nname = \"h\"\ntarget = \"sip:{CALLEE}\"\n\
+[[transfer]]\nnumber = \"110\"\nname = \"Police\"\ntarget = \"sip:110@{POLICE}\"\n"
+            ),
         )])
         .unwrap();
         let cfg = CoreConfig {
@@ -521,4 +525,76 @@ fn a_relayed_request_still_pending_when_the_call_ends_is_answered() {
     assert_eq!(info_answer.cseq(), Some((2, Method::Info)));
     assert_eq!(net.record().reason, Reason::CalleeHangup);
     net.drained();
+}
+
+/// A REFER from the callee (the agent) inside the B dialog.
+fn callee_refer(b_invite: &Request, to: &str, cseq: u32) -> Vec<u8> {
+    let text = String::from_utf8(callee_request(b_invite, "REFER", cseq, "z9hG4bKref1")).unwrap();
+    text.replace(
+        "Content-Length: 0",
+        &format!("Refer-To: <sip:{to}@127.0.0.1:5060>\r\nContent-Length: 0"),
+    )
+    .into_bytes()
+}
+
+#[test]
+fn an_agent_transfers_the_caller_to_110() {
+    let mut net = Net::new();
+    let police = peer(POLICE);
+    let (b_inv, _) = answered(&mut net);
+    net.send(net.callee, &callee_refer(&b_inv, "110", 2));
+    net.response(net.callee, 202);
+    let trying = net.request(net.callee, Method::Notify);
+    assert_eq!(trying.header("Event"), Some("refer"));
+    assert!(String::from_utf8_lossy(&trying.body).starts_with("SIP/2.0 100"));
+    // The new leg: a late offer to the directory's target, with the caller's number.
+    let c_inv = net.request(police, Method::Invite);
+    assert!(c_inv.body.is_empty(), "late offer");
+    assert_eq!(&*c_inv.uri, "sip:110@127.0.0.1:5080");
+    assert!(c_inv.header("From").unwrap().contains("13800138000"));
+    net.send(police, &callee_reply(&c_inv, 200, "OK", &[], SDP));
+    // The caller gets the new leg's offer in a re-INVITE and answers it.
+    let re = net.request(net.caller, Method::Invite);
+    assert_eq!(re.body, SDP.as_bytes());
+    let ok = response_to(&re, 200, "OK", None).finish(Some("application/sdp"), SDP.as_bytes());
+    net.send(net.caller, &ok);
+    net.request(net.caller, Method::Ack);
+    let c_ack = net.request(police, Method::Ack);
+    assert_eq!(
+        c_ack.body,
+        SDP.as_bytes(),
+        "the caller's answer completes the new leg"
+    );
+    let done = net.request(net.callee, Method::Notify);
+    assert!(String::from_utf8_lossy(&done.body).starts_with("SIP/2.0 200"));
+    assert!(
+        done.header("Subscription-State")
+            .unwrap()
+            .starts_with("terminated")
+    );
+    net.request(net.callee, Method::Bye);
+    // The caller now talks to 110: its BYE goes there.
+    let gw_tag = re.from_tag().unwrap();
+    net.send(
+        net.caller,
+        &caller_request("BYE", 3, "z9hG4bKbye9", &gw_tag),
+    );
+    net.response(net.caller, 200);
+    let bye = net.request(police, Method::Bye);
+    net.send(police, &callee_reply(&bye, 200, "OK", &[], ""));
+    let r = net.record();
+    assert_eq!(r.transferred_to.as_deref(), Some("110"));
+    assert_eq!(r.reason, Reason::CallerHangup);
+    net.drained();
+}
+
+#[test]
+fn a_transfer_outside_the_directory_is_refused() {
+    let mut net = Net::new();
+    let (b_inv, _) = answered(&mut net);
+    net.send(net.callee, &callee_refer(&b_inv, "0085212345678", 2));
+    let r = net.response(net.callee, 403);
+    assert_eq!(&*r.reason, "Forbidden (not in the transfer directory)");
+    net.none_to(peer(POLICE), "anything", |_| true);
+    assert_eq!(net.core.active_calls(), 1, "the call goes on");
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::seats::{AgentDef, Overflow, QueueDef, Strategy};
-use super::{Dialplan, DialplanError, Line, Route, Target};
+use super::{Dialplan, DialplanError, Line, Route, Target, Transfer};
 use crate::sip::Transport;
 use crate::sip::message::SipUri;
 
@@ -23,6 +23,19 @@ struct DialplanFile {
     queue: Vec<QueueFile>,
     #[serde(default)]
     agent: Vec<AgentFile>,
+    #[serde(default)]
+    transfer: Vec<TransferFile>,
+}
+
+/// An entry of the transfer directory: the only numbers agents may transfer to.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransferFile {
+    /// As the agent dials it: 110, 119, 120, 122, a department's number…
+    number: String,
+    name: String,
+    /// `sip:[user@]IP[:port][;transport=tcp]` of the trunk or platform.
+    target: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -133,6 +146,7 @@ pub fn parse_sources(sources: &[(String, String)]) -> Result<Dialplan, DialplanE
     let mut lines: Vec<(Line, String, usize)> = Vec::new();
     let mut queues: Vec<(QueueDef, String, usize)> = Vec::new();
     let mut agents: Vec<(AgentDef, String, usize)> = Vec::new();
+    let mut transfers: Vec<Transfer> = Vec::new();
     for (file, text) in sources {
         let parsed: DialplanFile = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
@@ -247,9 +261,31 @@ pub fn parse_sources(sources: &[(String, String)]) -> Result<Dialplan, DialplanE
                 at,
             ));
         }
+        for (i, t) in parsed.transfer.into_iter().enumerate() {
+            let at = find_key_line(text, "number", &t.number);
+            let err = |key: &str, message: String| DialplanError {
+                file: file.clone(),
+                line: at,
+                key: format!("transfer[{i}].{key}"),
+                message,
+            };
+            if t.number.is_empty() || !t.number.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(err("number", format!("{:?} must be digits only", t.number)));
+            }
+            if transfers.iter().any(|x| x.number == t.number) {
+                return Err(err("number", format!("{} is listed twice", t.number)));
+            }
+            let target = parse_target(&t.target).map_err(|m| err("target", m))?;
+            transfers.push(Transfer {
+                number: t.number,
+                name: t.name,
+                target,
+            });
+        }
     }
     cross_check(&lines, &queues, &agents)?;
     let mut plan = Dialplan::new(lines.into_iter().map(|(l, _, _)| l).collect());
+    plan.transfers = transfers;
     plan.queues = queues.into_iter().map(|(q, _, _)| q).collect();
     plan.agents = agents.into_iter().map(|(a, _, _)| a).collect();
     Ok(plan)

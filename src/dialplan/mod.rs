@@ -82,12 +82,22 @@ pub struct Line {
     pub route: Route,
 }
 
-/// The loaded line registry, with the agents and queues beside it.
+/// A number agents may transfer calls to (110/119/120/122, departments, parallel
+/// hotlines). Nothing else can be dialled out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    pub number: String,
+    pub name: String,
+    pub target: Target,
+}
+
+/// The loaded line registry, with the agents, queues and transfer directory.
 #[derive(Debug, Clone, Default)]
 pub struct Dialplan {
     lines: HashMap<String, Line>,
     pub queues: Vec<QueueDef>,
     pub agents: Vec<AgentDef>,
+    pub transfers: Vec<Transfer>,
 }
 
 impl Dialplan {
@@ -96,7 +106,14 @@ impl Dialplan {
             lines: lines.into_iter().map(|l| (l.number.clone(), l)).collect(),
             queues: Vec::new(),
             agents: Vec::new(),
+            transfers: Vec::new(),
         }
+    }
+
+    /// The transfer-directory entry for a dialled number, if it is one.
+    pub fn transfer(&self, number: &str) -> Option<&Transfer> {
+        let digits = normalize(number);
+        self.transfers.iter().find(|t| t.number == digits)
     }
 
     /// The line a called number reaches, if any. Visual separators (`-`, `.`,

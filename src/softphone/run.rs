@@ -39,6 +39,9 @@ pub struct AgentOpts {
     pub calls: u64,
     pub run_for: Option<Duration>,
     pub quiet: bool,
+    /// Transfer every answered call to this number after `transfer_after`.
+    pub transfer_to: Option<String>,
+    pub transfer_after: Duration,
 }
 
 /// Options of `softphone call`.
@@ -71,6 +74,8 @@ pub struct Summary {
     pub mean_answer_ms: u64,
     /// Screen-pop headers seen on incoming calls (agent mode), by name.
     pub screen_pop_seen: BTreeMap<String, u64>,
+    /// Transfers that finished, by the final sipfrag status (agent mode).
+    pub transfers_by_code: BTreeMap<u16, u64>,
     pub elapsed_ms: u64,
 }
 
@@ -145,6 +150,8 @@ pub async fn agent(opts: AgentOpts) -> Result<Summary, SoftphoneError> {
         answer_after: Some(opts.answer_after),
         talk_for: opts.talk_for,
         register_expires: 300,
+        transfer_to: opts.transfer_to.clone(),
+        transfer_after: opts.transfer_after,
     };
     let mut d = Driver::new(cfg).await?;
     let start = Instant::now();
@@ -187,6 +194,9 @@ pub async fn agent(opts: AgentOpts) -> Result<Summary, SoftphoneError> {
                     summary.answered += 1;
                     answered_at.insert(call, Instant::now());
                 }
+                UaEvent::TransferDone { code, .. } => {
+                    *summary.transfers_by_code.entry(code).or_default() += 1;
+                }
                 UaEvent::Ended { call, code, by_us } => {
                     answered_at.remove(&call);
                     if code != 200 {
@@ -220,6 +230,8 @@ pub async fn call(opts: CallOpts) -> Result<Summary, SoftphoneError> {
         answer_after: None,
         talk_for: opts.hangup_after,
         register_expires: 0,
+        transfer_to: None,
+        transfer_after: Duration::ZERO,
     };
     let mut d = Driver::new(cfg).await?;
     let start = Instant::now();

@@ -36,6 +36,10 @@ pub struct UaConfig {
     /// Hang up this long after answer; `None` waits for the far end.
     pub talk_for: Option<Duration>,
     pub register_expires: u32,
+    /// Agent mode: blind-transfer each answered call (REFER) to this number.
+    pub transfer_to: Option<String>,
+    /// How long after answering to transfer.
+    pub transfer_after: Duration,
 }
 
 /// What happened, for the driver to report.
@@ -63,6 +67,11 @@ pub enum UaEvent {
         code: u16,
         by_us: bool,
     },
+    /// A transfer we asked for finished with this sipfrag status.
+    TransferDone {
+        call: u64,
+        code: u16,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +93,7 @@ struct UaCall {
     answered: bool,
     answer_at: Option<Instant>,
     hangup_at: Option<Instant>,
+    transfer_at: Option<Instant>,
     auth_tries: u8,
 }
 
@@ -92,6 +102,7 @@ enum Timer {
     Answer,
     Hangup,
     Reregister,
+    Transfer,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -226,6 +237,7 @@ impl Ua {
                 answered: false,
                 answer_at: None,
                 hangup_at: None,
+                transfer_at: None,
                 auth_tries: 0,
             },
         );
@@ -319,6 +331,7 @@ impl Ua {
             match t {
                 Timer::Answer => self.answer(now, key),
                 Timer::Hangup => self.hangup(now, key),
+                Timer::Transfer => self.transfer(now, key),
                 Timer::Reregister => {
                     self.reregister_at = None;
                     self.register(now, self.cfg.register_expires);
@@ -344,20 +357,24 @@ impl Ua {
                 .calls
                 .get(&key)
                 .is_some_and(|c| c.hangup_at == Some(at)),
+            Timer::Transfer => self
+                .calls
+                .get(&key)
+                .is_some_and(|c| c.transfer_at == Some(at)),
         }
     }
 
     fn arm(&mut self, key: u64, t: Timer, at: Instant) {
         match t {
             Timer::Reregister => self.reregister_at = Some(at),
-            Timer::Answer | Timer::Hangup => {
+            Timer::Answer | Timer::Hangup | Timer::Transfer => {
                 let Some(c) = self.calls.get_mut(&key) else {
                     return;
                 };
-                if t == Timer::Answer {
-                    c.answer_at = Some(at);
-                } else {
-                    c.hangup_at = Some(at);
+                match t {
+                    Timer::Answer => c.answer_at = Some(at),
+                    Timer::Hangup => c.hangup_at = Some(at),
+                    _ => c.transfer_at = Some(at),
                 }
             }
         }
@@ -399,7 +416,33 @@ impl Ua {
                     self.end(key, 487, false);
                 }
             }
-            (Method::Options | Method::Info | Method::Update | Method::Invite, Some(_)) => {
+            (Method::Invite, Some(_)) => {
+                // A re-INVITE (e.g. the gateway moving us after a transfer): answer
+                // its offer.
+                let body = sdp(self.cfg.local, self.ids.next_u64() % 1_000_000);
+                let mut ok = response_to(&req, 200, "OK", None);
+                ok.header("Contact", &self.contact());
+                let _ = self
+                    .tl
+                    .respond(now, tx, 200, ok.finish(Some("application/sdp"), &body));
+            }
+            (Method::Notify, Some(key)) => {
+                let bytes = response_to(&req, 200, "OK", None).finish_empty();
+                let _ = self.tl.respond(now, tx, 200, bytes);
+                let terminated = req
+                    .header("Subscription-State")
+                    .is_some_and(|s| s.starts_with("terminated"));
+                let code = std::str::from_utf8(&req.body)
+                    .ok()
+                    .and_then(|b| b.strip_prefix("SIP/2.0 "))
+                    .and_then(|b| b.get(..3))
+                    .and_then(|c| c.parse().ok());
+                if let (true, Some(code)) = (terminated, code) {
+                    self.events
+                        .push_back(UaEvent::TransferDone { call: key, code });
+                }
+            }
+            (Method::Options | Method::Info | Method::Update, Some(_)) => {
                 let bytes = response_to(&req, 200, "OK", None).finish_empty();
                 let _ = self.tl.respond(now, tx, 200, bytes);
             }
@@ -443,6 +486,7 @@ impl Ua {
                 answered: false,
                 answer_at: None,
                 hangup_at: None,
+                transfer_at: None,
                 auth_tries: 0,
             },
         );
@@ -480,6 +524,30 @@ impl Ua {
         if let Some(t) = self.cfg.talk_for {
             self.arm(key, Timer::Hangup, now + t);
         }
+        if self.cfg.transfer_to.is_some() {
+            self.arm(key, Timer::Transfer, now + self.cfg.transfer_after);
+        }
+    }
+
+    /// Blind-transfers a call (REFER with Refer-To) to the configured number.
+    pub fn transfer(&mut self, now: Instant, key: u64) {
+        let Some(number) = self.cfg.transfer_to.clone() else {
+            return;
+        };
+        let refer_to = format!("<sip:{number}@{}>", self.cfg.server);
+        let referred_by = self.contact();
+        let Some(c) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if c.state != State::Confirmed {
+            return;
+        }
+        let mut req = c.dialog.request(Method::Refer, None, Bytes::new());
+        req.extra.push(("Refer-To".into(), refer_to));
+        req.extra.push(("Referred-By".into(), referred_by));
+        let peer = c.dialog.peer;
+        let tx = self.tl.send_request(now, peer, req);
+        self.by_tx.insert(tx, Role::Other);
     }
 
     fn on_response(&mut self, now: Instant, tx: TxId, resp: Response) {

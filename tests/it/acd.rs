@@ -333,3 +333,59 @@ fn sipp_callers_reach_a_softphone_agent() {
     .finish();
     assert_eq!((r.successful, r.failed), (5, 0), "{r:?}\n{}", gw.log());
 }
+
+#[test]
+fn an_agent_transfers_a_caller_to_110() {
+    let Some(sipp_bin) = sipp() else { return };
+    // sipp plays 110: it answers the gateway's late-offer INVITE.
+    let police = free_port();
+    let uas = Sipp::start(
+        &sipp_bin,
+        "uas.xml",
+        &["-p".into(), police.to_string(), "-m".into(), "1".into()],
+        Duration::from_secs(60),
+    );
+    let mut opts = GwOpts::to("queue:q");
+    opts.extra_dialplan = seats(1, "longest_idle", "")
+        + &format!(
+            "\n[[transfer]]\nnumber = \"110\"\nname = \"Police\"\ntarget = \"sip:110@127.0.0.1:{police}\"\n"
+        );
+    let gw = Gateway::start(opts);
+    let a = agent(
+        &gw,
+        2001,
+        "pw2001",
+        &[
+            "--answer-after-ms",
+            "50",
+            "--transfer-to",
+            "110",
+            "--transfer-after-ms",
+            "300",
+            "--calls",
+            "1",
+            "--run-s",
+            "30",
+        ],
+    );
+    wait_registered(&gw, 1);
+    let c = callers(&gw, 1, 1, &["--hangup-after-ms", "2000"]);
+    let c = c.finish(Duration::from_secs(30)).unwrap();
+    assert_eq!(
+        (c["answered"].as_u64(), c["failed"].as_u64()),
+        (Some(1), Some(0)),
+        "{c}"
+    );
+    let s = a.finish(Duration::from_secs(30)).unwrap();
+    assert_eq!(
+        s["transfers_by_code"]["200"], 1,
+        "the agent heard the transfer succeed: {s}"
+    );
+    let r = uas.finish();
+    assert_eq!(
+        (r.successful, r.failed),
+        (1, 0),
+        "110 answered and the caller hung up on it: {r:?}\n{}",
+        gw.log()
+    );
+}

@@ -1,0 +1,293 @@
+//! Blind transfer by an agent (REFER, RFC 3515) to a number in the transfer
+//! directory: the gateway places the new leg, moves the caller's media to it with
+//! a re-INVITE (third-party call control, RFC 3725 flow I), reports progress to the
+//! agent with NOTIFY, and releases the agent. Anything not in the directory is 403.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use tracing::{debug, info};
+
+use super::{CallKey, Core, Phase, Role, Side};
+use crate::sip::Peer;
+use crate::sip::dialog::Dialog;
+use crate::sip::message::{Headers, Method, Request, Response, SipUri, addr_spec};
+use crate::sip::transaction::{OutRequest, TxId};
+
+/// A transfer in progress.
+#[derive(Debug)]
+pub(super) struct Transfer {
+    number: String,
+    /// The new leg.
+    c: Dialog,
+    c_invite: TxId,
+    /// The new leg's 2xx, once it answered: its offer goes to the caller.
+    c_answered: bool,
+}
+
+impl Core {
+    /// A REFER inside a call.
+    pub(super) fn on_refer(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        req: &Request,
+        key: CallKey,
+        side: Side,
+    ) {
+        if side != Side::B {
+            return self.reply(now, tx, req, 403, "Forbidden (only the agent may transfer)");
+        }
+        let ready = self
+            .calls
+            .get(&key)
+            .is_some_and(|c| c.phase == Phase::Confirmed && c.transfer.is_none());
+        if !ready {
+            return self.reply(now, tx, req, 491, "Request Pending");
+        }
+        let number = req
+            .header("Refer-To")
+            .and_then(|v| SipUri::parse(addr_spec(v)).ok())
+            .and_then(|u| u.user.map(|u| u.to_string()));
+        let Some(number) = number else {
+            return self.reply(
+                now,
+                tx,
+                req,
+                400,
+                "Bad Request (Refer-To is missing or not a SIP URI)",
+            );
+        };
+        let Some(entry) = self.dialplan.transfer(&number).cloned() else {
+            info!(number = %number, "transfer refused: not in the transfer directory");
+            return self.reply(
+                now,
+                tx,
+                req,
+                403,
+                "Forbidden (not in the transfer directory)",
+            );
+        };
+        self.reply(now, tx, req, 202, "Accepted");
+        self.notify_agent(now, key, "SIP/2.0 100 Trying", false);
+        let target = &entry.target;
+        let user = target.user.clone().unwrap_or_else(|| entry.number.clone());
+        let uri = super::invite::sip_uri(&user, target.addr, target.transport);
+        let peer = Peer {
+            transport: target.transport,
+            addr: target.addr,
+        };
+        let tag = self.ids.tag();
+        let call_id: Box<str> = self.ids.call_id(self.cfg.shard).into();
+        let contact = self.contact(peer.transport);
+        let host = self.cfg.contact_host.clone();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let c = Dialog {
+            call_id,
+            local_hdr: format!("<sip:{}@{host}>;tag={tag}", call.caller),
+            local_tag: tag.into(),
+            remote_tag: None,
+            remote_hdr: format!("<sip:{user}@{}>", target.addr),
+            remote_target: uri.clone(),
+            route: Vec::new(),
+            peer,
+            local_cseq: 1,
+        };
+        let agent = call.agent.clone().unwrap_or_else(|| "agent".into());
+        // Late offer: the new leg makes the offer, the caller answers it.
+        let out = OutRequest {
+            method: Some(Method::Invite),
+            uri,
+            from: c.local_hdr.clone(),
+            to: c.remote_hdr.clone(),
+            call_id: c.call_id.to_string(),
+            cseq: 1,
+            max_forwards: 70,
+            extra: vec![
+                ("Contact".into(), contact),
+                ("Allow".into(), super::ALLOW.into()),
+                ("Referred-By".into(), format!("<sip:{agent}@{host}>")),
+            ],
+            ..Default::default()
+        };
+        let c_invite = self.tl.send_request(now, peer, out);
+        debug!(number = %entry.number, "transfer: calling the new leg");
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.transfer = Some(Box::new(Transfer {
+                number: entry.number.clone(),
+                c,
+                c_invite,
+                c_answered: false,
+            }));
+        }
+        self.track(key, c_invite, Role::TransferInvite);
+    }
+
+    /// A response on the new leg's INVITE.
+    pub(super) fn on_transfer_invite_response(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        resp: Response,
+    ) {
+        if resp.code < 200 {
+            return;
+        }
+        let Some(a_transport) = self.calls.get(&key).map(|c| c.a.peer.transport) else {
+            return;
+        };
+        let contact = self.contact(a_transport);
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(t) = call.transfer.as_mut() else {
+            return;
+        };
+        if resp.code >= 300 {
+            call.transfer = None;
+            let frag = format!("SIP/2.0 {} {}", resp.code, resp.reason);
+            return self.notify_agent(now, key, &frag, true);
+        }
+        t.c.learn_from_response(&resp);
+        t.c_answered = true;
+        if resp.body.is_empty() {
+            // No offer to give the caller: give up on the new leg.
+            let (c, tx) = (std::mem::replace(&mut t.c, Dialog::none()), t.c_invite);
+            call.transfer = None;
+            self.release_leg(now, key, c, tx);
+            return self.notify_agent(now, key, "SIP/2.0 488 Not Acceptable Here", true);
+        }
+        // Give the new leg's offer to the caller.
+        let mut reinvite = call.a.request(
+            Method::Invite,
+            resp.content_type().map(str::to_string),
+            Bytes::from(resp.body.clone()),
+        );
+        reinvite.extra.push(("Contact".into(), contact));
+        let peer = call.a.peer;
+        let tx = self.tl.send_request(now, peer, reinvite);
+        self.track(key, tx, Role::TransferReinvite);
+    }
+
+    /// The caller's answer to the re-INVITE carrying the new leg's offer.
+    pub(super) fn on_transfer_reinvite_response(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        tx: TxId,
+        resp: Response,
+    ) {
+        if resp.code < 200 {
+            return;
+        }
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(t) = call.transfer.take() else {
+            return;
+        };
+        let Transfer {
+            number,
+            c,
+            c_invite,
+            ..
+        } = *t;
+        if resp.code >= 300 {
+            self.release_leg(now, key, c, c_invite);
+            let frag = format!("SIP/2.0 {} {}", resp.code, resp.reason);
+            return self.notify_agent(now, key, &frag, true);
+        }
+        // Complete both offer/answer exchanges: ACK the caller, ACK the new leg
+        // with the caller's answer.
+        let a_ack = call
+            .a
+            .request_with_cseq(Method::Ack, call.a.local_cseq, None, Bytes::new());
+        let a_peer = call.a.peer;
+        self.tl.send_ack(Some(tx), a_peer, a_ack);
+        let c_ack = c.request_with_cseq(
+            Method::Ack,
+            1,
+            resp.content_type().map(str::to_string),
+            Bytes::from(resp.body.clone()),
+        );
+        self.tl.send_ack(Some(c_invite), c.peer, c_ack);
+        self.notify_agent(now, key, "SIP/2.0 200 OK", true);
+        // Release the agent and put the new leg in its place.
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let old_b = std::mem::replace(&mut call.b, c);
+        call.b_invite_tx = Some(c_invite);
+        call.transferred_to = Some(number.clone());
+        let new_id = call.b.call_id.clone();
+        let bye = {
+            let mut b = old_b;
+            let peer = b.peer;
+            let req = b.request(Method::Bye, None, Bytes::new());
+            self.by_b.remove(&b.call_id);
+            (peer, req)
+        };
+        self.by_b.insert(new_id, key);
+        let t = self.tl.send_request(now, bye.0, bye.1);
+        self.by_tx.insert(t, (key, Role::Fire));
+        info!(number = %number, "call transferred");
+        let release_agent = self
+            .calls
+            .get_mut(&key)
+            .is_some_and(|c| c.queue.is_some() && !std::mem::replace(&mut c.acd_done, true));
+        if release_agent {
+            if let Err(e) = self.acd.call_ended(now, key) {
+                debug!(error = %e, "ACD call_ended after transfer");
+            }
+            self.drain_acd(now);
+        }
+    }
+
+    /// The new leg or the caller's re-INVITE never answered: tell the agent, and
+    /// release the new leg if it had answered.
+    pub(super) fn on_transfer_timeout(&mut self, now: Instant, key: CallKey) {
+        let Some(t) = self.calls.get_mut(&key).and_then(|c| c.transfer.take()) else {
+            return;
+        };
+        if t.c_answered {
+            self.release_leg(now, key, t.c, t.c_invite);
+        }
+        self.notify_agent(now, key, "SIP/2.0 408 Request Timeout", true);
+    }
+
+    /// Ends a leg that answered but is not wanted: ACK its 2xx and send BYE.
+    fn release_leg(&mut self, now: Instant, key: CallKey, mut leg: Dialog, invite: TxId) {
+        let ack = leg.request_with_cseq(Method::Ack, 1, None, Bytes::new());
+        self.tl.send_ack(Some(invite), leg.peer, ack);
+        let bye = leg.request(Method::Bye, None, Bytes::new());
+        let t = self.tl.send_request(now, leg.peer, bye);
+        self.by_tx.insert(t, (key, Role::Fire));
+    }
+
+    /// A NOTIFY with a sipfrag of the transfer's progress to the agent (RFC 3515 §2.4.5).
+    fn notify_agent(&mut self, now: Instant, key: CallKey, frag: &str, last: bool) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if call.b.remote_tag.is_none() {
+            return;
+        }
+        let mut req = call.b.request(
+            Method::Notify,
+            Some("message/sipfrag;version=2.0".into()),
+            Bytes::from(format!("{frag}\r\n")),
+        );
+        req.extra.push(("Event".into(), "refer".into()));
+        let state = if last {
+            "terminated;reason=noresource"
+        } else {
+            "active;expires=60"
+        };
+        req.extra.push(("Subscription-State".into(), state.into()));
+        let peer = call.b.peer;
+        let tx = self.tl.send_request(now, peer, req);
+        self.by_tx.insert(tx, (key, Role::Fire));
+    }
+}
