@@ -62,6 +62,8 @@ pub struct CoreConfig {
     pub max_message_bytes: usize,
     /// This core's shard number, embedded in outgoing Call-IDs.
     pub shard: u16,
+    /// How agents' REGISTERs are authenticated.
+    pub registrar: RegistrarConfig,
 }
 
 impl Default for CoreConfig {
@@ -79,6 +81,7 @@ impl Default for CoreConfig {
             max_duration: Duration::from_secs(7200),
             max_message_bytes: 65_535,
             shard: 0,
+            registrar: RegistrarConfig::default(),
         }
     }
 }
@@ -258,7 +261,7 @@ impl Core {
         for chunk in secret.chunks_mut(8) {
             chunk.copy_from_slice(&ids.next_u64().to_le_bytes());
         }
-        let mut registrar = Registrar::new(RegistrarConfig::default(), secret, now);
+        let mut registrar = Registrar::new(cfg.registrar.clone(), secret, now);
         registrar.set_users(
             dialplan
                 .agents

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::registrar::{Algorithm, RegistrarConfig, RegistrarError};
+
 /// The default configuration, embedded so the binary runs from anywhere.
 pub const DEFAULT_TOML: &str = include_str!("../../config/gateway.toml");
 
@@ -29,6 +31,8 @@ pub struct Config {
     pub dialplan: DialplanConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub registrar: RegistrarSection,
     /// Where the file was read from; relative paths are resolved against its folder.
     #[serde(skip)]
     pub origin: Option<PathBuf>,
@@ -94,6 +98,84 @@ pub struct HttpConfig {
 pub struct DialplanConfig {
     /// Folder of `*.toml` line files, relative to the config file's folder.
     pub dir: PathBuf,
+}
+
+/// `[registrar]`: how agents' softphones authenticate. Every key is optional.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrarSection {
+    pub realm: String,
+    /// Offered in this order: `["SHA-256", "MD5"]` (RFC 8760 order) by default.
+    pub algorithms: Vec<String>,
+    pub nonce_ttl_s: u64,
+    pub min_expires_s: u32,
+    pub max_expires_s: u32,
+    pub default_expires_s: u32,
+    pub max_contacts: usize,
+    /// Failed attempts per source address within `failure_window_s`; one more blocks it.
+    pub max_failures: u32,
+    pub failure_window_s: u64,
+    pub block_for_s: u64,
+}
+
+impl Default for RegistrarSection {
+    fn default() -> Self {
+        let d = RegistrarConfig::default();
+        RegistrarSection {
+            realm: d.realm,
+            algorithms: d
+                .algorithms
+                .iter()
+                .map(|a| a.as_str().to_string())
+                .collect(),
+            nonce_ttl_s: d.nonce_ttl.as_secs(),
+            min_expires_s: d.min_expires,
+            max_expires_s: d.max_expires,
+            default_expires_s: d.default_expires,
+            max_contacts: d.max_contacts,
+            max_failures: d.max_failures,
+            failure_window_s: d.failure_window.as_secs(),
+            block_for_s: d.block_for.as_secs(),
+        }
+    }
+}
+
+impl RegistrarSection {
+    /// The registrar's own configuration, checked.
+    pub fn to_registrar(&self) -> Result<RegistrarConfig, (String, String)> {
+        let mut algorithms = Vec::new();
+        for a in &self.algorithms {
+            match a.to_ascii_uppercase().as_str() {
+                "SHA-256" => algorithms.push(Algorithm::Sha256),
+                "MD5" => algorithms.push(Algorithm::Md5),
+                other => {
+                    return Err((
+                        "registrar.algorithms".into(),
+                        format!("{other:?} is not SHA-256 or MD5"),
+                    ));
+                }
+            }
+        }
+        let cfg = RegistrarConfig {
+            realm: self.realm.clone(),
+            nonce_ttl: Duration::from_secs(self.nonce_ttl_s),
+            min_expires: self.min_expires_s,
+            max_expires: self.max_expires_s,
+            default_expires: self.default_expires_s,
+            max_contacts: self.max_contacts,
+            max_failures: self.max_failures,
+            failure_window: Duration::from_secs(self.failure_window_s),
+            block_for: Duration::from_secs(self.block_for_s),
+            algorithms,
+        };
+        cfg.validate().map_err(|e| match e {
+            RegistrarError::Config { key, reason } => {
+                (format!("registrar.{key}"), reason.to_string())
+            }
+            other => ("registrar".into(), other.to_string()),
+        })?;
+        Ok(cfg)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -203,6 +285,9 @@ impl Config {
             .is_err()
         {
             return Err(err("log.level", "not a valid tracing filter"));
+        }
+        if let Err((key, reason)) = self.registrar.to_registrar() {
+            return Err(err(&key, &reason));
         }
         Ok(())
     }

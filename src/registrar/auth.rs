@@ -63,7 +63,7 @@ impl Registrar {
                 failure: false,
             };
         };
-        let Some(alg) = c.algorithm else {
+        let Some(alg) = c.algorithm.filter(|a| self.cfg.algorithms.contains(a)) else {
             return Auth::Challenge {
                 stale: false,
                 failure: false,
@@ -118,7 +118,7 @@ impl Registrar {
     pub(super) fn challenge(&mut self, now: Instant, stale: bool) -> RegisterReply {
         let nonce = self.nonces.issue(now);
         let mut reply = RegisterReply::new(401, "Unauthorized");
-        for alg in Algorithm::OFFERED {
+        for &alg in &self.cfg.algorithms {
             reply.headers.push((
                 "WWW-Authenticate",
                 challenge(&self.cfg.realm, &nonce, alg, stale),

@@ -77,6 +77,10 @@ pub struct RegistrarConfig {
     pub failure_window: Duration,
     /// How long a blocked IP gets 403 for every REGISTER.
     pub block_for: Duration,
+    /// Digest algorithms accepted, offered in this order (RFC 8760: most preferred
+    /// first). Some older softphones read only the first challenge, so a lab may
+    /// put MD5 first.
+    pub algorithms: Vec<Algorithm>,
 }
 
 impl Default for RegistrarConfig {
@@ -91,6 +95,7 @@ impl Default for RegistrarConfig {
             max_failures: 5,
             failure_window: Duration::from_secs(60),
             block_for: Duration::from_secs(300),
+            algorithms: Algorithm::OFFERED.to_vec(),
         }
     }
 }
@@ -119,6 +124,11 @@ impl RegistrarConfig {
         }
         if self.nonce_ttl.is_zero() {
             return bad("nonce_ttl", "must be positive");
+        }
+        if self.algorithms.is_empty()
+            || (self.algorithms.len() == 2 && self.algorithms[0] == self.algorithms[1])
+        {
+            return bad("algorithms", "list SHA-256, MD5 or both, each once");
         }
         Ok(())
     }

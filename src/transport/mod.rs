@@ -151,6 +151,8 @@ impl SipServer {
             max_duration: Duration::from_secs(cfg.calls.max_duration_s),
             max_message_bytes: cfg.sip.max_message_bytes,
             shard: 0,
+            // Checked by Config::validate; the default only if that was skipped.
+            registrar: cfg.registrar.to_registrar().unwrap_or_default(),
         };
         Ok(SipServer {
             udp,

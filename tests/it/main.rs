@@ -4,5 +4,6 @@
 mod acd;
 mod calls;
 mod corpus;
+mod interop;
 mod support;
 mod tcp;

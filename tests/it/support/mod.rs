@@ -53,6 +53,8 @@ pub struct GwOpts {
     pub max_message: usize,
     /// More dialplan (queues, agents, lines), written beside the line file.
     pub extra_dialplan: String,
+    /// More gateway config (whole sections), appended to the file.
+    pub extra_config: String,
 }
 
 impl GwOpts {
@@ -64,6 +66,7 @@ impl GwOpts {
             ring_timeout_s: 60,
             max_message: 65_535,
             extra_dialplan: String::new(),
+            extra_config: String::new(),
         }
     }
 }
@@ -99,12 +102,13 @@ impl Gateway {
             format!(
                 "[sip]\nlisten = \"{sip}\"\nmax_message_bytes = {}\n[sip.timers]\nt1_ms = {t1}\nt2_ms = {}\nt4_ms = {}\n\
 [calls]\nmax_concurrent = {}\nretry_after_s = 7\nring_timeout_s = {}\nmax_duration_s = 3600\n\
-[http]\nlisten = \"{http}\"\n[dialplan]\ndir = \"dialplans\"\n[log]\nlevel = \"warn\"\n",
+[http]\nlisten = \"{http}\"\n[dialplan]\ndir = \"dialplans\"\n[log]\nlevel = \"warn\"\n{}",
                 opts.max_message,
                 (t1 * 8).max(t1),
                 (t1 * 10).max(1),
                 opts.max_calls,
                 opts.ring_timeout_s,
+                opts.extra_config,
             ),
         )
         .unwrap();
@@ -275,6 +279,28 @@ impl Drop for Softphone {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A tool from Debian's packages, or `None` (loudly) outside CI; under `CI=true` a
+/// missing one fails the test (`.ci/run` installs it).
+pub fn tool(name: &str, package: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{name} is not installed, and CI=true: apt-get install -y {package}");
+        }
+        eprintln!(
+            "\n========================================================\n\
+             SKIPPED: {name} is not installed; this test needs it.\n\
+             Install it with: apt-get install -y {package}\n\
+             ========================================================\n"
+        );
+    }
+    found
 }
 
 /// The sipp binary, or `None` (loudly) outside CI. Under `CI=true` a missing sipp
