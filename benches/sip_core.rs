@@ -29,7 +29,7 @@ v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1
 fn core() -> Core {
     let plan = hotline_gateway::dialplan::parse_sources(&[(
         "l.toml".into(),
-        "[[line]]\nnumber = \"12345\"\nname = \"h\"\ntarget = \"sip:127.0.0.1:5070\"\n".into(),
+        "[[trunk]]\nname = \"t\"\nkind = \"carrier\"\nsources = [\"127.0.0.0/8\", \"192.0.2.0/24\"]\n[[line]]\nnumber = \"12345\"\nname = \"h\"\ntarget = \"sip:127.0.0.1:5070\"\n".into(),
     )])
     .unwrap();
     let cfg = CoreConfig {

@@ -136,6 +136,32 @@ enum DialplanCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Explain where a call would go, without placing it.
+    Trace(TraceArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct TraceArgs {
+    /// The called number (Request-URI), as dialled.
+    #[arg(long)]
+    to: String,
+    /// The caller's number.
+    #[arg(long)]
+    from: Option<String>,
+    /// The original called number of a forwarded call (Diversion).
+    #[arg(long)]
+    diversion: Option<String>,
+    /// When the call arrives (RFC 3339, e.g. 2026-10-01T09:30:00+08:00) [default: now].
+    #[arg(long)]
+    at: Option<String>,
+    /// The address the call comes from [default: 127.0.0.1].
+    #[arg(long, default_value = "127.0.0.1")]
+    source: std::net::IpAddr,
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Print the decision as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> Result<()> {
@@ -154,8 +180,65 @@ fn main() -> Result<()> {
             );
             Ok(())
         }
+        Command::Dialplan {
+            command: DialplanCommand::Trace(t),
+        } => trace(t),
         Command::Softphone { command } => softphone(command),
     }
+}
+
+/// `hotline-gw dialplan trace`: the routing decision for a hypothetical call.
+fn trace(t: TraceArgs) -> Result<()> {
+    use hotline_gateway::dialplan::{CallFacts, number, time};
+    let cfg = load_config(t.config.as_deref())?;
+    let plan = load_dialplan(&cfg)?;
+    let unix = match &t.at {
+        Some(at) => time::parse_rfc3339(at).map_err(|e| anyhow::anyhow!("--at {at:?}: {e}"))?,
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs() as i64,
+    };
+    let facts = CallFacts {
+        request_uri: number::digits_of(&t.to),
+        to: number::digits_of(&t.to),
+        original: t
+            .diversion
+            .as_deref()
+            .and_then(number::digits_of)
+            .map(|d| (d, number::OriginalSource::Diversion)),
+        source: t.source,
+        from_agent: false,
+        at: time::local_time(unix, plan.utc_offset_minutes),
+    };
+    let decision = plan.decide(&facts);
+    let mut view = serde_json::to_value(decision.view())?;
+    if let (Some(from), serde_json::Value::Object(m)) = (&t.from, &mut view) {
+        let kind = format!("{:?}", number::caller_kind(Some(from)));
+        m.insert("caller_kind".into(), kind.into());
+    }
+    if t.json {
+        println!("{view}");
+    } else {
+        let v = decision.view();
+        println!(
+            "line:   {}",
+            v.line.as_deref().map_or("none".into(), |l| format!(
+                "{l} ({})",
+                v.line_name.clone().unwrap_or_default()
+            ))
+        );
+        println!("mode:   {}", v.mode.unwrap_or("-"));
+        if let Some(d) = &v.department {
+            println!("dept:   {d}");
+        }
+        println!("route:  {}", v.route);
+        println!("trunk:  {}", v.trunk.as_deref().unwrap_or("-"));
+        println!("why:");
+        for w in &v.why {
+            println!("  - {w}");
+        }
+    }
+    Ok(())
 }
 
 /// The config named on the command line, else `config/gateway.toml` when present,
@@ -206,6 +289,8 @@ fn run(args: RunArgs) -> Result<()> {
         .worker_threads(1)
         .enable_all()
         .build()?;
+    let dialplan_dir = cfg.dialplan_dir();
+    let reload_tx = control_tx.clone();
     let result = runtime.block_on(async move {
         let state = hotline_gateway::http::AppState {
             status,
@@ -230,6 +315,9 @@ fn run(args: RunArgs) -> Result<()> {
                 info!("shutting down");
                 let _ = control_tx.send(Control::Shutdown).await;
                 Ok(())
+            }
+            _ = reload_on_sighup(dialplan_dir, reload_tx) => {
+                bail!("SIGHUP handler stopped");
             }
         }
     });
@@ -277,6 +365,32 @@ fn spawn_sip(
         .recv()
         .context("SIP thread ended before binding")??;
     Ok(handle)
+}
+
+/// SIGHUP reloads the dialplan: checked first, swapped in whole; on any error
+/// the running plan stays and the error (file:line: key: message) is logged.
+async fn reload_on_sighup(dir: PathBuf, control: mpsc::Sender<Control>) {
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            error!(error = %e, "cannot watch SIGHUP");
+            return std::future::pending().await;
+        }
+    };
+    while hup.recv().await.is_some() {
+        let d = dir.clone();
+        match tokio::task::spawn_blocking(move || dialplan::load(&d)).await {
+            Ok(Ok(plan)) => {
+                info!(
+                    lines = plan.len(),
+                    "SIGHUP: dialplan checked, swapping it in"
+                );
+                let _ = control.send(Control::ReloadDialplan(Arc::new(plan))).await;
+            }
+            Ok(Err(e)) => error!(error = %e, "SIGHUP: dialplan refused; the running plan stays"),
+            Err(e) => error!(error = %e, "SIGHUP: reload task failed"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

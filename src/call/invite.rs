@@ -8,7 +8,7 @@ use tracing::{debug, info_span};
 
 use super::{Call, CallKey, CallTimer, Core, Phase, Reason, Role, Side};
 use super::{called_number, caller_number};
-use crate::dialplan::Route;
+use crate::dialplan::{CallFacts, Outcome, number};
 use crate::sip::builder::{MessageBuf, response_to};
 use crate::sip::dialog::Dialog;
 use crate::sip::message::{Headers, Method, Request, Response};
@@ -19,10 +19,41 @@ use crate::util::pii::Pii;
 impl Core {
     pub(super) fn new_call(&mut self, now: Instant, tx: TxId, req: Request, peer: Peer) {
         let called = called_number(&req);
-        let Some(line) = self.dialplan.route(&called).cloned() else {
-            self.reply(now, tx, &req, 404, "Not Found");
-            return self.record_refused(now, &req, Reason::NoRoute, 404);
+        let facts = CallFacts {
+            request_uri: number::digits_of(&req.uri),
+            to: number::to_digits(&req),
+            original: number::original_called(&req),
+            source: peer.addr.ip(),
+            from_agent: self.registrar.is_registered_source(now, peer.addr.ip()),
+            at: self.local_time(now),
         };
+        let plan = self.dialplan.clone();
+        let decision = plan.decide(&facts);
+        let (line, outcome) = match (decision.line, &decision.outcome) {
+            (_, Outcome::Reject { code, reason }) => {
+                let reason = Reason::from_code(reason).unwrap_or(Reason::NoRoute);
+                let phrase = if *code == 403 {
+                    "Forbidden"
+                } else {
+                    "Not Found"
+                };
+                tracing::info!(code, reason = reason.as_str(), source = %Pii(peer.addr.ip()), called = %Pii(&called), "call refused by the dialplan");
+                self.reply(now, tx, &req, *code, phrase);
+                return self.record_refused(now, &req, reason, *code);
+            }
+            (Some(line), outcome) => (line.clone(), outcome.clone()),
+            (None, _) => {
+                self.reply(now, tx, &req, 404, "Not Found");
+                return self.record_refused(now, &req, Reason::NoRoute, 404);
+            }
+        };
+        let caller_from_pai = decision
+            .trunk
+            .as_deref()
+            .and_then(|t| plan.trunk(t))
+            .is_some_and(|t| t.trusted)
+            .then(|| number::asserted_caller(&req))
+            .flatten();
         if self.calls.len() >= self.cfg.max_calls {
             let tag = self.ids.tag();
             let mut m = response_to(&req, 503, "Service Unavailable", Some(&tag));
@@ -32,16 +63,20 @@ impl Core {
         }
         let key = self.next_key;
         self.next_key += 1;
-        let caller = caller_number(&req);
-        let span = info_span!("call", id = key, line = %line.number);
+        let caller = caller_from_pai.unwrap_or_else(|| caller_number(&req));
+        let span = info_span!("call", id = key, line = %line.number, mode = line.mode.as_str());
         span.in_scope(|| debug!(caller = %Pii(&caller), called = %Pii(&called), "offered"));
         let a = Dialog::uas(&req, peer, self.ids.tag());
         if let Some(tag) = &a.remote_tag {
             self.by_a.insert((a.call_id.clone(), tag.clone()), key);
         }
-        let queue = match &line.route {
-            Route::Queue(q) => Some(q.clone()),
-            Route::Sip(_) => None,
+        let queue = match &outcome {
+            Outcome::Queue(q) => Some(q.clone()),
+            _ => None,
+        };
+        let parallel = match &outcome {
+            Outcome::Legacy { queue, .. } => Some(queue.clone()),
+            _ => None,
         };
         self.calls.insert(
             key,
@@ -68,6 +103,10 @@ impl Core {
                 acd_done: false,
                 transfer: None,
                 transferred_to: None,
+                parallel,
+                answered_by: None,
+                mode: line.mode,
+                department: line.department.clone(),
                 offered_at: now,
                 answered_at: None,
                 reason: None,
@@ -77,8 +116,8 @@ impl Core {
             },
         );
         self.track(key, tx, Role::AInvite);
-        match &line.route {
-            Route::Sip(target) => {
+        match outcome {
+            Outcome::Sip(target) => {
                 let user = target.user.clone().unwrap_or(called);
                 let uri = sip_uri(&user, target.addr, target.transport);
                 let peer = Peer {
@@ -87,8 +126,63 @@ impl Core {
                 };
                 self.place_b(now, key, uri, peer, Vec::new());
             }
-            Route::Queue(q) => self.enqueue(now, key, q, &line.number),
+            Outcome::Queue(q) => self.enqueue(now, key, &q, &line.number),
+            Outcome::Legacy {
+                target, ring_time, ..
+            } => {
+                // Parallel answering: the legacy seats ring first.
+                let user = target.user.clone().unwrap_or(line.number.clone());
+                let uri = sip_uri(&user, target.addr, target.transport);
+                let peer = Peer {
+                    transport: target.transport,
+                    addr: target.addr,
+                };
+                self.place_b(now, key, uri, peer, Vec::new());
+                self.arm_call_timer(key, CallTimer::Ring, now + ring_time);
+            }
+            Outcome::Reject { .. } => {}
         }
+    }
+
+    /// The legacy seats of a parallel line did not take the call: 12345 does.
+    /// Returns false when the call is not a parallel call still on its legacy leg.
+    pub(super) fn overflow_from_legacy(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        leg_done: bool,
+    ) -> bool {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return false;
+        };
+        if call.a_invite.is_none() || call.queue.is_some() {
+            return false;
+        }
+        let Some(queue) = call.parallel.clone() else {
+            return false;
+        };
+        call.ring_deadline = None;
+        call.queue = Some(queue.clone());
+        call.overflowed = true;
+        if leg_done {
+            // The legacy INVITE is over (Timer B): just forget the leg.
+            let dialog = std::mem::replace(&mut call.b, Dialog::none());
+            call.b_invite = None;
+            call.b_invite_tx = None;
+            self.by_b.remove(&dialog.call_id);
+        } else {
+            // Dropped like an unanswered seat: CANCEL, and ACK+BYE if a 200 races it.
+            call.agent = Some("legacy".into());
+            self.cancel_ring(now, key, "legacy");
+        }
+        let line = self
+            .calls
+            .get(&key)
+            .map(|c| c.line.clone())
+            .unwrap_or_default();
+        tracing::debug!(queue, "parallel line overflows to 12345");
+        self.enqueue(now, key, &queue, &line);
+        true
     }
 
     /// Places the callee leg: a new dialog (Call-ID, tags, Via, Contact of its
@@ -216,7 +310,9 @@ impl Core {
                 self.cancel_b(now, key, tx);
                 return;
             }
-            if first && !queued {
+            // Queued calls: the ACD owns the ring timeout; parallel calls: the line's
+            // ring time, armed when the legacy leg was placed.
+            if first && !queued && call.parallel.is_none() {
                 self.arm_call_timer(key, CallTimer::Ring, now + ring_timeout);
             }
             if code > 100 {
@@ -228,6 +324,20 @@ impl Core {
                 }
             }
             return;
+        }
+        if code >= 300 && call.parallel.is_some() && !queued && call.a_invite.is_some() {
+            // Busy or failed legacy seats: the call goes to 12345. The leg is over
+            // (its INVITE got a final), so only forget it.
+            let dialog = std::mem::replace(&mut call.b, Dialog::none());
+            call.b_invite = None;
+            call.b_invite_tx = None;
+            self.by_b.remove(&dialog.call_id);
+            let q = call.parallel.clone().unwrap_or_default();
+            let line = call.line.clone();
+            call.ring_deadline = None;
+            call.queue = Some(q.clone());
+            call.overflowed = true;
+            return self.enqueue(now, key, &q, &line);
         }
         call.b_invite = None;
         call.ring_deadline = None;
@@ -266,6 +376,11 @@ impl Core {
         }
         call.phase = Phase::Answered;
         call.answered_at = Some(now);
+        call.answered_by = Some(if call.parallel.is_some() && call.queue.is_none() {
+            "legacy"
+        } else {
+            "12345"
+        });
         self.relay_to_caller(now, key, resp);
         self.arm_call_timer(key, CallTimer::MaxDuration, now + max_duration);
     }
@@ -386,6 +501,9 @@ impl Core {
         };
         match role {
             Role::BInvite => {
+                if self.overflow_from_legacy(now, key, true) {
+                    return;
+                }
                 let queued_waiting = self
                     .calls
                     .get(&key)
@@ -435,6 +553,9 @@ impl Core {
     pub(super) fn on_call_timer(&mut self, now: Instant, key: CallKey, timer: CallTimer) {
         match timer {
             CallTimer::Ring => {
+                if self.overflow_from_legacy(now, key, false) {
+                    return;
+                }
                 let ending = self
                     .calls
                     .get(&key)

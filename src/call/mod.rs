@@ -107,6 +107,11 @@ pub struct CallRecord {
     pub overflowed: bool,
     /// The transfer-directory number an agent transferred it to.
     pub transferred_to: Option<String>,
+    /// `"12345"` or `"legacy"` when answered.
+    pub answered_by: Option<&'static str>,
+    /// The line's integration mode (`hotline`, `parallel`…).
+    pub mode: Option<&'static str>,
+    pub department: Option<String>,
     pub reason: Reason,
     /// The final status the caller received for its INVITE.
     pub final_code: u16,
@@ -196,6 +201,12 @@ struct Call {
     transfer: Option<Box<transfer::Transfer>>,
     /// The directory number the call was transferred to.
     transferred_to: Option<String>,
+    /// A parallel line's 12345 queue while its legacy seats ring.
+    parallel: Option<String>,
+    /// Who answered: `"12345"` or `"legacy"` (a parallel line's seats).
+    answered_by: Option<&'static str>,
+    mode: crate::dialplan::Mode,
+    department: Option<String>,
     offered_at: Instant,
     answered_at: Option<Instant>,
     reason: Option<Reason>,
@@ -245,6 +256,9 @@ pub struct Core {
     acd: Acd,
     registrar: Registrar,
     orphans: IdMap<TxId, queued::Orphan>,
+    /// An instant and the Unix time it corresponds to: the core's wall clock for
+    /// time rules, set by the driver (the core never reads the clock).
+    wall: (Instant, i64),
 }
 
 impl Core {
@@ -284,7 +298,20 @@ impl Core {
             acd,
             registrar,
             orphans: IdMap::default(),
+            wall: (now, 0),
         }
+    }
+
+    /// Tells the core which Unix time `at` is, for time-of-day rules.
+    pub fn set_wall_clock(&mut self, at: Instant, unix_secs: i64) {
+        self.wall = (at, unix_secs);
+    }
+
+    /// Local time (the dialplan's UTC offset) at `now`.
+    fn local_time(&self, now: Instant) -> crate::dialplan::time::LocalTime {
+        let (at, unix) = self.wall;
+        let secs = unix + now.saturating_duration_since(at).as_secs() as i64;
+        crate::dialplan::time::local_time(secs, self.dialplan.utc_offset_minutes)
     }
 
     /// Replaces the dialplan; calls in progress keep the route they took, logged-in
@@ -564,6 +591,9 @@ impl Core {
             agent: call.agent,
             overflowed: call.overflowed,
             transferred_to: call.transferred_to,
+            answered_by: call.answered_by,
+            mode: Some(call.mode.as_str()),
+            department: call.department,
             reason,
             final_code: call.final_code,
             offered_at: call.offered_at,
@@ -592,6 +622,9 @@ impl Core {
             agent: None,
             overflowed: false,
             transferred_to: None,
+            answered_by: None,
+            mode: None,
+            department: None,
             reason,
             final_code: code,
             offered_at: now,

@@ -148,7 +148,11 @@ impl Core {
             ("X-Hotline-Call-Id".to_string(), key.to_string()),
             ("X-Hotline-Caller".to_string(), call.caller.clone()),
             ("X-Hotline-Line".to_string(), call.line.clone()),
-            ("X-Hotline-Mode".to_string(), "hotline".to_string()),
+            ("X-Hotline-Mode".to_string(), call.mode.as_str().to_string()),
+            (
+                "X-Hotline-Department".to_string(),
+                call.department.clone().unwrap_or_default(),
+            ),
             (
                 "X-Hotline-Queue".to_string(),
                 call.queue.clone().unwrap_or_default(),

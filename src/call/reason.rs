@@ -39,6 +39,10 @@ pub enum Reason {
     QueueCallback,
     /// The caller's queue was removed by a reload and had no overflow.
     QueueRemoved,
+    /// The INVITE came from no trunk and no registered agent: `403`.
+    UntrustedSource,
+    /// The line exists but is not in service on this date: `404`.
+    LineNotInService,
 }
 
 impl Reason {
@@ -60,11 +64,13 @@ impl Reason {
             Reason::InvalidRequest => "request.invalid",
             Reason::QueueCallback => "acd.max_wait_callback",
             Reason::QueueRemoved => "acd.queue_removed_callback",
+            Reason::UntrustedSource => "dialplan.untrusted_source",
+            Reason::LineNotInService => "dialplan.line_not_in_service",
         }
     }
 
     /// Every code, for documentation and metrics pre-registration.
-    pub const ALL: [Reason; 15] = [
+    pub const ALL: [Reason; 17] = [
         Reason::CallerHangup,
         Reason::CalleeHangup,
         Reason::CallerCancelled,
@@ -80,7 +86,14 @@ impl Reason {
         Reason::InvalidRequest,
         Reason::QueueCallback,
         Reason::QueueRemoved,
+        Reason::UntrustedSource,
+        Reason::LineNotInService,
     ];
+
+    /// The reason with this stable code.
+    pub fn from_code(code: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|r| r.as_str() == code)
+    }
 
     /// The reason a callee's final failure response maps to.
     pub fn from_callee_status(code: u16) -> Reason {

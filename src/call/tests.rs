@@ -34,7 +34,7 @@ impl Net {
         let plan = crate::dialplan::parse_sources(&[(
             "l.toml".into(),
             format!(
-                "[[line]]\nnumber = \"12345\"\nname = \"h\"\ntarget = \"sip:{CALLEE}\"\n\
+                "[[trunk]]\nname = \"t\"\nkind = \"carrier\"\nsources = [\"127.0.0.0/8\", \"192.0.2.0/24\"]\n[[line]]\nnumber = \"12345\"\nname = \"h\"\ntarget = \"sip:{CALLEE}\"\n\
 [[transfer]]\nnumber = \"110\"\nname = \"Police\"\ntarget = \"sip:110@{POLICE}\"\n"
             ),
         )])

@@ -23,7 +23,7 @@ fn every_shipped_config_and_its_dialplan_loads() {
         let cfg = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
         let plan = crate::dialplan::load(&cfg.dialplan_dir()).unwrap_or_else(|e| panic!("{e}"));
         assert!(
-            plan.route("12345").is_some(),
+            plan.lookup("12345").is_some(),
             "{} routes 12345",
             path.display()
         );

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::seats::{AgentDef, Overflow, QueueDef, Strategy};
-use super::{Dialplan, DialplanError, Line, Route, Target, Transfer};
+use super::{Dialplan, DialplanError, Line, Mode, Route, Target, Transfer, Trunk};
 use crate::sip::Transport;
 use crate::sip::message::SipUri;
 
@@ -25,6 +25,25 @@ struct DialplanFile {
     agent: Vec<AgentFile>,
     #[serde(default)]
     transfer: Vec<TransferFile>,
+    #[serde(default)]
+    trunk: Vec<TrunkFile>,
+    #[serde(default)]
+    calendar: Vec<CalendarFile>,
+}
+
+/// One year of the working-day calendar.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CalendarFile {
+    year: i32,
+    /// Where the dates come from, or a warning that they are unverified.
+    #[allow(dead_code)]
+    note: Option<String>,
+    #[serde(default)]
+    holidays: Vec<String>,
+    /// Make-up working days on weekends (调休).
+    #[serde(default)]
+    workdays: Vec<String>,
 }
 
 /// An entry of the transfer directory: the only numbers agents may transfer to.
@@ -107,8 +126,39 @@ struct LineFile {
     number: String,
     /// A human name for logs and the wallboard.
     name: String,
-    /// `sip:[user@]IP[:port][;transport=tcp]`, or `queue:NAME`.
-    target: String,
+    /// `hotline` (default), `direct_merge`, `call_forwarding`, `parallel`.
+    #[serde(default)]
+    mode: Mode,
+    department: Option<String>,
+    /// The ACD queue callers wait in (for parallel lines: the overflow queue).
+    queue: Option<String>,
+    /// Instead of a queue: `sip:[user@]IP[:port][;transport=tcp]`, or `queue:NAME`.
+    target: Option<String>,
+    prompt: Option<String>,
+    transfer_number: Option<String>,
+    /// Parallel lines: the legacy platform's trunk, rung first.
+    legacy_trunk: Option<String>,
+    /// Parallel lines: how long the legacy seats ring before 12345 takes over.
+    ring_time_s: Option<u64>,
+    /// Parallel lines: when the legacy seats answer at all.
+    #[serde(default)]
+    hours: Vec<String>,
+    effective_from: Option<String>,
+    effective_until: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrunkFile {
+    name: String,
+    /// `carrier` or `legacy`.
+    kind: String,
+    /// Source addresses or networks the trunk sends from.
+    #[serde(default)]
+    sources: Vec<String>,
+    target: Option<String>,
+    #[serde(default)]
+    trusted: bool,
 }
 
 /// Loads every `*.toml` file of a directory, in name order.
@@ -147,6 +197,13 @@ pub fn parse_sources(sources: &[(String, String)]) -> Result<Dialplan, DialplanE
     let mut queues: Vec<(QueueDef, String, usize)> = Vec::new();
     let mut agents: Vec<(AgentDef, String, usize)> = Vec::new();
     let mut transfers: Vec<Transfer> = Vec::new();
+    let mut trunks: Vec<Trunk> = Vec::new();
+    let mut holidays = Vec::new();
+    let mut workdays = Vec::new();
+    let mut years: Vec<i32> = Vec::new();
+    // Parallel lines name their legacy trunk; resolved once every file is read.
+    let mut pending_trunks: Vec<(String, usize, usize)> = Vec::new();
+    let mut pending_files: Vec<String> = Vec::new();
     for (file, text) in sources {
         let parsed: DialplanFile = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
@@ -171,10 +228,66 @@ pub fn parse_sources(sources: &[(String, String)]) -> Result<Dialplan, DialplanE
             if l.name.trim().is_empty() {
                 return Err(err("name", "must not be empty".into()));
             }
-            let route = match l.target.strip_prefix("queue:") {
-                Some(q) => Route::Queue(q.to_string()),
-                None => Route::Sip(parse_target(&l.target).map_err(|m| err("target", m))?),
+            let route = match (&l.queue, &l.target, l.mode) {
+                (Some(q), None, Mode::Parallel) => {
+                    let legacy = l.legacy_trunk.clone().ok_or_else(|| {
+                        err(
+                            "legacy_trunk",
+                            "a parallel line needs the legacy platform's trunk".into(),
+                        )
+                    })?;
+                    pending_trunks.push((legacy.clone(), i, at));
+                    Route::Parallel {
+                        legacy: placeholder_target(&legacy),
+                        ring_time: std::time::Duration::from_secs(l.ring_time_s.unwrap_or(20)),
+                        queue: q.clone(),
+                    }
+                }
+                (_, _, Mode::Parallel) => {
+                    return Err(err(
+                        "queue",
+                        "a parallel line needs a queue (and no target)".into(),
+                    ));
+                }
+                (Some(q), None, _) => Route::Queue(q.clone()),
+                (None, Some(t), _) => match t.strip_prefix("queue:") {
+                    Some(q) => Route::Queue(q.to_string()),
+                    None => Route::Sip(parse_target(t).map_err(|m| err("target", m))?),
+                },
+                (Some(_), Some(_), _) => {
+                    return Err(err(
+                        "target",
+                        "give either queue or target, not both".into(),
+                    ));
+                }
+                (None, None, _) => {
+                    return Err(err("queue", "a line needs a queue or a target".into()));
+                }
             };
+            if l.ring_time_s.is_some_and(|r| r == 0 || r > 120) {
+                return Err(err("ring_time_s", "must be 1 to 120".into()));
+            }
+            if l.mode != Mode::Parallel && (l.legacy_trunk.is_some() || !l.hours.is_empty()) {
+                return Err(err(
+                    "legacy_trunk",
+                    "legacy_trunk and hours apply to parallel lines only".into(),
+                ));
+            }
+            if l.mode == Mode::Parallel
+                && let Err(e) = super::hours::Hours::parse(&l.hours)
+            {
+                return Err(err("hours", e.to_string()));
+            }
+            for (key, date) in [
+                ("effective_from", &l.effective_from),
+                ("effective_until", &l.effective_until),
+            ] {
+                if let Some(d) = date
+                    && super::time::parse_date(d).is_err()
+                {
+                    return Err(err(key, format!("{d:?} is not a YYYY-MM-DD date")));
+                }
+            }
             if let Some((_, other_file, other_line)) =
                 lines.iter().find(|(x, _, _)| x.number == l.number)
             {
@@ -191,6 +304,13 @@ pub fn parse_sources(sources: &[(String, String)]) -> Result<Dialplan, DialplanE
                     number: l.number,
                     name: l.name,
                     route,
+                    mode: l.mode,
+                    department: l.department,
+                    transfer_number: l.transfer_number,
+                    prompt: l.prompt,
+                    hours: l.hours,
+                    effective_from: l.effective_from,
+                    effective_until: l.effective_until,
                 },
                 file.clone(),
                 at,
@@ -261,6 +381,75 @@ pub fn parse_sources(sources: &[(String, String)]) -> Result<Dialplan, DialplanE
                 at,
             ));
         }
+        for (i, t) in parsed.trunk.into_iter().enumerate() {
+            let at = find_key_line(text, "name", &t.name);
+            let err = |key: &str, message: String| DialplanError {
+                file: file.clone(),
+                line: at,
+                key: format!("trunk[{i}].{key}"),
+                message,
+            };
+            if t.kind != "carrier" && t.kind != "legacy" {
+                return Err(err(
+                    "kind",
+                    format!("{:?}: use \"carrier\" or \"legacy\"", t.kind),
+                ));
+            }
+            let mut sources = Vec::new();
+            for src in &t.sources {
+                sources.push(parse_network(src).map_err(|m| err("sources", m))?);
+            }
+            let target = match &t.target {
+                Some(x) => Some(parse_target(x).map_err(|m| err("target", m))?),
+                None if t.kind == "legacy" => {
+                    return Err(err(
+                        "target",
+                        "a legacy trunk needs the platform's SIP target".into(),
+                    ));
+                }
+                None => None,
+            };
+            if trunks.iter().any(|x| x.name == t.name) {
+                return Err(err("name", format!("trunk {:?} is defined twice", t.name)));
+            }
+            trunks.push(Trunk {
+                name: t.name,
+                kind: t.kind,
+                sources,
+                target,
+                trusted: t.trusted,
+            });
+        }
+        pending_files.resize(pending_trunks.len(), file.clone());
+        for (i, c) in parsed.calendar.into_iter().enumerate() {
+            let at = text
+                .lines()
+                .position(|l| l.trim_start().starts_with("year") && l.contains(&c.year.to_string()))
+                .map_or(0, |n| n + 1);
+            let err = |key: &str, message: String| DialplanError {
+                file: file.clone(),
+                line: at,
+                key: format!("calendar[{i}].{key}"),
+                message,
+            };
+            if years.contains(&c.year) {
+                return Err(err("year", format!("{} is listed twice", c.year)));
+            }
+            years.push(c.year);
+            for (key, list, out) in [
+                ("holidays", &c.holidays, &mut holidays),
+                ("workdays", &c.workdays, &mut workdays),
+            ] {
+                for d in list {
+                    let date = super::time::parse_date(d)
+                        .map_err(|_| err(key, format!("{d:?} is not a YYYY-MM-DD date")))?;
+                    if date.year() != c.year {
+                        return Err(err(key, format!("{d} is not in {}", c.year)));
+                    }
+                    out.push(date);
+                }
+            }
+        }
         for (i, t) in parsed.transfer.into_iter().enumerate() {
             let at = find_key_line(text, "number", &t.number);
             let err = |key: &str, message: String| DialplanError {
@@ -284,8 +473,36 @@ pub fn parse_sources(sources: &[(String, String)]) -> Result<Dialplan, DialplanE
         }
     }
     cross_check(&lines, &queues, &agents)?;
+    // Resolve parallel lines' legacy trunks.
+    for (((name, i, at), file), (line, _, _)) in pending_trunks.iter().zip(&pending_files).zip(
+        lines
+            .iter_mut()
+            .filter(|(l, _, _)| l.mode == Mode::Parallel),
+    ) {
+        let target = trunks
+            .iter()
+            .find(|t| &t.name == name)
+            .and_then(|t| t.target.clone())
+            .ok_or_else(|| DialplanError {
+                file: file.clone(),
+                line: *at,
+                key: format!("line[{i}].legacy_trunk"),
+                message: format!("trunk {name:?} is not defined, or has no target"),
+            })?;
+        if let Route::Parallel { legacy, .. } = &mut line.route {
+            *legacy = target;
+        }
+    }
     let mut plan = Dialplan::new(lines.into_iter().map(|(l, _, _)| l).collect());
     plan.transfers = transfers;
+    plan.trunks = trunks;
+    plan.calendar =
+        super::calendar::Calendar::new(holidays, workdays).map_err(|e| DialplanError {
+            file: sources.first().map(|(f, _)| f.clone()).unwrap_or_default(),
+            line: 0,
+            key: "calendar".into(),
+            message: e.to_string(),
+        })?;
     plan.queues = queues.into_iter().map(|(q, _, _)| q).collect();
     plan.agents = agents.into_iter().map(|(a, _, _)| a).collect();
     Ok(plan)
@@ -399,6 +616,38 @@ fn find_key_line(text: &str, key: &str, value: &str) -> usize {
         .position(|l| l.trim_start().starts_with(key) && l.contains(&needle))
         .map(|i| i + 1)
         .unwrap_or(0)
+}
+
+/// A stand-in until the named trunk is resolved.
+fn placeholder_target(_trunk: &str) -> Target {
+    Target {
+        uri: String::new(),
+        user: None,
+        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        transport: Transport::Udp,
+    }
+}
+
+/// `127.0.0.0/8`, `198.51.100.7`, `::1`.
+fn parse_network(text: &str) -> Result<(IpAddr, u8), String> {
+    let (ip, bits) = match text.split_once('/') {
+        Some((ip, bits)) => (ip, Some(bits)),
+        None => (text, None),
+    };
+    let ip: IpAddr = ip
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not an IP address or network"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let bits = match bits {
+        Some(b) => b
+            .parse::<u8>()
+            .ok()
+            .filter(|b| *b <= max)
+            .ok_or_else(|| format!("{text:?}: bad prefix length"))?,
+        None => max,
+    };
+    Ok((ip, bits))
 }
 
 fn parse_target(text: &str) -> Result<Target, String> {

@@ -5,13 +5,19 @@
 //! a line is a number and a SIP target; the integration modes of DESIGN.md §1 build
 //! on this registry.
 
+pub mod calendar;
 mod file;
+pub mod hours;
+pub mod number;
+mod route;
 pub mod seats;
+pub mod time;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
 pub use file::{load, parse_sources};
+pub use route::{CallFacts, Decision, DecisionView, Outcome};
 pub use seats::{AgentDef, Overflow, QueueDef, Strategy};
 
 /// The example dialplan (`dialplans/default/`), embedded for running outside a
@@ -72,6 +78,39 @@ pub enum Route {
     Sip(Target),
     /// Into an ACD queue (`queue:NAME`).
     Queue(String),
+    /// Parallel answering: the legacy seats first, the 12345 queue as overflow
+    /// (on busy, failure, no answer within `ring_time`, or outside the hours).
+    Parallel {
+        legacy: Target,
+        ring_time: std::time::Duration,
+        queue: String,
+    },
+}
+
+/// How an old hotline is integrated (DESIGN.md §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// The main number itself.
+    #[default]
+    Hotline,
+    /// 直接合并: a department's local number absorbed into 12345.
+    DirectMerge,
+    /// 来电转移: a national number forwarded to 12345 (dialled, or via Diversion).
+    CallForwarding,
+    /// 并行接听: legacy seats first, 12345 as overflow.
+    Parallel,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Hotline => "hotline",
+            Mode::DirectMerge => "direct_merge",
+            Mode::CallForwarding => "call_forwarding",
+            Mode::Parallel => "parallel",
+        }
+    }
 }
 
 /// One number the gateway answers.
@@ -80,6 +119,74 @@ pub struct Line {
     pub number: String,
     pub name: String,
     pub route: Route,
+    pub mode: Mode,
+    pub department: Option<String>,
+    /// The department's transfer number (direct merge): agents transfer to it.
+    pub transfer_number: Option<String>,
+    /// A prompt played before queueing (call forwarding), when media lands.
+    pub prompt: Option<String>,
+    /// Opening hours of the legacy seats (parallel), as written.
+    pub hours: Vec<String>,
+    /// The days the line is in service, inclusive (`YYYY-MM-DD`), as written.
+    pub effective_from: Option<String>,
+    pub effective_until: Option<String>,
+}
+
+impl Line {
+    /// The queue a line's callers wait in (also a parallel line's overflow).
+    pub fn queue(&self) -> Option<&str> {
+        match &self.route {
+            Route::Queue(q) | Route::Parallel { queue: q, .. } => Some(q),
+            Route::Sip(_) => None,
+        }
+    }
+}
+
+/// A carrier or legacy platform allowed to send calls, by source address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trunk {
+    pub name: String,
+    /// `carrier` trunks bring citizens' calls; `legacy` trunks are old platforms.
+    pub kind: String,
+    /// Source networks (`127.0.0.0/8`, `198.51.100.7`).
+    pub sources: Vec<(std::net::IpAddr, u8)>,
+    /// Where calls to this trunk go (legacy platforms).
+    pub target: Option<Target>,
+    /// Take the caller from P-Asserted-Identity on calls from this trunk.
+    pub trusted: bool,
+}
+
+impl Trunk {
+    /// Whether `ip` is one of the trunk's source addresses.
+    pub fn admits(&self, ip: std::net::IpAddr) -> bool {
+        self.sources
+            .iter()
+            .any(|(net, bits)| in_network(ip, *net, *bits))
+    }
+}
+
+/// Whether `ip` is inside `net/bits`.
+fn in_network(ip: std::net::IpAddr, net: std::net::IpAddr, bits: u8) -> bool {
+    use std::net::IpAddr::{V4, V6};
+    match (ip, net) {
+        (V4(a), V4(n)) => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(bits.min(32)))
+            };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (V6(a), V6(n)) => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(bits.min(128)))
+            };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
 }
 
 /// A number agents may transfer calls to (110/119/120/122, departments, parallel
@@ -98,6 +205,11 @@ pub struct Dialplan {
     pub queues: Vec<QueueDef>,
     pub agents: Vec<AgentDef>,
     pub transfers: Vec<Transfer>,
+    pub trunks: Vec<Trunk>,
+    /// Public holidays and make-up working days (`[[calendar]]`).
+    pub calendar: calendar::Calendar,
+    /// Minutes east of UTC for time rules (Asia/Shanghai: +480, no DST).
+    pub utc_offset_minutes: i32,
 }
 
 impl Dialplan {
@@ -107,23 +219,26 @@ impl Dialplan {
             queues: Vec::new(),
             agents: Vec::new(),
             transfers: Vec::new(),
+            trunks: Vec::new(),
+            calendar: calendar::Calendar::default(),
+            utc_offset_minutes: 480,
         }
+    }
+
+    /// The trunk a source address belongs to, if any.
+    pub fn trunk_for(&self, ip: std::net::IpAddr) -> Option<&Trunk> {
+        self.trunks.iter().find(|t| t.admits(ip))
+    }
+
+    /// A trunk by name.
+    pub fn trunk(&self, name: &str) -> Option<&Trunk> {
+        self.trunks.iter().find(|t| t.name == name)
     }
 
     /// The transfer-directory entry for a dialled number, if it is one.
     pub fn transfer(&self, number: &str) -> Option<&Transfer> {
         let digits = normalize(number);
         self.transfers.iter().find(|t| t.number == digits)
-    }
-
-    /// The line a called number reaches, if any. Visual separators (`-`, `.`,
-    /// spaces, parentheses) in the dialled string are ignored.
-    pub fn route(&self, called: &str) -> Option<&Line> {
-        if let Some(line) = self.lines.get(called) {
-            return Some(line);
-        }
-        let digits = normalize(called);
-        self.lines.get(&digits)
     }
 
     pub fn lines(&self) -> impl Iterator<Item = &Line> {
@@ -159,9 +274,13 @@ mod tests {
                 .into(),
         )])
         .unwrap();
-        assert_eq!(plan.route("12345").unwrap().name, "hotline");
-        assert_eq!(plan.route("123-45").unwrap().name, "hotline");
-        assert!(plan.route("12346").is_none());
-        assert!(plan.route("0012345").is_none());
+        assert_eq!(plan.lookup("12345").unwrap().name, "hotline");
+        assert_eq!(plan.lookup("+8612345").unwrap().name, "hotline");
+        assert_eq!(
+            plan.lookup("0351-12345").unwrap().name,
+            "hotline",
+            "another city's 12345 falls back"
+        );
+        assert!(plan.lookup("12346").is_none());
     }
 }

@@ -67,6 +67,14 @@ pub struct BindingTable {
 }
 
 impl BindingTable {
+    /// Whether any unexpired binding came from `ip`.
+    pub fn any_from(&self, now: Instant, ip: std::net::IpAddr) -> bool {
+        self.by_user
+            .values()
+            .flatten()
+            .any(|b| b.expires_at > now && b.source.addr.ip() == ip)
+    }
+
     /// Unexpired bindings of `user`, best `q` first, then most recently written.
     pub fn lookup(&self, now: Instant, user: &str) -> Vec<&Binding> {
         let mut out: Vec<&Binding> = self

@@ -299,6 +299,11 @@ impl Registrar {
         self.bindings.lookup(now, user)
     }
 
+    /// Whether a live binding was registered from `ip` (an agent's softphone).
+    pub fn is_registered_source(&self, now: Instant, ip: std::net::IpAddr) -> bool {
+        self.bindings.any_from(now, ip)
+    }
+
     pub fn poll_event(&mut self) -> Option<RegistrarEvent> {
         self.events.pop_front()
     }

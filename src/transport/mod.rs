@@ -154,10 +154,17 @@ impl SipServer {
             // Checked by Config::validate; the default only if that was skipped.
             registrar: cfg.registrar.to_registrar().unwrap_or_default(),
         };
+        let now = Instant::now();
+        let mut core = Core::new(core_cfg, plan, seed(), now);
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or_default();
+        core.set_wall_clock(now, unix);
         Ok(SipServer {
             udp,
             tcp,
-            core: Core::new(core_cfg, plan, seed(), Instant::now()),
+            core,
             max_message: cfg.sip.max_message_bytes,
             status,
         })

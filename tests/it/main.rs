@@ -4,6 +4,7 @@
 mod acd;
 mod calls;
 mod corpus;
+mod dialplan;
 mod interop;
 mod support;
 mod tcp;

@@ -55,6 +55,8 @@ pub struct GwOpts {
     pub extra_dialplan: String,
     /// More gateway config (whole sections), appended to the file.
     pub extra_config: String,
+    /// Source networks of the carrier trunk (loopback by default).
+    pub trunk_sources: Vec<String>,
 }
 
 impl GwOpts {
@@ -67,6 +69,7 @@ impl GwOpts {
             max_message: 65_535,
             extra_dialplan: String::new(),
             extra_config: String::new(),
+            trunk_sources: vec!["127.0.0.0/8".into()],
         }
     }
 }
@@ -88,7 +91,13 @@ impl Gateway {
         std::fs::write(
             dir.0.join("dialplans/lines.toml"),
             format!(
-                "[[line]]\nnumber = \"12345\"\nname = \"test hotline\"\ntarget = \"{}\"\n",
+                "[[trunk]]\nname = \"loopback\"\nkind = \"carrier\"\nsources = [{}]\n\n\
+[[line]]\nnumber = \"12345\"\nname = \"test hotline\"\ntarget = \"{}\"\n",
+                opts.trunk_sources
+                    .iter()
+                    .map(|s| format!("\"{s}\""))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 opts.target
             ),
         )
