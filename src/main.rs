@@ -164,15 +164,38 @@ struct TraceArgs {
     json: bool,
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    match run_cli(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The chain of causes, without a backtrace: errors here are the user's to fix.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_cli(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => run(args),
         Command::Dialplan {
             command: DialplanCommand::Check { config },
         } => {
             let cfg = load_config(config.as_deref())?;
-            let plan = load_dialplan(&cfg)?;
+            let dir = cfg.dialplan_dir();
+            let plan = if dir.exists() {
+                match dialplan::check(&dir) {
+                    Ok(p) => p,
+                    Err(errors) => {
+                        for e in &errors {
+                            eprintln!("error: {e}");
+                        }
+                        bail!("{} error(s) in {}", errors.len(), dir.display());
+                    }
+                }
+            } else {
+                load_dialplan(&cfg)?
+            };
             println!(
                 "ok: {} line(s) in {}",
                 plan.len(),

@@ -163,6 +163,11 @@ struct TrunkFile {
 
 /// Loads every `*.toml` file of a directory, in name order.
 pub fn load(dir: &Path) -> Result<Dialplan, DialplanError> {
+    check(dir).map_err(|mut errors| errors.remove(0))
+}
+
+/// Like [`load`], reporting every error found.
+pub fn check(dir: &Path) -> Result<Dialplan, Vec<DialplanError>> {
     let whole = |message: String| DialplanError {
         file: dir.display().to_string(),
         line: 0,
@@ -170,29 +175,37 @@ pub fn load(dir: &Path) -> Result<Dialplan, DialplanError> {
         message,
     };
     let mut paths: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| whole(format!("cannot read the dialplan directory: {e}")))?
+        .map_err(|e| vec![whole(format!("cannot read the dialplan directory: {e}"))])?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .collect();
     paths.sort();
     if paths.is_empty() {
-        return Err(whole("no *.toml dialplan files".into()));
+        return Err(vec![whole("no *.toml dialplan files".into())]);
     }
     let mut sources = Vec::new();
     for p in paths {
-        let text = std::fs::read_to_string(&p).map_err(|e| DialplanError {
-            file: p.display().to_string(),
-            line: 0,
-            key: "-".into(),
-            message: format!("cannot read: {e}"),
+        let text = std::fs::read_to_string(&p).map_err(|e| {
+            vec![DialplanError {
+                file: p.display().to_string(),
+                line: 0,
+                key: "-".into(),
+                message: format!("cannot read: {e}"),
+            }]
         })?;
         sources.push((p.display().to_string(), text));
     }
-    parse_sources(&sources)
+    check_sources(&sources)
 }
 
 /// Parses and validates dialplan sources given as (file name, text).
 pub fn parse_sources(sources: &[(String, String)]) -> Result<Dialplan, DialplanError> {
+    check_sources(sources).map_err(|mut errors| errors.remove(0))
+}
+
+/// Parses and validates dialplan sources, reporting every error found (one per
+/// record at most; a file that is not valid TOML reports its first syntax error).
+pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<DialplanError>> {
     let mut lines: Vec<(Line, String, usize)> = Vec::new();
     let mut queues: Vec<(QueueDef, String, usize)> = Vec::new();
     let mut agents: Vec<(AgentDef, String, usize)> = Vec::new();
@@ -201,11 +214,12 @@ pub fn parse_sources(sources: &[(String, String)]) -> Result<Dialplan, DialplanE
     let mut holidays = Vec::new();
     let mut workdays = Vec::new();
     let mut years: Vec<i32> = Vec::new();
-    // Parallel lines name their legacy trunk; resolved once every file is read.
-    let mut pending_trunks: Vec<(String, usize, usize)> = Vec::new();
-    let mut pending_files: Vec<String> = Vec::new();
+    let mut errors: Vec<DialplanError> = Vec::new();
+    // Parallel lines name their legacy trunk; resolved once every file is read:
+    // (trunk, index in file, line in file, file, line number).
+    let mut pending_trunks: Vec<(String, usize, usize, String, String)> = Vec::new();
     for (file, text) in sources {
-        let parsed: DialplanFile = toml::from_str(text).map_err(|e| {
+        let parsed: Result<DialplanFile, _> = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
             DialplanError {
                 file: file.clone(),
@@ -213,299 +227,378 @@ pub fn parse_sources(sources: &[(String, String)]) -> Result<Dialplan, DialplanE
                 key: key_of_error(e.message()),
                 message: e.message().to_string(),
             }
-        })?;
+        });
+        let parsed = match parsed {
+            Ok(p) => p,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
         for (i, l) in parsed.line.into_iter().enumerate() {
-            let at = find_line(text, &l.number);
-            let err = |key: &str, message: String| DialplanError {
-                file: file.clone(),
-                line: at,
-                key: format!("line[{i}].{key}"),
-                message,
-            };
-            if l.number.is_empty() || !l.number.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(err("number", format!("{:?} must be digits only", l.number)));
-            }
-            if l.name.trim().is_empty() {
-                return Err(err("name", "must not be empty".into()));
-            }
-            let route = match (&l.queue, &l.target, l.mode) {
-                (Some(q), None, Mode::Parallel) => {
-                    let legacy = l.legacy_trunk.clone().ok_or_else(|| {
-                        err(
-                            "legacy_trunk",
-                            "a parallel line needs the legacy platform's trunk".into(),
-                        )
-                    })?;
-                    pending_trunks.push((legacy.clone(), i, at));
-                    Route::Parallel {
-                        legacy: placeholder_target(&legacy),
-                        ring_time: std::time::Duration::from_secs(l.ring_time_s.unwrap_or(20)),
-                        queue: q.clone(),
-                    }
-                }
-                (_, _, Mode::Parallel) => {
-                    return Err(err(
-                        "queue",
-                        "a parallel line needs a queue (and no target)".into(),
-                    ));
-                }
-                (Some(q), None, _) => Route::Queue(q.clone()),
-                (None, Some(t), _) => match t.strip_prefix("queue:") {
-                    Some(q) => Route::Queue(q.to_string()),
-                    None => Route::Sip(parse_target(t).map_err(|m| err("target", m))?),
-                },
-                (Some(_), Some(_), _) => {
-                    return Err(err(
-                        "target",
-                        "give either queue or target, not both".into(),
-                    ));
-                }
-                (None, None, _) => {
-                    return Err(err("queue", "a line needs a queue or a target".into()));
-                }
-            };
-            if l.ring_time_s.is_some_and(|r| r == 0 || r > 120) {
-                return Err(err("ring_time_s", "must be 1 to 120".into()));
-            }
-            if l.mode != Mode::Parallel && (l.legacy_trunk.is_some() || !l.hours.is_empty()) {
-                return Err(err(
-                    "legacy_trunk",
-                    "legacy_trunk and hours apply to parallel lines only".into(),
-                ));
-            }
-            if l.mode == Mode::Parallel
-                && let Err(e) = super::hours::Hours::parse(&l.hours)
-            {
-                return Err(err("hours", e.to_string()));
-            }
-            for (key, date) in [
-                ("effective_from", &l.effective_from),
-                ("effective_until", &l.effective_until),
-            ] {
-                if let Some(d) = date
-                    && super::time::parse_date(d).is_err()
-                {
-                    return Err(err(key, format!("{d:?} is not a YYYY-MM-DD date")));
-                }
-            }
-            if let Some((_, other_file, other_line)) =
-                lines.iter().find(|(x, _, _)| x.number == l.number)
-            {
-                return Err(err(
-                    "number",
-                    format!(
-                        "{} is already defined at {other_file}:{other_line}",
-                        l.number
-                    ),
-                ));
-            }
-            lines.push((
-                Line {
-                    number: l.number,
-                    name: l.name,
-                    route,
-                    mode: l.mode,
-                    department: l.department,
-                    transfer_number: l.transfer_number,
-                    prompt: l.prompt,
-                    hours: l.hours,
-                    effective_from: l.effective_from,
-                    effective_until: l.effective_until,
-                },
-                file.clone(),
-                at,
-            ));
-        }
-        for (i, q) in parsed.queue.into_iter().enumerate() {
-            let at = find_key_line(text, "name", &q.name);
-            let def = queue_def(q).map_err(|(key, message)| DialplanError {
-                file: file.clone(),
-                line: at,
-                key: format!("queue[{i}].{key}"),
-                message,
-            })?;
-            if let Some((_, f, l)) = queues.iter().find(|(x, _, _)| x.name == def.name) {
-                return Err(DialplanError {
+            let record = || -> Result<(), DialplanError> {
+                let at = find_line(text, &l.number);
+                let err = |key: &str, message: String| DialplanError {
                     file: file.clone(),
                     line: at,
-                    key: format!("queue[{i}].name"),
-                    message: format!("queue {:?} is already defined at {f}:{l}", def.name),
-                });
-            }
-            queues.push((def, file.clone(), at));
-        }
-        for (i, a) in parsed.agent.into_iter().enumerate() {
-            let at = find_key_line(text, "id", &a.id);
-            let err = |key: &str, message: String| DialplanError {
-                file: file.clone(),
-                line: at,
-                key: format!("agent[{i}].{key}"),
-                message,
-            };
-            let id_ok = !a.id.is_empty()
-                && a.id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-            if !id_ok {
-                return Err(err(
-                    "id",
-                    format!(
-                        "{:?} must be a SIP user name (letters, digits, . _ -)",
-                        a.id
-                    ),
-                ));
-            }
-            if a.password.len() < 3 {
-                return Err(err("password", "must be at least 3 characters".into()));
-            }
-            if let Some((s, _)) = a.skills.iter().find(|(_, p)| **p == 0) {
-                return Err(err(
-                    "skills",
-                    format!("priority of {s:?} must be 1 or more (1 is best)"),
-                ));
-            }
-            if let Some((_, f, l)) = agents.iter().find(|(x, _, _)| x.id == a.id) {
-                return Err(err(
-                    "id",
-                    format!("agent {} is already defined at {f}:{l}", a.id),
-                ));
-            }
-            agents.push((
-                AgentDef {
-                    id: a.id,
-                    name: a.name,
-                    password: a.password,
-                    skills: a.skills,
-                },
-                file.clone(),
-                at,
-            ));
-        }
-        for (i, t) in parsed.trunk.into_iter().enumerate() {
-            let at = find_key_line(text, "name", &t.name);
-            let err = |key: &str, message: String| DialplanError {
-                file: file.clone(),
-                line: at,
-                key: format!("trunk[{i}].{key}"),
-                message,
-            };
-            if t.kind != "carrier" && t.kind != "legacy" {
-                return Err(err(
-                    "kind",
-                    format!("{:?}: use \"carrier\" or \"legacy\"", t.kind),
-                ));
-            }
-            let mut sources = Vec::new();
-            for src in &t.sources {
-                sources.push(parse_network(src).map_err(|m| err("sources", m))?);
-            }
-            let target = match &t.target {
-                Some(x) => Some(parse_target(x).map_err(|m| err("target", m))?),
-                None if t.kind == "legacy" => {
+                    key: format!("line[{i}].{key}"),
+                    message,
+                };
+                if l.number.is_empty() || !l.number.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(err("number", format!("{:?} must be digits only", l.number)));
+                }
+                if l.name.trim().is_empty() {
+                    return Err(err("name", "must not be empty".into()));
+                }
+                let route = match (&l.queue, &l.target, l.mode) {
+                    (Some(q), None, Mode::Parallel) => {
+                        let legacy = l.legacy_trunk.clone().ok_or_else(|| {
+                            err(
+                                "legacy_trunk",
+                                "a parallel line needs the legacy platform's trunk".into(),
+                            )
+                        })?;
+                        pending_trunks.push((
+                            legacy.clone(),
+                            i,
+                            at,
+                            file.clone(),
+                            l.number.clone(),
+                        ));
+                        Route::Parallel {
+                            legacy: placeholder_target(&legacy),
+                            ring_time: std::time::Duration::from_secs(l.ring_time_s.unwrap_or(20)),
+                            queue: q.clone(),
+                        }
+                    }
+                    (_, _, Mode::Parallel) => {
+                        return Err(err(
+                            "queue",
+                            "a parallel line needs a queue (and no target)".into(),
+                        ));
+                    }
+                    (Some(q), None, _) => Route::Queue(q.clone()),
+                    (None, Some(t), _) => match t.strip_prefix("queue:") {
+                        Some(q) => Route::Queue(q.to_string()),
+                        None => Route::Sip(parse_target(t).map_err(|m| err("target", m))?),
+                    },
+                    (Some(_), Some(_), _) => {
+                        return Err(err(
+                            "target",
+                            "give either queue or target, not both".into(),
+                        ));
+                    }
+                    (None, None, _) => {
+                        return Err(err("queue", "a line needs a queue or a target".into()));
+                    }
+                };
+                if l.ring_time_s.is_some_and(|r| r == 0 || r > 120) {
+                    return Err(err("ring_time_s", "must be 1 to 120".into()));
+                }
+                if l.mode != Mode::Parallel && (l.legacy_trunk.is_some() || !l.hours.is_empty()) {
                     return Err(err(
-                        "target",
-                        "a legacy trunk needs the platform's SIP target".into(),
+                        "legacy_trunk",
+                        "legacy_trunk and hours apply to parallel lines only".into(),
                     ));
                 }
-                None => None,
-            };
-            if trunks.iter().any(|x| x.name == t.name) {
-                return Err(err("name", format!("trunk {:?} is defined twice", t.name)));
-            }
-            trunks.push(Trunk {
-                name: t.name,
-                kind: t.kind,
-                sources,
-                target,
-                trusted: t.trusted,
-            });
-        }
-        pending_files.resize(pending_trunks.len(), file.clone());
-        for (i, c) in parsed.calendar.into_iter().enumerate() {
-            let at = text
-                .lines()
-                .position(|l| l.trim_start().starts_with("year") && l.contains(&c.year.to_string()))
-                .map_or(0, |n| n + 1);
-            let err = |key: &str, message: String| DialplanError {
-                file: file.clone(),
-                line: at,
-                key: format!("calendar[{i}].{key}"),
-                message,
-            };
-            if years.contains(&c.year) {
-                return Err(err("year", format!("{} is listed twice", c.year)));
-            }
-            years.push(c.year);
-            for (key, list, out) in [
-                ("holidays", &c.holidays, &mut holidays),
-                ("workdays", &c.workdays, &mut workdays),
-            ] {
-                for d in list {
-                    let date = super::time::parse_date(d)
-                        .map_err(|_| err(key, format!("{d:?} is not a YYYY-MM-DD date")))?;
-                    if date.year() != c.year {
-                        return Err(err(key, format!("{d} is not in {}", c.year)));
-                    }
-                    out.push(date);
+                if l.mode == Mode::Parallel
+                    && let Err(e) = super::hours::Hours::parse(&l.hours)
+                {
+                    return Err(err("hours", e.to_string()));
                 }
+                for (key, date) in [
+                    ("effective_from", &l.effective_from),
+                    ("effective_until", &l.effective_until),
+                ] {
+                    if let Some(d) = date
+                        && super::time::parse_date(d).is_err()
+                    {
+                        return Err(err(key, format!("{d:?} is not a YYYY-MM-DD date")));
+                    }
+                }
+                if let Some((_, other_file, other_line)) =
+                    lines.iter().find(|(x, _, _)| x.number == l.number)
+                {
+                    return Err(err(
+                        "number",
+                        format!(
+                            "{} is already defined at {other_file}:{other_line}",
+                            l.number
+                        ),
+                    ));
+                }
+                lines.push((
+                    Line {
+                        number: l.number,
+                        name: l.name,
+                        route,
+                        mode: l.mode,
+                        department: l.department,
+                        transfer_number: l.transfer_number,
+                        prompt: l.prompt,
+                        hours: l.hours,
+                        effective_from: l.effective_from,
+                        effective_until: l.effective_until,
+                    },
+                    file.clone(),
+                    at,
+                ));
+                Ok(())
+            };
+            if let Err(e) = record() {
+                errors.push(e);
+            }
+        }
+        for (i, q) in parsed.queue.into_iter().enumerate() {
+            let record = || -> Result<(), DialplanError> {
+                let at = find_key_line(text, "name", &q.name);
+                let def = queue_def(q).map_err(|(key, message)| DialplanError {
+                    file: file.clone(),
+                    line: at,
+                    key: format!("queue[{i}].{key}"),
+                    message,
+                })?;
+                if let Some((_, f, l)) = queues.iter().find(|(x, _, _)| x.name == def.name) {
+                    return Err(DialplanError {
+                        file: file.clone(),
+                        line: at,
+                        key: format!("queue[{i}].name"),
+                        message: format!("queue {:?} is already defined at {f}:{l}", def.name),
+                    });
+                }
+                queues.push((def, file.clone(), at));
+                Ok(())
+            };
+            if let Err(e) = record() {
+                errors.push(e);
+            }
+        }
+        for (i, a) in parsed.agent.into_iter().enumerate() {
+            let record = || -> Result<(), DialplanError> {
+                let at = find_key_line(text, "id", &a.id);
+                let err = |key: &str, message: String| DialplanError {
+                    file: file.clone(),
+                    line: at,
+                    key: format!("agent[{i}].{key}"),
+                    message,
+                };
+                let id_ok = !a.id.is_empty()
+                    && a.id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+                if !id_ok {
+                    return Err(err(
+                        "id",
+                        format!(
+                            "{:?} must be a SIP user name (letters, digits, . _ -)",
+                            a.id
+                        ),
+                    ));
+                }
+                if a.password.len() < 3 {
+                    return Err(err("password", "must be at least 3 characters".into()));
+                }
+                if let Some((s, _)) = a.skills.iter().find(|(_, p)| **p == 0) {
+                    return Err(err(
+                        "skills",
+                        format!("priority of {s:?} must be 1 or more (1 is best)"),
+                    ));
+                }
+                if let Some((_, f, l)) = agents.iter().find(|(x, _, _)| x.id == a.id) {
+                    return Err(err(
+                        "id",
+                        format!("agent {} is already defined at {f}:{l}", a.id),
+                    ));
+                }
+                agents.push((
+                    AgentDef {
+                        id: a.id,
+                        name: a.name,
+                        password: a.password,
+                        skills: a.skills,
+                    },
+                    file.clone(),
+                    at,
+                ));
+                Ok(())
+            };
+            if let Err(e) = record() {
+                errors.push(e);
+            }
+        }
+        for (i, t) in parsed.trunk.into_iter().enumerate() {
+            let record = || -> Result<(), DialplanError> {
+                let at = find_key_line(text, "name", &t.name);
+                let err = |key: &str, message: String| DialplanError {
+                    file: file.clone(),
+                    line: at,
+                    key: format!("trunk[{i}].{key}"),
+                    message,
+                };
+                if t.kind != "carrier" && t.kind != "legacy" {
+                    return Err(err(
+                        "kind",
+                        format!("{:?}: use \"carrier\" or \"legacy\"", t.kind),
+                    ));
+                }
+                let mut sources = Vec::new();
+                for src in &t.sources {
+                    sources.push(parse_network(src).map_err(|m| err("sources", m))?);
+                }
+                let target = match &t.target {
+                    Some(x) => Some(parse_target(x).map_err(|m| err("target", m))?),
+                    None if t.kind == "legacy" => {
+                        return Err(err(
+                            "target",
+                            "a legacy trunk needs the platform's SIP target".into(),
+                        ));
+                    }
+                    None => None,
+                };
+                if trunks.iter().any(|x| x.name == t.name) {
+                    return Err(err("name", format!("trunk {:?} is defined twice", t.name)));
+                }
+                trunks.push(Trunk {
+                    name: t.name,
+                    kind: t.kind,
+                    sources,
+                    target,
+                    trusted: t.trusted,
+                });
+                Ok(())
+            };
+            if let Err(e) = record() {
+                errors.push(e);
+            }
+        }
+        for (i, c) in parsed.calendar.into_iter().enumerate() {
+            let mut record = || -> Result<(), DialplanError> {
+                let at = text
+                    .lines()
+                    .position(|l| {
+                        l.trim_start().starts_with("year") && l.contains(&c.year.to_string())
+                    })
+                    .map_or(0, |n| n + 1);
+                let err = |key: &str, message: String| DialplanError {
+                    file: file.clone(),
+                    line: at,
+                    key: format!("calendar[{i}].{key}"),
+                    message,
+                };
+                if years.contains(&c.year) {
+                    return Err(err("year", format!("{} is listed twice", c.year)));
+                }
+                years.push(c.year);
+                for (key, list, out) in [
+                    ("holidays", &c.holidays, &mut holidays),
+                    ("workdays", &c.workdays, &mut workdays),
+                ] {
+                    for d in list {
+                        let date = super::time::parse_date(d)
+                            .map_err(|_| err(key, format!("{d:?} is not a YYYY-MM-DD date")))?;
+                        if date.year() != c.year {
+                            return Err(err(key, format!("{d} is not in {}", c.year)));
+                        }
+                        out.push(date);
+                    }
+                }
+                Ok(())
+            };
+            if let Err(e) = record() {
+                errors.push(e);
             }
         }
         for (i, t) in parsed.transfer.into_iter().enumerate() {
-            let at = find_key_line(text, "number", &t.number);
-            let err = |key: &str, message: String| DialplanError {
-                file: file.clone(),
-                line: at,
-                key: format!("transfer[{i}].{key}"),
-                message,
+            let record = || -> Result<(), DialplanError> {
+                let at = find_key_line(text, "number", &t.number);
+                let err = |key: &str, message: String| DialplanError {
+                    file: file.clone(),
+                    line: at,
+                    key: format!("transfer[{i}].{key}"),
+                    message,
+                };
+                if t.number.is_empty() || !t.number.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(err("number", format!("{:?} must be digits only", t.number)));
+                }
+                if transfers.iter().any(|x| x.number == t.number) {
+                    return Err(err("number", format!("{} is listed twice", t.number)));
+                }
+                let target = parse_target(&t.target).map_err(|m| err("target", m))?;
+                transfers.push(Transfer {
+                    number: t.number,
+                    name: t.name,
+                    target,
+                });
+                Ok(())
             };
-            if t.number.is_empty() || !t.number.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(err("number", format!("{:?} must be digits only", t.number)));
+            if let Err(e) = record() {
+                errors.push(e);
             }
-            if transfers.iter().any(|x| x.number == t.number) {
-                return Err(err("number", format!("{} is listed twice", t.number)));
-            }
-            let target = parse_target(&t.target).map_err(|m| err("target", m))?;
-            transfers.push(Transfer {
-                number: t.number,
-                name: t.name,
-                target,
-            });
         }
     }
-    cross_check(&lines, &queues, &agents)?;
+    if let Err(e) = cross_check(&lines, &queues, &agents) {
+        errors.push(e);
+    }
     // Resolve parallel lines' legacy trunks.
-    for (((name, i, at), file), (line, _, _)) in pending_trunks.iter().zip(&pending_files).zip(
-        lines
-            .iter_mut()
-            .filter(|(l, _, _)| l.mode == Mode::Parallel),
-    ) {
-        let target = trunks
+    for (name, i, at, file, number) in &pending_trunks {
+        let Some((line, _, _)) = lines.iter_mut().find(|(l, _, _)| &l.number == number) else {
+            continue; // the line itself was refused
+        };
+        match trunks
             .iter()
             .find(|t| &t.name == name)
             .and_then(|t| t.target.clone())
-            .ok_or_else(|| DialplanError {
+        {
+            Some(target) => {
+                if let Route::Parallel { legacy, .. } = &mut line.route {
+                    *legacy = target;
+                }
+            }
+            None => errors.push(DialplanError {
                 file: file.clone(),
                 line: *at,
                 key: format!("line[{i}].legacy_trunk"),
                 message: format!("trunk {name:?} is not defined, or has no target"),
-            })?;
-        if let Route::Parallel { legacy, .. } = &mut line.route {
-            *legacy = target;
+            }),
         }
     }
     let mut plan = Dialplan::new(lines.into_iter().map(|(l, _, _)| l).collect());
     plan.transfers = transfers;
     plan.trunks = trunks;
-    plan.calendar =
-        super::calendar::Calendar::new(holidays, workdays).map_err(|e| DialplanError {
+    match super::calendar::Calendar::new(holidays, workdays) {
+        Ok(c) => plan.calendar = c,
+        Err(e) => errors.push(DialplanError {
             file: sources.first().map(|(f, _)| f.clone()).unwrap_or_default(),
             line: 0,
             key: "calendar".into(),
             message: e.to_string(),
-        })?;
+        }),
+    }
     plan.queues = queues.into_iter().map(|(q, _, _)| q).collect();
     plan.agents = agents.into_iter().map(|(a, _, _)| a).collect();
-    Ok(plan)
+    check_transfer_numbers(&plan, &mut errors);
+    if errors.is_empty() {
+        Ok(plan)
+    } else {
+        Err(errors)
+    }
+}
+
+/// A direct-merge line's transfer number must be in the transfer directory, or
+/// agents could not reach the department.
+fn check_transfer_numbers(plan: &Dialplan, errors: &mut Vec<DialplanError>) {
+    for line in plan.lines() {
+        if let Some(n) = &line.transfer_number
+            && plan.transfer(n).is_none()
+        {
+            errors.push(DialplanError {
+                file: "-".into(),
+                line: 0,
+                key: format!("line {}.transfer_number", line.number),
+                message: format!("{n} is not in the transfer directory ([[transfer]])"),
+            });
+        }
+    }
 }
 
 /// Checks a queue's values.

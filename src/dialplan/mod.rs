@@ -10,13 +10,15 @@ mod file;
 pub mod hours;
 pub mod number;
 mod route;
+#[cfg(test)]
+mod route_tests;
 pub mod seats;
 pub mod time;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-pub use file::{load, parse_sources};
+pub use file::{check, check_sources, load, parse_sources};
 pub use route::{CallFacts, Decision, DecisionView, Outcome};
 pub use seats::{AgentDef, Overflow, QueueDef, Strategy};
 

@@ -1,0 +1,343 @@
+//! Table-driven routing: every mode, every source of the called number, the
+//! calendar and hours boundaries, effective dates, and untrusted sources.
+
+use std::net::IpAddr;
+
+use super::number::OriginalSource;
+use super::time::{local_time, parse_rfc3339};
+use super::{CallFacts, Dialplan, Outcome, parse_sources};
+
+const PLAN: &str = r#"
+[[trunk]]
+name = "carrier"
+kind = "carrier"
+sources = ["127.0.0.0/8"]
+
+[[trunk]]
+name = "legacy"
+kind = "legacy"
+sources = ["10.9.9.9"]
+target = "sip:10.9.9.9:5060"
+
+[[queue]]
+name = "main"
+static_members = ["sip:127.0.0.1:5070"]
+
+[[line]]
+number = "12345"
+name = "hotline"
+queue = "main"
+
+[[line]]
+number = "035112345"
+name = "Taiyuan 12345"
+queue = "main"
+
+[[line]]
+number = "12315"
+name = "forwarded"
+mode = "call_forwarding"
+queue = "main"
+
+[[line]]
+number = "03514040000"
+name = "merged department"
+mode = "direct_merge"
+queue = "main"
+transfer_number = "03514040001"
+effective_from = "2026-03-01"
+
+[[line]]
+number = "12333"
+name = "parallel"
+mode = "parallel"
+queue = "main"
+legacy_trunk = "legacy"
+ring_time_s = 20
+hours = ["workdays 08:30-17:30"]
+
+[[transfer]]
+number = "03514040001"
+name = "department"
+target = "sip:127.0.0.1:5080"
+
+[[calendar]]
+year = 2026
+holidays = ["2026-10-01", "2026-10-02"]
+workdays = ["2026-10-10"]
+"#;
+
+fn plan() -> Dialplan {
+    parse_sources(&[("plan.toml".into(), PLAN.into())]).unwrap()
+}
+
+fn facts(
+    ruri: Option<&str>,
+    to: Option<&str>,
+    orig: Option<&str>,
+    source: &str,
+    at: &str,
+) -> CallFacts {
+    CallFacts {
+        request_uri: ruri.map(str::to_string),
+        to: to.map(str::to_string),
+        original: orig.map(|o| (o.to_string(), OriginalSource::Diversion)),
+        source: source.parse::<IpAddr>().unwrap(),
+        from_agent: false,
+        at: local_time(parse_rfc3339(at).unwrap(), 480),
+    }
+}
+
+/// (Request-URI, To, Diversion, source, time) → (line, route)
+#[test]
+fn routing_table() {
+    let p = plan();
+    let workday = "2026-10-09T10:00:00+08:00"; // a Friday
+    let cases: &[(
+        Option<&str>,
+        Option<&str>,
+        Option<&str>,
+        &str,
+        &str,
+        Option<&str>,
+        &str,
+    )] = &[
+        (
+            Some("12345"),
+            None,
+            None,
+            "127.0.0.1",
+            workday,
+            Some("12345"),
+            "queue:main",
+        ),
+        (
+            Some("+8612345"),
+            None,
+            None,
+            "127.0.0.1",
+            workday,
+            Some("12345"),
+            "queue:main",
+        ),
+        (
+            Some("008612345"),
+            None,
+            None,
+            "127.0.0.1",
+            workday,
+            Some("12345"),
+            "queue:main",
+        ),
+        // Another city's 12345 falls back; Taiyuan's own line when dialled with 0351.
+        (
+            Some("075512345"),
+            None,
+            None,
+            "127.0.0.1",
+            workday,
+            Some("12345"),
+            "queue:main",
+        ),
+        (
+            Some("035112345"),
+            None,
+            None,
+            "127.0.0.1",
+            workday,
+            Some("035112345"),
+            "queue:main",
+        ),
+        // No number in the Request-URI: the To header decides.
+        (
+            None,
+            Some("12315"),
+            None,
+            "127.0.0.1",
+            workday,
+            Some("12315"),
+            "queue:main",
+        ),
+        // Forwarded by the carrier to 12345: Diversion names the line.
+        (
+            Some("12345"),
+            None,
+            Some("12315"),
+            "127.0.0.1",
+            workday,
+            Some("12315"),
+            "queue:main",
+        ),
+        (
+            Some("12315"),
+            None,
+            None,
+            "127.0.0.1",
+            workday,
+            Some("12315"),
+            "queue:main",
+        ),
+        (
+            Some("03514040000"),
+            None,
+            None,
+            "127.0.0.1",
+            workday,
+            Some("03514040000"),
+            "queue:main",
+        ),
+        // Not yet in service.
+        (
+            Some("03514040000"),
+            None,
+            None,
+            "127.0.0.1",
+            "2026-02-27T10:00:00+08:00",
+            Some("03514040000"),
+            "reject 404 (dialplan.line_not_in_service)",
+        ),
+        // Parallel: open hours → legacy first; boundaries; holiday; make-up Saturday.
+        (
+            Some("12333"),
+            None,
+            None,
+            "127.0.0.1",
+            workday,
+            Some("12333"),
+            "legacy",
+        ),
+        (
+            Some("12333"),
+            None,
+            None,
+            "127.0.0.1",
+            "2026-10-09T08:29:00+08:00",
+            Some("12333"),
+            "queue:main",
+        ),
+        (
+            Some("12333"),
+            None,
+            None,
+            "127.0.0.1",
+            "2026-10-09T08:30:00+08:00",
+            Some("12333"),
+            "legacy",
+        ),
+        (
+            Some("12333"),
+            None,
+            None,
+            "127.0.0.1",
+            "2026-10-09T17:29:00+08:00",
+            Some("12333"),
+            "legacy",
+        ),
+        (
+            Some("12333"),
+            None,
+            None,
+            "127.0.0.1",
+            "2026-10-09T17:30:00+08:00",
+            Some("12333"),
+            "queue:main",
+        ),
+        (
+            Some("12333"),
+            None,
+            None,
+            "127.0.0.1",
+            "2026-10-01T10:00:00+08:00",
+            Some("12333"),
+            "queue:main",
+        ),
+        (
+            Some("12333"),
+            None,
+            None,
+            "127.0.0.1",
+            "2026-10-10T10:00:00+08:00",
+            Some("12333"),
+            "legacy",
+        ),
+        (
+            Some("12333"),
+            None,
+            None,
+            "127.0.0.1",
+            "2026-10-11T10:00:00+08:00",
+            Some("12333"),
+            "queue:main",
+        ),
+        // Toll fraud and strangers.
+        (
+            Some("0044207946000"),
+            None,
+            None,
+            "127.0.0.1",
+            workday,
+            None,
+            "reject 404 (dialplan.no_route)",
+        ),
+        (
+            Some("16800000000"),
+            Some("12345"),
+            None,
+            "127.0.0.1",
+            workday,
+            None,
+            "reject 404 (dialplan.no_route)",
+        ),
+        (
+            Some("12345"),
+            None,
+            None,
+            "192.0.2.1",
+            workday,
+            None,
+            "reject 403 (dialplan.untrusted_source)",
+        ),
+    ];
+    for (ruri, to, orig, src, at, line, route) in cases {
+        let d = p.decide(&facts(*ruri, *to, *orig, src, at));
+        let v = d.view();
+        assert_eq!(
+            v.line.as_deref(),
+            *line,
+            "{ruri:?} {to:?} {orig:?} at {at}: {:?}",
+            v.why
+        );
+        let got = match &d.outcome {
+            Outcome::Legacy { .. } => "legacy".to_string(),
+            _ => v.route.clone(),
+        };
+        assert_eq!(&got, route, "{ruri:?} {to:?} {orig:?} at {at}: {:?}", v.why);
+    }
+}
+
+#[test]
+fn a_transfer_number_missing_from_the_directory_is_an_error() {
+    let bad = PLAN.replace(
+        "[[transfer]]\nnumber = \"03514040001\"",
+        "[[transfer]]\nnumber = \"03514040009\"",
+    );
+    let errors = super::check_sources(&[("plan.toml".into(), bad)]).unwrap_err();
+    assert!(
+        errors.iter().any(|e| e.key.ends_with("transfer_number")),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn every_error_is_reported_at_once() {
+    let bad = PLAN
+        .replace("ring_time_s = 20", "ring_time_s = 0")
+        .replace("number = \"12315\"", "number = \"123x5\"");
+    let errors = super::check_sources(&[("plan.toml".into(), bad)]).unwrap_err();
+    assert!(errors.len() >= 2, "{errors:?}");
+    assert!(
+        errors
+            .iter()
+            .all(|e| e.file == "plan.toml" || e.file == "-")
+    );
+}
