@@ -88,20 +88,23 @@ fn facts(
     }
 }
 
+/// (Request-URI, To, Diversion, source, time, expected line, expected route).
+type Case<'a> = (
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    &'a str,
+);
+
 /// (Request-URI, To, Diversion, source, time) → (line, route)
 #[test]
 fn routing_table() {
     let p = plan();
     let workday = "2026-10-09T10:00:00+08:00"; // a Friday
-    let cases: &[(
-        Option<&str>,
-        Option<&str>,
-        Option<&str>,
-        &str,
-        &str,
-        Option<&str>,
-        &str,
-    )] = &[
+    let cases: &[Case] = &[
         (
             Some("12345"),
             None,
