@@ -233,7 +233,7 @@ fn trace(t: TraceArgs) -> Result<()> {
         from_agent: false,
         at: time::local_time(unix, plan.utc_offset_minutes),
     };
-    let decision = plan.decide(&facts);
+    let decision = plan.explain(&facts);
     let mut view = serde_json::to_value(decision.view())?;
     if let (Some(from), serde_json::Value::Object(m)) = (&t.from, &mut view) {
         let kind = format!("{:?}", number::caller_kind(Some(from)));

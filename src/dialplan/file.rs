@@ -301,11 +301,8 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
                         "legacy_trunk and hours apply to parallel lines only".into(),
                     ));
                 }
-                if l.mode == Mode::Parallel
-                    && let Err(e) = super::hours::Hours::parse(&l.hours)
-                {
-                    return Err(err("hours", e.to_string()));
-                }
+                let hours = super::hours::Hours::parse(&l.hours)
+                    .map_err(|e| err("hours", e.to_string()))?;
                 for (key, date) in [
                     ("effective_from", &l.effective_from),
                     ("effective_until", &l.effective_until),
@@ -336,7 +333,7 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
                         department: l.department,
                         transfer_number: l.transfer_number,
                         prompt: l.prompt,
-                        hours: l.hours,
+                        hours,
                         effective_from: l.effective_from,
                         effective_until: l.effective_until,
                     },

@@ -127,8 +127,8 @@ pub struct Line {
     pub transfer_number: Option<String>,
     /// A prompt played before queueing (call forwarding), when media lands.
     pub prompt: Option<String>,
-    /// Opening hours of the legacy seats (parallel), as written.
-    pub hours: Vec<String>,
+    /// Opening hours of the legacy seats (parallel), parsed at load.
+    pub hours: hours::Hours,
     /// The days the line is in service, inclusive (`YYYY-MM-DD`), as written.
     pub effective_from: Option<String>,
     pub effective_until: Option<String>,

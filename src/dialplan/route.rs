@@ -96,22 +96,50 @@ impl Decision<'_> {
     }
 }
 
+/// The reasons of a decision, collected only when someone will read them.
+#[derive(Debug)]
+struct Why {
+    explain: bool,
+    notes: Vec<String>,
+}
+
+impl Why {
+    fn push(&mut self, note: impl FnOnce() -> String) {
+        if self.explain {
+            self.notes.push(note());
+        }
+    }
+}
+
 impl Dialplan {
-    /// Decides where a call goes.
+    /// Decides where a call goes (the signalling path: no explanation kept).
     pub fn decide(&self, facts: &CallFacts) -> Decision<'_> {
-        let mut why = Vec::new();
+        self.decide_inner(facts, false)
+    }
+
+    /// Decides and explains why, for `dialplan trace` and logs.
+    pub fn explain(&self, facts: &CallFacts) -> Decision<'_> {
+        self.decide_inner(facts, true)
+    }
+
+    fn decide_inner(&self, facts: &CallFacts, explain: bool) -> Decision<'_> {
+        let mut why = Why {
+            explain,
+            notes: Vec::new(),
+        };
         let trunk = self.trunk_for(facts.source);
         match (trunk, facts.from_agent) {
-            (Some(t), _) => why.push(format!(
-                "source {} is trunk {:?} ({})",
-                facts.source, t.name, t.kind
-            )),
-            (None, true) => why.push(format!("source {} is a registered agent", facts.source)),
+            (Some(t), _) => {
+                why.push(|| format!("source {} is trunk {:?} ({})", facts.source, t.name, t.kind))
+            }
+            (None, true) => why.push(|| format!("source {} is a registered agent", facts.source)),
             (None, false) => {
-                why.push(format!(
-                    "source {} is no trunk and no registered agent",
-                    facts.source
-                ));
+                why.push(|| {
+                    format!(
+                        "source {} is no trunk and no registered agent",
+                        facts.source
+                    )
+                });
                 return self.reject(None, why, 403, "dialplan.untrusted_source");
             }
         }
@@ -124,10 +152,12 @@ impl Dialplan {
         };
         let today = facts.at.date();
         if !in_effect(line, today) {
-            why.push(format!(
-                "line {} is not in service on {today} (from {:?} until {:?})",
-                line.number, line.effective_from, line.effective_until
-            ));
+            why.push(|| {
+                format!(
+                    "line {} is not in service on {today} (from {:?} until {:?})",
+                    line.number, line.effective_from, line.effective_until
+                )
+            });
             let mut d = self.reject(Some(line), why, 404, "dialplan.line_not_in_service");
             d.trunk = trunk_name;
             return d;
@@ -140,11 +170,17 @@ impl Dialplan {
                 ring_time,
                 queue,
             } => {
-                let (open, rule) = self.legacy_open(line, &facts.at);
-                why.push(format!(
-                    "legacy seats {}: {rule}",
-                    if open { "open" } else { "closed" }
-                ));
+                let open = if line.hours.is_empty() {
+                    why.push(|| "legacy seats open: no hours set".into());
+                    true
+                } else if explain {
+                    let (open, rule) = line.hours.is_open(&facts.at, &self.calendar);
+                    let state = if open { "open" } else { "closed" };
+                    why.push(|| format!("legacy seats {state}: {rule}"));
+                    open
+                } else {
+                    line.hours.decide(&facts.at, &self.calendar).open
+                };
                 if open {
                     Outcome::Legacy {
                         target: legacy.clone(),
@@ -161,14 +197,14 @@ impl Dialplan {
             called: Some(called),
             trunk: trunk_name,
             outcome,
-            why,
+            why: why.notes,
         }
     }
 
     fn reject(
         &self,
         line: Option<&Line>,
-        why: Vec<String>,
+        why: Why,
         code: u16,
         reason: &'static str,
     ) -> Decision<'_> {
@@ -178,20 +214,22 @@ impl Dialplan {
             called: None,
             trunk: None,
             outcome: Outcome::Reject { code, reason },
-            why,
+            why: why.notes,
         }
     }
 
     /// The line a call reaches. A call-forwarding line named by Diversion or
     /// History-Info wins over the number the carrier forwarded to (12345).
-    fn find_line(&self, facts: &CallFacts, why: &mut Vec<String>) -> Option<(&Line, String)> {
+    fn find_line(&self, facts: &CallFacts, why: &mut Why) -> Option<(&Line, String)> {
         if let Some((orig, source)) = &facts.original
             && let Some(line) = self.lookup(orig)
         {
-            why.push(format!(
-                "original called number {orig} from {source:?} is line {}",
-                line.number
-            ));
+            why.push(|| {
+                format!(
+                    "original called number {orig} from {source:?} is line {}",
+                    line.number
+                )
+            });
             return Some((line, orig.clone()));
         }
         // The Request-URI decides when it carries a number; the To header only when
@@ -201,19 +239,21 @@ impl Dialplan {
             (Some(d), _) => ("Request-URI", d),
             (None, Some(d)) => ("To", d),
             (None, None) => {
-                why.push("neither the Request-URI nor To carries a number".into());
+                why.push(|| "neither the Request-URI nor To carries a number".into());
                 return None;
             }
         };
         if let Some(line) = self.lookup(digits) {
-            why.push(format!(
-                "{what} number {digits} is line {} ({})",
-                line.number,
-                line.mode.as_str()
-            ));
+            why.push(|| {
+                format!(
+                    "{what} number {digits} is line {} ({})",
+                    line.number,
+                    line.mode.as_str()
+                )
+            });
             return Some((line, digits.clone()));
         }
-        why.push(format!("{what} number {digits} is in no line"));
+        why.push(|| format!("{what} number {digits} is in no line"));
         None
     }
 
@@ -227,16 +267,6 @@ impl Dialplan {
             return Some(l);
         }
         self.lines.get(&n.number)
-    }
-
-    fn legacy_open(&self, line: &Line, at: &LocalTime) -> (bool, String) {
-        if line.hours.is_empty() {
-            return (true, "no hours set: always".into());
-        }
-        match super::hours::Hours::parse(&line.hours) {
-            Ok(h) => h.is_open(at, &self.calendar),
-            Err(e) => (false, format!("hours unreadable: {e}")),
-        }
     }
 }
 

@@ -302,7 +302,7 @@ fn routing_table() {
         ),
     ];
     for (ruri, to, orig, src, at, line, route) in cases {
-        let d = p.decide(&facts(*ruri, *to, *orig, src, at));
+        let d = p.explain(&facts(*ruri, *to, *orig, src, at));
         let v = d.view();
         assert_eq!(
             v.line.as_deref(),
