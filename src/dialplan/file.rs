@@ -17,6 +17,8 @@ use crate::sip::message::SipUri;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DialplanFile {
+    /// Offset of local time for time rules, `+08:00` (Asia/Shanghai) by default.
+    utc_offset: Option<String>,
     #[serde(default)]
     line: Vec<LineFile>,
     #[serde(default)]
@@ -215,6 +217,7 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
     let mut workdays = Vec::new();
     let mut years: Vec<i32> = Vec::new();
     let mut errors: Vec<DialplanError> = Vec::new();
+    let mut utc_offset: Option<(i32, String)> = None;
     // Parallel lines name their legacy trunk; resolved once every file is read:
     // (trunk, index in file, line in file, file, line number).
     let mut pending_trunks: Vec<(String, usize, usize, String, String)> = Vec::new();
@@ -235,6 +238,29 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
                 continue;
             }
         };
+        if let Some(text_offset) = &parsed.utc_offset {
+            let at = text
+                .lines()
+                .position(|l| l.trim_start().starts_with("utc_offset"))
+                .map_or(0, |n| n + 1);
+            match parse_offset(text_offset) {
+                Some(m) => match &utc_offset {
+                    Some((other, f)) if *other != m => errors.push(DialplanError {
+                        file: file.clone(),
+                        line: at,
+                        key: "utc_offset".into(),
+                        message: format!("{text_offset} differs from the offset set in {f}"),
+                    }),
+                    _ => utc_offset = Some((m, file.clone())),
+                },
+                None => errors.push(DialplanError {
+                    file: file.clone(),
+                    line: at,
+                    key: "utc_offset".into(),
+                    message: format!("{text_offset:?} is not like \"+08:00\""),
+                }),
+            }
+        }
         for (i, l) in parsed.line.into_iter().enumerate() {
             let record = || -> Result<(), DialplanError> {
                 let at = find_line(text, &l.number);
@@ -573,6 +599,9 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
     }
     plan.queues = queues.into_iter().map(|(q, _, _)| q).collect();
     plan.agents = agents.into_iter().map(|(a, _, _)| a).collect();
+    if let Some((m, _)) = utc_offset {
+        plan.utc_offset_minutes = m;
+    }
     check_transfer_numbers(&plan, &mut errors);
     if errors.is_empty() {
         Ok(plan)
@@ -716,6 +745,18 @@ fn placeholder_target(_trunk: &str) -> Target {
         addr: SocketAddr::from(([0, 0, 0, 0], 0)),
         transport: Transport::Udp,
     }
+}
+
+/// `+08:00` → 480 minutes east of UTC.
+fn parse_offset(text: &str) -> Option<i32> {
+    let (sign, rest) = match text.as_bytes().first()? {
+        b'+' => (1, &text[1..]),
+        b'-' => (-1, &text[1..]),
+        _ => return None,
+    };
+    let (h, m) = rest.split_once(':')?;
+    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+    ((0..=14).contains(&h) && (0..60).contains(&m)).then_some(sign * (h * 60 + m))
 }
 
 /// `127.0.0.0/8`, `198.51.100.7`, `::1`.

@@ -344,3 +344,16 @@ fn every_error_is_reported_at_once() {
             .all(|e| e.file == "plan.toml" || e.file == "-")
     );
 }
+
+#[test]
+fn the_time_zone_can_be_configured() {
+    let p = parse_sources(&[(
+        "plan.toml".into(),
+        format!("utc_offset = \"+09:00\"\n{PLAN}"),
+    )])
+    .unwrap();
+    assert_eq!(p.utc_offset_minutes, 540);
+    assert_eq!(plan().utc_offset_minutes, 480, "Asia/Shanghai by default");
+    let bad = super::check_sources(&[("plan.toml".into(), format!("utc_offset = \"8h\"\n{PLAN}"))]);
+    assert!(bad.is_err_and(|e| e[0].key == "utc_offset"));
+}
