@@ -1,9 +1,8 @@
 //! The client side of HTTP digest (RFC 7616, RFC 8760 for SIP): answering a
 //! `401`'s challenge with an `Authorization` header.
 
-use md5::Md5;
-use sha2::{Digest, Sha256};
-
+pub use crate::registrar::Algorithm;
+use crate::registrar::ResponseInput;
 use crate::sip::message::{param, split_list};
 
 /// A challenge picked from `WWW-Authenticate` headers.
@@ -14,30 +13,6 @@ pub struct Challenge {
     pub algorithm: Algorithm,
     pub opaque: Option<String>,
     pub qop_auth: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Algorithm {
-    Md5,
-    Sha256,
-}
-
-impl Algorithm {
-    fn name(self) -> &'static str {
-        match self {
-            Algorithm::Md5 => "MD5",
-            Algorithm::Sha256 => "SHA-256",
-        }
-    }
-
-    /// Lower-case hex of the hash of `data`.
-    pub fn hex(self, data: &str) -> String {
-        let bytes: Vec<u8> = match self {
-            Algorithm::Md5 => Md5::digest(data.as_bytes()).to_vec(),
-            Algorithm::Sha256 => Sha256::digest(data.as_bytes()).to_vec(),
-        };
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
-    }
 }
 
 /// The strongest digest challenge among the header values (SHA-256 over MD5).
@@ -84,27 +59,36 @@ pub fn authorization(
     cnonce: &str,
     nc: u32,
 ) -> String {
-    let h = |s: &str| c.algorithm.hex(s);
-    let ha1 = h(&format!("{user}:{}:{password}", c.realm));
-    let ha2 = h(&format!("{method}:{uri}"));
+    let alg = c.algorithm;
+    let ha1 = alg.ha1(user, &c.realm, password);
     let nc = format!("{nc:08x}");
     let mut v = if c.qop_auth {
-        let response = h(&format!("{ha1}:{}:{nc}:{cnonce}:auth:{ha2}", c.nonce));
+        let input = ResponseInput {
+            method,
+            uri,
+            nonce: &c.nonce,
+            nc: &nc,
+            cnonce,
+            qop: "auth",
+        };
         format!(
             "Digest username=\"{user}\", realm=\"{}\", nonce=\"{}\", uri=\"{uri}\", \
-response=\"{response}\", algorithm={}, qop=auth, nc={nc}, cnonce=\"{cnonce}\"",
+response=\"{}\", algorithm={}, qop=auth, nc={nc}, cnonce=\"{cnonce}\"",
             c.realm,
             c.nonce,
-            c.algorithm.name()
+            alg.response(&ha1, &input),
+            alg.as_str()
         )
     } else {
-        let response = h(&format!("{ha1}:{}:{ha2}", c.nonce));
+        // RFC 2069 compatibility: no qop.
+        let ha2 = alg.hash_hex(&format!("{method}:{uri}"));
+        let response = alg.hash_hex(&format!("{ha1}:{}:{ha2}", c.nonce));
         format!(
             "Digest username=\"{user}\", realm=\"{}\", nonce=\"{}\", uri=\"{uri}\", \
 response=\"{response}\", algorithm={}",
             c.realm,
             c.nonce,
-            c.algorithm.name()
+            alg.as_str()
         )
     };
     if let Some(o) = &c.opaque {
