@@ -306,3 +306,38 @@ fn a_reload_under_load_drops_no_call() {
     let r = uac.finish();
     assert_eq!((r.successful, r.failed), (400, 0), "{r:?}\n{}", gw.log());
 }
+
+#[test]
+fn sighup_reloads_the_dialplan_and_a_broken_one_is_refused() {
+    let seat = Seat::new();
+    let mut opts = GwOpts::to("queue:main");
+    opts.extra_dialplan = plan(&seat, "");
+    let mut gw = Gateway::start(opts);
+    let caller = UdpSocket::bind("127.0.0.1:0").unwrap();
+    invite(&caller, &gw, "12369", "hup1", "");
+    assert_eq!(
+        final_status(&caller, Duration::from_secs(3)),
+        Some(404),
+        "not a line yet"
+    );
+    // A broken file first: the running plan stays, the gateway stays up.
+    let extra = gw.dir.0.join("dialplans/extra.toml");
+    std::fs::write(
+        &extra,
+        "[[line]]\nnumber = \"12369\"\nname = \"x\"\nqueue = \"nope\"\n",
+    )
+    .unwrap();
+    gw.signal("HUP");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(gw.alive());
+    assert!(gw.log().contains("dialplan refused"), "{}", gw.log());
+    // Then a good one: 12369 now reaches the queue.
+    std::fs::write(&extra, "[[line]]\nnumber = \"12369\"\nname = \"x\"\nmode = \"call_forwarding\"\nqueue = \"main\"\n").unwrap();
+    gw.signal("HUP");
+    std::thread::sleep(Duration::from_millis(500));
+    invite(&caller, &gw, "12369", "hup2", "");
+    let inv = seat
+        .invite(Duration::from_secs(3))
+        .expect("the new line rings the seat");
+    assert_eq!(header(&inv, "X-Hotline-Line"), Some("12369"));
+}
