@@ -357,3 +357,19 @@ fn the_time_zone_can_be_configured() {
     let bad = super::check_sources(&[("plan.toml".into(), format!("utc_offset = \"8h\"\n{PLAN}"))]);
     assert!(bad.is_err_and(|e| e[0].key == "utc_offset"));
 }
+
+#[test]
+fn bad_records_in_one_file_are_each_reported_with_their_line() {
+    let bad = PLAN
+        .replace("mode = \"call_forwarding\"", "mode = \"call_forward\"")
+        .replace("ring_time_s = 20", "ring_tme_s = 20");
+    let errors = super::check_sources(&[("plan.toml".into(), bad.clone())]).unwrap_err();
+    let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+    assert!(keys.contains(&"line[2].mode"), "{errors:?}");
+    assert!(keys.contains(&"line[4].ring_tme_s"), "{errors:?}");
+    for e in &errors {
+        let text = bad.lines().nth(e.line - 1).unwrap();
+        let key = e.key.rsplit('.').next().unwrap();
+        assert!(text.contains(key), "{e}: line {} is {text:?}", e.line);
+    }
+}
