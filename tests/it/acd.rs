@@ -311,19 +311,7 @@ fn sipp_callers_reach_a_softphone_agent() {
     );
     wait_registered(&gw, 1);
     // The agent answers, then hangs up: the sipp caller gets the BYE.
-    let args: Vec<String> = vec![
-        gw.sip.to_string(),
-        "-s".into(),
-        "12345".into(),
-        "-p".into(),
-        free_port().to_string(),
-        "-m".into(),
-        "5".into(),
-        "-r".into(),
-        "1".into(),
-        "-timeout".into(),
-        "30s".into(),
-    ];
+    let args = uac_args(&gw, "12345", 5, &["-r", "1", "-timeout", "30s"]);
     let r = Sipp::start(
         &sipp_bin,
         "uac_wait_bye.xml",

@@ -126,18 +126,7 @@ fn unknown_number_gets_404_and_nothing_is_sent_on() {
         .unwrap();
     let target = format!("sip:127.0.0.1:{}", never.local_addr().unwrap().port());
     let gw = Gateway::start(GwOpts::to(target));
-    let mut args: Vec<String> = vec![
-        gw.sip.to_string(),
-        "-s".into(),
-        "0085212345".into(),
-        "-p".into(),
-        free_port().to_string(),
-        "-m".into(),
-        "5".into(),
-        "-trace_counts".into(),
-    ];
-    args.push("-timeout".into());
-    args.push("20s".into());
+    let args = uac_args(&gw, "0085212345", 5, &["-trace_counts", "-timeout", "20s"]);
     let r = Sipp::start(
         &sipp,
         "uac_expect_error.xml",
@@ -162,33 +151,12 @@ fn over_the_call_limit_gets_503_with_retry_after() {
     opts.max_calls = 2;
     let gw = Gateway::start(opts);
     // Two calls ring forever and hold the limit; the next five are refused.
-    let port = free_port();
-    let hold_args: Vec<String> = vec![
-        gw.sip.to_string(),
-        "-s".into(),
-        "12345".into(),
-        "-p".into(),
-        port.to_string(),
-        "-m".into(),
-        "2".into(),
-        "-d".into(),
-        "30000".into(),
-    ];
+    let hold_args = uac_args(&gw, "12345", 2, &["-d", "30000"]);
     let _hold = Sipp::start(&sipp, "uac_cancel.xml", &hold_args, Duration::from_secs(60));
     gw.wait_health("two calls ringing", Duration::from_secs(10), |h| {
         h["active_calls"] == 2
     });
-    let args: Vec<String> = vec![
-        gw.sip.to_string(),
-        "-s".into(),
-        "12345".into(),
-        "-p".into(),
-        free_port().to_string(),
-        "-m".into(),
-        "5".into(),
-        "-timeout".into(),
-        "20s".into(),
-    ];
+    let args = uac_args(&gw, "12345", 5, &["-timeout", "20s"]);
     let r = Sipp::start(
         &sipp,
         "uac_expect_error.xml",

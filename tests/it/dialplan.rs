@@ -282,21 +282,12 @@ fn a_reload_under_load_drops_no_call() {
         "[[queue]]\nname = \"main\"\nwrap_up_s = 0\nstatic_members = [\"sip:127.0.0.1:{seats}\"]\nstatic_seats = 100\n"
     );
     let gw = Gateway::start(opts);
-    let args: Vec<String> = vec![
-        gw.sip.to_string(),
-        "-s".into(),
-        "12345".into(),
-        "-p".into(),
-        free_port().to_string(),
-        "-m".into(),
-        "400".into(),
-        "-r".into(),
-        "100".into(),
-        "-d".into(),
-        "200".into(),
-        "-timeout".into(),
-        "60s".into(),
-    ];
+    let args = uac_args(
+        &gw,
+        "12345",
+        400,
+        &["-r", "100", "-d", "200", "-timeout", "60s"],
+    );
     let uac = Sipp::start(&sipp_bin, "uac.xml", &args, Duration::from_secs(70));
     for _ in 0..8 {
         std::thread::sleep(Duration::from_millis(400));

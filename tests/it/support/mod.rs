@@ -245,6 +245,22 @@ Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
     Some((code, body))
 }
 
+/// sipp arguments for a caller: `calls` calls to `number` at the gateway, from a
+/// free local port, then `extra`.
+pub fn uac_args(gw: &Gateway, number: &str, calls: u32, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        gw.sip.to_string(),
+        "-s".into(),
+        number.into(),
+        "-p".into(),
+        free_port().to_string(),
+        "-m".into(),
+        calls.to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
 /// A `hotline-gw softphone …` process; its JSON summary is read at the end.
 pub struct Softphone {
     child: Child,
