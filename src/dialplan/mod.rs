@@ -24,10 +24,14 @@ pub use seats::{AgentDef, Overflow, QueueDef, Strategy};
 
 /// The example dialplan (`dialplans/default/`), embedded for running outside a
 /// checkout.
-pub const DEFAULT_FILES: [(&str, &str); 3] = [
+pub const DEFAULT_FILES: [(&str, &str); 6] = [
     (
         "agents.toml",
         include_str!("../../dialplans/default/agents.toml"),
+    ),
+    (
+        "calendar.toml",
+        include_str!("../../dialplans/default/calendar.toml"),
     ),
     (
         "lines.toml",
@@ -36,6 +40,14 @@ pub const DEFAULT_FILES: [(&str, &str); 3] = [
     (
         "queues.toml",
         include_str!("../../dialplans/default/queues.toml"),
+    ),
+    (
+        "transfers.toml",
+        include_str!("../../dialplans/default/transfers.toml"),
+    ),
+    (
+        "trunks.toml",
+        include_str!("../../dialplans/default/trunks.toml"),
     ),
 ];
 

@@ -373,3 +373,13 @@ fn bad_records_in_one_file_are_each_reported_with_their_line() {
         assert!(text.contains(key), "{e}: line {} is {text:?}", e.line);
     }
 }
+
+#[test]
+fn the_embedded_example_province_loads() {
+    let plan = super::embedded_default().unwrap_or_else(|e| panic!("{e}"));
+    assert!(plan.lookup("12333").is_some());
+    // Every file of the shipped folder is embedded.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dialplans/default");
+    let shipped = std::fs::read_dir(dir).unwrap().count();
+    assert_eq!(super::DEFAULT_FILES.len(), shipped);
+}
