@@ -4,7 +4,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use hotline_gateway::dialplan::{CallFacts, Dialplan, number, parse_sources, time};
+use hotline_gateway::dialplan::{CallFacts, Dialplan, parse_sources, time};
 
 /// 10,000 lines: 9,900 queued, 100 parallel lines each with its own time rule.
 fn big_plan() -> Dialplan {
@@ -40,19 +40,13 @@ fn bench_decide(c: &mut Criterion) {
     let numbers: Vec<String> = (0..1000u64)
         .map(|i| format!("+86{}", 3_510_000_000u64 + i * 70))
         .collect();
+    let source = "127.0.0.1".parse().unwrap();
     let mut g = c.benchmark_group("routing, 10,000 lines and 100 time rules");
     g.throughput(Throughput::Elements(numbers.len() as u64));
     g.bench_function("decide (normalise + line + mode + hours)", |b| {
         b.iter(|| {
             for n in &numbers {
-                let facts = CallFacts {
-                    request_uri: number::digits_of(n),
-                    to: None,
-                    original: None,
-                    source: "127.0.0.1".parse().unwrap(),
-                    from_agent: false,
-                    at,
-                };
+                let facts = CallFacts::dialled(n, source, at);
                 black_box(plan.decide(black_box(&facts)).outcome);
             }
         })

@@ -222,16 +222,16 @@ fn trace(t: TraceArgs) -> Result<()> {
             .as_secs() as i64,
     };
     let facts = CallFacts {
-        request_uri: number::digits_of(&t.to),
-        to: number::digits_of(&t.to),
         original: t
             .diversion
             .as_deref()
             .and_then(number::digits_of)
             .map(|d| (d, number::OriginalSource::Diversion)),
-        source: t.source,
-        from_agent: false,
-        at: time::local_time(unix, plan.utc_offset_minutes),
+        ..CallFacts::dialled(
+            &t.to,
+            t.source,
+            time::local_time(unix, plan.utc_offset_minutes),
+        )
     };
     let decision = plan.explain(&facts);
     let mut view = serde_json::to_value(decision.view())?;

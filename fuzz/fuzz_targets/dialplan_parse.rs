@@ -2,7 +2,7 @@
 //! that loads must also answer routing questions without panicking.
 #![no_main]
 
-use hotline_gateway::dialplan::{CallFacts, check_sources, number, time};
+use hotline_gateway::dialplan::{CallFacts, check_sources, time};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -19,14 +19,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     for (n, at) in [("12345", 0i64), ("+8612345", 1_790_000_000), ("035112345", 1_800_000_000)] {
-        let facts = CallFacts {
-            request_uri: number::digits_of(n),
-            to: None,
-            original: None,
-            source: "127.0.0.1".parse().unwrap(),
-            from_agent: false,
-            at: time::local_time(at, plan.utc_offset_minutes),
-        };
+        let at = time::local_time(at, plan.utc_offset_minutes);
+        let facts = CallFacts::dialled(n, "127.0.0.1".parse().unwrap(), at);
         let _ = plan.decide(&facts).view();
     }
 });

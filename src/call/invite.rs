@@ -24,7 +24,9 @@ impl Core {
             to: number::to_digits(&req),
             original: number::original_called(&req),
             source: peer.addr.ip(),
-            from_agent: self.registrar.is_registered_source(now, peer.addr.ip()),
+            // Scanning registrations only matters for sources that are no trunk.
+            from_agent: self.dialplan.trunk_for(peer.addr.ip()).is_none()
+                && self.registrar.is_registered_source(now, peer.addr.ip()),
             at: self.local_time(now),
         };
         let plan = self.dialplan.clone();

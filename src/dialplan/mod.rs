@@ -8,12 +8,15 @@
 pub mod calendar;
 mod file;
 pub mod hours;
+mod locate;
 pub mod number;
 mod route;
 #[cfg(test)]
 mod route_tests;
+mod schema;
 pub mod seats;
 pub mod time;
+mod values;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -251,7 +254,7 @@ impl Dialplan {
 
     /// The transfer-directory entry for a dialled number, if it is one.
     pub fn transfer(&self, number: &str) -> Option<&Transfer> {
-        let digits = normalize(number);
+        let digits = number::digits_of(number)?;
         self.transfers.iter().find(|t| t.number == digits)
     }
 
@@ -266,14 +269,6 @@ impl Dialplan {
     pub fn is_empty(&self) -> bool {
         self.lines.is_empty()
     }
-}
-
-/// Drops visual separators (RFC 3966 `visual-separator`) from a dialled number.
-pub fn normalize(number: &str) -> String {
-    number
-        .chars()
-        .filter(|c| !matches!(c, '-' | '.' | ' ' | '(' | ')'))
-        .collect()
 }
 
 #[cfg(test)]

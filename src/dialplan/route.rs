@@ -25,6 +25,21 @@ pub struct CallFacts {
     pub at: LocalTime,
 }
 
+impl CallFacts {
+    /// A call dialling `number` from `source` at `at`, with no other headers
+    /// (`dialplan trace`, benchmarks).
+    pub fn dialled(number: &str, source: IpAddr, at: LocalTime) -> CallFacts {
+        CallFacts {
+            request_uri: number::digits_of(number),
+            to: None,
+            original: None,
+            source,
+            from_agent: false,
+            at,
+        }
+    }
+}
+
 /// Where the call goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {

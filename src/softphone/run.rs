@@ -93,7 +93,7 @@ impl Driver {
             .map_err(|source| SoftphoneError::Bind { addr, source })?;
         let mut cfg = cfg;
         cfg.local = sock.local_addr()?;
-        let seed = seed();
+        let seed = crate::util::seed::process_seed();
         Ok(Driver {
             ua: Ua::new(cfg, seed),
             sock,
@@ -125,18 +125,6 @@ impl Driver {
         }
         self.flush().await
     }
-}
-
-fn seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default(),
-    );
-    h.finish()
 }
 
 /// Registers and answers calls until told to stop.

@@ -155,7 +155,7 @@ impl SipServer {
             registrar: cfg.registrar.to_registrar().unwrap_or_default(),
         };
         let now = Instant::now();
-        let mut core = Core::new(core_cfg, plan, seed(), now);
+        let mut core = Core::new(core_cfg, plan, crate::util::seed::process_seed(), now);
         let unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
@@ -297,18 +297,4 @@ async fn flush(
             }
         }
     }
-}
-
-/// A seed for identifiers, different per process start.
-fn seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default(),
-    );
-    h.write_u32(std::process::id());
-    h.finish()
 }
