@@ -340,25 +340,7 @@ pub fn tool(name: &str, package: &str) -> Option<PathBuf> {
 /// The sipp binary, or `None` (loudly) outside CI. Under `CI=true` a missing sipp
 /// fails the test: CI must install it (`apt-get install -y sip-tester`).
 pub fn sipp() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("sipp"))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!(
-                "sipp is not installed, and CI=true: install it with apt-get install -y sip-tester"
-            );
-        }
-        eprintln!(
-            "\n========================================================\n\
-             SKIPPED: sipp is not installed; this test needs it.\n\
-             Install it with: apt-get install -y sip-tester\n\
-             ========================================================\n"
-        );
-    }
-    found
+    tool("sipp", "sip-tester")
 }
 
 pub fn scenario(name: &str) -> PathBuf {
