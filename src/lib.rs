@@ -18,6 +18,7 @@
 
 pub mod acd;
 pub mod call;
+pub mod cdr;
 pub mod config;
 pub mod dialplan;
 pub mod http;

@@ -1,0 +1,141 @@
+//! Call detail records: what the gateway keeps of every finished call, and the raw
+//! event log from which every answer-rate figure can be recomputed.
+//!
+//! Plain data with stable JSON field names (they are part of the public API:
+//! `GET /api/v1/calls`, the CSV export and the database columns). The call core
+//! builds records; `sla/` classifies them; `store/` persists them. Times are Unix
+//! milliseconds (UTC) so that records survive restarts and compare across nodes.
+
+use serde::{Deserialize, Serialize};
+
+/// One thing that happened to a call, in the order it happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Unix milliseconds.
+    pub at_ms: i64,
+    pub kind: EventKind,
+    /// What the event is about: a queue, an agent, a number, or a reason code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// The kinds of call events. Their `snake_case` names are stored and exported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// The caller's INVITE arrived. Detail: the called number as dialled.
+    Received,
+    /// The call reached a point where a person should answer. Detail: the queue,
+    /// `legacy:<line>` for a parallel line's legacy seats, or `sip:<line>` for a
+    /// line routed straight to a SIP destination.
+    Offered,
+    /// The first ringback (18x) was sent to the caller.
+    Ringback,
+    /// An agent's phone is being rung. Detail: the agent id.
+    AgentRinging,
+    /// The call left a queue for another. Detail: where it went (same naming as
+    /// `Offered`).
+    Overflowed,
+    /// A person answered. Detail: the agent id, or `legacy`.
+    Answered,
+    /// An agent transferred the call. Detail: the transfer-directory number.
+    TransferredOut,
+    /// The caller hung up (or cancelled). Detail: the reason code.
+    CallerHungUp,
+    /// The callee side (agent, legacy seat, transfer target) hung up. Detail: the
+    /// reason code.
+    CalleeHungUp,
+    /// The gateway ended or refused the call. Detail: the reason code.
+    GatewayEnded,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 10] = [
+        EventKind::Received,
+        EventKind::Offered,
+        EventKind::Ringback,
+        EventKind::AgentRinging,
+        EventKind::Overflowed,
+        EventKind::Answered,
+        EventKind::TransferredOut,
+        EventKind::CallerHungUp,
+        EventKind::CalleeHungUp,
+        EventKind::GatewayEnded,
+    ];
+
+    /// The stable name stored in the database and exported.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Received => "received",
+            EventKind::Offered => "offered",
+            EventKind::Ringback => "ringback",
+            EventKind::AgentRinging => "agent_ringing",
+            EventKind::Overflowed => "overflowed",
+            EventKind::Answered => "answered",
+            EventKind::TransferredOut => "transferred_out",
+            EventKind::CallerHungUp => "caller_hung_up",
+            EventKind::CalleeHungUp => "callee_hung_up",
+            EventKind::GatewayEnded => "gateway_ended",
+        }
+    }
+
+    /// The inverse of [`EventKind::as_str`].
+    pub fn parse(s: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// Everything the gateway keeps of one finished call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallRecord {
+    /// The gateway's own id for the call, unique across restarts and nodes.
+    pub id: String,
+    /// The caller's Call-ID (A leg).
+    pub sip_call_id: String,
+    pub caller: String,
+    /// The number the call was routed on.
+    pub called: String,
+    /// The number the caller originally dialled, when a carrier forwarded the call
+    /// (Diversion / History-Info) or it differs from `called`.
+    pub original: Option<String>,
+    /// The dialplan line, when one matched.
+    pub line: Option<String>,
+    /// The line's integration mode (`hotline`, `direct_merge`, `call_forwarding`,
+    /// `parallel`).
+    pub mode: Option<String>,
+    pub department: Option<String>,
+    /// The last ACD queue the call was in.
+    pub queue: Option<String>,
+    /// The agent who answered (or was last rung).
+    pub agent: Option<String>,
+    /// `12345` or `legacy` when answered.
+    pub answered_by: Option<String>,
+    /// The transfer-directory number an agent transferred the call to.
+    pub transferred_to: Option<String>,
+    /// The SLA outcome (`answered`, `abandoned`, …), or none when the call was never
+    /// offered to a person (refused, unknown number).
+    pub outcome: Option<String>,
+    /// The stable reason code the call ended with.
+    pub reason: String,
+    /// The final status the caller received for its INVITE.
+    pub final_code: u16,
+    pub received_at_ms: i64,
+    pub offered_at_ms: Option<i64>,
+    pub answered_at_ms: Option<i64>,
+    pub ended_at_ms: i64,
+    /// The satisfaction survey digit (1–3), once media collects it.
+    pub survey: Option<u8>,
+    /// The recording's file name, once media writes one.
+    pub recording: Option<String>,
+    /// Whether a missed call still waits for a callback (abandoned, or given up at
+    /// the queue's max wait). Cleared by an operator.
+    pub callback_pending: bool,
+    pub events: Vec<Event>,
+}
+
+impl CallRecord {
+    /// The first event of a kind.
+    pub fn first(&self, kind: EventKind) -> Option<&Event> {
+        self.events.iter().find(|e| e.kind == kind)
+    }
+}
