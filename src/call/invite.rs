@@ -8,6 +8,7 @@ use tracing::{debug, info_span};
 
 use super::{Call, CallKey, CallTimer, Core, Phase, Reason, Role, Side};
 use super::{called_number, caller_number};
+use crate::cdr;
 use crate::dialplan::{CallFacts, Outcome, number};
 use crate::sip::builder::{MessageBuf, response_to};
 use crate::sip::dialog::Dialog;
@@ -111,6 +112,8 @@ impl Core {
                 department: line.department.clone(),
                 offered_at: now,
                 answered_at: None,
+                original: facts.original.clone().map(|(n, _)| n),
+                events: Vec::with_capacity(8),
                 reason: None,
                 final_code: 0,
                 ring_deadline: None,
@@ -118,8 +121,11 @@ impl Core {
             },
         );
         self.track(key, tx, Role::AInvite);
+        self.note(now, key, cdr::EventKind::Received, Some(called.clone()));
         match outcome {
             Outcome::Sip(target) => {
+                let at = format!("sip:{}", line.number);
+                self.note(now, key, cdr::EventKind::Offered, Some(at));
                 let user = target.user.clone().unwrap_or(called);
                 let uri = sip_uri(&user, target.addr, target.transport);
                 let peer = Peer {
@@ -133,6 +139,8 @@ impl Core {
                 target, ring_time, ..
             } => {
                 // Parallel answering: the legacy seats ring first.
+                let at = format!("legacy:{}", line.number);
+                self.note(now, key, cdr::EventKind::Offered, Some(at));
                 let user = target.user.clone().unwrap_or(line.number.clone());
                 let uri = sip_uri(&user, target.addr, target.transport);
                 let peer = Peer {
@@ -183,6 +191,7 @@ impl Core {
             .map(|c| c.line.clone())
             .unwrap_or_default();
         tracing::debug!(queue, "parallel line overflows to 12345");
+        self.note(now, key, cdr::EventKind::Overflowed, Some(queue.clone()));
         self.enqueue(now, key, &queue, &line);
         true
     }
@@ -378,11 +387,17 @@ impl Core {
         }
         call.phase = Phase::Answered;
         call.answered_at = Some(now);
-        call.answered_by = Some(if call.parallel.is_some() && call.queue.is_none() {
+        let by = if call.parallel.is_some() && call.queue.is_none() {
             "legacy"
         } else {
             "12345"
-        });
+        };
+        call.answered_by = Some(by);
+        let who = match by {
+            "legacy" => "legacy".to_string(),
+            _ => call.agent.clone().unwrap_or_else(|| by.to_string()),
+        };
+        self.note(now, key, cdr::EventKind::Answered, Some(who));
         self.relay_to_caller(now, key, resp);
         self.arm_call_timer(key, CallTimer::MaxDuration, now + max_duration);
     }
@@ -410,7 +425,15 @@ impl Core {
             call.a_invite = None;
             call.final_code = resp.code;
         }
+        let ringback = (180..=183).contains(&resp.code)
+            && !call
+                .events
+                .iter()
+                .any(|e| e.kind == cdr::EventKind::Ringback);
         self.respond(now, tx, resp.code, bytes);
+        if ringback {
+            self.note(now, key, cdr::EventKind::Ringback, None);
+        }
     }
 
     /// Acknowledges a reliable provisional on the callee leg (the gateway does

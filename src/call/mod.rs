@@ -34,7 +34,9 @@ use bytes::Bytes;
 use tracing::{debug, warn};
 
 use crate::acd::Acd;
+use crate::cdr;
 use crate::dialplan::Dialplan;
+use crate::dialplan::number;
 use crate::registrar::{Registrar, RegistrarConfig};
 use crate::sip::builder::response_to;
 use crate::sip::dialog::Dialog;
@@ -118,6 +120,47 @@ pub struct CallRecord {
     pub offered_at: Instant,
     pub answered_at: Option<Instant>,
     pub ended_at: Instant,
+    /// The gateway's id for the call, unique across restarts.
+    pub id: String,
+    /// The number originally dialled (Diversion / History-Info), when known.
+    pub original: Option<String>,
+    /// What happened, in order, with Unix times: the raw log the SLA is computed from.
+    pub events: Vec<cdr::Event>,
+    pub received_ms: i64,
+    pub ended_ms: i64,
+}
+
+impl CallRecord {
+    /// The public call record. Its SLA `outcome` is left for `sla::classify`.
+    pub fn to_cdr(&self) -> cdr::CallRecord {
+        let at = |k: cdr::EventKind| self.events.iter().find(|e| e.kind == k).map(|e| e.at_ms);
+        let callback = matches!(self.reason, Reason::QueueCallback | Reason::QueueRemoved);
+        cdr::CallRecord {
+            id: self.id.clone(),
+            sip_call_id: self.call_id.clone(),
+            caller: self.caller.clone(),
+            called: self.called.clone(),
+            original: self.original.clone().filter(|o| *o != self.called),
+            line: self.line.clone(),
+            mode: self.mode.map(str::to_string),
+            department: self.department.clone(),
+            queue: self.queue.clone(),
+            agent: self.agent.clone(),
+            answered_by: self.answered_by.map(str::to_string),
+            transferred_to: self.transferred_to.clone(),
+            outcome: None,
+            reason: self.reason.as_str().to_string(),
+            final_code: self.final_code,
+            received_at_ms: self.received_ms,
+            offered_at_ms: at(cdr::EventKind::Offered),
+            answered_at_ms: at(cdr::EventKind::Answered),
+            ended_at_ms: self.ended_ms,
+            survey: None,
+            recording: None,
+            callback_pending: callback,
+            events: self.events.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,6 +252,10 @@ struct Call {
     department: Option<String>,
     offered_at: Instant,
     answered_at: Option<Instant>,
+    /// The number originally dialled (Diversion / History-Info).
+    original: Option<String>,
+    /// The raw event log, kept with the call record.
+    events: Vec<cdr::Event>,
     reason: Option<Reason>,
     final_code: u16,
     ring_deadline: Option<Instant>,
@@ -256,6 +303,8 @@ pub struct Core {
     acd: Acd,
     registrar: Registrar,
     orphans: IdMap<TxId, queued::Orphan>,
+    /// Prefix of call record ids: this core's random boot id.
+    id_prefix: String,
     /// An instant and the Unix time it corresponds to: the core's wall clock for
     /// time rules, set by the driver (the core never reads the clock).
     wall: (Instant, i64),
@@ -299,19 +348,47 @@ impl Core {
             registrar,
             orphans: IdMap::default(),
             wall: (now, 0),
+            id_prefix: format!("{:012x}", seed & 0xffff_ffff_ffff),
         }
     }
 
-    /// Tells the core which Unix time `at` is, for time-of-day rules.
-    pub fn set_wall_clock(&mut self, at: Instant, unix_secs: i64) {
-        self.wall = (at, unix_secs);
+    /// Tells the core which Unix time (in milliseconds) `at` is, for time-of-day
+    /// rules and call records.
+    pub fn set_wall_clock(&mut self, at: Instant, unix_ms: i64) {
+        self.wall = (at, unix_ms);
+    }
+
+    /// Unix milliseconds at `now`.
+    pub(crate) fn unix_ms(&self, now: Instant) -> i64 {
+        let (at, unix) = self.wall;
+        match now.checked_duration_since(at) {
+            Some(d) => unix + d.as_millis() as i64,
+            None => unix - at.duration_since(now).as_millis() as i64,
+        }
     }
 
     /// Local time (the dialplan's UTC offset) at `now`.
     fn local_time(&self, now: Instant) -> crate::dialplan::time::LocalTime {
-        let (at, unix) = self.wall;
-        let secs = unix + now.saturating_duration_since(at).as_secs() as i64;
+        let secs = self.unix_ms(now).div_euclid(1000);
         crate::dialplan::time::local_time(secs, self.dialplan.utc_offset_minutes)
+    }
+
+    /// Adds an event to a call's log.
+    pub(super) fn note(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        kind: cdr::EventKind,
+        detail: Option<String>,
+    ) {
+        let at_ms = self.unix_ms(now);
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.events.push(cdr::Event {
+                at_ms,
+                kind,
+                detail,
+            });
+        }
     }
 
     /// Replaces the dialplan; calls in progress keep the route they took, logged-in
@@ -574,6 +651,12 @@ impl Core {
             }
         }
         let reason = call.reason.unwrap_or(Reason::CalleeRejected);
+        let ended_ms = self.unix_ms(now);
+        call.events.push(cdr::Event {
+            at_ms: ended_ms,
+            kind: ending_kind(reason),
+            detail: Some(reason.as_str().to_string()),
+        });
         let _enter = call.span.enter();
         tracing::info!(
             reason = reason.as_str(),
@@ -599,6 +682,11 @@ impl Core {
             offered_at: call.offered_at,
             answered_at: call.answered_at,
             ended_at: now,
+            id: format!("{}-{key}", self.id_prefix),
+            original: call.original,
+            received_ms: call.events.first().map_or(ended_ms, |e| e.at_ms),
+            ended_ms,
+            events: call.events,
         });
         drop(_enter);
         self.drain_acd(now);
@@ -610,7 +698,21 @@ impl Core {
         warn_refused(reason, code, &called);
         let key = self.next_key;
         self.next_key += 1;
+        let at_ms = self.unix_ms(now);
+        let event = |kind, detail| cdr::Event {
+            at_ms,
+            kind,
+            detail: Some(detail),
+        };
         self.records.push_back(CallRecord {
+            id: format!("{}-{key}", self.id_prefix),
+            original: number::original_called(req).map(|(n, _)| n),
+            events: vec![
+                event(cdr::EventKind::Received, called.clone()),
+                event(cdr::EventKind::GatewayEnded, reason.as_str().to_string()),
+            ],
+            received_ms: at_ms,
+            ended_ms: at_ms,
             key,
             call_id: message::Headers::call_id(req)
                 .unwrap_or_default()
@@ -631,6 +733,15 @@ impl Core {
             answered_at: None,
             ended_at: now,
         });
+    }
+}
+
+/// Which side ended a call, from its reason code.
+fn ending_kind(reason: Reason) -> cdr::EventKind {
+    match reason {
+        Reason::CallerHangup | Reason::CallerCancelled => cdr::EventKind::CallerHungUp,
+        Reason::CalleeHangup => cdr::EventKind::CalleeHungUp,
+        _ => cdr::EventKind::GatewayEnded,
     }
 }
 

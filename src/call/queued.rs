@@ -9,6 +9,7 @@ use tracing::{debug, info, warn};
 
 use super::{CallKey, Core, Reason, Role};
 use crate::acd::{self, AcdConfig, AgentConfig, Command, Member, QueueConfig};
+use crate::cdr;
 use crate::dialplan::{Dialplan, Overflow};
 use crate::registrar::RegistrarEvent;
 use crate::sip::builder::response_to;
@@ -88,7 +89,23 @@ impl Core {
             let mut m = response_to(req, 180, "Ringing", Some(&call.a.local_tag));
             m.header("Contact", &contact);
             let tx = *tx;
+            let first = !call
+                .events
+                .iter()
+                .any(|e| e.kind == cdr::EventKind::Ringback);
             self.respond(now, tx, 180, m.finish_empty());
+            if first {
+                self.note(now, key, cdr::EventKind::Ringback, None);
+            }
+        }
+        // An overflow from a parallel line's legacy seats was noted already.
+        let overflow = self.calls.get(&key).is_some_and(|c| {
+            c.events
+                .last()
+                .is_some_and(|e| e.kind == cdr::EventKind::Overflowed)
+        });
+        if !overflow {
+            self.note(now, key, cdr::EventKind::Offered, Some(queue.to_string()));
         }
         match self.acd.offer(now, key, queue, Some(line.to_string()), 0) {
             Ok(()) => self.drain_acd(now),
@@ -110,6 +127,7 @@ impl Core {
                 } => self.ring_agent(now, call, agent, &target),
                 Command::CancelRing { call, agent } => self.cancel_ring(now, call, &agent),
                 Command::Overflow { call, to, .. } => {
+                    self.note(now, call, cdr::EventKind::Overflowed, Some(to.clone()));
                     if let Some(c) = self.calls.get_mut(&call) {
                         c.queue = Some(to);
                         c.overflowed = true;
@@ -160,6 +178,7 @@ impl Core {
         ];
         call.agent = Some(agent.clone());
         let span = call.span.clone();
+        self.note(now, key, cdr::EventKind::AgentRinging, Some(agent.clone()));
         span.in_scope(|| debug!(agent, "ringing agent"));
         self.place_b(now, key, uri, peer, pop);
     }

@@ -215,12 +215,18 @@ impl Core {
         self.tl.send_ack(Some(c_invite), c.peer, c_ack);
         self.notify_agent(now, key, "SIP/2.0 200 OK", true);
         // Release the agent and put the new leg in its place.
+        let at_ms = self.unix_ms(now);
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
         let old_b = std::mem::replace(&mut call.b, c);
         call.b_invite_tx = Some(c_invite);
         call.transferred_to = Some(number.clone());
+        call.events.push(crate::cdr::Event {
+            at_ms,
+            kind: crate::cdr::EventKind::TransferredOut,
+            detail: Some(number.clone()),
+        });
         let new_id = call.b.call_id.clone();
         let bye = {
             let mut b = old_b;

@@ -158,7 +158,7 @@ impl SipServer {
         let mut core = Core::new(core_cfg, plan, crate::util::seed::process_seed(), now);
         let unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
+            .map(|d| d.as_millis() as i64)
             .unwrap_or_default();
         core.set_wall_clock(now, unix);
         Ok(SipServer {

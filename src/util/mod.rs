@@ -3,3 +3,4 @@
 pub mod idmap;
 pub mod pii;
 pub mod seed;
+pub mod time;

@@ -1,0 +1,210 @@
+//! Call records: batched, idempotent inserts (with their interval increments in
+//! the same transaction) and filtered reads.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::intervals::{self, IntervalRow};
+use super::{Store, StoreError};
+use crate::cdr::{CallRecord, Event};
+
+const COLUMNS: &str = "id, sip_call_id, caller, called, original, line, mode, department, \
+    queue, agent, answered_by, transferred_to, outcome, reason, final_code, received_at_ms, \
+    offered_at_ms, answered_at_ms, ended_at_ms, survey, recording, callback_pending, events";
+const NCOLS: usize = 23;
+/// Records per INSERT statement: 23 × 400 parameters stays under SQLite's 32,766.
+const CHUNK: usize = 400;
+
+/// Which calls to read. Every field narrows; none set means the latest calls.
+#[derive(Debug, Clone, Default)]
+pub struct CallFilter {
+    /// Ended at or after (Unix ms).
+    pub from_ms: Option<i64>,
+    /// Ended before (Unix ms).
+    pub to_ms: Option<i64>,
+    pub line: Option<String>,
+    pub mode: Option<String>,
+    pub queue: Option<String>,
+    pub outcome: Option<String>,
+    pub callback_pending: Option<bool>,
+    /// At most this many, newest first (oldest first when `ascending`).
+    pub limit: i64,
+    pub ascending: bool,
+}
+
+impl Store {
+    /// Writes finished calls and the interval increments each one brings, in one
+    /// transaction. A record whose id is already stored is skipped together with its
+    /// increments, so a batch retried after an unclear failure counts nothing twice.
+    /// Returns how many records were new.
+    pub async fn insert_calls(
+        &self,
+        batch: &[(CallRecord, Vec<IntervalRow>)],
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut inserted = std::collections::HashSet::new();
+        for chunk in batch.chunks(CHUNK) {
+            let sql = insert_sql(chunk.len());
+            let mut q = sqlx::query(&sql);
+            for (r, _) in chunk {
+                let events = serde_json::to_string(&r.events)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                q = q
+                    .bind(r.id.clone())
+                    .bind(r.sip_call_id.clone())
+                    .bind(r.caller.clone())
+                    .bind(r.called.clone())
+                    .bind(r.original.clone())
+                    .bind(r.line.clone())
+                    .bind(r.mode.clone())
+                    .bind(r.department.clone())
+                    .bind(r.queue.clone())
+                    .bind(r.agent.clone())
+                    .bind(r.answered_by.clone())
+                    .bind(r.transferred_to.clone())
+                    .bind(r.outcome.clone())
+                    .bind(r.reason.clone())
+                    .bind(i64::from(r.final_code))
+                    .bind(r.received_at_ms)
+                    .bind(r.offered_at_ms)
+                    .bind(r.answered_at_ms)
+                    .bind(r.ended_at_ms)
+                    .bind(r.survey.map(i64::from))
+                    .bind(r.recording.clone())
+                    .bind(i64::from(r.callback_pending))
+                    .bind(events);
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                inserted.insert(row.try_get::<String, _>(0)?);
+            }
+        }
+        let rows: Vec<&IntervalRow> = batch
+            .iter()
+            .filter(|(r, _)| inserted.contains(&r.id))
+            .flat_map(|(_, rows)| rows)
+            .collect();
+        intervals::add(&mut tx, &rows).await?;
+        tx.commit().await?;
+        Ok(inserted.len())
+    }
+
+    /// Calls matching `filter`.
+    pub async fn calls(&self, f: &CallFilter) -> Result<Vec<CallRecord>, StoreError> {
+        let mut sql = format!("SELECT {COLUMNS} FROM call_records WHERE 1 = 1");
+        let mut params: Vec<Param> = Vec::new();
+        let mut add = |sql: &mut String, cond: &str, p: Param| {
+            params.push(p);
+            *sql += &format!(" AND {cond} ${}", params.len());
+        };
+        if let Some(v) = f.from_ms {
+            add(&mut sql, "ended_at_ms >=", Param::Int(v));
+        }
+        if let Some(v) = f.to_ms {
+            add(&mut sql, "ended_at_ms <", Param::Int(v));
+        }
+        for (col, v) in [
+            ("line =", &f.line),
+            ("mode =", &f.mode),
+            ("queue =", &f.queue),
+            ("outcome =", &f.outcome),
+        ] {
+            if let Some(v) = v {
+                add(&mut sql, col, Param::Text(v.clone()));
+            }
+        }
+        if let Some(v) = f.callback_pending {
+            add(&mut sql, "callback_pending =", Param::Int(i64::from(v)));
+        }
+        let dir = if f.ascending { "ASC" } else { "DESC" };
+        params.push(Param::Int(f.limit.max(0)));
+        sql += &format!(
+            " ORDER BY ended_at_ms {dir}, id {dir} LIMIT ${}",
+            params.len()
+        );
+        let mut q = sqlx::query(&sql);
+        for p in params {
+            q = match p {
+                Param::Text(v) => q.bind(v),
+                Param::Int(v) => q.bind(v),
+            };
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// How many calls are stored.
+    pub async fn count_calls(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) FROM call_records")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>(0)?)
+    }
+
+    /// Marks a missed call as called back. Returns false when no such call waits.
+    pub async fn clear_callback(&self, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE call_records SET callback_pending = 0 WHERE id = $1 AND callback_pending = 1",
+        )
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+/// A bind parameter of a filtered query.
+enum Param {
+    Text(String),
+    Int(i64),
+}
+
+fn insert_sql(rows: usize) -> String {
+    let mut sql = format!("INSERT INTO call_records ({COLUMNS}) VALUES ");
+    for r in 0..rows {
+        if r > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for c in 0..NCOLS {
+            if c > 0 {
+                sql.push(',');
+            }
+            sql += &format!("${}", r * NCOLS + c + 1);
+        }
+        sql.push(')');
+    }
+    sql += " ON CONFLICT (id) DO NOTHING RETURNING id";
+    sql
+}
+
+fn from_row(row: &AnyRow) -> Result<CallRecord, StoreError> {
+    let events: String = row.try_get("events")?;
+    let events: Vec<Event> =
+        serde_json::from_str(&events).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let small = |v: Option<i64>| v.and_then(|v| u8::try_from(v).ok());
+    Ok(CallRecord {
+        id: row.try_get("id")?,
+        sip_call_id: row.try_get("sip_call_id")?,
+        caller: row.try_get("caller")?,
+        called: row.try_get("called")?,
+        original: row.try_get("original")?,
+        line: row.try_get("line")?,
+        mode: row.try_get("mode")?,
+        department: row.try_get("department")?,
+        queue: row.try_get("queue")?,
+        agent: row.try_get("agent")?,
+        answered_by: row.try_get("answered_by")?,
+        transferred_to: row.try_get("transferred_to")?,
+        outcome: row.try_get("outcome")?,
+        reason: row.try_get("reason")?,
+        final_code: u16::try_from(row.try_get::<i64, _>("final_code")?).unwrap_or_default(),
+        received_at_ms: row.try_get("received_at_ms")?,
+        offered_at_ms: row.try_get("offered_at_ms")?,
+        answered_at_ms: row.try_get("answered_at_ms")?,
+        ended_at_ms: row.try_get("ended_at_ms")?,
+        survey: small(row.try_get("survey")?),
+        recording: row.try_get("recording")?,
+        callback_pending: row.try_get::<i64, _>("callback_pending")? != 0,
+        events,
+    })
+}

@@ -1,0 +1,74 @@
+//! Schema migrations: numbered SQL files per backend, embedded in the binary,
+//! each applied once in its own transaction and recorded in `schema_migrations`.
+
+use super::{Backend, Store, StoreError};
+
+/// (version, SQLite text, PostgreSQL text), in order.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    include_str!("../../migrations/sqlite/0001_calls.sql"),
+    include_str!("../../migrations/postgres/0001_calls.sql"),
+)];
+
+/// Applies every migration the database has not seen yet.
+pub(super) async fn run(store: &Store) -> Result<(), StoreError> {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS schema_migrations \
+         (version BIGINT PRIMARY KEY, applied_at_ms BIGINT NOT NULL)",
+    )
+    .execute(&store.pool)
+    .await?;
+    for &(version, sqlite, postgres) in MIGRATIONS {
+        let mut tx = store.pool.begin().await?;
+        if store.backend == Backend::Postgres {
+            // Two nodes starting at once: one migrates, the other waits here.
+            sqlx::query("SELECT pg_advisory_xact_lock(12345)")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let done: Option<(i64,)> =
+            sqlx::query_as("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if done.is_some() {
+            continue;
+        }
+        let text = match store.backend {
+            Backend::Sqlite => sqlite,
+            Backend::Postgres => postgres,
+        };
+        for statement in text
+            .split(';')
+            .map(strip_comments)
+            .filter(|s| !s.is_empty())
+        {
+            sqlx::query(&statement)
+                .execute(&mut *tx)
+                .await
+                .map_err(|source| StoreError::Migration { version, source })?;
+        }
+        sqlx::query("INSERT INTO schema_migrations (version, applied_at_ms) VALUES ($1, $2)")
+            .bind(version)
+            .bind(crate::util::time::unix_ms())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(
+            version,
+            backend = store.backend.as_str(),
+            "database migrated"
+        );
+    }
+    Ok(())
+}
+
+/// A statement without its `--` comment lines.
+fn strip_comments(s: &str) -> String {
+    s.lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .to_string()
+}

@@ -1,0 +1,232 @@
+//! The same tests against a real SQLite file and the real PostgreSQL (a fresh
+//! database per test). PostgreSQL missing: skipped loudly, or a failure under CI.
+
+use super::*;
+use crate::cdr::{CallRecord, Event, EventKind};
+
+/// A SQLite file in a fresh folder, and a fresh PostgreSQL database when the
+/// server answers.
+pub(crate) async fn backends(name: &str) -> Vec<String> {
+    let dir = std::env::temp_dir().join(format!(
+        "hgw-store-{name}-{}-{}",
+        std::process::id(),
+        crate::util::time::unix_ms()
+    ));
+    let mut urls = vec![format!("sqlite:{}/calls.db", dir.display())];
+    match fresh_postgres(name).await {
+        Ok(url) => urls.push(url),
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("PostgreSQL is required under CI=true: {e}")
+        }
+        Err(e) => eprintln!(
+            "\n*** SKIPPING the PostgreSQL half of store::{name}: {e} ***\n\
+             *** (start PostgreSQL on 127.0.0.1:5432 to run it)           ***\n"
+        ),
+    }
+    urls
+}
+
+async fn fresh_postgres(name: &str) -> Result<String, sqlx::Error> {
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/test").await?;
+    let db = format!("hgw_{name}_{}", std::process::id());
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {db}"))
+        .execute(&mut admin)
+        .await?;
+    sqlx::query(&format!("CREATE DATABASE {db}"))
+        .execute(&mut admin)
+        .await?;
+    Ok(format!("postgres://postgres@127.0.0.1:5432/{db}"))
+}
+
+fn record(id: &str, ended: i64, outcome: &str, callback: bool) -> CallRecord {
+    CallRecord {
+        id: id.into(),
+        sip_call_id: format!("{id}@sipp"),
+        caller: "13800000000".into(),
+        called: "12345".into(),
+        original: Some("12315".into()),
+        line: Some("12315".into()),
+        mode: Some("call_forwarding".into()),
+        department: Some("市场监管".into()),
+        queue: Some("hotline".into()),
+        agent: Some("1001".into()),
+        answered_by: Some("12345".into()),
+        transferred_to: None,
+        outcome: Some(outcome.into()),
+        reason: "call.caller_hangup".into(),
+        final_code: 200,
+        received_at_ms: ended - 60_000,
+        offered_at_ms: Some(ended - 59_000),
+        answered_at_ms: Some(ended - 50_000),
+        ended_at_ms: ended,
+        survey: Some(1),
+        recording: None,
+        callback_pending: callback,
+        events: vec![Event {
+            at_ms: ended - 60_000,
+            kind: EventKind::Received,
+            detail: Some("12315".into()),
+        }],
+    }
+}
+
+fn increment(start: i64, key: &str, answered: i64) -> IntervalRow {
+    IntervalRow {
+        start_ms: start,
+        dimension: "line".into(),
+        key: key.into(),
+        offered: 1,
+        answered,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn records_round_trip_and_retries_count_nothing_twice() {
+    for url in backends("roundtrip").await {
+        let store = Store::open(&url).await.expect(&url);
+        let batch = vec![
+            (
+                record("a-1", 1_000_000, "answered", false),
+                vec![increment(900_000, "12315", 1)],
+            ),
+            (
+                record("a-2", 1_100_000, "abandoned", true),
+                vec![increment(900_000, "12315", 0)],
+            ),
+        ];
+        assert_eq!(store.insert_calls(&batch).await.unwrap(), 2, "{url}");
+        // The same batch again (a retry after an unclear failure) adds nothing.
+        assert_eq!(store.insert_calls(&batch).await.unwrap(), 0, "{url}");
+        assert_eq!(store.count_calls().await.unwrap(), 2);
+        let all = store
+            .calls(&CallFilter {
+                limit: 10,
+                ascending: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(all, vec![batch[0].0.clone(), batch[1].0.clone()], "{url}");
+        let rows = store.intervals(0, 2_000_000, Some("line")).await.unwrap();
+        assert_eq!(rows.len(), 1, "{url}");
+        assert_eq!((rows[0].offered, rows[0].answered), (2, 1), "{url}");
+        // Reopening runs no migration twice.
+        drop(store);
+        let store = Store::open(&url).await.expect("reopen");
+        assert_eq!(store.count_calls().await.unwrap(), 2);
+    }
+}
+
+#[tokio::test]
+async fn filters_and_callbacks() {
+    for url in backends("filters").await {
+        let store = Store::open(&url).await.expect(&url);
+        let mut batch = Vec::new();
+        for i in 0..10 {
+            let outcome = if i % 3 == 0 { "abandoned" } else { "answered" };
+            let mut r = record(&format!("f-{i}"), 1_000_000 + i * 1000, outcome, i % 3 == 0);
+            if i >= 5 {
+                r.line = Some("12345".into());
+            }
+            batch.push((r, Vec::new()));
+        }
+        store.insert_calls(&batch).await.unwrap();
+        let get = |f: CallFilter| {
+            let store = store.clone();
+            async move {
+                let limit = if f.limit == 0 { 100 } else { f.limit };
+                let f = CallFilter { limit, ..f };
+                store
+                    .calls(&f)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|r| r.id)
+                    .collect::<Vec<_>>()
+            }
+        };
+        let pending = get(CallFilter {
+            callback_pending: Some(true),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(pending, ["f-9", "f-6", "f-3", "f-0"], "{url}");
+        let range = get(CallFilter {
+            from_ms: Some(1_002_000),
+            to_ms: Some(1_005_000),
+            line: Some("12315".into()),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(range, ["f-4", "f-3", "f-2"], "{url}");
+        let latest = get(CallFilter {
+            limit: 2,
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(latest, ["f-9", "f-8"], "{url}: newest first, limited");
+        assert!(store.clear_callback("f-3").await.unwrap());
+        assert!(
+            !store.clear_callback("f-3").await.unwrap(),
+            "already cleared"
+        );
+        assert!(!store.clear_callback("f-1").await.unwrap(), "never pending");
+        let pending = get(CallFilter {
+            callback_pending: Some(true),
+            outcome: Some("abandoned".into()),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(pending, ["f-9", "f-6", "f-0"], "{url}");
+    }
+}
+
+#[tokio::test]
+async fn intervals_are_replaced_by_a_recompute_and_alerts_kept() {
+    for url in backends("recompute").await {
+        let store = Store::open(&url).await.expect(&url);
+        let batch = vec![(
+            record("r-1", 1_000_000, "answered", false),
+            vec![
+                increment(900_000, "12315", 1),
+                increment(1_800_000, "12345", 1),
+            ],
+        )];
+        store.insert_calls(&batch).await.unwrap();
+        store
+            .replace_intervals(0, 1_800_000, &[increment(900_000, "12315", 0)])
+            .await
+            .unwrap();
+        let rows = store.intervals(0, i64::MAX, None).await.unwrap();
+        assert_eq!(rows.len(), 2, "{url}: the row outside the range stays");
+        assert_eq!(rows[0].answered, 0, "{url}");
+        assert_eq!(rows[1].key, "12345", "{url}");
+        let alert = AlertRow {
+            at_ms: 5,
+            kind: "breach".into(),
+            dimension: "overall".into(),
+            key: "all".into(),
+            window: "24h".into(),
+            answer_rate: Some(0.9),
+            offered: 40,
+            target: 0.95,
+        };
+        store.insert_alert(&alert).await.unwrap();
+        assert_eq!(store.alerts(0).await.unwrap(), vec![alert], "{url}");
+    }
+}
+
+#[test]
+fn urls_are_recognised() {
+    assert!(matches!(normalise("mysql://x"), Err(StoreError::Url(_))));
+    assert!(matches!(normalise("sqlite:"), Err(StoreError::Url(_))));
+    let (b, u) = normalise("sqlite::memory:").unwrap();
+    assert_eq!(
+        (b, u.as_str()),
+        (Backend::Sqlite, "sqlite://:memory:?mode=rwc")
+    );
+    let (b, _) = normalise("postgres://postgres@127.0.0.1/test").unwrap();
+    assert_eq!(b, Backend::Postgres);
+}
