@@ -15,6 +15,7 @@ use tracing::{error, info};
 
 use hotline_gateway::config::Config;
 use hotline_gateway::dialplan::{self, Dialplan};
+use hotline_gateway::reporting;
 use hotline_gateway::transport::{Control, SipServer, Status, TransportError};
 
 #[derive(Debug, Parser)]
@@ -36,6 +37,11 @@ enum Command {
     Dialplan {
         #[command(subcommand)]
         command: DialplanCommand,
+    },
+    /// Answer-rate figures kept in the database.
+    Sla {
+        #[command(subcommand)]
+        command: SlaCommand,
     },
     /// The test softphone: an agent seat or callers.
     Softphone {
@@ -127,6 +133,31 @@ struct RunArgs {
     /// HTTP listen address, overriding the config.
     #[arg(long)]
     http_listen: Option<SocketAddr>,
+    /// Database for call records, overriding the config: sqlite:PATH,
+    /// postgres://user@host/db, or none.
+    #[arg(long)]
+    database: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum SlaCommand {
+    /// Rebuild the persisted 15-minute intervals from the stored call events.
+    Recompute(RecomputeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RecomputeArgs {
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Database, overriding the config.
+    #[arg(long)]
+    database: Option<String>,
+    /// From this time (RFC 3339) [default: the beginning].
+    #[arg(long)]
+    from: Option<String>,
+    /// Up to this time (RFC 3339) [default: now].
+    #[arg(long)]
+    to: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -178,6 +209,9 @@ fn main() -> std::process::ExitCode {
 fn run_cli(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => run(args),
+        Command::Sla {
+            command: SlaCommand::Recompute(args),
+        } => recompute(args),
         Command::Dialplan {
             command: DialplanCommand::Check { config },
         } => {
@@ -296,34 +330,51 @@ fn run(args: RunArgs) -> Result<()> {
     if let Some(a) = args.http_listen {
         cfg.http.listen = a;
     }
+    if let Some(db) = args.database {
+        cfg.store.database = db;
+    }
     init_tracing(&cfg.log.level);
     let plan = Arc::new(load_dialplan(&cfg).context("loading the dialplan")?);
-    let status = Arc::new(Status::default());
-    let (control_tx, control_rx) = mpsc::channel(16);
-    let sip = spawn_sip(&cfg, plan.clone(), status.clone(), control_rx)?;
-    info!(
-        sip = %cfg.sip.listen,
-        http = %cfg.http.listen,
-        lines = plan.len(),
-        "hotline-gw running"
-    );
-    // HTTP and signals share a small runtime; the SIP core has a thread of its own.
+    // HTTP, reporting and signals share a small runtime; the SIP core has a thread
+    // of its own.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()?;
+    let reporting = runtime
+        .block_on(reporting::start(reporting_config(&cfg)))
+        .context("opening the call-record store")?;
+    let status = Arc::new(Status::default());
+    let (control_tx, control_rx) = mpsc::channel(16);
+    let sip = spawn_sip(
+        &cfg,
+        plan.clone(),
+        status.clone(),
+        control_rx,
+        reporting.recorder,
+    )?;
+    info!(
+        sip = %cfg.sip.listen,
+        http = %cfg.http.listen,
+        lines = plan.len(),
+        database = %cfg.database_url().map(|u| redact_url(&u)).unwrap_or_else(|| "none".into()),
+        "hotline-gw running"
+    );
     let dialplan_dir = cfg.dialplan_dir();
     let reload_tx = control_tx.clone();
+    let shared = reporting.shared;
+    let writer = reporting.writer;
     let result = runtime.block_on(async move {
         let state = hotline_gateway::http::AppState {
             status,
             control: control_tx.clone(),
             dialplan_dir: cfg.dialplan_dir(),
+            reporting: shared,
         };
         let http = tokio::spawn(hotline_gateway::http::serve(cfg.http.listen, state));
-        let sip_done = tokio::task::spawn_blocking(move || sip.join());
-        tokio::select! {
-            r = sip_done => {
+        let mut sip_done = tokio::task::spawn_blocking(move || sip.join());
+        let outcome = tokio::select! {
+            r = &mut sip_done => {
                 match r.context("SIP thread")? {
                     Ok(r) => r?,
                     Err(_) => bail!("SIP thread panicked"),
@@ -342,10 +393,75 @@ fn run(args: RunArgs) -> Result<()> {
             _ = reload_on_sighup(dialplan_dir, reload_tx) => {
                 bail!("SIGHUP handler stopped");
             }
+        };
+        // The SIP task hands its held records to the writer; the writer drains.
+        let _ = tokio::time::timeout(SHUTDOWN_WAIT, sip_done).await;
+        if let Some(w) = writer
+            && tokio::time::timeout(SHUTDOWN_WAIT, w).await.is_err()
+        {
+            error!("call-record writer did not finish in time: unwritten records are lost");
         }
+        outcome
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     result
+}
+
+/// How long shutdown waits for the SIP task and the writer.
+const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn reporting_config(cfg: &Config) -> reporting::ReportingConfig {
+    reporting::ReportingConfig {
+        sla: cfg.sla.clone(),
+        database: cfg.database_url(),
+        queue_capacity: cfg.store.queue_capacity,
+        batch_max: cfg.store.batch_max,
+    }
+}
+
+/// A database URL without its password, for the log.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// `hotline-gw sla recompute`.
+fn recompute(args: RecomputeArgs) -> Result<()> {
+    let mut cfg = load_config(args.config.as_deref())?;
+    if let Some(db) = args.database {
+        cfg.store.database = db;
+    }
+    init_tracing(&cfg.log.level);
+    let url = cfg
+        .database_url()
+        .context("no database configured (store.database = \"none\")")?;
+    let at = |s: &Option<String>, default: i64| -> Result<i64> {
+        match s {
+            Some(t) => Ok(dialplan::time::parse_rfc3339(t)
+                .map_err(|e| anyhow::anyhow!("{t:?}: {e}"))?
+                * 1000),
+            None => Ok(default),
+        }
+    };
+    let from = at(&args.from, 0)?;
+    let to = at(&args.to, hotline_gateway::util::time::unix_ms())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (calls, rows) = runtime.block_on(async {
+        let store = hotline_gateway::store::Store::open(&url).await?;
+        reporting::recompute(&store, &cfg.sla, from, to).await
+    })?;
+    println!("recomputed {rows} interval rows from {calls} calls");
+    Ok(())
 }
 
 /// Binds the SIP sockets on a thread with its own single-threaded runtime: the
@@ -355,6 +471,7 @@ fn spawn_sip(
     plan: Arc<Dialplan>,
     status: Arc<Status>,
     control: mpsc::Receiver<Control>,
+    recorder: reporting::Recorder,
 ) -> Result<std::thread::JoinHandle<Result<(), TransportError>>> {
     let cfg = cfg.clone();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -375,7 +492,7 @@ fn spawn_sip(
                 match SipServer::bind(&cfg, plan, status).await {
                     Ok(server) => {
                         let _ = ready_tx.send(Ok(()));
-                        server.run(control).await
+                        server.with_recorder(recorder).run(control).await
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));

@@ -57,12 +57,17 @@ impl Core {
             .is_some_and(|t| t.trusted)
             .then(|| number::asserted_caller(&req))
             .flatten();
-        if self.calls.len() >= self.cfg.max_calls {
+        let overload = if self.calls.len() >= self.cfg.max_calls {
+            Some(Reason::Overload)
+        } else {
+            self.store_backlog.then_some(Reason::StoreBacklog)
+        };
+        if let Some(reason) = overload {
             let tag = self.ids.tag();
             let mut m = response_to(&req, 503, "Service Unavailable", Some(&tag));
             m.header("Retry-After", &self.cfg.retry_after_s.to_string());
             self.respond(now, tx, 503, m.finish_empty());
-            return self.record_refused(now, &req, Reason::Overload, 503);
+            return self.record_refused(now, &req, reason, 503);
         }
         let key = self.next_key;
         self.next_key += 1;

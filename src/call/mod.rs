@@ -303,6 +303,8 @@ pub struct Core {
     acd: Acd,
     registrar: Registrar,
     orphans: IdMap<TxId, queued::Orphan>,
+    /// Finished calls wait for the database: refuse new ones.
+    store_backlog: bool,
     /// Prefix of call record ids: this core's random boot id.
     id_prefix: String,
     /// An instant and the Unix time it corresponds to: the core's wall clock for
@@ -348,8 +350,14 @@ impl Core {
             registrar,
             orphans: IdMap::default(),
             wall: (now, 0),
+            store_backlog: false,
             id_prefix: format!("{:012x}", seed & 0xffff_ffff_ffff),
         }
+    }
+
+    /// While set, new calls get `503` + Retry-After with reason `store.backlog`.
+    pub fn set_store_backlog(&mut self, on: bool) {
+        self.store_backlog = on;
     }
 
     /// Tells the core which Unix time (in milliseconds) `at` is, for time-of-day

@@ -43,6 +43,8 @@ pub enum Reason {
     UntrustedSource,
     /// The line exists but is not in service on this date: `404`.
     LineNotInService,
+    /// New calls refused while finished calls wait for the database.
+    StoreBacklog,
 }
 
 impl Reason {
@@ -66,11 +68,12 @@ impl Reason {
             Reason::QueueRemoved => "acd.queue_removed_callback",
             Reason::UntrustedSource => "dialplan.untrusted_source",
             Reason::LineNotInService => "dialplan.line_not_in_service",
+            Reason::StoreBacklog => "store.backlog",
         }
     }
 
     /// Every code, for documentation and metrics pre-registration.
-    pub const ALL: [Reason; 17] = [
+    pub const ALL: [Reason; 18] = [
         Reason::CallerHangup,
         Reason::CalleeHangup,
         Reason::CallerCancelled,
@@ -88,6 +91,7 @@ impl Reason {
         Reason::QueueRemoved,
         Reason::UntrustedSource,
         Reason::LineNotInService,
+        Reason::StoreBacklog,
     ];
 
     /// The reason with this stable code.

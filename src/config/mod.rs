@@ -33,6 +33,11 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub registrar: RegistrarSection,
+    #[serde(default)]
+    pub store: StoreSection,
+    /// Answer-rate target, windows' rules and the breach webhook.
+    #[serde(default)]
+    pub sla: crate::sla::SlaConfig,
     /// Where the file was read from; relative paths are resolved against its folder.
     #[serde(skip)]
     pub origin: Option<PathBuf>,
@@ -193,6 +198,33 @@ impl Default for LogConfig {
     }
 }
 
+/// `[store]`: where call records go, and what happens when the database is slower
+/// than the calls.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// `sqlite:PATH` (relative paths from the config file's folder) or
+    /// `postgres://…`; `none` keeps no records (figures then start from zero at
+    /// every restart).
+    pub database: String,
+    /// Finished calls waiting for the writer. When full, new calls get `503`
+    /// (reason `store.backlog`) until half of it has drained; finished calls are
+    /// held, never dropped.
+    pub queue_capacity: usize,
+    /// Most records written per transaction.
+    pub batch_max: usize,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            database: "sqlite:data/hotline.db".into(),
+            queue_capacity: 20_000,
+            batch_max: 1000,
+        }
+    }
+}
+
 fn yes() -> bool {
     true
 }
@@ -289,12 +321,47 @@ impl Config {
         if let Err((key, reason)) = self.registrar.to_registrar() {
             return Err(err(&key, &reason));
         }
+        if let Err(reason) = self.sla.validate() {
+            return Err(err("sla", &reason));
+        }
+        let db = &self.store.database;
+        if db != "none"
+            && !db.starts_with("sqlite:")
+            && !db.starts_with("postgres://")
+            && !db.starts_with("postgresql://")
+        {
+            return Err(err(
+                "store.database",
+                "use sqlite:PATH, postgres://… or none",
+            ));
+        }
+        if self.store.queue_capacity < 2 || self.store.batch_max == 0 {
+            return Err(err(
+                "store.queue_capacity",
+                "queue_capacity must be at least 2 and batch_max at least 1",
+            ));
+        }
         Ok(())
     }
 
     /// The dialplan folder, resolved against the config file's folder.
     pub fn dialplan_dir(&self) -> PathBuf {
         self.resolve(&self.dialplan.dir)
+    }
+
+    /// The database URL, a SQLite path resolved against the config file's folder.
+    pub fn database_url(&self) -> Option<String> {
+        let db = &self.store.database;
+        if db == "none" {
+            return None;
+        }
+        match db.strip_prefix("sqlite:") {
+            Some(path) if !path.starts_with("//") && path != ":memory:" => Some(format!(
+                "sqlite:{}",
+                self.resolve(Path::new(path)).display()
+            )),
+            _ => Some(db.clone()),
+        }
     }
 
     fn resolve(&self, p: &Path) -> PathBuf {

@@ -1,5 +1,10 @@
-//! The HTTP side: health now; metrics, the API and the wallboard build on it.
-//! Reads only the lock-free [`Status`]; never touches SIP or SQL.
+//! The HTTP side: health, the admin API, `/metrics`, the SLA and call-record API
+//! and the wallboard. Reads the lock-free [`Status`], asks the SIP core through
+//! its control queue, and reads the store through `store/`; never touches SIP
+//! messages or SQL.
+
+mod metrics;
+mod reports;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +31,8 @@ pub struct AppState {
     pub control: mpsc::Sender<Control>,
     /// The dialplan folder, for `POST /api/v1/dialplan/reload`.
     pub dialplan_dir: PathBuf,
+    /// Live answer-rate figures, counters and the call-record store.
+    pub reporting: Arc<crate::reporting::Shared>,
 }
 
 /// Why the HTTP server could not run.
@@ -43,7 +50,13 @@ pub enum HttpError {
 /// The router, separate from serving so tests can drive it.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(reports::wallboard))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(reports::metrics))
+        .route("/api/v1/sla", get(reports::sla))
+        .route("/api/v1/sla/intervals", get(reports::intervals))
+        .route("/api/v1/calls", get(reports::calls))
+        .route("/api/v1/calls/{id}/callback", post(reports::callback_done))
         .route("/api/v1/agents", get(agents))
         .route("/api/v1/agents/{id}/state", post(agent_state))
         .route("/api/v1/queues", get(queues))
@@ -175,6 +188,7 @@ impl WithStatus for Json<serde_json::Value> {
 /// `GET /healthz`: 200 while the SIP core runs, with its headline figures.
 async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
     let s = &state.status;
+    let t = &state.reporting.telemetry;
     let ended: serde_json::Map<String, serde_json::Value> = s
         .ended_by_reason()
         .into_iter()
@@ -189,6 +203,15 @@ async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
         "parse_errors": s.parse_errors.load(Ordering::Relaxed),
         "rejected_requests": s.rejected_requests.load(Ordering::Relaxed),
         "calls_ended": ended,
+        "store": {
+            "backend": state.reporting.store.as_ref().map(|s| s.backend().as_str()),
+            "written": t.written.load(Ordering::Relaxed),
+            "queued": t.queued.load(Ordering::Relaxed),
+            "held": t.held.load(Ordering::Relaxed),
+            "write_errors": t.write_errors.load(Ordering::Relaxed),
+            "dropped": t.dropped.load(Ordering::Relaxed),
+            "backlog": t.backlogged.load(Ordering::Relaxed),
+        },
     }))
 }
 

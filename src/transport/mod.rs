@@ -30,6 +30,7 @@ use crate::call::api::{AgentAction, ApiError};
 use crate::call::{Core, CoreConfig};
 use crate::config::Config;
 use crate::dialplan::Dialplan;
+use crate::reporting::Recorder;
 use crate::sip::transaction::LayerConfig;
 use crate::sip::{Peer, Transmit, Transport};
 
@@ -93,12 +94,16 @@ pub struct SipServer {
     core: Core,
     max_message: usize,
     status: Arc<Status>,
+    /// Where finished calls go (figures, metrics, the store).
+    recorder: Option<Recorder>,
 }
 
 /// Capacity of the queue from TCP readers to the core task.
 const INBOUND_QUEUE: usize = 8192;
 /// Capacity of each connection's write queue.
 const WRITE_QUEUE: usize = 1024;
+/// How often held call records are retried while the store queue is full.
+const BACKLOG_PUMP: Duration = Duration::from_millis(20);
 /// Datagrams handled per wake-up before timers and TCP get a turn.
 const UDP_BATCH: usize = 256;
 
@@ -167,6 +172,7 @@ impl SipServer {
             core,
             max_message: cfg.sip.max_message_bytes,
             status,
+            recorder: None,
         })
     }
 
@@ -178,7 +184,14 @@ impl SipServer {
             .or_else(|| self.tcp.as_ref().and_then(|s| s.local_addr().ok()))
     }
 
-    /// Runs until [`Control::Shutdown`].
+    /// Hands finished calls to the reporting service.
+    pub fn with_recorder(mut self, recorder: Recorder) -> SipServer {
+        self.recorder = Some(recorder);
+        self
+    }
+
+    /// Runs until [`Control::Shutdown`]; then hands every held call record to the
+    /// writer.
     pub async fn run(self, mut control: mpsc::Receiver<Control>) -> Result<(), TransportError> {
         let SipServer {
             udp,
@@ -186,6 +199,7 @@ impl SipServer {
             mut core,
             max_message,
             status,
+            mut recorder,
         } = self;
         let (in_tx, mut in_rx) = mpsc::channel::<Inbound>(INBOUND_QUEUE);
         if let Some(listener) = tcp {
@@ -205,6 +219,9 @@ impl SipServer {
                     }
                     Some(Control::Shutdown) | None => {
                         info!(active_calls = core.active_calls(), "SIP transport stopping");
+                        if let Some(r) = recorder.take() {
+                            r.close().await;
+                        }
                         return Ok(());
                     }
                     Some(Control::Agents(reply)) => {
@@ -236,9 +253,11 @@ impl SipServer {
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     core.handle_timeout(Instant::now());
                 }
+                // Held call records move on as the writer makes room.
+                _ = tokio::time::sleep(BACKLOG_PUMP), if recorder.as_ref().is_some_and(|r| r.backlogged()) => {}
             }
             flush(&mut core, udp.as_ref(), &mut conns, &in_tx, max_message).await;
-            status.observe(&mut core);
+            status.observe(&mut core, recorder.as_mut());
         }
     }
 }

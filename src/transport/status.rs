@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use crate::call::{Core, Reason};
+use crate::reporting::Recorder;
 
 /// Live figures of the SIP core.
 #[derive(Debug)]
@@ -35,11 +36,21 @@ impl Default for Status {
 
 impl Status {
     /// Copies the core's figures and drains its finished-call records.
-    pub(crate) fn observe(&self, core: &mut Core) {
+    pub(crate) fn observe(&self, core: &mut Core, recorder: Option<&mut Recorder>) {
+        let mut recorder = recorder;
         while let Some(r) = core.poll_record() {
             if let Some(i) = Reason::ALL.iter().position(|x| *x == r.reason) {
                 self.ended[i].fetch_add(1, Ordering::Relaxed);
             }
+            if let Some(rec) = recorder.as_deref_mut() {
+                rec.finished(&r);
+            }
+        }
+        if let Some(rec) = recorder {
+            if rec.backlogged() {
+                rec.pump();
+            }
+            core.set_store_backlog(rec.backlogged());
         }
         let s = core.stats();
         self.active_calls

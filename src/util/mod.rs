@@ -2,5 +2,6 @@
 
 pub mod idmap;
 pub mod pii;
+pub mod post;
 pub mod seed;
 pub mod time;

@@ -1,0 +1,303 @@
+//! `GET /metrics`: Prometheus text exposition (version 0.0.4), written by hand from
+//! the SIP core's status, the reporting service's counters and the live SLA
+//! figures. Metric and label names are stable once shipped.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use serde_json::Value;
+
+use crate::reporting::Shared;
+use crate::reporting::telemetry::Histogram;
+use crate::sla::{Snapshot, Window};
+use crate::transport::Status;
+
+/// Renders every metric. `queues` and `agents` are the core's JSON views.
+pub fn render(
+    status: &Status,
+    rep: &Shared,
+    snap: &Snapshot,
+    queues: &Value,
+    agents: &Value,
+) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    let o = &mut out;
+    let t = &rep.telemetry;
+
+    head(
+        o,
+        "hotline_calls_total",
+        "counter",
+        "Finished calls by SLA outcome (not_offered: refused before any offer).",
+    );
+    for (outcome, n) in t.outcome_counts() {
+        let _ = writeln!(o, "hotline_calls_total{{outcome=\"{outcome}\"}} {n}");
+    }
+    head(
+        o,
+        "hotline_calls_ended_total",
+        "counter",
+        "Finished calls by reason code.",
+    );
+    for (reason, n) in status.ended_by_reason() {
+        let _ = writeln!(o, "hotline_calls_ended_total{{reason=\"{reason}\"}} {n}");
+    }
+    gauge(
+        o,
+        "hotline_active_calls",
+        "Calls in progress.",
+        status.active_calls.load(Ordering::Relaxed) as f64,
+    );
+    gauge(
+        o,
+        "hotline_sip_transactions",
+        "SIP transactions in progress.",
+        status.transactions.load(Ordering::Relaxed) as f64,
+    );
+    counter(
+        o,
+        "hotline_sip_messages_total",
+        "SIP messages received.",
+        status.messages_in.load(Ordering::Relaxed),
+    );
+    counter(
+        o,
+        "hotline_sip_parse_errors_total",
+        "SIP messages that could not be parsed.",
+        status.parse_errors.load(Ordering::Relaxed),
+    );
+
+    gauge(
+        o,
+        "hotline_sla_target",
+        "The answer-rate target.",
+        snap.target,
+    );
+    let dims = std::iter::once(("overall", "all", &snap.overall))
+        .chain(
+            snap.lines
+                .iter()
+                .map(|k| ("line", k.key.as_str(), &k.windows)),
+        )
+        .chain(
+            snap.modes
+                .iter()
+                .map(|k| ("mode", k.key.as_str(), &k.windows)),
+        )
+        .chain(
+            snap.queues
+                .iter()
+                .map(|k| ("queue", k.key.as_str(), &k.windows)),
+        );
+    let dims: Vec<_> = dims.collect();
+    for (name, help, pick) in [
+        (
+            "hotline_sla_answer_rate",
+            "Answer rate over the rolling window (absent when nothing counts yet).",
+            0,
+        ),
+        (
+            "hotline_sla_service_level",
+            "Share answered within answer_within_s over the rolling window.",
+            1,
+        ),
+        (
+            "hotline_sla_offered",
+            "Calls offered in the rolling window.",
+            2,
+        ),
+        (
+            "hotline_sla_breached",
+            "1 while the window is in breach.",
+            3,
+        ),
+    ] {
+        head(o, name, "gauge", help);
+        for (dim, key, windows) in &dims {
+            for w in [Window::M15, Window::H1, Window::H24] {
+                let f = windows.get(w);
+                let v = match pick {
+                    0 => f.answer_rate,
+                    1 => f.service_level,
+                    2 => Some(f.offered as f64),
+                    _ => Some(if f.breached { 1.0 } else { 0.0 }),
+                };
+                if let Some(v) = v {
+                    let _ = writeln!(
+                        o,
+                        "{name}{{dimension=\"{dim}\",key=\"{}\",window=\"{}\"}} {v}",
+                        esc(key),
+                        w.as_str()
+                    );
+                }
+            }
+        }
+    }
+    head(
+        o,
+        "hotline_sla_alerts_total",
+        "counter",
+        "Breach and recovery transitions.",
+    );
+    let _ = writeln!(
+        o,
+        "hotline_sla_alerts_total{{kind=\"breach\"}} {}",
+        t.alerts_breach.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        o,
+        "hotline_sla_alerts_total{{kind=\"recovery\"}} {}",
+        t.alerts_recovery.load(Ordering::Relaxed)
+    );
+    counter(
+        o,
+        "hotline_sla_webhook_failures_total",
+        "Alerts the webhook did not take.",
+        t.webhook_failures.load(Ordering::Relaxed),
+    );
+
+    head(
+        o,
+        "hotline_calls_waiting",
+        "gauge",
+        "Callers waiting in a queue.",
+    );
+    let empty = Vec::new();
+    let qs = queues["queues"].as_array().unwrap_or(&empty);
+    for q in qs {
+        let _ = writeln!(
+            o,
+            "hotline_calls_waiting{{queue=\"{}\"}} {}",
+            esc(q["name"].as_str().unwrap_or("")),
+            q["waiting"].as_u64().unwrap_or(0)
+        );
+    }
+    head(
+        o,
+        "hotline_longest_wait_seconds",
+        "gauge",
+        "Longest current wait in a queue.",
+    );
+    for q in qs {
+        let _ = writeln!(
+            o,
+            "hotline_longest_wait_seconds{{queue=\"{}\"}} {}",
+            esc(q["name"].as_str().unwrap_or("")),
+            q["longest_wait_ms"].as_u64().unwrap_or(0) as f64 / 1000.0
+        );
+    }
+    head(o, "hotline_agents", "gauge", "Agents and seats by state.");
+    let mut states: std::collections::BTreeMap<String, u64> = [
+        "ready",
+        "ringing",
+        "on_call",
+        "wrap_up",
+        "paused",
+        "logged_out",
+    ]
+    .iter()
+    .map(|s| (s.to_string(), 0))
+    .collect();
+    for a in agents["agents"].as_array().unwrap_or(&empty) {
+        *states
+            .entry(a["state"].as_str().unwrap_or("unknown").to_string())
+            .or_default() += 1;
+    }
+    for (state, n) in states {
+        let _ = writeln!(o, "hotline_agents{{state=\"{}\"}} {n}", esc(&state));
+    }
+
+    histogram(
+        o,
+        "hotline_wait_seconds",
+        "From offer to answer, of answered calls.",
+        &t.wait,
+    );
+    histogram(
+        o,
+        "hotline_post_dial_delay_seconds",
+        "From the caller's INVITE to its first ringback.",
+        &t.post_dial_delay,
+    );
+
+    counter(
+        o,
+        "hotline_store_written_total",
+        "Call records committed to the database.",
+        t.written.load(Ordering::Relaxed),
+    );
+    counter(
+        o,
+        "hotline_store_write_errors_total",
+        "Failed database writes (each retried).",
+        t.write_errors.load(Ordering::Relaxed),
+    );
+    counter(
+        o,
+        "hotline_store_dropped_total",
+        "Records of refused requests dropped while the store queue was full.",
+        t.dropped.load(Ordering::Relaxed),
+    );
+    gauge(
+        o,
+        "hotline_store_queued",
+        "Records waiting in the writer's queue.",
+        t.queued.load(Ordering::Relaxed) as f64,
+    );
+    gauge(
+        o,
+        "hotline_store_held",
+        "Records held in memory because the queue was full.",
+        t.held.load(Ordering::Relaxed) as f64,
+    );
+    gauge(
+        o,
+        "hotline_store_backlog",
+        "1 while new calls are refused for the store backlog.",
+        if t.backlogged.load(Ordering::Relaxed) {
+            1.0
+        } else {
+            0.0
+        },
+    );
+    out
+}
+
+fn head(o: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn gauge(o: &mut String, name: &str, help: &str, v: f64) {
+    head(o, name, "gauge", help);
+    let _ = writeln!(o, "{name} {v}");
+}
+
+fn counter(o: &mut String, name: &str, help: &str, v: u64) {
+    head(o, name, "counter", help);
+    let _ = writeln!(o, "{name} {v}");
+}
+
+fn histogram(o: &mut String, name: &str, help: &str, h: &Histogram) {
+    head(o, name, "histogram", help);
+    let (buckets, sum) = h.cumulative();
+    let mut count = 0;
+    for (le, n) in buckets {
+        count = n;
+        match le {
+            Some(le) => {
+                let _ = writeln!(o, "{name}_bucket{{le=\"{le}\"}} {n}");
+            }
+            None => {
+                let _ = writeln!(o, "{name}_bucket{{le=\"+Inf\"}} {n}");
+            }
+        }
+    }
+    let _ = writeln!(o, "{name}_sum {sum}\n{name}_count {count}");
+}
+
+/// A label value with `\`, `"` and newlines escaped.
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}

@@ -1,0 +1,382 @@
+//! The supervisors' routes: `/api/v1/sla`, `/api/v1/sla/intervals`,
+//! `/api/v1/calls` (JSON or CSV), the callback list, `/metrics` and the wallboard.
+
+#![allow(clippy::result_large_err)] // handlers return their error page as the Err side
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{AppState, ask, error};
+use crate::cdr::CallRecord;
+use crate::store::{CallFilter, Store};
+use crate::transport::Control;
+
+/// The wallboard: one self-contained page, embedded in the binary.
+const WALLBOARD: &str = include_str!("wallboard.html");
+
+/// Largest page of `/api/v1/calls`.
+const MAX_LIMIT: i64 = 100_000;
+
+/// `GET /`: the live wallboard.
+pub(super) async fn wallboard() -> Html<&'static str> {
+    Html(WALLBOARD)
+}
+
+/// `GET /api/v1/sla`: the live figures (docs/sla-api.md).
+pub(super) async fn sla(State(state): State<AppState>) -> Response {
+    let now = crate::util::time::unix_ms();
+    let snap = state.reporting.tracker().snapshot(now);
+    Json(snap).into_response()
+}
+
+/// `GET /metrics`.
+pub(super) async fn metrics(State(state): State<AppState>) -> Response {
+    let queues = ask(&state, Control::Queues).await.unwrap_or_default();
+    let agents = ask(&state, Control::Agents).await.unwrap_or_default();
+    let now = crate::util::time::unix_ms();
+    let snap = state.reporting.tracker().snapshot(now);
+    let body = super::metrics::render(&state.status, &state.reporting, &snap, &queues, &agents);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// Query of `/api/v1/calls`. Unknown parameters are refused.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CallsQuery {
+    /// Ended at or after: RFC 3339 or Unix milliseconds.
+    from: Option<String>,
+    /// Ended before: RFC 3339 or Unix milliseconds.
+    to: Option<String>,
+    line: Option<String>,
+    mode: Option<String>,
+    queue: Option<String>,
+    outcome: Option<String>,
+    /// `pending`: missed calls still waiting for a callback; `done`: the others.
+    callback: Option<String>,
+    /// Default 100 (JSON) or 100 000 (CSV).
+    limit: Option<i64>,
+    /// `desc` (newest first, default) or `asc`.
+    order: Option<String>,
+    /// `json` (default) or `csv`.
+    format: Option<String>,
+}
+
+fn store(state: &AppState) -> Result<&Store, Response> {
+    state.reporting.store.as_ref().ok_or_else(|| {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_disabled",
+            "no database is configured (store.database = \"none\")".into(),
+        )
+    })
+}
+
+fn time_param(name: &str, v: &Option<String>) -> Result<Option<i64>, Response> {
+    let Some(v) = v else {
+        return Ok(None);
+    };
+    if let Ok(ms) = v.parse::<i64>() {
+        return Ok(Some(ms));
+    }
+    crate::dialplan::time::parse_rfc3339(v)
+        .map(|s| Some(s * 1000))
+        .map_err(|e| {
+            error(
+                StatusCode::BAD_REQUEST,
+                "bad_time",
+                format!("{name}={v:?}: {e}"),
+            )
+        })
+}
+
+/// `GET /api/v1/calls`: call records, filtered; `format=csv` exports them.
+pub(super) async fn calls(
+    State(state): State<AppState>,
+    q: Result<Query<CallsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(q) = match q {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_query", e.body_text()),
+    };
+    let store = match store(&state) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(f) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_format",
+                format!("format={f:?}: use json or csv"),
+            );
+        }
+    };
+    let callback_pending = match q.callback.as_deref() {
+        None => None,
+        Some("pending") => Some(true),
+        Some("done") => Some(false),
+        Some(c) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_callback",
+                format!("callback={c:?}: use pending or done"),
+            );
+        }
+    };
+    let ascending = match q.order.as_deref() {
+        None | Some("desc") => false,
+        Some("asc") => true,
+        Some(o) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_order",
+                format!("order={o:?}: use asc or desc"),
+            );
+        }
+    };
+    let (from_ms, to_ms) = match (time_param("from", &q.from), time_param("to", &q.to)) {
+        (Ok(f), Ok(t)) => (f, t),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let limit = q.limit.unwrap_or(if csv { MAX_LIMIT } else { 100 });
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_limit",
+            format!("limit must be 1..={MAX_LIMIT}"),
+        );
+    }
+    let filter = CallFilter {
+        from_ms,
+        to_ms,
+        line: q.line,
+        mode: q.mode,
+        queue: q.queue,
+        outcome: q.outcome,
+        callback_pending,
+        limit,
+        ascending,
+    };
+    match store.calls(&filter).await {
+        Ok(calls) if csv => (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"calls.csv\"",
+                ),
+            ],
+            to_csv(&calls),
+        )
+            .into_response(),
+        Ok(calls) => Json(json!({ "count": calls.len(), "calls": calls })).into_response(),
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            e.to_string(),
+        ),
+    }
+}
+
+/// `POST /api/v1/calls/{id}/callback`: an operator called the citizen back.
+pub(super) async fn callback_done(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Response {
+    let store = match store(&state) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match store.clear_callback(&id).await {
+        Ok(true) => Json(json!({ "id": id, "callback_pending": false })).into_response(),
+        Ok(false) => error(
+            StatusCode::NOT_FOUND,
+            "no_pending_callback",
+            format!("no call {id:?} waits for a callback"),
+        ),
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            e.to_string(),
+        ),
+    }
+}
+
+/// Query of `/api/v1/sla/intervals`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct IntervalsQuery {
+    from: Option<String>,
+    to: Option<String>,
+    /// `overall`, `line`, `mode` or `queue` [default: all].
+    dimension: Option<String>,
+}
+
+/// `GET /api/v1/sla/intervals`: the persisted 15-minute intervals (history that
+/// survives restarts) [default: the last 24 h].
+pub(super) async fn intervals(
+    State(state): State<AppState>,
+    q: Result<Query<IntervalsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(q) = match q {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_query", e.body_text()),
+    };
+    let store = match store(&state) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let now = crate::util::time::unix_ms();
+    let (from, to) = match (time_param("from", &q.from), time_param("to", &q.to)) {
+        (Ok(f), Ok(t)) => (f.unwrap_or(now - 86_400_000), t.unwrap_or(now + 1)),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    if let Some(d) = &q.dimension
+        && crate::sla::Dimension::parse(d).is_none()
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_dimension",
+            format!("dimension={d:?}: use overall, line, mode or queue"),
+        );
+    }
+    let from = crate::sla::interval_start_ms(from);
+    match store.intervals(from, to, q.dimension.as_deref()).await {
+        Ok(rows) => {
+            let sla = &state.reporting.sla;
+            let rows: Vec<_> = rows
+                .into_iter()
+                .map(|r| {
+                    let counted = r.offered - r.short_abandoned;
+                    let rate = (counted > 0)
+                        .then(|| (r.answered + r.transferred_out) as f64 / counted as f64);
+                    let level = (counted > 0).then(|| r.answered_within as f64 / counted as f64);
+                    json!({
+                        "start_ms": r.start_ms, "dimension": r.dimension, "key": r.key,
+                        "offered": r.offered, "answered": r.answered,
+                        "answered_within": r.answered_within, "abandoned": r.abandoned,
+                        "short_abandoned": r.short_abandoned, "transferred_out": r.transferred_out,
+                        "failed": r.failed, "overflowed": r.overflowed,
+                        "answer_rate": rate, "service_level": level,
+                        "below_target": rate.is_some_and(|r| r < sla.target),
+                    })
+                })
+                .collect();
+            Json(json!({ "target": sla.target, "intervals": rows })).into_response()
+        }
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            e.to_string(),
+        ),
+    }
+}
+
+/// The CSV export: one row per call, times in Unix ms and RFC 3339 (UTC), the raw
+/// events as a JSON column.
+fn to_csv(calls: &[CallRecord]) -> String {
+    let mut out = String::from(
+        "id,sip_call_id,caller,called,original,line,mode,department,queue,agent,answered_by,\
+         transferred_to,outcome,reason,final_code,received_at,offered_at,answered_at,ended_at,\
+         wait_ms,talk_ms,survey,recording,callback_pending,events\n",
+    );
+    for c in calls {
+        let t = |ms: Option<i64>| ms.map(rfc3339).unwrap_or_default();
+        let n = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
+        let fields = [
+            c.id.clone(),
+            c.sip_call_id.clone(),
+            c.caller.clone(),
+            c.called.clone(),
+            c.original.clone().unwrap_or_default(),
+            c.line.clone().unwrap_or_default(),
+            c.mode.clone().unwrap_or_default(),
+            c.department.clone().unwrap_or_default(),
+            c.queue.clone().unwrap_or_default(),
+            c.agent.clone().unwrap_or_default(),
+            c.answered_by.clone().unwrap_or_default(),
+            c.transferred_to.clone().unwrap_or_default(),
+            c.outcome.clone().unwrap_or_default(),
+            c.reason.clone(),
+            c.final_code.to_string(),
+            t(Some(c.received_at_ms)),
+            t(c.offered_at_ms),
+            t(c.answered_at_ms),
+            t(Some(c.ended_at_ms)),
+            n(c.offered_at_ms.zip(c.answered_at_ms).map(|(o, a)| a - o)),
+            n(c.answered_at_ms.map(|a| c.ended_at_ms - a)),
+            c.survey.map(|s| s.to_string()).unwrap_or_default(),
+            c.recording.clone().unwrap_or_default(),
+            c.callback_pending.to_string(),
+            serde_json::to_string(&c.events).unwrap_or_default(),
+        ];
+        let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        out += &row.join(",");
+        out.push('\n');
+    }
+    out
+}
+
+/// A CSV field, quoted when it holds a comma, quote or line break (RFC 4180). A
+/// leading `=`, `+`, `-` or `@` is prefixed with `'` so spreadsheets do not run it.
+fn csv_field(f: &str) -> String {
+    let f = if f.starts_with(['=', '+', '@']) || (f.starts_with('-') && f.parse::<f64>().is_err()) {
+        format!("'{f}")
+    } else {
+        f.to_string()
+    };
+    if f.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", f.replace('"', "\"\""))
+    } else {
+        f
+    }
+}
+
+/// Unix milliseconds as RFC 3339 UTC with milliseconds.
+fn rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let t = crate::dialplan::time::local_time(secs, 0);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year,
+        t.month,
+        t.day,
+        t.minute_of_day / 60,
+        t.minute_of_day % 60,
+        secs.rem_euclid(60),
+        ms.rem_euclid(1000)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_and_defused() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=cmd()"), "'=cmd()");
+        assert_eq!(csv_field("-5"), "-5");
+    }
+
+    #[test]
+    fn times_print_as_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_795_000_000_123), "2026-11-18T11:06:40.123Z");
+    }
+}

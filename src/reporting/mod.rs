@@ -1,0 +1,364 @@
+//! The reporting service: turns finished calls into answer-rate figures, metrics
+//! and database rows, off the signalling path.
+//!
+//! ```text
+//!  SIP task ── Recorder::finished ──► classify (sla/) ─► Tracker (live windows)
+//!                     │                                  Telemetry (/metrics)
+//!                     └─ try_send ─► bounded queue ─► writer task ─► store/ (batched)
+//!  ticker (1 s) ─► Tracker::advance / poll_alerts ─► log, store, webhook task
+//! ```
+//!
+//! The queue policy when the database is slower than the calls: the SIP task never
+//! waits. A finished call that does not fit is held in order in memory and new
+//! calls are refused (`503`, reason `store.backlog`) until the queue is half empty,
+//! so the memory held is bounded by the calls in progress. Records of requests
+//! refused before any offer (unknown numbers, scanners) are dropped when the queue
+//! is full, counted in `hotline_store_dropped_total` and logged. No record of a
+//! call that was offered is ever dropped.
+
+mod alerts;
+pub mod telemetry;
+mod writer;
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::cdr::{CallRecord, EventKind};
+use crate::sla::{self, Outcome, SlaConfig, Tracker};
+use crate::store::{CallFilter, IntervalRow, Store, StoreError};
+pub use telemetry::Telemetry;
+
+/// What the writer task is given.
+#[derive(Debug)]
+enum Item {
+    Call(Box<CallRecord>, Vec<IntervalRow>),
+    Alert(sla::Alert),
+}
+
+/// What HTTP reads: the live figures, the counters and the store.
+#[derive(Debug)]
+pub struct Shared {
+    tracker: Mutex<Tracker>,
+    pub telemetry: Telemetry,
+    pub store: Option<Store>,
+    pub sla: SlaConfig,
+}
+
+impl Shared {
+    /// The live tracker (held briefly; never across an await).
+    pub fn tracker(&self) -> MutexGuard<'_, Tracker> {
+        self.tracker.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// How the service is set up.
+#[derive(Debug, Clone)]
+pub struct ReportingConfig {
+    pub sla: SlaConfig,
+    /// `None`: no store (records only feed the live figures).
+    pub database: Option<String>,
+    pub queue_capacity: usize,
+    pub batch_max: usize,
+}
+
+/// The running service: the SIP task's [`Recorder`], HTTP's [`Shared`], and the
+/// tasks to wait for at shutdown.
+#[derive(Debug)]
+pub struct Reporting {
+    pub recorder: Recorder,
+    pub shared: Arc<Shared>,
+    pub writer: Option<JoinHandle<()>>,
+}
+
+/// Opens the store, replays the last 24 hours into the live figures, and starts
+/// the writer, the alert ticker and the webhook sender.
+pub async fn start(cfg: ReportingConfig) -> Result<Reporting, StoreError> {
+    let store = match &cfg.database {
+        Some(url) => Some(Store::open(url).await?),
+        None => None,
+    };
+    let mut tracker = Tracker::new(cfg.sla.clone());
+    let now = crate::util::time::unix_ms();
+    if let Some(store) = &store {
+        let replayed = replay(store, &mut tracker, &cfg.sla, now).await?;
+        tracing::info!(
+            backend = store.backend().as_str(),
+            replayed,
+            "call records store open; last 24 h replayed"
+        );
+    }
+    tracker.advance(now);
+    // Breaches that were already open before the restart are judged afresh; their
+    // alerts were sent before.
+    let _ = tracker.poll_alerts(now);
+    let shared = Arc::new(Shared {
+        tracker: Mutex::new(tracker),
+        telemetry: Telemetry::default(),
+        store: store.clone(),
+        sla: cfg.sla.clone(),
+    });
+    let (tx, rx) = mpsc::channel(cfg.queue_capacity);
+    let writer = store.map(|s| tokio::spawn(writer::run(s, rx, shared.clone(), cfg.batch_max)));
+    let webhook = alerts::spawn_webhook(cfg.sla.webhook.clone(), shared.clone());
+    tokio::spawn(alerts::ticker(shared.clone(), tx.downgrade(), webhook));
+    let recorder = Recorder {
+        shared: shared.clone(),
+        sla: cfg.sla,
+        tx: writer.is_some().then_some(tx),
+        capacity: cfg.queue_capacity,
+        held: VecDeque::new(),
+    };
+    Ok(Reporting {
+        recorder,
+        shared,
+        writer,
+    })
+}
+
+/// Feeds the calls of the last 24 hours into a fresh tracker.
+async fn replay(
+    store: &Store,
+    tracker: &mut Tracker,
+    sla: &SlaConfig,
+    now: i64,
+) -> Result<usize, StoreError> {
+    const PAGE: i64 = 20_000;
+    let mut from = now - sla::Window::H24.duration_ms();
+    let mut seen = std::collections::HashSet::new();
+    let mut n = 0;
+    loop {
+        let page = store
+            .calls(&CallFilter {
+                from_ms: Some(from),
+                limit: PAGE,
+                ascending: true,
+                ..Default::default()
+            })
+            .await?;
+        let full = page.len() as i64 == PAGE;
+        for r in &page {
+            // Pages overlap at their boundary millisecond.
+            if seen.insert(r.id.clone())
+                && let Some(c) = sla::classify(r, sla)
+            {
+                tracker.record(&c);
+                n += 1;
+            }
+            from = from.max(r.ended_at_ms);
+        }
+        if !full {
+            return Ok(n);
+        }
+    }
+}
+
+/// The SIP task's end of the service. Never waits.
+#[derive(Debug)]
+pub struct Recorder {
+    shared: Arc<Shared>,
+    sla: SlaConfig,
+    tx: Option<mpsc::Sender<Item>>,
+    capacity: usize,
+    /// Records that did not fit in the queue, oldest first.
+    held: VecDeque<Item>,
+}
+
+impl Recorder {
+    /// Counts a finished call and queues it for the store.
+    pub fn finished(&mut self, record: &crate::call::CallRecord) {
+        let mut cdr = record.to_cdr();
+        let classified = sla::classify(&cdr, &self.sla);
+        let outcome = classified.as_ref().map(|c| c.outcome);
+        cdr.outcome = outcome.map(|o| o.as_str().to_string());
+        cdr.callback_pending |= outcome == Some(Outcome::Abandoned);
+        let t = &self.shared.telemetry;
+        t.count_outcome(outcome);
+        if let (Some(offered), Some(answered)) = (cdr.offered_at_ms, cdr.answered_at_ms) {
+            t.wait.observe_ms(answered - offered);
+        }
+        if let Some(ringback) = cdr.first(EventKind::Ringback) {
+            t.post_dial_delay
+                .observe_ms(ringback.at_ms - cdr.received_at_ms);
+        }
+        let rows = match &classified {
+            Some(c) => {
+                self.shared.tracker().record(c);
+                Tracker::interval_rows(c)
+                    .into_iter()
+                    .map(to_store_row)
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        if self.tx.is_none() {
+            return;
+        }
+        let item = Item::Call(Box::new(cdr), rows);
+        if self.held.is_empty() {
+            self.send_or_hold(item, outcome.is_some());
+        } else if outcome.is_some() {
+            self.held.push_back(item);
+        } else {
+            self.drop_refused();
+        }
+        self.update_gauges();
+    }
+
+    /// Moves held records into the queue as room appears. Call it often while
+    /// [`Recorder::backlogged`].
+    pub fn pump(&mut self) {
+        let Some(tx) = &self.tx else {
+            return;
+        };
+        while let Some(item) = self.held.pop_front() {
+            match tx.try_send(item) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(item)) => {
+                    self.held.push_front(item);
+                    break;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    tracing::error!("call-record writer stopped: held records cannot be written");
+                    self.held.clear();
+                    break;
+                }
+            }
+        }
+        self.update_gauges();
+    }
+
+    /// Whether new calls should be refused: records are held, or the queue has not
+    /// drained below half since it was full.
+    pub fn backlogged(&self) -> bool {
+        self.shared.telemetry.backlogged.load(Ordering::Relaxed)
+    }
+
+    /// Sends every held record, waiting for room: for shutdown.
+    pub async fn close(mut self) {
+        if let Some(tx) = self.tx.take() {
+            for item in self.held.drain(..) {
+                if tx.send(item).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+
+    fn send_or_hold(&mut self, item: Item, offered: bool) {
+        let Some(tx) = &self.tx else {
+            return;
+        };
+        match tx.try_send(item) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(item)) => {
+                if offered {
+                    self.held.push_back(item);
+                } else {
+                    self.drop_refused();
+                }
+                self.shared
+                    .telemetry
+                    .backlogged
+                    .store(true, Ordering::Relaxed);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("call-record writer stopped: record not written");
+            }
+        }
+    }
+
+    fn drop_refused(&self) {
+        let n = self
+            .shared
+            .telemetry
+            .dropped
+            .fetch_add(1, Ordering::Relaxed);
+        if n.is_power_of_two() {
+            tracing::warn!(
+                dropped = n + 1,
+                "store queue full: record of a refused request dropped (offered calls are kept)"
+            );
+        }
+    }
+
+    fn update_gauges(&self) {
+        let t = &self.shared.telemetry;
+        let free = self.tx.as_ref().map_or(self.capacity, |tx| tx.capacity());
+        t.queued
+            .store((self.capacity - free) as u64, Ordering::Relaxed);
+        t.held.store(self.held.len() as u64, Ordering::Relaxed);
+        if t.backlogged.load(Ordering::Relaxed) && self.held.is_empty() && free * 2 >= self.capacity
+        {
+            t.backlogged.store(false, Ordering::Relaxed);
+            tracing::info!("store queue drained: accepting new calls again");
+        } else if !self.held.is_empty() && !t.backlogged.swap(true, Ordering::Relaxed) {
+            tracing::warn!("store queue full: refusing new calls until it drains");
+        }
+    }
+}
+
+fn to_store_row(r: sla::IntervalRow) -> IntervalRow {
+    let c = r.counters;
+    let n = |v: u64| v as i64;
+    IntervalRow {
+        start_ms: r.start_ms,
+        dimension: r.dimension.as_str().to_string(),
+        key: r.key,
+        offered: n(c.offered),
+        answered: n(c.answered),
+        answered_within: n(c.answered_within),
+        abandoned: n(c.abandoned),
+        short_abandoned: n(c.short_abandoned),
+        transferred_out: n(c.transferred_out),
+        failed: n(c.failed),
+        overflowed: n(c.overflowed),
+    }
+}
+
+/// Rebuilds the persisted intervals in `[from_ms, to_ms)` from the stored raw
+/// events, with today's formula. Returns (calls read, rows written).
+pub async fn recompute(
+    store: &Store,
+    sla_cfg: &SlaConfig,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<(usize, usize), StoreError> {
+    let from_ms = sla::interval_start_ms(from_ms);
+    let to_ms = sla::interval_start_ms(to_ms + sla::INTERVAL_MS - 1);
+    let mut rows: Vec<IntervalRow> = Vec::new();
+    let mut calls = 0;
+    let mut cursor = from_ms;
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        let page = store
+            .calls(&CallFilter {
+                from_ms: Some(cursor),
+                to_ms: Some(to_ms),
+                limit: 20_000,
+                ascending: true,
+                ..Default::default()
+            })
+            .await?;
+        let full = page.len() == 20_000;
+        for r in &page {
+            cursor = cursor.max(r.ended_at_ms);
+            if !seen.insert(r.id.clone()) {
+                continue;
+            }
+            calls += 1;
+            if let Some(c) = sla::classify(r, sla_cfg) {
+                rows.extend(Tracker::interval_rows(&c).into_iter().map(to_store_row));
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+    let n = rows.len();
+    store.replace_intervals(from_ms, to_ms, &rows).await?;
+    Ok((calls, n))
+}

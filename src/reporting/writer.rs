@@ -1,0 +1,118 @@
+//! The batching writer: takes what is queued, writes it in one transaction, and
+//! retries with backoff until the database takes it. A record is never dropped;
+//! while the database is away the queue fills and the SIP task refuses new calls.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::{Item, Shared};
+use crate::store::{AlertRow, Store, StoreError};
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+pub(super) async fn run(
+    store: Store,
+    mut rx: mpsc::Receiver<Item>,
+    shared: Arc<Shared>,
+    batch_max: usize,
+) {
+    let mut batch = Vec::with_capacity(batch_max);
+    loop {
+        batch.clear();
+        if rx.recv_many(&mut batch, batch_max).await == 0 {
+            tracing::info!("call-record writer done: queue closed and drained");
+            return;
+        }
+        let mut calls = Vec::with_capacity(batch.len());
+        let mut alerts = Vec::new();
+        for item in batch.drain(..) {
+            match item {
+                Item::Call(r, rows) => calls.push((*r, rows)),
+                Item::Alert(a) => alerts.push(a),
+            }
+        }
+        if !calls.is_empty() {
+            let written = retry(&shared, "call records", || store.insert_calls(&calls)).await;
+            shared
+                .telemetry
+                .written
+                .fetch_add(written.unwrap_or(0) as u64, Ordering::Relaxed);
+            if written.is_none() {
+                // The batch holds a record the database refuses: write one at a time
+                // so that only that one is lost, loudly.
+                for one in calls.chunks(1) {
+                    match retry(&shared, "call record", || store.insert_calls(one)).await {
+                        Some(n) => {
+                            shared
+                                .telemetry
+                                .written
+                                .fetch_add(n as u64, Ordering::Relaxed);
+                        }
+                        None => tracing::error!(
+                            record = %serde_json::to_string(&one[0].0).unwrap_or_default(),
+                            "call record refused by the database"
+                        ),
+                    }
+                }
+            }
+        }
+        for a in alerts {
+            let row = AlertRow {
+                at_ms: a.at_ms,
+                kind: format!("{:?}", a.kind).to_lowercase(),
+                dimension: a.dimension.as_str().to_string(),
+                key: a.key.clone(),
+                window: a.window.as_str().to_string(),
+                answer_rate: Some(a.answer_rate),
+                offered: a.offered as i64,
+                target: a.target,
+            };
+            let _ = retry(&shared, "SLA alert", || store.insert_alert(&row)).await;
+        }
+    }
+}
+
+/// Runs `op` until it succeeds (`Some`) or the database refuses it outright
+/// (`None`). Transient failures are retried forever with capped backoff.
+async fn retry<T, F, Fut>(shared: &Shared, what: &str, mut op: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut backoff = FIRST_BACKOFF;
+    let mut attempt = 0u32;
+    loop {
+        match op().await {
+            Ok(v) => {
+                if attempt > 0 {
+                    tracing::info!(
+                        what,
+                        attempts = attempt + 1,
+                        "database write succeeded again"
+                    );
+                }
+                return Some(v);
+            }
+            Err(e) => {
+                shared
+                    .telemetry
+                    .write_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                attempt += 1;
+                if !e.is_transient() && attempt >= 3 {
+                    tracing::error!(what, error = %e, "database refuses the write");
+                    return None;
+                }
+                if attempt == 1 || attempt.is_power_of_two() {
+                    tracing::warn!(what, error = %e, attempt, "database write failed; retrying");
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
