@@ -27,6 +27,8 @@ pub(super) async fn run(
             tracing::info!("call-record writer done: queue closed and drained");
             return;
         }
+        let queued = &shared.telemetry.queued;
+        queued.store(rx.len() as u64, Ordering::Relaxed);
         let mut calls = Vec::with_capacity(batch.len());
         let mut alerts = Vec::new();
         for item in batch.drain(..) {
@@ -73,6 +75,10 @@ pub(super) async fn run(
             };
             let _ = retry(&shared, "SLA alert", || store.insert_alert(&row)).await;
         }
+        shared
+            .telemetry
+            .queued
+            .store(rx.len() as u64, Ordering::Relaxed);
     }
 }
 

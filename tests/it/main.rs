@@ -6,5 +6,6 @@ mod calls;
 mod corpus;
 mod dialplan;
 mod interop;
+mod sla;
 mod support;
 mod tcp;

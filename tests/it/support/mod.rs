@@ -198,6 +198,35 @@ impl Gateway {
         assert!(status.success(), "kill -{name}");
     }
 
+    /// Kills the gateway with SIGKILL (no chance to flush anything) and waits.
+    pub fn kill9(&mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().unwrap();
+    }
+
+    /// Starts the gateway again on the same config, database and ports.
+    pub fn restart(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.0.join("gw.log"))
+            .unwrap();
+        self.child = Command::new(env!("CARGO_BIN_EXE_hotline-gw"))
+            .args(["run", "--config"])
+            .arg(self.dir.0.join("gateway.toml"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("restart hotline-gw");
+        self.wait_ready();
+    }
+
+    /// A JSON API answer that must be 200.
+    pub fn get_json(&self, path: &str) -> serde_json::Value {
+        let (code, body) = http_get(self.http, path).unwrap_or_else(|| panic!("GET {path}"));
+        assert_eq!(code, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
@@ -446,4 +475,106 @@ fn last_stat_row(path: &Path) -> HashMap<String, String> {
 /// Transport flags for sipp.
 pub fn sipp_transport(tcp: bool) -> &'static str {
     if tcp { "t1" } else { "u1" }
+}
+
+/// A fresh PostgreSQL database on 127.0.0.1:5432, as a URL; `None` (loudly) when
+/// the server does not answer, a failure under `CI=true`.
+pub fn fresh_postgres(name: &str) -> Option<String> {
+    let db = format!("hgw_it_{name}_{}", std::process::id());
+    let made = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            use sqlx::Connection;
+            let mut admin =
+                sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/test").await?;
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                .execute(&mut admin)
+                .await?;
+            sqlx::query(&format!("CREATE DATABASE {db}"))
+                .execute(&mut admin)
+                .await?;
+            Ok::<_, sqlx::Error>(())
+        });
+    match made {
+        Ok(()) => Some(format!("postgres://postgres@127.0.0.1:5432/{db}")),
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("PostgreSQL is required under CI=true: {e}")
+        }
+        Err(e) => {
+            eprintln!(
+                "\n========================================================\n\
+                 SKIPPED (PostgreSQL half): {e}\n\
+                 Start PostgreSQL on 127.0.0.1:5432 (user postgres, trust).\n\
+                 ========================================================\n"
+            );
+            None
+        }
+    }
+}
+
+/// An HTTP receiver standing in for a webhook: answers 200 and keeps each body.
+pub struct WebhookSink {
+    pub url: String,
+    pub bodies: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl WebhookSink {
+    pub fn start() -> WebhookSink {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = bodies.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                if let Some(body) = read_request_body(&mut conn) {
+                    keep.lock().unwrap().push(body);
+                    let _ = conn.write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                    );
+                }
+            }
+        });
+        WebhookSink { url, bodies }
+    }
+
+    /// The JSON bodies received so far.
+    pub fn received(&self) -> Vec<serde_json::Value> {
+        self.bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|b| serde_json::from_str(b).ok())
+            .collect()
+    }
+}
+
+/// Reads one HTTP/1.1 request and returns its body (Content-Length framing).
+fn read_request_body(conn: &mut TcpStream) -> Option<String> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = conn.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            if body.len() >= len {
+                return Some(body[..len].to_string());
+            }
+        }
+    }
 }
