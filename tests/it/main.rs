@@ -9,3 +9,4 @@ mod interop;
 mod sla;
 mod support;
 mod tcp;
+mod wallboard;

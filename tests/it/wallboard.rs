@@ -1,0 +1,140 @@
+//! The wallboard in headless Chromium: served by the binary, it shows the figures
+//! of scripted calls, marks a breach in red, and keeps polling.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::support::*;
+
+/// Loads the page in headless Chromium, lets it run `budget_ms` of page time, and
+/// returns the DOM.
+fn render(chromium: &Path, gw: &Gateway, budget_ms: u32) -> String {
+    let profile = TempDir::new("chromium");
+    let url = format!("http://{}/?interval_ms=300", gw.http);
+    let out = Command::new("timeout")
+        .arg("90")
+        .arg(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-extensions",
+        ])
+        .arg(format!("--user-data-dir={}", profile.0.display()))
+        .arg(format!("--virtual-time-budget={budget_ms}"))
+        .arg("--dump-dom")
+        .arg(&url)
+        .output()
+        .expect("run chromium");
+    let dom = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        dom.contains("id=\"update-count\""),
+        "chromium gave no page: {}\n{dom}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dom
+}
+
+/// The opening tag of the element with this id.
+fn tag<'a>(dom: &'a str, id: &str) -> &'a str {
+    let at = dom
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id} in the page"));
+    let start = dom[..at].rfind('<').unwrap();
+    let end = at + dom[at..].find('>').unwrap();
+    &dom[start..=end]
+}
+
+fn attr(dom: &str, id: &str, name: &str) -> String {
+    let t = tag(dom, id);
+    let key = format!("{name}=\"");
+    let at = t
+        .find(&key)
+        .unwrap_or_else(|| panic!("#{id} has no {name}: {t}"))
+        + key.len();
+    t[at..at + t[at..].find('"').unwrap()].to_string()
+}
+
+/// The text right after the element's opening tag.
+fn text(dom: &str, id: &str) -> String {
+    let t = tag(dom, id);
+    let at = dom.find(t).unwrap() + t.len();
+    dom[at..at + dom[at..].find('<').unwrap()]
+        .trim()
+        .to_string()
+}
+
+fn calls(sipp: &Path, gw: &Gateway, scenario: &str, number: &str, n: u32) {
+    let args = uac_args(gw, number, n, &["-r", "20", "-timeout", "60s"]);
+    let r = Sipp::start(sipp, scenario, &args, Duration::from_secs(60)).finish();
+    assert_eq!((r.successful, r.failed), (n as u64, 0), "{r:?}");
+}
+
+#[test]
+fn wallboard_shows_live_figures_in_chromium() {
+    let Some(sipp) = sipp() else { return };
+    let Some(chromium) = tool("chromium", "chromium") else {
+        return;
+    };
+    let seat_port = free_port();
+    let busy_port = free_port();
+    let _seats = Sipp::start(
+        &sipp,
+        "uas.xml",
+        &["-p".into(), seat_port.to_string()],
+        Duration::from_secs(120),
+    );
+    let _busy = Sipp::start(
+        &sipp,
+        "uas_busy.xml",
+        &["-p".into(), busy_port.to_string()],
+        Duration::from_secs(120),
+    );
+    let mut opts = GwOpts::to("queue:seats");
+    opts.extra_dialplan = format!(
+        "[[queue]]\nname = \"seats\"\nstrategy = \"longest_idle\"\nring_timeout_s = 15\nwrap_up_s = 0\n\
+max_wait_s = 120\noverflow = \"callback\"\nstatic_members = [\"sip:127.0.0.1:{seat_port}\"]\nstatic_seats = 50\n\n\
+[[line]]\nnumber = \"12398\"\nname = \"busy department\"\ntarget = \"sip:127.0.0.1:{busy_port}\"\n"
+    );
+    opts.extra_config = "[sla]\nmin_offered = 5\n".into();
+    let gw = Gateway::start(opts);
+
+    calls(&sipp, &gw, "uac.xml", "12345", 10);
+    let dom = render(&chromium, &gw, 4000);
+    assert_eq!(attr(&dom, "status", "data-state"), "ok", "{dom}");
+    assert_eq!(attr(&dom, "overall-offered-24h", "data-value"), "10");
+    assert_eq!(text(&dom, "overall-rate-24h"), "100.0%");
+    assert_eq!(attr(&dom, "overall-rate-24h", "data-breached"), "false");
+    assert_eq!(
+        attr(&dom, "agents-ready", "data-value"),
+        "50",
+        "50 idle static seats"
+    );
+    assert_eq!(attr(&dom, "calls-waiting", "data-value"), "0");
+    let updates: u32 = text(&dom, "update-count").parse().unwrap();
+    assert!(updates >= 3, "polls by itself: {updates} refreshes");
+    assert!(
+        dom.contains("data-dimension=\"line\" data-key=\"12345\""),
+        "per-line row"
+    );
+
+    // Five calls fail: 10 of 15 answered, below 95% with 15 ≥ 5 counted.
+    calls(&sipp, &gw, "uac_expect_486.xml", "12398", 5);
+    std::thread::sleep(Duration::from_millis(1500));
+    let dom = render(&chromium, &gw, 3000);
+    assert_eq!(attr(&dom, "overall-offered-24h", "data-value"), "15");
+    assert_eq!(text(&dom, "overall-rate-24h"), "66.7%");
+    assert_eq!(attr(&dom, "overall-rate-24h", "data-breached"), "true");
+    assert!(
+        attr(&dom, "overall-rate-24h", "class").contains("breach"),
+        "shown in red"
+    );
+    assert!(
+        dom.contains("class=\"breach\"") || dom.contains("li class=\"breach"),
+        "the breach is listed"
+    );
+    let bars: u32 = attr(&dom, "chart", "data-bars").parse().unwrap();
+    assert!(bars >= 1, "the 24-hour chart has the current interval");
+}
