@@ -20,7 +20,7 @@ fn record(run: usize, i: usize, now: i64) -> CallRecord {
         kind,
         detail: detail.map(str::to_string),
     };
-    let abandoned = i % 20 == 0;
+    let abandoned = i.is_multiple_of(20);
     let mut events = vec![
         ev(0, EventKind::Received, Some("12345")),
         ev(2, EventKind::Offered, Some("hotline")),
