@@ -178,6 +178,13 @@ fn normalise(url: &str) -> Result<(Backend, String), StoreError> {
             source,
         })?;
     }
+    // sqlx reads the URL's path as a URL: a relative path with `..` loses parts.
+    let path = match path {
+        ":memory:" => path.to_string(),
+        p => std::path::absolute(p)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| p.to_string()),
+    };
     let query = if query.is_empty() {
         "mode=rwc".to_string()
     } else {

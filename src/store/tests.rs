@@ -227,6 +227,13 @@ fn urls_are_recognised() {
         (b, u.as_str()),
         (Backend::Sqlite, "sqlite://:memory:?mode=rwc")
     );
+    let (_, u) = normalise("sqlite:src/../x.db").unwrap();
+    let abs = std::env::current_dir().unwrap().join("src/../x.db");
+    assert_eq!(
+        u,
+        format!("sqlite://{}?mode=rwc", abs.display()),
+        "relative paths made absolute"
+    );
     let (b, _) = normalise("postgres://postgres@127.0.0.1/test").unwrap();
     assert_eq!(b, Backend::Postgres);
 }
