@@ -96,6 +96,16 @@ async fn fresh_postgres() -> Option<String> {
         .await
         .ok()?;
     let db = format!("hgw_bench_{}", std::process::id());
+    let stale: Vec<(String,)> =
+        sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE 'hgw\\_bench\\_%'")
+            .fetch_all(&mut admin)
+            .await
+            .ok()?;
+    for (old,) in stale {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {old}"))
+            .execute(&mut admin)
+            .await;
+    }
     sqlx::query(&format!("DROP DATABASE IF EXISTS {db}"))
         .execute(&mut admin)
         .await

@@ -331,7 +331,7 @@ fn run(args: RunArgs) -> Result<()> {
         cfg.http.listen = a;
     }
     if let Some(db) = args.database {
-        cfg.store.database = db;
+        cfg.store.database = cli_database(db);
     }
     init_tracing(&cfg.log.level);
     let plan = Arc::new(load_dialplan(&cfg).context("loading the dialplan")?);
@@ -373,29 +373,36 @@ fn run(args: RunArgs) -> Result<()> {
         };
         let http = tokio::spawn(hotline_gateway::http::serve(cfg.http.listen, state));
         let mut sip_done = tokio::task::spawn_blocking(move || sip.join());
-        let outcome = tokio::select! {
+        let mut sip_finished = false;
+        let outcome: Result<()> = tokio::select! {
             r = &mut sip_done => {
-                match r.context("SIP thread")? {
-                    Ok(r) => r?,
-                    Err(_) => bail!("SIP thread panicked"),
+                sip_finished = true;
+                match r.context("SIP thread") {
+                    Ok(Ok(Ok(()))) => Err(anyhow::anyhow!("SIP transport stopped unexpectedly")),
+                    Ok(Ok(Err(e))) => Err(e.into()),
+                    Ok(Err(_)) => Err(anyhow::anyhow!("SIP thread panicked")),
+                    Err(e) => Err(e),
                 }
-                bail!("SIP transport stopped unexpectedly");
             }
-            r = http => {
-                r.context("HTTP task panicked")??;
-                bail!("HTTP server stopped unexpectedly");
-            }
+            r = http => match r {
+                Ok(Ok(())) => Err(anyhow::anyhow!("HTTP server stopped unexpectedly")),
+                Ok(Err(e)) => Err(e.into()),
+                Err(e) => Err(anyhow::anyhow!("HTTP task panicked: {e}")),
+            },
             _ = shutdown_signal() => {
                 info!("shutting down");
-                let _ = control_tx.send(Control::Shutdown).await;
                 Ok(())
             }
             _ = reload_on_sighup(dialplan_dir, reload_tx) => {
-                bail!("SIGHUP handler stopped");
+                Err(anyhow::anyhow!("SIGHUP handler stopped"))
             }
         };
-        // The SIP task hands its held records to the writer; the writer drains.
-        let _ = tokio::time::timeout(SHUTDOWN_WAIT, sip_done).await;
+        // Whatever ended the run: the SIP task ends its calls and hands every record
+        // to the writer, and the writer drains before the process exits.
+        let _ = control_tx.send(Control::Shutdown).await;
+        if !sip_finished {
+            let _ = tokio::time::timeout(SHUTDOWN_WAIT, sip_done).await;
+        }
         if let Some(w) = writer
             && tokio::time::timeout(SHUTDOWN_WAIT, w).await.is_err()
         {
@@ -419,6 +426,20 @@ fn reporting_config(cfg: &Config) -> reporting::ReportingConfig {
     }
 }
 
+/// A `--database` value: a relative SQLite path is relative to the current folder
+/// (paths inside the config file are relative to the file's folder).
+fn cli_database(db: String) -> String {
+    match db.strip_prefix("sqlite:") {
+        Some(path) if !path.starts_with('/') && !path.starts_with(':') => {
+            match std::path::absolute(path) {
+                Ok(abs) => format!("sqlite:{}", abs.display()),
+                Err(_) => db,
+            }
+        }
+        _ => db,
+    }
+}
+
 /// A database URL without its password, for the log.
 fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -437,7 +458,7 @@ fn redact_url(url: &str) -> String {
 fn recompute(args: RecomputeArgs) -> Result<()> {
     let mut cfg = load_config(args.config.as_deref())?;
     if let Some(db) = args.database {
-        cfg.store.database = db;
+        cfg.store.database = cli_database(db);
     }
     init_tracing(&cfg.log.level);
     let url = cfg

@@ -67,7 +67,14 @@ impl Core {
             let mut m = response_to(&req, 503, "Service Unavailable", Some(&tag));
             m.header("Retry-After", &self.cfg.retry_after_s.to_string());
             self.respond(now, tx, 503, m.finish_empty());
-            return self.record_refused(now, &req, reason, 503);
+            // A citizen dialled a line and was turned away: that counts against the
+            // line's answer rate, and asks for a callback.
+            let offered = match &outcome {
+                Outcome::Queue(q) => q.clone(),
+                Outcome::Legacy { .. } => format!("legacy:{}", line.number),
+                _ => format!("sip:{}", line.number),
+            };
+            return self.record_turned_away(now, &req, reason, &line, offered);
         }
         let key = self.next_key;
         self.next_key += 1;
@@ -353,6 +360,7 @@ impl Core {
             call.ring_deadline = None;
             call.queue = Some(q.clone());
             call.overflowed = true;
+            self.note(now, key, cdr::EventKind::Overflowed, Some(q.clone()));
             return self.enqueue(now, key, &q, &line);
         }
         call.b_invite = None;
@@ -394,8 +402,11 @@ impl Core {
         call.answered_at = Some(now);
         let by = if call.parallel.is_some() && call.queue.is_none() {
             "legacy"
-        } else {
+        } else if call.queue.is_some() {
             "12345"
+        } else {
+            // A line routed straight to a SIP destination (a department's own phone).
+            "direct"
         };
         call.answered_by = Some(by);
         let who = match by {
@@ -492,10 +503,14 @@ impl Core {
         call.set_reason(reason);
         call.phase = Phase::Ending;
         call.ring_deadline = None;
+        let reason = call.reason.unwrap_or(reason);
         if let Some((a_tx, req)) = call.a_invite.take() {
             let bytes = response_to(&req, code, phrase, Some(&call.a.local_tag)).finish_empty();
             call.final_code = code;
             self.respond(now, a_tx, code, bytes);
+            // The caller's side is over now, whatever the callee leg still takes.
+            let kind = super::ending_kind(reason);
+            self.note(now, key, kind, Some(reason.as_str().to_string()));
         }
         if self.calls.get(&key).is_some_and(|c| c.queue.is_some()) {
             // The ACD cancels any ring in progress (CancelRing orphans the leg).

@@ -134,7 +134,10 @@ impl CallRecord {
     /// The public call record. Its SLA `outcome` is left for `sla::classify`.
     pub fn to_cdr(&self) -> cdr::CallRecord {
         let at = |k: cdr::EventKind| self.events.iter().find(|e| e.kind == k).map(|e| e.at_ms);
-        let callback = matches!(self.reason, Reason::QueueCallback | Reason::QueueRemoved);
+        let turned_away =
+            self.line.is_some() && matches!(self.reason, Reason::Overload | Reason::StoreBacklog);
+        let callback =
+            turned_away || matches!(self.reason, Reason::QueueCallback | Reason::QueueRemoved);
         cdr::CallRecord {
             id: self.id.clone(),
             sip_call_id: self.call_id.clone(),
@@ -660,11 +663,21 @@ impl Core {
         }
         let reason = call.reason.unwrap_or(Reason::CalleeRejected);
         let ended_ms = self.unix_ms(now);
-        call.events.push(cdr::Event {
-            at_ms: ended_ms,
-            kind: ending_kind(reason),
-            detail: Some(reason.as_str().to_string()),
+        let ended = call.events.iter().any(|e| {
+            matches!(
+                e.kind,
+                cdr::EventKind::CallerHungUp
+                    | cdr::EventKind::CalleeHungUp
+                    | cdr::EventKind::GatewayEnded
+            )
         });
+        if !ended {
+            call.events.push(cdr::Event {
+                at_ms: ended_ms,
+                kind: ending_kind(reason),
+                detail: Some(reason.as_str().to_string()),
+            });
+        }
         let _enter = call.span.enter();
         tracing::info!(
             reason = reason.as_str(),
@@ -698,6 +711,50 @@ impl Core {
         });
         drop(_enter);
         self.drain_acd(now);
+    }
+
+    /// A record for a call to a known line that was turned away (overload, store
+    /// backlog): offered, failed, and waiting for a callback.
+    fn record_turned_away(
+        &mut self,
+        now: Instant,
+        req: &Request,
+        reason: Reason,
+        line: &crate::dialplan::Line,
+        offered: String,
+    ) {
+        self.record_refused(now, req, reason, 503);
+        let at_ms = self.unix_ms(now);
+        if let Some(r) = self.records.back_mut() {
+            r.line = Some(line.number.clone());
+            r.mode = Some(line.mode.as_str());
+            r.department = line.department.clone();
+            r.events.insert(
+                1,
+                cdr::Event {
+                    at_ms,
+                    kind: cdr::EventKind::Offered,
+                    detail: Some(offered),
+                },
+            );
+        }
+    }
+
+    /// Ends every call because the gateway is stopping: callers still waiting get
+    /// `503`, answered calls get BYE on both legs, and every call leaves its record
+    /// (reason `gateway.shutdown`) now rather than after the BYEs are answered.
+    pub fn shutdown(&mut self, now: Instant) {
+        let keys: Vec<CallKey> = self.calls.keys().copied().collect();
+        for key in keys {
+            let waiting = self.calls.get(&key).is_some_and(|c| c.a_invite.is_some());
+            if waiting {
+                self.abandon_early(now, key, Reason::Shutdown, 503, "Service Unavailable");
+            } else if let Some(c) = self.calls.get_mut(&key) {
+                c.set_reason(Reason::Shutdown);
+                self.hang_up(now, key);
+            }
+            self.finish(now, key);
+        }
     }
 
     /// A record for a request refused before any call existed.
@@ -745,7 +802,7 @@ impl Core {
 }
 
 /// Which side ended a call, from its reason code.
-fn ending_kind(reason: Reason) -> cdr::EventKind {
+pub(super) fn ending_kind(reason: Reason) -> cdr::EventKind {
     match reason {
         Reason::CallerHangup | Reason::CallerCancelled => cdr::EventKind::CallerHungUp,
         Reason::CalleeHangup => cdr::EventKind::CalleeHungUp,

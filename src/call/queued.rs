@@ -78,6 +78,15 @@ pub fn acd_config(plan: &Dialplan) -> AcdConfig {
 impl Core {
     /// Queues a call: the caller hears ringback (`180`) while it waits.
     pub(super) fn enqueue(&mut self, now: Instant, key: CallKey, queue: &str, line: &str) {
+        // An overflow (from a parallel line's legacy seats) was noted already.
+        let overflow = self.calls.get(&key).is_some_and(|c| {
+            c.events
+                .last()
+                .is_some_and(|e| e.kind == cdr::EventKind::Overflowed)
+        });
+        if !overflow {
+            self.note(now, key, cdr::EventKind::Offered, Some(queue.to_string()));
+        }
         let contact = self.contact(Transport::Udp);
         if let Some(call) = self.calls.get(&key)
             && let Some((tx, req)) = &call.a_invite
@@ -97,15 +106,6 @@ impl Core {
             if first {
                 self.note(now, key, cdr::EventKind::Ringback, None);
             }
-        }
-        // An overflow from a parallel line's legacy seats was noted already.
-        let overflow = self.calls.get(&key).is_some_and(|c| {
-            c.events
-                .last()
-                .is_some_and(|e| e.kind == cdr::EventKind::Overflowed)
-        });
-        if !overflow {
-            self.note(now, key, cdr::EventKind::Offered, Some(queue.to_string()));
         }
         match self.acd.offer(now, key, queue, Some(line.to_string()), 0) {
             Ok(()) => self.drain_acd(now),

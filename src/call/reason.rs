@@ -45,6 +45,8 @@ pub enum Reason {
     LineNotInService,
     /// New calls refused while finished calls wait for the database.
     StoreBacklog,
+    /// The gateway was stopped with the call in progress.
+    Shutdown,
 }
 
 impl Reason {
@@ -69,11 +71,12 @@ impl Reason {
             Reason::UntrustedSource => "dialplan.untrusted_source",
             Reason::LineNotInService => "dialplan.line_not_in_service",
             Reason::StoreBacklog => "store.backlog",
+            Reason::Shutdown => "gateway.shutdown",
         }
     }
 
     /// Every code, for documentation and metrics pre-registration.
-    pub const ALL: [Reason; 18] = [
+    pub const ALL: [Reason; 19] = [
         Reason::CallerHangup,
         Reason::CalleeHangup,
         Reason::CallerCancelled,
@@ -92,6 +95,7 @@ impl Reason {
         Reason::UntrustedSource,
         Reason::LineNotInService,
         Reason::StoreBacklog,
+        Reason::Shutdown,
     ];
 
     /// The reason with this stable code.

@@ -108,7 +108,8 @@ pub struct CallRecord {
     pub queue: Option<String>,
     /// The agent who answered (or was last rung).
     pub agent: Option<String>,
-    /// `12345` or `legacy` when answered.
+    /// Who answered: `12345` (an agent or seat of a queue), `legacy` (a parallel
+    /// line's legacy seats) or `direct` (a line routed straight to a SIP phone).
     pub answered_by: Option<String>,
     /// The transfer-directory number an agent transferred the call to.
     pub transferred_to: Option<String>,

@@ -208,8 +208,8 @@ pub struct StoreSection {
     /// every restart).
     pub database: String,
     /// Finished calls waiting for the writer. When full, new calls get `503`
-    /// (reason `store.backlog`) until half of it has drained; finished calls are
-    /// held, never dropped.
+    /// (reason `store.backlog`) until half of it has drained; records that do not
+    /// fit are held in memory (up to ten times this), see `reporting/`.
     pub queue_capacity: usize,
     /// Most records written per transaction.
     pub batch_max: usize,

@@ -204,7 +204,7 @@ async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
         "rejected_requests": s.rejected_requests.load(Ordering::Relaxed),
         "calls_ended": ended,
         "store": {
-            "backend": state.reporting.store.as_ref().map(|s| s.backend().as_str()),
+            "backend": state.reporting.store().map(|s| s.backend().as_str()),
             "written": t.written.load(Ordering::Relaxed),
             "queued": t.queued.load(Ordering::Relaxed),
             "held": t.held.load(Ordering::Relaxed),

@@ -73,11 +73,11 @@ pub(super) struct CallsQuery {
 }
 
 fn store(state: &AppState) -> Result<&Store, Response> {
-    state.reporting.store.as_ref().ok_or_else(|| {
+    state.reporting.store().ok_or_else(|| {
         error(
             StatusCode::SERVICE_UNAVAILABLE,
-            "store_disabled",
-            "no database is configured (store.database = \"none\")".into(),
+            "store_unavailable",
+            "no database is connected (store.database = \"none\", or it is unreachable)".into(),
         )
     })
 }
@@ -333,7 +333,12 @@ fn to_csv(calls: &[CallRecord]) -> String {
 /// A CSV field, quoted when it holds a comma, quote or line break (RFC 4180). A
 /// leading `=`, `+`, `-` or `@` is prefixed with `'` so spreadsheets do not run it.
 fn csv_field(f: &str) -> String {
-    let f = if f.starts_with(['=', '+', '@']) || (f.starts_with('-') && f.parse::<f64>().is_err()) {
+    let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let phone = f.strip_prefix('+').is_some_and(number);
+    let negative = f
+        .strip_prefix('-')
+        .is_some_and(|n| n.parse::<f64>().is_ok());
+    let f = if f.starts_with(['=', '+', '-', '@', '\t', '\r']) && !phone && !negative {
         format!("'{f}")
     } else {
         f.to_string()
@@ -372,6 +377,9 @@ mod tests {
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("=cmd()"), "'=cmd()");
         assert_eq!(csv_field("-5"), "-5");
+        assert_eq!(csv_field("+8613800138000"), "+8613800138000", "E.164 stays");
+        assert_eq!(csv_field("+1+cmd"), "'+1+cmd");
+        assert_eq!(csv_field("-cmd"), "'-cmd");
     }
 
     #[test]

@@ -9,12 +9,16 @@
 //! ```
 //!
 //! The queue policy when the database is slower than the calls: the SIP task never
-//! waits. A finished call that does not fit is held in order in memory and new
-//! calls are refused (`503`, reason `store.backlog`) until the queue is half empty,
-//! so the memory held is bounded by the calls in progress. Records of requests
-//! refused before any offer (unknown numbers, scanners) are dropped when the queue
-//! is full, counted in `hotline_store_dropped_total` and logged. No record of a
-//! call that was offered is ever dropped.
+//! waits. A finished call that does not fit is held in order in memory, and new
+//! calls are refused (`503`, reason `store.backlog`) until the queue is half empty.
+//! Calls turned away meanwhile still count (offered and failed, on their line, with
+//! a callback pending), so a stalled database never flatters the answer rate.
+//! Records of requests refused before reaching any line (unknown numbers,
+//! scanners) are dropped while the queue is full. Held records are capped at
+//! [`HELD_FACTOR`] × the queue's capacity; past that (a flood during a long stall)
+//! further records are dropped too. Every drop is counted in
+//! `hotline_store_dropped_total` and logged; the live figures count every call
+//! either way.
 
 mod alerts;
 pub mod telemetry;
@@ -22,7 +26,7 @@ mod writer;
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -31,6 +35,9 @@ use crate::cdr::{CallRecord, EventKind};
 use crate::sla::{self, Outcome, SlaConfig, Tracker};
 use crate::store::{CallFilter, IntervalRow, Store, StoreError};
 pub use telemetry::Telemetry;
+
+/// Held records beyond this many times the queue's capacity are dropped (loudly).
+pub const HELD_FACTOR: usize = 10;
 
 /// What the writer task is given.
 #[derive(Debug)]
@@ -44,11 +51,17 @@ enum Item {
 pub struct Shared {
     tracker: Mutex<Tracker>,
     pub telemetry: Telemetry,
-    pub store: Option<Store>,
+    /// Set once the database is open (at start, or later if it was down).
+    store: OnceLock<Store>,
     pub sla: SlaConfig,
 }
 
 impl Shared {
+    /// The store, once connected; `None` without a database or while connecting.
+    pub fn store(&self) -> Option<&Store> {
+        self.store.get()
+    }
+
     /// The live tracker (held briefly; never across an await).
     pub fn tracker(&self) -> MutexGuard<'_, Tracker> {
         self.tracker.lock().unwrap_or_else(|p| p.into_inner())
@@ -75,34 +88,36 @@ pub struct Reporting {
 }
 
 /// Opens the store, replays the last 24 hours into the live figures, and starts
-/// the writer, the alert ticker and the webhook sender.
+/// the writer, the alert ticker and the webhook sender. A database that cannot be
+/// reached yet does not keep the hotline down: calls are taken, their records wait
+/// in the queue (then `503 store.backlog`), and the writer keeps connecting. A
+/// database that refuses us (bad URL, credentials, schema) is an error.
 pub async fn start(cfg: ReportingConfig) -> Result<Reporting, StoreError> {
-    let store = match &cfg.database {
-        Some(url) => Some(Store::open(url).await?),
-        None => None,
-    };
-    let mut tracker = Tracker::new(cfg.sla.clone());
-    let now = crate::util::time::unix_ms();
-    if let Some(store) = &store {
-        let replayed = replay(store, &mut tracker, &cfg.sla, now).await?;
-        tracing::info!(
-            backend = store.backend().as_str(),
-            replayed,
-            "call records store open; last 24 h replayed"
-        );
-    }
-    tracker.advance(now);
-    // Breaches that were already open before the restart are judged afresh; their
-    // alerts were sent before.
-    let _ = tracker.poll_alerts(now);
     let shared = Arc::new(Shared {
-        tracker: Mutex::new(tracker),
+        tracker: Mutex::new(Tracker::new(cfg.sla.clone())),
         telemetry: Telemetry::default(),
-        store: store.clone(),
+        store: OnceLock::new(),
         sla: cfg.sla.clone(),
     });
     let (tx, rx) = mpsc::channel(cfg.queue_capacity);
-    let writer = store.map(|s| tokio::spawn(writer::run(s, rx, shared.clone(), cfg.batch_max)));
+    let connect = match &cfg.database {
+        None => None,
+        Some(url) => match Store::open(url).await {
+            Ok(store) => {
+                attach(&shared, store.clone()).await?;
+                Some(writer::Connect::Ready(store))
+            }
+            Err(e) if e.is_transient() => {
+                tracing::error!(error = %e, "database unavailable at start: taking calls, their records wait; connecting again in the background");
+                Some(writer::Connect::Pending(url.clone()))
+            }
+            Err(e) => return Err(e),
+        },
+    };
+    // The first tick reports what changed since the last alert sent before the
+    // restart (a breach that opened, or one that recovered meanwhile).
+    shared.tracker().advance(crate::util::time::unix_ms());
+    let writer = connect.map(|c| tokio::spawn(writer::run(c, rx, shared.clone(), cfg.batch_max)));
     let webhook = alerts::spawn_webhook(cfg.sla.webhook.clone(), shared.clone());
     tokio::spawn(alerts::ticker(shared.clone(), tx.downgrade(), webhook));
     let recorder = Recorder {
@@ -119,13 +134,47 @@ pub async fn start(cfg: ReportingConfig) -> Result<Reporting, StoreError> {
     })
 }
 
+/// Replays the last 24 hours from a newly opened store into the live figures,
+/// puts back the open breaches, and makes the store visible to HTTP.
+pub(super) async fn attach(shared: &Shared, store: Store) -> Result<(), StoreError> {
+    let now = crate::util::time::unix_ms();
+    let replayed = replay(&store, shared, now).await?;
+    restore_breaches(&store, shared, now).await?;
+    tracing::info!(
+        backend = store.backend().as_str(),
+        replayed,
+        "call records store open; last 24 h replayed"
+    );
+    let _ = shared.store.set(store);
+    Ok(())
+}
+
+/// Puts back the breaches that were open when the gateway stopped: the last stored
+/// alert of each key and window says whether it was in breach.
+async fn restore_breaches(store: &Store, shared: &Shared, now: i64) -> Result<(), StoreError> {
+    // A breach older than this with no recovery is judged afresh.
+    const LOOKBACK_MS: i64 = 7 * 86_400_000;
+    let mut last = std::collections::HashMap::new();
+    for a in store.alerts(now - LOOKBACK_MS).await? {
+        last.insert((a.dimension.clone(), a.key.clone(), a.window.clone()), a);
+    }
+    for ((dimension, key, window), a) in last {
+        let (Some(d), Some(w)) = (
+            sla::Dimension::parse(&dimension),
+            sla::Window::parse(&window),
+        ) else {
+            continue;
+        };
+        if a.kind == "breach" {
+            shared.tracker().restore_breach(d, &key, w, a.at_ms);
+        }
+    }
+    Ok(())
+}
+
 /// Feeds the calls of the last 24 hours into a fresh tracker.
-async fn replay(
-    store: &Store,
-    tracker: &mut Tracker,
-    sla: &SlaConfig,
-    now: i64,
-) -> Result<usize, StoreError> {
+async fn replay(store: &Store, shared: &Shared, now: i64) -> Result<usize, StoreError> {
+    let sla = &shared.sla;
     const PAGE: i64 = 20_000;
     let mut from = now - sla::Window::H24.duration_ms();
     let mut seen = std::collections::HashSet::new();
@@ -140,6 +189,7 @@ async fn replay(
             })
             .await?;
         let full = page.len() as i64 == PAGE;
+        let mut tracker = shared.tracker();
         for r in &page {
             // Pages overlap at their boundary millisecond.
             if seen.insert(r.id.clone())
@@ -150,6 +200,7 @@ async fn replay(
             }
             from = from.max(r.ended_at_ms);
         }
+        drop(tracker);
         if !full {
             return Ok(n);
         }
@@ -201,7 +252,7 @@ impl Recorder {
         if self.held.is_empty() {
             self.send_or_hold(item, outcome.is_some());
         } else if outcome.is_some() {
-            self.held.push_back(item);
+            self.hold(item);
         } else {
             self.drop_refused();
         }
@@ -256,7 +307,7 @@ impl Recorder {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(item)) => {
                 if offered {
-                    self.held.push_back(item);
+                    self.hold(item);
                 } else {
                     self.drop_refused();
                 }
@@ -268,6 +319,26 @@ impl Recorder {
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 tracing::error!("call-record writer stopped: record not written");
             }
+        }
+    }
+
+    /// Keeps a record until the queue has room, up to the cap.
+    fn hold(&mut self, item: Item) {
+        if self.held.len() < self.capacity.saturating_mul(HELD_FACTOR) {
+            self.held.push_back(item);
+            return;
+        }
+        let n = self
+            .shared
+            .telemetry
+            .dropped
+            .fetch_add(1, Ordering::Relaxed);
+        if n.is_power_of_two() {
+            tracing::error!(
+                dropped = n + 1,
+                held = self.held.len(),
+                "store stalled too long: call record dropped (the live figures still count it)"
+            );
         }
     }
 
@@ -320,45 +391,84 @@ fn to_store_row(r: sla::IntervalRow) -> IntervalRow {
 }
 
 /// Rebuilds the persisted intervals in `[from_ms, to_ms)` from the stored raw
-/// events, with today's formula. Returns (calls read, rows written).
+/// events, with today's formula. Returns (calls read, rows written). Memory is one
+/// row per (interval, dimension, key), whatever the number of calls. Run it with
+/// the gateway stopped, or over a range that no longer takes calls: increments the
+/// writer commits meanwhile in that range would be replaced.
 pub async fn recompute(
     store: &Store,
     sla_cfg: &SlaConfig,
     from_ms: i64,
     to_ms: i64,
 ) -> Result<(usize, usize), StoreError> {
+    const PAGE: i64 = 20_000;
     let from_ms = sla::interval_start_ms(from_ms);
     let to_ms = sla::interval_start_ms(to_ms + sla::INTERVAL_MS - 1);
-    let mut rows: Vec<IntervalRow> = Vec::new();
+    let mut sums: std::collections::HashMap<(i64, String, String), IntervalRow> =
+        std::collections::HashMap::new();
     let mut calls = 0;
     let mut cursor = from_ms;
-    let mut seen = std::collections::HashSet::new();
+    // Pages overlap at their boundary millisecond: remember only those ids.
+    let mut at_cursor: std::collections::HashSet<String> = std::collections::HashSet::new();
     loop {
         let page = store
             .calls(&CallFilter {
                 from_ms: Some(cursor),
                 to_ms: Some(to_ms),
-                limit: 20_000,
+                limit: PAGE,
                 ascending: true,
                 ..Default::default()
             })
             .await?;
-        let full = page.len() == 20_000;
+        let full = page.len() as i64 == PAGE;
+        let mut next_at_cursor = std::collections::HashSet::new();
+        let last = page.last().map(|r| r.ended_at_ms).unwrap_or(cursor);
+        let mut fresh = 0;
         for r in &page {
-            cursor = cursor.max(r.ended_at_ms);
-            if !seen.insert(r.id.clone()) {
+            if r.ended_at_ms == cursor && at_cursor.contains(&r.id) {
                 continue;
+            }
+            fresh += 1;
+            if r.ended_at_ms == last {
+                next_at_cursor.insert(r.id.clone());
             }
             calls += 1;
             if let Some(c) = sla::classify(r, sla_cfg) {
-                rows.extend(Tracker::interval_rows(&c).into_iter().map(to_store_row));
+                for row in Tracker::interval_rows(&c).into_iter().map(to_store_row) {
+                    let k = (row.start_ms, row.dimension.clone(), row.key.clone());
+                    let sum = sums.entry(k).or_insert_with(|| IntervalRow {
+                        start_ms: row.start_ms,
+                        dimension: row.dimension.clone(),
+                        key: row.key.clone(),
+                        ..Default::default()
+                    });
+                    add_row(sum, &row);
+                }
             }
         }
-        if !full {
+        // (`fresh == 0`: a whole page of calls that ended in one millisecond.)
+        if !full || fresh == 0 {
             break;
         }
+        if last == cursor {
+            next_at_cursor.extend(at_cursor);
+        }
+        cursor = last;
+        at_cursor = next_at_cursor;
     }
+    let rows: Vec<IntervalRow> = sums.into_values().collect();
     let n = rows.len();
     store.replace_intervals(from_ms, to_ms, &rows).await?;
     Ok((calls, n))
+}
+
+fn add_row(sum: &mut IntervalRow, r: &IntervalRow) {
+    sum.offered += r.offered;
+    sum.answered += r.answered;
+    sum.answered_within += r.answered_within;
+    sum.abandoned += r.abandoned;
+    sum.short_abandoned += r.short_abandoned;
+    sum.transferred_out += r.transferred_out;
+    sum.failed += r.failed;
+    sum.overflowed += r.overflowed;
 }

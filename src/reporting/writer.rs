@@ -14,12 +14,24 @@ use crate::store::{AlertRow, Store, StoreError};
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
+/// How the writer gets its store.
+#[derive(Debug)]
+pub(super) enum Connect {
+    Ready(Store),
+    /// Down at start: keep trying this URL.
+    Pending(String),
+}
+
 pub(super) async fn run(
-    store: Store,
+    connect: Connect,
     mut rx: mpsc::Receiver<Item>,
     shared: Arc<Shared>,
     batch_max: usize,
 ) {
+    let store = match connect {
+        Connect::Ready(store) => store,
+        Connect::Pending(url) => connect_until_up(&url, &shared).await,
+    };
     let mut batch = Vec::with_capacity(batch_max);
     loop {
         batch.clear();
@@ -79,6 +91,39 @@ pub(super) async fn run(
             .telemetry
             .queued
             .store(rx.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Opens the store, retrying with capped backoff, and attaches it.
+async fn connect_until_up(url: &str, shared: &Shared) -> Store {
+    let mut backoff = FIRST_BACKOFF;
+    let mut attempt = 0u32;
+    loop {
+        tokio::time::sleep(backoff).await;
+        attempt += 1;
+        let opened = match Store::open(url).await {
+            Ok(store) => super::attach(shared, store.clone()).await.map(|()| store),
+            Err(e) => Err(e),
+        };
+        match opened {
+            Ok(store) => {
+                tracing::info!(
+                    attempts = attempt,
+                    "database reachable again: writing the waiting records"
+                );
+                return store;
+            }
+            Err(e) => {
+                shared
+                    .telemetry
+                    .write_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                if attempt.is_power_of_two() {
+                    tracing::warn!(error = %e, attempt, "database still unavailable");
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
     }
 }
 

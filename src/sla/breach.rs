@@ -60,6 +60,11 @@ impl Latch {
         self.since[w.index()]
     }
 
+    /// Puts a window back in (or out of) breach, as remembered across a restart.
+    pub(crate) fn set(&mut self, w: Window, since: Option<i64>) {
+        self.since[w.index()] = since;
+    }
+
     pub(crate) fn any(&self) -> bool {
         self.since.iter().any(Option::is_some)
     }

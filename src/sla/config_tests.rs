@@ -20,9 +20,9 @@ fn defaults_are_the_design_figures() {
 #[test]
 fn a_partial_section_keeps_the_other_defaults() {
     let cfg: SlaConfig =
-        toml::from_str("target = 0.9\nwebhook = \"https://ops.example/sla\"").unwrap();
+        toml::from_str("target = 0.9\nwebhook = \"http://127.0.0.1:9000/sla\"").unwrap();
     assert_eq!(cfg.target, 0.9);
-    assert_eq!(cfg.webhook.as_deref(), Some("https://ops.example/sla"));
+    assert_eq!(cfg.webhook.as_deref(), Some("http://127.0.0.1:9000/sla"));
     assert_eq!(cfg.answer_within_s, 15);
     assert_eq!(cfg.validate(), Ok(()));
 }

@@ -32,9 +32,10 @@
 //! The tracker holds nothing that cannot be rebuilt: after a restart, call
 //! [`Tracker::record`] for every stored call that ended in the last 24 hours (any
 //! order works; ordered by end time is fastest), then use the tracker as usual. The
-//! figures equal those of a tracker that ran all along. Breach state is derived
-//! from the figures, so the first [`Tracker::poll_alerts`] after seeding reports the
-//! breaches that are current at that time again (with `since_ms` = that time).
+//! figures equal those of a tracker that ran all along. Breach latches are put
+//! back with [`Tracker::restore_breach`] from the last alert sent per key and
+//! window; the first [`Tracker::poll_alerts`] then reports only what changed since
+//! (without that, it reports every current breach again).
 
 mod breach;
 mod classify;
@@ -140,10 +141,10 @@ impl SlaConfig {
             return Err("min_offered: must be at least 1".to_string());
         }
         if let Some(url) = &self.webhook
-            && !(url.starts_with("http://") || url.starts_with("https://"))
+            && !url.starts_with("http://")
         {
             return Err(format!(
-                "webhook: must be an http:// or https:// URL, got {url:?}"
+                "webhook: must be an http:// URL (internal network; put a TLS proxy in front of anything else), got {url:?}"
             ));
         }
         Ok(())

@@ -101,6 +101,25 @@ impl Tracker {
             .collect()
     }
 
+    /// Marks a key's window as in breach since `since_ms`, as the last alert sent
+    /// before a restart said. The next evaluation then reports only what changed
+    /// since (a recovery, or nothing), instead of judging from a clean latch.
+    pub fn restore_breach(
+        &mut self,
+        dimension: Dimension,
+        key: &str,
+        window: Window,
+        since_ms: i64,
+    ) {
+        let state = self.keys[dimension.index()]
+            .entry(key.to_string())
+            .or_insert_with(|| KeyState {
+                series: Series::new(),
+                latch: Latch::default(),
+            });
+        state.latch.set(window, Some(since_ms));
+    }
+
     /// Counts a finished call at `c.ended_ms`. Calls may arrive out of order; one
     /// that ended more than 24 h before the current time is ignored (it still
     /// belongs in the persisted intervals), one that ends after it counts once the

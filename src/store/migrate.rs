@@ -12,20 +12,22 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(
 
 /// Applies every migration the database has not seen yet.
 pub(super) async fn run(store: &Store) -> Result<(), StoreError> {
+    // One transaction for the whole run. On PostgreSQL an advisory lock comes
+    // first, so two nodes starting together on an empty database take turns (even
+    // `CREATE TABLE IF NOT EXISTS` races there otherwise).
+    let mut tx = store.pool.begin().await?;
+    if store.backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock(12345)")
+            .execute(&mut *tx)
+            .await?;
+    }
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS schema_migrations \
          (version BIGINT PRIMARY KEY, applied_at_ms BIGINT NOT NULL)",
     )
-    .execute(&store.pool)
+    .execute(&mut *tx)
     .await?;
     for &(version, sqlite, postgres) in MIGRATIONS {
-        let mut tx = store.pool.begin().await?;
-        if store.backend == Backend::Postgres {
-            // Two nodes starting at once: one migrates, the other waits here.
-            sqlx::query("SELECT pg_advisory_xact_lock(12345)")
-                .execute(&mut *tx)
-                .await?;
-        }
         let done: Option<(i64,)> =
             sqlx::query_as("SELECT version FROM schema_migrations WHERE version = $1")
                 .bind(version)
@@ -53,13 +55,13 @@ pub(super) async fn run(store: &Store) -> Result<(), StoreError> {
             .bind(crate::util::time::unix_ms())
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
         tracing::info!(
             version,
             backend = store.backend.as_str(),
             "database migrated"
         );
     }
+    tx.commit().await?;
     Ok(())
 }
 

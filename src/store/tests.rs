@@ -30,6 +30,17 @@ async fn fresh_postgres(name: &str) -> Result<String, sqlx::Error> {
     use sqlx::Connection;
     let mut admin = sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/test").await?;
     let db = format!("hgw_{name}_{}", std::process::id());
+    // Left by earlier runs; one in use by a concurrent run refuses to go.
+    let stale: Vec<(String,)> = sqlx::query_as(&format!(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'hgw\\_{name}\\_%' AND datname <> '{db}'"
+    ))
+    .fetch_all(&mut admin)
+    .await?;
+    for (old,) in stale {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {old}"))
+            .execute(&mut admin)
+            .await;
+    }
     sqlx::query(&format!("DROP DATABASE IF EXISTS {db}"))
         .execute(&mut admin)
         .await?;

@@ -104,6 +104,8 @@ const INBOUND_QUEUE: usize = 8192;
 const WRITE_QUEUE: usize = 1024;
 /// How often held call records are retried while the store queue is full.
 const BACKLOG_PUMP: Duration = Duration::from_millis(20);
+/// How often the core's wall clock is set again from the system clock.
+const WALL_CLOCK_EVERY: Duration = Duration::from_secs(1);
 /// Datagrams handled per wake-up before timers and TCP get a turn.
 const UDP_BATCH: usize = 256;
 
@@ -161,11 +163,7 @@ impl SipServer {
         };
         let now = Instant::now();
         let mut core = Core::new(core_cfg, plan, crate::util::seed::process_seed(), now);
-        let unix = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or_default();
-        core.set_wall_clock(now, unix);
+        core.set_wall_clock(now, crate::util::time::unix_ms());
         Ok(SipServer {
             udp,
             tcp,
@@ -208,57 +206,72 @@ impl SipServer {
         let mut conns: HashMap<SocketAddr, mpsc::Sender<Bytes>> = HashMap::new();
         let mut buf = vec![0u8; max_message.max(2048) + 1];
         let far_future = Instant::now() + Duration::from_secs(86_400 * 365);
-        loop {
-            let deadline = core.poll_timeout().unwrap_or(far_future);
-            tokio::select! {
-                biased;
-                c = control.recv() => match c {
-                    Some(Control::ReloadDialplan(plan)) => {
-                        info!(lines = plan.len(), "dialplan reloaded");
-                        core.set_dialplan(Instant::now(), plan);
-                    }
-                    Some(Control::Shutdown) | None => {
-                        info!(active_calls = core.active_calls(), "SIP transport stopping");
-                        if let Some(r) = recorder.take() {
-                            r.close().await;
+        let mut wall_set = Instant::now();
+        let result: Result<(), TransportError> = async {
+            loop {
+                let deadline = core.poll_timeout().unwrap_or(far_future);
+                tokio::select! {
+                    biased;
+                    c = control.recv() => match c {
+                        Some(Control::ReloadDialplan(plan)) => {
+                            info!(lines = plan.len(), "dialplan reloaded");
+                            core.set_dialplan(Instant::now(), plan);
                         }
-                        return Ok(());
-                    }
-                    Some(Control::Agents(reply)) => {
-                        let _ = reply.send(core.agents_view(Instant::now()));
-                    }
-                    Some(Control::Queues(reply)) => {
-                        let _ = reply.send(core.queues_view(Instant::now()));
-                    }
-                    Some(Control::AgentAction { agent, action, reply }) => {
-                        let _ = reply.send(core.agent_action(Instant::now(), &agent, action));
-                    }
-                },
-                r = readable(udp.as_ref()) => {
-                    r?;
-                    if let Some(sock) = &udp {
-                        udp::drain(sock, &mut core, &mut buf, UDP_BATCH)?;
-                    }
-                }
-                Some(msg) = in_rx.recv() => {
-                    on_inbound(&mut core, &mut conns, msg);
-                    // Take whatever else is already queued without re-arming select.
-                    for _ in 0..UDP_BATCH {
-                        match in_rx.try_recv() {
-                            Ok(msg) => on_inbound(&mut core, &mut conns, msg),
-                            Err(_) => break,
+                        Some(Control::Shutdown) | None => {
+                            info!(active_calls = core.active_calls(), "SIP transport stopping");
+                            return Ok(());
+                        }
+                        Some(Control::Agents(reply)) => {
+                            let _ = reply.send(core.agents_view(Instant::now()));
+                        }
+                        Some(Control::Queues(reply)) => {
+                            let _ = reply.send(core.queues_view(Instant::now()));
+                        }
+                        Some(Control::AgentAction { agent, action, reply }) => {
+                            let _ = reply.send(core.agent_action(Instant::now(), &agent, action));
+                        }
+                    },
+                    r = readable(udp.as_ref()) => {
+                        r?;
+                        if let Some(sock) = &udp {
+                            udp::drain(sock, &mut core, &mut buf, UDP_BATCH)?;
                         }
                     }
+                    Some(msg) = in_rx.recv() => {
+                        on_inbound(&mut core, &mut conns, msg);
+                        // Take whatever else is already queued without re-arming select.
+                        for _ in 0..UDP_BATCH {
+                            match in_rx.try_recv() {
+                                Ok(msg) => on_inbound(&mut core, &mut conns, msg),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    _ = tokio::time::sleep_until(deadline.into()) => {
+                        core.handle_timeout(Instant::now());
+                    }
+                    // Held call records move on as the writer makes room.
+                    _ = tokio::time::sleep(BACKLOG_PUMP), if recorder.as_ref().is_some_and(|r| r.backlogged()) => {}
                 }
-                _ = tokio::time::sleep_until(deadline.into()) => {
-                    core.handle_timeout(Instant::now());
+                flush(&mut core, udp.as_ref(), &mut conns, &in_tx, max_message).await;
+                status.observe(&mut core, recorder.as_mut());
+                // Follow the wall clock (NTP steps, drift) for records and time rules.
+                if wall_set.elapsed() >= WALL_CLOCK_EVERY {
+                    wall_set = Instant::now();
+                    core.set_wall_clock(wall_set, crate::util::time::unix_ms());
                 }
-                // Held call records move on as the writer makes room.
-                _ = tokio::time::sleep(BACKLOG_PUMP), if recorder.as_ref().is_some_and(|r| r.backlogged()) => {}
             }
-            flush(&mut core, udp.as_ref(), &mut conns, &in_tx, max_message).await;
-            status.observe(&mut core, recorder.as_mut());
         }
+        .await;
+        // Stopping, or a socket failed: every call in progress ends with a record,
+        // and every record goes to the writer.
+        core.shutdown(Instant::now());
+        flush(&mut core, udp.as_ref(), &mut conns, &in_tx, max_message).await;
+        status.observe(&mut core, recorder.as_mut());
+        if let Some(r) = recorder.take() {
+            r.close().await;
+        }
+        result
     }
 }
 

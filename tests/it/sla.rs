@@ -344,6 +344,10 @@ fn a_stalled_database_loses_no_finished_call() {
         let dropped = h["store"]["dropped"].as_u64().unwrap_or(0);
         h["store"]["backlog"] == false && written + dropped == 40
     });
+    // The callers turned away count against the line and wait for a callback.
+    let overall = figures(&gw.get_json("/api/v1/sla"), "overall", "all");
+    assert_eq!(overall["failed"].as_u64(), Some(r.failed), "{overall}");
+    assert_eq!(overall["offered"].as_u64(), Some(40), "{overall}");
     let answered = gw.get_json("/api/v1/calls?outcome=answered&limit=1000");
     assert_eq!(
         answered["count"].as_u64(),
@@ -358,4 +362,113 @@ fn a_stalled_database_loses_no_finished_call() {
     // Accepting calls again.
     let again = callers(&sipp, &gw, "uac.xml", "12345", 5, &[]).finish();
     assert_eq!((again.successful, again.failed), (5, 0), "{again:?}");
+}
+
+/// `kill -9` in the middle of load: after the restart every call the store had
+/// taken is there exactly once, and the live figures are rebuilt from them.
+#[test]
+fn a_kill_in_the_middle_of_load_keeps_every_written_call() {
+    let Some(sipp) = sipp() else { return };
+    let (_seats, seat) = uas(&sipp, "uas.xml");
+    let mut opts = GwOpts::to("queue:seats");
+    opts.extra_dialplan = plan(&seat, "sip:127.0.0.1:9");
+    let mut gw = Gateway::start(opts);
+    let load = callers(
+        &sipp,
+        &gw,
+        "uac.xml",
+        "12345",
+        2000,
+        &["-r", "100", "-d", "100"],
+    );
+    wait_for("calls under way", &gw, Duration::from_secs(20), || {
+        gw.health()["store"]["written"].as_u64() >= Some(100)
+    });
+    let written_before = gw.health()["store"]["written"].as_u64().unwrap();
+    gw.kill9();
+    drop(load);
+    gw.restart();
+    let calls = gw.get_json("/api/v1/calls?limit=100000");
+    let list = calls["calls"].as_array().unwrap();
+    assert!(
+        list.len() as u64 >= written_before,
+        "{} stored < {written_before} acknowledged before the kill",
+        list.len()
+    );
+    let ids: std::collections::HashSet<&str> =
+        list.iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), list.len(), "no call stored twice");
+    let offered = list.iter().filter(|c| !c["outcome"].is_null()).count() as u64;
+    let answered = list.iter().filter(|c| c["outcome"] == "answered").count() as u64;
+    let sla = gw.get_json("/api/v1/sla");
+    let overall = figures(&sla, "overall", "all");
+    assert_eq!(overall["offered"].as_u64(), Some(offered), "{overall}");
+    assert_eq!(overall["answered"].as_u64(), Some(answered), "{overall}");
+    // And it takes calls again.
+    let r = callers(&sipp, &gw, "uac.xml", "12345", 20, &[]).finish();
+    assert_eq!((r.successful, r.failed), (20, 0), "{r:?}");
+    wait_for(
+        "the new calls written",
+        &gw,
+        Duration::from_secs(10),
+        || gw.health()["store"]["written"].as_u64() == Some(20),
+    );
+    let after = figures(&gw.get_json("/api/v1/sla"), "overall", "all");
+    assert_eq!(after["answered"].as_u64(), Some(answered + 20), "{after}");
+}
+
+/// Stopping the gateway (SIGTERM) with callers waiting: each call ends with a
+/// record (`gateway.shutdown`), written before the process exits.
+#[test]
+fn a_shutdown_records_the_calls_in_progress() {
+    let Some(sipp) = sipp() else { return };
+    let mut opts = GwOpts::to("queue:empty");
+    opts.extra_dialplan = plan("sip:127.0.0.1:9", "sip:127.0.0.1:9");
+    let mut gw = Gateway::start(opts);
+    let waiting = callers(&sipp, &gw, "uac_cancel.xml", "12399", 5, &["-d", "30000"]);
+    gw.wait_health("5 callers queued", Duration::from_secs(10), |h| {
+        h["active_calls"] == 5
+    });
+    gw.signal("TERM");
+    assert!(
+        gw.wait_exit(Duration::from_secs(15)),
+        "gateway did not stop\n{}",
+        gw.log()
+    );
+    drop(waiting);
+    gw.restart();
+    let calls = gw.get_json("/api/v1/calls?limit=100");
+    assert_eq!(calls["count"], 5, "{calls}");
+    for c in calls["calls"].as_array().unwrap() {
+        assert_eq!(c["reason"], "gateway.shutdown", "{c}");
+        assert_eq!(c["outcome"], "failed", "{c}");
+        assert_eq!(c["final_code"], 503, "{c}");
+    }
+}
+
+/// PostgreSQL unreachable when the gateway starts: it takes calls anyway, and the
+/// records reach the database once it answers.
+#[test]
+fn a_database_down_at_start_gets_the_records_later() {
+    let Some(sipp) = sipp() else { return };
+    let Some(url) = fresh_postgres("late") else {
+        return;
+    };
+    let proxy = Forwarder::new("127.0.0.1:5432");
+    let late = url.replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port));
+    let (_seats, seat) = uas(&sipp, "uas.xml");
+    let mut opts = GwOpts::to("queue:seats");
+    opts.extra_dialplan = plan(&seat, "sip:127.0.0.1:9");
+    opts.extra_config = format!("[store]\ndatabase = \"{late}\"\n");
+    let gw = Gateway::start(opts);
+    let r = callers(&sipp, &gw, "uac.xml", "12345", 10, &[]).finish();
+    assert_eq!((r.successful, r.failed), (10, 0), "calls are taken: {r:?}");
+    assert_eq!(gw.health()["store"]["written"], 0);
+    let (code, _) = http_get(gw.http, "/api/v1/calls").unwrap();
+    assert_eq!(code, 503, "no store yet");
+    proxy.open();
+    wait_for("the records written", &gw, Duration::from_secs(30), || {
+        gw.health()["store"]["written"].as_u64() == Some(10)
+    });
+    assert_eq!(gw.get_json("/api/v1/calls?outcome=answered")["count"], 10);
 }

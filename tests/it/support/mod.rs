@@ -227,6 +227,18 @@ impl Gateway {
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
     }
 
+    /// Waits for the process to exit by itself; false if it is still running.
+    pub fn wait_exit(&mut self, limit: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if self.child.try_wait().unwrap().is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
@@ -489,6 +501,17 @@ pub fn fresh_postgres(name: &str) -> Option<String> {
             use sqlx::Connection;
             let mut admin =
                 sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/test").await?;
+            // Databases left by earlier runs (a test killed mid-way); one still in
+            // use by a concurrent run refuses to go, which is fine.
+            let stale: Vec<(String,)> =
+                sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE 'hgw\\_it\\_%'")
+                    .fetch_all(&mut admin)
+                    .await?;
+            for (name,) in stale {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+                    .execute(&mut admin)
+                    .await;
+            }
             sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
                 .execute(&mut admin)
                 .await?;
@@ -576,5 +599,43 @@ fn read_request_body(conn: &mut TcpStream) -> Option<String> {
                 return Some(body[..len].to_string());
             }
         }
+    }
+}
+
+/// A TCP forwarder from a free loopback port to `target`, started on demand: the
+/// port refuses connections until [`Forwarder::open`] (a database that is down,
+/// then comes up).
+pub struct Forwarder {
+    pub port: u16,
+    target: SocketAddr,
+}
+
+impl Forwarder {
+    pub fn new(target: &str) -> Forwarder {
+        Forwarder {
+            port: free_port(),
+            target: target.parse().unwrap(),
+        }
+    }
+
+    /// Starts accepting and forwarding.
+    pub fn open(&self) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).unwrap();
+        let target = self.target;
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(a) = conn else { continue };
+                let Ok(b) = TcpStream::connect(target) else {
+                    continue;
+                };
+                for (mut from, mut to) in [(a.try_clone().unwrap(), b.try_clone().unwrap()), (b, a)]
+                {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
     }
 }
