@@ -317,7 +317,13 @@ fn to_csv(calls: &[CallRecord]) -> String {
             t(c.answered_at_ms),
             t(Some(c.ended_at_ms)),
             n(c.offered_at_ms.zip(c.answered_at_ms).map(|(o, a)| a - o)),
-            n(c.answered_at_ms.map(|a| c.ended_at_ms - a)),
+            // The agent's talk time ends when the call is transferred out.
+            n(c.answered_at_ms.map(|a| {
+                let until = c
+                    .first(crate::cdr::EventKind::TransferredOut)
+                    .map_or(c.ended_at_ms, |e| e.at_ms);
+                until - a
+            })),
             c.survey.map(|s| s.to_string()).unwrap_or_default(),
             c.recording.clone().unwrap_or_default(),
             c.callback_pending.to_string(),
