@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use hotline_gateway::cdr::{CallRecord, Event, EventKind};
 use hotline_gateway::sla::{self, SlaConfig, Tracker};
-use hotline_gateway::store::{IntervalRow, Store};
+use hotline_gateway::store::{CallWrite, IntervalRow, Store};
 
 const RUNS: usize = 3;
 
@@ -123,11 +123,15 @@ async fn measure(name: &str, url: &str, n: usize, batch: usize) {
     let now = hotline_gateway::util::time::unix_ms();
     let mut rates = Vec::new();
     for run in 0..RUNS {
-        let items: Vec<(CallRecord, Vec<IntervalRow>)> = (0..n)
+        let items: Vec<CallWrite> = (0..n)
             .map(|i| {
-                let r = record(run, i, now);
-                let rows = rows(&r, &cfg);
-                (r, rows)
+                let record = record(run, i, now);
+                let intervals = rows(&record, &cfg);
+                CallWrite {
+                    record,
+                    intervals,
+                    ticket: None,
+                }
             })
             .collect();
         let start = Instant::now();

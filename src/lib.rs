@@ -28,5 +28,6 @@ pub mod sip;
 pub mod sla;
 pub mod softphone;
 pub mod store;
+pub mod tickets;
 pub mod transport;
 pub mod util;

@@ -423,6 +423,7 @@ fn reporting_config(cfg: &Config) -> reporting::ReportingConfig {
         database: cfg.database_url(),
         queue_capacity: cfg.store.queue_capacity,
         batch_max: cfg.store.batch_max,
+        tickets: cfg.tickets.clone(),
     }
 }
 

@@ -126,6 +126,8 @@ impl Core {
                 answered_at: None,
                 original: facts.original.clone().map(|(n, _)| n),
                 events: Vec::with_capacity(8),
+                line_name: line.name.clone(),
+                deadline: self.deadline(now, line.deadline_workdays),
                 reason: None,
                 final_code: 0,
                 ring_deadline: None,

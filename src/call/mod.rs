@@ -128,6 +128,9 @@ pub struct CallRecord {
     pub events: Vec<cdr::Event>,
     pub received_ms: i64,
     pub ended_ms: i64,
+    /// The line's name and the work order's due date, for the ticket stub.
+    pub line_name: Option<String>,
+    pub deadline: Option<String>,
 }
 
 impl CallRecord {
@@ -259,6 +262,10 @@ struct Call {
     original: Option<String>,
     /// The raw event log, kept with the call record.
     events: Vec<cdr::Event>,
+    /// The line's name, for the work-order stub.
+    line_name: String,
+    /// When the call's work order is due (local date), from the line's rule.
+    deadline: Option<String>,
     reason: Option<Reason>,
     final_code: u16,
     ring_deadline: Option<Instant>,
@@ -302,6 +309,8 @@ pub struct Core {
     by_tx: IdMap<TxId, (CallKey, Role)>,
     timers: BinaryHeap<Reverse<(Instant, CallKey, CallTimer)>>,
     records: VecDeque<CallRecord>,
+    /// Calls offered to a person since the last `poll_offer`: their stubs open.
+    offers: VecDeque<cdr::Offer>,
     stats: CoreStats,
     acd: Acd,
     registrar: Registrar,
@@ -348,6 +357,7 @@ impl Core {
             by_tx: IdMap::default(),
             timers: BinaryHeap::new(),
             records: VecDeque::new(),
+            offers: VecDeque::new(),
             stats: CoreStats::default(),
             acd,
             registrar,
@@ -393,13 +403,36 @@ impl Core {
         detail: Option<String>,
     ) {
         let at_ms = self.unix_ms(now);
-        if let Some(call) = self.calls.get_mut(&key) {
-            call.events.push(cdr::Event {
+        let id = self.call_id_of(key);
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let first_offer = kind == cdr::EventKind::Offered
+            && !call
+                .events
+                .iter()
+                .any(|e| e.kind == cdr::EventKind::Offered);
+        if first_offer {
+            self.offers.push_back(cdr::Offer {
+                id,
+                sip_call_id: call.a.call_id.to_string(),
+                caller: call.caller.clone(),
+                called: call.called.clone(),
+                original: call.original.clone(),
+                line: call.line.clone(),
+                line_name: call.line_name.clone(),
+                mode: call.mode.as_str().to_string(),
+                department: call.department.clone(),
+                offered_to: detail.clone().unwrap_or_default(),
                 at_ms,
-                kind,
-                detail,
+                deadline: call.deadline.clone(),
             });
         }
+        call.events.push(cdr::Event {
+            at_ms,
+            kind,
+            detail,
+        });
     }
 
     /// Replaces the dialplan; calls in progress keep the route they took, logged-in
@@ -484,6 +517,27 @@ impl Core {
     /// The next finished call.
     pub fn poll_record(&mut self) -> Option<CallRecord> {
         self.records.pop_front()
+    }
+
+    /// The next call offered to a person (its work-order stub opens now).
+    pub fn poll_offer(&mut self) -> Option<cdr::Offer> {
+        self.offers.pop_front()
+    }
+
+    /// The id of a call: the record's, the stub's and the screen pop's.
+    pub(super) fn call_id_of(&self, key: CallKey) -> String {
+        format!("{}-{key}", self.id_prefix)
+    }
+
+    /// The local date `workdays` working days after `now`, on the calendar.
+    pub(super) fn deadline(&self, now: Instant, workdays: u32) -> Option<String> {
+        let today = self.local_time(now).date();
+        Some(
+            self.dialplan
+                .calendar
+                .add_working_days(today, workdays)
+                .to_string(),
+        )
     }
 
     /// The earliest deadline of the transaction layer, the calls, the ACD and the
@@ -703,11 +757,13 @@ impl Core {
             offered_at: call.offered_at,
             answered_at: call.answered_at,
             ended_at: now,
-            id: format!("{}-{key}", self.id_prefix),
+            id: self.call_id_of(key),
             original: call.original,
             received_ms: call.events.first().map_or(ended_ms, |e| e.at_ms),
             ended_ms,
             events: call.events,
+            line_name: Some(call.line_name),
+            deadline: call.deadline,
         });
         drop(_enter);
         self.drain_acd(now);
@@ -727,6 +783,7 @@ impl Core {
         let at_ms = self.unix_ms(now);
         if let Some(r) = self.records.back_mut() {
             r.line = Some(line.number.clone());
+            r.line_name = Some(line.name.clone());
             r.mode = Some(line.mode.as_str());
             r.department = line.department.clone();
             r.events.insert(
@@ -770,7 +827,7 @@ impl Core {
             detail: Some(detail),
         };
         self.records.push_back(CallRecord {
-            id: format!("{}-{key}", self.id_prefix),
+            id: self.call_id_of(key),
             original: number::original_called(req).map(|(n, _)| n),
             events: vec![
                 event(cdr::EventKind::Received, called.clone()),
@@ -778,6 +835,8 @@ impl Core {
             ],
             received_ms: at_ms,
             ended_ms: at_ms,
+            line_name: None,
+            deadline: None,
             key,
             call_id: message::Headers::call_id(req)
                 .unwrap_or_default()

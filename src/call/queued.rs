@@ -159,11 +159,13 @@ impl Core {
             let _ = self.acd.ring_failed(now, key, &agent);
             return;
         };
+        let ticket = self.call_id_of(key);
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
         let pop = vec![
             ("X-Hotline-Call-Id".to_string(), key.to_string()),
+            ("X-Hotline-Ticket".to_string(), ticket),
             ("X-Hotline-Caller".to_string(), call.caller.clone()),
             ("X-Hotline-Line".to_string(), call.line.clone()),
             ("X-Hotline-Mode".to_string(), call.mode.as_str().to_string()),

@@ -140,3 +140,24 @@ impl CallRecord {
         self.events.iter().find(|e| e.kind == kind)
     }
 }
+
+/// A call offered to a person, as it happens: what its work-order stub opens with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offer {
+    /// The call's id (the record's, and the stub's).
+    pub id: String,
+    pub sip_call_id: String,
+    pub caller: String,
+    pub called: String,
+    pub original: Option<String>,
+    pub line: String,
+    pub line_name: String,
+    pub mode: String,
+    pub department: Option<String>,
+    /// The queue, `legacy:<line>` or `sip:<line>`.
+    pub offered_to: String,
+    /// Unix milliseconds.
+    pub at_ms: i64,
+    /// Local date (`YYYY-MM-DD`) the work order is due, on the holiday calendar.
+    pub deadline: Option<String>,
+}

@@ -38,6 +38,9 @@ pub struct Config {
     /// Answer-rate target, windows' rules and the breach webhook.
     #[serde(default)]
     pub sla: crate::sla::SlaConfig,
+    /// Work-order stubs: the ticket system's URL, credentials and retries.
+    #[serde(default)]
+    pub tickets: crate::tickets::deliver::TicketsConfig,
     /// Where the file was read from; relative paths are resolved against its folder.
     #[serde(skip)]
     pub origin: Option<PathBuf>,
@@ -323,6 +326,10 @@ impl Config {
         }
         if let Err(reason) = self.sla.validate() {
             return Err(err("sla", &reason));
+        }
+        if let Err(reason) = self.tickets.validate() {
+            let key = format!("tickets.{}", reason.split(':').next().unwrap_or(""));
+            return Err(err(&key, &reason));
         }
         let db = &self.store.database;
         if db != "none"

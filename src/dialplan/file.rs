@@ -175,6 +175,9 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
                 if l.ring_time_s.is_some_and(|r| r == 0 || r > 120) {
                     return Err(err("ring_time_s", "must be 1 to 120".into()));
                 }
+                if l.deadline_workdays.is_some_and(|d| d == 0 || d > 365) {
+                    return Err(err("deadline_workdays", "must be 1 to 365".into()));
+                }
                 if l.mode != Mode::Parallel && (l.legacy_trunk.is_some() || !l.hours.is_empty()) {
                     return Err(err(
                         "legacy_trunk",
@@ -216,6 +219,9 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
                         hours,
                         effective_from: l.effective_from,
                         effective_until: l.effective_until,
+                        deadline_workdays: l
+                            .deadline_workdays
+                            .unwrap_or(super::DEFAULT_DEADLINE_WORKDAYS),
                     },
                     file.clone(),
                     at,

@@ -147,7 +147,12 @@ pub struct Line {
     /// The days the line is in service, inclusive (`YYYY-MM-DD`), as written.
     pub effective_from: Option<String>,
     pub effective_until: Option<String>,
+    /// Working days a work order from this line has, on the holiday calendar.
+    pub deadline_workdays: u32,
 }
+
+/// A work order's deadline when the line sets none: five working days.
+pub const DEFAULT_DEADLINE_WORKDAYS: u32 = 5;
 
 impl Line {
     /// The queue a line's callers wait in (also a parallel line's overflow).

@@ -141,6 +141,9 @@ pub(super) struct LineFile {
     pub(super) hours: Vec<String>,
     pub(super) effective_from: Option<String>,
     pub(super) effective_until: Option<String>,
+    /// Working days a work order from this line has (on the holiday calendar);
+    /// [`DEFAULT_DEADLINE_WORKDAYS`](super::DEFAULT_DEADLINE_WORKDAYS) when unset.
+    pub(super) deadline_workdays: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,6 +5,7 @@
 
 mod metrics;
 mod reports;
+mod tickets;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -57,6 +58,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/sla/intervals", get(reports::intervals))
         .route("/api/v1/calls", get(reports::calls))
         .route("/api/v1/calls/{id}/callback", post(reports::callback_done))
+        .route("/api/v1/tickets", get(tickets::list))
+        .route("/api/v1/tickets/{id}", get(tickets::one))
+        .route("/api/v1/tickets/{id}/redrive", post(tickets::redrive))
         .route("/api/v1/agents", get(agents))
         .route("/api/v1/agents/{id}/state", post(agent_state))
         .route("/api/v1/queues", get(queues))

@@ -14,6 +14,7 @@ use super::{AppState, ask, error};
 use crate::cdr::CallRecord;
 use crate::store::{CallFilter, Store};
 use crate::transport::Control;
+use crate::util::time::rfc3339;
 
 /// The wallboard: one self-contained page, embedded in the binary.
 const WALLBOARD: &str = include_str!("wallboard.html");
@@ -354,22 +355,6 @@ fn csv_field(f: &str) -> String {
     } else {
         f
     }
-}
-
-/// Unix milliseconds as RFC 3339 UTC with milliseconds.
-fn rfc3339(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let t = crate::dialplan::time::local_time(secs, 0);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year,
-        t.month,
-        t.day,
-        t.minute_of_day / 60,
-        t.minute_of_day % 60,
-        secs.rem_euclid(60),
-        ms.rem_euclid(1000)
-    )
 }
 
 #[cfg(test)]

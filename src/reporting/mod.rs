@@ -31,9 +31,10 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::cdr::{CallRecord, EventKind};
+use crate::cdr::EventKind;
 use crate::sla::{self, Outcome, SlaConfig, Tracker};
-use crate::store::{CallFilter, IntervalRow, Store, StoreError};
+use crate::store::{CallFilter, CallWrite, IntervalRow, Store, StoreError, TicketWrite};
+use crate::tickets::{self, Stub, deliver};
 pub use telemetry::Telemetry;
 
 /// Held records beyond this many times the queue's capacity are dropped (loudly).
@@ -42,7 +43,10 @@ pub const HELD_FACTOR: usize = 10;
 /// What the writer task is given.
 #[derive(Debug)]
 enum Item {
-    Call(Box<CallRecord>, Vec<IntervalRow>),
+    /// A finished call with its intervals and its stub's final revision.
+    Call(Box<CallWrite>),
+    /// A stub opened by a call just offered.
+    TicketOpen(TicketWrite),
     Alert(sla::Alert),
 }
 
@@ -51,6 +55,8 @@ enum Item {
 pub struct Shared {
     tracker: Mutex<Tracker>,
     pub telemetry: Telemetry,
+    /// Ticket delivery counters.
+    pub tickets: Arc<deliver::DeliveryStats>,
     /// Set once the database is open (at start, or later if it was down).
     store: OnceLock<Store>,
     pub sla: SlaConfig,
@@ -76,6 +82,8 @@ pub struct ReportingConfig {
     pub database: Option<String>,
     pub queue_capacity: usize,
     pub batch_max: usize,
+    /// Work-order stubs: where they are delivered (none: kept in the store).
+    pub tickets: deliver::TicketsConfig,
 }
 
 /// The running service: the SIP task's [`Recorder`], HTTP's [`Shared`], and the
@@ -96,6 +104,7 @@ pub async fn start(cfg: ReportingConfig) -> Result<Reporting, StoreError> {
     let shared = Arc::new(Shared {
         tracker: Mutex::new(Tracker::new(cfg.sla.clone())),
         telemetry: Telemetry::default(),
+        tickets: Arc::default(),
         store: OnceLock::new(),
         sla: cfg.sla.clone(),
     });
@@ -117,11 +126,21 @@ pub async fn start(cfg: ReportingConfig) -> Result<Reporting, StoreError> {
     // The first tick reports what changed since the last alert sent before the
     // restart (a breach that opened, or one that recovered meanwhile).
     shared.tracker().advance(crate::util::time::unix_ms());
-    let writer = connect.map(|c| tokio::spawn(writer::run(c, rx, shared.clone(), cfg.batch_max)));
+    let tickets_cfg = cfg.tickets.clone();
+    let writer = connect.map(|c| {
+        tokio::spawn(writer::run(
+            c,
+            rx,
+            shared.clone(),
+            cfg.batch_max,
+            tickets_cfg,
+        ))
+    });
     let webhook = alerts::spawn_webhook(cfg.sla.webhook.clone(), shared.clone());
     tokio::spawn(alerts::ticker(shared.clone(), tx.downgrade(), webhook));
     let recorder = Recorder {
         shared: shared.clone(),
+        deliver_tickets: cfg.tickets.url.is_some(),
         sla: cfg.sla,
         tx: writer.is_some().then_some(tx),
         capacity: cfg.queue_capacity,
@@ -140,6 +159,7 @@ pub(super) async fn attach(shared: &Shared, store: Store) -> Result<(), StoreErr
     let now = crate::util::time::unix_ms();
     let replayed = replay(&store, shared, now).await?;
     restore_breaches(&store, shared, now).await?;
+    close_interrupted(&store, now).await?;
     tracing::info!(
         backend = store.backend().as_str(),
         replayed,
@@ -147,6 +167,57 @@ pub(super) async fn attach(shared: &Shared, store: Store) -> Result<(), StoreErr
     );
     let _ = shared.store.set(store);
     Ok(())
+}
+
+/// Gives the stubs of calls cut short by the last stop their final revision
+/// (`interrupted`): no call survives a restart. (With several nodes on one
+/// PostgreSQL this would close the other nodes' calls too: one node per database.)
+async fn close_interrupted(store: &Store, now: i64) -> Result<(), StoreError> {
+    loop {
+        let open = store.open_stubs(1000).await?;
+        if open.is_empty() {
+            return Ok(());
+        }
+        let n = open.len();
+        let mut writes = Vec::with_capacity(n);
+        for (id, json) in open {
+            let Ok(stub) = serde_json::from_str::<Stub>(&json) else {
+                tracing::error!(ticket = %id, "stored stub unreadable; left open");
+                continue;
+            };
+            let done = tickets::interrupted(&stub, now);
+            // Delivered if the open revision was (its outbox entry says so).
+            let deliver = store
+                .ticket(&id)
+                .await?
+                .is_some_and(|t| t.delivery != "local");
+            writes.push(ticket_write(&done, now, deliver));
+        }
+        if writes.is_empty() {
+            return Ok(());
+        }
+        store.open_tickets(&writes).await?;
+        tracing::warn!(
+            stubs = writes.len(),
+            "work orders of calls cut short by the restart closed as interrupted"
+        );
+        if n < 1000 {
+            return Ok(());
+        }
+    }
+}
+
+/// A stub revision as the store keeps it.
+fn ticket_write(stub: &Stub, at_ms: i64, deliver: bool) -> TicketWrite {
+    TicketWrite {
+        id: stub.id.clone(),
+        line: stub.line.clone(),
+        state: stub.state.as_str().to_string(),
+        revision: i64::from(stub.revision),
+        at_ms,
+        stub: serde_json::to_string(stub).unwrap_or_default(),
+        deliver,
+    }
 }
 
 /// Puts back the breaches that were open when the gateway stopped: the last stored
@@ -211,6 +282,8 @@ async fn replay(store: &Store, shared: &Shared, now: i64) -> Result<usize, Store
 #[derive(Debug)]
 pub struct Recorder {
     shared: Arc<Shared>,
+    /// A ticket URL is configured: stub revisions go to the outbox.
+    deliver_tickets: bool,
     sla: SlaConfig,
     tx: Option<mpsc::Sender<Item>>,
     capacity: usize,
@@ -219,6 +292,21 @@ pub struct Recorder {
 }
 
 impl Recorder {
+    /// Opens the work-order stub of a call just offered.
+    pub fn offered(&mut self, offer: &crate::cdr::Offer) {
+        if self.tx.is_none() {
+            return;
+        }
+        let stub = tickets::open(offer);
+        let item = Item::TicketOpen(ticket_write(&stub, offer.at_ms, self.deliver_tickets));
+        if self.held.is_empty() {
+            self.send_or_hold(item, true);
+        } else {
+            self.hold(item);
+        }
+        self.update_gauges();
+    }
+
     /// Counts a finished call and queues it for the store.
     pub fn finished(&mut self, record: &crate::call::CallRecord) {
         let mut cdr = record.to_cdr();
@@ -248,7 +336,13 @@ impl Recorder {
         if self.tx.is_none() {
             return;
         }
-        let item = Item::Call(Box::new(cdr), rows);
+        let ticket = tickets::complete(&cdr, record.line_name.clone(), record.deadline.clone())
+            .map(|stub| ticket_write(&stub, cdr.ended_at_ms, self.deliver_tickets));
+        let item = Item::Call(Box::new(CallWrite {
+            record: cdr,
+            intervals: rows,
+            ticket,
+        }));
         if self.held.is_empty() {
             self.send_or_hold(item, outcome.is_some());
         } else if outcome.is_some() {

@@ -27,11 +27,16 @@ pub(super) async fn run(
     mut rx: mpsc::Receiver<Item>,
     shared: Arc<Shared>,
     batch_max: usize,
+    tickets: crate::tickets::deliver::TicketsConfig,
 ) {
     let store = match connect {
         Connect::Ready(store) => store,
         Connect::Pending(url) => connect_until_up(&url, &shared).await,
     };
+    if tickets.url.is_some() {
+        let stats = shared.tickets.clone();
+        tokio::spawn(crate::tickets::deliver::run(store.clone(), tickets, stats));
+    }
     let mut batch = Vec::with_capacity(batch_max);
     loop {
         batch.clear();
@@ -42,12 +47,19 @@ pub(super) async fn run(
         let queued = &shared.telemetry.queued;
         queued.store(rx.len() as u64, Ordering::Relaxed);
         let mut calls = Vec::with_capacity(batch.len());
+        let mut opens = Vec::new();
         let mut alerts = Vec::new();
         for item in batch.drain(..) {
             match item {
-                Item::Call(r, rows) => calls.push((*r, rows)),
+                Item::Call(w) => calls.push(*w),
+                Item::TicketOpen(t) => opens.push(t),
                 Item::Alert(a) => alerts.push(a),
             }
+        }
+        // Stubs opened by calls still in progress (a stub's later revision in the
+        // same batch wins either way: the store keeps the highest revision).
+        if !opens.is_empty() {
+            let _ = retry(&shared, "ticket stubs", || store.open_tickets(&opens)).await;
         }
         if !calls.is_empty() {
             let written = retry(&shared, "call records", || store.insert_calls(&calls)).await;
@@ -67,7 +79,7 @@ pub(super) async fn run(
                                 .fetch_add(n as u64, Ordering::Relaxed);
                         }
                         None => tracing::error!(
-                            record = %serde_json::to_string(&one[0].0).unwrap_or_default(),
+                            record = %serde_json::to_string(&one[0].record).unwrap_or_default(),
                             "call record refused by the database"
                         ),
                     }

@@ -19,6 +19,15 @@ const CHUNK: usize = 400;
 /// 10 rows 37,400, 1 row 16,800): small statements, one transaction.
 const SQLITE_CHUNK: usize = 10;
 
+/// A finished call to keep: its record, the interval increments it brings, and
+/// its work-order stub's final revision. All three go in one transaction.
+#[derive(Debug, Clone)]
+pub struct CallWrite {
+    pub record: CallRecord,
+    pub intervals: Vec<IntervalRow>,
+    pub ticket: Option<super::tickets::TicketWrite>,
+}
+
 /// Which calls to read. Every field narrows; none set means the latest calls.
 #[derive(Debug, Clone, Default)]
 pub struct CallFilter {
@@ -41,10 +50,7 @@ impl Store {
     /// transaction. A record whose id is already stored is skipped together with its
     /// increments, so a batch retried after an unclear failure counts nothing twice.
     /// Returns how many records were new.
-    pub async fn insert_calls(
-        &self,
-        batch: &[(CallRecord, Vec<IntervalRow>)],
-    ) -> Result<usize, StoreError> {
+    pub async fn insert_calls(&self, batch: &[CallWrite]) -> Result<usize, StoreError> {
         let mut tx = self.pool.begin().await?;
         let mut inserted = std::collections::HashSet::new();
         let rows_per_statement = match self.backend {
@@ -54,7 +60,7 @@ impl Store {
         for chunk in batch.chunks(rows_per_statement) {
             let sql = insert_sql(chunk.len());
             let mut q = sqlx::query(&sql);
-            for (r, _) in chunk {
+            for CallWrite { record: r, .. } in chunk {
                 let events = serde_json::to_string(&r.events)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 q = q
@@ -88,10 +94,15 @@ impl Store {
         }
         let rows: Vec<&IntervalRow> = batch
             .iter()
-            .filter(|(r, _)| inserted.contains(&r.id))
-            .flat_map(|(_, rows)| rows)
+            .filter(|w| inserted.contains(&w.record.id))
+            .flat_map(|w| &w.intervals)
             .collect();
         intervals::add(&mut tx, &rows).await?;
+        for w in batch.iter().filter(|w| inserted.contains(&w.record.id)) {
+            if let Some(t) = &w.ticket {
+                super::tickets::write(&mut tx, t).await?;
+            }
+        }
         tx.commit().await?;
         Ok(inserted.len())
     }

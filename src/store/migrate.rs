@@ -4,11 +4,18 @@
 use super::{Backend, Store, StoreError};
 
 /// (version, SQLite text, PostgreSQL text), in order.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    include_str!("../../migrations/sqlite/0001_calls.sql"),
-    include_str!("../../migrations/postgres/0001_calls.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        include_str!("../../migrations/sqlite/0001_calls.sql"),
+        include_str!("../../migrations/postgres/0001_calls.sql"),
+    ),
+    (
+        2,
+        include_str!("../../migrations/sqlite/0002_tickets.sql"),
+        include_str!("../../migrations/postgres/0002_tickets.sql"),
+    ),
+];
 
 /// Applies every migration the database has not seen yet.
 pub(super) async fn run(store: &Store) -> Result<(), StoreError> {
@@ -40,12 +47,10 @@ pub(super) async fn run(store: &Store) -> Result<(), StoreError> {
             Backend::Sqlite => sqlite,
             Backend::Postgres => postgres,
         };
-        for statement in text
-            .split(';')
-            .map(strip_comments)
-            .filter(|s| !s.is_empty())
-        {
-            sqlx::query(&statement)
+        // Comments first: one may hold a `;`.
+        let text = strip_comments(text);
+        for statement in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            sqlx::query(statement)
                 .execute(&mut *tx)
                 .await
                 .map_err(|source| StoreError::Migration { version, source })?;

@@ -12,6 +12,7 @@ mod intervals;
 mod migrate;
 #[cfg(test)]
 mod tests;
+mod tickets;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -20,8 +21,9 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
-pub use calls::CallFilter;
+pub use calls::{CallFilter, CallWrite};
 pub use intervals::{AlertRow, IntervalRow};
+pub use tickets::{OutboxItem, TicketFilter, TicketRow, TicketWrite};
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -82,6 +82,14 @@ fn record(id: &str, ended: i64, outcome: &str, callback: bool) -> CallRecord {
     }
 }
 
+fn write(record: CallRecord, intervals: Vec<IntervalRow>) -> CallWrite {
+    CallWrite {
+        record,
+        intervals,
+        ticket: None,
+    }
+}
+
 fn increment(start: i64, key: &str, answered: i64) -> IntervalRow {
     IntervalRow {
         start_ms: start,
@@ -98,11 +106,11 @@ async fn records_round_trip_and_retries_count_nothing_twice() {
     for url in backends("roundtrip").await {
         let store = Store::open(&url).await.expect(&url);
         let batch = vec![
-            (
+            write(
                 record("a-1", 1_000_000, "answered", false),
                 vec![increment(900_000, "12315", 1)],
             ),
-            (
+            write(
                 record("a-2", 1_100_000, "abandoned", true),
                 vec![increment(900_000, "12315", 0)],
             ),
@@ -119,7 +127,11 @@ async fn records_round_trip_and_retries_count_nothing_twice() {
             })
             .await
             .unwrap();
-        assert_eq!(all, vec![batch[0].0.clone(), batch[1].0.clone()], "{url}");
+        assert_eq!(
+            all,
+            vec![batch[0].record.clone(), batch[1].record.clone()],
+            "{url}"
+        );
         let rows = store.intervals(0, 2_000_000, Some("line")).await.unwrap();
         assert_eq!(rows.len(), 1, "{url}");
         assert_eq!((rows[0].offered, rows[0].answered), (2, 1), "{url}");
@@ -141,7 +153,7 @@ async fn filters_and_callbacks() {
             if i >= 5 {
                 r.line = Some("12345".into());
             }
-            batch.push((r, Vec::new()));
+            batch.push(write(r, Vec::new()));
         }
         store.insert_calls(&batch).await.unwrap();
         let get = |f: CallFilter| {
@@ -198,7 +210,7 @@ async fn filters_and_callbacks() {
 async fn intervals_are_replaced_by_a_recompute_and_alerts_kept() {
     for url in backends("recompute").await {
         let store = Store::open(&url).await.expect(&url);
-        let batch = vec![(
+        let batch = vec![write(
             record("r-1", 1_000_000, "answered", false),
             vec![
                 increment(900_000, "12315", 1),
@@ -247,4 +259,105 @@ fn urls_are_recognised() {
     );
     let (b, _) = normalise("postgres://postgres@127.0.0.1/test").unwrap();
     assert_eq!(b, Backend::Postgres);
+}
+
+fn stub(id: &str, revision: i64, state: &str, deliver: bool) -> TicketWrite {
+    TicketWrite {
+        id: id.into(),
+        line: Some("12345".into()),
+        state: state.into(),
+        revision,
+        at_ms: 1_000 + revision,
+        stub: format!("{{\"id\":\"{id}\",\"revision\":{revision},\"state\":\"{state}\"}}"),
+        deliver,
+    }
+}
+
+#[tokio::test]
+async fn ticket_outbox_is_in_order_per_stub_and_redrivable() {
+    for url in backends("outbox").await {
+        let store = Store::open(&url).await.expect(&url);
+        assert_eq!(
+            store
+                .open_tickets(&[stub("t-1", 1, "open", true), stub("t-2", 1, "open", false)])
+                .await
+                .unwrap(),
+            2
+        );
+        // The call ends: its record and the stub's final revision in one transaction.
+        let mut w = write(record("t-1", 5_000, "answered", false), Vec::new());
+        w.ticket = Some(stub("t-1", 2, "answered", true));
+        store.insert_calls(&[w.clone()]).await.unwrap();
+        // An older revision arriving late changes nothing.
+        assert_eq!(
+            store
+                .open_tickets(&[stub("t-1", 1, "open", true)])
+                .await
+                .unwrap(),
+            0
+        );
+        let due = store.due_outbox(10_000, 10).await.unwrap();
+        assert_eq!(
+            due.len(),
+            1,
+            "{url}: revision 2 waits for revision 1: {due:?}"
+        );
+        assert_eq!((due[0].ticket_id.as_str(), due[0].revision), ("t-1", 1));
+        store.outbox_delivered("t-1", 1, 201, 10_000).await.unwrap();
+        let due = store.due_outbox(10_000, 10).await.unwrap();
+        assert_eq!(
+            (due[0].ticket_id.as_str(), due[0].revision),
+            ("t-1", 2),
+            "{url}"
+        );
+        // Fails, then is retried later, then dead-lettered.
+        store
+            .outbox_failed("t-1", 2, Some(500), "HTTP 500", Some(20_000))
+            .await
+            .unwrap();
+        assert!(
+            store.due_outbox(10_000, 10).await.unwrap().is_empty(),
+            "{url}: not yet"
+        );
+        assert_eq!(store.due_outbox(20_000, 10).await.unwrap().len(), 1);
+        store
+            .outbox_failed("t-1", 2, None, "connection refused", None)
+            .await
+            .unwrap();
+        let t = store.ticket("t-1").await.unwrap().unwrap();
+        assert_eq!(
+            (t.state.as_str(), t.revision, t.delivery.as_str()),
+            ("answered", 2, "dead")
+        );
+        assert_eq!(
+            (t.attempts, t.last_error.as_deref()),
+            (Some(2), Some("connection refused"))
+        );
+        assert_eq!(store.outbox_counts().await.unwrap(), (0, 1), "{url}");
+        assert_eq!(store.redrive("t-1", 30_000).await.unwrap(), 1);
+        assert_eq!(
+            store.redrive("t-1", 30_000).await.unwrap(),
+            0,
+            "nothing dead any more"
+        );
+        store.outbox_delivered("t-1", 2, 200, 31_000).await.unwrap();
+        let t = store.ticket("t-1").await.unwrap().unwrap();
+        assert_eq!(t.delivery, "delivered", "{url}");
+        // A local stub never enters the outbox; open ones are listed for a restart.
+        let local = store.ticket("t-2").await.unwrap().unwrap();
+        assert_eq!((local.delivery.as_str(), local.attempts), ("local", None));
+        let open = store.open_stubs(10).await.unwrap();
+        assert_eq!(open.len(), 1);
+        assert_eq!(open[0].0, "t-2");
+        let listed = store
+            .tickets(&TicketFilter {
+                delivery: Some("delivered".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 1, "{url}");
+        assert_eq!(listed[0].id, "t-1");
+    }
 }

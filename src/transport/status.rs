@@ -38,6 +38,12 @@ impl Status {
     /// Copies the core's figures and drains its finished-call records.
     pub(crate) fn observe(&self, core: &mut Core, recorder: Option<&mut Recorder>) {
         let mut recorder = recorder;
+        // Offers first: a stub opens before a short call's final revision.
+        while let Some(o) = core.poll_offer() {
+            if let Some(rec) = recorder.as_deref_mut() {
+                rec.offered(&o);
+            }
+        }
         while let Some(r) = core.poll_record() {
             if let Some(i) = Reason::ALL.iter().position(|x| *x == r.reason) {
                 self.ended[i].fetch_add(1, Ordering::Relaxed);

@@ -1,0 +1,335 @@
+//! Work-order stubs and their delivery outbox. A stub revision and its outbox
+//! entry go in one transaction (also the call record's, at the end of a call);
+//! the outbox is read in revision order per stub.
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use super::{Store, StoreError};
+
+/// One stub revision to keep: plain data; the stub is its JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketWrite {
+    pub id: String,
+    pub line: Option<String>,
+    pub state: String,
+    pub revision: i64,
+    pub at_ms: i64,
+    pub stub: String,
+    /// Queue it for delivery (a ticket URL is configured); else it stays local.
+    pub deliver: bool,
+}
+
+/// An outbox entry due for delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxItem {
+    pub ticket_id: String,
+    pub revision: i64,
+    pub body: String,
+    pub attempts: i64,
+}
+
+/// A stub as the API shows it: its latest revision and how its delivery stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketRow {
+    pub id: String,
+    pub line: Option<String>,
+    pub state: String,
+    pub revision: i64,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    /// `local`, `pending`, `delivered` or `dead`.
+    pub delivery: String,
+    pub stub: String,
+    /// Of the latest outbox entry, when there is one.
+    pub attempts: Option<i64>,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+/// Which stubs to list. Every field narrows.
+#[derive(Debug, Clone, Default)]
+pub struct TicketFilter {
+    pub state: Option<String>,
+    pub line: Option<String>,
+    pub delivery: Option<String>,
+    /// Updated at or after (Unix ms).
+    pub from_ms: Option<i64>,
+    /// Updated before (Unix ms).
+    pub to_ms: Option<i64>,
+    pub limit: i64,
+}
+
+/// Writes a stub revision (kept only if newer than the stored one) and, when it
+/// is to be delivered, its outbox entry. Returns whether the revision was new.
+pub(super) async fn write(
+    tx: &mut Transaction<'_, Any>,
+    t: &TicketWrite,
+) -> Result<bool, StoreError> {
+    let delivery = if t.deliver { "pending" } else { "local" };
+    let done = sqlx::query(
+        "INSERT INTO tickets (id, line, state, revision, created_at_ms, updated_at_ms, delivery, stub) \
+         VALUES ($1, $2, $3, $4, $5, $5, $6, $7) \
+         ON CONFLICT (id) DO UPDATE SET line = excluded.line, state = excluded.state, \
+         revision = excluded.revision, updated_at_ms = excluded.updated_at_ms, \
+         delivery = excluded.delivery, stub = excluded.stub \
+         WHERE tickets.revision < excluded.revision",
+    )
+    .bind(t.id.clone())
+    .bind(t.line.clone())
+    .bind(t.state.clone())
+    .bind(t.revision)
+    .bind(t.at_ms)
+    .bind(delivery)
+    .bind(t.stub.clone())
+    .execute(&mut **tx)
+    .await?;
+    let new = done.rows_affected() > 0;
+    if new && t.deliver {
+        sqlx::query(
+            "INSERT INTO ticket_outbox (ticket_id, revision, body, state, attempts, next_at_ms, created_at_ms) \
+             VALUES ($1, $2, $3, 'pending', 0, $4, $4) ON CONFLICT (ticket_id, revision) DO NOTHING",
+        )
+        .bind(t.id.clone())
+        .bind(t.revision)
+        .bind(t.stub.clone())
+        .bind(t.at_ms)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(new)
+}
+
+const TICKET_COLUMNS: &str = "t.id, t.line, t.state, t.revision, t.created_at_ms, t.updated_at_ms, \
+    t.delivery, t.stub, o.attempts, o.last_status, o.last_error";
+/// The stub's latest outbox entry, for its delivery details.
+const LATEST_OUTBOX: &str = "LEFT JOIN ticket_outbox o ON o.ticket_id = t.id AND o.revision = \
+    (SELECT MAX(x.revision) FROM ticket_outbox x WHERE x.ticket_id = t.id)";
+
+impl Store {
+    /// Keeps newly opened stubs (and their outbox entries) in one transaction.
+    /// Returns how many were new.
+    pub async fn open_tickets(&self, stubs: &[TicketWrite]) -> Result<usize, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut n = 0;
+        for t in stubs {
+            n += usize::from(write(&mut tx, t).await?);
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Outbox entries due at `now_ms`, oldest first: only the lowest pending
+    /// revision of each stub, so that updates arrive in order.
+    pub async fn due_outbox(&self, now_ms: i64, limit: i64) -> Result<Vec<OutboxItem>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT o.ticket_id, o.revision, o.body, o.attempts FROM ticket_outbox o \
+             WHERE o.state = 'pending' AND o.next_at_ms <= $1 AND NOT EXISTS \
+             (SELECT 1 FROM ticket_outbox p WHERE p.ticket_id = o.ticket_id \
+              AND p.revision < o.revision AND p.state = 'pending') \
+             ORDER BY o.next_at_ms, o.ticket_id, o.revision LIMIT $2",
+        )
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxItem {
+                    ticket_id: r.try_get(0)?,
+                    revision: r.try_get(1)?,
+                    body: r.try_get(2)?,
+                    attempts: r.try_get(3)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// The receiver took an entry.
+    pub async fn outbox_delivered(
+        &self,
+        id: &str,
+        revision: i64,
+        status: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE ticket_outbox SET state = 'delivered', attempts = attempts + 1, \
+             last_status = $3, last_error = NULL, delivered_at_ms = $4 \
+             WHERE ticket_id = $1 AND revision = $2",
+        )
+        .bind(id.to_string())
+        .bind(revision)
+        .bind(status)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE tickets SET delivery = 'delivered' WHERE id = $1 AND delivery = 'pending' \
+             AND NOT EXISTS (SELECT 1 FROM ticket_outbox WHERE ticket_id = $1 AND state = 'pending')",
+        )
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// An attempt failed: try again at `next_at_ms`, or give up (`dead`).
+    pub async fn outbox_failed(
+        &self,
+        id: &str,
+        revision: i64,
+        status: Option<i64>,
+        error: &str,
+        next_at_ms: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let state = if next_at_ms.is_some() {
+            "pending"
+        } else {
+            "dead"
+        };
+        sqlx::query(
+            "UPDATE ticket_outbox SET state = $3, attempts = attempts + 1, last_status = $4, \
+             last_error = $5, next_at_ms = COALESCE($6, next_at_ms) \
+             WHERE ticket_id = $1 AND revision = $2",
+        )
+        .bind(id.to_string())
+        .bind(revision)
+        .bind(state)
+        .bind(status)
+        .bind(error.to_string())
+        .bind(next_at_ms)
+        .execute(&mut *tx)
+        .await?;
+        if next_at_ms.is_none() {
+            sqlx::query("UPDATE tickets SET delivery = 'dead' WHERE id = $1")
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Puts a stub's dead-lettered entries back in the outbox. Returns how many.
+    pub async fn redrive(&self, id: &str, now_ms: i64) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE ticket_outbox SET state = 'pending', attempts = 0, next_at_ms = $2 \
+             WHERE ticket_id = $1 AND state = 'dead'",
+        )
+        .bind(id.to_string())
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() > 0 {
+            sqlx::query("UPDATE tickets SET delivery = 'pending' WHERE id = $1")
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Stubs matching `f`, most recently updated first.
+    pub async fn tickets(&self, f: &TicketFilter) -> Result<Vec<TicketRow>, StoreError> {
+        let mut sql = format!("SELECT {TICKET_COLUMNS} FROM tickets t {LATEST_OUTBOX} WHERE 1 = 1");
+        let mut texts: Vec<String> = Vec::new();
+        let mut ints: Vec<i64> = Vec::new();
+        let mut order: Vec<bool> = Vec::new();
+        for (col, v) in [
+            ("t.state", &f.state),
+            ("t.line", &f.line),
+            ("t.delivery", &f.delivery),
+        ] {
+            if let Some(v) = v {
+                order.push(true);
+                texts.push(v.clone());
+                sql += &format!(" AND {col} = ${}", order.len());
+            }
+        }
+        for (cond, v) in [
+            ("t.updated_at_ms >=", f.from_ms),
+            ("t.updated_at_ms <", f.to_ms),
+        ] {
+            if let Some(v) = v {
+                order.push(false);
+                ints.push(v);
+                sql += &format!(" AND {cond} ${}", order.len());
+            }
+        }
+        order.push(false);
+        ints.push(f.limit.max(0));
+        sql += &format!(
+            " ORDER BY t.updated_at_ms DESC, t.id DESC LIMIT ${}",
+            order.len()
+        );
+        let mut q = sqlx::query(&sql);
+        let (mut ti, mut ii) = (texts.into_iter(), ints.into_iter());
+        for text in order {
+            q = if text {
+                q.bind(ti.next().unwrap_or_default())
+            } else {
+                q.bind(ii.next().unwrap_or_default())
+            };
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter().map(ticket_row).collect()
+    }
+
+    /// One stub by id.
+    pub async fn ticket(&self, id: &str) -> Result<Option<TicketRow>, StoreError> {
+        let sql = format!("SELECT {TICKET_COLUMNS} FROM tickets t {LATEST_OUTBOX} WHERE t.id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(ticket_row).transpose()
+    }
+
+    /// Stubs still open (their call has not ended), oldest first, as (id, stub).
+    pub async fn open_stubs(&self, limit: i64) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, stub FROM tickets WHERE state = 'open' ORDER BY created_at_ms LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// Outbox entries by state: (pending, dead).
+    pub async fn outbox_counts(&self) -> Result<(i64, i64), StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) FILTER (WHERE state = 'pending'), \
+             COUNT(*) FILTER (WHERE state = 'dead') FROM ticket_outbox",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+}
+
+fn ticket_row(r: &AnyRow) -> Result<TicketRow, StoreError> {
+    Ok(TicketRow {
+        id: r.try_get(0)?,
+        line: r.try_get(1)?,
+        state: r.try_get(2)?,
+        revision: r.try_get(3)?,
+        created_at_ms: r.try_get(4)?,
+        updated_at_ms: r.try_get(5)?,
+        delivery: r.try_get(6)?,
+        stub: r.try_get(7)?,
+        attempts: r.try_get(8)?,
+        last_status: r.try_get(9)?,
+        last_error: r.try_get(10)?,
+    })
+}
