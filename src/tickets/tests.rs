@@ -215,3 +215,32 @@ fn config_rejects_bad_values() {
         "typos refused"
     );
 }
+
+#[test]
+fn stubs_match_the_published_json_schema() {
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../../docs/ticket-stub.schema.json")).unwrap();
+    assert_eq!(schema["$id"], SCHEMA);
+    let props = schema["properties"].as_object().unwrap();
+    let stub = serde_json::to_value(open(&offer())).unwrap();
+    let fields = stub.as_object().unwrap();
+    let mut missing: Vec<&String> = fields.keys().filter(|k| !props.contains_key(*k)).collect();
+    missing.extend(props.keys().filter(|k| !fields.contains_key(*k)));
+    assert!(missing.is_empty(), "schema and Stub differ on {missing:?}");
+    for r in schema["required"].as_array().unwrap() {
+        assert!(!stub[r.as_str().unwrap()].is_null(), "required {r} is null");
+    }
+    let states = schema["properties"]["state"]["enum"].as_array().unwrap();
+    for s in [
+        StubState::Open,
+        StubState::Answered,
+        StubState::Callback,
+        StubState::LegacyAnswered,
+        StubState::Transferred,
+        StubState::Failed,
+        StubState::Interrupted,
+    ] {
+        assert!(states.contains(&serde_json::json!(s.as_str())), "{s:?}");
+        assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+    }
+}
