@@ -220,6 +220,39 @@ pub fn render(
         &t.post_dial_delay,
     );
 
+    let tk = &rep.tickets;
+    let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    counter(
+        o,
+        "hotline_tickets_delivered_total",
+        "Stub revisions the ticket system took.",
+        n(&tk.delivered),
+    );
+    counter(
+        o,
+        "hotline_tickets_failed_attempts_total",
+        "Delivery attempts that failed (each retried until dead-lettered).",
+        n(&tk.failed_attempts),
+    );
+    counter(
+        o,
+        "hotline_tickets_dead_total",
+        "Stub revisions dead-lettered (an alert each).",
+        n(&tk.dead),
+    );
+    gauge(
+        o,
+        "hotline_tickets_pending",
+        "Stub revisions waiting for delivery.",
+        n(&tk.pending) as f64,
+    );
+    gauge(
+        o,
+        "hotline_tickets_dead_letters",
+        "Stub revisions dead-lettered and not re-driven.",
+        n(&tk.dead_letters) as f64,
+    );
+
     counter(
         o,
         "hotline_store_written_total",

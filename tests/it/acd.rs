@@ -139,6 +139,7 @@ fn the_agent_sees_the_screen_pop_headers() {
         "X-Hotline-Line",
         "X-Hotline-Mode",
         "X-Hotline-Call-Id",
+        "X-Hotline-Ticket",
     ] {
         assert_eq!(s["screen_pop_seen"][h], 1, "{h} missing: {s}");
     }

@@ -329,3 +329,82 @@ max_wait_s = 120\noverflow = \"callback\"\nstatic_members = [\"{seat}\"]\nstatic
     let (code, _) = http_get(gw.http, "/api/v1/tickets?delivery=lost").unwrap();
     assert_eq!(code, 400, "a bad filter is refused");
 }
+
+/// A ticket system that refuses a stub for good (400) dead-letters it at once: an
+/// alert is posted, the API lists it, and an operator re-drives it once fixed.
+#[test]
+fn a_refused_stub_is_dead_lettered_alerted_and_redriven() {
+    let Some(sipp) = sipp() else { return };
+    let (_seats, seat) = seats(&sipp);
+    let receiver = Receiver::new();
+    receiver.answer(400);
+    receiver.start();
+    let alerts = WebhookSink::start();
+    let mut opts = GwOpts::to("queue:seats");
+    opts.extra_dialplan = format!(
+        "[[queue]]\nname = \"seats\"\nstrategy = \"longest_idle\"\nring_timeout_s = 15\nwrap_up_s = 0\n\
+max_wait_s = 120\noverflow = \"callback\"\nstatic_members = [\"{seat}\"]\nstatic_seats = 10\n"
+    );
+    opts.extra_config = format!(
+        "[tickets]\nurl = \"{}\"\nbearer_token = \"{TOKEN}\"\nhmac_secret = \"{SECRET}\"\n\
+backoff_first_ms = 100\nalert_webhook = \"{}\"\n",
+        receiver.url(),
+        alerts.url
+    );
+    let gw = Gateway::start(opts);
+    let r = load(&sipp, &gw, 1).finish();
+    assert_eq!(r.successful, 1, "{r:?}");
+    // Both revisions (opened, then ended) are refused and dead-lettered.
+    let start = Instant::now();
+    let t = loop {
+        let list = gw.get_json("/api/v1/tickets?delivery=dead");
+        let t = list["tickets"][0].clone();
+        if t["revision"] == 2 {
+            break t;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{list}\n{}",
+            gw.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        (t["attempts"].as_i64(), t["last_status"].as_i64()),
+        (Some(1), Some(400)),
+        "{t}"
+    );
+    let start = Instant::now();
+    while !alerts
+        .received()
+        .iter()
+        .any(|a| a["kind"] == "ticket_dead_letter")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no alert\n{}",
+            gw.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (_, metrics) = http_get(gw.http, "/metrics").unwrap();
+    assert!(
+        metrics.contains("hotline_tickets_dead_total 2"),
+        "{metrics}"
+    );
+    // Fixed on the other side: re-drive.
+    receiver.answer(0);
+    let id = t["id"].as_str().unwrap();
+    let (code, body) = http_post(gw.http, &format!("/api/v1/tickets/{id}/redrive"), "").unwrap();
+    assert_eq!(code, 200, "{body}");
+    let start = Instant::now();
+    while gw.get_json(&format!("/api/v1/tickets/{id}"))["delivery"] != "delivered" {
+        assert!(start.elapsed() < Duration::from_secs(10), "{}", gw.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let seen = receiver.seen.lock().unwrap();
+    assert_eq!(
+        seen.stubs[id]["revision"], 2,
+        "the receiver ends with the final revision"
+    );
+}
