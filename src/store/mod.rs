@@ -23,7 +23,7 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use calls::{CallFilter, CallWrite};
 pub use intervals::{AlertRow, IntervalRow};
-pub use tickets::{OutboxItem, TicketFilter, TicketRow, TicketWrite};
+pub use tickets::{Attempt, OutboxItem, TicketFilter, TicketRow, TicketWrite};
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

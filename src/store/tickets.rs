@@ -29,6 +29,20 @@ pub struct OutboxItem {
     pub attempts: i64,
 }
 
+/// The result of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub ticket_id: String,
+    pub revision: i64,
+    pub delivered: bool,
+    /// The receiver's status, when it answered.
+    pub status: Option<i64>,
+    pub error: Option<String>,
+    /// When to try again; `None` (and not delivered): dead-lettered.
+    pub next_at_ms: Option<i64>,
+    pub at_ms: i64,
+}
+
 /// A stub as the API shows it: its latest revision and how its delivery stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TicketRow {
@@ -86,19 +100,35 @@ pub(super) async fn write(
     .await?;
     let new = done.rows_affected() > 0;
     if new && t.deliver {
+        // Revisions go out in order: behind one still pending, this one waits
+        // (BLOCKED) until that one is delivered or dead-lettered.
+        let latest: Option<(String,)> = sqlx::query_as(
+            "SELECT state FROM ticket_outbox WHERE ticket_id = $1 ORDER BY revision DESC LIMIT 1",
+        )
+        .bind(t.id.clone())
+        .fetch_optional(&mut **tx)
+        .await?;
+        let next_at = match latest {
+            Some((state,)) if state == "pending" => BLOCKED,
+            _ => t.at_ms,
+        };
         sqlx::query(
             "INSERT INTO ticket_outbox (ticket_id, revision, body, state, attempts, next_at_ms, created_at_ms) \
-             VALUES ($1, $2, $3, 'pending', 0, $4, $4) ON CONFLICT (ticket_id, revision) DO NOTHING",
+             VALUES ($1, $2, $3, 'pending', 0, $4, $5) ON CONFLICT (ticket_id, revision) DO NOTHING",
         )
         .bind(t.id.clone())
         .bind(t.revision)
         .bind(t.stub.clone())
+        .bind(next_at)
         .bind(t.at_ms)
         .execute(&mut **tx)
         .await?;
     }
     Ok(new)
 }
+
+/// `next_at_ms` of a revision waiting for an earlier one of the same stub.
+const BLOCKED: i64 = i64::MAX;
 
 const TICKET_COLUMNS: &str = "t.id, t.line, t.state, t.revision, t.created_at_ms, t.updated_at_ms, \
     t.delivery, t.stub, o.attempts, o.last_status, o.last_error";
@@ -119,17 +149,16 @@ impl Store {
         Ok(n)
     }
 
-    /// Outbox entries due at `now_ms`, oldest first: only the lowest pending
-    /// revision of each stub, so that updates arrive in order.
+    /// Outbox entries due at `now_ms`, oldest first. A later revision of a stub is
+    /// never due while an earlier one is pending (see `BLOCKED`), so updates
+    /// arrive in order.
     pub async fn due_outbox(&self, now_ms: i64, limit: i64) -> Result<Vec<OutboxItem>, StoreError> {
         let rows = sqlx::query(
-            "SELECT o.ticket_id, o.revision, o.body, o.attempts FROM ticket_outbox o \
-             WHERE o.state = 'pending' AND o.next_at_ms <= $1 AND NOT EXISTS \
-             (SELECT 1 FROM ticket_outbox p WHERE p.ticket_id = o.ticket_id \
-              AND p.revision < o.revision AND p.state = 'pending') \
-             ORDER BY o.next_at_ms, o.ticket_id, o.revision LIMIT $2",
+            "SELECT ticket_id, revision, body, attempts FROM ticket_outbox \
+             WHERE state = 'pending' AND next_at_ms <= $1 \
+             ORDER BY next_at_ms, ticket_id, revision LIMIT $2",
         )
-        .bind(now_ms)
+        .bind(now_ms.min(BLOCKED - 1))
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
@@ -146,6 +175,65 @@ impl Store {
             .map_err(StoreError::from)
     }
 
+    /// Records a round of delivery attempts in one transaction.
+    pub async fn outbox_attempts(&self, attempts: &[Attempt]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for a in attempts {
+            match a.next_at_ms {
+                _ if a.delivered => {
+                    sqlx::query(
+                        "UPDATE ticket_outbox SET state = 'delivered', attempts = attempts + 1, \
+                         last_status = $3, last_error = NULL, delivered_at_ms = $4 \
+                         WHERE ticket_id = $1 AND revision = $2",
+                    )
+                    .bind(a.ticket_id.clone())
+                    .bind(a.revision)
+                    .bind(a.status)
+                    .bind(a.at_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                    // Revisions go out in order: the latest one delivered means the
+                    // receiver has the stub as it stands.
+                    sqlx::query(
+                        "UPDATE tickets SET delivery = 'delivered' \
+                         WHERE id = $1 AND revision = $2 AND delivery = 'pending'",
+                    )
+                    .bind(a.ticket_id.clone())
+                    .bind(a.revision)
+                    .execute(&mut *tx)
+                    .await?;
+                    unblock_next(&mut tx, &a.ticket_id, a.revision, a.at_ms).await?;
+                }
+                next => {
+                    let state = if next.is_some() { "pending" } else { "dead" };
+                    sqlx::query(
+                        "UPDATE ticket_outbox SET state = $3, attempts = attempts + 1, last_status = $4, \
+                         last_error = $5, next_at_ms = COALESCE($6, next_at_ms) \
+                         WHERE ticket_id = $1 AND revision = $2",
+                    )
+                    .bind(a.ticket_id.clone())
+                    .bind(a.revision)
+                    .bind(state)
+                    .bind(a.status)
+                    .bind(a.error.clone())
+                    .bind(next)
+                    .execute(&mut *tx)
+                    .await?;
+                    if next.is_none() {
+                        sqlx::query("UPDATE tickets SET delivery = 'dead' WHERE id = $1")
+                            .bind(a.ticket_id.clone())
+                            .execute(&mut *tx)
+                            .await?;
+                        // The next revision is a full snapshot: it goes anyway.
+                        unblock_next(&mut tx, &a.ticket_id, a.revision, a.at_ms).await?;
+                    }
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The receiver took an entry.
     pub async fn outbox_delivered(
         &self,
@@ -154,27 +242,16 @@ impl Store {
         status: i64,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE ticket_outbox SET state = 'delivered', attempts = attempts + 1, \
-             last_status = $3, last_error = NULL, delivered_at_ms = $4 \
-             WHERE ticket_id = $1 AND revision = $2",
-        )
-        .bind(id.to_string())
-        .bind(revision)
-        .bind(status)
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE tickets SET delivery = 'delivered' WHERE id = $1 AND delivery = 'pending' \
-             AND NOT EXISTS (SELECT 1 FROM ticket_outbox WHERE ticket_id = $1 AND state = 'pending')",
-        )
-        .bind(id.to_string())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        self.outbox_attempts(&[Attempt {
+            ticket_id: id.to_string(),
+            revision,
+            delivered: true,
+            status: Some(status),
+            error: None,
+            next_at_ms: None,
+            at_ms: now_ms,
+        }])
+        .await
     }
 
     /// An attempt failed: try again at `next_at_ms`, or give up (`dead`).
@@ -186,33 +263,16 @@ impl Store {
         error: &str,
         next_at_ms: Option<i64>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let state = if next_at_ms.is_some() {
-            "pending"
-        } else {
-            "dead"
-        };
-        sqlx::query(
-            "UPDATE ticket_outbox SET state = $3, attempts = attempts + 1, last_status = $4, \
-             last_error = $5, next_at_ms = COALESCE($6, next_at_ms) \
-             WHERE ticket_id = $1 AND revision = $2",
-        )
-        .bind(id.to_string())
-        .bind(revision)
-        .bind(state)
-        .bind(status)
-        .bind(error.to_string())
-        .bind(next_at_ms)
-        .execute(&mut *tx)
-        .await?;
-        if next_at_ms.is_none() {
-            sqlx::query("UPDATE tickets SET delivery = 'dead' WHERE id = $1")
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.outbox_attempts(&[Attempt {
+            ticket_id: id.to_string(),
+            revision,
+            delivered: false,
+            status,
+            error: Some(error.to_string()),
+            next_at_ms,
+            at_ms: 0,
+        }])
+        .await
     }
 
     /// Puts a stub's dead-lettered entries back in the outbox. Returns how many.
@@ -316,6 +376,26 @@ impl Store {
         .await?;
         Ok((row.try_get(0)?, row.try_get(1)?))
     }
+}
+
+/// Makes the revision after `revision` due, if it was waiting.
+async fn unblock_next(
+    tx: &mut Transaction<'_, Any>,
+    id: &str,
+    revision: i64,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE ticket_outbox SET next_at_ms = $3 WHERE ticket_id = $1 AND next_at_ms = $4 \
+         AND revision = (SELECT MIN(revision) FROM ticket_outbox WHERE ticket_id = $1 AND revision > $2)",
+    )
+    .bind(id.to_string())
+    .bind(revision)
+    .bind(now_ms)
+    .bind(BLOCKED)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 fn ticket_row(r: &AnyRow) -> Result<TicketRow, StoreError> {

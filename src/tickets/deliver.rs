@@ -13,7 +13,7 @@ use serde::Deserialize;
 use tokio::task::JoinSet;
 
 use super::hmac::{hex, hmac_sha256};
-use crate::store::{OutboxItem, Store};
+use crate::store::{Attempt, OutboxItem, Store};
 use crate::util::post;
 
 /// `[tickets]`: where stubs go and how hard to try. Every key is optional; with no
@@ -132,10 +132,19 @@ pub async fn run(store: Store, cfg: TicketsConfig, stats: Arc<DeliveryStats>) {
         return;
     };
     let mut rng = crate::util::seed::process_seed() | 1;
+    let client = Arc::new(post::Client::default());
     let mut idle = Duration::from_millis(50);
+    let mut counted = std::time::Instant::now() - Duration::from_secs(10);
     loop {
+        if counted.elapsed() >= Duration::from_secs(1) {
+            counted = std::time::Instant::now();
+            if let Ok((pending, dead)) = store.outbox_counts().await {
+                stats.pending.store(pending as u64, Ordering::Relaxed);
+                stats.dead_letters.store(dead as u64, Ordering::Relaxed);
+            }
+        }
         let now = crate::util::time::unix_ms();
-        let due = match store.due_outbox(now, (cfg.concurrency * 8) as i64).await {
+        let due = match store.due_outbox(now, (cfg.concurrency * 32) as i64).await {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!(error = %e, "ticket outbox unreadable; retrying");
@@ -143,10 +152,6 @@ pub async fn run(store: Store, cfg: TicketsConfig, stats: Arc<DeliveryStats>) {
                 continue;
             }
         };
-        if let Ok((pending, dead)) = store.outbox_counts().await {
-            stats.pending.store(pending as u64, Ordering::Relaxed);
-            stats.dead_letters.store(dead as u64, Ordering::Relaxed);
-        }
         if due.is_empty() {
             tokio::time::sleep(idle).await;
             idle = (idle * 2).min(Duration::from_millis(500));
@@ -154,30 +159,45 @@ pub async fn run(store: Store, cfg: TicketsConfig, stats: Arc<DeliveryStats>) {
         }
         idle = Duration::from_millis(50);
         let mut set = JoinSet::new();
+        let mut results = Vec::with_capacity(due.len());
         for item in due {
             while set.len() >= cfg.concurrency {
-                let _ = set.join_next().await;
+                if let Some(Ok(a)) = set.join_next().await {
+                    results.push(a);
+                }
             }
             // xorshift64: jitter needs no cryptographic randomness.
             rng ^= rng << 13;
             rng ^= rng >> 7;
             rng ^= rng << 17;
-            let (store, cfg, stats, url) = (store.clone(), cfg.clone(), stats.clone(), url.clone());
+            let (cfg, stats, url, client) =
+                (cfg.clone(), stats.clone(), url.clone(), client.clone());
             let random = rng;
-            set.spawn(async move { deliver_one(&store, &cfg, &stats, &url, item, random).await });
+            set.spawn(async move { attempt(&client, &cfg, &stats, &url, item, random).await });
         }
-        while set.join_next().await.is_some() {}
+        while let Some(r) = set.join_next().await {
+            if let Ok(a) = r {
+                results.push(a);
+            }
+        }
+        // One transaction for the round. If it fails the entries stay due and are
+        // sent again: the idempotency key makes the repeat harmless.
+        if let Err(e) = store.outbox_attempts(&results).await {
+            tracing::warn!(error = %e, attempts = results.len(), "cannot record delivery attempts; they will be repeated");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
 }
 
-async fn deliver_one(
-    store: &Store,
+/// POSTs one entry and judges the answer.
+async fn attempt(
+    client: &post::Client,
     cfg: &TicketsConfig,
     stats: &DeliveryStats,
     url: &str,
     item: OutboxItem,
     random: u64,
-) {
+) -> Attempt {
     let body = Bytes::from(item.body.clone());
     let mut headers = vec![
         (
@@ -195,7 +215,7 @@ async fn deliver_one(
         headers.push(("x-hotline-signature", format!("sha256={sig}")));
     }
     let timeout = Duration::from_millis(cfg.timeout_ms);
-    let (status, retry_after, error) = match post::post_json(url, body, &headers, timeout).await {
+    let (status, retry_after, error) = match client.post_json(url, body, &headers, timeout).await {
         Ok(a) => (
             Some(a.status),
             a.retry_after_s,
@@ -205,46 +225,34 @@ async fn deliver_one(
     };
     let now = crate::util::time::unix_ms();
     let attempts = item.attempts as u32 + 1;
-    let outcome = match status.map(verdict) {
-        Some(Verdict::Delivered) => {
-            stats.delivered.fetch_add(1, Ordering::Relaxed);
-            store
-                .outbox_delivered(
-                    &item.ticket_id,
-                    item.revision,
-                    i64::from(status.unwrap_or(0)),
-                    now,
-                )
-                .await
-        }
-        v => {
-            stats.failed_attempts.fetch_add(1, Ordering::Relaxed);
-            let give_up = v == Some(Verdict::Reject) || attempts >= cfg.max_attempts;
-            let next =
-                (!give_up).then(|| now + backoff_ms(cfg, attempts, retry_after, random) as i64);
-            if give_up {
-                stats.dead.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(ticket = %item.ticket_id, revision = item.revision, attempts, error, "ticket stub dead-lettered: the ticket system did not take it (POST /api/v1/tickets/{{id}}/redrive to try again)");
-                alert(cfg, &item, attempts, &error).await;
-            } else if attempts == 1 || attempts.is_power_of_two() {
-                tracing::warn!(ticket = %item.ticket_id, revision = item.revision, attempts, error, "ticket delivery failed; will retry");
-            }
-            store
-                .outbox_failed(
-                    &item.ticket_id,
-                    item.revision,
-                    status.map(i64::from),
-                    &error,
-                    next,
-                )
-                .await
-        }
+    let mut result = Attempt {
+        ticket_id: item.ticket_id.clone(),
+        revision: item.revision,
+        delivered: false,
+        status: status.map(i64::from),
+        error: None,
+        next_at_ms: None,
+        at_ms: now,
     };
-    if let Err(e) = outcome {
-        // The attempt is not recorded: the entry stays due and is tried again (the
-        // idempotency key makes a repeat harmless).
-        tracing::warn!(error = %e, ticket = %item.ticket_id, "cannot record the delivery attempt");
+    if status.map(verdict) == Some(Verdict::Delivered) {
+        stats.delivered.fetch_add(1, Ordering::Relaxed);
+        result.delivered = true;
+        return result;
     }
+    stats.failed_attempts.fetch_add(1, Ordering::Relaxed);
+    let give_up = status.map(verdict) == Some(Verdict::Reject) || attempts >= cfg.max_attempts;
+    result.error = Some(error.clone());
+    if give_up {
+        stats.dead.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(ticket = %item.ticket_id, revision = item.revision, attempts, error, "ticket stub dead-lettered: the ticket system did not take it (POST /api/v1/tickets/{{id}}/redrive to try again)");
+        alert(cfg, &item, attempts, &error).await;
+    } else {
+        result.next_at_ms = Some(now + backoff_ms(cfg, attempts, retry_after, random) as i64);
+        if attempts == 1 || attempts.is_power_of_two() {
+            tracing::warn!(ticket = %item.ticket_id, revision = item.revision, attempts, error, "ticket delivery failed; will retry");
+        }
+    }
+    result
 }
 
 /// Announces a dead-lettered delivery on the alert webhook, once.

@@ -1,7 +1,9 @@
 //! A small HTTP/1.1 client for the gateway's outbound calls to internal services
-//! (the SLA webhook, the ticket API): one POST per connection, a timeout on the
-//! whole exchange, plain `http://` only (internal networks; put a TLS-terminating
-//! proxy in front of anything else).
+//! (the SLA webhook, the ticket API): a timeout on the whole exchange, plain
+//! `http://` only (internal networks; put a TLS-terminating proxy in front of
+//! anything else). [`post_json`] uses one connection per POST; a [`Client`] keeps
+//! connections alive and reuses them (thousands of POSTs a second would otherwise
+//! each leave a socket in TIME_WAIT and run the machine out of ports).
 
 use std::time::Duration;
 
@@ -57,7 +59,7 @@ fn split(url: &str) -> Result<(String, String), PostError> {
     Ok((authority, path.to_string()))
 }
 
-/// POSTs a JSON body with extra headers.
+/// POSTs a JSON body with extra headers, on a connection of its own.
 pub async fn post_json(
     url: &str,
     body: Bytes,
@@ -65,44 +67,132 @@ pub async fn post_json(
     timeout: Duration,
 ) -> Result<Answer, PostError> {
     let (authority, path) = split(url)?;
-    let exchange = async {
-        let stream = tokio::net::TcpStream::connect(&authority)
-            .await
-            .map_err(|source| PostError::Connect {
-                addr: authority.clone(),
-                source,
-            })?;
-        let _ = stream.set_nodelay(true);
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        let driver = tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let mut req = Request::post(path)
-            .header("host", &authority)
-            .header("content-type", "application/json")
-            .header("user-agent", "hotline-gateway");
-        for (k, v) in headers {
-            req = req.header(*k, v);
-        }
-        let resp = sender.send_request(req.body(Full::new(body))?).await?;
-        let status = resp.status().as_u16();
-        let retry_after_s = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse().ok());
-        let body = resp.into_body().collect().await?.to_bytes();
-        driver.abort();
-        Ok(Answer {
-            status,
-            retry_after_s,
-            body,
-        })
+    let once = async {
+        let mut conn = connect(&authority).await?;
+        exchange(&mut conn, &authority, &path, body, headers).await
     };
-    tokio::time::timeout(timeout, exchange)
+    tokio::time::timeout(timeout, once)
         .await
         .map_err(|_| PostError::Timeout(timeout))?
+}
+
+/// A connection the pool may hand out again.
+type Conn = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// Keep-alive connections by authority, reused for later POSTs.
+#[derive(Debug, Default)]
+pub struct Client {
+    idle: std::sync::Mutex<std::collections::HashMap<String, Vec<Conn>>>,
+}
+
+/// Idle connections kept per authority.
+const MAX_IDLE: usize = 32;
+
+impl Client {
+    /// POSTs a JSON body with extra headers, over a kept-alive connection when one
+    /// is idle. A reused connection that fails before an answer (the server closed
+    /// it meanwhile) is replaced once by a new one; receivers get an idempotency
+    /// key, so a repeat is harmless.
+    pub async fn post_json(
+        &self,
+        url: &str,
+        body: Bytes,
+        headers: &[(&str, String)],
+        timeout: Duration,
+    ) -> Result<Answer, PostError> {
+        let (authority, path) = split(url)?;
+        let exchange = async {
+            if let Some(conn) = self.take(&authority)
+                && let Ok(a) = self
+                    .send(conn, &authority, &path, body.clone(), headers)
+                    .await
+            {
+                return Ok(a);
+            }
+            let conn = connect(&authority).await?;
+            self.send(conn, &authority, &path, body, headers).await
+        };
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| PostError::Timeout(timeout))?
+    }
+
+    fn take(&self, authority: &str) -> Option<Conn> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let list = idle.get_mut(authority)?;
+        while let Some(c) = list.pop() {
+            if !c.is_closed() {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    async fn send(
+        &self,
+        mut conn: Conn,
+        authority: &str,
+        path: &str,
+        body: Bytes,
+        headers: &[(&str, String)],
+    ) -> Result<Answer, PostError> {
+        conn.ready().await?;
+        let answer = exchange(&mut conn, authority, path, body, headers).await?;
+        if !conn.is_closed() {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            let list = idle.entry(authority.to_string()).or_default();
+            if list.len() < MAX_IDLE {
+                list.push(conn);
+            }
+        }
+        Ok(answer)
+    }
+}
+
+/// Opens a connection and drives it in the background.
+async fn connect(authority: &str) -> Result<Conn, PostError> {
+    let stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .map_err(|source| PostError::Connect {
+            addr: authority.to_string(),
+            source,
+        })?;
+    let _ = stream.set_nodelay(true);
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+/// One request and its whole answer.
+async fn exchange(
+    sender: &mut Conn,
+    authority: &str,
+    path: &str,
+    body: Bytes,
+    headers: &[(&str, String)],
+) -> Result<Answer, PostError> {
+    let mut req = Request::post(path)
+        .header("host", authority)
+        .header("content-type", "application/json")
+        .header("user-agent", "hotline-gateway");
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    let resp = sender.send_request(req.body(Full::new(body))?).await?;
+    let status = resp.status().as_u16();
+    let retry_after_s = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
+    let body = resp.into_body().collect().await?.to_bytes();
+    Ok(Answer {
+        status,
+        retry_after_s,
+        body,
+    })
 }
 
 #[cfg(test)]
