@@ -140,6 +140,7 @@ pub async fn start(cfg: ReportingConfig) -> Result<Reporting, StoreError> {
     tokio::spawn(alerts::ticker(shared.clone(), tx.downgrade(), webhook));
     let recorder = Recorder {
         shared: shared.clone(),
+        tickets: cfg.tickets.enabled,
         deliver_tickets: cfg.tickets.url.is_some(),
         sla: cfg.sla,
         tx: writer.is_some().then_some(tx),
@@ -282,6 +283,8 @@ async fn replay(store: &Store, shared: &Shared, now: i64) -> Result<usize, Store
 #[derive(Debug)]
 pub struct Recorder {
     shared: Arc<Shared>,
+    /// Stubs are kept (`[tickets] enabled`).
+    tickets: bool,
     /// A ticket URL is configured: stub revisions go to the outbox.
     deliver_tickets: bool,
     sla: SlaConfig,
@@ -294,7 +297,7 @@ pub struct Recorder {
 impl Recorder {
     /// Opens the work-order stub of a call just offered.
     pub fn offered(&mut self, offer: &crate::cdr::Offer) {
-        if self.tx.is_none() {
+        if self.tx.is_none() || !self.tickets {
             return;
         }
         let stub = tickets::open(offer);
@@ -337,6 +340,7 @@ impl Recorder {
             return;
         }
         let ticket = tickets::complete(&cdr, record.line_name.clone(), record.deadline.clone())
+            .filter(|_| self.tickets)
             .map(|stub| ticket_write(&stub, cdr.ended_at_ms, self.deliver_tickets));
         let item = Item::Call(Box::new(CallWrite {
             record: cdr,

@@ -21,6 +21,8 @@ use crate::util::post;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TicketsConfig {
+    /// Open a stub for every call offered (default). `false`: no stubs at all.
+    pub enabled: bool,
     /// The ticket system's endpoint (`http://…`); each revision is POSTed here.
     pub url: Option<String>,
     /// Sent as `Authorization: Bearer <token>`.
@@ -42,6 +44,7 @@ pub struct TicketsConfig {
 impl Default for TicketsConfig {
     fn default() -> Self {
         TicketsConfig {
+            enabled: true,
             url: None,
             bearer_token: None,
             hmac_secret: None,
@@ -66,6 +69,9 @@ impl TicketsConfig {
                     "{key}: must be an http:// URL (put a TLS proxy in front of anything else), got {u:?}"
                 ));
             }
+        }
+        if !self.enabled && self.url.is_some() {
+            return Err("enabled: a url is set but stubs are disabled (enabled = false)".into());
         }
         if self.max_attempts == 0 || self.concurrency == 0 || self.timeout_ms == 0 {
             return Err(
