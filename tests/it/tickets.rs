@@ -408,3 +408,67 @@ backoff_first_ms = 100\nalert_webhook = \"{}\"\n",
         "the receiver ends with the final revision"
     );
 }
+
+/// PostgreSQL goes away for a few seconds in the middle of the calls (every
+/// connection cut, new ones refused) and comes back: every call still ends with its
+/// record and exactly one stub at the receiver.
+#[test]
+fn a_database_outage_mid_run_loses_no_stub() {
+    let Some(sipp) = sipp() else { return };
+    let Some(url) = fresh_postgres("outage") else {
+        return;
+    };
+    let proxy = Forwarder::new("127.0.0.1:5432");
+    proxy.open();
+    let via_proxy = url.replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port));
+    let (_seats, seat) = seats(&sipp);
+    let receiver = Receiver::new();
+    receiver.start();
+    let mut opts = GwOpts::to("queue:seats");
+    opts.extra_dialplan = format!(
+        "[[queue]]\nname = \"seats\"\nstrategy = \"longest_idle\"\nring_timeout_s = 15\nwrap_up_s = 0\n\
+max_wait_s = 120\noverflow = \"callback\"\nstatic_members = [\"{seat}\"]\nstatic_seats = 200\n"
+    );
+    opts.extra_config = format!(
+        "[store]\ndatabase = \"{via_proxy}\"\n[tickets]\nurl = \"{}\"\nbearer_token = \"{TOKEN}\"\n\
+hmac_secret = \"{SECRET}\"\nbackoff_first_ms = 100\nbackoff_max_ms = 1000\nmax_attempts = 1000\n",
+        receiver.url()
+    );
+    let gw = Gateway::start(opts);
+    let calls = load(&sipp, &gw, 200);
+    std::thread::sleep(Duration::from_millis(1000));
+    proxy.close();
+    std::thread::sleep(Duration::from_millis(3000));
+    proxy.open();
+    let r = calls.finish();
+    assert_eq!(r.successful + r.failed, 200, "{r:?}");
+    let start = Instant::now();
+    loop {
+        let h = gw.health();
+        let written = h["store"]["written"].as_u64().unwrap_or(0);
+        let pending = gw.get_json("/api/v1/tickets?delivery=pending&limit=10000")["count"].as_u64();
+        if written >= r.successful && pending == Some(0) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{h}\n{}",
+            gw.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let answered = gw.get_json("/api/v1/calls?outcome=answered&limit=10000")["count"].as_u64();
+    assert_eq!(answered, Some(r.successful), "every answered call recorded");
+    let tickets = gw.get_json("/api/v1/tickets?limit=10000");
+    let seen = receiver.seen.lock().unwrap();
+    assert_eq!(
+        seen.stubs.len() as u64,
+        tickets["count"].as_u64().unwrap(),
+        "one stub per call"
+    );
+    for t in tickets["tickets"].as_array().unwrap() {
+        let id = t["id"].as_str().unwrap();
+        assert_eq!(seen.stubs[id]["revision"], t["revision"], "{t}");
+        assert_eq!(t["delivery"], "delivered", "{t}");
+    }
+}

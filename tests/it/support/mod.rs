@@ -507,7 +507,9 @@ pub fn fresh_postgres(name: &str) -> Option<String> {
                 sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE 'hgw\\_it\\_%'")
                     .fetch_all(&mut admin)
                     .await?;
-            for (name,) in stale {
+            // Never this process's: its other tests run at the same time.
+            let mine = format!("_{}", std::process::id());
+            for (name,) in stale.into_iter().filter(|(n,)| !n.ends_with(&mine)) {
                 let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
                     .execute(&mut admin)
                     .await;
@@ -603,11 +605,14 @@ fn read_request_body(conn: &mut TcpStream) -> Option<String> {
 }
 
 /// A TCP forwarder from a free loopback port to `target`, started on demand: the
-/// port refuses connections until [`Forwarder::open`] (a database that is down,
-/// then comes up).
+/// port refuses connections until [`Forwarder::open`], and [`Forwarder::close`]
+/// cuts every connection and refuses again (a database that goes away and comes
+/// back).
 pub struct Forwarder {
     pub port: u16,
     target: SocketAddr,
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<TcpStream>>>,
 }
 
 impl Forwarder {
@@ -615,6 +620,8 @@ impl Forwarder {
         Forwarder {
             port: free_port(),
             target: target.parse().unwrap(),
+            open: Default::default(),
+            conns: Default::default(),
         }
     }
 
@@ -622,12 +629,22 @@ impl Forwarder {
     pub fn open(&self) {
         let listener = TcpListener::bind(("127.0.0.1", self.port)).unwrap();
         let target = self.target;
+        self.open.store(true, Ordering::SeqCst);
+        let (open, conns) = (self.open.clone(), self.conns.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
+                if !open.load(Ordering::SeqCst) {
+                    return; // drops the listener: the port refuses again
+                }
                 let Ok(a) = conn else { continue };
                 let Ok(b) = TcpStream::connect(target) else {
                     continue;
                 };
+                {
+                    let mut c = conns.lock().unwrap();
+                    c.push(a.try_clone().unwrap());
+                    c.push(b.try_clone().unwrap());
+                }
                 for (mut from, mut to) in [(a.try_clone().unwrap(), b.try_clone().unwrap()), (b, a)]
                 {
                     std::thread::spawn(move || {
@@ -637,5 +654,15 @@ impl Forwarder {
                 }
             }
         });
+    }
+
+    /// Cuts every forwarded connection and stops listening.
+    pub fn close(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        for c in self.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
