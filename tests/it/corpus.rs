@@ -236,6 +236,16 @@ fn over_socket() {
         s.send_to(&c.data, gw.sip).unwrap();
         let mut buf = vec![0u8; 70_000];
         let mut codes = Vec::new();
+        // UDP: a client retransmits a request left unanswered (RFC 3261 §17.1), and
+        // so does this test, once, for a message that deserves an answer. (Seen in
+        // CI under load: one REGISTER unanswered for 3 s; see the closing note.)
+        if expected(&c.file).is_some() && s.peek_from(&mut buf).is_err() {
+            eprintln!(
+                "{}/{}: no answer within {wait} ms; retransmitting",
+                c.set, c.file
+            );
+            s.send_to(&c.data, gw.sip).unwrap();
+        }
         // The first answer, and a final one if it follows at once.
         while let Ok((n, _)) = s.recv_from(&mut buf) {
             codes.extend(status_code(&buf[..n]));
