@@ -11,6 +11,9 @@
 //!   (sockets, clock)          │            │
 //!                         dialplan      sip (message facade, framing,
 //!                         (pure)         validation, transactions: sans-IO)
+//!
+//!   reporting (service: records → sla (pure) → store (sqlx); tickets delivery)
+//!   media (pure so far: RTP rewrite, RFC 4733 DTMF, G.711; the relay comes next)
 //! ```
 //!
 //! `sip/`, `dialplan/` and the call core are pure: state + input + `now`.
@@ -22,6 +25,7 @@ pub mod cdr;
 pub mod config;
 pub mod dialplan;
 pub mod http;
+pub mod media;
 pub mod registrar;
 pub mod reporting;
 pub mod sip;

@@ -112,10 +112,14 @@ pub async fn start(cfg: ReportingConfig) -> Result<Reporting, StoreError> {
     let connect = match &cfg.database {
         None => None,
         Some(url) => match Store::open(url).await {
-            Ok(store) => {
-                attach(&shared, store.clone()).await?;
-                Some(writer::Connect::Ready(store))
-            }
+            Ok(store) => match attach(&shared, store.clone()).await {
+                Ok(()) => Some(writer::Connect::Ready(store)),
+                Err(e) if e.is_transient() => {
+                    tracing::error!(error = %e, "database failed during the replay at start: taking calls, connecting again in the background");
+                    Some(writer::Connect::Pending(url.clone()))
+                }
+                Err(e) => return Err(e),
+            },
             Err(e) if e.is_transient() => {
                 tracing::error!(error = %e, "database unavailable at start: taking calls, their records wait; connecting again in the background");
                 Some(writer::Connect::Pending(url.clone()))

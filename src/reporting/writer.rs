@@ -58,8 +58,20 @@ pub(super) async fn run(
         }
         // Stubs opened by calls still in progress (a stub's later revision in the
         // same batch wins either way: the store keeps the highest revision).
-        if !opens.is_empty() {
-            let _ = retry(&shared, "ticket stubs", || store.open_tickets(&opens)).await;
+        if !opens.is_empty()
+            && retry(&shared, "ticket stubs", || store.open_tickets(&opens))
+                .await
+                .is_none()
+        {
+            // One stub the database refuses must not cost the others.
+            for one in opens.chunks(1) {
+                if retry(&shared, "ticket stub", || store.open_tickets(one))
+                    .await
+                    .is_none()
+                {
+                    tracing::error!(ticket = %one[0].id, "ticket stub refused by the database");
+                }
+            }
         }
         if !calls.is_empty() {
             let written = retry(&shared, "call records", || store.insert_calls(&calls)).await;
@@ -78,10 +90,18 @@ pub(super) async fn run(
                                 .written
                                 .fetch_add(n as u64, Ordering::Relaxed);
                         }
-                        None => tracing::error!(
-                            record = %serde_json::to_string(&one[0].record).unwrap_or_default(),
-                            "call record refused by the database"
-                        ),
+                        None => {
+                            tracing::error!(
+                                record = %serde_json::to_string(&one[0].record).unwrap_or_default(),
+                                "call record refused by the database"
+                            );
+                            // Its stub's final revision still goes in on its own.
+                            if let Some(t) = &one[0].ticket {
+                                let t = std::slice::from_ref(t);
+                                let _ =
+                                    retry(&shared, "ticket stub", || store.open_tickets(t)).await;
+                            }
+                        }
                     }
                 }
             }

@@ -98,10 +98,15 @@ impl Store {
             .flat_map(|w| &w.intervals)
             .collect();
         intervals::add(&mut tx, &rows).await?;
-        for w in batch.iter().filter(|w| inserted.contains(&w.record.id)) {
-            if let Some(t) = &w.ticket {
-                super::tickets::write(&mut tx, t).await?;
-            }
+        // Stubs in id order, as the delivery loop locks them.
+        let mut stubs: Vec<&super::tickets::TicketWrite> = batch
+            .iter()
+            .filter(|w| inserted.contains(&w.record.id))
+            .filter_map(|w| w.ticket.as_ref())
+            .collect();
+        stubs.sort_by(|a, b| a.id.cmp(&b.id));
+        for t in stubs {
+            super::tickets::write(&mut tx, t).await?;
         }
         tx.commit().await?;
         Ok(inserted.len())

@@ -140,6 +140,8 @@ impl Store {
     /// Keeps newly opened stubs (and their outbox entries) in one transaction.
     /// Returns how many were new.
     pub async fn open_tickets(&self, stubs: &[TicketWrite]) -> Result<usize, StoreError> {
+        let mut stubs: Vec<&TicketWrite> = stubs.iter().collect();
+        stubs.sort_by(|a, b| (&a.id, a.revision).cmp(&(&b.id, b.revision)));
         let mut tx = self.pool.begin().await?;
         let mut n = 0;
         for t in stubs {
@@ -177,8 +179,15 @@ impl Store {
 
     /// Records a round of delivery attempts in one transaction.
     pub async fn outbox_attempts(&self, attempts: &[Attempt]) -> Result<(), StoreError> {
+        // Stubs in id order (as `open_tickets` and the call writer lock them): no
+        // deadlock between the delivery loop and the writer.
+        let mut attempts: Vec<&Attempt> = attempts.iter().collect();
+        attempts.sort_by(|a, b| (&a.ticket_id, a.revision).cmp(&(&b.ticket_id, b.revision)));
         let mut tx = self.pool.begin().await?;
         for a in attempts {
+            // Lock the stub first: a revision the writer is adding right now is then
+            // seen (and unblocked) below, not missed.
+            lock(&mut tx, &a.ticket_id).await?;
             match a.next_at_ms {
                 _ if a.delivered => {
                     sqlx::query(
@@ -192,17 +201,8 @@ impl Store {
                     .bind(a.at_ms)
                     .execute(&mut *tx)
                     .await?;
-                    // Revisions go out in order: the latest one delivered means the
-                    // receiver has the stub as it stands.
-                    sqlx::query(
-                        "UPDATE tickets SET delivery = 'delivered' \
-                         WHERE id = $1 AND revision = $2 AND delivery = 'pending'",
-                    )
-                    .bind(a.ticket_id.clone())
-                    .bind(a.revision)
-                    .execute(&mut *tx)
-                    .await?;
                     unblock_next(&mut tx, &a.ticket_id, a.revision, a.at_ms).await?;
+                    summarise(&mut tx, &a.ticket_id).await?;
                 }
                 next => {
                     let state = if next.is_some() { "pending" } else { "dead" };
@@ -220,12 +220,9 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                     if next.is_none() {
-                        sqlx::query("UPDATE tickets SET delivery = 'dead' WHERE id = $1")
-                            .bind(a.ticket_id.clone())
-                            .execute(&mut *tx)
-                            .await?;
                         // The next revision is a full snapshot: it goes anyway.
                         unblock_next(&mut tx, &a.ticket_id, a.revision, a.at_ms).await?;
+                        summarise(&mut tx, &a.ticket_id).await?;
                     }
                 }
             }
@@ -275,25 +272,46 @@ impl Store {
         .await
     }
 
-    /// Puts a stub's dead-lettered entries back in the outbox. Returns how many.
+    /// Re-drives a stub: its latest revision, if dead-lettered, goes back in the
+    /// outbox (attempts reset). Each revision is a full snapshot, so older dead
+    /// ones are marked `superseded` rather than sent after a newer one. Returns how
+    /// many revisions changed.
     pub async fn redrive(&self, id: &str, now_ms: i64) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "UPDATE ticket_outbox SET state = 'pending', attempts = 0, next_at_ms = $2 \
-             WHERE ticket_id = $1 AND state = 'dead'",
+        let latest: Option<(i64, String)> = sqlx::query_as(
+            "SELECT revision, state FROM ticket_outbox WHERE ticket_id = $1 \
+             ORDER BY revision DESC LIMIT 1",
         )
         .bind(id.to_string())
-        .bind(now_ms)
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
-        if done.rows_affected() > 0 {
-            sqlx::query("UPDATE tickets SET delivery = 'pending' WHERE id = $1")
-                .bind(id.to_string())
-                .execute(&mut *tx)
-                .await?;
+        let Some((latest, state)) = latest else {
+            return Ok(0);
+        };
+        let mut changed = sqlx::query(
+            "UPDATE ticket_outbox SET state = 'superseded' \
+             WHERE ticket_id = $1 AND state = 'dead' AND revision < $2",
+        )
+        .bind(id.to_string())
+        .bind(latest)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if state == "dead" {
+            changed += sqlx::query(
+                "UPDATE ticket_outbox SET state = 'pending', attempts = 0, next_at_ms = $3 \
+                 WHERE ticket_id = $1 AND revision = $2",
+            )
+            .bind(id.to_string())
+            .bind(latest)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         }
+        summarise(&mut tx, id).await?;
         tx.commit().await?;
-        Ok(done.rows_affected())
+        Ok(changed)
     }
 
     /// Stubs matching `f`, most recently updated first.
@@ -376,6 +394,30 @@ impl Store {
         .await?;
         Ok((row.try_get(0)?, row.try_get(1)?))
     }
+}
+
+/// Takes the stub's row lock for the rest of the transaction (PostgreSQL; SQLite
+/// runs one writer at a time anyway).
+async fn lock(tx: &mut Transaction<'_, Any>, id: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE tickets SET delivery = delivery WHERE id = $1")
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Sets a delivered stub's summary from its latest revision's outbox state
+/// (`pending`, `delivered` or `dead`); local stubs stay `local`.
+async fn summarise(tx: &mut Transaction<'_, Any>, id: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE tickets SET delivery = COALESCE((SELECT state FROM ticket_outbox \
+         WHERE ticket_id = $1 ORDER BY revision DESC LIMIT 1), delivery) \
+         WHERE id = $1 AND delivery <> 'local'",
+    )
+    .bind(id.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Makes the revision after `revision` due, if it was waiting.

@@ -110,7 +110,9 @@ pub fn backoff_ms(
         .min(cfg.backoff_max_ms);
     // Jitter in [exp/2, exp]: retries from many stubs spread out.
     let jittered = exp / 2 + random % (exp / 2 + 1);
-    jittered.max(retry_after_s.unwrap_or(0).saturating_mul(1000))
+    // Retry-After is honoured up to a day (a bogus value must not stall a stub).
+    let asked = retry_after_s.unwrap_or(0).min(86_400) * 1000;
+    jittered.max(asked)
 }
 
 /// What to do with an answer.
@@ -123,12 +125,14 @@ pub enum Verdict {
 }
 
 /// Judges a status code: 2xx and 409 (the receiver already has this revision) are
-/// delivered; 408, 425, 429 and 5xx are retried; other 4xx are rejected.
+/// delivered; 400, 413, 415 and 422 (the receiver refuses this body) are rejected at
+/// once; everything else, including 401/403/404 (a token or URL an operator will
+/// fix), is retried until `max_attempts`.
 pub fn verdict(status: u16) -> Verdict {
     match status {
         200..=299 | 409 => Verdict::Delivered,
-        408 | 425 | 429 | 500..=599 => Verdict::Retry,
-        _ => Verdict::Reject,
+        400 | 413 | 415 | 422 => Verdict::Reject,
+        _ => Verdict::Retry,
     }
 }
 

@@ -190,8 +190,9 @@ fn status_codes_are_judged() {
         (503, Verdict::Retry),
         (408, Verdict::Retry),
         (400, Verdict::Reject),
-        (401, Verdict::Reject),
-        (404, Verdict::Reject),
+        (401, Verdict::Retry),
+        (404, Verdict::Retry),
+        (422, Verdict::Reject),
     ] {
         assert_eq!(verdict(code), v, "{code}");
     }
