@@ -73,6 +73,38 @@ fn error(code: StatusCode, error: &str, message: String) -> Response {
     (code, Json(json!({ "error": error, "message": message }))).into_response()
 }
 
+/// The store, or the `503` that says there is none (yet).
+#[allow(clippy::result_large_err)] // the Err side is the finished error page
+fn store(state: &AppState) -> Result<&crate::store::Store, Response> {
+    state.reporting.store().ok_or_else(|| {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "no database is connected (store.database = \"none\", or it is unreachable)".into(),
+        )
+    })
+}
+
+/// A time query parameter: RFC 3339 or Unix milliseconds; `400 bad_time` otherwise.
+#[allow(clippy::result_large_err)]
+fn time_param(name: &str, v: &Option<String>) -> Result<Option<i64>, Response> {
+    let Some(v) = v else {
+        return Ok(None);
+    };
+    if let Ok(ms) = v.parse::<i64>() {
+        return Ok(Some(ms));
+    }
+    crate::dialplan::time::parse_rfc3339(v)
+        .map(|s| Some(s * 1000))
+        .map_err(|e| {
+            error(
+                StatusCode::BAD_REQUEST,
+                "bad_time",
+                format!("{name}={v:?}: {e}"),
+            )
+        })
+}
+
 /// Asks the core a question and waits for its answer.
 async fn ask<T>(
     state: &AppState,

@@ -10,9 +10,9 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{AppState, ask, error};
+use super::{AppState, ask, error, store, time_param};
 use crate::cdr::CallRecord;
-use crate::store::{CallFilter, Store};
+use crate::store::CallFilter;
 use crate::transport::Control;
 use crate::util::time::rfc3339;
 
@@ -71,34 +71,6 @@ pub(super) struct CallsQuery {
     order: Option<String>,
     /// `json` (default) or `csv`.
     format: Option<String>,
-}
-
-fn store(state: &AppState) -> Result<&Store, Response> {
-    state.reporting.store().ok_or_else(|| {
-        error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            "no database is connected (store.database = \"none\", or it is unreachable)".into(),
-        )
-    })
-}
-
-fn time_param(name: &str, v: &Option<String>) -> Result<Option<i64>, Response> {
-    let Some(v) = v else {
-        return Ok(None);
-    };
-    if let Ok(ms) = v.parse::<i64>() {
-        return Ok(Some(ms));
-    }
-    crate::dialplan::time::parse_rfc3339(v)
-        .map(|s| Some(s * 1000))
-        .map_err(|e| {
-            error(
-                StatusCode::BAD_REQUEST,
-                "bad_time",
-                format!("{name}={v:?}: {e}"),
-            )
-        })
 }
 
 /// `GET /api/v1/calls`: call records, filtered; `format=csv` exports them.

@@ -11,20 +11,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AppState, error};
-use crate::store::{Store, TicketFilter, TicketRow};
+use super::{AppState, error, store, time_param};
+use crate::store::{TicketFilter, TicketRow};
 
 const MAX_LIMIT: i64 = 10_000;
-
-fn store(state: &AppState) -> Result<&Store, Response> {
-    state.reporting.store().ok_or_else(|| {
-        error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            "no database is connected (store.database = \"none\", or it is unreachable)".into(),
-        )
-    })
-}
 
 fn view(t: TicketRow) -> Value {
     let stub: Value = serde_json::from_str(&t.stub).unwrap_or(Value::Null);
@@ -55,24 +45,6 @@ pub(super) struct TicketsQuery {
     from: Option<String>,
     to: Option<String>,
     limit: Option<i64>,
-}
-
-fn time_param(name: &str, v: &Option<String>) -> Result<Option<i64>, Response> {
-    let Some(v) = v else {
-        return Ok(None);
-    };
-    if let Ok(ms) = v.parse::<i64>() {
-        return Ok(Some(ms));
-    }
-    crate::dialplan::time::parse_rfc3339(v)
-        .map(|s| Some(s * 1000))
-        .map_err(|e| {
-            error(
-                StatusCode::BAD_REQUEST,
-                "bad_time",
-                format!("{name}={v:?}: {e}"),
-            )
-        })
 }
 
 /// `GET /api/v1/tickets`: stubs and their delivery state, newest first.
