@@ -7,6 +7,7 @@ pub mod framing;
 pub mod ids;
 pub mod message;
 pub mod salvage;
+pub mod sdp;
 pub mod transaction;
 pub mod validate;
 
