@@ -66,6 +66,9 @@ pub struct CoreConfig {
     pub shard: u16,
     /// How agents' REGISTERs are authenticated.
     pub registrar: RegistrarConfig,
+    /// Work-order stubs are kept: the agent's INVITE names the call's stub
+    /// (`X-Hotline-Ticket`).
+    pub tickets: bool,
 }
 
 impl Default for CoreConfig {
@@ -84,6 +87,7 @@ impl Default for CoreConfig {
             max_message_bytes: 65_535,
             shard: 0,
             registrar: RegistrarConfig::default(),
+            tickets: true,
         }
     }
 }

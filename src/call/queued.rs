@@ -163,9 +163,8 @@ impl Core {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        let pop = vec![
+        let mut pop = vec![
             ("X-Hotline-Call-Id".to_string(), key.to_string()),
-            ("X-Hotline-Ticket".to_string(), ticket),
             ("X-Hotline-Caller".to_string(), call.caller.clone()),
             ("X-Hotline-Line".to_string(), call.line.clone()),
             ("X-Hotline-Mode".to_string(), call.mode.as_str().to_string()),
@@ -178,6 +177,9 @@ impl Core {
                 call.queue.clone().unwrap_or_default(),
             ),
         ];
+        if self.cfg.tickets {
+            pop.push(("X-Hotline-Ticket".to_string(), ticket));
+        }
         call.agent = Some(agent.clone());
         let span = call.span.clone();
         self.note(now, key, cdr::EventKind::AgentRinging, Some(agent.clone()));

@@ -160,6 +160,7 @@ impl SipServer {
             shard: 0,
             // Checked by Config::validate; the default only if that was skipped.
             registrar: cfg.registrar.to_registrar().unwrap_or_default(),
+            tickets: cfg.tickets.enabled && cfg.database_url().is_some(),
         };
         let now = Instant::now();
         let mut core = Core::new(core_cfg, plan, crate::util::seed::process_seed(), now);
