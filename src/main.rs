@@ -341,18 +341,18 @@ fn run(args: RunArgs) -> Result<()> {
         .worker_threads(1)
         .enable_all()
         .build()?;
+    // The SIP sockets are bound first (so a slow database cannot cost the ports);
+    // the core starts once the reporting service hands over its recorder.
+    let status = Arc::new(Status::default());
+    let (control_tx, control_rx) = mpsc::channel(16);
+    let (recorder_tx, recorder_rx) = tokio::sync::oneshot::channel();
+    let sip = spawn_sip(&cfg, plan.clone(), status.clone(), control_rx, recorder_rx)?;
     let reporting = runtime
         .block_on(reporting::start(reporting_config(&cfg)))
         .context("opening the call-record store")?;
-    let status = Arc::new(Status::default());
-    let (control_tx, control_rx) = mpsc::channel(16);
-    let sip = spawn_sip(
-        &cfg,
-        plan.clone(),
-        status.clone(),
-        control_rx,
-        reporting.recorder,
-    )?;
+    if recorder_tx.send(reporting.recorder).is_err() {
+        bail!("SIP thread ended before it started");
+    }
     info!(
         sip = %cfg.sip.listen,
         http = %cfg.http.listen,
@@ -493,7 +493,7 @@ fn spawn_sip(
     plan: Arc<Dialplan>,
     status: Arc<Status>,
     control: mpsc::Receiver<Control>,
-    recorder: reporting::Recorder,
+    recorder: tokio::sync::oneshot::Receiver<reporting::Recorder>,
 ) -> Result<std::thread::JoinHandle<Result<(), TransportError>>> {
     let cfg = cfg.clone();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -514,7 +514,11 @@ fn spawn_sip(
                 match SipServer::bind(&cfg, plan, status).await {
                     Ok(server) => {
                         let _ = ready_tx.send(Ok(()));
-                        server.with_recorder(recorder).run(control).await
+                        match recorder.await {
+                            Ok(r) => server.with_recorder(r).run(control).await,
+                            // The store could not be opened: main reports why.
+                            Err(_) => Ok(()),
+                        }
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
