@@ -85,6 +85,17 @@ fn store(state: &AppState) -> Result<&crate::store::Store, Response> {
     })
 }
 
+/// A handler's query (refused with `400 bad_query`) and the store (`503` without).
+#[allow(clippy::result_large_err)]
+fn query_and_store<T>(
+    state: &AppState,
+    q: Result<axum::extract::Query<T>, axum::extract::rejection::QueryRejection>,
+) -> Result<(T, &crate::store::Store), Response> {
+    let axum::extract::Query(q) =
+        q.map_err(|e| error(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
+    Ok((q, store(state)?))
+}
+
 /// A time query parameter: RFC 3339 or Unix milliseconds; `400 bad_time` otherwise.
 #[allow(clippy::result_large_err)]
 fn time_param(name: &str, v: &Option<String>) -> Result<Option<i64>, Response> {

@@ -10,7 +10,7 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{AppState, ask, error, store, time_param};
+use super::{AppState, ask, error, query_and_store, store, time_param};
 use crate::cdr::CallRecord;
 use crate::store::CallFilter;
 use crate::transport::Control;
@@ -78,12 +78,8 @@ pub(super) async fn calls(
     State(state): State<AppState>,
     q: Result<Query<CallsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let Query(q) = match q {
-        Ok(q) => q,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_query", e.body_text()),
-    };
-    let store = match store(&state) {
-        Ok(s) => s,
+    let (q, store) = match query_and_store(&state, q) {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let csv = match q.format.as_deref() {
@@ -204,12 +200,8 @@ pub(super) async fn intervals(
     State(state): State<AppState>,
     q: Result<Query<IntervalsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let Query(q) = match q {
-        Ok(q) => q,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_query", e.body_text()),
-    };
-    let store = match store(&state) {
-        Ok(s) => s,
+    let (q, store) = match query_and_store(&state, q) {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let now = crate::util::time::unix_ms();

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AppState, error, store, time_param};
+use super::{AppState, error, query_and_store, store, time_param};
 use crate::store::{TicketFilter, TicketRow};
 
 const MAX_LIMIT: i64 = 10_000;
@@ -52,12 +52,8 @@ pub(super) async fn list(
     State(state): State<AppState>,
     q: Result<Query<TicketsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let Query(q) = match q {
-        Ok(q) => q,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_query", e.body_text()),
-    };
-    let store = match store(&state) {
-        Ok(s) => s,
+    let (q, store) = match query_and_store(&state, q) {
+        Ok(x) => x,
         Err(r) => return r,
     };
     if let Some(d) = &q.delivery

@@ -4,6 +4,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::filter::Filter;
 use super::intervals::{self, IntervalRow};
 use super::{Store, StoreError};
 use crate::cdr::{CallRecord, Event};
@@ -114,45 +115,17 @@ impl Store {
 
     /// Calls matching `filter`.
     pub async fn calls(&self, f: &CallFilter) -> Result<Vec<CallRecord>, StoreError> {
-        let mut sql = format!("SELECT {COLUMNS} FROM call_records WHERE 1 = 1");
-        let mut params: Vec<Param> = Vec::new();
-        let mut add = |sql: &mut String, cond: &str, p: Param| {
-            params.push(p);
-            *sql += &format!(" AND {cond} ${}", params.len());
-        };
-        if let Some(v) = f.from_ms {
-            add(&mut sql, "ended_at_ms >=", Param::Int(v));
-        }
-        if let Some(v) = f.to_ms {
-            add(&mut sql, "ended_at_ms <", Param::Int(v));
-        }
-        for (col, v) in [
-            ("line =", &f.line),
-            ("mode =", &f.mode),
-            ("queue =", &f.queue),
-            ("outcome =", &f.outcome),
-        ] {
-            if let Some(v) = v {
-                add(&mut sql, col, Param::Text(v.clone()));
-            }
-        }
-        if let Some(v) = f.callback_pending {
-            add(&mut sql, "callback_pending =", Param::Int(i64::from(v)));
-        }
+        let mut q = Filter::new(format!("SELECT {COLUMNS} FROM call_records WHERE 1 = 1"));
+        q.int("ended_at_ms >=", f.from_ms);
+        q.int("ended_at_ms <", f.to_ms);
+        q.text("line =", &f.line);
+        q.text("mode =", &f.mode);
+        q.text("queue =", &f.queue);
+        q.text("outcome =", &f.outcome);
+        q.int("callback_pending =", f.callback_pending.map(i64::from));
         let dir = if f.ascending { "ASC" } else { "DESC" };
-        params.push(Param::Int(f.limit.max(0)));
-        sql += &format!(
-            " ORDER BY ended_at_ms {dir}, id {dir} LIMIT ${}",
-            params.len()
-        );
-        let mut q = sqlx::query(&sql);
-        for p in params {
-            q = match p {
-                Param::Text(v) => q.bind(v),
-                Param::Int(v) => q.bind(v),
-            };
-        }
-        let rows = q.fetch_all(&self.pool).await?;
+        let order = format!("ended_at_ms {dir}, id {dir}");
+        let rows = q.fetch(&self.pool, &order, f.limit).await?;
         rows.iter().map(from_row).collect()
     }
 
@@ -174,12 +147,6 @@ impl Store {
         .await?;
         Ok(done.rows_affected() == 1)
     }
-}
-
-/// A bind parameter of a filtered query.
-enum Param {
-    Text(String),
-    Int(i64),
 }
 
 fn insert_sql(rows: usize) -> String {

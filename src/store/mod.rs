@@ -8,6 +8,7 @@
 //! driver.
 
 mod calls;
+mod filter;
 mod intervals;
 mod migrate;
 #[cfg(test)]

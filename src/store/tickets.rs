@@ -5,6 +5,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use super::filter::Filter;
 use super::{Store, StoreError};
 
 /// One stub revision to keep: plain data; the stub is its JSON.
@@ -316,47 +317,17 @@ impl Store {
 
     /// Stubs matching `f`, most recently updated first.
     pub async fn tickets(&self, f: &TicketFilter) -> Result<Vec<TicketRow>, StoreError> {
-        let mut sql = format!("SELECT {TICKET_COLUMNS} FROM tickets t {LATEST_OUTBOX} WHERE 1 = 1");
-        let mut texts: Vec<String> = Vec::new();
-        let mut ints: Vec<i64> = Vec::new();
-        let mut order: Vec<bool> = Vec::new();
-        for (col, v) in [
-            ("t.state", &f.state),
-            ("t.line", &f.line),
-            ("t.delivery", &f.delivery),
-        ] {
-            if let Some(v) = v {
-                order.push(true);
-                texts.push(v.clone());
-                sql += &format!(" AND {col} = ${}", order.len());
-            }
-        }
-        for (cond, v) in [
-            ("t.updated_at_ms >=", f.from_ms),
-            ("t.updated_at_ms <", f.to_ms),
-        ] {
-            if let Some(v) = v {
-                order.push(false);
-                ints.push(v);
-                sql += &format!(" AND {cond} ${}", order.len());
-            }
-        }
-        order.push(false);
-        ints.push(f.limit.max(0));
-        sql += &format!(
-            " ORDER BY t.updated_at_ms DESC, t.id DESC LIMIT ${}",
-            order.len()
-        );
-        let mut q = sqlx::query(&sql);
-        let (mut ti, mut ii) = (texts.into_iter(), ints.into_iter());
-        for text in order {
-            q = if text {
-                q.bind(ti.next().unwrap_or_default())
-            } else {
-                q.bind(ii.next().unwrap_or_default())
-            };
-        }
-        let rows = q.fetch_all(&self.pool).await?;
+        let mut q = Filter::new(format!(
+            "SELECT {TICKET_COLUMNS} FROM tickets t {LATEST_OUTBOX} WHERE 1 = 1"
+        ));
+        q.text("t.state =", &f.state);
+        q.text("t.line =", &f.line);
+        q.text("t.delivery =", &f.delivery);
+        q.int("t.updated_at_ms >=", f.from_ms);
+        q.int("t.updated_at_ms <", f.to_ms);
+        let rows = q
+            .fetch(&self.pool, "t.updated_at_ms DESC, t.id DESC", f.limit)
+            .await?;
         rows.iter().map(ticket_row).collect()
     }
 
