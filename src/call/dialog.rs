@@ -51,6 +51,18 @@ impl Core {
 
     fn on_bye(&mut self, now: Instant, tx: TxId, req: &Request, key: CallKey, side: Side) {
         self.reply(now, tx, req, 200, "OK");
+        let surveyed = side == Side::B
+            && self
+                .calls
+                .get(&key)
+                .is_some_and(|c| matches!(c.phase, Phase::Answered | Phase::Confirmed))
+            && self.start_survey(now, key);
+        if surveyed {
+            if let Some(call) = self.calls.get_mut(&key) {
+                call.set_reason(Reason::CalleeHangup);
+            }
+            return;
+        }
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -58,6 +70,11 @@ impl Core {
             (Phase::Early, Side::A) => {
                 // A BYE before any answer ends the attempt like a CANCEL.
                 self.abandon_early(now, key, Reason::CallerCancelled, 487, "Request Terminated");
+            }
+            (Phase::Answered | Phase::Confirmed, Side::A) if call.waiting() => {
+                // Answered by the gateway, not yet by an agent: an abandon.
+                call.a.remote_tag = None;
+                self.leave_queue(now, key, Reason::CallerCancelled);
             }
             (Phase::Answered | Phase::Confirmed, _) => {
                 call.set_reason(match side {
@@ -118,12 +135,26 @@ impl Core {
             debug!("ACK for no pending 2xx: absorbed");
             return;
         };
+        let gateway_answered = self.gateway_answered(key);
+        let to = match role {
+            Role::AwaitAck { to, .. } => to,
+            _ => Side::B,
+        };
+        let (ct, body) = match self.sdp_to(key, to, req.content_type(), &req.body) {
+            Some(b) => (Some("application/sdp".to_string()), b),
+            None => (
+                req.content_type().map(str::to_string),
+                Bytes::from(req.body.clone()),
+            ),
+        };
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        let body = Bytes::from(req.body.clone());
-        let ct = req.content_type().map(str::to_string);
         match role {
+            // The gateway's own 200 to a queued caller: the agent has its own ACK.
+            Role::AInvite if call.phase == Phase::Answered && gateway_answered => {
+                call.phase = Phase::Confirmed;
+            }
             Role::AInvite if call.phase == Phase::Answered => {
                 call.phase = Phase::Confirmed;
                 let ack = call
@@ -144,6 +175,9 @@ impl Core {
 
     /// Relays an in-dialog request to the other leg.
     fn relay(&mut self, now: Instant, key: CallKey, from: Side, server: TxId, req: Request) {
+        if self.answers_locally(key, from) {
+            return self.answer_locally(now, key, server, &req);
+        }
         let to = from.other();
         let established = self.calls.get(&key).is_some_and(|c| {
             c.phase != Phase::Ending
@@ -164,12 +198,19 @@ impl Core {
         if refresh && let Some(c) = req.contact_uri() {
             call.leg(from).remote_target = c.text.to_string();
         }
+        let anchored = self.sdp_to(key, to, req.content_type(), &req.body);
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let (ct, body) = match anchored {
+            Some(b) => (Some("application/sdp".to_string()), b),
+            None => (
+                req.content_type().map(str::to_string),
+                Bytes::from(req.body.clone()),
+            ),
+        };
         let leg = call.leg(to);
-        let mut out = leg.request(
-            req.method.clone(),
-            req.content_type().map(str::to_string),
-            Bytes::from(req.body.clone()),
-        );
+        let mut out = leg.request(req.method.clone(), ct, body);
         if refresh {
             out.extra.push(("Contact".into(), contact));
         }
@@ -231,7 +272,19 @@ impl Core {
                 m.header(name, v);
             }
         }
-        let bytes = m.finish(resp.content_type(), &resp.body);
+        // The response travels back to the leg that sent the request.
+        let anchored = if success {
+            self.sdp_to(key, to.other(), resp.content_type(), &resp.body)
+        } else {
+            None
+        };
+        let bytes = match &anchored {
+            Some(b) => m.finish(Some("application/sdp"), b),
+            None => m.finish(resp.content_type(), &resp.body),
+        };
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
         if resp.code >= 200 {
             call.relays.swap_remove(i);
             self.by_tx.remove(&client);

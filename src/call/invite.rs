@@ -132,10 +132,36 @@ impl Core {
                 final_code: 0,
                 ring_deadline: None,
                 end_deadline: None,
+                survey_deadline: None,
+                media: None,
             },
         );
         self.track(key, tx, Role::AInvite);
         self.note(now, key, cdr::EventKind::Received, Some(called.clone()));
+        let opened = self
+            .calls
+            .get(&key)
+            .and_then(|c| c.a_invite.as_ref())
+            .map(|(_, req)| req.clone())
+            .map(|req| self.media_open(key, &req, &line));
+        if let Some(Err(refusal)) = opened {
+            let (reason, code, phrase) = match refusal {
+                super::media::MediaRefusal::NoCodec => (
+                    Reason::MediaNoCodec,
+                    488,
+                    "Not Acceptable Here (offer PCMA or PCMU)",
+                ),
+                super::media::MediaRefusal::NoPorts => {
+                    (Reason::MediaNoPorts, 503, "Service Unavailable")
+                }
+                super::media::MediaRefusal::BadSdp(e) => {
+                    debug!(error = %e, "unreadable SDP offer");
+                    (Reason::InvalidRequest, 400, "Bad Request (unreadable SDP)")
+                }
+            };
+            tracing::info!(code, reason = reason.as_str(), "call refused: no media");
+            return self.abandon_early(now, key, reason, code, phrase);
+        }
         match outcome {
             Outcome::Sip(target) => {
                 let at = format!("sip:{}", line.number);
@@ -243,6 +269,8 @@ impl Core {
             peer,
             local_cseq: 1,
         };
+        let a_body = Bytes::from(req.body.clone());
+        let a_type = req.content_type().map(str::to_string);
         let max_forwards = req
             .max_forwards()
             .and_then(Result::ok)
@@ -254,7 +282,7 @@ impl Core {
             ("Allow".into(), super::ALLOW.into()),
         ];
         headers.extend(extra);
-        let out = OutRequest {
+        let mut out = OutRequest {
             method: Some(Method::Invite),
             uri,
             from: call.b.local_hdr.clone(),
@@ -264,8 +292,15 @@ impl Core {
             max_forwards,
             route: Vec::new(),
             extra: headers,
-            content_type: req.content_type().map(str::to_string),
-            body: Bytes::from(req.body.clone()),
+            content_type: a_type,
+            body: a_body,
+        };
+        if let Some(offer) = self.b_offer(key) {
+            out.content_type = Some("application/sdp".into());
+            out.body = offer;
+        }
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
         };
         call.b_invite_cseq = 1;
         call.b_provisional = false;
@@ -367,7 +402,7 @@ impl Core {
         }
         call.b_invite = None;
         call.ring_deadline = None;
-        if queued && code >= 300 && call.a_invite.is_some() {
+        if queued && code >= 300 && call.waiting() {
             return self.ring_failed(now, key);
         }
         if code < 300 {
@@ -389,6 +424,9 @@ impl Core {
     /// CANCEL/200 race), in which case the callee gets ACK and BYE at once.
     fn b_answered(&mut self, now: Instant, key: CallKey, resp: &Response) {
         let max_duration = self.cfg.max_duration;
+        if self.gateway_answered(key) {
+            return self.b_answered_queued(now, key, resp);
+        }
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -420,6 +458,30 @@ impl Core {
         self.arm_call_timer(key, CallTimer::MaxDuration, now + max_duration);
     }
 
+    /// An agent answered a caller the gateway had answered itself: ACK the
+    /// agent (the offer was ours), connect the audio. A caller already gone (the
+    /// BYE/200 race) leaves the agent with ACK and BYE.
+    fn b_answered_queued(&mut self, now: Instant, key: CallKey, resp: &Response) {
+        let max_duration = self.cfg.max_duration;
+        self.learn(key, Side::B, resp.content_type(), &resp.body);
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let ack = call
+            .b
+            .request_with_cseq(Method::Ack, call.b_invite_cseq, None, Bytes::new());
+        self.tl.send_ack(call.b_invite_tx, call.b.peer, ack);
+        if call.phase == Phase::Ending || call.answered_at.is_some() {
+            return self.hang_up_side(now, key, Side::B);
+        }
+        call.answered_at = Some(now);
+        call.answered_by = Some("12345");
+        let who = call.agent.clone().unwrap_or_else(|| "12345".to_string());
+        self.note(now, key, cdr::EventKind::Answered, Some(who));
+        self.media_answered(key);
+        self.arm_call_timer(key, CallTimer::MaxDuration, now + max_duration);
+    }
+
     /// Relays a callee response (1xx or final) to the caller's pending INVITE.
     fn relay_to_caller(&mut self, now: Instant, key: CallKey, resp: &Response) {
         let Some(transport) = self.calls.get(&key).map(|c| c.a.peer.transport) else {
@@ -432,13 +494,24 @@ impl Core {
         let Some((tx, req)) = &call.a_invite else {
             return;
         };
-        let tx = *tx;
         let mut m = response_to(req, resp.code, &resp.reason, Some(&call.a.local_tag));
         if resp.code < 300 {
             m.header("Contact", &contact);
         }
         relay_headers(&mut m, resp);
-        let bytes = m.finish(resp.content_type(), &resp.body);
+        let tx = *tx;
+        let anchored = if resp.code < 300 {
+            self.body_to_caller(key, resp.content_type(), &resp.body)
+        } else {
+            None
+        };
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let bytes = match &anchored {
+            Some(body) => m.finish(Some("application/sdp"), body),
+            None => m.finish(resp.content_type(), &resp.body),
+        };
         if resp.code >= 200 {
             call.a_invite = None;
             call.final_code = resp.code;
@@ -499,6 +572,15 @@ impl Core {
         code: u16,
         phrase: &str,
     ) {
+        if self.gateway_answered(key)
+            && self
+                .calls
+                .get(&key)
+                .is_some_and(|c| c.a_invite.is_none() && c.answered_at.is_none())
+        {
+            // The gateway answered this caller itself: it gets BYE, not `code`.
+            return self.leave_queue(now, key, reason);
+        }
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -554,7 +636,7 @@ impl Core {
                 let queued_waiting = self
                     .calls
                     .get(&key)
-                    .is_some_and(|c| c.queue.is_some() && c.a_invite.is_some());
+                    .is_some_and(|c| c.queue.is_some() && c.waiting());
                 if queued_waiting {
                     return self.ring_failed(now, key);
                 }
@@ -614,6 +696,7 @@ impl Core {
                     self.abandon_early(now, key, Reason::CalleeNoAnswer, 408, "Request Timeout");
                 }
             }
+            CallTimer::Survey => self.on_survey_timer(now, key),
             CallTimer::MaxDuration => {
                 if let Some(c) = self.calls.get_mut(&key) {
                     c.set_reason(Reason::MaxDuration);

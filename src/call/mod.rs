@@ -19,6 +19,7 @@ pub mod api;
 mod dialog;
 mod invite;
 pub mod leg;
+mod media;
 mod queued;
 pub mod reason;
 mod record;
@@ -49,6 +50,7 @@ use crate::sip::{Peer, Transmit, salvage};
 use crate::util::idmap::IdMap;
 use crate::util::pii::Pii;
 pub use leg::Side;
+pub use media::{MediaConfig, QueuedAudio};
 pub use reason::Reason;
 pub use record::CallRecord;
 use record::ending_kind;
@@ -71,6 +73,8 @@ pub struct CoreConfig {
     /// Work-order stubs are kept: the agent's INVITE names the call's stub
     /// (`X-Hotline-Ticket`).
     pub tickets: bool,
+    /// Anchor RTP at the gateway's relay; `None` relays SDP end to end.
+    pub media: Option<MediaConfig>,
 }
 
 impl Default for CoreConfig {
@@ -90,6 +94,7 @@ impl Default for CoreConfig {
             shard: 0,
             registrar: RegistrarConfig::default(),
             tickets: true,
+            media: None,
         }
     }
 }
@@ -140,6 +145,8 @@ enum Role {
 enum CallTimer {
     Ring,
     MaxDuration,
+    /// The satisfaction survey waits for a key, or for its thanks to end.
+    Survey,
 }
 
 /// One call: two legs and what ties them together.
@@ -198,6 +205,9 @@ struct Call {
     final_code: u16,
     ring_deadline: Option<Instant>,
     end_deadline: Option<Instant>,
+    survey_deadline: Option<Instant>,
+    /// The call's media at the relay, when anchored.
+    media: Option<Box<media::CallMedia>>,
 }
 
 impl Call {
@@ -210,6 +220,15 @@ impl Call {
 
     fn set_reason(&mut self, r: Reason) {
         self.reason.get_or_insert(r);
+    }
+
+    /// The caller still waits for a person: its INVITE is pending, or the
+    /// gateway answered it and no callee has yet.
+    fn waiting(&self) -> bool {
+        self.a_invite.is_some()
+            || (self.media.as_ref().is_some_and(|m| m.answered_a)
+                && self.answered_at.is_none()
+                && self.phase != Phase::Ending)
     }
 }
 
@@ -243,6 +262,10 @@ pub struct Core {
     acd: Acd,
     registrar: Registrar,
     orphans: IdMap<TxId, queued::Orphan>,
+    /// RTP ports for anchored calls.
+    ports: crate::media::pool::PortPool,
+    /// Orders for the relay since the last `poll_media`.
+    media_out: VecDeque<crate::media::command::MediaCommand>,
     /// Finished calls wait for the database: refuse new ones.
     store_backlog: bool,
     /// Prefix of call record ids: this core's random boot id.
@@ -273,7 +296,10 @@ impl Core {
                 .iter()
                 .map(|a| (a.id.clone(), a.password.clone())),
         );
+        let (lo, hi) = cfg.media.as_ref().map_or((0, 0), |m| m.ports);
         Core {
+            ports: crate::media::pool::PortPool::new(lo, hi),
+            media_out: VecDeque::new(),
             cfg,
             tl,
             ids,
@@ -527,10 +553,11 @@ impl Core {
         self.calls.get(&key).is_some_and(|c| match timer {
             CallTimer::Ring => c.ring_deadline == Some(at),
             CallTimer::MaxDuration => c.end_deadline == Some(at),
+            CallTimer::Survey => c.survey_deadline == Some(at),
         })
     }
 
-    fn process_events(&mut self, now: Instant) {
+    pub(crate) fn process_events(&mut self, now: Instant) {
         while let Some(ev) = self.tl.poll_event() {
             match ev {
                 TxEvent::Request {
@@ -604,6 +631,7 @@ impl Core {
             match timer {
                 CallTimer::Ring => c.ring_deadline = Some(at),
                 CallTimer::MaxDuration => c.end_deadline = Some(at),
+                CallTimer::Survey => c.survey_deadline = Some(at),
             }
             self.timers.push(Reverse((at, key, timer)));
         }
@@ -643,6 +671,11 @@ impl Core {
                 debug!(error = %e, "ACD already done with the call");
             }
         }
+        let media = call.media.take();
+        let (survey, recording) = media
+            .as_ref()
+            .map_or((None, None), |m| (m.survey_digit, m.recording.clone()));
+        self.media_close(key, media);
         let reason = call.reason.unwrap_or(Reason::CalleeRejected);
         let ended_ms = self.unix_ms(now);
         let ended = call.events.iter().any(|e| {
@@ -692,6 +725,8 @@ impl Core {
             events: call.events,
             line_name: Some(call.line_name),
             deadline: call.deadline,
+            survey,
+            recording,
         });
         drop(_enter);
         self.drain_acd(now);

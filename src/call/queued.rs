@@ -76,7 +76,9 @@ pub fn acd_config(plan: &Dialplan) -> AcdConfig {
 }
 
 impl Core {
-    /// Queues a call: the caller hears ringback (`180`) while it waits.
+    /// Queues a call. With media the gateway answers the caller (or sends early
+    /// media) with the greeting and hold music, or first the line's prompt;
+    /// without, the caller hears ringback (`180`) while it waits.
     pub(super) fn enqueue(&mut self, now: Instant, key: CallKey, queue: &str, line: &str) {
         // An overflow (from a parallel line's legacy seats) was noted already.
         let overflow = self.calls.get(&key).is_some_and(|c| {
@@ -86,6 +88,14 @@ impl Core {
         });
         if !overflow {
             self.note(now, key, cdr::EventKind::Offered, Some(queue.to_string()));
+        }
+        let with_media = self.calls.get(&key).is_some_and(|c| c.media.is_some());
+        if with_media && self.cfg.media.is_some() {
+            let delayed = self.queue_audio(now, key, queue, line);
+            if !delayed {
+                self.offer_to_acd(now, key, queue, line);
+            }
+            return;
         }
         let contact = self.contact(Transport::Udp);
         if let Some(call) = self.calls.get(&key)
@@ -107,6 +117,11 @@ impl Core {
                 self.note(now, key, cdr::EventKind::Ringback, None);
             }
         }
+        self.offer_to_acd(now, key, queue, line);
+    }
+
+    /// Hands a queued call to the ACD.
+    pub(super) fn offer_to_acd(&mut self, now: Instant, key: CallKey, queue: &str, line: &str) {
         match self.acd.offer(now, key, queue, Some(line.to_string()), 0) {
             Ok(()) => self.drain_acd(now),
             Err(e) => {
@@ -149,7 +164,7 @@ impl Core {
     }
 
     fn ring_agent(&mut self, now: Instant, key: CallKey, agent: String, target: &str) {
-        let waiting = self.calls.get(&key).is_some_and(|c| c.a_invite.is_some());
+        let waiting = self.calls.get(&key).is_some_and(|c| c.waiting());
         if !waiting {
             let _ = self.acd.abandon(now, key);
             return;

@@ -47,6 +47,15 @@ pub enum Reason {
     StoreBacklog,
     /// The gateway was stopped with the call in progress.
     Shutdown,
+    /// No RTP from either phone for `[media] timeout_s`: a dead call.
+    MediaTimeout,
+    /// The caller's offer has no codec the gateway can relay and play prompts in
+    /// (PCMA, PCMU): `488`.
+    MediaNoCodec,
+    /// Every RTP port of `[media] rtp_ports` is in use: `503`.
+    MediaNoPorts,
+    /// The relay could not bind the call's ports (another program holds them).
+    MediaPortUnavailable,
 }
 
 impl Reason {
@@ -72,11 +81,15 @@ impl Reason {
             Reason::LineNotInService => "dialplan.line_not_in_service",
             Reason::StoreBacklog => "store.backlog",
             Reason::Shutdown => "gateway.shutdown",
+            Reason::MediaTimeout => "media.timeout",
+            Reason::MediaNoCodec => "media.no_common_codec",
+            Reason::MediaNoPorts => "media.no_ports",
+            Reason::MediaPortUnavailable => "media.port_unavailable",
         }
     }
 
     /// Every code, for documentation and metrics pre-registration.
-    pub const ALL: [Reason; 19] = [
+    pub const ALL: [Reason; 23] = [
         Reason::CallerHangup,
         Reason::CalleeHangup,
         Reason::CallerCancelled,
@@ -96,6 +109,10 @@ impl Reason {
         Reason::LineNotInService,
         Reason::StoreBacklog,
         Reason::Shutdown,
+        Reason::MediaTimeout,
+        Reason::MediaNoCodec,
+        Reason::MediaNoPorts,
+        Reason::MediaPortUnavailable,
     ];
 
     /// The reason with this stable code.

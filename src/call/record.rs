@@ -50,6 +50,10 @@ pub struct CallRecord {
     /// The line's name and the work order's due date, for the ticket stub.
     pub line_name: Option<String>,
     pub deadline: Option<String>,
+    /// The caller's satisfaction rating (1–3), when the survey got one.
+    pub survey: Option<u8>,
+    /// The recording's file name, when the call was recorded.
+    pub recording: Option<String>,
 }
 
 impl CallRecord {
@@ -80,8 +84,8 @@ impl CallRecord {
             offered_at_ms: at(cdr::EventKind::Offered),
             answered_at_ms: at(cdr::EventKind::Answered),
             ended_at_ms: self.ended_ms,
-            survey: None,
-            recording: None,
+            survey: self.survey,
+            recording: self.recording.clone(),
             callback_pending: callback,
             events: self.events.clone(),
         }
@@ -146,6 +150,8 @@ impl Core {
             ended_ms: at_ms,
             line_name: None,
             deadline: None,
+            survey: None,
+            recording: None,
             key,
             call_id: message::Headers::call_id(req)
                 .unwrap_or_default()

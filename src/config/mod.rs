@@ -9,6 +9,9 @@ use serde::Deserialize;
 
 use crate::registrar::{Algorithm, RegistrarConfig, RegistrarError};
 
+mod media;
+pub use media::{MediaSection, QueuedMode};
+
 /// The default configuration, embedded so the binary runs from anywhere.
 pub const DEFAULT_TOML: &str = include_str!("../../config/gateway.toml");
 
@@ -41,6 +44,9 @@ pub struct Config {
     /// Work-order stubs: the ticket system's URL, credentials and retries.
     #[serde(default)]
     pub tickets: crate::tickets::deliver::TicketsConfig,
+    /// The RTP relay, prompts, survey and recording.
+    #[serde(default)]
+    pub media: MediaSection,
     /// Where the file was read from; relative paths are resolved against its folder.
     #[serde(skip)]
     pub origin: Option<PathBuf>,
@@ -331,6 +337,9 @@ impl Config {
             let key = format!("tickets.{}", reason.split(':').next().unwrap_or(""));
             return Err(err(&key, &reason));
         }
+        if let Err((key, reason)) = self.media.validate() {
+            return Err(err(&key, &reason));
+        }
         let db = &self.store.database;
         if db != "none"
             && !db.starts_with("sqlite:")
@@ -349,6 +358,16 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The prompt folder, resolved against the config file's folder.
+    pub fn prompts_dir(&self) -> PathBuf {
+        self.resolve(&self.media.prompts)
+    }
+
+    /// The recordings folder, resolved against the config file's folder.
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.resolve(&self.media.recordings)
     }
 
     /// The dialplan folder, resolved against the config file's folder.

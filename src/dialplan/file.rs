@@ -222,6 +222,8 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
                         deadline_workdays: l
                             .deadline_workdays
                             .unwrap_or(super::DEFAULT_DEADLINE_WORKDAYS),
+                        survey: l.survey,
+                        record: l.record,
                     },
                     file.clone(),
                     at,

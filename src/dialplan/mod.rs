@@ -140,7 +140,8 @@ pub struct Line {
     pub department: Option<String>,
     /// The department's transfer number (direct merge): agents transfer to it.
     pub transfer_number: Option<String>,
-    /// A prompt played before queueing (call forwarding), when media lands.
+    /// The name of a prompt (a WAV under `prompts/`, without `.wav`) played
+    /// before the caller is queued: "this line is now served by 12345".
     pub prompt: Option<String>,
     /// Opening hours of the legacy seats (parallel), parsed at load.
     pub hours: hours::Hours,
@@ -149,6 +150,10 @@ pub struct Line {
     pub effective_until: Option<String>,
     /// Working days a work order from this line has, on the holiday calendar.
     pub deadline_workdays: u32,
+    /// Satisfaction survey after the agent hangs up; `None`: the gateway's default.
+    pub survey: Option<bool>,
+    /// Record calls; `None`: the gateway's default.
+    pub record: Option<bool>,
 }
 
 /// A work order's deadline when the line sets none: five working days.

@@ -144,6 +144,11 @@ pub(super) struct LineFile {
     /// Working days a work order from this line has (on the holiday calendar);
     /// [`DEFAULT_DEADLINE_WORKDAYS`](super::DEFAULT_DEADLINE_WORKDAYS) when unset.
     pub(super) deadline_workdays: Option<u32>,
+    /// Ask the caller for a satisfaction rating when the agent hangs up first;
+    /// `[media] survey` when unset.
+    pub(super) survey: Option<bool>,
+    /// Record the line's calls; `[media] record` when unset.
+    pub(super) record: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -23,12 +23,18 @@
 //! payload types, clock rates, addresses), read the clock, or decide which source
 //! a phone hears (the call layer does; media only makes the switch seamless).
 
+pub mod command;
 pub mod dtmf;
 pub mod g711;
+pub mod pool;
+pub mod prompt;
+pub mod record;
+pub mod relay;
 pub mod rewrite;
 
 pub use dtmf::{Completed, DtmfDigit, DtmfPacket, DtmfReceiver, DtmfSender, TelephoneEvent};
 pub use g711::Codec;
+pub use prompt::{Prompt, Prompts};
 pub use rewrite::{Rewriter, SourceId, Verdict};
 
 /// What went wrong in the media layer.
@@ -60,6 +66,12 @@ pub enum MediaError {
     /// A DTMF duration outside what one RFC 4733 event at 8 kHz can carry.
     #[error("local: DTMF duration of {0} ms, must be 1..=8191 ms")]
     DtmfDuration(u32),
+    /// The relay's command queue is full (the relay thread is stalled).
+    #[error("local: the media relay is not keeping up with commands")]
+    RelayBusy,
+    /// The relay thread has stopped.
+    #[error("local: the media relay has stopped")]
+    RelayGone,
 }
 
 impl MediaError {
@@ -71,9 +83,11 @@ impl MediaError {
             | MediaError::RtpVersion(_)
             | MediaError::RtpPadding(_)
             | MediaError::DtmfPayloadLength(_) => true,
-            MediaError::ZeroClockRate | MediaError::NotADigit(_) | MediaError::DtmfDuration(_) => {
-                false
-            }
+            MediaError::ZeroClockRate
+            | MediaError::NotADigit(_)
+            | MediaError::DtmfDuration(_)
+            | MediaError::RelayBusy
+            | MediaError::RelayGone => false,
         }
     }
 

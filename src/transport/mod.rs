@@ -11,6 +11,7 @@
 //! Sharding across cores would run one such task per shard, with a dispatcher
 //! hashing Call-ID (outgoing Call-IDs carry their shard number).
 
+pub mod media;
 mod status;
 mod tcp;
 mod udp;
@@ -45,6 +46,8 @@ pub enum TransportError {
     },
     #[error("SIP socket failed: {0}")]
     Io(#[from] std::io::Error),
+    #[error("media: {0}")]
+    Media(String),
 }
 
 /// What TCP connection tasks tell the core task.
@@ -96,6 +99,8 @@ pub struct SipServer {
     status: Arc<Status>,
     /// Where finished calls go (figures, metrics, the store).
     recorder: Option<Recorder>,
+    /// The RTP relay, when media is enabled.
+    media: Option<media::MediaPlane>,
 }
 
 /// Capacity of the queue from TCP readers to the core task.
@@ -161,6 +166,17 @@ impl SipServer {
             // Checked by Config::validate; the default only if that was skipped.
             registrar: cfg.registrar.to_registrar().unwrap_or_default(),
             tickets: cfg.tickets.enabled && cfg.database_url().is_some(),
+            media: None,
+        };
+        let (core_cfg, media) = match media::start(cfg, &plan)? {
+            Some((m, plane)) => (
+                CoreConfig {
+                    media: Some(m),
+                    ..core_cfg
+                },
+                Some(plane),
+            ),
+            None => (core_cfg, None),
         };
         let now = Instant::now();
         let mut core = Core::new(core_cfg, plan, crate::util::seed::process_seed(), now);
@@ -172,6 +188,7 @@ impl SipServer {
             max_message: cfg.sip.max_message_bytes,
             status,
             recorder: None,
+            media,
         })
     }
 
@@ -199,7 +216,12 @@ impl SipServer {
             max_message,
             status,
             mut recorder,
+            media,
         } = self;
+        let (media_handle, mut media_events) = match media {
+            Some(m) => (Some(m.handle), Some(m.events)),
+            None => (None, None),
+        };
         let (in_tx, mut in_rx) = mpsc::channel::<Inbound>(INBOUND_QUEUE);
         if let Some(listener) = tcp {
             tokio::spawn(tcp::accept_loop(listener, in_tx.clone(), max_message));
@@ -248,6 +270,18 @@ impl SipServer {
                             }
                         }
                     }
+                    Some(ev) = media_event(media_events.as_mut()) => {
+                        let now = Instant::now();
+                        core.handle_media(now, ev);
+                        if let Some(rx) = media_events.as_mut() {
+                            for _ in 0..UDP_BATCH {
+                                match rx.try_recv() {
+                                    Ok(ev) => core.handle_media(now, ev),
+                                    Err(_) => break,
+                                }
+                            }
+                        }
+                    }
                     _ = tokio::time::sleep_until(deadline.into()) => {
                         core.handle_timeout(Instant::now());
                     }
@@ -255,6 +289,7 @@ impl SipServer {
                     _ = tokio::time::sleep(BACKLOG_PUMP), if recorder.as_ref().is_some_and(|r| r.backlogged()) => {}
                 }
                 flush(&mut core, udp.as_ref(), &mut conns, &in_tx, max_message).await;
+                flush_media(&mut core, media_handle.as_ref());
                 status.observe(&mut core, recorder.as_mut());
                 // Follow the wall clock (NTP steps, drift) for records and time rules.
                 if wall_set.elapsed() >= WALL_CLOCK_EVERY {
@@ -268,11 +303,35 @@ impl SipServer {
         // and every record goes to the writer.
         core.shutdown(Instant::now());
         flush(&mut core, udp.as_ref(), &mut conns, &in_tx, max_message).await;
+        flush_media(&mut core, media_handle.as_ref());
         status.observe(&mut core, recorder.as_mut());
         if let Some(r) = recorder.take() {
             r.close().await;
         }
         result
+    }
+}
+
+async fn media_event(
+    rx: Option<&mut mpsc::Receiver<crate::media::command::MediaEvent>>,
+) -> Option<crate::media::command::MediaEvent> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Hands the core's media orders to the relay (without the relay, drops them).
+fn flush_media(core: &mut Core, handle: Option<&crate::media::relay::MediaHandle>) {
+    while let Some(cmd) = core.poll_media() {
+        if let Some(h) = handle
+            && let Err(e) = h.send(cmd)
+        {
+            warn!(error = %e, "media order dropped");
+        }
+    }
+    if let Some(h) = handle {
+        h.flush();
     }
 }
 

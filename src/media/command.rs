@@ -1,0 +1,143 @@
+//! What the call layer asks of the relay, and what the relay tells it back.
+//!
+//! Why: the call core is sans-IO. It decides which ports a call uses, what each
+//! phone hears and when the call's media ends; it emits these commands from
+//! `Core::poll_media`, and the transport hands them to the relay thread. The
+//! relay's findings (a digit, silence, a prompt played out) come back as events.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Codec, Prompt};
+
+/// A call's media session: the call's key in its core.
+pub type SessionId = u64;
+
+/// Which side of the gateway a media leg faces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Leg {
+    /// The caller (the citizen).
+    A,
+    /// The callee: an agent, a legacy seat, a transfer target.
+    B,
+}
+
+impl Leg {
+    pub fn index(self) -> usize {
+        match self {
+            Leg::A => 0,
+            Leg::B => 1,
+        }
+    }
+
+    pub fn other(self) -> Leg {
+        match self {
+            Leg::A => Leg::B,
+            Leg::B => Leg::A,
+        }
+    }
+}
+
+/// Where a leg's phone wants its audio, from its SDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Remote {
+    pub rtp: SocketAddr,
+    /// Explicit `a=rtcp`, else RTP port + 1.
+    pub rtcp: SocketAddr,
+    /// The audio codec this leg sends and expects.
+    pub codec: Codec,
+    /// The payload type of `telephone-event` on this leg, if negotiated.
+    pub dtmf_pt: Option<u8>,
+}
+
+/// What the caller hears from the gateway itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Playlist {
+    /// Played in order, once.
+    pub once: Vec<Arc<Prompt>>,
+    /// Then, if set, music on hold until told otherwise.
+    pub hold: Option<Hold>,
+}
+
+/// Music on hold, with an optional periodic message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    pub music: Arc<Prompt>,
+    pub message: Option<Arc<Prompt>>,
+    /// How much music plays between messages.
+    pub every: Duration,
+}
+
+/// An order for the relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaCommand {
+    /// Binds the leg's port pairs (`ports[0]` faces the caller, `ports[1]` the
+    /// callee). `record` names the recording file (no extension) when the call's
+    /// line records.
+    Open {
+        session: SessionId,
+        ports: [u16; 2],
+        record: Option<String>,
+    },
+    /// A leg's phone announced (or changed) where it receives and what codec.
+    /// The relay latches onto the first source that then sends to the leg.
+    Remote {
+        session: SessionId,
+        leg: Leg,
+        remote: Remote,
+    },
+    /// The caller hears `playlist` instead of the callee.
+    Play {
+        session: SessionId,
+        playlist: Playlist,
+    },
+    /// The two legs hear each other.
+    Bridge { session: SessionId },
+    /// The callee leg is gone (transfer, survey): forget its phone.
+    DropLeg { session: SessionId, leg: Leg },
+    /// The call is over: unbind, finish the recording.
+    Close { session: SessionId },
+}
+
+impl MediaCommand {
+    pub fn session(&self) -> SessionId {
+        match self {
+            MediaCommand::Open { session, .. }
+            | MediaCommand::Remote { session, .. }
+            | MediaCommand::Play { session, .. }
+            | MediaCommand::Bridge { session }
+            | MediaCommand::DropLeg { session, .. }
+            | MediaCommand::Close { session } => *session,
+        }
+    }
+}
+
+/// What the relay noticed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// The playlist's `once` part has been played out (and there is no hold
+    /// music after it).
+    PlayDone { session: SessionId },
+    /// A DTMF digit from a leg (RFC 4733).
+    Digit {
+        session: SessionId,
+        leg: Leg,
+        digit: char,
+    },
+    /// No RTP from any leg for the configured time.
+    Timeout { session: SessionId },
+    /// The ports could not be bound.
+    Failed { session: SessionId, port: u16 },
+}
+
+impl MediaEvent {
+    pub fn session(&self) -> SessionId {
+        match self {
+            MediaEvent::PlayDone { session }
+            | MediaEvent::Digit { session, .. }
+            | MediaEvent::Timeout { session }
+            | MediaEvent::Failed { session, .. } => *session,
+        }
+    }
+}

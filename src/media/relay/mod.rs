@@ -1,0 +1,407 @@
+//! The relay thread: every anchored call's RTP and RTCP, on one event loop.
+//!
+//! ```text
+//!  Core::poll_media ─► MediaHandle::send ─► command queue ─┐ (mio Waker)
+//!                                                          ▼
+//!   UDP sockets (4 per call) ──readable──► relay loop: latch, DTMF, record tap,
+//!                                          rewrite, send_to the other leg
+//!   every 20 ms: playlists → caller;  every 1 s: media timeouts
+//!                                          │
+//!  Core::handle_media ◄── tokio mpsc ◄─────┘ MediaEvent (digit, timeout, played)
+//! ```
+//!
+//! Why its own thread and loop: a relay is judged by packets per second per core.
+//! One nonblocking socket pair per leg, edge-triggered readiness, a single packet
+//! buffer reused for every datagram (no allocation per packet), and no async
+//! machinery between the kernel and the rewrite.
+
+mod player;
+mod session;
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
+use std::time::{Duration, Instant};
+
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
+use tracing::{debug, warn};
+
+use super::MediaError;
+use super::command::{Leg, MediaCommand, MediaEvent, SessionId};
+use super::record::RecordTap;
+use session::{LegIo, Session, Source};
+
+/// Commands in flight from the core to the relay.
+const COMMANDS: usize = 65_536;
+const WAKER: Token = Token(usize::MAX);
+/// Playout and DTMF-end clock.
+const TICK: Duration = Duration::from_millis(20);
+/// How often silent calls are looked for.
+const TIMEOUT_SCAN: Duration = Duration::from_secs(1);
+/// Largest datagram relayed.
+const MAX_PACKET: usize = 2048;
+
+/// How the relay runs.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// The address the relay's sockets bind to (and SDP names).
+    pub bind: IpAddr,
+    /// A call with no RTP from any leg for this long is reported.
+    pub timeout: Duration,
+}
+
+/// Counters of the relay, read by `/metrics` and the benchmarks.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub packets_in: AtomicU64,
+    pub packets_out: AtomicU64,
+    pub played: AtomicU64,
+    /// From an address the leg has not latched onto, or before any SDP.
+    pub dropped_unknown: AtomicU64,
+    pub dropped_malformed: AtomicU64,
+    pub dropped_late: AtomicU64,
+    pub dropped_send: AtomicU64,
+    pub sessions: AtomicU64,
+    pub commands_dropped: AtomicU64,
+    pub events_dropped: AtomicU64,
+}
+
+impl Stats {
+    fn inc(&self, c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+}
+
+/// The core's side of the relay: commands in, counters out.
+#[derive(Debug, Clone)]
+pub struct MediaHandle {
+    tx: SyncSender<MediaCommand>,
+    waker: Arc<Waker>,
+    pub stats: Arc<Stats>,
+    pending: Arc<AtomicU64>,
+}
+
+impl MediaHandle {
+    /// Queues a command; [`flush`](Self::flush) wakes the relay.
+    pub fn send(&self, cmd: MediaCommand) -> Result<(), MediaError> {
+        match self.tx.try_send(cmd) {
+            Ok(()) => {
+                self.pending.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(TrySendError::Full(_)) => {
+                self.stats.inc(&self.stats.commands_dropped);
+                Err(MediaError::RelayBusy)
+            }
+            Err(TrySendError::Disconnected(_)) => Err(MediaError::RelayGone),
+        }
+    }
+
+    /// Wakes the relay if commands were queued since the last flush.
+    pub fn flush(&self) {
+        if self.pending.swap(0, Ordering::Relaxed) > 0 {
+            let _ = self.waker.wake();
+        }
+    }
+}
+
+/// Starts the relay thread. Events go to `events` (dropped and counted when full).
+pub fn spawn(
+    cfg: RelayConfig,
+    tap: RecordTap,
+    events: tokio::sync::mpsc::Sender<MediaEvent>,
+) -> io::Result<MediaHandle> {
+    let poll = Poll::new()?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    let (tx, rx) = sync_channel(COMMANDS);
+    let stats = Arc::new(Stats::default());
+    let mut relay = Relay {
+        cfg,
+        poll,
+        rx,
+        sessions: Vec::new(),
+        free: Vec::new(),
+        by_id: HashMap::new(),
+        stats: stats.clone(),
+        tap,
+        events,
+        seed: crate::util::seed::process_seed(),
+    };
+    std::thread::Builder::new()
+        .name("media-relay".into())
+        .spawn(move || relay.run())?;
+    Ok(MediaHandle {
+        tx,
+        waker,
+        stats,
+        pending: Default::default(),
+    })
+}
+
+struct Relay {
+    cfg: RelayConfig,
+    poll: Poll,
+    rx: Receiver<MediaCommand>,
+    /// Slots; a socket's token is `slot * 4 + (leg * 2) + (0 RTP | 1 RTCP)`.
+    sessions: Vec<Option<Session>>,
+    free: Vec<usize>,
+    by_id: HashMap<SessionId, usize>,
+    stats: Arc<Stats>,
+    tap: RecordTap,
+    events: tokio::sync::mpsc::Sender<MediaEvent>,
+    seed: u64,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Relay({} sessions)", self.by_id.len())
+    }
+}
+
+impl Relay {
+    fn run(&mut self) {
+        let mut events = Events::with_capacity(1024);
+        let mut buf = [0u8; MAX_PACKET];
+        let mut next_tick = Instant::now() + TICK;
+        let mut next_scan = Instant::now() + TIMEOUT_SCAN;
+        loop {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            if let Err(e) = self.poll.poll(&mut events, Some(wait))
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                warn!(error = %e, "media relay poll failed; relay stops");
+                return;
+            }
+            for ev in events.iter() {
+                if ev.token() == WAKER {
+                    if !self.commands() {
+                        debug!("media relay: the core is gone; relay stops");
+                        return;
+                    }
+                    continue;
+                }
+                self.readable(ev.token().0, &mut buf);
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                next_tick += TICK;
+                if next_tick < now {
+                    next_tick = now + TICK; // the loop fell behind: skip, do not burst
+                }
+                self.tick(now, &mut buf);
+            }
+            if now >= next_scan {
+                next_scan = now + TIMEOUT_SCAN;
+                self.scan_timeouts(now);
+            }
+        }
+    }
+
+    fn emit(events: &tokio::sync::mpsc::Sender<MediaEvent>, stats: &Stats, ev: MediaEvent) {
+        if events.try_send(ev).is_err() {
+            stats.inc(&stats.events_dropped);
+        }
+    }
+
+    /// Drains the command queue; false when the core has gone.
+    fn commands(&mut self) -> bool {
+        loop {
+            match self.rx.try_recv() {
+                Ok(cmd) => self.command(cmd),
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Disconnected) => return false,
+            }
+        }
+    }
+
+    fn command(&mut self, cmd: MediaCommand) {
+        let now = Instant::now();
+        match cmd {
+            MediaCommand::Open {
+                session,
+                ports,
+                record,
+            } => self.open(now, session, ports, record),
+            MediaCommand::Remote {
+                session,
+                leg,
+                remote,
+            } => {
+                if let Some(s) = self.session(session) {
+                    s.legs[leg.index()].set_remote(remote);
+                }
+            }
+            MediaCommand::Play { session, playlist } => {
+                if let Some(s) = self.session(session) {
+                    s.play(playlist);
+                }
+            }
+            MediaCommand::Bridge { session } => {
+                if let Some(s) = self.session(session) {
+                    s.source = Source::Callee;
+                    s.bridged = true;
+                }
+            }
+            MediaCommand::DropLeg { session, leg } => {
+                if let Some(s) = self.session(session) {
+                    s.legs[leg.index()].forget();
+                    if leg == Leg::B {
+                        s.bridged = false;
+                        if matches!(s.source, Source::Callee) {
+                            s.source = Source::Silence;
+                        }
+                    }
+                }
+            }
+            MediaCommand::Close { session } => self.close(session),
+        }
+    }
+
+    fn session(&mut self, id: SessionId) -> Option<&mut Session> {
+        let slot = *self.by_id.get(&id)?;
+        self.sessions.get_mut(slot)?.as_mut()
+    }
+
+    fn open(&mut self, now: Instant, id: SessionId, ports: [u16; 2], record: Option<String>) {
+        if self.by_id.contains_key(&id) {
+            return;
+        }
+        let bind = |port: u16| UdpSocket::bind(SocketAddr::new(self.cfg.bind, port));
+        let mut legs = Vec::with_capacity(2);
+        for port in ports {
+            match (bind(port), bind(port + 1)) {
+                (Ok(rtp), Ok(rtcp)) => {
+                    self.seed = self
+                        .seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    legs.push(LegIo::new(rtp, rtcp, self.seed));
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    warn!(port, error = %e, "cannot bind an RTP port pair");
+                    Self::emit(
+                        &self.events,
+                        &self.stats,
+                        MediaEvent::Failed { session: id, port },
+                    );
+                    return;
+                }
+            }
+        }
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.sessions.push(None);
+            self.sessions.len() - 1
+        });
+        let Ok::<[LegIo; 2], _>(mut legs) = legs.try_into() else {
+            return;
+        };
+        for (l, io) in legs.iter_mut().enumerate() {
+            let base = slot * 4 + l * 2;
+            let r = self.poll.registry();
+            if let Err(e) = r
+                .register(&mut io.rtp, Token(base), Interest::READABLE)
+                .and_then(|_| r.register(&mut io.rtcp, Token(base + 1), Interest::READABLE))
+            {
+                warn!(error = %e, "cannot watch an RTP socket");
+                Self::emit(
+                    &self.events,
+                    &self.stats,
+                    MediaEvent::Failed {
+                        session: id,
+                        port: ports[l],
+                    },
+                );
+                self.free.push(slot);
+                return;
+            }
+        }
+        let recording = record
+            .as_deref()
+            .and_then(|name| self.tap.open(id, name))
+            .is_some();
+        self.seed = self.seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+        self.sessions[slot] = Some(Session::new(id, legs, now, self.seed, recording));
+        self.by_id.insert(id, slot);
+        self.stats
+            .sessions
+            .store(self.by_id.len() as u64, Ordering::Relaxed);
+    }
+
+    fn close(&mut self, id: SessionId) {
+        let Some(slot) = self.by_id.remove(&id) else {
+            return;
+        };
+        if let Some(mut s) = self.sessions[slot].take() {
+            for io in &mut s.legs {
+                let _ = self.poll.registry().deregister(&mut io.rtp);
+                let _ = self.poll.registry().deregister(&mut io.rtcp);
+            }
+            if s.recording {
+                self.tap.close(id);
+            }
+        }
+        self.free.push(slot);
+        self.stats
+            .sessions
+            .store(self.by_id.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Reads a ready socket until it would block.
+    fn readable(&mut self, token: usize, buf: &mut [u8; MAX_PACKET]) {
+        let (slot, leg, rtcp) = (token / 4, token / 2 % 2, token % 2 == 1);
+        let leg = if leg == 0 { Leg::A } else { Leg::B };
+        let Some(Some(s)) = self.sessions.get_mut(slot) else {
+            return;
+        };
+        let (events, stats, tap) = (&self.events, &*self.stats, &self.tap);
+        let mut emit = |ev| Self::emit(events, stats, ev);
+        loop {
+            let io = &s.legs[leg.index()];
+            let sock = if rtcp { &io.rtcp } else { &io.rtp };
+            match sock.recv_from(buf) {
+                Ok((len, src)) => {
+                    stats.inc(&stats.packets_in);
+                    if rtcp {
+                        s.on_rtcp(leg, buf, len, src, stats);
+                    } else {
+                        s.on_rtp(leg, buf, len, src, Instant::now(), stats, tap, &mut emit);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // ICMP port unreachable from an earlier send, and the like.
+                Err(_) => continue,
+            }
+        }
+    }
+
+    fn tick(&mut self, now: Instant, buf: &mut [u8; MAX_PACKET]) {
+        let (events, stats) = (&self.events, &*self.stats);
+        let mut emit = |ev| Self::emit(events, stats, ev);
+        for s in self.sessions.iter_mut().flatten() {
+            s.tick(now, buf, stats, &mut emit);
+        }
+    }
+
+    fn scan_timeouts(&mut self, now: Instant) {
+        let timeout = self.cfg.timeout;
+        for s in self.sessions.iter_mut().flatten() {
+            if !s.timed_out && now.saturating_duration_since(s.last_activity()) >= timeout {
+                s.timed_out = true;
+                Self::emit(
+                    &self.events,
+                    &self.stats,
+                    MediaEvent::Timeout { session: s.id },
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! One call's media in the relay: two legs of bound sockets, who hears what, and
+//! the per-packet path (latch, DTMF, record tap, rewrite, forward).
+//!
+//! Why: the relay thread's loop only finds the session a ready socket belongs to;
+//! everything about one packet happens here, on a buffer the loop owns, with no
+//! allocation.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use mio::net::UdpSocket;
+use tracing::trace;
+
+use super::Stats;
+use super::player::{Player, Tick};
+use crate::media::command::{Leg, MediaEvent, Remote, SessionId};
+use crate::media::record::{Chunk, RecordTap};
+use crate::media::{DtmfReceiver, Rewriter, SourceId};
+
+/// RTP header length without CSRCs or extensions.
+const HEADER: usize = 12;
+/// Clock rate of G.711 and of telephone-event at 8 kHz.
+const CLOCK: u32 = 8000;
+/// An RFC 4733 event with no end packet is over after this much silence.
+const DTMF_END_TIMEOUT_MS: u64 = 300;
+/// The player's source id in the caller's rewriter (legs use 0 and 1).
+const PLAYER: SourceId = SourceId(2);
+
+/// One leg: its sockets and what is known of its phone.
+#[derive(Debug)]
+pub(super) struct LegIo {
+    pub rtp: UdpSocket,
+    pub rtcp: UdpSocket,
+    pub remote: Option<Remote>,
+    /// The address the phone actually sends from (symmetric latching, for NAT).
+    latched: Option<SocketAddr>,
+    latched_rtcp: Option<SocketAddr>,
+    /// Rewrites everything sent towards this leg onto one RTP stream.
+    out: Rewriter,
+    pub last_rx: Option<Instant>,
+    dtmf: DtmfReceiver,
+}
+
+impl LegIo {
+    pub fn new(rtp: UdpSocket, rtcp: UdpSocket, seed: u64) -> LegIo {
+        LegIo {
+            rtp,
+            rtcp,
+            remote: None,
+            latched: None,
+            latched_rtcp: None,
+            out: Rewriter::new(seed as u32, (seed >> 32) as u16, (seed >> 40) as u32),
+            last_rx: None,
+            dtmf: DtmfReceiver::new(DTMF_END_TIMEOUT_MS),
+        }
+    }
+
+    /// Where packets for this phone go: where it sends from, else its SDP.
+    fn dest(&self) -> Option<SocketAddr> {
+        self.latched.or(self.remote.map(|r| r.rtp))
+    }
+
+    fn dest_rtcp(&self) -> Option<SocketAddr> {
+        self.latched_rtcp.or(self.remote.map(|r| r.rtcp))
+    }
+
+    pub fn set_remote(&mut self, remote: Remote) {
+        if self.remote.map(|r| (r.rtp, r.rtcp)) != Some((remote.rtp, remote.rtcp)) {
+            // A new SDP address: learn the source again.
+            self.latched = None;
+            self.latched_rtcp = None;
+        }
+        self.remote = Some(remote);
+    }
+
+    pub fn forget(&mut self) {
+        self.remote = None;
+        self.latched = None;
+        self.latched_rtcp = None;
+    }
+}
+
+/// Who the caller hears.
+#[derive(Debug)]
+pub(super) enum Source {
+    Silence,
+    Callee,
+    Play(Box<Player>),
+}
+
+/// A call's media.
+#[derive(Debug)]
+pub(super) struct Session {
+    pub id: SessionId,
+    pub legs: [LegIo; 2],
+    pub source: Source,
+    /// The callee hears the caller.
+    pub bridged: bool,
+    pub opened: Instant,
+    pub timed_out: bool,
+    pub recording: bool,
+    seed: u64,
+}
+
+impl Session {
+    pub fn new(id: SessionId, legs: [LegIo; 2], now: Instant, seed: u64, recording: bool) -> Self {
+        Session {
+            id,
+            legs,
+            source: Source::Silence,
+            bridged: false,
+            opened: now,
+            timed_out: false,
+            recording,
+            seed,
+        }
+    }
+
+    pub fn play(&mut self, list: crate::media::command::Playlist) {
+        self.seed = self.seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+        let s = self.seed;
+        self.source = Source::Play(Box::new(Player::new(
+            list,
+            (s >> 16) as u32,
+            s as u16,
+            (s >> 32) as u32,
+        )));
+    }
+
+    fn ms_since_open(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.opened).as_millis() as u64
+    }
+
+    /// One RTP packet `buf[..len]` arrived on `leg` from `src`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_rtp(
+        &mut self,
+        leg: Leg,
+        buf: &mut [u8],
+        len: usize,
+        src: SocketAddr,
+        now: Instant,
+        stats: &Stats,
+        tap: &RecordTap,
+        events: &mut dyn FnMut(MediaEvent),
+    ) {
+        let i = leg.index();
+        let now_ms = self.ms_since_open(now);
+        {
+            let io = &mut self.legs[i];
+            let Some(remote) = io.remote else {
+                // No SDP from this phone yet: nobody to latch onto.
+                stats.inc(&stats.dropped_unknown);
+                return;
+            };
+            match io.latched {
+                None => io.latched = Some(src),
+                Some(a) if a != src => {
+                    stats.inc(&stats.dropped_unknown);
+                    return;
+                }
+                Some(_) => {}
+            }
+            io.last_rx = Some(now);
+            if len < HEADER || buf[0] >> 6 != 2 {
+                stats.inc(&stats.dropped_malformed);
+                return;
+            }
+            let pt = buf[1] & 0x7f;
+            let header = header_len(&buf[..len]);
+            let Some(header) = header else {
+                stats.inc(&stats.dropped_malformed);
+                return;
+            };
+            if Some(pt) == remote.dtmf_pt {
+                let ts = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
+                if let Ok(done) = io.dtmf.on_packet(ts, &buf[header..len], now_ms) {
+                    for d in done {
+                        events(MediaEvent::Digit {
+                            session: self.id,
+                            leg,
+                            digit: d.digit,
+                        });
+                    }
+                }
+            } else if self.recording && pt == remote.codec.payload_type() {
+                tap.send(Chunk::audio(
+                    self.id,
+                    i as u8,
+                    now_ms,
+                    remote.codec,
+                    &buf[header..len],
+                ));
+            }
+        }
+        let forward = match leg {
+            Leg::A => self.bridged,
+            Leg::B => matches!(self.source, Source::Callee),
+        };
+        if !forward {
+            return;
+        }
+        let in_dtmf = self.legs[i].remote.and_then(|r| r.dtmf_pt);
+        let out = &mut self.legs[leg.other().index()];
+        let (Some(dest), Some(remote)) = (out.dest(), out.remote) else {
+            return;
+        };
+        let pkt = &mut buf[..len];
+        if in_dtmf == Some(pkt[1] & 0x7f) {
+            match remote.dtmf_pt {
+                // telephone-event has its own number on each leg.
+                Some(pt) => pkt[1] = (pkt[1] & 0x80) | pt,
+                None => return,
+            }
+        }
+        match out.out.rewrite(pkt, SourceId(i as u32), now_ms, CLOCK) {
+            Ok(crate::media::Verdict::Forward) => send(&out.rtp, pkt, dest, stats),
+            Ok(crate::media::Verdict::DropBeforeSwitch) => stats.inc(&stats.dropped_late),
+            Err(_) => stats.inc(&stats.dropped_malformed),
+        }
+    }
+
+    /// One RTCP packet arrived on `leg`: relayed to the other leg's RTCP address.
+    pub fn on_rtcp(
+        &mut self,
+        leg: Leg,
+        buf: &mut [u8],
+        len: usize,
+        src: SocketAddr,
+        stats: &Stats,
+    ) {
+        let i = leg.index();
+        let io = &mut self.legs[i];
+        if io.remote.is_none() {
+            stats.inc(&stats.dropped_unknown);
+            return;
+        }
+        match io.latched_rtcp {
+            None => io.latched_rtcp = Some(src),
+            Some(a) if a != src => {
+                stats.inc(&stats.dropped_unknown);
+                return;
+            }
+            Some(_) => {}
+        }
+        let bridged = match leg {
+            Leg::A => self.bridged,
+            Leg::B => matches!(self.source, Source::Callee),
+        };
+        if !bridged || len < 8 {
+            return;
+        }
+        // The sender's SSRC becomes the one the other phone sees on RTP from us.
+        let other = &self.legs[leg.other().index()];
+        let Some(dest) = other.dest_rtcp() else {
+            return;
+        };
+        let ssrc = self.legs[i].out.out_ssrc();
+        let pt = buf[1];
+        if (200..=201).contains(&pt) {
+            buf[4..8].copy_from_slice(&ssrc.to_be_bytes());
+        }
+        send(
+            &self.legs[leg.other().index()].rtcp,
+            &buf[..len],
+            dest,
+            stats,
+        );
+    }
+
+    /// Every 20 ms: the next frame of the caller's playlist, and DTMF ends that
+    /// never came.
+    pub fn tick(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        stats: &Stats,
+        events: &mut dyn FnMut(MediaEvent),
+    ) {
+        let now_ms = self.ms_since_open(now);
+        for (i, io) in self.legs.iter_mut().enumerate() {
+            if io.dtmf.poll_timeout().is_some()
+                && let Some(d) = io.dtmf.poll(now_ms)
+            {
+                let leg = if i == 0 { Leg::A } else { Leg::B };
+                events(MediaEvent::Digit {
+                    session: self.id,
+                    leg,
+                    digit: d.digit,
+                });
+            }
+        }
+        let Source::Play(player) = &mut self.source else {
+            return;
+        };
+        let a = &mut self.legs[0];
+        let Some(remote) = a.remote else {
+            return;
+        };
+        let codec = remote.codec;
+        let (seq, ts, ssrc) = (player.seq, player.ts, player.ssrc);
+        match player.tick(codec, &mut buf[HEADER..]) {
+            Tick::Frame(n) => {
+                buf[0] = 0x80;
+                buf[1] = codec.payload_type();
+                buf[2..4].copy_from_slice(&seq.to_be_bytes());
+                buf[4..8].copy_from_slice(&ts.to_be_bytes());
+                buf[8..12].copy_from_slice(&ssrc.to_be_bytes());
+                let pkt = &mut buf[..HEADER + n];
+                let Some(dest) = a.dest() else {
+                    return;
+                };
+                if let Ok(crate::media::Verdict::Forward) =
+                    a.out.rewrite(pkt, PLAYER, now_ms, CLOCK)
+                {
+                    stats.inc(&stats.played);
+                    send(&a.rtp, pkt, dest, stats);
+                }
+            }
+            Tick::Done => {
+                self.source = Source::Silence;
+                events(MediaEvent::PlayDone { session: self.id });
+            }
+            Tick::Idle => {}
+        }
+    }
+
+    /// The newest sign of life from any leg (or the opening).
+    pub fn last_activity(&self) -> Instant {
+        self.legs
+            .iter()
+            .filter_map(|l| l.last_rx)
+            .max()
+            .unwrap_or(self.opened)
+            .max(self.opened)
+    }
+}
+
+/// The RTP header's length with CSRCs and extension (RFC 3550 §5.1, §5.3.1).
+fn header_len(pkt: &[u8]) -> Option<usize> {
+    let cc = usize::from(pkt[0] & 0x0f);
+    let mut len = HEADER + 4 * cc;
+    if pkt[0] & 0x10 != 0 {
+        let ext = pkt.get(len + 2..len + 4)?;
+        len += 4 + 4 * usize::from(u16::from_be_bytes([ext[0], ext[1]]));
+    }
+    let mut end = pkt.len();
+    if pkt[0] & 0x20 != 0 {
+        end = end.checked_sub(usize::from(*pkt.last()?))?;
+    }
+    (len <= end).then_some(len)
+}
+
+fn send(sock: &UdpSocket, pkt: &[u8], dest: SocketAddr, stats: &Stats) {
+    match sock.send_to(pkt, dest) {
+        Ok(_) => stats.inc(&stats.packets_out),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => stats.inc(&stats.dropped_send),
+        Err(e) => {
+            trace!(error = %e, %dest, "RTP send failed");
+            stats.inc(&stats.dropped_send);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header_len;
+
+    #[test]
+    fn header_lengths() {
+        let mut p = vec![0x80u8, 8, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1];
+        p.extend([0xd5; 160]);
+        assert_eq!(header_len(&p), Some(12));
+        p[0] = 0x82; // two CSRCs
+        assert_eq!(header_len(&p), Some(20));
+        p[0] = 0x90; // an extension of one word
+        p[14] = 0;
+        p[15] = 1;
+        assert_eq!(header_len(&p), Some(20));
+        p[0] = 0xa0; // padding longer than the packet
+        *p.last_mut().unwrap() = 250;
+        assert_eq!(header_len(&p), None);
+    }
+}
