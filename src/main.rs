@@ -89,9 +89,72 @@ struct AgentArgs {
     /// How long after answering to transfer.
     #[arg(long, default_value_t = 500)]
     transfer_after_ms: u64,
+    #[command(flatten)]
+    audio: AudioArgs,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// Real audio on the softphone's calls.
+#[derive(Debug, clap::Args)]
+struct AudioArgs {
+    /// Send and receive RTP (a 1000 Hz tone unless --tone-hz or --send-wav).
+    #[arg(long)]
+    audio: bool,
+    /// Send a sine tone of this frequency.
+    #[arg(long)]
+    tone_hz: Option<f64>,
+    /// Send this WAV file (mono 8 kHz 16-bit), looped.
+    #[arg(long)]
+    send_wav: Option<PathBuf>,
+    /// Send these DTMF digits (RFC 4733) once the call's audio starts...
+    #[arg(long)]
+    send_digits: Option<String>,
+    /// ...this many milliseconds later.
+    #[arg(long, default_value_t = 1000)]
+    digits_after_ms: u64,
+    /// Write what each call heard to DIR/<user>-<call>.wav.
+    #[arg(long)]
+    record_dir: Option<PathBuf>,
+}
+
+impl AudioArgs {
+    fn to_opts(
+        &self,
+        prefix: &str,
+    ) -> Result<Option<hotline_gateway::softphone::audio::AudioOpts>> {
+        use hotline_gateway::softphone::audio;
+        let on = self.audio
+            || self.tone_hz.is_some()
+            || self.send_wav.is_some()
+            || self.send_digits.is_some()
+            || self.record_dir.is_some();
+        if !on {
+            return Ok(None);
+        }
+        let wav = match &self.send_wav {
+            Some(p) => Some(std::sync::Arc::new(
+                audio::read_wav(p).map_err(|e| anyhow::anyhow!(e))?,
+            )),
+            None => None,
+        };
+        if let Some(d) = &self.record_dir {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+        }
+        Ok(Some(audio::AudioOpts {
+            tone_hz: self
+                .tone_hz
+                .or(if wav.is_none() { Some(1000.0) } else { None }),
+            wav,
+            digits: self
+                .send_digits
+                .clone()
+                .map(|d| (std::time::Duration::from_millis(self.digits_after_ms), d)),
+            record_dir: self.record_dir.clone(),
+            record_prefix: prefix.to_string(),
+        }))
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -117,6 +180,8 @@ struct CallArgs {
     /// Give up on a call not answered within this many seconds.
     #[arg(long, default_value_t = 60)]
     max_wait_s: u64,
+    #[command(flatten)]
+    audio: AudioArgs,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -594,7 +659,9 @@ fn softphone(command: SoftphoneCommand) -> Result<()> {
         .build()?;
     let (summary, json) = match command {
         SoftphoneCommand::Agent(a) => {
+            let audio = a.audio.to_opts(&a.user)?;
             let opts = run::AgentOpts {
+                audio,
                 server: a.server,
                 listen: a.listen,
                 user: a.user,
@@ -619,7 +686,9 @@ fn softphone(command: SoftphoneCommand) -> Result<()> {
             if c.count == 0 || c.rate <= 0.0 {
                 bail!("--count and --rate must be positive");
             }
+            let audio = c.audio.to_opts(&c.from)?;
             let opts = run::CallOpts {
+                audio,
                 server: c.server,
                 listen: c.listen,
                 number: c.number,

@@ -134,6 +134,7 @@ impl Core {
                 end_deadline: None,
                 survey_deadline: None,
                 media: None,
+                answered_invite: None,
             },
         );
         self.track(key, tx, Role::AInvite);
@@ -253,7 +254,13 @@ impl Core {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        let Some((_, req)) = &call.a_invite else {
+        // The caller's INVITE: pending, or answered by the gateway itself.
+        let Some(req) = call
+            .a_invite
+            .as_ref()
+            .map(|(_, r)| r)
+            .or(call.answered_invite.as_ref())
+        else {
             return;
         };
         let display = display_name(req.header("From").unwrap_or_default());

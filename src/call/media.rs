@@ -407,7 +407,7 @@ impl Core {
         m.header("Contact", &contact);
         let bytes = m.finish(Some("application/sdp"), &body);
         if code == 200 {
-            call.a_invite = None;
+            call.answered_invite = call.a_invite.take().map(|(_, r)| r);
             call.final_code = 200;
             call.phase = Phase::Answered;
         }
@@ -801,6 +801,12 @@ fn codec_name(c: Codec) -> &'static str {
         Codec::Pcma => "PCMA/8000",
         Codec::Pcmu => "PCMU/8000",
     }
+}
+
+/// Where a phone wants its audio, from its SDP: `None` when held, or without
+/// PCMA or PCMU.
+pub fn sdp_remote(sdp: &Sdp) -> Option<Remote> {
+    remote_of(sdp, None)
 }
 
 /// Where a phone wants its audio, from its SDP: `None` when held (`c=0.0.0.0`,

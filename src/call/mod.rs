@@ -50,7 +50,7 @@ use crate::sip::{Peer, Transmit, salvage};
 use crate::util::idmap::IdMap;
 use crate::util::pii::Pii;
 pub use leg::Side;
-pub use media::{MediaConfig, QueuedAudio};
+pub use media::{MediaConfig, QueuedAudio, sdp_remote as remote_of};
 pub use reason::Reason;
 pub use record::CallRecord;
 use record::ending_kind;
@@ -208,6 +208,9 @@ struct Call {
     survey_deadline: Option<Instant>,
     /// The call's media at the relay, when anchored.
     media: Option<Box<media::CallMedia>>,
+    /// The caller's INVITE after the gateway answered it itself (callee legs
+    /// are still built from it).
+    answered_invite: Option<Box<Request>>,
 }
 
 impl Call {

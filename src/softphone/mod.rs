@@ -5,6 +5,7 @@
 //! [`ua`] is the sans-IO user agent; [`run`] drives it over a UDP socket for the
 //! `hotline-gw softphone` subcommands.
 
+pub mod audio;
 pub mod digest;
 pub mod run;
 pub mod ua;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::net::UdpSocket;
 
+use super::audio::{self, AudioOpts, AudioReport};
 use super::ua::{Ua, UaConfig, UaEvent};
 use crate::sip::transaction::timer::TimerConfig;
 use crate::sip::{Peer, Transport};
@@ -42,6 +43,8 @@ pub struct AgentOpts {
     /// Transfer every answered call to this number after `transfer_after`.
     pub transfer_to: Option<String>,
     pub transfer_after: Duration,
+    /// Real audio (RTP) on every call.
+    pub audio: Option<AudioOpts>,
 }
 
 /// Options of `softphone call`.
@@ -59,6 +62,8 @@ pub struct CallOpts {
     /// Give up on a call not answered within this time.
     pub max_wait: Duration,
     pub quiet: bool,
+    /// Real audio (RTP) on every call.
+    pub audio: Option<AudioOpts>,
 }
 
 /// What a run did, printed at the end (as JSON with `--json`).
@@ -77,28 +82,73 @@ pub struct Summary {
     /// Transfers that finished, by the final sipfrag status (agent mode).
     pub transfers_by_code: BTreeMap<u16, u64>,
     pub elapsed_ms: u64,
+    /// Per call, what its audio did (with `--audio`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub audio: Vec<AudioReport>,
 }
+
+type AudioTask = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<AudioReport>,
+);
 
 struct Driver {
     ua: Ua,
     sock: UdpSocket,
     buf: Vec<u8>,
+    audio: Option<AudioOpts>,
+    tasks: BTreeMap<u64, AudioTask>,
 }
 
 impl Driver {
-    async fn new(cfg: UaConfig) -> Result<Driver, SoftphoneError> {
+    async fn new(cfg: UaConfig, audio: Option<AudioOpts>) -> Result<Driver, SoftphoneError> {
         let addr = cfg.local;
         let sock = UdpSocket::bind(addr)
             .await
             .map_err(|source| SoftphoneError::Bind { addr, source })?;
         let mut cfg = cfg;
         cfg.local = sock.local_addr()?;
+        if audio.is_some() && cfg.rtp_ports.is_none() {
+            cfg.rtp_ports = Some(free_rtp_range(cfg.local.ip(), cfg.local.port()));
+        }
         let seed = crate::util::seed::process_seed();
         Ok(Driver {
             ua: Ua::new(cfg, seed),
             sock,
             buf: vec![0; 65_536],
+            audio,
+            tasks: BTreeMap::new(),
         })
+    }
+
+    /// A call is up: start its audio.
+    async fn start_audio(&mut self, call: u64, port: u16, remote: crate::media::command::Remote) {
+        let Some(opts) = self.audio.clone() else {
+            return;
+        };
+        let ip = self
+            .sock
+            .local_addr()
+            .map(|a| a.ip())
+            .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
+        match audio::bind(ip, port).await {
+            Ok(sock) => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let task = tokio::spawn(audio::run(call, sock, remote, opts, rx));
+                self.tasks.insert(call, (tx, task));
+            }
+            Err(e) => eprintln!("call {call}: cannot bind RTP port {port}: {e}"),
+        }
+    }
+
+    /// A call ended: stop its audio and keep its report.
+    async fn stop_audio(&mut self, call: u64, summary: &mut Summary) {
+        if let Some((stop, task)) = self.tasks.remove(&call) {
+            let _ = stop.send(());
+            if let Ok(r) = task.await {
+                summary.audio.push(r);
+            }
+        }
     }
 
     /// Sends what the UA produced.
@@ -140,8 +190,9 @@ pub async fn agent(opts: AgentOpts) -> Result<Summary, SoftphoneError> {
         register_expires: 300,
         transfer_to: opts.transfer_to.clone(),
         transfer_after: opts.transfer_after,
+        rtp_ports: None,
     };
-    let mut d = Driver::new(cfg).await?;
+    let mut d = Driver::new(cfg, opts.audio.clone()).await?;
     let start = Instant::now();
     let end = opts.run_for.map(|r| start + r);
     d.ua.register(start, 300);
@@ -185,7 +236,13 @@ pub async fn agent(opts: AgentOpts) -> Result<Summary, SoftphoneError> {
                 UaEvent::TransferDone { code, .. } => {
                     *summary.transfers_by_code.entry(code).or_default() += 1;
                 }
+                UaEvent::Media {
+                    call,
+                    local_port,
+                    remote,
+                } => d.start_audio(call, local_port, remote).await,
                 UaEvent::Ended { call, code, by_us } => {
+                    d.stop_audio(call, &mut summary).await;
                     answered_at.remove(&call);
                     if code != 200 {
                         summary.failed += 1;
@@ -220,8 +277,9 @@ pub async fn call(opts: CallOpts) -> Result<Summary, SoftphoneError> {
         register_expires: 0,
         transfer_to: None,
         transfer_after: Duration::ZERO,
+        rtp_ports: None,
     };
-    let mut d = Driver::new(cfg).await?;
+    let mut d = Driver::new(cfg, opts.audio.clone()).await?;
     let start = Instant::now();
     let interval = Duration::from_secs_f64(1.0 / opts.rate.max(0.001));
     let mut summary = Summary::default();
@@ -264,7 +322,13 @@ pub async fn call(opts: CallOpts) -> Result<Summary, SoftphoneError> {
                         d.ua.hangup(Instant::now(), call);
                     }
                 }
+                UaEvent::Media {
+                    call,
+                    local_port,
+                    remote,
+                } => d.start_audio(call, local_port, remote).await,
                 UaEvent::Ended { call, code, by_us } => {
+                    d.stop_audio(call, &mut summary).await;
                     started.remove(&call);
                     if code != 200 {
                         summary.failed += 1;
@@ -287,6 +351,21 @@ pub async fn call(opts: CallOpts) -> Result<Summary, SoftphoneError> {
     summary.mean_answer_ms = (answer_ms_total / u128::from(summary.answered.max(1))) as u64;
     summary.elapsed_ms = start.elapsed().as_millis() as u64;
     Ok(summary)
+}
+
+/// A block of 64 RTP ports that are free right now, near one derived from the
+/// SIP port (so that softphones side by side pick different blocks).
+fn free_rtp_range(ip: std::net::IpAddr, sip_port: u16) -> (u16, u16) {
+    let blocks = 300u16; // 40000..59200
+    let first = sip_port % blocks;
+    for i in 0..blocks {
+        let lo = 40_000 + ((first + i) % blocks) * 64;
+        let free = (lo..lo + 64).all(|p| std::net::UdpSocket::bind(SocketAddr::new(ip, p)).is_ok());
+        if free {
+            return (lo, lo + 63);
+        }
+    }
+    (40_000, 40_063)
 }
 
 fn progress(s: &Summary, total: u64) -> String {

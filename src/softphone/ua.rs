@@ -40,6 +40,9 @@ pub struct UaConfig {
     pub transfer_to: Option<String>,
     /// How long after answering to transfer.
     pub transfer_after: Duration,
+    /// Real audio: RTP ports for our SDP (each call takes one even port). `None`
+    /// offers a placeholder port and sends no audio.
+    pub rtp_ports: Option<(u16, u16)>,
 }
 
 /// What happened, for the driver to report.
@@ -72,6 +75,12 @@ pub enum UaEvent {
         call: u64,
         code: u16,
     },
+    /// A call is up and has audio: send from `local_port` to `remote`.
+    Media {
+        call: u64,
+        local_port: u16,
+        remote: crate::media::command::Remote,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +104,8 @@ struct UaCall {
     hangup_at: Option<Instant>,
     transfer_at: Option<Instant>,
     auth_tries: u8,
+    /// Our RTP port for this call, with real audio.
+    rtp_port: Option<u16>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -129,6 +140,7 @@ pub struct Ua {
     reg_cseq: u32,
     reg_auth_tries: u8,
     reregister_at: Option<Instant>,
+    rtp: Option<crate::media::pool::PortPool>,
 }
 
 const REGISTER_KEY: u64 = 0;
@@ -142,7 +154,11 @@ impl Ua {
         };
         let tl = TransactionLayer::new(layer, IdGen::new(ids.next_u64()));
         let reg_call_id = ids.call_id(0);
+        let rtp = cfg
+            .rtp_ports
+            .map(|(lo, hi)| crate::media::pool::PortPool::new(lo, hi));
         Ua {
+            rtp,
             cfg,
             tl,
             ids,
@@ -224,7 +240,8 @@ impl Ua {
             peer: server,
             local_cseq: 1,
         };
-        let tx = self.send_invite(now, &dialog, None);
+        let rtp_port = self.rtp.as_mut().and_then(|p| p.take());
+        let tx = self.send_invite(now, &dialog, None, rtp_port);
         self.by_call_id.insert(dialog.call_id.to_string(), key);
         self.calls.insert(
             key,
@@ -239,18 +256,25 @@ impl Ua {
                 hangup_at: None,
                 transfer_at: None,
                 auth_tries: 0,
+                rtp_port,
             },
         );
         self.by_tx.insert(tx, Role::Invite(key));
         key
     }
 
-    fn send_invite(&mut self, now: Instant, d: &Dialog, authorization: Option<String>) -> TxId {
+    fn send_invite(
+        &mut self,
+        now: Instant,
+        d: &Dialog,
+        authorization: Option<String>,
+        rtp_port: Option<u16>,
+    ) -> TxId {
         let mut req = d.request_with_cseq(
             Method::Invite,
             d.local_cseq,
             Some("application/sdp".into()),
-            sdp(self.cfg.local, self.ids.next_u64() % 1_000_000),
+            sdp(self.cfg.local, self.ids.next_u64() % 1_000_000, rtp_port),
         );
         req.extra.push(("Contact".into(), self.contact()));
         if let Some(a) = authorization {
@@ -416,10 +440,11 @@ impl Ua {
                     self.end(key, 487, false);
                 }
             }
-            (Method::Invite, Some(_)) => {
+            (Method::Invite, Some(key)) => {
                 // A re-INVITE (e.g. the gateway moving us after a transfer): answer
                 // its offer.
-                let body = sdp(self.cfg.local, self.ids.next_u64() % 1_000_000);
+                let port = self.calls.get(&key).and_then(|c| c.rtp_port);
+                let body = sdp(self.cfg.local, self.ids.next_u64() % 1_000_000, port);
                 let mut ok = response_to(&req, 200, "OK", None);
                 ok.header("Contact", &self.contact());
                 let _ = self
@@ -488,6 +513,7 @@ impl Ua {
                 hangup_at: None,
                 transfer_at: None,
                 auth_tries: 0,
+                rtp_port: None,
             },
         );
         self.events.push_back(UaEvent::Incoming {
@@ -503,13 +529,27 @@ impl Ua {
     /// Answers a ringing incoming call.
     pub fn answer(&mut self, now: Instant, key: u64) {
         let contact = self.contact();
-        let body = sdp(self.cfg.local, self.ids.next_u64() % 1_000_000);
+        let rtp_port = self.rtp.as_mut().and_then(|p| p.take());
+        let body = sdp(self.cfg.local, self.ids.next_u64() % 1_000_000, rtp_port);
         let Some(c) = self.calls.get_mut(&key) else {
             return;
         };
         let Some(req) = c.incoming.take() else {
+            if let (Some(p), Some(pool)) = (rtp_port, self.rtp.as_mut()) {
+                pool.give_back(p);
+            }
             return;
         };
+        c.rtp_port = rtp_port;
+        if let (Some(local_port), Some(remote)) =
+            (rtp_port, remote_audio(req.content_type(), &req.body))
+        {
+            self.events.push_back(UaEvent::Media {
+                call: key,
+                local_port,
+                remote,
+            });
+        }
         let mut ok = response_to(&req, 200, "OK", Some(&c.dialog.local_tag));
         ok.header("Contact", &contact);
         let _ = self.tl.respond(
@@ -649,6 +689,15 @@ impl Ua {
             c.state = State::Confirmed;
             c.answered = true;
             self.events.push_back(UaEvent::Answered { call: key });
+            if let (Some(local_port), Some(remote)) =
+                (c.rtp_port, remote_audio(resp.content_type(), &resp.body))
+            {
+                self.events.push_back(UaEvent::Media {
+                    call: key,
+                    local_port,
+                    remote,
+                });
+            }
             if let Some(t) = self.cfg.talk_for {
                 self.arm(key, Timer::Hangup, now + t);
             }
@@ -674,7 +723,8 @@ impl Ua {
         };
         c.dialog.local_cseq += 1;
         let d = std::mem::replace(&mut c.dialog, Dialog::none());
-        let tx = self.send_invite(now, &d, Some(authorization));
+        let port = c.rtp_port;
+        let tx = self.send_invite(now, &d, Some(authorization), port);
         if let Some(c) = self.calls.get_mut(&key) {
             c.dialog = d;
             c.invite_tx = tx;
@@ -694,6 +744,9 @@ impl Ua {
     fn end(&mut self, key: u64, code: u16, by_us: bool) {
         if let Some(c) = self.calls.remove(&key) {
             self.by_call_id.remove(&*c.dialog.call_id);
+            if let (Some(p), Some(pool)) = (c.rtp_port, self.rtp.as_mut()) {
+                pool.give_back(p);
+            }
             let code = if c.answered { 200 } else { code };
             self.events.push_back(UaEvent::Ended {
                 call: key,
@@ -704,10 +757,21 @@ impl Ua {
     }
 }
 
-/// A PCMA/PCMU offer or answer for our address.
-fn sdp(local: SocketAddr, session: u64) -> Bytes {
+/// Where the far end wants our audio, from an SDP body.
+fn remote_audio(content_type: Option<&str>, body: &[u8]) -> Option<crate::media::command::Remote> {
+    let is_sdp = content_type.is_some_and(|c| c.trim().eq_ignore_ascii_case("application/sdp"));
+    if !is_sdp {
+        return None;
+    }
+    let sdp = crate::sip::sdp::Sdp::parse(std::str::from_utf8(body).ok()?).ok()?;
+    crate::call::remote_of(&sdp)
+}
+
+/// A PCMA/PCMU offer or answer for our address: on `rtp_port` with real audio,
+/// else on a placeholder port nothing listens on.
+fn sdp(local: SocketAddr, session: u64, rtp_port: Option<u16>) -> Bytes {
     let ip = local.ip();
-    let port = 10_000 + (session % 20_000) as u16 / 2 * 2;
+    let port = rtp_port.unwrap_or(10_000 + (session % 20_000) as u16 / 2 * 2);
     Bytes::from(format!(
         "v=0\r\no=softphone {session} 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
 m=audio {port} RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\n\

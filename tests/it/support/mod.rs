@@ -111,13 +111,21 @@ impl Gateway {
             format!(
                 "[sip]\nlisten = \"{sip}\"\nmax_message_bytes = {}\n[sip.timers]\nt1_ms = {t1}\nt2_ms = {}\nt4_ms = {}\n\
 [calls]\nmax_concurrent = {}\nretry_after_s = 7\nring_timeout_s = {}\nmax_duration_s = 3600\n\
-[http]\nlisten = \"{http}\"\n[dialplan]\ndir = \"dialplans\"\n[log]\nlevel = \"warn\"\n{}",
+[http]\nlisten = \"{http}\"\n[dialplan]\ndir = \"dialplans\"\n[log]\nlevel = \"warn\"\n{}{}",
                 opts.max_message,
                 (t1 * 8).max(t1),
                 (t1 * 10).max(1),
                 opts.max_calls,
                 opts.ring_timeout_s,
                 opts.extra_config,
+                // The signalling tests place callers that cannot tell the gateway's
+                // own answer from an agent's: they keep queued callers unanswered
+                // (early media). The media tests set their own [media].
+                if opts.extra_config.contains("[media]") {
+                    String::new()
+                } else {
+                    format!("\n[media]\nqueued = \"early_media\"\nrecordings = \"{}\"\n", dir.0.join("recordings").display())
+                },
             ),
         )
         .unwrap();
