@@ -353,19 +353,20 @@ pub async fn call(opts: CallOpts) -> Result<Summary, SoftphoneError> {
     Ok(summary)
 }
 
-/// A block of 64 RTP ports that are free right now, near one derived from the
-/// SIP port (so that softphones side by side pick different blocks).
+/// A block of 64 RTP ports that are free right now, chosen from the SIP port
+/// (so that softphones side by side pick different blocks), above the kernel's
+/// usual ephemeral range (61000-64839) and so clear of the gateway's ranges.
 fn free_rtp_range(ip: std::net::IpAddr, sip_port: u16) -> (u16, u16) {
-    let blocks = 300u16; // 40000..59200
+    let blocks = 60u16;
     let first = sip_port % blocks;
     for i in 0..blocks {
-        let lo = 40_000 + ((first + i) % blocks) * 64;
+        let lo = 61_000 + ((first + i) % blocks) * 64;
         let free = (lo..lo + 64).all(|p| std::net::UdpSocket::bind(SocketAddr::new(ip, p)).is_ok());
         if free {
             return (lo, lo + 63);
         }
     }
-    (40_000, 40_063)
+    (61_000, 61_063)
 }
 
 fn progress(s: &Summary, total: u64) -> String {

@@ -6,6 +6,7 @@ mod calls;
 mod corpus;
 mod dialplan;
 mod interop;
+mod media;
 mod openapi;
 mod sla;
 mod support;

@@ -405,3 +405,6 @@ impl Relay {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -43,6 +43,14 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// A block of RTP ports of its own for each gateway this process starts.
+fn rtp_ports() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let i = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 70;
+    let lo = 20_000 + i * 256;
+    format!("rtp_port_min = {lo}\nrtp_port_max = {}\n", lo + 255)
+}
+
 /// How a test gateway is set up.
 pub struct GwOpts {
     /// The target of line 12345.
@@ -117,14 +125,19 @@ impl Gateway {
                 (t1 * 10).max(1),
                 opts.max_calls,
                 opts.ring_timeout_s,
-                opts.extra_config,
+                // Gateways of parallel tests must not share RTP ports.
+                opts.extra_config.replace("[media]\n", &format!("[media]\n{}", rtp_ports())),
                 // The signalling tests place callers that cannot tell the gateway's
                 // own answer from an agent's: they keep queued callers unanswered
                 // (early media). The media tests set their own [media].
                 if opts.extra_config.contains("[media]") {
                     String::new()
                 } else {
-                    format!("\n[media]\nqueued = \"early_media\"\nrecordings = \"{}\"\n", dir.0.join("recordings").display())
+                    format!(
+                        "\n[media]\n{}queued = \"early_media\"\nrecordings = \"{}\"\n",
+                        rtp_ports(),
+                        dir.0.join("recordings").display()
+                    )
                 },
             ),
         )

@@ -1,0 +1,329 @@
+//! The relay thread with real sockets on loopback: latching, forwarding with
+//! continuity across source switches, telephone-event digits, timeouts.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{RelayConfig, spawn};
+use crate::media::command::{Leg, MediaCommand, MediaEvent, Playlist, Remote};
+use crate::media::record::RecordTap;
+use crate::media::{Codec, Prompt};
+
+/// A block of free even ports for one test (the relay binds them).
+fn ports(n: u16) -> u16 {
+    // Tests run in parallel: each call takes the next block.
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let pid = std::process::id() as u16;
+    for _ in 0..400u16 {
+        let i = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let base = 43_000 + ((pid.wrapping_mul(7) + i * 37) % 400) * 40;
+        let free = (base..base + n * 2).all(|p| UdpSocket::bind(("127.0.0.1", p)).is_ok());
+        if free {
+            return base;
+        }
+    }
+    panic!("no free ports");
+}
+
+fn phone() -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    s
+}
+
+fn remote(sock: &UdpSocket, dtmf: Option<u8>) -> Remote {
+    let a = sock.local_addr().unwrap();
+    Remote {
+        rtp: a,
+        rtcp: SocketAddr::new(a.ip(), a.port() + 1),
+        codec: Codec::Pcma,
+        dtmf_pt: dtmf,
+    }
+}
+
+fn rtp(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, pt];
+    p.extend(seq.to_be_bytes());
+    p.extend(ts.to_be_bytes());
+    p.extend(ssrc.to_be_bytes());
+    p.extend(payload);
+    p
+}
+
+fn recv(sock: &UdpSocket) -> Option<Vec<u8>> {
+    let mut buf = [0u8; 2048];
+    sock.recv_from(&mut buf)
+        .ok()
+        .map(|(n, _)| buf[..n].to_vec())
+}
+
+struct Relay {
+    handle: super::MediaHandle,
+    events: tokio::sync::mpsc::Receiver<MediaEvent>,
+    base: u16,
+}
+
+impl Relay {
+    fn start(timeout: Duration) -> Relay {
+        let (tx, events) = tokio::sync::mpsc::channel(64);
+        let cfg = RelayConfig {
+            bind: "127.0.0.1".parse().unwrap(),
+            timeout,
+        };
+        let handle = spawn(cfg, RecordTap::none(), tx).unwrap();
+        Relay {
+            handle,
+            events,
+            base: ports(2),
+        }
+    }
+
+    fn send(&self, cmd: MediaCommand) {
+        self.handle.send(cmd).unwrap();
+        self.handle.flush();
+    }
+
+    fn port(&self, leg: Leg) -> SocketAddr {
+        let p = self.base + if leg == Leg::A { 0 } else { 2 };
+        SocketAddr::from(([127, 0, 0, 1], p))
+    }
+
+    /// Opens session 1 with both phones known, bridged.
+    fn bridged(&self, a: &UdpSocket, b: &UdpSocket, dtmf: Option<u8>) {
+        self.send(MediaCommand::Open {
+            session: 1,
+            ports: [self.base, self.base + 2],
+            record: None,
+        });
+        for (leg, s) in [(Leg::A, a), (Leg::B, b)] {
+            self.send(MediaCommand::Remote {
+                session: 1,
+                leg,
+                remote: remote(s, dtmf),
+            });
+        }
+        self.send(MediaCommand::Bridge { session: 1 });
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    fn event(&mut self, within: Duration) -> Option<MediaEvent> {
+        let end = Instant::now() + within;
+        while Instant::now() < end {
+            if let Ok(e) = self.events.try_recv() {
+                return Some(e);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+}
+
+#[test]
+fn a_bridged_call_relays_both_ways_with_the_gateways_own_ssrc() {
+    let r = Relay::start(Duration::from_secs(30));
+    let (a, b) = (phone(), phone());
+    r.bridged(&a, &b, None);
+    for i in 0..5u16 {
+        a.send_to(
+            &rtp(8, 100 + i, 1000 + u32::from(i) * 160, 0xaaaa, &[0xd5; 160]),
+            r.port(Leg::A),
+        )
+        .unwrap();
+        let got = recv(&b).expect("the callee gets the caller's packet");
+        assert_eq!(got.len(), 172);
+        assert_eq!(&got[12..], &[0xd5; 160][..], "payload intact");
+        assert_ne!(
+            &got[8..12],
+            &0xaaaau32.to_be_bytes(),
+            "SSRC is the gateway's"
+        );
+        b.send_to(
+            &rtp(8, 7 + i, 50 + u32::from(i) * 160, 0xbbbb, &[0x55; 160]),
+            r.port(Leg::B),
+        )
+        .unwrap();
+        let back = recv(&a).expect("and the caller the callee's");
+        assert_eq!(&back[12..], &[0x55; 160][..]);
+    }
+    // The counter moves just after the send.
+    let end = Instant::now() + Duration::from_secs(1);
+    while super::Stats::get(&r.handle.stats.packets_out) < 10 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(super::Stats::get(&r.handle.stats.packets_out), 10);
+}
+
+#[test]
+fn latching_follows_a_phone_behind_nat_and_ignores_strangers() {
+    let r = Relay::start(Duration::from_secs(30));
+    let (a, b) = (phone(), phone());
+    // The caller's SDP names `a`, but it sends from `nat` (its NAT's address).
+    let nat = phone();
+    r.bridged(&a, &b, None);
+    nat.send_to(&rtp(8, 1, 0, 1, &[1; 160]), r.port(Leg::A))
+        .unwrap();
+    assert!(recv(&b).is_some());
+    b.send_to(&rtp(8, 1, 0, 2, &[2; 160]), r.port(Leg::B))
+        .unwrap();
+    assert!(
+        recv(&nat).is_some(),
+        "audio goes where the caller sends from"
+    );
+    // A stranger sending to the caller's port is not relayed.
+    let stranger = phone();
+    stranger
+        .send_to(&rtp(8, 9, 0, 3, &[3; 160]), r.port(Leg::A))
+        .unwrap();
+    b.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    assert!(recv(&b).is_none(), "a stranger's packet is dropped");
+    assert!(super::Stats::get(&r.handle.stats.dropped_unknown) >= 1);
+}
+
+#[test]
+fn prompt_then_agent_is_one_continuous_stream_for_the_caller() {
+    let r = Relay::start(Duration::from_secs(30));
+    let (a, b) = (phone(), phone());
+    r.send(MediaCommand::Open {
+        session: 1,
+        ports: [r.base, r.base + 2],
+        record: None,
+    });
+    r.send(MediaCommand::Remote {
+        session: 1,
+        leg: Leg::A,
+        remote: remote(&a, None),
+    });
+    let prompt = Arc::new(Prompt::from_pcm("p", &vec![1000i16; 8000]));
+    r.send(MediaCommand::Play {
+        session: 1,
+        playlist: Playlist {
+            once: vec![prompt],
+            hold: None,
+        },
+    });
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        seen.push(recv(&a).expect("the prompt plays"));
+    }
+    r.send(MediaCommand::Remote {
+        session: 1,
+        leg: Leg::B,
+        remote: remote(&b, None),
+    });
+    r.send(MediaCommand::Bridge { session: 1 });
+    std::thread::sleep(Duration::from_millis(30));
+    // Drain what the player sent before the switch.
+    a.set_read_timeout(Some(Duration::from_millis(30))).unwrap();
+    while let Some(p) = recv(&a) {
+        seen.push(p);
+    }
+    a.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    for i in 0..3u16 {
+        b.send_to(
+            &rtp(
+                8,
+                40_000 + i,
+                7_000_000 + u32::from(i) * 160,
+                0xb0b,
+                &[0x2a; 160],
+            ),
+            r.port(Leg::B),
+        )
+        .unwrap();
+        seen.push(recv(&a).expect("the agent's audio"));
+    }
+    let ssrc: Vec<&[u8]> = seen.iter().map(|p| &p[8..12]).collect();
+    assert!(ssrc.windows(2).all(|w| w[0] == w[1]), "one SSRC throughout");
+    let seqs: Vec<u16> = seen
+        .iter()
+        .map(|p| u16::from_be_bytes([p[2], p[3]]))
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
+        "sequence continues across the switch: {seqs:?}"
+    );
+    let ts: Vec<u32> = seen
+        .iter()
+        .map(|p| u32::from_be_bytes([p[4], p[5], p[6], p[7]]))
+        .collect();
+    assert!(
+        ts.windows(2).all(|w| w[1] > w[0]),
+        "timestamps move forward: {ts:?}"
+    );
+    assert_eq!(&seen.last().unwrap()[12..], &[0x2a; 160][..]);
+}
+
+#[test]
+fn a_telephone_event_from_the_caller_is_one_digit() {
+    let mut r = Relay::start(Duration::from_secs(30));
+    let (a, b) = (phone(), phone());
+    r.bridged(&a, &b, Some(101));
+    // '5' over three packets, then its end three times (RFC 4733 §2.5.1.4).
+    let ev = |end: bool, dur: u16| {
+        [
+            5u8,
+            if end { 0x80 } else { 0 } | 10,
+            (dur >> 8) as u8,
+            dur as u8,
+        ]
+    };
+    let mut seq = 10;
+    for (end, dur) in [
+        (false, 160),
+        (false, 320),
+        (false, 480),
+        (true, 640),
+        (true, 640),
+        (true, 640),
+    ] {
+        a.send_to(&rtp(101, seq, 8000, 0xd7, &ev(end, dur)), r.port(Leg::A))
+            .unwrap();
+        seq += 1;
+    }
+    match r.event(Duration::from_secs(2)) {
+        Some(MediaEvent::Digit {
+            session: 1,
+            leg: Leg::A,
+            digit: '5',
+        }) => {}
+        other => panic!("expected digit 5, got {other:?}"),
+    }
+    assert_eq!(
+        r.event(Duration::from_millis(300)),
+        None,
+        "one event, one digit"
+    );
+    // The events also reach the callee (it may run its own IVR).
+    assert!(recv(&b).is_some());
+}
+
+#[test]
+fn silence_ends_in_a_timeout_event() {
+    let mut r = Relay::start(Duration::from_secs(1));
+    let (a, b) = (phone(), phone());
+    r.bridged(&a, &b, None);
+    match r.event(Duration::from_secs(4)) {
+        Some(MediaEvent::Timeout { session: 1 }) => {}
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+}
+
+#[test]
+fn ports_taken_by_another_program_fail_the_session() {
+    let mut r = Relay::start(Duration::from_secs(30));
+    let squatter = UdpSocket::bind(("127.0.0.1", r.base + 2)).unwrap();
+    r.send(MediaCommand::Open {
+        session: 9,
+        ports: [r.base, r.base + 2],
+        record: None,
+    });
+    match r.event(Duration::from_secs(2)) {
+        Some(MediaEvent::Failed { session: 9, port }) => assert_eq!(port, r.base + 2),
+        other => panic!("expected a bind failure, got {other:?}"),
+    }
+    drop(squatter);
+}
