@@ -107,8 +107,10 @@ fn setup_hotline(a: &Args, phones: Vec<(UdpSocket, UdpSocket)>) -> Vec<Call> {
     let gw: SocketAddr = a.gateway.parse().expect("--gateway");
     let uac = UdpSocket::bind("127.0.0.1:0").unwrap();
     let uas = UdpSocket::bind(("127.0.0.1", a.uas_port)).expect("bind the callee port");
-    uac.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
-    uas.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+    uac.set_read_timeout(Some(Duration::from_millis(5)))
+        .unwrap();
+    uas.set_read_timeout(Some(Duration::from_millis(5)))
+        .unwrap();
     let local = uac.local_addr().unwrap();
     let mut a_side: HashMap<String, SocketAddr> = HashMap::new();
     let mut b_side: HashMap<usize, SocketAddr> = HashMap::new();
@@ -147,7 +149,9 @@ CSeq: 1 INVITE\r\nContact: <sip:1000@{local}>\r\nContent-Type: application/sdp\r
                     .and_then(|f| message::SipUri::parse(message::addr_spec(f)).ok())
                     .and_then(|u| u.user.map(|u| u.to_string()))
                     .unwrap_or_default();
-                let Some(i) = from_user.strip_prefix("10").and_then(|n| n.parse::<usize>().ok())
+                let Some(i) = from_user
+                    .strip_prefix("10")
+                    .and_then(|n| n.parse::<usize>().ok())
                 else {
                     continue;
                 };
@@ -228,7 +232,10 @@ fn ben_encode(v: &Ben, out: &mut Vec<u8>) {
 /// The value of a top-level string key in a bencoded dictionary.
 fn ben_get(data: &[u8], key: &str) -> Option<String> {
     let needle = format!("{}:{}", key.len(), key);
-    let at = data.windows(needle.len()).position(|w| w == needle.as_bytes())? + needle.len();
+    let at = data
+        .windows(needle.len())
+        .position(|w| w == needle.as_bytes())?
+        + needle.len();
     let rest = &data[at..];
     let colon = rest.iter().position(|&c| c == b':')?;
     let len: usize = std::str::from_utf8(&rest[..colon]).ok()?.parse().ok()?;
@@ -403,7 +410,12 @@ fn main() {
     let sent = sender.join().unwrap();
     let (got, mut transit) = receiver.join().unwrap();
     transit.sort_unstable();
-    let q = |p: f64| transit.get(((transit.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0);
+    let q = |p: f64| {
+        transit
+            .get(((transit.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or(0)
+    };
     let pps = got as f64 / window;
     println!(
         "{{\"relay\":\"{}\",\"calls\":{},\"seconds\":{:.1},\"setup_ms\":{setup_ms},\"sent\":{sent},\"received\":{got},\

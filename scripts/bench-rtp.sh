@@ -30,9 +30,10 @@ OUT=$(mktemp -d /tmp/bench-rtp.XXXX)
 ulimit -n 65536 2>/dev/null || true
 
 # rtpengine below the gateway's lab range (10000-32767) and the kernel's ephemeral ports.
-export RTPE_PORT_MIN=5200 RTPE_PORT_MAX=9999 RTPE_THREADS=${RTPE_THREADS:-1}
-RTPE_PID=$(scripts/rtpengine-ref.sh start)
-trap 'scripts/rtpengine-ref.sh stop >/dev/null 2>&1 || true; kill $GW_PID 2>/dev/null || true' EXIT
+# A fresh rtpengine per run, as for the gateway (its calls and ports start empty).
+export RTPE_PORT_MIN=5200 RTPE_PORT_MAX=9999 RTPE_THREADS=${RTPE_THREADS:-2}
+GW_PID=
+trap 'scripts/rtpengine-ref.sh stop >/dev/null 2>&1 || true; [[ -n $GW_PID ]] && kill $GW_PID 2>/dev/null || true' EXIT
 
 SIP=127.0.0.1:15090
 HTTP=127.0.0.1:18090
@@ -47,8 +48,10 @@ for n in $CALLS; do
         timeout $((SECONDS_EACH + 120)) "$LOAD" hotline --gateway $SIP --number 12300 --uas-port 5070 \
             --calls "$n" --seconds "$SECONDS_EACH" --pid $GW_PID | tee -a "$OUT/runs.jsonl"
         kill $GW_PID; wait $GW_PID 2>/dev/null || true
+        RTPE_PID=$(scripts/rtpengine-ref.sh start 2>/dev/null)
         timeout $((SECONDS_EACH + 120)) "$LOAD" rtpengine --ng 127.0.0.1:2223 \
             --calls "$n" --seconds "$SECONDS_EACH" --pid "$RTPE_PID" | tee -a "$OUT/runs.jsonl"
+        scripts/rtpengine-ref.sh stop >/dev/null 2>&1
     done
 done
 

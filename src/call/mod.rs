@@ -20,6 +20,8 @@ mod dialog;
 mod invite;
 pub mod leg;
 mod media;
+#[cfg(test)]
+mod media_tests;
 mod queued;
 pub mod reason;
 mod record;

@@ -9,20 +9,20 @@ use crate::sip::Transport;
 use crate::sip::builder::response_to;
 use crate::sip::message::{Headers, Message, Response, parse};
 
-const CALLER: &str = "192.0.2.10:5060";
-const CALLEE: &str = "127.0.0.1:5070";
+pub(super) const CALLER: &str = "192.0.2.10:5060";
+pub(super) const CALLEE: &str = "127.0.0.1:5070";
 const POLICE: &str = "127.0.0.1:5080";
 
-struct Net {
-    core: Core,
-    now: Instant,
-    caller: Peer,
-    callee: Peer,
+pub(super) struct Net {
+    pub(super) core: Core,
+    pub(super) now: Instant,
+    pub(super) caller: Peer,
+    pub(super) callee: Peer,
     /// Messages the gateway sent, not yet taken by the test.
-    inbox: Vec<(Peer, Message)>,
+    pub(super) inbox: Vec<(Peer, Message)>,
 }
 
-fn peer(addr: &str) -> Peer {
+pub(super) fn peer(addr: &str) -> Peer {
     Peer {
         transport: Transport::Udp,
         addr: addr.parse().unwrap(),
@@ -54,18 +54,18 @@ impl Net {
         }
     }
 
-    fn send(&mut self, from: Peer, bytes: &[u8]) {
+    pub(super) fn send(&mut self, from: Peer, bytes: &[u8]) {
         self.core.handle_datagram(self.now, bytes, from);
         self.collect();
     }
 
-    fn collect(&mut self) {
+    pub(super) fn collect(&mut self) {
         while let Some(t) = self.core.poll_transmit() {
             self.inbox.push((t.peer, parse(&t.bytes).unwrap()));
         }
     }
 
-    fn advance(&mut self, d: Duration) {
+    pub(super) fn advance(&mut self, d: Duration) {
         let until = self.now + d;
         while let Some(at) = self.core.poll_timeout() {
             if at > until {
@@ -79,7 +79,12 @@ impl Net {
     }
 
     /// Takes the first message sent to `to` matching `pred`.
-    fn take(&mut self, to: Peer, what: &str, pred: impl Fn(&Message) -> bool) -> Message {
+    pub(super) fn take(
+        &mut self,
+        to: Peer,
+        what: &str,
+        pred: impl Fn(&Message) -> bool,
+    ) -> Message {
         let i = self
             .inbox
             .iter()
@@ -88,7 +93,7 @@ impl Net {
         self.inbox.remove(i).1
     }
 
-    fn request(&mut self, to: Peer, method: Method) -> Request {
+    pub(super) fn request(&mut self, to: Peer, method: Method) -> Request {
         let what = method.to_string();
         match self.take(
             to,
@@ -100,7 +105,7 @@ impl Net {
         }
     }
 
-    fn response(&mut self, to: Peer, code: u16) -> Response {
+    pub(super) fn response(&mut self, to: Peer, code: u16) -> Response {
         match self.take(
             to,
             &code.to_string(),
@@ -111,7 +116,7 @@ impl Net {
         }
     }
 
-    fn none_to(&self, to: Peer, what: &str, pred: impl Fn(&Message) -> bool) {
+    pub(super) fn none_to(&self, to: Peer, what: &str, pred: impl Fn(&Message) -> bool) {
         assert!(
             !self.inbox.iter().any(|(p, m)| *p == to && pred(m)),
             "unexpected {what}: {:#?}",
@@ -119,7 +124,7 @@ impl Net {
         );
     }
 
-    fn summary(&self) -> Vec<String> {
+    pub(super) fn summary(&self) -> Vec<String> {
         self.inbox
             .iter()
             .map(|(p, m)| match m {
@@ -129,21 +134,21 @@ impl Net {
             .collect()
     }
 
-    fn record(&mut self) -> CallRecord {
+    pub(super) fn record(&mut self) -> CallRecord {
         self.core.poll_record().expect("a finished call")
     }
 
     /// Runs every timer out and checks that nothing is left behind.
-    fn drained(&mut self) {
+    pub(super) fn drained(&mut self) {
         self.advance(Duration::from_secs(600));
         assert_eq!(self.core.transactions(), 0, "leaked transactions");
         assert_eq!(self.core.active_calls(), 0, "leaked calls");
     }
 }
 
-const SDP: &str = "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8\r\n";
+pub(super) const SDP: &str = "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8\r\n";
 
-fn caller_invite() -> Vec<u8> {
+pub(super) fn caller_invite() -> Vec<u8> {
     format!(
         "INVITE sip:12345@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKa1\r\n\
 Max-Forwards: 70\r\nFrom: \"张三\" <sip:13800138000@192.0.2.10>;tag=ca\r\nTo: <sip:12345@127.0.0.1>\r\n\
@@ -155,7 +160,7 @@ Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
 }
 
 /// A request from the caller inside its dialog (To carries the gateway's tag).
-fn caller_request(method: &str, cseq: u32, branch: &str, gw_tag: &str) -> Vec<u8> {
+pub(super) fn caller_request(method: &str, cseq: u32, branch: &str, gw_tag: &str) -> Vec<u8> {
     format!(
         "{method} sip:gw@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch={branch}\r\n\
 Max-Forwards: 70\r\nFrom: <sip:13800138000@192.0.2.10>;tag=ca\r\nTo: <sip:12345@127.0.0.1>;tag={gw_tag}\r\n\
@@ -176,7 +181,7 @@ Call-ID: a-call@192.0.2.10\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n"
 }
 
 /// The callee's response to a request the gateway sent it.
-fn callee_reply(
+pub(super) fn callee_reply(
     req: &Request,
     code: u16,
     reason: &str,
@@ -195,7 +200,7 @@ fn callee_reply(
 }
 
 /// A request from the callee inside the B dialog.
-fn callee_request(b_invite: &Request, method: &str, cseq: u32, branch: &str) -> Vec<u8> {
+pub(super) fn callee_request(b_invite: &Request, method: &str, cseq: u32, branch: &str) -> Vec<u8> {
     let to = b_invite.header("From").unwrap();
     let from = format!("{};tag=cb", b_invite.header("To").unwrap());
     format!(

@@ -1,0 +1,354 @@
+//! The call core's media decisions on a virtual clock: SDP anchored at the relay
+//! both ways (offer, answer, re-INVITE with a new port, hold), refused codecs, a
+//! queued caller answered by the gateway, the media timeout and the survey.
+//! The relay itself is played by the test: it reads the commands and feeds events.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::tests::*;
+use super::*;
+use crate::media::command::{Leg, MediaCommand, MediaEvent};
+use crate::media::{Prompt, Prompts};
+use crate::sip::message::{Headers, Message, Response};
+use crate::sip::sdp::{Direction, Sdp};
+
+const PORTS: (u16, u16) = (30_000, 30_099);
+
+fn media_cfg(queued: QueuedAudio) -> MediaConfig {
+    let mut prompts = Prompts::default();
+    for (name, ms) in [
+        ("greeting", 2000),
+        ("hold", 4000),
+        ("survey", 3000),
+        ("thanks", 1000),
+    ] {
+        prompts.insert(Prompt::from_pcm(name, &vec![500; ms * 8]));
+    }
+    MediaConfig {
+        address: "127.0.0.1".parse().unwrap(),
+        ports: PORTS,
+        queued,
+        prompts: Arc::new(prompts),
+        greeting: Some("greeting".into()),
+        hold_music: Some("hold".into()),
+        hold_message: None,
+        hold_message_every: Duration::from_secs(30),
+        survey: true,
+        survey_prompt: "survey".into(),
+        survey_thanks: Some("thanks".into()),
+        survey_timeout: Duration::from_secs(5),
+        record: false,
+    }
+}
+
+/// A core whose line 12345 goes to `target` (a SIP URI or `queue:q`, a queue
+/// with one static seat at the callee's address).
+fn net(target: &str, queued: QueuedAudio) -> Net {
+    let plan = crate::dialplan::parse_sources(&[(
+        "l.toml".into(),
+        format!(
+            "[[trunk]]\nname = \"t\"\nkind = \"carrier\"\nsources = [\"127.0.0.0/8\", \"192.0.2.0/24\"]\n\
+[[line]]\nnumber = \"12345\"\nname = \"h\"\ntarget = \"{target}\"\n\
+[[queue]]\nname = \"q\"\nring_timeout_s = 10\nstatic_members = [\"sip:{CALLEE}\"]\n"
+        ),
+    )])
+    .unwrap();
+    let cfg = CoreConfig {
+        max_calls: 10,
+        media: Some(media_cfg(queued)),
+        ..Default::default()
+    };
+    Net {
+        core: Core::new(cfg, Arc::new(plan), 42, Instant::now()),
+        now: Instant::now(),
+        caller: peer(CALLER),
+        callee: peer(CALLEE),
+        inbox: Vec::new(),
+    }
+}
+
+fn commands(net: &mut Net) -> Vec<MediaCommand> {
+    std::iter::from_fn(|| net.core.poll_media()).collect()
+}
+
+fn sdp_of(body: &[u8]) -> Sdp {
+    Sdp::parse(std::str::from_utf8(body).unwrap()).unwrap()
+}
+
+fn callee_sdp(port: u16, dir: &str) -> String {
+    format!(
+        "v=0\r\no=agent 7 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio {port} RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na={dir}\r\n"
+    )
+}
+
+/// A request with an SDP body from the callee inside the B dialog.
+fn callee_reinvite(b_invite: &crate::sip::message::Request, cseq: u32, body: &str) -> Vec<u8> {
+    let plain = String::from_utf8(callee_request(b_invite, "INVITE", cseq, "z9hG4bKre")).unwrap();
+    plain
+        .replace(
+            "Content-Length: 0\r\n\r\n",
+            &format!(
+                "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+        .into_bytes()
+}
+
+fn ports_of(cmds: &[MediaCommand]) -> [u16; 2] {
+    cmds.iter()
+        .find_map(|c| match c {
+            MediaCommand::Open { ports, .. } => Some(*ports),
+            _ => None,
+        })
+        .expect("an Open command")
+}
+
+fn remote_of(cmds: &[MediaCommand], leg: Leg) -> Option<std::net::SocketAddr> {
+    cmds.iter().rev().find_map(|c| match c {
+        MediaCommand::Remote { leg: l, remote, .. } if *l == leg => Some(remote.rtp),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_direct_call_is_anchored_at_the_relay_both_ways() {
+    let mut net = net(&format!("sip:{CALLEE}"), QueuedAudio::Answer);
+    net.send(net.caller, &caller_invite());
+    let cmds = commands(&mut net);
+    let ports = ports_of(&cmds);
+    assert!((PORTS.0..=PORTS.1).contains(&ports[0]) && ports[0] % 2 == 0);
+    assert_eq!(
+        remote_of(&cmds, Leg::A),
+        Some("192.0.2.10:4000".parse().unwrap())
+    );
+    // The callee is offered the relay's callee-side port, not the caller's address.
+    let b_inv = net.request(net.callee, Method::Invite);
+    let offer = sdp_of(&b_inv.body);
+    assert_eq!(
+        offer.audio_endpoint(),
+        Some(("127.0.0.1".parse().unwrap(), ports[1]))
+    );
+    assert_eq!(offer.origin.username, "hotline");
+    assert!(
+        !String::from_utf8_lossy(&b_inv.body).contains("192.0.2.10"),
+        "topology hidden"
+    );
+    // Its answer reaches the caller anchored at the caller-side port.
+    net.send(
+        net.callee,
+        &callee_reply(&b_inv, 200, "OK", &[], &callee_sdp(6000, "sendrecv")),
+    );
+    let ok: Response = net.response(net.caller, 200);
+    let answer = sdp_of(&ok.body);
+    assert_eq!(
+        answer.audio_endpoint(),
+        Some(("127.0.0.1".parse().unwrap(), ports[0]))
+    );
+    let cmds = commands(&mut net);
+    assert_eq!(
+        remote_of(&cmds, Leg::B),
+        Some("127.0.0.1:6000".parse().unwrap())
+    );
+    assert!(
+        cmds.contains(&MediaCommand::Bridge { session: 1 }),
+        "{cmds:?}"
+    );
+}
+
+#[test]
+fn a_reinvite_with_a_new_port_moves_the_relay_and_hold_passes_through() {
+    let mut net = net(&format!("sip:{CALLEE}"), QueuedAudio::Answer);
+    net.send(net.caller, &caller_invite());
+    let ports = ports_of(&commands(&mut net));
+    let b_inv = net.request(net.callee, Method::Invite);
+    net.send(
+        net.callee,
+        &callee_reply(&b_inv, 200, "OK", &[], &callee_sdp(6000, "sendrecv")),
+    );
+    let ok = net.response(net.caller, 200);
+    let first_version = sdp_of(&ok.body).origin.version;
+    commands(&mut net);
+    // The agent's phone moves to port 7000 and puts the caller on hold.
+    net.send(
+        net.callee,
+        &callee_reinvite(&b_inv, 2, &callee_sdp(7000, "sendonly")),
+    );
+    let cmds = commands(&mut net);
+    assert_eq!(
+        remote_of(&cmds, Leg::B),
+        Some("127.0.0.1:7000".parse().unwrap())
+    );
+    let re = net.request(net.caller, Method::Invite);
+    let sdp = sdp_of(&re.body);
+    assert_eq!(
+        sdp.audio_endpoint().map(|e| e.1),
+        Some(ports[0]),
+        "the caller's port never changes"
+    );
+    assert_eq!(
+        sdp.direction(),
+        Some(Direction::SendOnly),
+        "hold reaches the caller"
+    );
+    assert!(sdp.origin.version > first_version, "o= version bumped");
+    assert_eq!(sdp.origin.session_id, sdp_of(&ok.body).origin.session_id);
+}
+
+#[test]
+fn an_offer_without_g711_is_refused_with_488() {
+    let mut net = net(&format!("sip:{CALLEE}"), QueuedAudio::Answer);
+    let invite = String::from_utf8(caller_invite())
+        .unwrap()
+        .replace("RTP/AVP 8", "RTP/AVP 18");
+    net.send(net.caller, invite.as_bytes());
+    net.response(net.caller, 488);
+    net.none_to(net.callee, "INVITE", |m| matches!(m, Message::Request(_)));
+    assert_eq!(net.record().reason, Reason::MediaNoCodec);
+    net.drained();
+}
+
+#[test]
+fn a_queued_caller_is_answered_by_the_gateway_and_the_seat_gets_its_codec() {
+    let mut net = net("queue:q", QueuedAudio::Answer);
+    net.send(net.caller, &caller_invite());
+    // The gateway's own 200 with an SDP answer, then the greeting and hold music.
+    let ok = net.response(net.caller, 200);
+    let answer = sdp_of(&ok.body);
+    let cmds = commands(&mut net);
+    let ports = ports_of(&cmds);
+    assert_eq!(answer.audio_endpoint().map(|e| e.1), Some(ports[0]));
+    assert_eq!(answer.audio().unwrap().payload_types(), vec![8]);
+    let play = cmds.iter().find_map(|c| match c {
+        MediaCommand::Play { playlist, .. } => Some(playlist.clone()),
+        _ => None,
+    });
+    let play = play.expect("the caller hears something");
+    assert_eq!(play.once[0].name, "greeting");
+    assert_eq!(play.hold.as_ref().unwrap().music.name, "hold");
+    let gw_tag = ok.to_tag().unwrap();
+    net.send(
+        net.caller,
+        &caller_request("ACK", 1, "z9hG4bKack1", &gw_tag),
+    );
+    // The seat is offered the caller's codec at the callee-side port.
+    let seat = net.request(net.callee, Method::Invite);
+    let offer = sdp_of(&seat.body);
+    assert_eq!(offer.audio_endpoint().map(|e| e.1), Some(ports[1]));
+    net.send(
+        net.callee,
+        &callee_reply(&seat, 200, "OK", &[], &callee_sdp(6000, "sendrecv")),
+    );
+    net.request(net.callee, Method::Ack);
+    net.none_to(
+        net.caller,
+        "a second 200",
+        |m| matches!(m, Message::Response(r) if r.code == 200),
+    );
+    let cmds = commands(&mut net);
+    assert!(cmds.contains(&MediaCommand::Bridge { session: 1 }));
+    // The seat hangs up first: a 12345 answer, so the survey starts; the caller rates 3.
+    net.send(net.callee, &callee_request(&seat, "BYE", 2, "z9hG4bKbye"));
+    net.response(net.callee, 200);
+    net.none_to(
+        net.caller,
+        "BYE",
+        |m| matches!(m, Message::Request(r) if r.method == Method::Bye),
+    );
+    let cmds = commands(&mut net);
+    assert!(cmds.iter().any(
+        |c| matches!(c, MediaCommand::Play { playlist, .. } if playlist.once[0].name == "survey")
+    ));
+    net.core.handle_media(
+        net.now,
+        MediaEvent::Digit {
+            session: 1,
+            leg: Leg::A,
+            digit: '3',
+        },
+    );
+    net.core
+        .handle_media(net.now, MediaEvent::PlayDone { session: 1 });
+    net.collect();
+    net.request(net.caller, Method::Bye);
+    net.advance(Duration::from_secs(40));
+    let rec = net.record();
+    assert_eq!(rec.survey, Some(3));
+    assert_eq!(rec.reason, Reason::CalleeHangup);
+    assert!(rec.answered_at.is_some(), "answered when the seat answered");
+    assert!(commands(&mut net).contains(&MediaCommand::Close { session: 1 }));
+}
+
+#[test]
+fn a_caller_who_hangs_up_in_the_queue_abandons() {
+    let mut net = net("queue:q", QueuedAudio::Answer);
+    // No seat answers: the static seat rings and stays silent.
+    net.send(net.caller, &caller_invite());
+    let ok = net.response(net.caller, 200);
+    let gw_tag = ok.to_tag().unwrap();
+    net.send(
+        net.caller,
+        &caller_request("ACK", 1, "z9hG4bKack1", &gw_tag),
+    );
+    net.send(
+        net.caller,
+        &caller_request("BYE", 2, "z9hG4bKbye1", &gw_tag),
+    );
+    net.response(net.caller, 200);
+    let rec = net.record();
+    assert_eq!(rec.reason, Reason::CallerCancelled);
+    assert!(rec.answered_at.is_none());
+    assert!(
+        rec.events
+            .iter()
+            .any(|e| e.kind == crate::cdr::EventKind::CallerHungUp),
+        "{:?}",
+        rec.events
+    );
+    net.drained();
+}
+
+#[test]
+fn silence_on_the_relay_ends_an_answered_call() {
+    let mut net = net(&format!("sip:{CALLEE}"), QueuedAudio::Answer);
+    net.send(net.caller, &caller_invite());
+    let b_inv = net.request(net.callee, Method::Invite);
+    net.send(
+        net.callee,
+        &callee_reply(&b_inv, 200, "OK", &[], &callee_sdp(6000, "sendrecv")),
+    );
+    let ok = net.response(net.caller, 200);
+    net.send(
+        net.caller,
+        &caller_request("ACK", 1, "z9hG4bKack1", &ok.to_tag().unwrap()),
+    );
+    net.core
+        .handle_media(net.now, MediaEvent::Timeout { session: 1 });
+    net.collect();
+    net.request(net.caller, Method::Bye);
+    net.request(net.callee, Method::Bye);
+    net.advance(Duration::from_secs(40));
+    assert_eq!(net.record().reason, Reason::MediaTimeout);
+}
+
+#[test]
+fn early_media_mode_keeps_the_caller_unanswered_until_the_seat_answers() {
+    let mut net = net("queue:q", QueuedAudio::EarlyMedia);
+    net.send(net.caller, &caller_invite());
+    let progress = net.response(net.caller, 183);
+    let early = progress.body.clone();
+    net.none_to(
+        net.caller,
+        "200",
+        |m| matches!(m, Message::Response(r) if r.code == 200),
+    );
+    let seat = net.request(net.callee, Method::Invite);
+    net.send(
+        net.callee,
+        &callee_reply(&seat, 200, "OK", &[], &callee_sdp(6000, "sendrecv")),
+    );
+    let ok = net.response(net.caller, 200);
+    assert_eq!(ok.body, early, "the 200 repeats the 183's answer");
+}
