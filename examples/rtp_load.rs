@@ -140,8 +140,9 @@ CSeq: 1 INVITE\r\nContact: <sip:1000@{local}>\r\nContent-Type: application/sdp\r
         // The callee side: answer the gateway's INVITEs with phone b's SDP.
         if let Ok((n, from)) = uas.recv_from(&mut buf)
             && let Ok(Message::Request(req)) = message::parse(&buf[..n])
+            && req.method == message::Method::Invite
         {
-            if req.method == message::Method::Invite {
+            {
                 let offer = endpoint(&req.body);
                 // The caller number (From user) carries the call's index.
                 let from_user = req

@@ -295,6 +295,17 @@ fn run_cli(cli: Cli) -> Result<()> {
             } else {
                 load_dialplan(&cfg)?
             };
+            if cfg.media.enabled {
+                use hotline_gateway::transport::media;
+                let prompts = media::load_prompts(&cfg).context("loading the prompts")?;
+                let missing = media::missing_prompts(&cfg, &plan, &prompts);
+                for e in &missing {
+                    eprintln!("error: {e}");
+                }
+                if !missing.is_empty() {
+                    bail!("{} unknown prompt(s)", missing.len());
+                }
+            }
             println!(
                 "ok: {} line(s) in {}",
                 plan.len(),

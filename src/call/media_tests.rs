@@ -119,7 +119,7 @@ fn a_direct_call_is_anchored_at_the_relay_both_ways() {
     net.send(net.caller, &caller_invite());
     let cmds = commands(&mut net);
     let ports = ports_of(&cmds);
-    assert!((PORTS.0..=PORTS.1).contains(&ports[0]) && ports[0] % 2 == 0);
+    assert!((PORTS.0..=PORTS.1).contains(&ports[0]) && ports[0].is_multiple_of(2));
     assert_eq!(
         remote_of(&cmds, Leg::A),
         Some("192.0.2.10:4000".parse().unwrap())

@@ -30,6 +30,10 @@ pub struct MediaSection {
     pub rtp_port_max: u16,
     /// A call with no RTP from either phone for this long ends (`media.timeout`).
     pub timeout_s: u64,
+    /// Interrupt moderation: after a wake-up with packets the relay waits this
+    /// many microseconds before looking again (fewer wake-ups under load, at
+    /// most this much added delay). 0 wakes for every packet.
+    pub relay_coalesce_us: u64,
     pub queued: QueuedMode,
     /// Folder of the prompts (`*.wav`, mono 8 kHz 16-bit); the prompts built
     /// into the binary when it does not exist.
@@ -62,6 +66,7 @@ impl Default for MediaSection {
             rtp_port_min: 20000,
             rtp_port_max: 29999,
             timeout_s: 60,
+            relay_coalesce_us: 0,
             queued: QueuedMode::Answer,
             prompts: PathBuf::from("prompts"),
             greeting: Some("greeting".into()),
@@ -95,6 +100,12 @@ impl MediaSection {
         }
         if self.timeout_s == 0 || self.survey_timeout_s == 0 || self.hold_message_every_s == 0 {
             return e("timeout_s", "timeouts and intervals must be positive");
+        }
+        if self.relay_coalesce_us > 10_000 {
+            return e(
+                "relay_coalesce_us",
+                "at most 10000 (10 ms): more would be heard as jitter",
+            );
         }
         if self.recordings_max_mb == 0 || self.recordings_max_age_days == 0 {
             return e("recordings_max_mb", "retention limits must be positive");

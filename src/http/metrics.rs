@@ -253,6 +253,59 @@ pub fn render(
         n(&tk.dead_letters) as f64,
     );
 
+    if let Some(m) = status.media.get() {
+        use crate::media::relay::Stats as S;
+        for (name, help, v) in [
+            (
+                "hotline_media_packets_in_total",
+                "RTP and RTCP packets the relay received.",
+                S::get(&m.packets_in),
+            ),
+            (
+                "hotline_media_packets_out_total",
+                "Packets the relay sent (relayed and played).",
+                S::get(&m.packets_out),
+            ),
+            (
+                "hotline_media_played_total",
+                "Packets of prompts and hold music sent.",
+                S::get(&m.played),
+            ),
+            (
+                "hotline_media_dropped_unknown_total",
+                "Packets from an address a leg has not latched onto, or before its SDP.",
+                S::get(&m.dropped_unknown),
+            ),
+            (
+                "hotline_media_dropped_malformed_total",
+                "Packets that are not RTP version 2.",
+                S::get(&m.dropped_malformed),
+            ),
+            (
+                "hotline_media_dropped_send_total",
+                "Packets the kernel would not send (buffer full, unreachable).",
+                S::get(&m.dropped_send),
+            ),
+            (
+                "hotline_media_commands_dropped_total",
+                "Orders to the relay lost because its queue was full.",
+                S::get(&m.commands_dropped),
+            ),
+            (
+                "hotline_media_events_dropped_total",
+                "Relay events (digits, timeouts) lost because the core's queue was full.",
+                S::get(&m.events_dropped),
+            ),
+        ] {
+            counter(o, name, help, v);
+        }
+        gauge(
+            o,
+            "hotline_media_sessions",
+            "Calls whose media is anchored at the relay.",
+            S::get(&m.sessions) as f64,
+        );
+    }
     counter(
         o,
         "hotline_store_written_total",

@@ -383,11 +383,9 @@ pub fn retention(cfg: &RecordConfig) {
     let mut total: u64 = files.iter().map(|f| f.1).sum();
     for (modified, len, path) in files {
         let old = now.duration_since(modified).unwrap_or_default() > cfg.max_age;
-        if old || total > cfg.max_bytes {
-            if std::fs::remove_file(&path).is_ok() {
-                debug!(path = %path.display(), "recording removed by the retention limit");
-                total = total.saturating_sub(len);
-            }
+        if (old || total > cfg.max_bytes) && std::fs::remove_file(&path).is_ok() {
+            debug!(path = %path.display(), "recording removed by the retention limit");
+            total = total.saturating_sub(len);
         }
     }
 }

@@ -86,6 +86,7 @@ pub(crate) fn start(
         RelayConfig {
             bind: address,
             timeout: Duration::from_secs(m.timeout_s),
+            coalesce: Duration::from_micros(m.relay_coalesce_us),
         },
         tap,
         tx,

@@ -169,13 +169,16 @@ impl SipServer {
             media: None,
         };
         let (core_cfg, media) = match media::start(cfg, &plan)? {
-            Some((m, plane)) => (
-                CoreConfig {
-                    media: Some(m),
-                    ..core_cfg
-                },
-                Some(plane),
-            ),
+            Some((m, plane)) => {
+                let _ = status.media.set(plane.handle.stats.clone());
+                (
+                    CoreConfig {
+                        media: Some(m),
+                        ..core_cfg
+                    },
+                    Some(plane),
+                )
+            }
             None => (core_cfg, None),
         };
         let now = Instant::now();

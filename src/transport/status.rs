@@ -18,6 +18,8 @@ pub struct Status {
     pub rejected_requests: AtomicU64,
     /// Finished calls by reason, indexed like [`Reason::ALL`].
     pub ended: [AtomicU64; Reason::ALL.len()],
+    /// The media relay's counters, once it runs.
+    pub media: std::sync::OnceLock<std::sync::Arc<crate::media::relay::Stats>>,
 }
 
 impl Default for Status {
@@ -30,6 +32,7 @@ impl Default for Status {
             parse_errors: AtomicU64::new(0),
             rejected_requests: AtomicU64::new(0),
             ended: Default::default(),
+            media: Default::default(),
         }
     }
 }

@@ -187,6 +187,9 @@ fn a_caller_and_an_agent_hear_each_other_and_the_call_is_recorded() {
     let rec = call_record(&gw);
     let name = rec["recording"].as_str().expect("recording on the record");
     assert_eq!(name, format!("{}.wav", rec["id"].as_str().unwrap()));
+    // The work-order stub names it too.
+    let stub = gw.get_json(&format!("/api/v1/tickets/{}", rec["id"].as_str().unwrap()));
+    assert_eq!(stub["stub"]["recording"], name, "{stub}");
     let path = gw.dir.0.join("data/recordings").join(name);
     let start = Instant::now();
     while hound::WavReader::open(&path).map_or(true, |r| r.duration() == 0) {

@@ -15,6 +15,7 @@
 //! buffer reused for every datagram (no allocation per packet), and no async
 //! machinery between the kernel and the rewrite.
 
+mod batch;
 mod player;
 mod session;
 
@@ -52,6 +53,10 @@ pub struct RelayConfig {
     pub bind: IpAddr,
     /// A call with no RTP from any leg for this long is reported.
     pub timeout: Duration,
+    /// After a wake-up that found packets, wait this long before looking again,
+    /// so that one wake-up serves every packet that arrived meanwhile (interrupt
+    /// moderation). Adds at most this much delay; zero wakes per packet.
+    pub coalesce: Duration,
 }
 
 /// Counters of the relay, read by `/metrics` and the benchmarks.
@@ -170,6 +175,7 @@ impl Relay {
     fn run(&mut self) {
         let mut events = Events::with_capacity(1024);
         let mut buf = [0u8; MAX_PACKET];
+        let mut batch = batch::Batch::new();
         let mut next_tick = Instant::now() + TICK;
         let mut next_scan = Instant::now() + TIMEOUT_SCAN;
         loop {
@@ -180,6 +186,7 @@ impl Relay {
                 warn!(error = %e, "media relay poll failed; relay stops");
                 return;
             }
+            let mut packets = false;
             for ev in events.iter() {
                 if ev.token() == WAKER {
                     if !self.commands() {
@@ -188,7 +195,8 @@ impl Relay {
                     }
                     continue;
                 }
-                self.readable(ev.token().0, &mut buf);
+                packets = true;
+                self.readable(ev.token().0, &mut batch);
             }
             let now = Instant::now();
             if now >= next_tick {
@@ -201,6 +209,13 @@ impl Relay {
             if now >= next_scan {
                 next_scan = now + TIMEOUT_SCAN;
                 self.scan_timeouts(now);
+            }
+            if packets && !self.cfg.coalesce.is_zero() {
+                std::thread::sleep(
+                    self.cfg
+                        .coalesce
+                        .min(next_tick.saturating_duration_since(now)),
+                );
             }
         }
     }
@@ -354,8 +369,9 @@ impl Relay {
             .store(self.by_id.len() as u64, Ordering::Relaxed);
     }
 
-    /// Reads a ready socket until it would block.
-    fn readable(&mut self, token: usize, buf: &mut [u8; MAX_PACKET]) {
+    /// Reads a ready socket until it is empty, a batch per system call.
+    fn readable(&mut self, token: usize, batch: &mut batch::Batch) {
+        use std::os::fd::AsRawFd;
         let (slot, leg, rtcp) = (token / 4, token / 2 % 2, token % 2 == 1);
         let leg = if leg == 0 { Leg::A } else { Leg::B };
         let Some(Some(s)) = self.sessions.get_mut(slot) else {
@@ -363,22 +379,33 @@ impl Relay {
         };
         let (events, stats, tap) = (&self.events, &*self.stats, &self.tap);
         let mut emit = |ev| Self::emit(events, stats, ev);
-        loop {
+        // Bounded: a socket that keeps failing (ICMP errors) cannot hold the loop.
+        for _ in 0..64 {
             let io = &s.legs[leg.index()];
-            let sock = if rtcp { &io.rtcp } else { &io.rtp };
-            match sock.recv_from(buf) {
-                Ok((len, src)) => {
-                    stats.inc(&stats.packets_in);
-                    if rtcp {
-                        s.on_rtcp(leg, buf, len, src, stats);
-                    } else {
-                        s.on_rtp(leg, buf, len, src, Instant::now(), stats, tap, &mut emit);
-                    }
-                }
+            let fd = if rtcp {
+                io.rtcp.as_raw_fd()
+            } else {
+                io.rtp.as_raw_fd()
+            };
+            let n = match batch.recv(fd) {
+                Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // ICMP port unreachable from an earlier send, and the like.
+                // ICMP port unreachable from an earlier send, EINTR and the like.
                 Err(_) => continue,
+            };
+            let now = Instant::now();
+            for i in 0..n {
+                let (buf, len, src) = batch.packet(i);
+                let Some(src) = src else { continue };
+                stats.inc(&stats.packets_in);
+                if rtcp {
+                    s.on_rtcp(leg, buf, len, src, stats);
+                } else {
+                    s.on_rtp(leg, buf, len, src, now, stats, tap, &mut emit);
+                }
+            }
+            if n < batch::BATCH {
+                return;
             }
         }
     }

@@ -71,6 +71,7 @@ impl Relay {
         let cfg = RelayConfig {
             bind: "127.0.0.1".parse().unwrap(),
             timeout,
+            coalesce: Duration::from_micros(500),
         };
         let handle = spawn(cfg, RecordTap::none(), tx).unwrap();
         Relay {
@@ -271,18 +272,17 @@ fn a_telephone_event_from_the_caller_is_one_digit() {
             dur as u8,
         ]
     };
-    let mut seq = 10;
-    for (end, dur) in [
+    let steps = [
         (false, 160),
         (false, 320),
         (false, 480),
         (true, 640),
         (true, 640),
         (true, 640),
-    ] {
+    ];
+    for (seq, (end, dur)) in (10u16..).zip(steps) {
         a.send_to(&rtp(101, seq, 8000, 0xd7, &ev(end, dur)), r.port(Leg::A))
             .unwrap();
-        seq += 1;
     }
     match r.event(Duration::from_secs(2)) {
         Some(MediaEvent::Digit {
