@@ -4,6 +4,7 @@
 //! ```text
 //! rtp_load hotline   --gateway 127.0.0.1:5060 --number 12300 --uas-port 5070 --calls N --seconds S --pid PID
 //! rtp_load rtpengine --ng 127.0.0.1:2223 --calls N --seconds S --pid PID
+//! rtp_load direct    --calls N --seconds S      (no relay: the baseline transit)
 //! ```
 //!
 //! Setup: `hotline` places N calls through the gateway over SIP (this program is
@@ -68,8 +69,8 @@ fn args() -> Args {
         }
     }
     assert!(
-        a.target == "hotline" || a.target == "rtpengine",
-        "usage: rtp_load hotline|rtpengine [options] (see the file's doc)"
+        ["hotline", "rtpengine", "direct"].contains(&a.target.as_str()),
+        "usage: rtp_load hotline|rtpengine|direct [options] (see the file's doc)"
     );
     a
 }
@@ -314,10 +315,21 @@ fn main() {
     let a = args();
     let phones: Vec<(UdpSocket, UdpSocket)> = (0..a.calls).map(|_| (phone(), phone())).collect();
     let t0 = Instant::now();
-    let calls = if a.target == "hotline" {
-        setup_hotline(&a, phones)
-    } else {
-        setup_rtpengine(&a, phones)
+    let calls = match a.target.as_str() {
+        "hotline" => setup_hotline(&a, phones),
+        "rtpengine" => setup_rtpengine(&a, phones),
+        _ => phones
+            .into_iter()
+            .map(|(pa, pb)| {
+                let (to_b, to_a) = (pb.local_addr().unwrap(), pa.local_addr().unwrap());
+                Call {
+                    a: pa,
+                    b: pb,
+                    to_a_side: to_b,
+                    to_b_side: to_a,
+                }
+            })
+            .collect(),
     };
     let setup_ms = t0.elapsed().as_millis();
     let calls = Arc::new(calls);

@@ -48,6 +48,9 @@ for n in $CALLS; do
         timeout $((SECONDS_EACH + 120)) "$LOAD" hotline --gateway $SIP --number 12300 --uas-port 5070 \
             --calls "$n" --seconds "$SECONDS_EACH" --pid $GW_PID | tee -a "$OUT/runs.jsonl"
         kill $GW_PID; wait $GW_PID 2>/dev/null || true
+        # The same traffic phone to phone: what the load generator adds by itself.
+        timeout $((SECONDS_EACH + 60)) "$LOAD" direct --calls "$n" --seconds "$SECONDS_EACH" \
+            | tee -a "$OUT/runs.jsonl"
         RTPE_PID=$(scripts/rtpengine-ref.sh start 2>/dev/null)
         timeout $((SECONDS_EACH + 120)) "$LOAD" rtpengine --ng 127.0.0.1:2223 \
             --calls "$n" --seconds "$SECONDS_EACH" --pid "$RTPE_PID" | tee -a "$OUT/runs.jsonl"
@@ -64,6 +67,10 @@ med = {}
 for calls, relay in keys:
     rs = [r for r in rows if r["calls"] == calls and r["relay"] == relay]
     m = lambda k: statistics.median(r[k] for r in rs)
+    if relay == "direct":
+        print(f"{calls:5} {relay:10} {len(rs):4}  {m('pps'):7.0f}  {m('loss'):.6f}  {'-':>10}  {'-':>8}  "
+              f"{m('transit_us_p50'):.0f}/{m('transit_us_p99'):.0f}")
+        continue
     med[(calls, relay)] = m("pps_per_core")
     print(f"{calls:5} {relay:10} {len(rs):4}  {m('pps'):7.0f}  {m('loss'):.6f}  {m('cpu_us_per_packet'):10.2f}  "
           f"{m('pps_per_core'):8.0f}  {m('transit_us_p50'):.0f}/{m('transit_us_p99'):.0f}")

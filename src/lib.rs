@@ -13,11 +13,12 @@
 //!                         (pure)         validation, transactions: sans-IO)
 //!
 //!   reporting (service: records → sla (pure) → store (sqlx); tickets delivery)
-//!   media (pure so far: RTP rewrite, RFC 4733 DTMF, G.711; the relay comes next)
+//!   media (RTP relay thread, port pool, prompts, playout, DTMF, recording);
+//!   call drives it through commands (Core::poll_media) and events (handle_media)
 //! ```
 //!
 //! `sip/`, `dialplan/` and the call core are pure: state + input + `now`.
-//! Only `transport/` owns sockets and reads the clock.
+//! Only `transport/` and the media relay own sockets and read the clock.
 
 pub mod acd;
 pub mod call;
