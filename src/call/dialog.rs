@@ -178,6 +178,9 @@ impl Core {
         if self.answers_locally(key, from) {
             return self.answer_locally(now, key, server, &req);
         }
+        if self.interwork_info(now, key, from, server, &req) {
+            return;
+        }
         let to = from.other();
         let established = self.calls.get(&key).is_some_and(|c| {
             c.phase != Phase::Ending

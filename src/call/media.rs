@@ -101,6 +101,8 @@ pub(super) struct CallMedia {
     playing: bool,
     /// The line's prompt, played before queueing (the plan the call started with).
     line_prompt: Option<String>,
+    /// telephone-event payload type per leg (`[caller, callee]`), from its SDP.
+    dtmf: [Option<u8>; 2],
 }
 
 /// Why a call could not get media.
@@ -196,6 +198,7 @@ impl Core {
             recording,
             playing: false,
             line_prompt: line.prompt.clone(),
+            dtmf: [remote.dtmf_pt, None],
         }));
         Ok(true)
     }
@@ -287,10 +290,11 @@ impl Core {
         let leg = leg_of(from);
         match remote_of(&sdp, Some(fallback)) {
             Some(remote) => {
-                if from == Side::A
-                    && let Some(m) = self.calls.get_mut(&key).and_then(|c| c.media.as_mut())
-                {
-                    m.codec = remote.codec;
+                if let Some(m) = self.calls.get_mut(&key).and_then(|c| c.media.as_mut()) {
+                    m.dtmf[side_index(from)] = remote.dtmf_pt;
+                    if from == Side::A {
+                        m.codec = remote.codec;
+                    }
                 }
                 self.media_cmd(MediaCommand::Remote {
                     session: key,
@@ -762,6 +766,42 @@ impl Core {
             }
             _ => self.reply(now, tx, req, 200, "OK"),
         }
+    }
+
+    /// A SIP INFO digit from one phone, for another that takes RFC 4733: the
+    /// gateway answers the INFO and plays the digit in the media. False when the
+    /// INFO should be relayed as it is.
+    pub(super) fn interwork_info(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        from: Side,
+        tx: TxId,
+        req: &Request,
+    ) -> bool {
+        if req.method != Method::Info {
+            return false;
+        }
+        let Some(digit) = info_digit(req.content_type(), &req.body) else {
+            return false;
+        };
+        let to = from.other();
+        let takes_events = self
+            .calls
+            .get(&key)
+            .and_then(|c| c.media.as_ref())
+            .is_some_and(|m| m.dtmf[side_index(to)].is_some());
+        if !takes_events {
+            return false;
+        }
+        self.reply(now, tx, req, 200, "OK");
+        debug!(%digit, "SIP INFO digit sent on as RFC 4733");
+        self.media_cmd(MediaCommand::Dtmf {
+            session: key,
+            leg: leg_of(to),
+            digit,
+        });
+        true
     }
 
     /// Whether an in-dialog request from the caller is the gateway's to answer.

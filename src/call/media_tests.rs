@@ -352,3 +352,52 @@ fn early_media_mode_keeps_the_caller_unanswered_until_the_seat_answers() {
     let ok = net.response(net.caller, 200);
     assert_eq!(ok.body, early, "the 200 repeats the 183's answer");
 }
+
+#[test]
+fn a_sip_info_digit_reaches_an_rfc_4733_phone_as_telephone_events() {
+    let mut net = net(&format!("sip:{CALLEE}"), QueuedAudio::Answer);
+    net.send(net.caller, &caller_invite());
+    let b_inv = net.request(net.callee, Method::Invite);
+    // The callee takes telephone-event (101); the caller's offer had none.
+    net.send(
+        net.callee,
+        &callee_reply(&b_inv, 200, "OK", &[], &callee_sdp(6000, "sendrecv")),
+    );
+    let ok = net.response(net.caller, 200);
+    let gw_tag = ok.to_tag().unwrap();
+    net.send(
+        net.caller,
+        &caller_request("ACK", 1, "z9hG4bKack1", &gw_tag),
+    );
+    commands(&mut net);
+    let info = String::from_utf8(caller_request("INFO", 2, "z9hG4bKinfo", &gw_tag))
+        .unwrap()
+        .replace(
+            "Content-Length: 0\r\n\r\n",
+            "Content-Type: application/dtmf-relay\r\nContent-Length: 10\r\n\r\nSignal=7\r\n",
+        );
+    net.send(net.caller, info.as_bytes());
+    net.response(net.caller, 200);
+    net.none_to(
+        net.callee,
+        "INFO",
+        |m| matches!(m, Message::Request(r) if r.method == Method::Info),
+    );
+    assert!(
+        commands(&mut net).contains(&MediaCommand::Dtmf {
+            session: 1,
+            leg: Leg::B,
+            digit: '7'
+        }),
+        "the digit goes to the relay"
+    );
+    // The other way the caller takes no telephone-event: the INFO is relayed.
+    let info = String::from_utf8(callee_request(&b_inv, "INFO", 2, "z9hG4bKi2"))
+        .unwrap()
+        .replace(
+            "Content-Length: 0\r\n\r\n",
+            "Content-Type: application/dtmf-relay\r\nContent-Length: 10\r\n\r\nSignal=4\r\n",
+        );
+    net.send(net.callee, info.as_bytes());
+    net.request(net.caller, Method::Info);
+}

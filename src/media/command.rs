@@ -96,6 +96,13 @@ pub enum MediaCommand {
     Bridge { session: SessionId },
     /// The callee leg is gone (transfer, survey): forget its phone.
     DropLeg { session: SessionId, leg: Leg },
+    /// Sends `digit` to the leg's phone as RFC 4733 telephone-events (SIP INFO
+    /// DTMF from the other phone, interworked).
+    Dtmf {
+        session: SessionId,
+        leg: Leg,
+        digit: char,
+    },
     /// The call is over: unbind, finish the recording.
     Close { session: SessionId },
 }
@@ -108,6 +115,7 @@ impl MediaCommand {
             | MediaCommand::Play { session, .. }
             | MediaCommand::Bridge { session }
             | MediaCommand::DropLeg { session, .. }
+            | MediaCommand::Dtmf { session, .. }
             | MediaCommand::Close { session } => *session,
         }
     }

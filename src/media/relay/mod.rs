@@ -276,6 +276,19 @@ impl Relay {
                     }
                 }
             }
+            MediaCommand::Dtmf {
+                session,
+                leg,
+                digit,
+            } => {
+                self.seed = self.seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                let seed = self.seed;
+                if let Some(s) = self.session(session)
+                    && !s.legs[leg.index()].send_digit(digit, seed)
+                {
+                    debug!(session, ?leg, %digit, "digit not sent: the phone takes no telephone-event");
+                }
+            }
             MediaCommand::Close { session } => self.close(session),
         }
     }

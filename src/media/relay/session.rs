@@ -16,7 +16,7 @@ use super::Stats;
 use super::player::{Player, Tick};
 use crate::media::command::{Leg, MediaEvent, Remote, SessionId};
 use crate::media::record::{Chunk, RecordTap};
-use crate::media::{DtmfReceiver, Rewriter, SourceId};
+use crate::media::{DtmfReceiver, DtmfSender, Rewriter, SourceId};
 
 /// RTP header length without CSRCs or extensions.
 const HEADER: usize = 12;
@@ -26,6 +26,10 @@ const CLOCK: u32 = 8000;
 const DTMF_END_TIMEOUT_MS: u64 = 300;
 /// The player's source id in the caller's rewriter (legs use 0 and 1).
 const PLAYER: SourceId = SourceId(2);
+/// The DTMF generator's source id.
+const DIGITS: SourceId = SourceId(3);
+/// How long a generated digit lasts.
+const DTMF_OUT_MS: u32 = 160;
 
 /// One leg: its sockets and what is known of its phone.
 #[derive(Debug)]
@@ -40,6 +44,19 @@ pub(super) struct LegIo {
     out: Rewriter,
     pub last_rx: Option<Instant>,
     dtmf: DtmfReceiver,
+    /// A digit the gateway sends this phone (RFC 4733): its events replace the
+    /// audio towards it until the last end packet.
+    dtmf_out: Option<DtmfOut>,
+}
+
+/// An RFC 4733 event being generated: the generator's own stream position.
+#[derive(Debug)]
+struct DtmfOut {
+    sender: DtmfSender,
+    seq: u16,
+    /// All packets of one event carry its start timestamp (RFC 4733 §2.5.1.1).
+    ts: u32,
+    ssrc: u32,
 }
 
 impl LegIo {
@@ -53,7 +70,26 @@ impl LegIo {
             out: Rewriter::new(seed as u32, (seed >> 32) as u16, (seed >> 40) as u32),
             last_rx: None,
             dtmf: DtmfReceiver::new(DTMF_END_TIMEOUT_MS),
+            dtmf_out: None,
         }
+    }
+
+    /// Starts sending `digit` to this phone; false when it takes no
+    /// telephone-event (or the digit is not one).
+    pub fn send_digit(&mut self, digit: char, seed: u64) -> bool {
+        if self.remote.and_then(|r| r.dtmf_pt).is_none() {
+            return false;
+        }
+        let Ok(sender) = DtmfSender::new(digit, DTMF_OUT_MS) else {
+            return false;
+        };
+        self.dtmf_out = Some(DtmfOut {
+            sender,
+            seq: seed as u16,
+            ts: (seed >> 16) as u32,
+            ssrc: (seed >> 32) as u32,
+        });
+        true
     }
 
     /// Where packets for this phone go: where it sends from, else its SDP.
@@ -203,6 +239,10 @@ impl Session {
         }
         let in_dtmf = self.legs[i].remote.and_then(|r| r.dtmf_pt);
         let out = &mut self.legs[leg.other().index()];
+        if out.dtmf_out.is_some() {
+            // Audio is muted while the gateway plays a digit to this phone.
+            return;
+        }
         let (Some(dest), Some(remote)) = (out.dest(), out.remote) else {
             return;
         };
@@ -279,6 +319,9 @@ impl Session {
         events: &mut dyn FnMut(MediaEvent),
     ) {
         let now_ms = self.ms_since_open(now);
+        for io in self.legs.iter_mut() {
+            send_dtmf(io, buf, now_ms, stats);
+        }
         for (i, io) in self.legs.iter_mut().enumerate() {
             if io.dtmf.poll_timeout().is_some()
                 && let Some(d) = io.dtmf.poll(now_ms)
@@ -334,6 +377,35 @@ impl Session {
             .max()
             .unwrap_or(self.opened)
             .max(self.opened)
+    }
+}
+
+/// The next packet of a digit the gateway is sending to this phone.
+fn send_dtmf(io: &mut LegIo, buf: &mut [u8], now_ms: u64, stats: &Stats) {
+    if io.dtmf_out.is_none() {
+        return;
+    }
+    let (Some(dest), Some(pt)) = (io.dest(), io.remote.and_then(|r| r.dtmf_pt)) else {
+        io.dtmf_out = None;
+        return;
+    };
+    let Some(out) = io.dtmf_out.as_mut() else {
+        return;
+    };
+    let Some(p) = out.sender.next() else {
+        io.dtmf_out = None;
+        return;
+    };
+    buf[0] = 0x80;
+    buf[1] = pt | if p.marker { 0x80 } else { 0 };
+    buf[2..4].copy_from_slice(&out.seq.to_be_bytes());
+    buf[4..8].copy_from_slice(&out.ts.to_be_bytes());
+    buf[8..12].copy_from_slice(&out.ssrc.to_be_bytes());
+    buf[12..16].copy_from_slice(&p.payload);
+    out.seq = out.seq.wrapping_add(1);
+    let pkt = &mut buf[..16];
+    if let Ok(crate::media::Verdict::Forward) = io.out.rewrite(pkt, DIGITS, now_ms, CLOCK) {
+        send(&io.rtp, pkt, dest, stats);
     }
 }
 

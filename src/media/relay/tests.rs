@@ -327,3 +327,43 @@ fn ports_taken_by_another_program_fail_the_session() {
     }
     drop(squatter);
 }
+
+#[test]
+fn a_generated_digit_reaches_the_phone_as_telephone_events_and_mutes_audio() {
+    let r = Relay::start(Duration::from_secs(30));
+    let (a, b) = (phone(), phone());
+    r.bridged(&a, &b, Some(101));
+    r.send(MediaCommand::Dtmf {
+        session: 1,
+        leg: Leg::B,
+        digit: '9',
+    });
+    let mut events = Vec::new();
+    b.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    while let Some(p) = recv(&b) {
+        if p[1] & 0x7f == 101 {
+            events.push(p);
+        }
+    }
+    assert!(events.len() >= 4, "{} event packets", events.len());
+    assert_eq!(events[0][1] & 0x80, 0x80, "the first has the marker bit");
+    assert!(events.iter().all(|p| p[12] == 9), "event 9");
+    let ts: Vec<&[u8]> = events.iter().map(|p| &p[4..8]).collect();
+    assert!(
+        ts.windows(2).all(|w| w[0] == w[1]),
+        "one timestamp for the event"
+    );
+    let ends = events.iter().filter(|p| p[13] & 0x80 != 0).count();
+    assert_eq!(ends, 3, "the end packet is sent three times");
+    let mut rx = crate::media::DtmfReceiver::new(300);
+    let digits: Vec<char> = events
+        .iter()
+        .flat_map(|p| {
+            let ts = u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
+            rx.on_packet(ts, &p[12..16], 0).unwrap()
+        })
+        .map(|d| d.digit)
+        .collect();
+    assert_eq!(digits, vec!['9']);
+}
