@@ -2,7 +2,8 @@
 # RTP relay benchmark: hotline-gw's relay and rtpengine (userspace), side by side
 # in one run with the same traffic (examples/rtp_load.rs), alternating, on loopback.
 #
-#   scripts/bench-rtp.sh [--calls "200 500 1000"] [--seconds 10] [--runs 3]
+#   scripts/bench-rtp.sh [--calls "200 500 1000"] [--seconds 10] [--runs 3] [--coalesce-us N]
+#                        [--only hotline]
 #
 # Each run: N calls of G.711 (PCMA, 20 ms, 50 packets/s each way) for S seconds
 # after a 2 s warm-up. Prints one JSON line per run (loss, relayed packets/s, the
@@ -14,8 +15,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 CALLS="200 500 1000"
 SECONDS_EACH=10
 RUNS=3
+COALESCE=
+ONLY=
 while (( $# )); do
     case $1 in
+        --coalesce-us) COALESCE=$2; shift 2 ;;
+        --only) ONLY=$2; shift 2 ;;
         --calls) CALLS=$2; shift 2 ;;
         --seconds) SECONDS_EACH=$2; shift 2 ;;
         --runs) RUNS=$2; shift 2 ;;
@@ -35,19 +40,28 @@ export RTPE_PORT_MIN=5200 RTPE_PORT_MAX=9999 RTPE_THREADS=${RTPE_THREADS:-2}
 GW_PID=
 trap 'scripts/rtpengine-ref.sh stop >/dev/null 2>&1 || true; [[ -n $GW_PID ]] && kill $GW_PID 2>/dev/null || true' EXIT
 
+# The lab profile, optionally with the relay's interrupt moderation set.
+CONFIG=config/lab.toml
+if [[ -n $COALESCE ]]; then
+    CONFIG=config/.bench-lab-$$.toml
+    { cat config/lab.toml; echo "relay_coalesce_us = $COALESCE"; } >"$CONFIG"
+    trap 'rm -f "$CONFIG"; scripts/rtpengine-ref.sh stop >/dev/null 2>&1 || true; [[ -n $GW_PID ]] && kill $GW_PID 2>/dev/null || true' EXIT
+fi
+
 SIP=127.0.0.1:15090
 HTTP=127.0.0.1:18090
 for n in $CALLS; do
     for r in $(seq 1 "$RUNS"); do
         # A fresh gateway per run (lab profile: 12300 → sip:127.0.0.1:5070, the load
         # generator's callee side).
-        "$GW" run --config config/lab.toml --sip-listen $SIP --http-listen $HTTP \
+        "$GW" run --config "$CONFIG" --sip-listen $SIP --http-listen $HTTP \
             --database none 2>"$OUT/gw.log" &
         GW_PID=$!
         sleep 1
         timeout $((SECONDS_EACH + 120)) "$LOAD" hotline --gateway $SIP --number 12300 --uas-port 5070 \
             --calls "$n" --seconds "$SECONDS_EACH" --pid $GW_PID | tee -a "$OUT/runs.jsonl"
         kill $GW_PID; wait $GW_PID 2>/dev/null || true
+        [[ $ONLY == hotline ]] && continue
         # The same traffic phone to phone: what the load generator adds by itself.
         timeout $((SECONDS_EACH + 60)) "$LOAD" direct --calls "$n" --seconds "$SECONDS_EACH" \
             | tee -a "$OUT/runs.jsonl"

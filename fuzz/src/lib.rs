@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hotline_gateway::call::{Core, CoreConfig};
+use hotline_gateway::call::{Core, CoreConfig, MediaConfig, QueuedAudio};
+use hotline_gateway::media::command::{Leg, MediaEvent};
 use hotline_gateway::sip::framing::{self, Frame};
 
 use hotline_gateway::sip::{Peer, Transmit, Transport};
@@ -49,13 +50,32 @@ pub const STEPS: [Duration; 16] = [
     Duration::from_secs(600),
 ];
 
-/// The core exactly as `core()` in tests/it/corpus.rs builds it.
+/// The core as `core()` in tests/it/corpus.rs builds it, with media anchored
+/// (the shipped prompts, the default `[media]` settings): the relay is played by
+/// the input (`next_timers` operations with a high argument inject its events).
 pub fn core() -> Core {
     let plan = hotline_gateway::dialplan::embedded_default()
     .expect("the default dialplan parses");
+    let m = hotline_gateway::config::MediaSection::default();
+    let media = MediaConfig {
+        address: "127.0.0.1".parse().unwrap(),
+        ports: (m.rtp_port_min, m.rtp_port_max),
+        queued: QueuedAudio::Answer,
+        prompts: Arc::new(hotline_gateway::media::Prompts::embedded()),
+        greeting: m.greeting,
+        hold_music: m.hold_music,
+        hold_message: m.hold_message,
+        hold_message_every: Duration::from_secs(m.hold_message_every_s),
+        survey: true,
+        survey_prompt: m.survey_prompt,
+        survey_thanks: m.survey_thanks,
+        survey_timeout: Duration::from_secs(m.survey_timeout_s),
+        record: false,
+    };
     let cfg = CoreConfig {
         max_calls: 10,
         max_duration: Duration::from_secs(600),
+        media: Some(media),
         ..Default::default()
     };
     Core::new(cfg, Arc::new(plan), 1, Instant::now())
@@ -182,6 +202,20 @@ impl Harness {
                 self.now += STEPS[arg & 15];
                 self.core.handle_timeout(self.now);
             }
+            _ if arg >= 16 => {
+                // A relay event for one of the first calls.
+                let session = u64::from(rest.first().copied().unwrap_or(0) % 8) + 1;
+                let ev = match arg >> 4 {
+                    1 => MediaEvent::Timeout { session },
+                    2 => MediaEvent::Digit {
+                        session,
+                        leg: Leg::A,
+                        digit: char::from(b'0' + (arg & 15) as u8 % 10),
+                    },
+                    _ => MediaEvent::PlayDone { session },
+                };
+                self.core.handle_media(self.now, ev);
+            }
             _ => {
                 for _ in 0..=(arg & 15) {
                     let Some(at) = self.core.poll_timeout() else {
@@ -197,6 +231,8 @@ impl Harness {
 
     fn drain(&mut self) -> Vec<Transmit> {
         let out: Vec<Transmit> = std::iter::from_fn(|| self.core.poll_transmit()).collect();
+        while self.core.poll_media().is_some() {}
+        while self.core.poll_offer().is_some() {}
         while self.core.poll_record().is_some() {
             self.records += 1;
         }

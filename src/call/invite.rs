@@ -462,6 +462,10 @@ impl Core {
         };
         self.note(now, key, cdr::EventKind::Answered, Some(who));
         self.relay_to_caller(now, key, resp);
+        if self.calls.get(&key).is_some_and(|c| c.media.is_some()) {
+            // The caller stops hearing the gateway (early media) and hears the callee.
+            self.media_answered(key);
+        }
         self.arm_call_timer(key, CallTimer::MaxDuration, now + max_duration);
     }
 
@@ -674,6 +678,10 @@ impl Core {
         let Some(&(key, Role::AInvite)) = self.by_tx.get(&tx) else {
             return;
         };
+        if self.calls.get(&key).is_some_and(|c| c.waiting()) {
+            // The gateway's own 200 was never acknowledged: the caller is gone.
+            return self.leave_queue(now, key, Reason::CallerNoAck);
+        }
         let answered = self
             .calls
             .get(&key)

@@ -103,6 +103,8 @@ pub(super) struct CallMedia {
     line_prompt: Option<String>,
     /// telephone-event payload type per leg (`[caller, callee]`), from its SDP.
     dtmf: [Option<u8>; 2],
+    /// Where the caller's phone listens and with what, as last told to the relay.
+    a_remote: Remote,
 }
 
 /// Why a call could not get media.
@@ -199,6 +201,7 @@ impl Core {
             playing: false,
             line_prompt: line.prompt.clone(),
             dtmf: [remote.dtmf_pt, None],
+            a_remote: remote,
         }));
         Ok(true)
     }
@@ -229,6 +232,19 @@ impl Core {
         Some(self.present(key, Side::B, sdp))
     }
 
+    /// The offer for a transfer target: the codec the caller already uses, at the
+    /// callee-side port (the caller keeps its media session: no re-INVITE).
+    pub(super) fn transfer_offer(&mut self, key: CallKey) -> Option<Bytes> {
+        let m = self.calls.get_mut(&key)?.media.as_mut()?;
+        let mut sdp = m.offer.clone();
+        let codec = codec_name(m.codec);
+        if let Err(e) = sdp.restrict_codecs(&[codec, "telephone-event/8000"]) {
+            debug!(error = %e, "transfer offer keeps the caller's codecs");
+        }
+        sdp.set_direction(Direction::SendRecv);
+        Some(self.present(key, Side::B, sdp))
+    }
+
     /// Anchors `sdp` for the leg `to` and prints it.
     fn present(&mut self, key: CallKey, to: Side, mut sdp: Sdp) -> Bytes {
         let Some(cfg) = self.cfg.media.as_ref() else {
@@ -240,6 +256,17 @@ impl Core {
         };
         let i = side_index(to);
         sdp.anchor(address, m.ports[i], false);
+        // Only the first active audio stream is relayed: refuse the others
+        // (RFC 3264 §6: port 0), so that nobody sends video to a relay port.
+        let relayed = sdp
+            .media
+            .iter()
+            .position(|s| s.kind == "audio" && s.port != 0);
+        for (j, s) in sdp.media.iter_mut().enumerate() {
+            if Some(j) != relayed {
+                s.port = 0;
+            }
+        }
         let (id, version) = m.origin[i];
         m.origin[i].1 += 1;
         sdp.origin.username = "hotline".into();
@@ -290,11 +317,26 @@ impl Core {
         let leg = leg_of(from);
         match remote_of(&sdp, Some(fallback)) {
             Some(remote) => {
+                let mut caller_update = None;
                 if let Some(m) = self.calls.get_mut(&key).and_then(|c| c.media.as_mut()) {
                     m.dtmf[side_index(from)] = remote.dtmf_pt;
                     if from == Side::A {
                         m.codec = remote.codec;
+                        m.a_remote = remote;
+                    } else if m.a_answer.is_none() && remote.codec != m.a_remote.codec {
+                        // The callee chose the other law of the caller's offer: the
+                        // caller sends that one too (no transcoding).
+                        m.codec = remote.codec;
+                        m.a_remote.codec = remote.codec;
+                        caller_update = Some(m.a_remote);
                     }
+                }
+                if let Some(remote) = caller_update {
+                    self.media_cmd(MediaCommand::Remote {
+                        session: key,
+                        leg: Leg::A,
+                        remote,
+                    });
                 }
                 self.media_cmd(MediaCommand::Remote {
                     session: key,
@@ -302,8 +344,9 @@ impl Core {
                     remote,
                 });
             }
-            // Held with c=0.0.0.0, or port 0: nothing to send to.
-            None => self.media_cmd(MediaCommand::DropLeg { session: key, leg }),
+            // Held with c=0.0.0.0, or port 0: the phone renders nothing now;
+            // the relay keeps its address for when it resumes.
+            None => debug!(?leg, "SDP without a reachable audio address (hold)"),
         }
         Some(sdp)
     }
@@ -422,6 +465,10 @@ impl Core {
         if delayed {
             media.queue_after_prompt = Some((queue.to_string(), line.to_string()));
         }
+        // Should the relay never say the prompt ended, the caller is queued anyway.
+        let guard = line_prompt
+            .as_ref()
+            .map(|p| now + Duration::from_millis(p.duration_ms()) + Duration::from_secs(2));
         self.respond(now, tx, code, bytes);
         let first = !self
             .calls
@@ -441,6 +488,9 @@ impl Core {
             session: key,
             playlist,
         });
+        if let Some(at) = guard {
+            self.arm_call_timer(key, CallTimer::Survey, at);
+        }
         delayed
     }
 
@@ -500,6 +550,8 @@ impl Core {
         m.playing = true;
         // The agent's leg is over: nothing to send BYE to.
         call.b.remote_tag = None;
+        // The agent is free for the next caller while this one rates the call.
+        let release = call.queue.is_some() && !std::mem::replace(&mut call.acd_done, true);
         let until = now + Duration::from_millis(prompt.duration_ms()) + cfg.survey_timeout;
         call.span
             .in_scope(|| debug!("agent hung up first: satisfaction survey"));
@@ -515,6 +567,12 @@ impl Core {
             },
         });
         self.arm_call_timer(key, CallTimer::Survey, until);
+        if release {
+            if let Err(e) = self.acd.call_ended(now, key) {
+                debug!(error = %e, "ACD call_ended at the survey");
+            }
+            self.drain_acd(now);
+        }
         true
     }
 
@@ -588,6 +646,15 @@ impl Core {
             .get(&key)
             .and_then(|c| c.media.as_ref())
             .map(|m| m.survey);
+        let prompt_pending = self
+            .calls
+            .get(&key)
+            .and_then(|c| c.media.as_ref())
+            .is_some_and(|m| m.queue_after_prompt.is_some());
+        if prompt_pending {
+            debug!("the line's prompt never reported its end: queueing the caller");
+            return self.on_play_done(now, key);
+        }
         match survey {
             Some(Survey::Asking) => {
                 debug!("survey: no key pressed");
@@ -612,6 +679,10 @@ impl Core {
             } => self.on_digit(now, key, digit),
             MediaEvent::Digit { .. } => {}
             MediaEvent::PlayDone { .. } => self.on_play_done(now, key),
+            MediaEvent::Timeout { .. } if call.a_invite.is_some() => {
+                // Not answered yet (ringing, early media): a phone need not send.
+                debug!("no RTP yet on an unanswered call");
+            }
             MediaEvent::Timeout { .. } => {
                 info!(
                     reason = Reason::MediaTimeout.as_str(),
@@ -808,10 +879,11 @@ impl Core {
     pub(super) fn answers_locally(&self, key: CallKey, from: Side) -> bool {
         from == Side::A
             && self.calls.get(&key).is_some_and(|c| {
-                c.b.remote_tag.is_none()
-                    && c.media
-                        .as_ref()
-                        .is_some_and(|m| m.answered_a || m.survey != Survey::Off && m.playing)
+                c.media.as_ref().is_some_and(|m| {
+                    // Waiting for an agent after the gateway's own answer, or rating.
+                    (m.answered_a && c.answered_at.is_none())
+                        || matches!(m.survey, Survey::Asking | Survey::Closing)
+                })
             })
     }
 }

@@ -50,7 +50,8 @@ fn net(target: &str, queued: QueuedAudio) -> Net {
         format!(
             "[[trunk]]\nname = \"t\"\nkind = \"carrier\"\nsources = [\"127.0.0.0/8\", \"192.0.2.0/24\"]\n\
 [[line]]\nnumber = \"12345\"\nname = \"h\"\ntarget = \"{target}\"\n\
-[[queue]]\nname = \"q\"\nring_timeout_s = 10\nstatic_members = [\"sip:{CALLEE}\"]\n"
+[[queue]]\nname = \"q\"\nring_timeout_s = 10\nstatic_members = [\"sip:{CALLEE}\"]\n\
+[[transfer]]\nnumber = \"110\"\nname = \"Police\"\ntarget = \"sip:110@127.0.0.1:5080\"\n"
         ),
     )])
     .unwrap();
@@ -351,6 +352,85 @@ fn early_media_mode_keeps_the_caller_unanswered_until_the_seat_answers() {
     );
     let ok = net.response(net.caller, 200);
     assert_eq!(ok.body, early, "the 200 repeats the 183's answer");
+    assert!(
+        commands(&mut net).contains(&MediaCommand::Bridge { session: 1 }),
+        "the caller hears the seat, not the hold music"
+    );
+}
+
+#[test]
+fn a_transfer_keeps_the_callers_media_and_moves_the_relay_to_the_new_leg() {
+    let mut net = net(&format!("sip:{CALLEE}"), QueuedAudio::Answer);
+    let police = peer("127.0.0.1:5080");
+    net.send(net.caller, &caller_invite());
+    let ports = ports_of(&commands(&mut net));
+    let b_inv = net.request(net.callee, Method::Invite);
+    net.send(
+        net.callee,
+        &callee_reply(&b_inv, 200, "OK", &[], &callee_sdp(6000, "sendrecv")),
+    );
+    let ok = net.response(net.caller, 200);
+    net.send(
+        net.caller,
+        &caller_request("ACK", 1, "z9hG4bKack1", &ok.to_tag().unwrap()),
+    );
+    commands(&mut net);
+    net.send(net.callee, &callee_refer(&b_inv, "110", 2));
+    net.response(net.callee, 202);
+    // The new leg is offered the relay's callee-side port, in the caller's codec.
+    let c_inv = net.request(police, Method::Invite);
+    let offer = sdp_of(&c_inv.body);
+    assert_eq!(offer.audio_endpoint().map(|e| e.1), Some(ports[1]));
+    assert_eq!(offer.audio().unwrap().payload_types(), vec![8]);
+    net.send(
+        police,
+        &callee_reply(&c_inv, 200, "OK", &[], &callee_sdp(7100, "sendrecv")),
+    );
+    net.request(police, Method::Ack);
+    // No re-INVITE of the caller: its session with the relay does not change.
+    net.none_to(
+        net.caller,
+        "re-INVITE",
+        |m| matches!(m, Message::Request(r) if r.method == Method::Invite),
+    );
+    let cmds = commands(&mut net);
+    assert_eq!(
+        remote_of(&cmds, Leg::B),
+        Some("127.0.0.1:7100".parse().unwrap())
+    );
+    net.request(net.callee, Method::Bye);
+    assert_eq!(
+        net.core
+            .calls
+            .get(&1)
+            .and_then(|c| c.transferred_to.clone())
+            .as_deref(),
+        Some("110")
+    );
+}
+
+#[test]
+fn a_hold_with_a_null_address_keeps_the_bridge() {
+    let mut net = net(&format!("sip:{CALLEE}"), QueuedAudio::Answer);
+    net.send(net.caller, &caller_invite());
+    let b_inv = net.request(net.callee, Method::Invite);
+    net.send(
+        net.callee,
+        &callee_reply(&b_inv, 200, "OK", &[], &callee_sdp(6000, "sendrecv")),
+    );
+    net.response(net.caller, 200);
+    commands(&mut net);
+    let held = callee_sdp(6000, "sendrecv").replace("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0");
+    net.send(net.callee, &callee_reinvite(&b_inv, 2, &held));
+    let cmds = commands(&mut net);
+    assert!(
+        !cmds
+            .iter()
+            .any(|c| matches!(c, MediaCommand::DropLeg { .. })),
+        "RFC 2543 hold does not tear the leg down: {cmds:?}"
+    );
+    let re = net.request(net.caller, Method::Invite);
+    assert!(sdp_of(&re.body).is_hold(), "the caller is told it is held");
 }
 
 #[test]

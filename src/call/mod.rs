@@ -743,7 +743,7 @@ impl Core {
     pub fn shutdown(&mut self, now: Instant) {
         let keys: Vec<CallKey> = self.calls.keys().copied().collect();
         for key in keys {
-            let waiting = self.calls.get(&key).is_some_and(|c| c.a_invite.is_some());
+            let waiting = self.calls.get(&key).is_some_and(|c| c.waiting());
             if waiting {
                 self.abandon_early(now, key, Reason::Shutdown, 503, "Service Unavailable");
             } else if let Some(c) = self.calls.get_mut(&key) {

@@ -533,7 +533,7 @@ fn a_relayed_request_still_pending_when_the_call_ends_is_answered() {
 }
 
 /// A REFER from the callee (the agent) inside the B dialog.
-fn callee_refer(b_invite: &Request, to: &str, cseq: u32) -> Vec<u8> {
+pub(super) fn callee_refer(b_invite: &Request, to: &str, cseq: u32) -> Vec<u8> {
     let text = String::from_utf8(callee_request(b_invite, "REFER", cseq, "z9hG4bKref1")).unwrap();
     text.replace(
         "Content-Length: 0",

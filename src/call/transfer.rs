@@ -96,8 +96,10 @@ impl Core {
             local_cseq: 1,
         };
         let agent = call.agent.clone().unwrap_or_else(|| "agent".into());
-        // Late offer: the new leg makes the offer, the caller answers it.
-        let out = OutRequest {
+        // Without media: late offer (the new leg offers, the caller answers it in
+        // a re-INVITE). With media anchored the gateway offers the relay's
+        // callee-side port itself and the caller's session does not change.
+        let mut out = OutRequest {
             method: Some(Method::Invite),
             uri,
             from: c.local_hdr.clone(),
@@ -112,6 +114,10 @@ impl Core {
             ],
             ..Default::default()
         };
+        if let Some(offer) = self.transfer_offer(key) {
+            out.content_type = Some("application/sdp".into());
+            out.body = offer;
+        }
         let c_invite = self.tl.send_request(now, peer, out);
         debug!(number = %entry.number, "transfer: calling the new leg");
         if let Some(call) = self.calls.get_mut(&key) {
@@ -152,6 +158,23 @@ impl Core {
         }
         t.c.learn_from_response(&resp);
         t.c_answered = true;
+        let anchored = call.media.is_some();
+        if anchored {
+            // The new leg answered the relay's offer: point the relay at it, ACK it.
+            let Some(t) = call.transfer.take() else {
+                return;
+            };
+            let Transfer {
+                number,
+                c,
+                c_invite,
+                ..
+            } = *t;
+            self.learn(key, Side::B, resp.content_type(), &resp.body);
+            let ack = c.request_with_cseq(Method::Ack, 1, None, Bytes::new());
+            self.tl.send_ack(Some(c_invite), c.peer, ack);
+            return self.complete_transfer(now, key, number, c, c_invite);
+        }
         if resp.body.is_empty() {
             // No offer to give the caller: give up on the new leg.
             let (c, tx) = (std::mem::replace(&mut t.c, Dialog::none()), t.c_invite);
@@ -213,6 +236,19 @@ impl Core {
             Bytes::from(resp.body.clone()),
         );
         self.tl.send_ack(Some(c_invite), c.peer, c_ack);
+        self.complete_transfer(now, key, number, c, c_invite);
+    }
+
+    /// The new leg is up: tell the agent, put the new leg in its place, release
+    /// the agent.
+    fn complete_transfer(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        number: String,
+        c: Dialog,
+        c_invite: TxId,
+    ) {
         self.notify_agent(now, key, "SIP/2.0 200 OK", true);
         // Release the agent and put the new leg in its place.
         let at_ms = self.unix_ms(now);

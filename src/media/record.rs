@@ -28,30 +28,26 @@ const PER_MS: u64 = 8;
 const LAG_MS: u64 = 400;
 /// Chunks in flight between the relay and the writer.
 const CHANNEL: usize = 16_384;
+/// Largest payload kept per packet: 60 ms of G.711.
+const MAX_PAYLOAD: usize = FRAME * 3;
+/// A gap longer than this (a long hold) is written as silence at once.
+const GAP_SAMPLES: u64 = 8000;
 
 /// What the relay sends the writer.
 #[derive(Debug, Clone, Copy)]
 pub struct Chunk {
     session: SessionId,
-    kind: Kind,
     /// 0 = left (caller), 1 = right (callee).
     channel: u8,
     /// Arrival, in ms since the session opened.
     at_ms: u64,
     codec: Codec,
     len: u16,
-    data: [u8; FRAME * 2],
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Audio,
-    /// The call is over: close the file.
-    End,
+    data: [u8; MAX_PAYLOAD],
 }
 
 impl Chunk {
-    /// Received audio of a session (the payload is cut at 40 ms).
+    /// Received audio of a session (the payload is cut at 60 ms).
     pub fn audio(
         session: SessionId,
         channel: u8,
@@ -59,29 +55,16 @@ impl Chunk {
         codec: Codec,
         payload: &[u8],
     ) -> Chunk {
-        let mut data = [0u8; FRAME * 2];
+        let mut data = [0u8; MAX_PAYLOAD];
         let n = payload.len().min(data.len());
         data[..n].copy_from_slice(&payload[..n]);
         Chunk {
             session,
-            kind: Kind::Audio,
             channel,
             at_ms,
             codec,
             len: n as u16,
             data,
-        }
-    }
-
-    fn end(session: SessionId) -> Chunk {
-        Chunk {
-            session,
-            kind: Kind::End,
-            channel: 0,
-            at_ms: 0,
-            codec: Codec::Pcma,
-            len: 0,
-            data: [0; FRAME * 2],
         }
     }
 }
@@ -101,6 +84,7 @@ pub struct RecordConfig {
 pub struct RecordTap {
     tx: Option<SyncSender<Chunk>>,
     opens: Arc<Mutex<Vec<(SessionId, PathBuf)>>>,
+    ends: Arc<Mutex<Vec<SessionId>>>,
     pub dropped: Arc<AtomicU64>,
     dir: Option<PathBuf>,
 }
@@ -111,6 +95,7 @@ impl RecordTap {
         RecordTap {
             tx: None,
             opens: Default::default(),
+            ends: Default::default(),
             dropped: Default::default(),
             dir: None,
         }
@@ -120,14 +105,16 @@ impl RecordTap {
     pub fn start(cfg: RecordConfig) -> std::io::Result<RecordTap> {
         let (tx, rx) = sync_channel(CHANNEL);
         let opens: Arc<Mutex<Vec<(SessionId, PathBuf)>>> = Default::default();
+        let ends: Arc<Mutex<Vec<SessionId>>> = Default::default();
         let dir = cfg.dir.clone();
-        let o = opens.clone();
+        let (o, e) = (opens.clone(), ends.clone());
         std::thread::Builder::new()
             .name("recorder".into())
-            .spawn(move || Writer::new(cfg, rx, o).run())?;
+            .spawn(move || Writer::new(cfg, rx, o, e).run())?;
         Ok(RecordTap {
             tx: Some(tx),
             opens,
+            ends,
             dropped: Default::default(),
             dir: Some(dir),
         })
@@ -170,8 +157,15 @@ impl RecordTap {
         }
     }
 
+    /// Finishes a recording. Never lost to a full channel: the end goes by a
+    /// list the writer checks every 200 ms, after the chunks already queued.
     pub fn close(&self, session: SessionId) {
-        self.send(Chunk::end(session));
+        if self.tx.is_none() {
+            return;
+        }
+        if let Ok(mut e) = self.ends.lock() {
+            e.push(session);
+        }
     }
 }
 
@@ -206,6 +200,22 @@ impl Open {
             expected
         }
         .max(self.written);
+        if start - self.written > GAP_SAMPLES {
+            // A long silence (hold): write what is pending, then the gap as
+            // silence, instead of holding it in memory.
+            let _ = self.flush(true);
+            while self.written < start {
+                let ok = self
+                    .wav
+                    .write_sample(0i16)
+                    .and_then(|_| self.wav.write_sample(0i16));
+                if ok.is_err() {
+                    break;
+                }
+                self.written += 1;
+            }
+        }
+        let start = start.max(self.written);
         let offset = (start - self.written) as usize;
         let buf = &mut self.pending[channel];
         if buf.len() < offset {
@@ -253,8 +263,10 @@ struct Writer {
     cfg: RecordConfig,
     rx: Receiver<Chunk>,
     opens: Arc<Mutex<Vec<(SessionId, PathBuf)>>>,
+    ends: Arc<Mutex<Vec<SessionId>>>,
     files: HashMap<SessionId, Open>,
     last_sweep: Option<std::time::Instant>,
+    last_ends: std::time::Instant,
 }
 
 impl Writer {
@@ -262,11 +274,14 @@ impl Writer {
         cfg: RecordConfig,
         rx: Receiver<Chunk>,
         opens: Arc<Mutex<Vec<(SessionId, PathBuf)>>>,
+        ends: Arc<Mutex<Vec<SessionId>>>,
     ) -> Writer {
         Writer {
             cfg,
             rx,
             opens,
+            ends,
+            last_ends: std::time::Instant::now(),
             files: HashMap::new(),
             last_sweep: None,
         }
@@ -287,9 +302,33 @@ impl Writer {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
+            if self.last_ends.elapsed() >= Duration::from_millis(200) {
+                self.take_ends();
+            }
         }
         for (_, f) in self.files.drain() {
             finish(f);
+        }
+    }
+
+    /// Closes the recordings whose calls ended, once the chunks queued before
+    /// the end have been written (they are ahead of it in the channel).
+    fn take_ends(&mut self) {
+        self.last_ends = std::time::Instant::now();
+        let ends = match self.ends.lock() {
+            Ok(mut e) => std::mem::take(&mut *e),
+            Err(_) => return,
+        };
+        if ends.is_empty() {
+            return;
+        }
+        while let Ok(chunk) = self.rx.try_recv() {
+            self.on_chunk(chunk);
+        }
+        for session in ends {
+            if let Some(f) = self.files.remove(&session) {
+                finish(f);
+            }
         }
     }
 
@@ -332,25 +371,16 @@ impl Writer {
         if !self.files.contains_key(&chunk.session) {
             self.take_opens();
         }
-        match chunk.kind {
-            Kind::End => {
-                if let Some(f) = self.files.remove(&chunk.session) {
-                    finish(f);
-                }
-            }
-            Kind::Audio => {
-                let Some(f) = self.files.get_mut(&chunk.session) else {
-                    return;
-                };
-                let mut pcm = [0i16; FRAME * 2];
-                let n = chunk
-                    .codec
-                    .decode(&chunk.data[..usize::from(chunk.len)], &mut pcm);
-                f.place(usize::from(chunk.channel.min(1)), chunk.at_ms, &pcm[..n]);
-                if let Err(e) = f.flush(false) {
-                    warn!(path = %f.path.display(), error = %e, "recording write failed");
-                }
-            }
+        let Some(f) = self.files.get_mut(&chunk.session) else {
+            return;
+        };
+        let mut pcm = [0i16; MAX_PAYLOAD];
+        let n = chunk
+            .codec
+            .decode(&chunk.data[..usize::from(chunk.len)], &mut pcm);
+        f.place(usize::from(chunk.channel.min(1)), chunk.at_ms, &pcm[..n]);
+        if let Err(e) = f.flush(false) {
+            warn!(path = %f.path.display(), error = %e, "recording write failed");
         }
     }
 }

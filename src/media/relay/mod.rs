@@ -434,8 +434,13 @@ impl Relay {
     fn scan_timeouts(&mut self, now: Instant) {
         let timeout = self.cfg.timeout;
         for s in self.sessions.iter_mut().flatten() {
-            if !s.timed_out && now.saturating_duration_since(s.last_activity()) >= timeout {
-                s.timed_out = true;
+            // Reported again every `timeout` while the silence lasts: the core may
+            // ignore a report (a caller not answered yet) and act on a later one.
+            let since = s
+                .last_activity()
+                .max(s.timeout_reported.unwrap_or(s.opened));
+            if now.saturating_duration_since(since) >= timeout {
+                s.timeout_reported = Some(now);
                 Self::emit(
                     &self.events,
                     &self.stats,

@@ -30,6 +30,10 @@ const PLAYER: SourceId = SourceId(2);
 const DIGITS: SourceId = SourceId(3);
 /// How long a generated digit lasts.
 const DTMF_OUT_MS: u32 = 160;
+/// A latched source silent this long may be replaced by another.
+const RELATCH_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+/// Digits waiting to be generated towards one phone.
+const DIGIT_QUEUE: usize = 16;
 
 /// One leg: its sockets and what is known of its phone.
 #[derive(Debug)]
@@ -47,6 +51,8 @@ pub(super) struct LegIo {
     /// A digit the gateway sends this phone (RFC 4733): its events replace the
     /// audio towards it until the last end packet.
     dtmf_out: Option<DtmfOut>,
+    /// Digits after it (allocated once with the leg).
+    digits: std::collections::VecDeque<char>,
 }
 
 /// An RFC 4733 event being generated: the generator's own stream position.
@@ -71,14 +77,22 @@ impl LegIo {
             last_rx: None,
             dtmf: DtmfReceiver::new(DTMF_END_TIMEOUT_MS),
             dtmf_out: None,
+            digits: std::collections::VecDeque::with_capacity(DIGIT_QUEUE),
         }
     }
 
     /// Starts sending `digit` to this phone; false when it takes no
     /// telephone-event (or the digit is not one).
     pub fn send_digit(&mut self, digit: char, seed: u64) -> bool {
-        if self.remote.and_then(|r| r.dtmf_pt).is_none() {
+        if self.remote.and_then(|r| r.dtmf_pt).is_none() || DtmfSender::new(digit, 1).is_err() {
             return false;
+        }
+        if self.dtmf_out.is_some() {
+            // After the digit in progress (its end packets must go out first).
+            if self.digits.len() < DIGIT_QUEUE {
+                self.digits.push_back(digit);
+            }
+            return true;
         }
         let Ok(sender) = DtmfSender::new(digit, DTMF_OUT_MS) else {
             return false;
@@ -110,6 +124,28 @@ impl LegIo {
         self.remote = Some(remote);
     }
 
+    /// Symmetric latching: whether a packet from `src` is this phone's. The
+    /// first source after an SDP latches; the SDP's own address always wins; a
+    /// latched source silent for [`RELATCH_AFTER`] gives way (NAT rebinding, an
+    /// orphaned phone that latched first).
+    fn accept(&mut self, src: SocketAddr, remote: Remote, now: Instant) -> bool {
+        let stale = self
+            .last_rx
+            .is_none_or(|t| now.saturating_duration_since(t) >= RELATCH_AFTER);
+        match self.latched {
+            Some(a) if a == src => true,
+            None => {
+                self.latched = Some(src);
+                true
+            }
+            Some(_) if src == remote.rtp || stale => {
+                self.latched = Some(src);
+                true
+            }
+            Some(_) => false,
+        }
+    }
+
     pub fn forget(&mut self) {
         self.remote = None;
         self.latched = None;
@@ -134,7 +170,8 @@ pub(super) struct Session {
     /// The callee hears the caller.
     pub bridged: bool,
     pub opened: Instant,
-    pub timed_out: bool,
+    /// When silence was last reported.
+    pub timeout_reported: Option<Instant>,
     pub recording: bool,
     seed: u64,
 }
@@ -147,7 +184,7 @@ impl Session {
             source: Source::Silence,
             bridged: false,
             opened: now,
-            timed_out: false,
+            timeout_reported: None,
             recording,
             seed,
         }
@@ -190,25 +227,21 @@ impl Session {
                 stats.inc(&stats.dropped_unknown);
                 return;
             };
-            match io.latched {
-                None => io.latched = Some(src),
-                Some(a) if a != src => {
-                    stats.inc(&stats.dropped_unknown);
-                    return;
-                }
-                Some(_) => {}
-            }
-            io.last_rx = Some(now);
+            // Only real RTP may latch a leg.
             if len < HEADER || buf[0] >> 6 != 2 {
                 stats.inc(&stats.dropped_malformed);
                 return;
             }
-            let pt = buf[1] & 0x7f;
-            let header = header_len(&buf[..len]);
-            let Some(header) = header else {
+            let Some(header) = header_len(&buf[..len]) else {
                 stats.inc(&stats.dropped_malformed);
                 return;
             };
+            if !io.accept(src, remote, now) {
+                stats.inc(&stats.dropped_unknown);
+                return;
+            }
+            io.last_rx = Some(now);
+            let pt = buf[1] & 0x7f;
             if Some(pt) == remote.dtmf_pt {
                 let ts = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
                 if let Ok(done) = io.dtmf.on_packet(ts, &buf[header..len], now_ms) {
@@ -220,12 +253,14 @@ impl Session {
                         });
                     }
                 }
-            } else if self.recording && pt == remote.codec.payload_type() {
+            } else if self.recording
+                && let Some(codec) = crate::media::Codec::from_payload_type(pt)
+            {
                 tap.send(Chunk::audio(
                     self.id,
                     i as u8,
                     now_ms,
-                    remote.codec,
+                    codec,
                     &buf[header..len],
                 ));
             }
@@ -276,6 +311,10 @@ impl Session {
             stats.inc(&stats.dropped_unknown);
             return;
         }
+        if len < 8 || buf[0] >> 6 != 2 {
+            stats.inc(&stats.dropped_malformed);
+            return;
+        }
         match io.latched_rtcp {
             None => io.latched_rtcp = Some(src),
             Some(a) if a != src => {
@@ -296,7 +335,8 @@ impl Session {
         let Some(dest) = other.dest_rtcp() else {
             return;
         };
-        let ssrc = self.legs[i].out.out_ssrc();
+        // The SSRC the receiving phone sees on our RTP towards it.
+        let ssrc = self.legs[leg.other().index()].out.out_ssrc();
         let pt = buf[1];
         if (200..=201).contains(&pt) {
             buf[4..8].copy_from_slice(&ssrc.to_be_bytes());
@@ -394,6 +434,10 @@ fn send_dtmf(io: &mut LegIo, buf: &mut [u8], now_ms: u64, stats: &Stats) {
     };
     let Some(p) = out.sender.next() else {
         io.dtmf_out = None;
+        if let Some(d) = io.digits.pop_front() {
+            let seed = u64::from(io.out.out_ssrc()) << 16 ^ u64::from(d);
+            io.send_digit(d, seed);
+        }
         return;
     };
     buf[0] = 0x80;

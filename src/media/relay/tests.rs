@@ -184,6 +184,36 @@ fn latching_follows_a_phone_behind_nat_and_ignores_strangers() {
 }
 
 #[test]
+fn a_stranger_who_latches_first_gives_way_to_the_phone_of_the_sdp() {
+    let r = Relay::start(Duration::from_secs(30));
+    let (a, b) = (phone(), phone());
+    r.bridged(&a, &b, None);
+    let stranger = phone();
+    stranger
+        .send_to(&rtp(8, 1, 0, 9, &[9; 160]), r.port(Leg::A))
+        .unwrap();
+    assert!(recv(&b).is_some(), "the first source latches");
+    // The phone the caller's SDP names sends: it takes the leg back at once.
+    a.send_to(&rtp(8, 1, 0, 1, &[1; 160]), r.port(Leg::A))
+        .unwrap();
+    assert_eq!(recv(&b).map(|p| p[12]), Some(1));
+    b.send_to(&rtp(8, 1, 0, 2, &[2; 160]), r.port(Leg::B))
+        .unwrap();
+    assert!(recv(&a).is_some(), "audio goes to the real phone");
+    stranger
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    assert!(recv(&stranger).is_none(), "not to the stranger");
+    // Junk never latches.
+    stranger.send_to(b"not rtp", r.port(Leg::A)).unwrap();
+    let end = Instant::now() + Duration::from_secs(2);
+    while super::Stats::get(&r.handle.stats.dropped_malformed) == 0 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(super::Stats::get(&r.handle.stats.dropped_malformed), 1);
+}
+
+#[test]
 fn prompt_then_agent_is_one_continuous_stream_for_the_caller() {
     let r = Relay::start(Duration::from_secs(30));
     let (a, b) = (phone(), phone());
