@@ -50,6 +50,14 @@ pub const STEPS: [Duration; 16] = [
     Duration::from_secs(600),
 ];
 
+/// The shipped prompts, converted once per process (not per input).
+fn prompts() -> Arc<hotline_gateway::media::Prompts> {
+    static P: std::sync::OnceLock<Arc<hotline_gateway::media::Prompts>> =
+        std::sync::OnceLock::new();
+    P.get_or_init(|| Arc::new(hotline_gateway::media::Prompts::embedded()))
+        .clone()
+}
+
 /// The core as `core()` in tests/it/corpus.rs builds it, with media anchored
 /// (the shipped prompts, the default `[media]` settings): the relay is played by
 /// the input (`next_timers` operations with a high argument inject its events).
@@ -61,7 +69,7 @@ pub fn core() -> Core {
         address: "127.0.0.1".parse().unwrap(),
         ports: (m.rtp_port_min, m.rtp_port_max),
         queued: QueuedAudio::Answer,
-        prompts: Arc::new(hotline_gateway::media::Prompts::embedded()),
+        prompts: prompts(),
         greeting: m.greeting,
         hold_music: m.hold_music,
         hold_message: m.hold_message,
