@@ -35,15 +35,29 @@ struct Receiver {
     status: Arc<AtomicU16>,
     up: Arc<AtomicBool>,
     seen: Arc<Mutex<Seen>>,
+    /// The port, bound but not listening until `start`: connections are
+    /// refused meanwhile, and no other socket can take the port.
+    reserved: Mutex<Option<socket2::Socket>>,
 }
 
 impl Receiver {
     fn new() -> Receiver {
+        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("a TCP socket");
+        sock.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .expect("bind the receiver's port");
+        let port = sock
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .map(|a| a.port())
+            .expect("the receiver's port");
         Receiver {
-            port: free_port(),
+            port,
             status: Arc::default(),
             up: Arc::default(),
             seen: Arc::default(),
+            reserved: Mutex::new(Some(sock)),
         }
     }
 
@@ -53,15 +67,14 @@ impl Receiver {
 
     /// Starts listening (connections were refused until now).
     fn start(&self) {
-        // The previous listener may take a moment to close.
-        let t0 = Instant::now();
-        let listener = loop {
-            match TcpListener::bind(("127.0.0.1", self.port)) {
-                Ok(l) => break l,
-                Err(e) if t0.elapsed() > Duration::from_secs(5) => panic!("rebind: {e}"),
-                Err(_) => std::thread::sleep(Duration::from_millis(50)),
-            }
-        };
+        let sock = self
+            .reserved
+            .lock()
+            .unwrap()
+            .take()
+            .expect("the receiver starts once");
+        sock.listen(128).expect("listen on the receiver's port");
+        let listener: TcpListener = sock.into();
         self.up.store(true, Ordering::SeqCst);
         let (status, up, seen) = (self.status.clone(), self.up.clone(), self.seen.clone());
         std::thread::spawn(move || {
