@@ -20,6 +20,7 @@ mod dialog;
 mod invite;
 pub mod leg;
 mod media;
+mod media_flow;
 #[cfg(test)]
 mod media_tests;
 mod queued;
