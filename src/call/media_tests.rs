@@ -114,6 +114,27 @@ fn remote_of(cmds: &[MediaCommand], leg: Leg) -> Option<std::net::SocketAddr> {
     })
 }
 
+/// A call to a direct route, answered by the callee (PCMA at 127.0.0.1:6000)
+/// and acknowledged: the callee's INVITE, the gateway's tag towards the caller
+/// and the call's ports. The relay's commands so far are drained.
+fn direct_call(net: &mut Net) -> (crate::sip::message::Request, String, [u16; 2]) {
+    net.send(net.caller, &caller_invite());
+    let ports = ports_of(&commands(net));
+    let b_inv = net.request(net.callee, Method::Invite);
+    net.send(
+        net.callee,
+        &callee_reply(&b_inv, 200, "OK", &[], &callee_sdp(6000, "sendrecv")),
+    );
+    let ok = net.response(net.caller, 200);
+    let gw_tag = ok.to_tag().unwrap();
+    net.send(
+        net.caller,
+        &caller_request("ACK", 1, "z9hG4bKack1", &gw_tag),
+    );
+    commands(net);
+    (b_inv, gw_tag, ports)
+}
+
 #[test]
 fn a_direct_call_is_anchored_at_the_relay_both_ways() {
     let mut net = net(&format!("sip:{CALLEE}"), QueuedAudio::Answer);
@@ -314,17 +335,7 @@ fn a_caller_who_hangs_up_in_the_queue_abandons() {
 #[test]
 fn silence_on_the_relay_ends_an_answered_call() {
     let mut net = net(&format!("sip:{CALLEE}"), QueuedAudio::Answer);
-    net.send(net.caller, &caller_invite());
-    let b_inv = net.request(net.callee, Method::Invite);
-    net.send(
-        net.callee,
-        &callee_reply(&b_inv, 200, "OK", &[], &callee_sdp(6000, "sendrecv")),
-    );
-    let ok = net.response(net.caller, 200);
-    net.send(
-        net.caller,
-        &caller_request("ACK", 1, "z9hG4bKack1", &ok.to_tag().unwrap()),
-    );
+    direct_call(&mut net);
     net.core
         .handle_media(net.now, MediaEvent::Timeout { session: 1 });
     net.collect();
@@ -362,19 +373,7 @@ fn early_media_mode_keeps_the_caller_unanswered_until_the_seat_answers() {
 fn a_transfer_keeps_the_callers_media_and_moves_the_relay_to_the_new_leg() {
     let mut net = net(&format!("sip:{CALLEE}"), QueuedAudio::Answer);
     let police = peer("127.0.0.1:5080");
-    net.send(net.caller, &caller_invite());
-    let ports = ports_of(&commands(&mut net));
-    let b_inv = net.request(net.callee, Method::Invite);
-    net.send(
-        net.callee,
-        &callee_reply(&b_inv, 200, "OK", &[], &callee_sdp(6000, "sendrecv")),
-    );
-    let ok = net.response(net.caller, 200);
-    net.send(
-        net.caller,
-        &caller_request("ACK", 1, "z9hG4bKack1", &ok.to_tag().unwrap()),
-    );
-    commands(&mut net);
+    let (b_inv, _, ports) = direct_call(&mut net);
     net.send(net.callee, &callee_refer(&b_inv, "110", 2));
     net.response(net.callee, 202);
     // The new leg is offered the relay's callee-side port, in the caller's codec.
@@ -412,14 +411,7 @@ fn a_transfer_keeps_the_callers_media_and_moves_the_relay_to_the_new_leg() {
 #[test]
 fn a_hold_with_a_null_address_keeps_the_bridge() {
     let mut net = net(&format!("sip:{CALLEE}"), QueuedAudio::Answer);
-    net.send(net.caller, &caller_invite());
-    let b_inv = net.request(net.callee, Method::Invite);
-    net.send(
-        net.callee,
-        &callee_reply(&b_inv, 200, "OK", &[], &callee_sdp(6000, "sendrecv")),
-    );
-    net.response(net.caller, 200);
-    commands(&mut net);
+    let (b_inv, _, _) = direct_call(&mut net);
     let held = callee_sdp(6000, "sendrecv").replace("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0");
     net.send(net.callee, &callee_reinvite(&b_inv, 2, &held));
     let cmds = commands(&mut net);
@@ -436,20 +428,8 @@ fn a_hold_with_a_null_address_keeps_the_bridge() {
 #[test]
 fn a_sip_info_digit_reaches_an_rfc_4733_phone_as_telephone_events() {
     let mut net = net(&format!("sip:{CALLEE}"), QueuedAudio::Answer);
-    net.send(net.caller, &caller_invite());
-    let b_inv = net.request(net.callee, Method::Invite);
     // The callee takes telephone-event (101); the caller's offer had none.
-    net.send(
-        net.callee,
-        &callee_reply(&b_inv, 200, "OK", &[], &callee_sdp(6000, "sendrecv")),
-    );
-    let ok = net.response(net.caller, 200);
-    let gw_tag = ok.to_tag().unwrap();
-    net.send(
-        net.caller,
-        &caller_request("ACK", 1, "z9hG4bKack1", &gw_tag),
-    );
-    commands(&mut net);
+    let (b_inv, gw_tag, _) = direct_call(&mut net);
     let info = String::from_utf8(caller_request("INFO", 2, "z9hG4bKinfo", &gw_tag))
         .unwrap()
         .replace(

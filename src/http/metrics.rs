@@ -296,6 +296,11 @@ pub fn render(
                 "Relay events (digits, timeouts) lost because the core's queue was full.",
                 S::get(&m.events_dropped),
             ),
+            (
+                "hotline_media_recording_dropped_total",
+                "Recorded audio chunks dropped because the recording writer fell behind.",
+                S::get(&m.record_dropped),
+            ),
         ] {
             counter(o, name, help, v);
         }

@@ -183,6 +183,16 @@ fn a_caller_and_an_agent_hear_each_other_and_the_call_is_recorded() {
     );
     assert_eq!(ca["ssrcs"], 1, "one stream from greeting to agent: {ca}");
     assert_eq!(ca["sequence_jumps"], 0, "{ca}");
+    // The relay's counters are exported.
+    let (code, metrics) = http_get(gw.http, "/metrics").expect("metrics");
+    assert_eq!(code, 200);
+    let relayed = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("hotline_media_packets_in_total "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .expect("hotline_media_packets_in_total");
+    assert!(relayed > 100, "{relayed} packets counted");
+    assert!(metrics.contains("hotline_media_recording_dropped_total 0"));
     // The recording: stereo, caller left, agent right, listed with the call.
     let rec = call_record(&gw);
     let name = rec["recording"].as_str().expect("recording on the record");

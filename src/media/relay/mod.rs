@@ -73,6 +73,8 @@ pub struct Stats {
     pub sessions: AtomicU64,
     pub commands_dropped: AtomicU64,
     pub events_dropped: AtomicU64,
+    /// Recording chunks the writer could not take (the recorder's counter).
+    pub record_dropped: Arc<AtomicU64>,
 }
 
 impl Stats {
@@ -127,7 +129,10 @@ pub fn spawn(
     let poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
     let (tx, rx) = sync_channel(COMMANDS);
-    let stats = Arc::new(Stats::default());
+    let stats = Arc::new(Stats {
+        record_dropped: tap.dropped.clone(),
+        ..Default::default()
+    });
     let mut relay = Relay {
         cfg,
         poll,
