@@ -10,14 +10,15 @@ use crate::media::command::{Leg, MediaCommand, MediaEvent, Playlist, Remote};
 use crate::media::record::RecordTap;
 use crate::media::{Codec, Prompt};
 
-/// A block of free even ports for one test (the relay binds them).
+/// A block of free even ports for one test (the relay binds them), below the
+/// ephemeral range where the phones' own sockets land.
 fn ports(n: u16) -> u16 {
     // Tests run in parallel: each call takes the next block.
     static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
     let pid = std::process::id() as u16;
     for _ in 0..400u16 {
         let i = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let base = 43_000 + ((pid.wrapping_mul(7) + i * 37) % 400) * 40;
+        let base = 12_000 + ((pid.wrapping_mul(7) + i * 37) % 190) * 40;
         let free = (base..base + n * 2).all(|p| UdpSocket::bind(("127.0.0.1", p)).is_ok());
         if free {
             return base;
