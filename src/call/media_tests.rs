@@ -4,7 +4,7 @@
 //! The relay itself is played by the test: it reads the commands and feeds events.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::tests::*;
 use super::*;
@@ -60,13 +60,7 @@ fn net(target: &str, queued: QueuedAudio) -> Net {
         media: Some(media_cfg(queued)),
         ..Default::default()
     };
-    Net {
-        core: Core::new(cfg, Arc::new(plan), 42, Instant::now()),
-        now: Instant::now(),
-        caller: peer(CALLER),
-        callee: peer(CALLEE),
-        inbox: Vec::new(),
-    }
+    Net::with(cfg, plan)
 }
 
 fn commands(net: &mut Net) -> Vec<MediaCommand> {

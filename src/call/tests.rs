@@ -45,6 +45,11 @@ impl Net {
             max_duration: Duration::from_secs(3600),
             ..Default::default()
         };
+        Net::with(cfg, plan)
+    }
+
+    /// A core with this configuration and dialplan, the caller and callee peers.
+    pub(super) fn with(cfg: CoreConfig, plan: Dialplan) -> Net {
         Net {
             core: Core::new(cfg, Arc::new(plan), 42, Instant::now()),
             now: Instant::now(),
