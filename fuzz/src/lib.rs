@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hotline_gateway::call::{Core, CoreConfig, MediaConfig, QueuedAudio};
+use hotline_gateway::call::{Core, CoreConfig, MediaConfig};
 use hotline_gateway::media::command::{Leg, MediaEvent};
 use hotline_gateway::sip::framing::{self, Frame};
 
@@ -64,22 +64,12 @@ fn prompts() -> Arc<hotline_gateway::media::Prompts> {
 pub fn core() -> Core {
     let plan = hotline_gateway::dialplan::embedded_default()
     .expect("the default dialplan parses");
-    let m = hotline_gateway::config::MediaSection::default();
-    let media = MediaConfig {
-        address: "127.0.0.1".parse().unwrap(),
-        ports: (m.rtp_port_min, m.rtp_port_max),
-        queued: QueuedAudio::Answer,
-        prompts: prompts(),
-        greeting: m.greeting,
-        hold_music: m.hold_music,
-        hold_message: m.hold_message,
-        hold_message_every: Duration::from_secs(m.hold_message_every_s),
-        survey: true,
-        survey_prompt: m.survey_prompt,
-        survey_thanks: m.survey_thanks,
-        survey_timeout: Duration::from_secs(m.survey_timeout_s),
-        record: false,
-    };
+    // The default [media] settings, as a gateway with no [media] section runs.
+    let media = MediaConfig::from_section(
+        &hotline_gateway::config::MediaSection::default(),
+        "127.0.0.1".parse().unwrap(),
+        prompts(),
+    );
     let cfg = CoreConfig {
         max_calls: 10,
         max_duration: Duration::from_secs(600),

@@ -8,8 +8,8 @@ use tokio::sync::mpsc;
 use tracing::info;
 
 use super::TransportError;
-use crate::call::{MediaConfig, QueuedAudio};
-use crate::config::{Config, QueuedMode};
+use crate::call::MediaConfig;
+use crate::config::Config;
 use crate::dialplan::Dialplan;
 use crate::media::command::MediaEvent;
 use crate::media::record::{RecordConfig, RecordTap};
@@ -92,23 +92,6 @@ pub(crate) fn start(
         tx,
     )?;
     info!(%address, ports = %format!("{}-{}", m.rtp_port_min, m.rtp_port_max), prompts = prompts.len(), "media relay running");
-    let core = MediaConfig {
-        address,
-        ports: (m.rtp_port_min, m.rtp_port_max),
-        queued: match m.queued {
-            QueuedMode::Answer => QueuedAudio::Answer,
-            QueuedMode::EarlyMedia => QueuedAudio::EarlyMedia,
-        },
-        prompts: Arc::new(prompts),
-        greeting: m.greeting.clone(),
-        hold_music: m.hold_music.clone(),
-        hold_message: m.hold_message.clone(),
-        hold_message_every: Duration::from_secs(m.hold_message_every_s),
-        survey: m.survey,
-        survey_prompt: m.survey_prompt.clone(),
-        survey_thanks: m.survey_thanks.clone(),
-        survey_timeout: Duration::from_secs(m.survey_timeout_s),
-        record: m.record,
-    };
+    let core = MediaConfig::from_section(m, address, Arc::new(prompts));
     Ok(Some((core, MediaPlane { handle, events: rx })))
 }
