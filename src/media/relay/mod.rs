@@ -439,6 +439,9 @@ impl Relay {
     fn scan_timeouts(&mut self, now: Instant) {
         let timeout = self.cfg.timeout;
         for s in self.sessions.iter_mut().flatten() {
+            for leg in &mut s.legs {
+                leg.release_if_stale(now);
+            }
             // Reported again every `timeout` while the silence lasts: the core may
             // ignore a report (a caller not answered yet) and act on a later one.
             let since = s

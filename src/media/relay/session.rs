@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use mio::net::UdpSocket;
-use tracing::trace;
+use tracing::{debug, trace};
 
 use super::Stats;
 use super::player::{Player, Tick};
@@ -44,6 +44,9 @@ pub(super) struct LegIo {
     /// The address the phone actually sends from (symmetric latching, for NAT).
     latched: Option<SocketAddr>,
     latched_rtcp: Option<SocketAddr>,
+    /// The address `rtp` is connected to: the latched source, when it is the
+    /// SDP's own address (see [`LegIo::sync_connection`]).
+    connected: Option<SocketAddr>,
     /// Rewrites everything sent towards this leg onto one RTP stream.
     out: Rewriter,
     pub last_rx: Option<Instant>,
@@ -73,6 +76,7 @@ impl LegIo {
             remote: None,
             latched: None,
             latched_rtcp: None,
+            connected: None,
             out: Rewriter::new(seed as u32, (seed >> 32) as u16, (seed >> 40) as u32),
             last_rx: None,
             dtmf: DtmfReceiver::new(DTMF_END_TIMEOUT_MS),
@@ -122,6 +126,52 @@ impl LegIo {
             self.latched_rtcp = None;
         }
         self.remote = Some(remote);
+        self.sync_connection();
+    }
+
+    /// The address the RTP socket should be connected to: the latched source
+    /// when it is the address the phone's SDP names. A connected UDP socket
+    /// sends without a route lookup per packet and the kernel drops other
+    /// sources before they reach the relay; a phone behind NAT (latched
+    /// elsewhere) stays unconnected, so that its SDP address can still take the
+    /// leg back at once.
+    fn wanted_connection(&self) -> Option<SocketAddr> {
+        self.latched
+            .filter(|a| self.remote.is_some_and(|r| r.rtp == *a))
+    }
+
+    /// Connects or disconnects the RTP socket to match [`Self::wanted_connection`].
+    fn sync_connection(&mut self) {
+        let want = self.wanted_connection();
+        if want == self.connected {
+            return;
+        }
+        if self.connected.take().is_some()
+            && let Err(e) = disconnect(&self.rtp)
+        {
+            // Sends carry their address anyway; only the kernel's filter stays.
+            debug!(error = %e, "RTP socket could not be disconnected");
+        }
+        if let Some(a) = want {
+            match self.rtp.connect(a) {
+                Ok(()) => self.connected = Some(a),
+                Err(e) => debug!(error = %e, %a, "RTP socket could not be connected"),
+            }
+        }
+    }
+
+    /// A connected phone silent for [`RELATCH_AFTER`]: the socket hears every
+    /// source again, so that a phone that moved can latch anew.
+    pub fn release_if_stale(&mut self, now: Instant) {
+        let stale = self
+            .last_rx
+            .is_none_or(|t| now.saturating_duration_since(t) >= RELATCH_AFTER);
+        if self.connected.is_some() && stale {
+            self.connected = None;
+            if let Err(e) = disconnect(&self.rtp) {
+                debug!(error = %e, "RTP socket could not be disconnected");
+            }
+        }
     }
 
     /// Symmetric latching: whether a packet from `src` is this phone's. The
@@ -146,10 +196,21 @@ impl LegIo {
         }
     }
 
+    /// Sends `pkt` to this phone from this leg's RTP socket.
+    fn send(&self, pkt: &[u8], dest: SocketAddr, stats: &Stats) {
+        let sent = if self.connected == Some(dest) {
+            self.rtp.send(pkt)
+        } else {
+            self.rtp.send_to(pkt, dest)
+        };
+        count(sent, dest, stats);
+    }
+
     pub fn forget(&mut self) {
         self.remote = None;
         self.latched = None;
         self.latched_rtcp = None;
+        self.sync_connection();
     }
 }
 
@@ -241,6 +302,9 @@ impl Session {
                 return;
             }
             io.last_rx = Some(now);
+            if io.connected != io.wanted_connection() {
+                io.sync_connection();
+            }
             let pt = buf[1] & 0x7f;
             if Some(pt) == remote.dtmf_pt {
                 let ts = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
@@ -290,7 +354,7 @@ impl Session {
             }
         }
         match out.out.rewrite(pkt, SourceId(i as u32), now_ms, CLOCK) {
-            Ok(crate::media::Verdict::Forward) => send(&out.rtp, pkt, dest, stats),
+            Ok(crate::media::Verdict::Forward) => out.send(pkt, dest, stats),
             Ok(crate::media::Verdict::DropBeforeSwitch) => stats.inc(&stats.dropped_late),
             Err(_) => stats.inc(&stats.dropped_malformed),
         }
@@ -336,17 +400,13 @@ impl Session {
             return;
         };
         // The SSRC the receiving phone sees on our RTP towards it.
-        let ssrc = self.legs[leg.other().index()].out.out_ssrc();
+        let ssrc = other.out.out_ssrc();
         let pt = buf[1];
         if (200..=201).contains(&pt) {
             buf[4..8].copy_from_slice(&ssrc.to_be_bytes());
         }
-        send(
-            &self.legs[leg.other().index()].rtcp,
-            &buf[..len],
-            dest,
-            stats,
-        );
+        let sent = other.rtcp.send_to(&buf[..len], dest);
+        count(sent, dest, stats);
     }
 
     /// Every 20 ms: the next frame of the caller's playlist, and DTMF ends that
@@ -398,7 +458,7 @@ impl Session {
                     a.out.rewrite(pkt, PLAYER, now_ms, CLOCK)
                 {
                     stats.inc(&stats.played);
-                    send(&a.rtp, pkt, dest, stats);
+                    a.send(pkt, dest, stats);
                 }
             }
             Tick::Done => {
@@ -449,7 +509,7 @@ fn send_dtmf(io: &mut LegIo, buf: &mut [u8], now_ms: u64, stats: &Stats) {
     out.seq = out.seq.wrapping_add(1);
     let pkt = &mut buf[..16];
     if let Ok(crate::media::Verdict::Forward) = io.out.rewrite(pkt, DIGITS, now_ms, CLOCK) {
-        send(&io.rtp, pkt, dest, stats);
+        io.send(pkt, dest, stats);
     }
 }
 
@@ -468,8 +528,8 @@ fn header_len(pkt: &[u8]) -> Option<usize> {
     (len <= end).then_some(len)
 }
 
-fn send(sock: &UdpSocket, pkt: &[u8], dest: SocketAddr, stats: &Stats) {
-    match sock.send_to(pkt, dest) {
+fn count(sent: io::Result<usize>, dest: SocketAddr, stats: &Stats) {
+    match sent {
         Ok(_) => stats.inc(&stats.packets_out),
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => stats.inc(&stats.dropped_send),
         Err(e) => {
@@ -477,6 +537,24 @@ fn send(sock: &UdpSocket, pkt: &[u8], dest: SocketAddr, stats: &Stats) {
             stats.inc(&stats.dropped_send);
         }
     }
+}
+
+/// Dissolves a UDP socket's connection (`connect` with `AF_UNSPEC`, which the
+/// standard library has no call for); the socket keeps its port.
+fn disconnect(sock: &UdpSocket) -> io::Result<()> {
+    use nix::libc;
+    use std::os::fd::AsRawFd;
+    let unspec = libc::sockaddr_in {
+        sin_family: libc::AF_UNSPEC as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr { s_addr: 0 },
+        sin_zero: [0; 8],
+    };
+    nix::sys::socket::connect(
+        sock.as_raw_fd(),
+        &nix::sys::socket::SockaddrIn::from(unspec),
+    )
+    .map_err(io::Error::from)
 }
 
 #[cfg(test)]

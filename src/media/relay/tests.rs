@@ -190,6 +190,13 @@ fn a_stranger_who_latches_first_gives_way_to_the_phone_of_the_sdp() {
     let (a, b) = (phone(), phone());
     r.bridged(&a, &b, None);
     let stranger = phone();
+    // Junk never latches.
+    stranger.send_to(b"not rtp", r.port(Leg::A)).unwrap();
+    let end = Instant::now() + Duration::from_secs(2);
+    while super::Stats::get(&r.handle.stats.dropped_malformed) == 0 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(super::Stats::get(&r.handle.stats.dropped_malformed), 1);
     stranger
         .send_to(&rtp(8, 1, 0, 9, &[9; 160]), r.port(Leg::A))
         .unwrap();
@@ -205,13 +212,63 @@ fn a_stranger_who_latches_first_gives_way_to_the_phone_of_the_sdp() {
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     assert!(recv(&stranger).is_none(), "not to the stranger");
-    // Junk never latches.
-    stranger.send_to(b"not rtp", r.port(Leg::A)).unwrap();
-    let end = Instant::now() + Duration::from_secs(2);
-    while super::Stats::get(&r.handle.stats.dropped_malformed) == 0 && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert_eq!(super::Stats::get(&r.handle.stats.dropped_malformed), 1);
+    // The stranger is not heard any more (the kernel drops its packets: the
+    // leg's socket is connected to the real phone).
+    stranger
+        .send_to(&rtp(8, 2, 160, 9, &[9; 160]), r.port(Leg::A))
+        .unwrap();
+    b.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    assert!(recv(&b).is_none(), "the stranger is not relayed");
+}
+
+#[test]
+fn a_phone_that_moves_without_a_new_sdp_is_heard_after_its_old_address_falls_silent() {
+    let r = Relay::start(Duration::from_secs(30));
+    let (a, b) = (phone(), phone());
+    r.bridged(&a, &b, None);
+    // The phone of the SDP latches (the relay connects the leg's socket to it).
+    a.send_to(&rtp(8, 1, 0, 1, &[1; 160]), r.port(Leg::A))
+        .unwrap();
+    assert_eq!(recv(&b).map(|p| p[12]), Some(1));
+    b.send_to(&rtp(8, 1, 0, 2, &[2; 160]), r.port(Leg::B))
+        .unwrap();
+    assert_eq!(recv(&a).map(|p| p[12]), Some(2));
+    // The same phone from a new port (it restarted), no new SDP: not heard while
+    // the old address is fresh...
+    let moved = phone();
+    moved
+        .send_to(&rtp(8, 2, 160, 1, &[3; 160]), r.port(Leg::A))
+        .unwrap();
+    b.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    assert!(recv(&b).is_none(), "the latched address holds the leg");
+    // ...and heard once it has been silent for the re-latch time.
+    let end = Instant::now() + Duration::from_secs(6);
+    let mut seq = 3;
+    let heard = loop {
+        moved
+            .send_to(
+                &rtp(8, seq, 160 * u32::from(seq), 1, &[4; 160]),
+                r.port(Leg::A),
+            )
+            .unwrap();
+        seq += 1;
+        if let Some(p) = recv(&b) {
+            break Some(p);
+        }
+        if Instant::now() > end {
+            break None;
+        }
+    };
+    assert_eq!(heard.map(|p| p[12]), Some(4), "the moved phone latches");
+    b.send_to(&rtp(8, 2, 160, 2, &[5; 160]), r.port(Leg::B))
+        .unwrap();
+    assert_eq!(
+        recv(&moved).map(|p| p[12]),
+        Some(5),
+        "audio follows the phone to its new address"
+    );
 }
 
 #[test]
