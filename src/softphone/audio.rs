@@ -57,7 +57,7 @@ pub struct AudioReport {
 pub async fn run(
     call: u64,
     sock: UdpSocket,
-    remote: Remote,
+    remote: tokio::sync::watch::Receiver<Remote>,
     opts: AudioOpts,
     mut stop: oneshot::Receiver<()>,
 ) -> AudioReport {
@@ -65,7 +65,6 @@ pub async fn run(
         call,
         ..Default::default()
     };
-    let codec = remote.codec;
     let mut heard: Vec<i16> = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -88,6 +87,8 @@ pub async fn run(
         tokio::select! {
             _ = &mut stop => break,
             _ = tick.tick() => {
+                let remote = *remote.borrow();
+                let codec = remote.codec;
                 // A digit due: its events replace audio until its end packets.
                 if dtmf.is_none()
                     && digits_at.is_some_and(|t| tokio::time::Instant::now() >= t)
@@ -161,7 +162,7 @@ pub async fn run(
                 last_seq = Some(s);
                 let cc = usize::from(buf[0] & 0x0f);
                 let start = 12 + 4 * cc;
-                if Some(pt) == remote.dtmf_pt && n >= start + 4 {
+                if Some(pt) == remote.borrow().dtmf_pt && n >= start + 4 {
                     let ev_ts = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
                     let end = buf[start + 1] & 0x80 != 0;
                     if end && last_event != Some((ev_ts, buf[start])) {

@@ -87,10 +87,14 @@ pub struct Summary {
     pub audio: Vec<AudioReport>,
 }
 
-type AudioTask = (
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<AudioReport>,
-);
+/// One call's running audio.
+#[derive(Debug)]
+struct AudioTask {
+    stop: tokio::sync::oneshot::Sender<()>,
+    /// Where to send: a later SDP may move the far end.
+    remote: tokio::sync::watch::Sender<crate::media::command::Remote>,
+    handle: tokio::task::JoinHandle<AudioReport>,
+}
 
 struct Driver {
     ua: Ua,
@@ -98,6 +102,8 @@ struct Driver {
     buf: Vec<u8>,
     audio: Option<AudioOpts>,
     tasks: BTreeMap<u64, AudioTask>,
+    /// RTP sockets of offered calls with no audio yet.
+    offered: BTreeMap<u64, UdpSocket>,
 }
 
 impl Driver {
@@ -118,34 +124,69 @@ impl Driver {
             buf: vec![0; 65_536],
             audio,
             tasks: BTreeMap::new(),
+            offered: BTreeMap::new(),
         })
     }
 
-    /// A call is up: start its audio.
-    async fn start_audio(&mut self, call: u64, port: u16, remote: crate::media::command::Remote) {
-        let Some(opts) = self.audio.clone() else {
+    /// An outgoing call offered audio on `port`: its socket is bound now, so
+    /// that what arrives before the answer (early media) is heard.
+    async fn bind_audio(&mut self, call: u64, port: u16) {
+        if self.audio.is_none() {
             return;
-        };
-        let ip = self
-            .sock
-            .local_addr()
-            .map(|a| a.ip())
-            .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
-        match audio::bind(ip, port).await {
+        }
+        match audio::bind(self.ip(), port).await {
             Ok(sock) => {
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                let task = tokio::spawn(audio::run(call, sock, remote, opts, rx));
-                self.tasks.insert(call, (tx, task));
+                self.offered.insert(call, sock);
             }
             Err(e) => eprintln!("call {call}: cannot bind RTP port {port}: {e}"),
         }
     }
 
+    fn ip(&self) -> std::net::IpAddr {
+        self.sock
+            .local_addr()
+            .map(|a| a.ip())
+            .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into())
+    }
+
+    /// A call has audio: start it, or send it to where a new SDP moved the far end.
+    async fn start_audio(&mut self, call: u64, port: u16, remote: crate::media::command::Remote) {
+        let Some(opts) = self.audio.clone() else {
+            return;
+        };
+        if let Some(task) = self.tasks.get(&call) {
+            let _ = task.remote.send(remote);
+            return;
+        }
+        let sock = match self.offered.remove(&call) {
+            Some(sock) => sock,
+            None => match audio::bind(self.ip(), port).await {
+                Ok(sock) => sock,
+                Err(e) => {
+                    eprintln!("call {call}: cannot bind RTP port {port}: {e}");
+                    return;
+                }
+            },
+        };
+        let (stop, stop_rx) = tokio::sync::oneshot::channel();
+        let (remote_tx, remote_rx) = tokio::sync::watch::channel(remote);
+        let handle = tokio::spawn(audio::run(call, sock, remote_rx, opts, stop_rx));
+        self.tasks.insert(
+            call,
+            AudioTask {
+                stop,
+                remote: remote_tx,
+                handle,
+            },
+        );
+    }
+
     /// A call ended: stop its audio and keep its report.
     async fn stop_audio(&mut self, call: u64, summary: &mut Summary) {
-        if let Some((stop, task)) = self.tasks.remove(&call) {
-            let _ = stop.send(());
-            if let Ok(r) = task.await {
+        self.offered.remove(&call);
+        if let Some(task) = self.tasks.remove(&call) {
+            let _ = task.stop.send(());
+            if let Ok(r) = task.handle.await {
                 summary.audio.push(r);
             }
         }
@@ -236,6 +277,7 @@ pub async fn agent(opts: AgentOpts) -> Result<Summary, SoftphoneError> {
                 UaEvent::TransferDone { code, .. } => {
                     *summary.transfers_by_code.entry(code).or_default() += 1;
                 }
+                UaEvent::Offered { call, local_port } => d.bind_audio(call, local_port).await,
                 UaEvent::Media {
                     call,
                     local_port,

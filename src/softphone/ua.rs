@@ -75,7 +75,14 @@ pub enum UaEvent {
         call: u64,
         code: u16,
     },
-    /// A call is up and has audio: send from `local_port` to `remote`.
+    /// An outgoing call offered audio on `local_port`: bind it now, so that
+    /// early media is not lost before the answer.
+    Offered {
+        call: u64,
+        local_port: u16,
+    },
+    /// A call has audio (early media on a 18x, or the answer): send from
+    /// `local_port` to `remote`. Sent again when a later SDP moves the far end.
     Media {
         call: u64,
         local_port: u16,
@@ -106,6 +113,8 @@ struct UaCall {
     auth_tries: u8,
     /// Our RTP port for this call, with real audio.
     rtp_port: Option<u16>,
+    /// The far end's audio as last announced in a [`UaEvent::Media`].
+    media: Option<crate::media::command::Remote>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -257,9 +266,16 @@ impl Ua {
                 transfer_at: None,
                 auth_tries: 0,
                 rtp_port,
+                media: None,
             },
         );
         self.by_tx.insert(tx, Role::Invite(key));
+        if let Some(local_port) = rtp_port {
+            self.events.push_back(UaEvent::Offered {
+                call: key,
+                local_port,
+            });
+        }
         key
     }
 
@@ -514,6 +530,7 @@ impl Ua {
                 transfer_at: None,
                 auth_tries: 0,
                 rtp_port: None,
+                media: None,
             },
         );
         self.events.push_back(UaEvent::Incoming {
@@ -541,15 +558,8 @@ impl Ua {
             return;
         };
         c.rtp_port = rtp_port;
-        if let (Some(local_port), Some(remote)) =
-            (rtp_port, remote_audio(req.content_type(), &req.body))
-        {
-            self.events.push_back(UaEvent::Media {
-                call: key,
-                local_port,
-                remote,
-            });
-        }
+        let remote = remote_audio(req.content_type(), &req.body);
+        announce_media(&mut self.events, key, c, remote);
         let mut ok = response_to(&req, 200, "OK", Some(&c.dialog.local_tag));
         ok.header("Contact", &contact);
         let _ = self.tl.respond(
@@ -671,6 +681,11 @@ impl Ua {
             if code > 100 && c.state == State::Calling {
                 c.state = State::Ringing;
             }
+            if code > 100 {
+                // Early media (a 183 with SDP): the greeting of a queued line.
+                let remote = remote_audio(resp.content_type(), &resp.body);
+                announce_media(&mut self.events, key, c, remote);
+            }
             return;
         }
         if code < 300 {
@@ -689,15 +704,8 @@ impl Ua {
             c.state = State::Confirmed;
             c.answered = true;
             self.events.push_back(UaEvent::Answered { call: key });
-            if let (Some(local_port), Some(remote)) =
-                (c.rtp_port, remote_audio(resp.content_type(), &resp.body))
-            {
-                self.events.push_back(UaEvent::Media {
-                    call: key,
-                    local_port,
-                    remote,
-                });
-            }
+            let remote = remote_audio(resp.content_type(), &resp.body);
+            announce_media(&mut self.events, key, c, remote);
             if let Some(t) = self.cfg.talk_for {
                 self.arm(key, Timer::Hangup, now + t);
             }
@@ -755,6 +763,27 @@ impl Ua {
             });
         }
     }
+}
+
+/// Tells the driver where a call's audio goes, when a new SDP names a new place.
+fn announce_media(
+    events: &mut VecDeque<UaEvent>,
+    key: u64,
+    c: &mut UaCall,
+    remote: Option<crate::media::command::Remote>,
+) {
+    let (Some(local_port), Some(remote)) = (c.rtp_port, remote) else {
+        return;
+    };
+    if c.media == Some(remote) {
+        return;
+    }
+    c.media = Some(remote);
+    events.push_back(UaEvent::Media {
+        call: key,
+        local_port,
+        remote,
+    });
 }
 
 /// Where the far end wants our audio, from an SDP body.

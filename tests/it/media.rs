@@ -13,13 +13,18 @@ use crate::support::*;
 /// Line 12345 → queue `q` of agent 2001 (password `pw2001`); line 12315 is
 /// call-forwarded to the same queue and plays the `forwarded` prompt first.
 fn gateway(media: &str) -> Gateway {
+    gateway_queued("answer", media)
+}
+
+/// The same, with `[media] queued` set to `queued` (answer | early_media).
+fn gateway_queued(queued: &str, media: &str) -> Gateway {
     let mut opts = GwOpts::to("queue:q");
     opts.extra_dialplan = "[[queue]]\nname = \"q\"\nring_timeout_s = 10\nwrap_up_s = 0\n\
 agents = [\"2001\"]\n\n[[agent]]\nid = \"2001\"\nname = \"Agent 2001\"\npassword = \"pw2001\"\n\n\
 [[line]]\nnumber = \"12315\"\nname = \"12315\"\nmode = \"call_forwarding\"\nqueue = \"q\"\n\
 prompt = \"forwarded\"\n"
         .into();
-    opts.extra_config = format!("[media]\nqueued = \"answer\"\n{media}\n");
+    opts.extra_config = format!("[media]\nqueued = \"{queued}\"\n{media}\n");
     Gateway::start(opts)
 }
 
@@ -247,17 +252,26 @@ fn a_queued_caller_hears_the_greeting_then_hold_music() {
     );
     let heard = samples(cs["audio"][0]["recording"].as_str().unwrap());
     let greeting = prompt("greeting");
-    // A second of speech from 2 s into the greeting, found near the call's start
-    // (what the softphone heard starts once it has bound its RTP socket, so the
-    // first frames of the greeting may be missing from it).
-    let (at, score) = locate(&greeting[MID..MID + 8000], &heard, 0..MID + 8000);
+    // The greeting's first second, at the start of what was heard (the
+    // softphone binds its RTP socket with the offer: nothing is lost)...
+    let (at, score) = locate(&greeting[..8000], &heard, 0..1600);
+    assert!(
+        score > 0.9,
+        "the greeting is heard from its start (correlation {score:.3} at {at})"
+    );
+    // ...and a second of it from 2 s in, where it belongs.
+    let (at, score) = locate(
+        &greeting[MID..MID + 8000],
+        &heard,
+        at + MID - 400..at + MID + 400,
+    );
     assert!(
         score > 0.9,
         "the greeting is heard (correlation {score:.3} at {at})"
     );
     // Then the hold music starts where the greeting ends.
     let hold = prompt("hold");
-    let end = (at + greeting.len()).saturating_sub(MID);
+    let end = at + greeting.len() - MID;
     let (at, score) = locate(&hold[..4000], &heard, end.saturating_sub(400)..end + 800);
     assert!(
         score > 0.9,
@@ -268,6 +282,28 @@ fn a_queued_caller_hears_the_greeting_then_hold_music() {
         rec["outcome"], "abandoned",
         "the gateway's answer is not an agent's: {rec}"
     );
+    assert!(rec["answered_at_ms"].is_null(), "{rec}");
+}
+
+#[test]
+fn with_early_media_a_queued_caller_hears_the_greeting_from_its_start_before_any_answer() {
+    let gw = gateway_queued("early_media", "hold_message_every_s = 600");
+    let dir = tmp("early");
+    let d = dir.display().to_string();
+    // Nobody answers: the caller gives up after 7 s of ringing.
+    let c = caller(&gw, "12345", &["--max-wait-s", "7", "--record-dir", &d]);
+    let cs = c.finish(Duration::from_secs(20)).expect("caller");
+    assert_eq!(cs["answered"], 0, "early media is not an answer: {cs}");
+    let heard = samples(cs["audio"][0]["recording"].as_str().unwrap());
+    // The softphone binds its RTP socket with the offer, so the greeting's first
+    // second is there, at the very start of what was heard.
+    let greeting = prompt("greeting");
+    let (at, score) = locate(&greeting[..8000], &heard, 0..1600);
+    assert!(
+        score > 0.9,
+        "the greeting is heard from its start (correlation {score:.3} at {at}): {cs}"
+    );
+    let rec = call_record(&gw);
     assert!(rec["answered_at_ms"].is_null(), "{rec}");
 }
 
