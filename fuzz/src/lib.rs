@@ -210,7 +210,11 @@ impl Harness {
                         leg: Leg::A,
                         digit: char::from(b'0' + (arg & 15) as u8 % 10),
                     },
-                    _ => MediaEvent::PlayDone { session },
+                    // Current or stale playlists (numbers are small in a fuzz run).
+                    _ => MediaEvent::PlayDone {
+                        session,
+                        play: u32::from(rest.get(1).copied().unwrap_or(0) % 4),
+                    },
                 };
                 self.core.handle_media(self.now, ev);
             }

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use tracing::{debug, warn};
 
 use super::{CallKey, Core, Side};
-use crate::media::command::{Leg, MediaCommand, Remote};
+use crate::media::command::{Leg, MediaCommand, Playlist, Remote};
 use crate::media::{Codec, Prompts};
 use crate::sip::message::{Headers, Request};
 use crate::sip::sdp::{Direction, Sdp, SdpError};
@@ -126,6 +126,8 @@ pub(super) struct CallMedia {
     pub recording: Option<String>,
     /// The caller hears the gateway (not the callee).
     pub(super) playing: bool,
+    /// The number of the last playlist sent to the relay.
+    pub(super) plays: u32,
     /// The line's prompt, played before queueing (the plan the call started with).
     pub(super) line_prompt: Option<String>,
     /// telephone-event payload type per leg (`[caller, callee]`), from its SDP.
@@ -150,6 +152,21 @@ impl Core {
 
     pub(super) fn media_cmd(&mut self, cmd: MediaCommand) {
         self.media_out.push_back(cmd);
+    }
+
+    /// The caller hears `playlist`, numbered so that its end is told apart
+    /// from the end of the one before.
+    pub(super) fn media_play(&mut self, key: CallKey, playlist: Playlist) {
+        let Some(m) = self.calls.get_mut(&key).and_then(|c| c.media.as_mut()) else {
+            return;
+        };
+        m.plays = m.plays.wrapping_add(1);
+        let play = m.plays;
+        self.media_cmd(MediaCommand::Play {
+            session: key,
+            play,
+            playlist,
+        });
     }
 
     /// Sets up media for a new call whose INVITE offers SDP. `Ok(false)`: the
@@ -226,6 +243,7 @@ impl Core {
             survey_digit: None,
             recording,
             playing: false,
+            plays: 0,
             line_prompt: line.prompt.clone(),
             dtmf: [remote.dtmf_pt, None],
             a_remote: remote,

@@ -98,10 +98,7 @@ impl Core {
             },
             None => self.hold_playlist(&cfg, true),
         };
-        self.media_cmd(MediaCommand::Play {
-            session: key,
-            playlist,
-        });
+        self.media_play(key, playlist);
         if let Some(at) = guard {
             self.arm_call_timer(key, CallTimer::Survey, at);
         }
@@ -173,13 +170,13 @@ impl Core {
             session: key,
             leg: Leg::B,
         });
-        self.media_cmd(MediaCommand::Play {
-            session: key,
-            playlist: Playlist {
+        self.media_play(
+            key,
+            Playlist {
                 once: vec![prompt],
                 hold: None,
             },
-        });
+        );
         self.arm_call_timer(key, CallTimer::Survey, until);
         if release {
             if let Err(e) = self.acd.call_ended(now, key) {
@@ -226,13 +223,13 @@ impl Core {
         m.survey = Survey::Closing;
         match thanks.filter(|_| m.survey_digit.is_some()) {
             Some(p) => {
-                self.media_cmd(MediaCommand::Play {
-                    session: key,
-                    playlist: Playlist {
+                self.media_play(
+                    key,
+                    Playlist {
                         once: vec![p],
                         hold: None,
                     },
-                });
+                );
                 // Bounded in case the relay never reports the end.
                 let guard = now + Duration::from_millis(self.thanks_ms()) + Duration::from_secs(2);
                 self.arm_call_timer(key, CallTimer::Survey, guard);
@@ -292,7 +289,14 @@ impl Core {
                 leg: Leg::A, digit, ..
             } => self.on_digit(now, key, digit),
             MediaEvent::Digit { .. } => {}
-            MediaEvent::PlayDone { .. } => self.on_play_done(now, key),
+            MediaEvent::PlayDone { play, .. } => {
+                // Only the playlist playing now: one that ended while the core
+                // was already sending the next (the survey's prompt as the
+                // digit came) must not end the next one's wait.
+                if call.media.as_ref().is_some_and(|m| m.plays == play) {
+                    self.on_play_done(now, key);
+                }
+            }
             MediaEvent::Timeout { .. } if call.a_invite.is_some() => {
                 // Not answered yet (ringing, early media): a phone need not send.
                 debug!("no RTP yet on an unanswered call");
@@ -324,10 +328,7 @@ impl Core {
         if let Some((queue, line)) = m.queue_after_prompt.take() {
             // The line's prompt is over: hold music while the ACD finds an agent.
             let playlist = self.hold_playlist(&cfg, false);
-            self.media_cmd(MediaCommand::Play {
-                session: key,
-                playlist,
-            });
+            self.media_play(key, playlist);
             return self.offer_to_acd(now, key, &queue, &line);
         }
         match m.survey {

@@ -273,10 +273,16 @@ fn a_queued_caller_is_answered_by_the_gateway_and_the_seat_gets_its_codec() {
         "BYE",
         |m| matches!(m, Message::Request(r) if r.method == Method::Bye),
     );
-    let cmds = commands(&mut net);
-    assert!(cmds.iter().any(
-        |c| matches!(c, MediaCommand::Play { playlist, .. } if playlist.once[0].name == "survey")
-    ));
+    let played = |cmds: &[MediaCommand], name: &str| {
+        cmds.iter().find_map(|c| match c {
+            MediaCommand::Play { play, playlist, .. } if playlist.once[0].name == name => {
+                Some(*play)
+            }
+            _ => None,
+        })
+    };
+    let survey = played(&commands(&mut net), "survey").expect("the survey prompt");
+    // The caller presses 3 while the prompt still plays: thanks, then the hang-up.
     net.core.handle_media(
         net.now,
         MediaEvent::Digit {
@@ -285,8 +291,30 @@ fn a_queued_caller_is_answered_by_the_gateway_and_the_seat_gets_its_codec() {
             digit: '3',
         },
     );
-    net.core
-        .handle_media(net.now, MediaEvent::PlayDone { session: 1 });
+    let thanks = played(&commands(&mut net), "thanks").expect("the thanks prompt");
+    assert_ne!(survey, thanks);
+    // The survey prompt's own end, in flight when the digit came, does not cut
+    // the thanks short.
+    net.core.handle_media(
+        net.now,
+        MediaEvent::PlayDone {
+            session: 1,
+            play: survey,
+        },
+    );
+    net.collect();
+    net.none_to(
+        net.caller,
+        "BYE before the thanks is over",
+        |m| matches!(m, Message::Request(r) if r.method == Method::Bye),
+    );
+    net.core.handle_media(
+        net.now,
+        MediaEvent::PlayDone {
+            session: 1,
+            play: thanks,
+        },
+    );
     net.collect();
     net.request(net.caller, Method::Bye);
     net.advance(Duration::from_secs(40));

@@ -87,9 +87,11 @@ pub enum MediaCommand {
         leg: Leg,
         remote: Remote,
     },
-    /// The caller hears `playlist` instead of the callee.
+    /// The caller hears `playlist` instead of the callee. `play` numbers the
+    /// session's playlists: its [`MediaEvent::PlayDone`] carries it back.
     Play {
         session: SessionId,
+        play: u32,
         playlist: Playlist,
     },
     /// The two legs hear each other.
@@ -126,7 +128,9 @@ impl MediaCommand {
 pub enum MediaEvent {
     /// The playlist's `once` part has been played out (and there is no hold
     /// music after it).
-    PlayDone { session: SessionId },
+    /// `play` is the [`MediaCommand::Play`]'s own number: a playlist that ends
+    /// while the core is already sending the next one is told apart from it.
+    PlayDone { session: SessionId, play: u32 },
     /// A DTMF digit from a leg (RFC 4733).
     Digit {
         session: SessionId,
@@ -142,7 +146,7 @@ pub enum MediaEvent {
 impl MediaEvent {
     pub fn session(&self) -> SessionId {
         match self {
-            MediaEvent::PlayDone { session }
+            MediaEvent::PlayDone { session, .. }
             | MediaEvent::Digit { session, .. }
             | MediaEvent::Timeout { session }
             | MediaEvent::Failed { session, .. } => *session,

@@ -259,9 +259,13 @@ impl Relay {
                     s.legs[leg.index()].set_remote(remote);
                 }
             }
-            MediaCommand::Play { session, playlist } => {
+            MediaCommand::Play {
+                session,
+                play,
+                playlist,
+            } => {
                 if let Some(s) = self.session(session) {
-                    s.play(playlist);
+                    s.play(play, playlist);
                 }
             }
             MediaCommand::Bridge { session } => {

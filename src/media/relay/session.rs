@@ -234,6 +234,8 @@ pub(super) struct Session {
     /// When silence was last reported.
     pub timeout_reported: Option<Instant>,
     pub recording: bool,
+    /// The number of the playlist playing (or last played).
+    play: u32,
     seed: u64,
 }
 
@@ -247,11 +249,13 @@ impl Session {
             opened: now,
             timeout_reported: None,
             recording,
+            play: 0,
             seed,
         }
     }
 
-    pub fn play(&mut self, list: crate::media::command::Playlist) {
+    pub fn play(&mut self, play: u32, list: crate::media::command::Playlist) {
+        self.play = play;
         self.seed = self.seed.wrapping_mul(6364136223846793005).wrapping_add(1);
         let s = self.seed;
         self.source = Source::Play(Box::new(Player::new(
@@ -463,7 +467,10 @@ impl Session {
             }
             Tick::Done => {
                 self.source = Source::Silence;
-                events(MediaEvent::PlayDone { session: self.id });
+                events(MediaEvent::PlayDone {
+                    session: self.id,
+                    play: self.play,
+                });
             }
             Tick::Idle => {}
         }

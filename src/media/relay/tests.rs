@@ -288,6 +288,7 @@ fn prompt_then_agent_is_one_continuous_stream_for_the_caller() {
     let prompt = Arc::new(Prompt::from_pcm("p", &vec![1000i16; 8000]));
     r.send(MediaCommand::Play {
         session: 1,
+        play: 1,
         playlist: Playlist {
             once: vec![prompt],
             hold: None,
