@@ -210,6 +210,7 @@ impl Harness {
                         leg: Leg::A,
                         digit: char::from(b'0' + (arg & 15) as u8 % 10),
                     },
+                    3 => MediaEvent::Refused { session },
                     // Current or stale playlists (numbers are small in a fuzz run).
                     _ => MediaEvent::PlayDone {
                         session,

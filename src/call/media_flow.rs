@@ -313,6 +313,13 @@ impl Core {
                 self.ports.retire(port);
                 self.end_for_media(now, key, Reason::MediaPortUnavailable);
             }
+            MediaEvent::Refused { .. } => {
+                warn!(
+                    reason = Reason::MediaRelayBusy.as_str(),
+                    "the media relay is overloaded: ending the call"
+                );
+                self.end_for_media(now, key, Reason::MediaRelayBusy);
+            }
         }
         drop(_enter);
         self.process_events(now);

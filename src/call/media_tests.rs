@@ -368,6 +368,24 @@ fn silence_on_the_relay_ends_an_answered_call() {
 }
 
 #[test]
+fn a_call_the_relay_never_heard_of_is_refused_with_503() {
+    let mut net = net(&format!("sip:{CALLEE}"), QueuedAudio::Answer);
+    net.send(net.caller, &caller_invite());
+    assert!(matches!(
+        commands(&mut net).first(),
+        Some(MediaCommand::Open { session: 1, .. })
+    ));
+    // The transport could not queue the Open (the relay is overloaded).
+    net.core
+        .handle_media(net.now, MediaEvent::Refused { session: 1 });
+    net.collect();
+    net.response(net.caller, 503);
+    net.advance(Duration::from_secs(40));
+    assert_eq!(net.record().reason, Reason::MediaRelayBusy);
+    assert!(commands(&mut net).contains(&MediaCommand::Close { session: 1 }));
+}
+
+#[test]
 fn early_media_mode_keeps_the_caller_unanswered_until_the_seat_answers() {
     let mut net = net("queue:q", QueuedAudio::EarlyMedia);
     net.send(net.caller, &caller_invite());

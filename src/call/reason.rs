@@ -56,6 +56,9 @@ pub enum Reason {
     MediaNoPorts,
     /// The relay could not bind the call's ports (another program holds them).
     MediaPortUnavailable,
+    /// The relay did not take the call's media (its command queue was full, or
+    /// the relay has stopped): `503`.
+    MediaRelayBusy,
 }
 
 impl Reason {
@@ -85,11 +88,12 @@ impl Reason {
             Reason::MediaNoCodec => "media.no_common_codec",
             Reason::MediaNoPorts => "media.no_ports",
             Reason::MediaPortUnavailable => "media.port_unavailable",
+            Reason::MediaRelayBusy => "media.relay_busy",
         }
     }
 
     /// Every code, for documentation and metrics pre-registration.
-    pub const ALL: [Reason; 23] = [
+    pub const ALL: [Reason; 24] = [
         Reason::CallerHangup,
         Reason::CalleeHangup,
         Reason::CallerCancelled,
@@ -113,6 +117,7 @@ impl Reason {
         Reason::MediaNoCodec,
         Reason::MediaNoPorts,
         Reason::MediaPortUnavailable,
+        Reason::MediaRelayBusy,
     ];
 
     /// The reason with this stable code.

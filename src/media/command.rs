@@ -141,6 +141,9 @@ pub enum MediaEvent {
     Timeout { session: SessionId },
     /// The ports could not be bound.
     Failed { session: SessionId, port: u16 },
+    /// The relay never got the session's `Open` (its command queue was full):
+    /// reported by the transport, not by the relay.
+    Refused { session: SessionId },
 }
 
 impl MediaEvent {
@@ -149,7 +152,8 @@ impl MediaEvent {
             MediaEvent::PlayDone { session, .. }
             | MediaEvent::Digit { session, .. }
             | MediaEvent::Timeout { session }
-            | MediaEvent::Failed { session, .. } => *session,
+            | MediaEvent::Failed { session, .. }
+            | MediaEvent::Refused { session } => *session,
         }
     }
 }

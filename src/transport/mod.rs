@@ -31,6 +31,7 @@ use crate::call::api::{AgentAction, ApiError};
 use crate::call::{Core, CoreConfig};
 use crate::config::Config;
 use crate::dialplan::Dialplan;
+use crate::media::command::{MediaCommand, MediaEvent};
 use crate::reporting::Recorder;
 use crate::sip::transaction::LayerConfig;
 use crate::sip::{Peer, Transmit, Transport};
@@ -327,10 +328,19 @@ async fn media_event(
 /// Hands the core's media orders to the relay (without the relay, drops them).
 fn flush_media(core: &mut Core, handle: Option<&crate::media::relay::MediaHandle>) {
     while let Some(cmd) = core.poll_media() {
+        let open = match cmd {
+            MediaCommand::Open { session, .. } => Some(session),
+            _ => None,
+        };
         if let Some(h) = handle
             && let Err(e) = h.send(cmd)
         {
             warn!(error = %e, "media order dropped");
+            if let Some(session) = open {
+                // The relay will never hear of this call: end it now rather
+                // than leave it without audio.
+                core.handle_media(Instant::now(), MediaEvent::Refused { session });
+            }
         }
     }
     if let Some(h) = handle {

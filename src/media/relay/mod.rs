@@ -22,9 +22,9 @@ mod session;
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mio::net::UdpSocket;
@@ -91,16 +91,28 @@ impl Stats {
 #[derive(Debug, Clone)]
 pub struct MediaHandle {
     tx: SyncSender<MediaCommand>,
+    /// `Close` orders that found the queue full: never dropped, or the call's
+    /// sockets would stay bound for good.
+    closes: Arc<Mutex<Vec<SessionId>>>,
     waker: Arc<Waker>,
     pub stats: Arc<Stats>,
     pending: Arc<AtomicU64>,
 }
 
 impl MediaHandle {
-    /// Queues a command; [`flush`](Self::flush) wakes the relay.
+    /// Queues a command; [`flush`](Self::flush) wakes the relay. A full queue
+    /// drops the command (`RelayBusy`), except `Close`, which waits aside.
     pub fn send(&self, cmd: MediaCommand) -> Result<(), MediaError> {
         match self.tx.try_send(cmd) {
             Ok(()) => {
+                self.pending.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(TrySendError::Full(MediaCommand::Close { session })) => {
+                self.closes
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(session);
                 self.pending.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
@@ -126,9 +138,20 @@ pub fn spawn(
     tap: RecordTap,
     events: tokio::sync::mpsc::Sender<MediaEvent>,
 ) -> io::Result<MediaHandle> {
+    spawn_with_queue(cfg, tap, events, COMMANDS)
+}
+
+/// [`spawn`] with a command queue of `queue` orders.
+fn spawn_with_queue(
+    cfg: RelayConfig,
+    tap: RecordTap,
+    events: tokio::sync::mpsc::Sender<MediaEvent>,
+    queue: usize,
+) -> io::Result<MediaHandle> {
     let poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-    let (tx, rx) = sync_channel(COMMANDS);
+    let (tx, rx) = sync_channel(queue);
+    let closes = Arc::new(Mutex::new(Vec::new()));
     let stats = Arc::new(Stats {
         record_dropped: tap.dropped.clone(),
         ..Default::default()
@@ -137,6 +160,7 @@ pub fn spawn(
         cfg,
         poll,
         rx,
+        closes: closes.clone(),
         sessions: Vec::new(),
         free: Vec::new(),
         by_id: HashMap::new(),
@@ -150,6 +174,7 @@ pub fn spawn(
         .spawn(move || relay.run())?;
     Ok(MediaHandle {
         tx,
+        closes,
         waker,
         stats,
         pending: Default::default(),
@@ -160,6 +185,7 @@ struct Relay {
     cfg: RelayConfig,
     poll: Poll,
     rx: Receiver<MediaCommand>,
+    closes: Arc<Mutex<Vec<SessionId>>>,
     /// Slots; a socket's token is `slot * 4 + (leg * 2) + (0 RTP | 1 RTCP)`.
     sessions: Vec<Option<Session>>,
     free: Vec<usize>,
@@ -236,10 +262,16 @@ impl Relay {
         loop {
             match self.rx.try_recv() {
                 Ok(cmd) => self.command(cmd),
-                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => return false,
             }
         }
+        // After the queue: the orders before a call's Close went there first.
+        let closes = std::mem::take(&mut *self.closes.lock().unwrap_or_else(|e| e.into_inner()));
+        for session in closes {
+            self.command(MediaCommand::Close { session });
+        }
+        true
     }
 
     fn command(&mut self, cmd: MediaCommand) {

@@ -5,7 +5,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{RelayConfig, spawn};
+use super::{RelayConfig, spawn, spawn_with_queue};
 use crate::media::command::{Leg, MediaCommand, MediaEvent, Playlist, Remote};
 use crate::media::record::RecordTap;
 use crate::media::{Codec, Prompt};
@@ -415,6 +415,49 @@ fn ports_taken_by_another_program_fail_the_session() {
         other => panic!("expected a bind failure, got {other:?}"),
     }
     drop(squatter);
+}
+
+#[test]
+fn a_close_that_finds_the_queue_full_still_unbinds_the_call() {
+    let (tx, _events) = tokio::sync::mpsc::channel(64);
+    let cfg = RelayConfig {
+        bind: "127.0.0.1".parse().unwrap(),
+        timeout: Duration::from_secs(30),
+        coalesce: Duration::ZERO,
+    };
+    let handle = spawn_with_queue(cfg, RecordTap::none(), tx, 2).unwrap();
+    let base = ports(2);
+    let open = MediaCommand::Open {
+        session: 1,
+        ports: [base, base + 2],
+        record: None,
+    };
+    handle.send(open).unwrap();
+    handle.flush();
+    let bound = |p: u16| UdpSocket::bind(("127.0.0.1", p)).is_err();
+    let end = Instant::now() + Duration::from_secs(2);
+    while !bound(base) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(bound(base), "the relay binds the call's ports");
+    // The queue fills up (the relay is not woken meanwhile): other orders are
+    // refused, the call's Close is kept.
+    let bridge = MediaCommand::Bridge { session: 1 };
+    handle.send(bridge.clone()).unwrap();
+    handle.send(bridge.clone()).unwrap();
+    assert!(matches!(
+        handle.send(bridge),
+        Err(crate::media::MediaError::RelayBusy)
+    ));
+    handle.send(MediaCommand::Close { session: 1 }).unwrap();
+    handle.flush();
+    let end = Instant::now() + Duration::from_secs(2);
+    while (bound(base) || bound(base + 2)) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(!bound(base) && !bound(base + 2), "the ports are free again");
+    assert_eq!(super::Stats::get(&handle.stats.sessions), 0);
+    assert_eq!(super::Stats::get(&handle.stats.commands_dropped), 1);
 }
 
 #[test]
