@@ -627,7 +627,17 @@ async fn reload_on_sighup(dir: PathBuf, control: mpsc::Sender<Control>) {
                     lines = plan.len(),
                     "SIGHUP: dialplan checked, swapping it in"
                 );
-                let _ = control.send(Control::ReloadDialplan(Arc::new(plan))).await;
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                if control
+                    .send(Control::ReloadDialplan(Arc::new(plan), tx))
+                    .await
+                    .is_err()
+                {
+                    continue;
+                }
+                if let Ok(Err(e)) = rx.await {
+                    error!(error = %e, "SIGHUP: dialplan refused; the running plan stays");
+                }
             }
             Ok(Err(e)) => error!(error = %e, "SIGHUP: dialplan refused; the running plan stays"),
             Err(e) => error!(error = %e, "SIGHUP: reload task failed"),

@@ -39,6 +39,7 @@ use bytes::Bytes;
 use tracing::{debug, warn};
 
 use crate::acd::Acd;
+use crate::call::api::ApiError;
 use crate::cdr;
 use crate::dialplan::Dialplan;
 use crate::registrar::{Registrar, RegistrarConfig};
@@ -397,10 +398,29 @@ impl Core {
 
     /// Replaces the dialplan; calls in progress keep the route they took, logged-in
     /// agents stay logged in and queued callers stay queued.
-    pub fn set_dialplan(&mut self, now: Instant, plan: Arc<Dialplan>) {
-        if let Err(e) = self.acd.reload(queued::acd_config(&plan), now) {
-            warn!(error = %e, "ACD reload refused; queues unchanged");
+    /// Swaps in a reloaded dialplan whole, or refuses it and changes nothing: a
+    /// line naming a prompt the gateway has not loaded, or queues the ACD
+    /// refuses.
+    pub fn set_dialplan(&mut self, now: Instant, plan: Arc<Dialplan>) -> Result<(), ApiError> {
+        if let Some(m) = &self.cfg.media {
+            let missing: Vec<String> = plan
+                .lines()
+                .filter_map(|l| {
+                    let p = l.prompt.as_ref().filter(|p| m.prompts.get(p).is_none())?;
+                    Some(format!(
+                        "line {}: prompt: no prompt named {p:?} (known: {})",
+                        l.number,
+                        m.prompts.names().collect::<Vec<_>>().join(", ")
+                    ))
+                })
+                .collect();
+            if !missing.is_empty() {
+                return Err(ApiError::Refused(missing.join("; ")));
+            }
         }
+        self.acd
+            .reload(queued::acd_config(&plan), now)
+            .map_err(|e| ApiError::Refused(format!("queues: {e}")))?;
         self.registrar.set_users(
             plan.agents
                 .iter()
@@ -408,6 +428,7 @@ impl Core {
         );
         self.dialplan = plan;
         self.drain_registrar(now);
+        Ok(())
     }
 
     /// The ACD, for the HTTP API's views and agent state changes.

@@ -193,17 +193,31 @@ async fn reload_dialplan(State(state): State<AppState>) -> Response {
             let queues = plan.queues.len();
             let agents = plan.agents.len();
             let plan = Arc::new(plan);
-            if state
-                .control
-                .send(Control::ReloadDialplan(plan))
-                .await
-                .is_err()
-            {
-                return error(
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let unavailable = || {
+                error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "core_unavailable",
                     "the SIP core is not running".into(),
-                );
+                )
+            };
+            if state
+                .control
+                .send(Control::ReloadDialplan(plan, tx))
+                .await
+                .is_err()
+            {
+                return unavailable();
+            }
+            match rx.await {
+                Ok(Ok(())) => {}
+                // Valid on its own, refused by the running gateway (a prompt it
+                // has not loaded, queues the ACD refuses): nothing changed.
+                Ok(Err(e)) => {
+                    return Json(json!({ "error": "dialplan_refused", "message": e.to_string() }))
+                        .into_response_with(StatusCode::UNPROCESSABLE_ENTITY);
+                }
+                Err(_) => return unavailable(),
             }
             Json(
                 json!({ "status": "reloaded", "lines": lines, "queues": queues, "agents": agents }),

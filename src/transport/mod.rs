@@ -79,7 +79,9 @@ pub(crate) enum Inbound {
 /// come back on the oneshot each question carries.
 #[derive(Debug)]
 pub enum Control {
-    ReloadDialplan(Arc<Dialplan>),
+    /// A checked dialplan to swap in; the core may still refuse it (a prompt it
+    /// has not loaded, queues the ACD refuses), and says so.
+    ReloadDialplan(Arc<Dialplan>, oneshot::Sender<Result<(), ApiError>>),
     Shutdown,
     Agents(oneshot::Sender<serde_json::Value>),
     Queues(oneshot::Sender<serde_json::Value>),
@@ -240,9 +242,14 @@ impl SipServer {
                 tokio::select! {
                     biased;
                     c = control.recv() => match c {
-                        Some(Control::ReloadDialplan(plan)) => {
-                            info!(lines = plan.len(), "dialplan reloaded");
-                            core.set_dialplan(Instant::now(), plan);
+                        Some(Control::ReloadDialplan(plan, reply)) => {
+                            let lines = plan.len();
+                            let r = core.set_dialplan(Instant::now(), plan);
+                            match &r {
+                                Ok(()) => info!(lines, "dialplan reloaded"),
+                                Err(e) => warn!(error = %e, "dialplan reload refused; the running plan stays"),
+                            }
+                            let _ = reply.send(r);
                         }
                         Some(Control::Shutdown) | None => {
                             info!(active_calls = core.active_calls(), "SIP transport stopping");

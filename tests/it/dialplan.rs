@@ -332,3 +332,43 @@ fn sighup_reloads_the_dialplan_and_a_broken_one_is_refused() {
         .expect("the new line rings the seat");
     assert_eq!(header(&inv, "X-Hotline-Line"), Some("12369"));
 }
+
+#[test]
+fn a_reload_naming_an_unknown_prompt_is_refused_and_the_running_plan_stays() {
+    let seat = Seat::new();
+    let mut opts = GwOpts::to("queue:main");
+    opts.extra_dialplan = plan(&seat, "");
+    let gw = Gateway::start(opts);
+    let extra = gw.dir.0.join("dialplans/extra.toml");
+    let line = |prompt: &str| {
+        format!(
+            "[[line]]\nnumber = \"12369\"\nname = \"x\"\nmode = \"call_forwarding\"\nqueue = \"main\"\nprompt = \"{prompt}\"\n"
+        )
+    };
+    // The folder loads, but the gateway has no prompt named "nope".
+    std::fs::write(&extra, line("nope")).unwrap();
+    let (code, body) = http_post(gw.http, "/api/v1/dialplan/reload", "").unwrap();
+    assert_eq!(code, 422, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"], "dialplan_refused", "{body}");
+    let msg = v["message"].as_str().unwrap();
+    assert!(
+        msg.contains("line 12369") && msg.contains("\"nope\""),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("forwarded"),
+        "the known prompts are listed: {msg}"
+    );
+    let caller = UdpSocket::bind("127.0.0.1:0").unwrap();
+    invite(&caller, &gw, "12369", "prompt1", "");
+    assert_eq!(
+        final_status(&caller, Duration::from_secs(3)),
+        Some(404),
+        "the running plan stays"
+    );
+    // With a prompt the gateway has, the same line goes in.
+    std::fs::write(&extra, line("forwarded")).unwrap();
+    let (code, body) = http_post(gw.http, "/api/v1/dialplan/reload", "").unwrap();
+    assert_eq!(code, 200, "{body}");
+}
