@@ -74,7 +74,12 @@ pub(super) async fn run(
             }
         }
         if !calls.is_empty() {
-            let written = retry(&shared, "call records", || store.insert_calls(&calls)).await;
+            // Every record of a batch the store took is committed, new or not: a
+            // retry after an unclear failure (the commit went through, its answer
+            // was lost) finds them stored already and inserts nothing.
+            let written = retry(&shared, "call records", || store.insert_calls(&calls))
+                .await
+                .map(|_| calls.len());
             shared
                 .telemetry
                 .written
@@ -84,11 +89,8 @@ pub(super) async fn run(
                 // so that only that one is lost, loudly.
                 for one in calls.chunks(1) {
                     match retry(&shared, "call record", || store.insert_calls(one)).await {
-                        Some(n) => {
-                            shared
-                                .telemetry
-                                .written
-                                .fetch_add(n as u64, Ordering::Relaxed);
+                        Some(_) => {
+                            shared.telemetry.written.fetch_add(1, Ordering::Relaxed);
                         }
                         None => {
                             tracing::error!(
