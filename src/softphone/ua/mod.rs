@@ -1,0 +1,383 @@
+//! The softphone's user agent: registration, outgoing and incoming calls, with the
+//! policy of a test client (auto-answer after a delay, talk for a while, hang up).
+//!
+//! Sans-IO like the gateway's core: built on [`TransactionLayer`] and [`Dialog`],
+//! driven by `now`, datagrams in and [`Transmit`]s out.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::sip::builder::response_to;
+use crate::sip::dialog::Dialog;
+use crate::sip::ids::IdGen;
+use crate::sip::message::{self, Method, Request, Response};
+use crate::sip::transaction::timer::TimerConfig;
+use crate::sip::transaction::{LayerConfig, TransactionLayer, TxEvent, TxId};
+use crate::sip::{Peer, Transmit, Transport, framing};
+
+mod incoming;
+mod outgoing;
+mod register;
+mod sdp;
+
+/// How the softphone behaves.
+#[derive(Debug, Clone)]
+pub struct UaConfig {
+    /// Our bound address, written into Via and Contact.
+    pub local: SocketAddr,
+    /// The gateway (registrar and outbound proxy).
+    pub server: SocketAddr,
+    /// Our user part: an agent id, or the caller's number.
+    pub user: String,
+    pub password: Option<String>,
+    pub timers: TimerConfig,
+    /// Answer incoming calls after this delay; `None` lets them ring.
+    pub answer_after: Option<Duration>,
+    /// Hang up this long after answer; `None` waits for the far end.
+    pub talk_for: Option<Duration>,
+    pub register_expires: u32,
+    /// Agent mode: blind-transfer each answered call (REFER) to this number.
+    pub transfer_to: Option<String>,
+    /// How long after answering to transfer.
+    pub transfer_after: Duration,
+    /// Real audio: RTP ports for our SDP (each call takes one even port). `None`
+    /// offers a placeholder port and sends no audio.
+    pub rtp_ports: Option<(u16, u16)>,
+}
+
+/// What happened, for the driver to report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UaEvent {
+    Registered {
+        expires: u32,
+    },
+    RegisterFailed {
+        code: u16,
+    },
+    /// An incoming call, with the `X-Hotline-*` screen-pop headers it carried.
+    Incoming {
+        call: u64,
+        from: String,
+        screen_pop: Vec<(String, String)>,
+    },
+    Answered {
+        call: u64,
+    },
+    /// A call ended: `code` is the final status of a failed call, or 200 when an
+    /// answered call ended; `by_us` says who hung up or gave up.
+    Ended {
+        call: u64,
+        code: u16,
+        by_us: bool,
+    },
+    /// A transfer we asked for finished with this sipfrag status.
+    TransferDone {
+        call: u64,
+        code: u16,
+    },
+    /// An outgoing call offered audio on `local_port`: bind it now, so that
+    /// early media is not lost before the answer.
+    Offered {
+        call: u64,
+        local_port: u16,
+    },
+    /// A call has audio (early media on a 18x, or the answer): send from
+    /// `local_port` to `remote`. Sent again when a later SDP moves the far end.
+    Media {
+        call: u64,
+        local_port: u16,
+        remote: crate::media::command::Remote,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Calling,
+    Ringing,
+    Confirmed,
+    Ending,
+}
+
+#[derive(Debug)]
+struct UaCall {
+    dialog: Dialog,
+    state: State,
+    outgoing: bool,
+    /// Outgoing: the INVITE's client transaction. Incoming: its server transaction.
+    invite_tx: TxId,
+    incoming: Option<Box<Request>>,
+    answered: bool,
+    answer_at: Option<Instant>,
+    hangup_at: Option<Instant>,
+    transfer_at: Option<Instant>,
+    auth_tries: u8,
+    /// Our RTP port for this call, with real audio.
+    rtp_port: Option<u16>,
+    /// The far end's audio as last announced in a [`UaEvent::Media`].
+    media: Option<crate::media::command::Remote>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Answer,
+    Hangup,
+    Reregister,
+    Transfer,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Role {
+    Register,
+    Invite(u64),
+    Bye(u64),
+    Other,
+}
+
+/// The user agent.
+#[derive(Debug)]
+pub struct Ua {
+    cfg: UaConfig,
+    tl: TransactionLayer,
+    ids: IdGen,
+    calls: HashMap<u64, UaCall>,
+    by_call_id: HashMap<String, u64>,
+    by_tx: HashMap<TxId, Role>,
+    next_call: u64,
+    timers: BinaryHeap<Reverse<(Instant, u64, Timer)>>,
+    events: VecDeque<UaEvent>,
+    reg_call_id: String,
+    reg_cseq: u32,
+    reg_auth_tries: u8,
+    reregister_at: Option<Instant>,
+    rtp: Option<crate::media::pool::PortPool>,
+}
+
+const REGISTER_KEY: u64 = 0;
+
+impl Ua {
+    pub fn new(cfg: UaConfig, seed: u64) -> Ua {
+        let mut ids = IdGen::new(seed);
+        let layer = LayerConfig {
+            timers: cfg.timers,
+            sent_by: cfg.local.to_string(),
+        };
+        let tl = TransactionLayer::new(layer, IdGen::new(ids.next_u64()));
+        let reg_call_id = ids.call_id(0);
+        let rtp = cfg
+            .rtp_ports
+            .map(|(lo, hi)| crate::media::pool::PortPool::new(lo, hi));
+        Ua {
+            rtp,
+            cfg,
+            tl,
+            ids,
+            calls: HashMap::new(),
+            by_call_id: HashMap::new(),
+            by_tx: HashMap::new(),
+            next_call: 1,
+            timers: BinaryHeap::new(),
+            events: VecDeque::new(),
+            reg_call_id,
+            reg_cseq: 0,
+            reg_auth_tries: 0,
+            reregister_at: None,
+        }
+    }
+
+    fn server(&self) -> Peer {
+        Peer {
+            transport: Transport::Udp,
+            addr: self.cfg.server,
+        }
+    }
+
+    fn contact(&self) -> String {
+        format!("<sip:{}@{}>", self.cfg.user, self.cfg.local)
+    }
+
+    fn aor(&self) -> String {
+        format!("<sip:{}@{}>", self.cfg.user, self.cfg.server)
+    }
+
+    /// Ends a call from our side: CANCEL before answer, BYE after.
+    pub fn hangup(&mut self, now: Instant, key: u64) {
+        let Some(c) = self.calls.get_mut(&key) else {
+            return;
+        };
+        match (c.state, c.outgoing) {
+            (State::Calling | State::Ringing, true) => {
+                c.state = State::Ending;
+                if let Ok(tx) = self.tl.cancel(now, c.invite_tx) {
+                    self.by_tx.insert(tx, Role::Other);
+                }
+            }
+            (State::Calling | State::Ringing, false) => {
+                if let Some(req) = c.incoming.take() {
+                    let bytes = response_to(&req, 486, "Busy Here", Some(&c.dialog.local_tag))
+                        .finish_empty();
+                    let _ = self.tl.respond(now, c.invite_tx, 486, bytes);
+                }
+                self.end(key, 486, true);
+            }
+            (State::Confirmed, _) => {
+                c.state = State::Ending;
+                let bye = c.dialog.request(Method::Bye, None, Bytes::new());
+                let tx = self.tl.send_request(now, c.dialog.peer, bye);
+                self.by_tx.insert(tx, Role::Bye(key));
+            }
+            (State::Ending, _) => {}
+        }
+    }
+
+    pub fn handle_datagram(&mut self, now: Instant, data: &[u8], peer: Peer) {
+        let Ok(n) = framing::frame_datagram(data, 65_535) else {
+            return;
+        };
+        if let Ok(msg) = message::parse(&data[..n]) {
+            self.tl.handle_message(now, msg, peer);
+            self.process(now);
+        }
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.tl.poll_transmit()
+    }
+
+    pub fn poll_event(&mut self) -> Option<UaEvent> {
+        self.events.pop_front()
+    }
+
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        while let Some(Reverse((at, key, t))) = self.timers.peek().copied() {
+            if self.timer_armed(key, t, at) {
+                return Some(self.tl.poll_timeout().map_or(at, |x| x.min(at)));
+            }
+            self.timers.pop();
+        }
+        self.tl.poll_timeout()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.tl.handle_timeout(now);
+        self.process(now);
+        while let Some(Reverse((at, key, t))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if !self.timer_armed(key, t, at) {
+                continue;
+            }
+            match t {
+                Timer::Answer => self.answer(now, key),
+                Timer::Hangup => self.hangup(now, key),
+                Timer::Transfer => self.transfer(now, key),
+                Timer::Reregister => {
+                    self.reregister_at = None;
+                    self.register(now, self.cfg.register_expires);
+                }
+            }
+            self.process(now);
+        }
+    }
+
+    /// Calls in progress.
+    pub fn active_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    fn timer_armed(&self, key: u64, t: Timer, at: Instant) -> bool {
+        match t {
+            Timer::Reregister => self.reregister_at == Some(at),
+            Timer::Answer => self
+                .calls
+                .get(&key)
+                .is_some_and(|c| c.answer_at == Some(at)),
+            Timer::Hangup => self
+                .calls
+                .get(&key)
+                .is_some_and(|c| c.hangup_at == Some(at)),
+            Timer::Transfer => self
+                .calls
+                .get(&key)
+                .is_some_and(|c| c.transfer_at == Some(at)),
+        }
+    }
+
+    fn arm(&mut self, key: u64, t: Timer, at: Instant) {
+        match t {
+            Timer::Reregister => self.reregister_at = Some(at),
+            Timer::Answer | Timer::Hangup | Timer::Transfer => {
+                let Some(c) = self.calls.get_mut(&key) else {
+                    return;
+                };
+                match t {
+                    Timer::Answer => c.answer_at = Some(at),
+                    Timer::Hangup => c.hangup_at = Some(at),
+                    _ => c.transfer_at = Some(at),
+                }
+            }
+        }
+        self.timers.push(Reverse((at, key, t)));
+    }
+
+    fn process(&mut self, now: Instant) {
+        while let Some(ev) = self.tl.poll_event() {
+            match ev {
+                TxEvent::Request {
+                    tx, request, peer, ..
+                } => self.on_request(now, tx, request, peer),
+                TxEvent::Response { tx, response } => self.on_response(now, tx, response),
+                TxEvent::Timeout { tx } => self.on_timeout(tx),
+                TxEvent::Ack { .. } | TxEvent::AckTimeout { .. } => {}
+            }
+        }
+    }
+
+    fn on_response(&mut self, now: Instant, tx: TxId, resp: Response) {
+        let Some(role) = self.by_tx.get(&tx).copied() else {
+            return;
+        };
+        if resp.code >= 200 {
+            self.by_tx.remove(&tx);
+        }
+        match role {
+            Role::Register => self.on_register_response(now, &resp),
+            Role::Invite(key) => self.on_invite_response(now, key, tx, resp),
+            Role::Bye(key) => {
+                if resp.code >= 200 {
+                    self.end(key, 200, true);
+                }
+            }
+            Role::Other => {}
+        }
+    }
+
+    fn on_timeout(&mut self, tx: TxId) {
+        match self.by_tx.remove(&tx) {
+            Some(Role::Invite(key)) => self.end(key, 408, false),
+            Some(Role::Bye(key)) => self.end(key, 200, true),
+            Some(Role::Register) => self.events.push_back(UaEvent::RegisterFailed { code: 408 }),
+            _ => {}
+        }
+    }
+
+    fn end(&mut self, key: u64, code: u16, by_us: bool) {
+        if let Some(c) = self.calls.remove(&key) {
+            self.by_call_id.remove(&*c.dialog.call_id);
+            if let (Some(p), Some(pool)) = (c.rtp_port, self.rtp.as_mut()) {
+                pool.give_back(p);
+            }
+            let code = if c.answered { 200 } else { code };
+            self.events.push_back(UaEvent::Ended {
+                call: key,
+                code,
+                by_us,
+            });
+        }
+    }
+}
