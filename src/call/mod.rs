@@ -16,6 +16,7 @@
 //! ```
 
 pub mod api;
+mod callee_answer;
 mod dialog;
 mod invite;
 pub mod leg;
@@ -29,6 +30,7 @@ mod record;
 #[cfg(test)]
 mod tests;
 mod transfer;
+mod unanswered;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};

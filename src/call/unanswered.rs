@@ -1,0 +1,181 @@
+//! How an unanswered call ends: the caller's CANCEL, abandoning the callee leg,
+//! transaction timeouts, a missing ACK, and the call's own timers.
+
+use std::time::Instant;
+
+use tracing::debug;
+
+use super::{CallKey, CallTimer, Core, Phase, Reason, Role};
+use crate::sip::builder::response_to;
+use crate::sip::message::Request;
+use crate::sip::transaction::TxId;
+
+impl Core {
+    pub(super) fn on_cancel(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        req: &Request,
+        cancels: Option<TxId>,
+    ) {
+        let target = cancels.and_then(|inv| self.by_tx.get(&inv).copied());
+        let Some((key, Role::AInvite)) = target else {
+            return self.reply(now, tx, req, 481, "Call/Transaction Does Not Exist");
+        };
+        self.reply(now, tx, req, 200, "OK");
+        let pending = self.calls.get(&key).is_some_and(|c| c.a_invite.is_some());
+        if !pending {
+            return; // Already answered or failed: the CANCEL has no effect.
+        }
+        self.abandon_early(now, key, Reason::CallerCancelled, 487, "Request Terminated");
+    }
+
+    /// Ends an unanswered call from the gateway's side: the caller gets `code`,
+    /// the callee a CANCEL (now, or once it has sent a provisional response).
+    pub(super) fn abandon_early(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        reason: Reason,
+        code: u16,
+        phrase: &str,
+    ) {
+        if self.gateway_answered(key)
+            && self
+                .calls
+                .get(&key)
+                .is_some_and(|c| c.a_invite.is_none() && c.answered_at.is_none())
+        {
+            // The gateway answered this caller itself: it gets BYE, not `code`.
+            return self.leave_queue(now, key, reason);
+        }
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.set_reason(reason);
+        call.phase = Phase::Ending;
+        call.ring_deadline = None;
+        let reason = call.reason.unwrap_or(reason);
+        if let Some((a_tx, req)) = call.a_invite.take() {
+            let bytes = response_to(&req, code, phrase, Some(&call.a.local_tag)).finish_empty();
+            call.final_code = code;
+            self.respond(now, a_tx, code, bytes);
+            // The caller's side is over now, whatever the callee leg still takes.
+            let kind = super::ending_kind(reason);
+            self.note(now, key, kind, Some(reason.as_str().to_string()));
+        }
+        if self.calls.get(&key).is_some_and(|c| c.queue.is_some()) {
+            // The ACD cancels any ring in progress (CancelRing orphans the leg).
+            if let Err(e) = self.acd.abandon(now, key) {
+                debug!(error = %e, "ACD abandon");
+            }
+            self.drain_acd(now);
+            return self.finish(now, key);
+        }
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        match call.b_invite {
+            Some(b_tx) if call.b_provisional => self.cancel_b(now, key, b_tx),
+            Some(_) => call.cancel_pending = true,
+            None => self.finish(now, key),
+        }
+    }
+
+    pub(super) fn cancel_b(&mut self, now: Instant, key: CallKey, b_tx: TxId) {
+        match self.tl.cancel(now, b_tx) {
+            Ok(c) => self.track(key, c, Role::Fire),
+            Err(e) => debug!(error = %e, "CANCEL not sent"),
+        }
+        // RFC 3261 §9.1: give up on the INVITE 64·T1 after CANCEL if no final comes.
+        let guard = now + self.tl.config().timers.timeout();
+        self.arm_call_timer(key, CallTimer::Ring, guard);
+    }
+
+    pub(super) fn on_timeout(&mut self, now: Instant, tx: TxId) {
+        let Some(&(key, role)) = self.by_tx.get(&tx) else {
+            return;
+        };
+        match role {
+            Role::BInvite => {
+                if self.overflow_from_legacy(now, key, true) {
+                    return;
+                }
+                let queued_waiting = self
+                    .calls
+                    .get(&key)
+                    .is_some_and(|c| c.queue.is_some() && c.waiting());
+                if queued_waiting {
+                    return self.ring_failed(now, key);
+                }
+                if let Some(c) = self.calls.get_mut(&key) {
+                    c.b_invite = None;
+                }
+                // Answers the caller 408 if it still waits, then ends the call.
+                self.abandon_early(now, key, Reason::CalleeTimeout, 408, "Request Timeout");
+            }
+            Role::Bye => self.bye_done(now, key, tx),
+            Role::Relay { server, .. } => {
+                self.by_tx.remove(&tx);
+                self.fail_relay(now, key, server);
+            }
+            Role::Fire => {
+                self.by_tx.remove(&tx);
+            }
+            Role::Orphan => {
+                self.by_tx.remove(&tx);
+                self.orphans.remove(&tx);
+            }
+            Role::TransferInvite | Role::TransferReinvite => self.on_transfer_timeout(now, key),
+            Role::AInvite | Role::AwaitAck { .. } => {}
+        }
+    }
+
+    pub(super) fn on_ack_timeout(&mut self, now: Instant, tx: TxId) {
+        let Some(&(key, Role::AInvite)) = self.by_tx.get(&tx) else {
+            return;
+        };
+        if self.calls.get(&key).is_some_and(|c| c.waiting()) {
+            // The gateway's own 200 was never acknowledged: the caller is gone.
+            return self.leave_queue(now, key, Reason::CallerNoAck);
+        }
+        let answered = self
+            .calls
+            .get(&key)
+            .is_some_and(|c| c.phase == Phase::Answered);
+        if answered {
+            if let Some(c) = self.calls.get_mut(&key) {
+                c.set_reason(Reason::CallerNoAck);
+            }
+            self.hang_up(now, key);
+        }
+    }
+
+    pub(super) fn on_call_timer(&mut self, now: Instant, key: CallKey, timer: CallTimer) {
+        match timer {
+            CallTimer::Ring => {
+                if self.overflow_from_legacy(now, key, false) {
+                    return;
+                }
+                let ending = self
+                    .calls
+                    .get(&key)
+                    .is_some_and(|c| c.phase == Phase::Ending);
+                if ending {
+                    // The callee never answered our CANCEL's INVITE: give up.
+                    self.finish(now, key);
+                } else {
+                    self.abandon_early(now, key, Reason::CalleeNoAnswer, 408, "Request Timeout");
+                }
+            }
+            CallTimer::Survey => self.on_survey_timer(now, key),
+            CallTimer::MaxDuration => {
+                if let Some(c) = self.calls.get_mut(&key) {
+                    c.set_reason(Reason::MaxDuration);
+                    c.end_deadline = None;
+                }
+                self.hang_up(now, key);
+            }
+        }
+    }
+}
