@@ -102,7 +102,7 @@ struct Driver {
     buf: Vec<u8>,
     audio: Option<AudioOpts>,
     tasks: BTreeMap<u64, AudioTask>,
-    /// RTP sockets of offered calls with no audio yet.
+    /// RTP sockets bound for calls whose audio has not started yet.
     offered: BTreeMap<u64, UdpSocket>,
 }
 
@@ -128,17 +128,25 @@ impl Driver {
         })
     }
 
-    /// An outgoing call offered audio on `port`: its socket is bound now, so
-    /// that what arrives before the answer (early media) is heard.
-    async fn bind_audio(&mut self, call: u64, port: u16) {
+    /// Binds the RTP port of every call whose SDP is about to go out (an
+    /// offer, an answer), so that what arrives before its audio starts (early
+    /// media, the far end's first frames) waits in the socket.
+    async fn bind_offered(&mut self) {
         if self.audio.is_none() {
             return;
         }
-        match audio::bind(self.ip(), port).await {
-            Ok(sock) => {
-                self.offered.insert(call, sock);
+        let new: Vec<(u64, u16)> = self
+            .ua
+            .rtp_ports()
+            .filter(|(k, _)| !self.offered.contains_key(k) && !self.tasks.contains_key(k))
+            .collect();
+        for (call, port) in new {
+            match audio::bind(self.ip(), port).await {
+                Ok(sock) => {
+                    self.offered.insert(call, sock);
+                }
+                Err(e) => eprintln!("call {call}: cannot bind RTP port {port}: {e}"),
             }
-            Err(e) => eprintln!("call {call}: cannot bind RTP port {port}: {e}"),
         }
     }
 
@@ -194,6 +202,7 @@ impl Driver {
 
     /// Sends what the UA produced.
     async fn flush(&mut self) -> Result<(), SoftphoneError> {
+        self.bind_offered().await;
         while let Some(t) = self.ua.poll_transmit() {
             self.sock.send_to(&t.bytes, t.peer.addr).await?;
         }
@@ -277,7 +286,6 @@ pub async fn agent(opts: AgentOpts) -> Result<Summary, SoftphoneError> {
                 UaEvent::TransferDone { code, .. } => {
                     *summary.transfers_by_code.entry(code).or_default() += 1;
                 }
-                UaEvent::Offered { call, local_port } => d.bind_audio(call, local_port).await,
                 UaEvent::Media {
                     call,
                     local_port,

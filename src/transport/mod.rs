@@ -299,8 +299,10 @@ impl SipServer {
                     // Held call records move on as the writer makes room.
                     _ = tokio::time::sleep(BACKLOG_PUMP), if recorder.as_ref().is_some_and(|r| r.backlogged()) => {}
                 }
-                flush(&mut core, udp.as_ref(), &mut conns, &in_tx, max_message).await;
+                // Media first: the relay is ready before the SDP answer goes out,
+                // and a call the relay refused gets its 503 in the same pass.
                 flush_media(&mut core, media_handle.as_ref());
+                flush(&mut core, udp.as_ref(), &mut conns, &in_tx, max_message).await;
                 status.observe(&mut core, recorder.as_mut());
                 // Follow the wall clock (NTP steps, drift) for records and time rules.
                 if wall_set.elapsed() >= WALL_CLOCK_EVERY {
@@ -313,8 +315,8 @@ impl SipServer {
         // Stopping, or a socket failed: every call in progress ends with a record,
         // and every record goes to the writer.
         core.shutdown(Instant::now());
-        flush(&mut core, udp.as_ref(), &mut conns, &in_tx, max_message).await;
         flush_media(&mut core, media_handle.as_ref());
+        flush(&mut core, udp.as_ref(), &mut conns, &in_tx, max_message).await;
         status.observe(&mut core, recorder.as_mut());
         if let Some(r) = recorder.take() {
             r.close().await;

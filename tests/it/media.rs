@@ -256,7 +256,7 @@ fn a_queued_caller_hears_the_greeting_then_hold_music() {
     // binds its RTP socket with the offer: nothing is lost). A quarter of a
     // second: a longer stretch may hold a frame the relay skipped when the
     // machine is loaded.
-    let (at, score) = locate(&greeting[800..2800], &heard, 0..2400);
+    let (at, score) = locate(&greeting[800..2800], &heard, 0..1200);
     assert!(
         score > 0.9,
         "the greeting is heard from its start (correlation {score:.3} at {at})"
@@ -297,7 +297,7 @@ fn with_early_media_a_queued_caller_hears_the_greeting_from_its_start_before_any
     // The softphone binds its RTP socket with the offer, so the greeting's first
     // words are there, at the very start of what was heard.
     let greeting = prompt("greeting");
-    let (at, score) = locate(&greeting[800..2800], &heard, 0..2400);
+    let (at, score) = locate(&greeting[800..2800], &heard, 0..1200);
     assert!(
         score > 0.9,
         "the greeting is heard from its start (correlation {score:.3} at {at}): {cs}"

@@ -79,12 +79,6 @@ pub enum UaEvent {
         call: u64,
         code: u16,
     },
-    /// An outgoing call offered audio on `local_port`: bind it now, so that
-    /// early media is not lost before the answer.
-    Offered {
-        call: u64,
-        local_port: u16,
-    },
     /// A call has audio (early media on a 18x, or the answer): send from
     /// `local_port` to `remote`. Sent again when a later SDP moves the far end.
     Media {
@@ -288,6 +282,15 @@ impl Ua {
     /// Calls in progress.
     pub fn active_calls(&self) -> usize {
         self.calls.len()
+    }
+
+    /// The RTP port each call with real audio has put in its SDP: the driver
+    /// binds it before the SDP goes out, so that nothing sent to it is lost
+    /// (early media before the answer, the caller's first words after it).
+    pub fn rtp_ports(&self) -> impl Iterator<Item = (u64, u16)> + '_ {
+        self.calls
+            .iter()
+            .filter_map(|(k, c)| c.rtp_port.map(|p| (*k, p)))
     }
 
     fn timer_armed(&self, key: u64, t: Timer, at: Instant) -> bool {

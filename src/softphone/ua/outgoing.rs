@@ -51,12 +51,6 @@ impl Ua {
             },
         );
         self.by_tx.insert(tx, Role::Invite(key));
-        if let Some(local_port) = rtp_port {
-            self.events.push_back(UaEvent::Offered {
-                call: key,
-                local_port,
-            });
-        }
         key
     }
 
