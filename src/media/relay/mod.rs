@@ -19,7 +19,7 @@ mod batch;
 mod player;
 mod session;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,6 +43,8 @@ const WAKER: Token = Token(usize::MAX);
 const TICK: Duration = Duration::from_millis(20);
 /// How often silent calls are looked for.
 const TIMEOUT_SCAN: Duration = Duration::from_secs(1);
+/// Ids of sessions closed before their Open, remembered at most.
+const CLOSED_EARLY_MAX: usize = 65_536;
 /// Largest datagram relayed.
 const MAX_PACKET: usize = 2048;
 
@@ -161,6 +163,7 @@ fn spawn_with_queue(
         poll,
         rx,
         closes: closes.clone(),
+        closed_early: HashSet::new(),
         sessions: Vec::new(),
         free: Vec::new(),
         by_id: HashMap::new(),
@@ -186,6 +189,8 @@ struct Relay {
     poll: Poll,
     rx: Receiver<MediaCommand>,
     closes: Arc<Mutex<Vec<SessionId>>>,
+    /// Sessions closed before their Open was seen (session ids are never reused).
+    closed_early: HashSet<SessionId>,
     /// Slots; a socket's token is `slot * 4 + (leg * 2) + (0 RTP | 1 RTCP)`.
     sessions: Vec<Option<Session>>,
     free: Vec<usize>,
@@ -259,6 +264,7 @@ impl Relay {
 
     /// Drains the command queue; false when the core has gone.
     fn commands(&mut self) -> bool {
+        self.waiting_closes();
         loop {
             match self.rx.try_recv() {
                 Ok(cmd) => self.command(cmd),
@@ -266,12 +272,26 @@ impl Relay {
                 Err(TryRecvError::Disconnected) => return false,
             }
         }
-        // After the queue: the orders before a call's Close went there first.
+        true
+    }
+
+    /// The Closes that found the queue full. They go before the queue: the core
+    /// hands a closed call's ports to new calls at once, and a new call's Open
+    /// must find them free. Orders still queued for a closed call are no-ops;
+    /// its Open, if it is still queued (the Close overtook it), is skipped.
+    fn waiting_closes(&mut self) {
         let closes = std::mem::take(&mut *self.closes.lock().unwrap_or_else(|e| e.into_inner()));
         for session in closes {
-            self.command(MediaCommand::Close { session });
+            if self.by_id.contains_key(&session) {
+                self.close(session);
+            } else {
+                if self.closed_early.len() >= CLOSED_EARLY_MAX {
+                    // Opens that were refused never come: forget old ids.
+                    self.closed_early.clear();
+                }
+                self.closed_early.insert(session);
+            }
         }
-        true
     }
 
     fn command(&mut self, cmd: MediaCommand) {
@@ -340,7 +360,7 @@ impl Relay {
     }
 
     fn open(&mut self, now: Instant, id: SessionId, ports: [u16; 2], record: Option<String>) {
-        if self.by_id.contains_key(&id) {
+        if self.by_id.contains_key(&id) || self.closed_early.remove(&id) {
             return;
         }
         let bind = |port: u16| UdpSocket::bind(SocketAddr::new(self.cfg.bind, port));

@@ -47,6 +47,8 @@ pub(super) struct LegIo {
     /// The address `rtp` is connected to: the latched source, when it is the
     /// SDP's own address (see [`LegIo::sync_connection`]).
     connected: Option<SocketAddr>,
+    /// An address `connect` failed for: not tried again until a new SDP.
+    connect_failed: Option<SocketAddr>,
     /// Rewrites everything sent towards this leg onto one RTP stream.
     out: Rewriter,
     pub last_rx: Option<Instant>,
@@ -77,6 +79,7 @@ impl LegIo {
             latched: None,
             latched_rtcp: None,
             connected: None,
+            connect_failed: None,
             out: Rewriter::new(seed as u32, (seed >> 32) as u16, (seed >> 40) as u32),
             last_rx: None,
             dtmf: DtmfReceiver::new(DTMF_END_TIMEOUT_MS),
@@ -124,6 +127,7 @@ impl LegIo {
             // A new SDP address: learn the source again.
             self.latched = None;
             self.latched_rtcp = None;
+            self.connect_failed = None;
         }
         self.remote = Some(remote);
         self.sync_connection();
@@ -138,6 +142,7 @@ impl LegIo {
     fn wanted_connection(&self) -> Option<SocketAddr> {
         self.latched
             .filter(|a| self.remote.is_some_and(|r| r.rtp == *a))
+            .filter(|a| self.connect_failed != Some(*a))
     }
 
     /// Connects or disconnects the RTP socket to match [`Self::wanted_connection`].
@@ -155,7 +160,10 @@ impl LegIo {
         if let Some(a) = want {
             match self.rtp.connect(a) {
                 Ok(()) => self.connected = Some(a),
-                Err(e) => debug!(error = %e, %a, "RTP socket could not be connected"),
+                Err(e) => {
+                    debug!(error = %e, %a, "RTP socket could not be connected");
+                    self.connect_failed = Some(a);
+                }
             }
         }
     }
@@ -168,6 +176,9 @@ impl LegIo {
             .is_none_or(|t| now.saturating_duration_since(t) >= RELATCH_AFTER);
         if self.connected.is_some() && stale {
             self.connected = None;
+            // Whoever sends next latches (sends meanwhile go to the SDP's
+            // address, the same one); a refreshed SDP does not reconnect.
+            self.latched = None;
             if let Err(e) = disconnect(&self.rtp) {
                 debug!(error = %e, "RTP socket could not be disconnected");
             }

@@ -461,6 +461,51 @@ fn a_close_that_finds_the_queue_full_still_unbinds_the_call() {
 }
 
 #[test]
+fn a_close_that_overtakes_its_open_leaves_nothing_bound() {
+    let (tx, _events) = tokio::sync::mpsc::channel(64);
+    let cfg = RelayConfig {
+        bind: "127.0.0.1".parse().unwrap(),
+        timeout: Duration::from_secs(30),
+        coalesce: Duration::ZERO,
+    };
+    let handle = spawn_with_queue(cfg, RecordTap::none(), tx, 1).unwrap();
+    let base = ports(2);
+    // The Open fills the queue; the Close waits aside and is taken first.
+    handle
+        .send(MediaCommand::Open {
+            session: 1,
+            ports: [base, base + 2],
+            record: None,
+        })
+        .unwrap();
+    handle.send(MediaCommand::Close { session: 1 }).unwrap();
+    handle.flush();
+    // Then a marker: once it is bound, the relay has been through both.
+    let marker = ports(2);
+    let open = MediaCommand::Open {
+        session: 2,
+        ports: [marker, marker + 2],
+        record: None,
+    };
+    let end = Instant::now() + Duration::from_secs(2);
+    while handle.send(open.clone()).is_err() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(5)); // the queue is still full
+    }
+    handle.flush();
+    let bound = |p: u16| UdpSocket::bind(("127.0.0.1", p)).is_err();
+    let end = Instant::now() + Duration::from_secs(2);
+    while !bound(marker) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(bound(marker), "the relay took the orders");
+    assert!(
+        !bound(base) && !bound(base + 2),
+        "the closed call's ports stay free"
+    );
+    assert_eq!(super::Stats::get(&handle.stats.sessions), 1);
+}
+
+#[test]
 fn a_generated_digit_reaches_the_phone_as_telephone_events_and_mutes_audio() {
     let r = Relay::start(Duration::from_secs(30));
     let (a, b) = (phone(), phone());

@@ -41,6 +41,11 @@ impl Ua {
                 // its offer.
                 let port = self.calls.get(&key).and_then(|c| c.rtp_port);
                 let body = sdp(self.cfg.local, self.ids.next_u64() % 1_000_000, port);
+                if let Some(c) = self.calls.get_mut(&key) {
+                    // The far end may have moved (a new relay port).
+                    let remote = remote_audio(req.content_type(), &req.body);
+                    announce_media(&mut self.events, key, c, remote);
+                }
                 let mut ok = response_to(&req, 200, "OK", None);
                 ok.header("Contact", &self.contact());
                 let _ = self

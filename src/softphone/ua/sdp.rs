@@ -18,6 +18,9 @@ pub(super) fn announce_media(
     let (Some(local_port), Some(remote)) = (c.rtp_port, remote) else {
         return;
     };
+    if remote.rtp.ip().is_unspecified() || remote.rtp.port() == 0 {
+        return; // a hold (RFC 3264 §8.4): keep sending where we did
+    }
     if c.media == Some(remote) {
         return;
     }
