@@ -56,8 +56,8 @@ pub enum Reason {
     MediaNoPorts,
     /// The relay could not bind the call's ports (another program holds them).
     MediaPortUnavailable,
-    /// The relay did not take the call's media (its command queue was full, or
-    /// the relay has stopped): `503`.
+    /// The relay did not take an order for the call's media (its command queue
+    /// was full, or the relay has stopped): `503` while unanswered, else BYE.
     MediaRelayBusy,
 }
 

@@ -141,8 +141,8 @@ pub enum MediaEvent {
     Timeout { session: SessionId },
     /// The ports could not be bound.
     Failed { session: SessionId, port: u16 },
-    /// The relay never got the session's `Open` (its command queue was full):
-    /// reported by the transport, not by the relay.
+    /// The relay never got one of the session's orders (its command queue was
+    /// full, or it has stopped): reported by the transport, not by the relay.
     Refused { session: SessionId },
 }
 

@@ -31,7 +31,7 @@ use crate::call::api::{AgentAction, ApiError};
 use crate::call::{Core, CoreConfig};
 use crate::config::Config;
 use crate::dialplan::Dialplan;
-use crate::media::command::{MediaCommand, MediaEvent};
+use crate::media::command::MediaEvent;
 use crate::reporting::Recorder;
 use crate::sip::transaction::LayerConfig;
 use crate::sip::{Peer, Transmit, Transport};
@@ -337,19 +337,15 @@ async fn media_event(
 /// Hands the core's media orders to the relay (without the relay, drops them).
 fn flush_media(core: &mut Core, handle: Option<&crate::media::relay::MediaHandle>) {
     while let Some(cmd) = core.poll_media() {
-        let open = match cmd {
-            MediaCommand::Open { session, .. } => Some(session),
-            _ => None,
-        };
+        let session = cmd.session();
         if let Some(h) = handle
             && let Err(e) = h.send(cmd)
         {
+            // (A Close is never refused.) The relay missed an order for this
+            // call (its Open, where the caller is, what it hears): end the call
+            // now rather than leave it in silence.
             warn!(error = %e, "media order dropped");
-            if let Some(session) = open {
-                // The relay will never hear of this call: end it now rather
-                // than leave it without audio.
-                core.handle_media(Instant::now(), MediaEvent::Refused { session });
-            }
+            core.handle_media(Instant::now(), MediaEvent::Refused { session });
         }
     }
     if let Some(h) = handle {
