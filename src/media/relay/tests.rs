@@ -27,6 +27,15 @@ fn ports(n: u16) -> u16 {
     panic!("no free ports");
 }
 
+/// The relay on loopback with this media timeout.
+fn config(timeout: Duration) -> RelayConfig {
+    RelayConfig {
+        bind: "127.0.0.1".parse().unwrap(),
+        timeout,
+        coalesce: Duration::ZERO,
+    }
+}
+
 fn phone() -> UdpSocket {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
     s.set_read_timeout(Some(Duration::from_millis(500)))
@@ -70,9 +79,8 @@ impl Relay {
     fn start(timeout: Duration) -> Relay {
         let (tx, events) = tokio::sync::mpsc::channel(64);
         let cfg = RelayConfig {
-            bind: "127.0.0.1".parse().unwrap(),
-            timeout,
             coalesce: Duration::from_micros(500),
+            ..config(timeout)
         };
         let handle = spawn(cfg, RecordTap::none(), tx).unwrap();
         Relay {
@@ -420,12 +428,8 @@ fn ports_taken_by_another_program_fail_the_session() {
 #[test]
 fn a_close_that_finds_the_queue_full_still_unbinds_the_call() {
     let (tx, _events) = tokio::sync::mpsc::channel(64);
-    let cfg = RelayConfig {
-        bind: "127.0.0.1".parse().unwrap(),
-        timeout: Duration::from_secs(30),
-        coalesce: Duration::ZERO,
-    };
-    let handle = spawn_with_queue(cfg, RecordTap::none(), tx, 2).unwrap();
+    let handle =
+        spawn_with_queue(config(Duration::from_secs(30)), RecordTap::none(), tx, 2).unwrap();
     let base = ports(2);
     let open = MediaCommand::Open {
         session: 1,
@@ -463,12 +467,8 @@ fn a_close_that_finds_the_queue_full_still_unbinds_the_call() {
 #[test]
 fn a_close_that_overtakes_its_open_leaves_nothing_bound() {
     let (tx, _events) = tokio::sync::mpsc::channel(64);
-    let cfg = RelayConfig {
-        bind: "127.0.0.1".parse().unwrap(),
-        timeout: Duration::from_secs(30),
-        coalesce: Duration::ZERO,
-    };
-    let handle = spawn_with_queue(cfg, RecordTap::none(), tx, 1).unwrap();
+    let handle =
+        spawn_with_queue(config(Duration::from_secs(30)), RecordTap::none(), tx, 1).unwrap();
     let base = ports(2);
     // The Open fills the queue; the Close waits aside and is taken first.
     handle
