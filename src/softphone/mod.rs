@@ -6,6 +6,7 @@
 //! `hotline-gw softphone` subcommands.
 
 pub mod audio;
+pub mod cli;
 pub mod digest;
 pub mod run;
 pub mod ua;

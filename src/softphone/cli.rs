@@ -1,0 +1,216 @@
+//! The `hotline-gw softphone` subcommands: their options, and running them.
+//!
+//! Why here and not in the binary: the options map one to one onto
+//! [`run::AgentOpts`] and [`run::CallOpts`], and the audio options onto
+//! [`AudioOpts`](super::audio::AudioOpts); keeping them together keeps the
+//! binary's `main.rs` to the gateway's own commands.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+
+use super::run;
+
+#[derive(Debug, Subcommand)]
+pub enum SoftphoneCommand {
+    /// Register as an agent and answer calls.
+    Agent(AgentArgs),
+    /// Call a number, once or many times at a rate.
+    Call(CallArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AgentArgs {
+    /// Agent id (SIP user).
+    #[arg(long)]
+    user: String,
+    #[arg(long)]
+    password: Option<String>,
+    /// The gateway.
+    #[arg(long, default_value = "127.0.0.1:5060")]
+    server: SocketAddr,
+    /// Local address [default: an ephemeral port on 127.0.0.1].
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Answer after this many milliseconds of ringing.
+    #[arg(long, default_value_t = 500)]
+    answer_after_ms: u64,
+    /// Hang up this many milliseconds after answering [default: wait for the caller].
+    #[arg(long)]
+    talk_ms: Option<u64>,
+    /// Stop after this many answered calls [default: run until Ctrl-C or --run-s].
+    #[arg(long, default_value_t = 0)]
+    calls: u64,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    run_s: Option<u64>,
+    /// Blind-transfer each answered call (REFER) to this number, e.g. 110.
+    #[arg(long)]
+    transfer_to: Option<String>,
+    /// How long after answering to transfer.
+    #[arg(long, default_value_t = 500)]
+    transfer_after_ms: u64,
+    #[command(flatten)]
+    audio: AudioArgs,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Real audio on the softphone's calls.
+#[derive(Debug, clap::Args)]
+pub struct AudioArgs {
+    /// Send and receive RTP (a 1000 Hz tone unless --tone-hz or --send-wav).
+    #[arg(long)]
+    audio: bool,
+    /// Send a sine tone of this frequency.
+    #[arg(long)]
+    tone_hz: Option<f64>,
+    /// Send this WAV file (mono 8 kHz 16-bit), looped.
+    #[arg(long)]
+    send_wav: Option<PathBuf>,
+    /// Send these DTMF digits (RFC 4733) once the call's audio starts...
+    #[arg(long)]
+    send_digits: Option<String>,
+    /// ...this many milliseconds later.
+    #[arg(long, default_value_t = 1000)]
+    digits_after_ms: u64,
+    /// Write what each call heard to DIR/<user>-<call>.wav.
+    #[arg(long)]
+    record_dir: Option<PathBuf>,
+}
+
+impl AudioArgs {
+    fn to_opts(&self, prefix: &str) -> Result<Option<super::audio::AudioOpts>> {
+        use super::audio;
+        let on = self.audio
+            || self.tone_hz.is_some()
+            || self.send_wav.is_some()
+            || self.send_digits.is_some()
+            || self.record_dir.is_some();
+        if !on {
+            return Ok(None);
+        }
+        let wav = match &self.send_wav {
+            Some(p) => Some(std::sync::Arc::new(
+                audio::read_wav(p).map_err(|e| anyhow::anyhow!(e))?,
+            )),
+            None => None,
+        };
+        if let Some(d) = &self.record_dir {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+        }
+        Ok(Some(audio::AudioOpts {
+            tone_hz: self
+                .tone_hz
+                .or(if wav.is_none() { Some(1000.0) } else { None }),
+            wav,
+            digits: self
+                .send_digits
+                .clone()
+                .map(|d| (std::time::Duration::from_millis(self.digits_after_ms), d)),
+            record_dir: self.record_dir.clone(),
+            record_prefix: prefix.to_string(),
+        }))
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CallArgs {
+    /// The number to call (e.g. 12345).
+    number: String,
+    /// The caller's number.
+    #[arg(long, default_value = "13800138000")]
+    from: String,
+    #[arg(long, default_value = "127.0.0.1:5060")]
+    server: SocketAddr,
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// How many calls.
+    #[arg(long, default_value_t = 1)]
+    count: u64,
+    /// Calls per second.
+    #[arg(long, default_value_t = 1.0)]
+    rate: f64,
+    /// Hang up this many milliseconds after answer [default: at once].
+    #[arg(long)]
+    hangup_after_ms: Option<u64>,
+    /// Give up on a call not answered within this many seconds.
+    #[arg(long, default_value_t = 60)]
+    max_wait_s: u64,
+    #[command(flatten)]
+    audio: AudioArgs,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs a `hotline-gw softphone` subcommand to its end and prints its summary.
+pub fn run(command: SoftphoneCommand) -> Result<()> {
+    use std::time::Duration;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (summary, json) = match command {
+        SoftphoneCommand::Agent(a) => {
+            let audio = a.audio.to_opts(&a.user)?;
+            let opts = run::AgentOpts {
+                audio,
+                server: a.server,
+                listen: a.listen,
+                user: a.user,
+                password: a.password,
+                answer_after: Duration::from_millis(a.answer_after_ms),
+                talk_for: a.talk_ms.map(Duration::from_millis),
+                calls: a.calls,
+                run_for: a.run_s.map(Duration::from_secs),
+                quiet: a.json,
+                transfer_to: a.transfer_to,
+                transfer_after: Duration::from_millis(a.transfer_after_ms),
+            };
+            let s = rt.block_on(async {
+                tokio::select! {
+                    r = run::agent(opts) => r,
+                    _ = tokio::signal::ctrl_c() => Ok(run::Summary::default()),
+                }
+            })?;
+            (s, a.json)
+        }
+        SoftphoneCommand::Call(c) => {
+            if c.count == 0 || c.rate <= 0.0 {
+                bail!("--count and --rate must be positive");
+            }
+            let audio = c.audio.to_opts(&c.from)?;
+            let opts = run::CallOpts {
+                audio,
+                server: c.server,
+                listen: c.listen,
+                number: c.number,
+                from: c.from,
+                count: c.count,
+                rate: c.rate,
+                hangup_after: c.hangup_after_ms.map(Duration::from_millis),
+                max_wait: Duration::from_secs(c.max_wait_s),
+                quiet: c.json,
+            };
+            (rt.block_on(run::call(opts))?, c.json)
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        println!(
+            "placed {} answered {} failed {} {:?}, mean answer {} ms, far-end hang-ups {}, {} ms",
+            summary.placed,
+            summary.answered,
+            summary.failed,
+            summary.failures_by_code,
+            summary.mean_answer_ms,
+            summary.ended_by_far_end,
+            summary.elapsed_ms
+        );
+    }
+    Ok(())
+}
