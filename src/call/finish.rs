@@ -1,0 +1,126 @@
+//! How a call leaves the core: its last answers, the ACD told, the relay
+//! closed, and its record emitted; and every call at once when the gateway stops.
+
+use std::time::Instant;
+
+use tracing::debug;
+
+use super::record::{CallRecord, ending_kind};
+use super::{CallKey, Core, Reason};
+use crate::cdr;
+use crate::sip::builder::response_to;
+use crate::util::pii::Pii;
+
+impl Core {
+    /// Removes a call and emits its record. Requests still waiting for an answer
+    /// from the other leg are answered here, so no server transaction is left open.
+    pub(super) fn finish(&mut self, now: Instant, key: CallKey) {
+        let Some(mut call) = self.calls.remove(&key) else {
+            return;
+        };
+        for (tx, req) in std::mem::take(&mut call.relays) {
+            let tag = self.ids.tag();
+            // RFC 3261 §15.1.2: requests pending when the dialog ends get 487.
+            let bytes = response_to(&req, 487, "Request Terminated", Some(&tag));
+            self.respond(now, tx, 487, bytes.finish_empty());
+        }
+        if let Some((tx, req)) = call.a_invite.take() {
+            let bytes = response_to(&req, 500, "Server Internal Error", Some(&call.a.local_tag));
+            call.final_code = 500;
+            self.respond(now, tx, 500, bytes.finish_empty());
+        }
+        if let Some(tag) = &call.a.remote_tag {
+            self.by_a.remove(&(call.a.call_id.clone(), tag.clone()));
+        }
+        self.by_b.remove(&call.b.call_id);
+        for tx in &call.txs {
+            self.by_tx.remove(tx);
+        }
+        if call.queue.is_some() && !call.acd_done {
+            let result = if call.answered_at.is_some() {
+                self.acd.call_ended(now, key)
+            } else {
+                self.acd.abandon(now, key)
+            };
+            if let Err(e) = result {
+                debug!(error = %e, "ACD already done with the call");
+            }
+        }
+        let media = call.media.take();
+        let (survey, recording) = media
+            .as_ref()
+            .map_or((None, None), |m| (m.survey_digit, m.recording.clone()));
+        self.media_close(key, media);
+        let reason = call.reason.unwrap_or(Reason::CalleeRejected);
+        let ended_ms = self.unix_ms(now);
+        let ended = call.events.iter().any(|e| {
+            matches!(
+                e.kind,
+                cdr::EventKind::CallerHungUp
+                    | cdr::EventKind::CalleeHungUp
+                    | cdr::EventKind::GatewayEnded
+            )
+        });
+        if !ended {
+            call.events.push(cdr::Event {
+                at_ms: ended_ms,
+                kind: ending_kind(reason),
+                detail: Some(reason.as_str().to_string()),
+            });
+        }
+        let _enter = call.span.enter();
+        tracing::info!(
+            reason = reason.as_str(),
+            code = call.final_code,
+            caller = %Pii(&call.caller),
+            "call ended"
+        );
+        self.records.push_back(CallRecord {
+            key,
+            call_id: call.a.call_id.to_string(),
+            caller: call.caller,
+            called: call.called,
+            line: Some(call.line),
+            queue: call.queue,
+            agent: call.agent,
+            overflowed: call.overflowed,
+            transferred_to: call.transferred_to,
+            answered_by: call.answered_by,
+            mode: Some(call.mode.as_str()),
+            department: call.department,
+            reason,
+            final_code: call.final_code,
+            offered_at: call.offered_at,
+            answered_at: call.answered_at,
+            ended_at: now,
+            id: self.call_id_of(key),
+            original: call.original,
+            received_ms: call.events.first().map_or(ended_ms, |e| e.at_ms),
+            ended_ms,
+            events: call.events,
+            line_name: Some(call.line_name),
+            deadline: call.deadline,
+            survey,
+            recording,
+        });
+        drop(_enter);
+        self.drain_acd(now);
+    }
+
+    /// Ends every call because the gateway is stopping: callers still waiting get
+    /// `503`, answered calls get BYE on both legs, and every call leaves its record
+    /// (reason `gateway.shutdown`) now rather than after the BYEs are answered.
+    pub fn shutdown(&mut self, now: Instant) {
+        let keys: Vec<CallKey> = self.calls.keys().copied().collect();
+        for key in keys {
+            let waiting = self.calls.get(&key).is_some_and(|c| c.waiting());
+            if waiting {
+                self.abandon_early(now, key, Reason::Shutdown, 503, "Service Unavailable");
+            } else if let Some(c) = self.calls.get_mut(&key) {
+                c.set_reason(Reason::Shutdown);
+                self.hang_up(now, key);
+            }
+            self.finish(now, key);
+        }
+    }
+}
