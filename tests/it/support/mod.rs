@@ -45,12 +45,13 @@ pub fn free_port() -> u16 {
 
 /// A block of RTP ports of its own for each gateway this process starts, all
 /// below the kernel's ephemeral ports (32768+), where sipp's and the tests' own
-/// sockets land: 49 blocks of 256 (64 calls each), reused round robin.
+/// sockets land: 12 blocks of 1024 (256 calls at once each: a loaded machine
+/// slows sipp's calls down and more of them overlap), reused round robin.
 fn rtp_ports() -> String {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let i = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 49;
-    let lo = 20_000 + i * 256;
-    format!("rtp_port_min = {lo}\nrtp_port_max = {}\n", lo + 255)
+    let i = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 12;
+    let lo = 20_000 + i * 1024;
+    format!("rtp_port_min = {lo}\nrtp_port_max = {}\n", lo + 1023)
 }
 
 /// How a test gateway is set up.
@@ -417,6 +418,7 @@ pub fn scenario(name: &str) -> PathBuf {
 pub struct Sipp {
     child: Child,
     pub stat: PathBuf,
+    errors: PathBuf,
     _dir: TempDir,
 }
 
@@ -427,6 +429,8 @@ pub struct SippResult {
     pub failed: u64,
     pub retransmissions: u64,
     pub exit: Option<i32>,
+    /// The start of sipp's own error log (`-trace_err`): why calls failed.
+    pub errors: String,
     pub raw: HashMap<String, String>,
 }
 
@@ -435,6 +439,7 @@ impl Sipp {
     pub fn start(bin: &Path, scenario_file: &str, args: &[String], limit: Duration) -> Sipp {
         let dir = TempDir::new("sipp");
         let stat = dir.0.join("stat.csv");
+        let errors = dir.0.join("errors.log");
         let mut cmd = Command::new("timeout");
         cmd.arg("-k")
             .arg("2")
@@ -444,7 +449,16 @@ impl Sipp {
             .arg(scenario(scenario_file))
             .args(["-i", "127.0.0.1", "-trace_stat", "-stf"])
             .arg(&stat)
-            .args(["-fd", "1", "-nostdin", "-buff_size", "4194304"])
+            .args([
+                "-fd",
+                "1",
+                "-nostdin",
+                "-buff_size",
+                "4194304",
+                "-trace_err",
+            ])
+            .arg("-error_file")
+            .arg(&errors)
             .args(args)
             .current_dir(&dir.0)
             .stdout(Stdio::null())
@@ -453,6 +467,7 @@ impl Sipp {
         Sipp {
             child,
             stat,
+            errors,
             _dir: dir,
         }
     }
@@ -467,6 +482,11 @@ impl Sipp {
             failed: get("FailedCall(C)"),
             retransmissions: get("Retransmissions(C)"),
             exit: status.code(),
+            errors: std::fs::read_to_string(&self.errors)
+                .unwrap_or_default()
+                .chars()
+                .take(4000)
+                .collect(),
             raw,
         }
     }
