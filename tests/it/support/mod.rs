@@ -43,15 +43,53 @@ pub fn free_port() -> u16 {
     }
 }
 
-/// A block of RTP ports of its own for each gateway this process starts, all
-/// below the kernel's ephemeral ports (32768+), where sipp's and the tests' own
-/// sockets land: 12 blocks of 1024 (256 calls at once each: a loaded machine
-/// slows sipp's calls down and more of them overlap), reused round robin.
-fn rtp_ports() -> String {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let i = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 12;
-    let lo = 20_000 + i * 1024;
-    format!("rtp_port_min = {lo}\nrtp_port_max = {}\n", lo + 1023)
+/// RTP port blocks below the kernel's ephemeral ports (32768+), where sipp's
+/// and the tests' own sockets land: 12 blocks of 1024 ports (256 calls at once;
+/// a loaded machine slows sipp's calls down and more of them overlap).
+const RTP_BLOCKS: usize = 12;
+const RTP_BLOCK: u32 = 1024;
+
+/// The blocks leased by this process's running gateways.
+static RTP_LEASED: std::sync::Mutex<[bool; RTP_BLOCKS]> =
+    std::sync::Mutex::new([false; RTP_BLOCKS]);
+
+/// A gateway's own RTP ports, leased for its life: gateways of parallel tests
+/// never share one, and a block goes back only once its gateway has exited.
+struct RtpBlock(usize);
+
+impl RtpBlock {
+    fn lease() -> RtpBlock {
+        let start = Instant::now();
+        loop {
+            {
+                let mut leased = RTP_LEASED.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(i) = leased.iter().position(|l| !l) {
+                    leased[i] = true;
+                    return RtpBlock(i);
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "more than {RTP_BLOCKS} test gateways at once"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The `[media]` keys.
+    fn config(&self) -> String {
+        let lo = 20_000 + self.0 as u32 * RTP_BLOCK;
+        format!(
+            "rtp_port_min = {lo}\nrtp_port_max = {}\n",
+            lo + RTP_BLOCK - 1
+        )
+    }
+}
+
+impl Drop for RtpBlock {
+    fn drop(&mut self) {
+        RTP_LEASED.lock().unwrap_or_else(|e| e.into_inner())[self.0] = false;
+    }
 }
 
 /// How a test gateway is set up.
@@ -91,11 +129,14 @@ pub struct Gateway {
     pub sip: SocketAddr,
     pub http: SocketAddr,
     pub dir: TempDir,
+    /// Declared last: dropped after the process has been killed and reaped.
+    _rtp: RtpBlock,
 }
 
 impl Gateway {
     pub fn start(opts: GwOpts) -> Gateway {
         let dir = TempDir::new("gw");
+        let rtp = RtpBlock::lease();
         let sip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         std::fs::create_dir_all(dir.0.join("dialplans")).unwrap();
@@ -129,7 +170,7 @@ impl Gateway {
                 opts.max_calls,
                 opts.ring_timeout_s,
                 // Gateways of parallel tests must not share RTP ports.
-                opts.extra_config.replace("[media]\n", &format!("[media]\n{}", rtp_ports())),
+                opts.extra_config.replace("[media]\n", &format!("[media]\n{}", rtp.config())),
                 // The signalling tests place callers that cannot tell the gateway's
                 // own answer from an agent's: they keep queued callers unanswered
                 // (early media). The media tests set their own [media].
@@ -138,7 +179,7 @@ impl Gateway {
                 } else {
                     format!(
                         "\n[media]\n{}queued = \"early_media\"\nrecordings = \"{}\"\n",
-                        rtp_ports(),
+                        rtp.config(),
                         dir.0.join("recordings").display()
                     )
                 },
@@ -158,6 +199,7 @@ impl Gateway {
             sip,
             http,
             dir,
+            _rtp: rtp,
         };
         gw.wait_ready();
         gw
