@@ -522,6 +522,21 @@ pub(super) fn remote_of(sdp: &Sdp, fallback: Option<Codec>) -> Option<Remote> {
     })
 }
 
+/// Every line prompt of `plan` that `prompts` lacks, as an error message naming
+/// the line (and the prompts there are).
+pub fn missing_line_prompts(plan: &crate::dialplan::Dialplan, prompts: &Prompts) -> Vec<String> {
+    plan.lines()
+        .filter_map(|l| {
+            let p = l.prompt.as_ref().filter(|p| prompts.get(p).is_none())?;
+            Some(format!(
+                "line {}: prompt: no prompt named {p:?} (known: {})",
+                l.number,
+                prompts.names().collect::<Vec<_>>().join(", ")
+            ))
+        })
+        .collect()
+}
+
 /// The digit of a SIP INFO (`application/dtmf-relay`: `Signal=5`, or
 /// `application/dtmf`: `5`).
 pub(super) fn info_digit(content_type: Option<&str>, body: &[u8]) -> Option<char> {

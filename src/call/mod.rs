@@ -56,7 +56,7 @@ use crate::sip::validate::check_request;
 use crate::sip::{Peer, Transmit, salvage};
 use crate::util::idmap::IdMap;
 pub use leg::Side;
-pub use media::{MediaConfig, QueuedAudio, sdp_remote as remote_of};
+pub use media::{MediaConfig, QueuedAudio, missing_line_prompts, sdp_remote as remote_of};
 pub use reason::Reason;
 pub use record::CallRecord;
 use record::ending_kind;
@@ -399,23 +399,12 @@ impl Core {
     }
 
     /// Replaces the dialplan; calls in progress keep the route they took, logged-in
-    /// agents stay logged in and queued callers stay queued.
-    /// Swaps in a reloaded dialplan whole, or refuses it and changes nothing: a
-    /// line naming a prompt the gateway has not loaded, or queues the ACD
-    /// refuses.
+    /// agents stay logged in and queued callers stay queued. The plan goes in
+    /// whole or not at all: a line naming a prompt the gateway has not loaded,
+    /// or queues the ACD refuses, leave everything as it was.
     pub fn set_dialplan(&mut self, now: Instant, plan: Arc<Dialplan>) -> Result<(), ApiError> {
         if let Some(m) = &self.cfg.media {
-            let missing: Vec<String> = plan
-                .lines()
-                .filter_map(|l| {
-                    let p = l.prompt.as_ref().filter(|p| m.prompts.get(p).is_none())?;
-                    Some(format!(
-                        "line {}: prompt: no prompt named {p:?} (known: {})",
-                        l.number,
-                        m.prompts.names().collect::<Vec<_>>().join(", ")
-                    ))
-                })
-                .collect();
+            let missing = media::missing_line_prompts(&plan, &m.prompts);
             if !missing.is_empty() {
                 return Err(ApiError::Refused(missing.join("; ")));
             }

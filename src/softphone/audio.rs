@@ -53,11 +53,12 @@ pub struct AudioReport {
     pub ssrcs: u64,
 }
 
-/// Runs one call's audio until `stop` fires; returns what happened.
+/// Runs one call's audio until `stop` fires; returns what happened. `moves`
+/// says where the far end wants its audio (a later SDP may move it).
 pub async fn run(
     call: u64,
     sock: UdpSocket,
-    remote: tokio::sync::watch::Receiver<Remote>,
+    moves: tokio::sync::watch::Receiver<Remote>,
     opts: AudioOpts,
     mut stop: oneshot::Receiver<()>,
 ) -> AudioReport {
@@ -83,11 +84,13 @@ pub async fn run(
     let mut last_seq: Option<u16> = None;
     let mut ssrcs: Vec<u32> = Vec::new();
     let mut last_event: Option<(u32, u8)> = None;
+    // Where the far end is: a later SDP may move it (read once per frame).
+    let mut remote = *moves.borrow();
     loop {
         tokio::select! {
             _ = &mut stop => break,
             _ = tick.tick() => {
-                let remote = *remote.borrow();
+                remote = *moves.borrow();
                 let codec = remote.codec;
                 // A digit due: its events replace audio until its end packets.
                 if dtmf.is_none()
@@ -162,7 +165,7 @@ pub async fn run(
                 last_seq = Some(s);
                 let cc = usize::from(buf[0] & 0x0f);
                 let start = 12 + 4 * cc;
-                if Some(pt) == remote.borrow().dtmf_pt && n >= start + 4 {
+                if Some(pt) == remote.dtmf_pt && n >= start + 4 {
                     let ev_ts = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
                     let end = buf[start + 1] & 0x80 != 0;
                     if end && last_event != Some((ev_ts, buf[start])) {

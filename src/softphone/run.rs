@@ -132,15 +132,10 @@ impl Driver {
     /// offer, an answer), so that what arrives before its audio starts (early
     /// media, the far end's first frames) waits in the socket.
     async fn bind_offered(&mut self) {
-        if self.audio.is_none() {
-            return;
-        }
-        let new: Vec<(u64, u16)> = self
-            .ua
-            .rtp_ports()
-            .filter(|(k, _)| !self.offered.contains_key(k) && !self.tasks.contains_key(k))
-            .collect();
-        for (call, port) in new {
+        while let Some((call, port)) = self.ua.poll_new_rtp_port() {
+            if self.audio.is_none() {
+                continue;
+            }
             match audio::bind(self.ip(), port).await {
                 Ok(sock) => {
                     self.offered.insert(call, sock);

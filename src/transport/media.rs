@@ -46,17 +46,7 @@ pub fn missing_prompts(cfg: &Config, plan: &Dialplan, prompts: &Prompts) -> Vec<
             out.push(format!("[media] {key}: no prompt named {name:?}"));
         }
     }
-    for line in plan.lines() {
-        if let Some(p) = &line.prompt
-            && prompts.get(p).is_none()
-        {
-            out.push(format!(
-                "line {}: prompt: no prompt named {p:?} (known: {})",
-                line.number,
-                prompts.names().collect::<Vec<_>>().join(", ")
-            ));
-        }
-    }
+    out.extend(crate::call::missing_line_prompts(plan, prompts));
     out
 }
 

@@ -213,19 +213,12 @@ timeout_ms = 1000\nbackoff_first_ms = 100\nbackoff_max_ms = 1000\nmax_attempts =
     let second = load(&sipp, &gw, 250);
     // Killed once the second batch is under way (its first stubs stored), not
     // after a fixed time: a loaded machine may be slow to start sipp.
-    let start = Instant::now();
-    loop {
-        let stored = gw.get_json("/api/v1/tickets?limit=10000")["count"].as_u64();
-        if stored >= Some(260) {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the second batch never got going: {stored:?} stubs\n{}",
-            gw.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    gw.wait_json(
+        "/api/v1/tickets?limit=10000",
+        "the second batch's first stubs",
+        Duration::from_secs(30),
+        |v| v["count"].as_u64() >= Some(260),
+    );
     std::thread::sleep(Duration::from_millis(500));
     gw.kill9();
     drop(second);

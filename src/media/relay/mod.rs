@@ -492,6 +492,8 @@ impl Relay {
         }
     }
 
+    /// Every second: connected legs whose phone fell silent are released
+    /// (anyone may latch again), and silent calls are reported.
     fn scan_timeouts(&mut self, now: Instant) {
         let timeout = self.cfg.timeout;
         for s in self.sessions.iter_mut().flatten() {

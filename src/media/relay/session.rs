@@ -175,13 +175,10 @@ impl LegIo {
             .last_rx
             .is_none_or(|t| now.saturating_duration_since(t) >= RELATCH_AFTER);
         if self.connected.is_some() && stale {
-            self.connected = None;
             // Whoever sends next latches (sends meanwhile go to the SDP's
             // address, the same one); a refreshed SDP does not reconnect.
             self.latched = None;
-            if let Err(e) = disconnect(&self.rtp) {
-                debug!(error = %e, "RTP socket could not be disconnected");
-            }
+            self.sync_connection();
         }
     }
 

@@ -143,6 +143,9 @@ impl Ua {
             return;
         };
         c.rtp_port = rtp_port;
+        if let Some(p) = rtp_port {
+            self.new_rtp_ports.push_back((key, p));
+        }
         let remote = remote_audio(req.content_type(), &req.body);
         announce_media(&mut self.events, key, c, remote);
         let mut ok = response_to(&req, 200, "OK", Some(&c.dialog.local_tag));

@@ -143,6 +143,8 @@ pub struct Ua {
     next_call: u64,
     timers: BinaryHeap<Reverse<(Instant, u64, Timer)>>,
     events: VecDeque<UaEvent>,
+    /// RTP ports just written into an SDP, for the driver to bind.
+    new_rtp_ports: VecDeque<(u64, u16)>,
     reg_call_id: String,
     reg_cseq: u32,
     reg_auth_tries: u8,
@@ -175,6 +177,7 @@ impl Ua {
             next_call: 1,
             timers: BinaryHeap::new(),
             events: VecDeque::new(),
+            new_rtp_ports: VecDeque::new(),
             reg_call_id,
             reg_cseq: 0,
             reg_auth_tries: 0,
@@ -284,13 +287,11 @@ impl Ua {
         self.calls.len()
     }
 
-    /// The RTP port each call with real audio has put in its SDP: the driver
-    /// binds it before the SDP goes out, so that nothing sent to it is lost
-    /// (early media before the answer, the caller's first words after it).
-    pub fn rtp_ports(&self) -> impl Iterator<Item = (u64, u16)> + '_ {
-        self.calls
-            .iter()
-            .filter_map(|(k, c)| c.rtp_port.map(|p| (*k, p)))
+    /// The next RTP port a call has just put in an SDP (an offer, an answer):
+    /// the driver binds it before the SDP goes out, so that nothing sent to it
+    /// is lost (early media before the answer, the first frames after it).
+    pub fn poll_new_rtp_port(&mut self) -> Option<(u64, u16)> {
+        self.new_rtp_ports.pop_front()
     }
 
     fn timer_armed(&self, key: u64, t: Timer, at: Instant) -> bool {

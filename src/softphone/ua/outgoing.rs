@@ -51,6 +51,9 @@ impl Ua {
             },
         );
         self.by_tx.insert(tx, Role::Invite(key));
+        if let Some(p) = rtp_port {
+            self.new_rtp_ports.push_back((key, p));
+        }
         key
     }
 

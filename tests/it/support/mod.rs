@@ -239,15 +239,26 @@ impl Gateway {
         timeout: Duration,
         pred: impl Fn(&serde_json::Value) -> bool,
     ) {
+        self.wait_json("/healthz", what, timeout, pred);
+    }
+
+    /// Waits until a predicate on the JSON at `path` holds.
+    pub fn wait_json(
+        &self,
+        path: &str,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) {
         let start = Instant::now();
         loop {
-            let h = self.health();
-            if pred(&h) {
+            let v = self.get_json(path);
+            if pred(&v) {
                 return;
             }
             if start.elapsed() > timeout {
                 panic!(
-                    "timed out waiting for {what}; health: {h}\nlog:\n{}",
+                    "timed out waiting for {what}; {path}: {v}\nlog:\n{}",
                     self.log()
                 );
             }
