@@ -153,6 +153,7 @@ pub fn run(command: SoftphoneCommand) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let agent = matches!(command, SoftphoneCommand::Agent(_));
     let (summary, json) = match command {
         SoftphoneCommand::Agent(a) => {
             let audio = a.audio.to_opts(&a.user)?;
@@ -201,16 +202,115 @@ pub fn run(command: SoftphoneCommand) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
-        println!(
-            "placed {} answered {} failed {} {:?}, mean answer {} ms, far-end hang-ups {}, {} ms",
-            summary.placed,
-            summary.answered,
-            summary.failed,
-            summary.failures_by_code,
-            summary.mean_answer_ms,
-            summary.ended_by_far_end,
-            summary.elapsed_ms
+        print!(
+            "{}",
+            describe(&summary, if agent { "taken" } else { "placed" })
         );
     }
     Ok(())
+}
+
+/// `486 ×2, 503 ×1`.
+fn counts<K: std::fmt::Display>(m: &std::collections::BTreeMap<K, u64>) -> String {
+    let parts: Vec<String> = m.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
+    parts.join(", ")
+}
+
+/// The summary for a person: one line of counts, then one line per thing that
+/// happened (failures by status, screen pops, transfers, each call's audio).
+/// `verb` says what the softphone did with its calls: an agent has `taken` them.
+fn describe(s: &run::Summary, verb: &str) -> String {
+    use std::fmt::Write;
+    let mut out = format!(
+        "{verb} {}, answered {}, failed {}, hung up by the far end {}; mean answer {} ms; {} ms in all\n",
+        s.placed, s.answered, s.failed, s.ended_by_far_end, s.mean_answer_ms, s.elapsed_ms
+    );
+    if !s.failures_by_code.is_empty() {
+        let _ = writeln!(
+            out,
+            "  failed calls by final status: {}",
+            counts(&s.failures_by_code)
+        );
+    }
+    if !s.screen_pop_seen.is_empty() {
+        let _ = writeln!(
+            out,
+            "  screen-pop headers seen: {}",
+            counts(&s.screen_pop_seen)
+        );
+    }
+    if !s.transfers_by_code.is_empty() {
+        let _ = writeln!(
+            out,
+            "  transfers by final status: {}",
+            counts(&s.transfers_by_code)
+        );
+    }
+    for a in &s.audio {
+        let heard = a
+            .peak_hz
+            .map_or_else(|| "nothing".to_string(), |hz| format!("{hz} Hz"));
+        let _ = write!(
+            out,
+            "  call {} audio: sent {} packets, received {}; heard {heard} (rms {:.3}); \
+             digits {:?}; {} SSRC(s), {} sequence jump(s)",
+            a.call,
+            a.packets_sent,
+            a.packets_received,
+            a.rms / 32768.0,
+            a.digits_heard,
+            a.ssrcs,
+            a.sequence_jumps
+        );
+        match &a.recording {
+            Some(path) => {
+                let _ = writeln!(out, "; heard audio in {path}");
+            }
+            None => out.push('\n'),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_reads_as_sentences_and_names_each_calls_audio() {
+        let mut s = run::Summary {
+            placed: 3,
+            answered: 2,
+            failed: 1,
+            ended_by_far_end: 1,
+            mean_answer_ms: 40,
+            elapsed_ms: 5000,
+            ..Default::default()
+        };
+        s.failures_by_code.insert(486, 1);
+        s.audio.push(super::super::audio::AudioReport {
+            call: 1,
+            packets_sent: 150,
+            packets_received: 149,
+            peak_hz: Some(1500),
+            rms: 3276.8,
+            digits_heard: "1".into(),
+            recording: Some("/tmp/x-1.wav".into()),
+            sequence_jumps: 0,
+            ssrcs: 1,
+        });
+        s.audio.push(super::super::audio::AudioReport {
+            call: 2,
+            ..Default::default()
+        });
+        assert_eq!(
+            describe(&s, "placed"),
+            "placed 3, answered 2, failed 1, hung up by the far end 1; mean answer 40 ms; 5000 ms in all\n\
+             \x20 failed calls by final status: 486 ×1\n\
+             \x20 call 1 audio: sent 150 packets, received 149; heard 1500 Hz (rms 0.100); digits \"1\"; \
+             1 SSRC(s), 0 sequence jump(s); heard audio in /tmp/x-1.wav\n\
+             \x20 call 2 audio: sent 0 packets, received 0; heard nothing (rms 0.000); digits \"\"; \
+             0 SSRC(s), 0 sequence jump(s)\n"
+        );
+    }
 }

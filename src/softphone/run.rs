@@ -332,6 +332,9 @@ pub async fn call(opts: CallOpts) -> Result<Summary, SoftphoneError> {
     let mut answer_ms_total = 0u128;
     let mut next = start;
     let mut last_progress = start;
+    // The bar is redrawn in place on a terminal; elsewhere (a log, a pipe) only
+    // its last state is written.
+    let drawn = std::io::IsTerminal::is_terminal(&std::io::stderr());
     while summary.placed < opts.count || d.ua.active_calls() > 0 {
         let now = Instant::now();
         if summary.placed < opts.count && now >= next {
@@ -385,7 +388,7 @@ pub async fn call(opts: CallOpts) -> Result<Summary, SoftphoneError> {
                 _ => {}
             }
         }
-        if !opts.quiet && last_progress.elapsed() >= Duration::from_millis(500) {
+        if !opts.quiet && drawn && last_progress.elapsed() >= Duration::from_millis(500) {
             last_progress = Instant::now();
             eprint!("\r{}", progress(&summary, opts.count));
         }
