@@ -15,6 +15,7 @@ use std::net::IpAddr;
 use rsipstack::sip as rs;
 
 use super::framing;
+pub use super::header_value::{addr_spec, first_list_value, param, split_list, tag_of};
 
 /// Why a datagram or stream frame is not a SIP message we can use.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -542,89 +543,6 @@ fn expand_compact(name: &str) -> Option<&'static str> {
     })
 }
 
-/// Splits a header line into its comma-separated values, respecting quotes and `<>`.
-pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
-    let mut rest = Some(value);
-    std::iter::from_fn(move || {
-        let s = rest?;
-        let (mut quoted, mut angle, mut escaped) = (false, false, false);
-        for (i, c) in s.char_indices() {
-            match c {
-                _ if escaped => escaped = false,
-                '\\' if quoted => escaped = true,
-                '"' => quoted = !quoted,
-                '<' if !quoted => angle = true,
-                '>' if !quoted => angle = false,
-                ',' if !quoted && !angle => {
-                    rest = Some(&s[i + 1..]);
-                    return Some(s[..i].trim());
-                }
-                _ => {}
-            }
-        }
-        rest = None;
-        Some(s.trim())
-    })
-    .filter(|v| !v.is_empty())
-}
-
-/// The first value of a comma-separated header line.
-pub fn first_list_value(value: &str) -> &str {
-    split_list(value).next().unwrap_or("")
-}
-
-/// The addr-spec inside a name-addr (`"Name" <sip:x>;tag=1` → `sip:x`).
-pub fn addr_spec(value: &str) -> &str {
-    if let Some(open) = find_unquoted(value, b'<') {
-        let rest = &value[open + 1..];
-        if let Some(close) = rest.find('>') {
-            return rest[..close].trim();
-        }
-    }
-    value.split(';').next().unwrap_or("").trim()
-}
-
-fn find_unquoted(s: &str, needle: u8) -> Option<usize> {
-    let (mut quoted, mut escaped) = (false, false);
-    for (i, b) in s.bytes().enumerate() {
-        match b {
-            _ if escaped => escaped = false,
-            b'\\' if quoted => escaped = true,
-            b'"' => quoted = !quoted,
-            b if b == needle && !quoted => return Some(i),
-            _ => {}
-        }
-    }
-    None
-}
-
-/// The header parameters after the addr-spec of a name-addr (`;tag=1;x=y`).
-fn header_params(value: &str) -> &str {
-    let after = match find_unquoted(value, b'<') {
-        Some(open) => match value[open..].find('>') {
-            Some(close) => &value[open + close + 1..],
-            None => "",
-        },
-        None => value.find(';').map(|i| &value[i..]).unwrap_or(""),
-    };
-    after.trim()
-}
-
-/// The value of a `name=value` parameter in a `;`-separated list.
-pub fn param<'a>(params: &'a str, name: &str) -> Option<&'a str> {
-    params.split(';').find_map(|p| {
-        let (k, v) = p.split_once('=').unwrap_or((p, ""));
-        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-    })
-}
-
-/// The `tag` parameter of a From or To value.
-pub fn tag_of(value: &str) -> Option<String> {
-    param(header_params(value), "tag")
-        .filter(|t| !t.is_empty())
-        .map(str::to_string)
-}
-
 fn parse_via(value: &str) -> Option<TopVia> {
     // "SIP / 2.0 / UDP host:port;params" with optional LWS around the slashes.
     let (proto, rest) = {
@@ -694,12 +612,6 @@ l: 0\r\n\r\n";
             panic!()
         };
         assert_eq!(r.method, Method::Other("NEWMETHOD".into()));
-    }
-
-    #[test]
-    fn split_list_respects_quotes_and_brackets() {
-        let v: Vec<_> = split_list("\"a,b\" <sip:x,y@h>, <sip:z@h>").collect();
-        assert_eq!(v, vec!["\"a,b\" <sip:x,y@h>", "<sip:z@h>"]);
     }
 
     #[test]

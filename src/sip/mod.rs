@@ -4,6 +4,7 @@
 pub mod builder;
 pub mod dialog;
 pub mod framing;
+pub mod header_value;
 pub mod ids;
 pub mod message;
 pub mod salvage;

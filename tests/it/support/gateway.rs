@@ -1,0 +1,290 @@
+//! The gateway under test: the real binary on free loopback ports, with a config
+//! written for the test and a block of RTP ports of its own.
+
+use super::*;
+
+/// RTP port blocks below the kernel's ephemeral ports (32768+), where sipp's
+/// and the tests' own sockets land: 12 blocks of 1024 ports (256 calls at once;
+/// a loaded machine slows sipp's calls down and more of them overlap).
+const RTP_BLOCKS: usize = 12;
+const RTP_BLOCK: u32 = 1024;
+
+/// The blocks leased by this process's running gateways.
+static RTP_LEASED: std::sync::Mutex<[bool; RTP_BLOCKS]> =
+    std::sync::Mutex::new([false; RTP_BLOCKS]);
+
+/// A gateway's own RTP ports, leased for its life: gateways of parallel tests
+/// never share one, and a block goes back only once its gateway has exited.
+struct RtpBlock(usize);
+
+impl RtpBlock {
+    fn lease() -> RtpBlock {
+        let start = Instant::now();
+        loop {
+            {
+                let mut leased = RTP_LEASED.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(i) = leased.iter().position(|l| !l) {
+                    leased[i] = true;
+                    return RtpBlock(i);
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "more than {RTP_BLOCKS} test gateways at once"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The `[media]` keys.
+    fn config(&self) -> String {
+        let lo = 20_000 + self.0 as u32 * RTP_BLOCK;
+        format!(
+            "rtp_port_min = {lo}\nrtp_port_max = {}\n",
+            lo + RTP_BLOCK - 1
+        )
+    }
+}
+
+impl Drop for RtpBlock {
+    fn drop(&mut self) {
+        RTP_LEASED.lock().unwrap_or_else(|e| e.into_inner())[self.0] = false;
+    }
+}
+
+/// How a test gateway is set up.
+pub struct GwOpts {
+    /// The target of line 12345.
+    pub target: String,
+    pub t1_ms: u64,
+    pub max_calls: usize,
+    pub ring_timeout_s: u64,
+    pub max_message: usize,
+    /// More dialplan (queues, agents, lines), written beside the line file.
+    pub extra_dialplan: String,
+    /// More gateway config (whole sections), appended to the file.
+    pub extra_config: String,
+    /// Source networks of the carrier trunk (loopback by default).
+    pub trunk_sources: Vec<String>,
+}
+
+impl GwOpts {
+    pub fn to(target: impl Into<String>) -> GwOpts {
+        GwOpts {
+            target: target.into(),
+            t1_ms: 500,
+            max_calls: 5000,
+            ring_timeout_s: 60,
+            max_message: 65_535,
+            extra_dialplan: String::new(),
+            extra_config: String::new(),
+            trunk_sources: vec!["127.0.0.0/8".into()],
+        }
+    }
+}
+
+/// The real binary, running on its own ports; killed on drop.
+pub struct Gateway {
+    child: Child,
+    pub sip: SocketAddr,
+    pub http: SocketAddr,
+    pub dir: TempDir,
+    /// Declared last: dropped after the process has been killed and reaped.
+    _rtp: RtpBlock,
+}
+
+impl Gateway {
+    pub fn start(opts: GwOpts) -> Gateway {
+        let dir = TempDir::new("gw");
+        let rtp = RtpBlock::lease();
+        let sip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        std::fs::create_dir_all(dir.0.join("dialplans")).unwrap();
+        std::fs::write(
+            dir.0.join("dialplans/lines.toml"),
+            format!(
+                "[[trunk]]\nname = \"loopback\"\nkind = \"carrier\"\nsources = [{}]\n\n\
+[[line]]\nnumber = \"12345\"\nname = \"test hotline\"\ntarget = \"{}\"\n",
+                opts.trunk_sources
+                    .iter()
+                    .map(|s| format!("\"{s}\""))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                opts.target
+            ),
+        )
+        .unwrap();
+        if !opts.extra_dialplan.is_empty() {
+            std::fs::write(dir.0.join("dialplans/seats.toml"), &opts.extra_dialplan).unwrap();
+        }
+        let t1 = opts.t1_ms;
+        std::fs::write(
+            dir.0.join("gateway.toml"),
+            format!(
+                "[sip]\nlisten = \"{sip}\"\nmax_message_bytes = {}\n[sip.timers]\nt1_ms = {t1}\nt2_ms = {}\nt4_ms = {}\n\
+[calls]\nmax_concurrent = {}\nretry_after_s = 7\nring_timeout_s = {}\nmax_duration_s = 3600\n\
+[http]\nlisten = \"{http}\"\n[dialplan]\ndir = \"dialplans\"\n[log]\nlevel = \"warn\"\n{}{}",
+                opts.max_message,
+                (t1 * 8).max(t1),
+                (t1 * 10).max(1),
+                opts.max_calls,
+                opts.ring_timeout_s,
+                // Gateways of parallel tests must not share RTP ports.
+                opts.extra_config.replace("[media]\n", &format!("[media]\n{}", rtp.config())),
+                // The signalling tests place callers that cannot tell the gateway's
+                // own answer from an agent's: they keep queued callers unanswered
+                // (early media). The media tests set their own [media].
+                if opts.extra_config.contains("[media]") {
+                    String::new()
+                } else {
+                    format!(
+                        "\n[media]\n{}queued = \"early_media\"\nrecordings = \"{}\"\n",
+                        rtp.config(),
+                        dir.0.join("recordings").display()
+                    )
+                },
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.0.join("gw.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_hotline-gw"))
+            .args(["run", "--config"])
+            .arg(dir.0.join("gateway.toml"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start hotline-gw");
+        let gw = Gateway {
+            child,
+            sip,
+            http,
+            dir,
+            _rtp: rtp,
+        };
+        gw.wait_ready();
+        gw
+    }
+
+    fn wait_ready(&self) {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            if http_get(self.http, "/healthz").is_some_and(|(code, _)| code == 200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("gateway did not become ready; log:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("gw.log")).unwrap_or_default()
+    }
+
+    /// `/healthz` as JSON.
+    pub fn health(&self) -> serde_json::Value {
+        let (code, body) = http_get(self.http, "/healthz").expect("healthz answers");
+        assert_eq!(code, 200);
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// Calls ended with a reason code so far.
+    pub fn ended(&self, reason: &str) -> u64 {
+        self.health()["calls_ended"][reason].as_u64().unwrap_or(0)
+    }
+
+    /// Waits until a predicate on `/healthz` holds.
+    pub fn wait_health(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) {
+        self.wait_json("/healthz", what, timeout, pred);
+    }
+
+    /// Waits until a predicate on the JSON at `path` holds.
+    pub fn wait_json(
+        &self,
+        path: &str,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) {
+        let start = Instant::now();
+        loop {
+            let v = self.get_json(path);
+            if pred(&v) {
+                return;
+            }
+            if start.elapsed() > timeout {
+                panic!(
+                    "timed out waiting for {what}; {path}: {v}\nlog:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends the gateway a signal (`HUP`, `TERM`…).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name}");
+    }
+
+    /// Kills the gateway with SIGKILL (no chance to flush anything) and waits.
+    pub fn kill9(&mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().unwrap();
+    }
+
+    /// Starts the gateway again on the same config, database and ports.
+    pub fn restart(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.0.join("gw.log"))
+            .unwrap();
+        self.child = Command::new(env!("CARGO_BIN_EXE_hotline-gw"))
+            .args(["run", "--config"])
+            .arg(self.dir.0.join("gateway.toml"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("restart hotline-gw");
+        self.wait_ready();
+    }
+
+    /// A JSON API answer that must be 200.
+    pub fn get_json(&self, path: &str) -> serde_json::Value {
+        let (code, body) = http_get(self.http, path).unwrap_or_else(|| panic!("GET {path}"));
+        assert_eq!(code, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+    }
+
+    /// Waits for the process to exit by itself; false if it is still running.
+    pub fn wait_exit(&mut self, limit: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if self.child.try_wait().unwrap().is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,57 @@
+//! The project's softphone as a peer: `hotline-gw softphone …` as a child process.
+
+use super::*;
+
+/// A `hotline-gw softphone …` process; its JSON summary is read at the end.
+pub struct Softphone {
+    child: Child,
+}
+
+impl Softphone {
+    /// Starts `hotline-gw softphone <args> --json`.
+    pub fn start(args: &[String]) -> Softphone {
+        let child = Command::new(env!("CARGO_BIN_EXE_hotline-gw"))
+            .arg("softphone")
+            .args(args)
+            .arg("--json")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the softphone");
+        Softphone { child }
+    }
+
+    /// Waits for it to exit; returns its summary, or its stderr as the error.
+    pub fn finish(mut self, limit: Duration) -> Result<serde_json::Value, String> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut out = String::new();
+                let mut err = String::new();
+                if let Some(mut o) = self.child.stdout.take() {
+                    let _ = o.read_to_string(&mut out);
+                }
+                if let Some(mut e) = self.child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                if !status.success() {
+                    return Err(format!("softphone exited with {status}: {err}"));
+                }
+                let line = out.lines().last().unwrap_or_default();
+                return serde_json::from_str(line).map_err(|e| format!("{e}: {out}"));
+            }
+            if start.elapsed() > limit {
+                let _ = self.child.kill();
+                return Err("softphone did not finish in time".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Softphone {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
