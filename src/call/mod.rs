@@ -30,6 +30,7 @@ pub mod reason;
 mod record;
 #[cfg(test)]
 mod tests;
+mod timer;
 mod transfer;
 mod unanswered;
 
@@ -60,6 +61,7 @@ pub use media::{MediaConfig, QueuedAudio, missing_line_prompts, sdp_remote as re
 pub use reason::Reason;
 pub use record::CallRecord;
 use record::ending_kind;
+use timer::CallTimer;
 
 /// What the core needs to know about its deployment.
 #[derive(Debug, Clone)]
@@ -145,14 +147,6 @@ enum Role {
     TransferInvite,
     /// The re-INVITE giving the caller the transfer target's offer.
     TransferReinvite,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum CallTimer {
-    Ring,
-    MaxDuration,
-    /// The satisfaction survey waits for a key, or for its thanks to end.
-    Survey,
 }
 
 /// One call: two legs and what ties them together.
@@ -512,47 +506,6 @@ impl Core {
         )
     }
 
-    /// The earliest deadline of the transaction layer, the calls, the ACD and the
-    /// registrar.
-    pub fn poll_timeout(&mut self) -> Option<Instant> {
-        let mut calls = None;
-        while let Some(Reverse((at, key, timer))) = self.timers.peek().copied() {
-            if self.call_timer_armed(key, timer, at) {
-                calls = Some(at);
-                break;
-            }
-            self.timers.pop();
-        }
-        [
-            calls,
-            self.tl.poll_timeout(),
-            self.acd.poll_timeout(),
-            self.registrar.poll_timeout(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-    }
-
-    pub fn handle_timeout(&mut self, now: Instant) {
-        self.tl.handle_timeout(now);
-        self.process_events(now);
-        self.acd.handle_timeout(now);
-        self.drain_acd(now);
-        self.registrar.handle_timeout(now);
-        self.drain_registrar(now);
-        while let Some(Reverse((at, key, timer))) = self.timers.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
-            if self.call_timer_armed(key, timer, at) {
-                self.on_call_timer(now, key, timer);
-                self.process_events(now);
-            }
-        }
-    }
-
     /// Calls in progress.
     pub fn active_calls(&self) -> usize {
         self.calls.len()
@@ -565,14 +518,6 @@ impl Core {
 
     pub fn stats(&self) -> &CoreStats {
         &self.stats
-    }
-
-    fn call_timer_armed(&self, key: CallKey, timer: CallTimer, at: Instant) -> bool {
-        self.calls.get(&key).is_some_and(|c| match timer {
-            CallTimer::Ring => c.ring_deadline == Some(at),
-            CallTimer::MaxDuration => c.end_deadline == Some(at),
-            CallTimer::Survey => c.survey_deadline == Some(at),
-        })
     }
 
     pub(crate) fn process_events(&mut self, now: Instant) {
@@ -641,17 +586,6 @@ impl Core {
         self.by_tx.insert(tx, (key, role));
         if let Some(c) = self.calls.get_mut(&key) {
             c.txs.push(tx);
-        }
-    }
-
-    fn arm_call_timer(&mut self, key: CallKey, timer: CallTimer, at: Instant) {
-        if let Some(c) = self.calls.get_mut(&key) {
-            match timer {
-                CallTimer::Ring => c.ring_deadline = Some(at),
-                CallTimer::MaxDuration => c.end_deadline = Some(at),
-                CallTimer::Survey => c.survey_deadline = Some(at),
-            }
-            self.timers.push(Reverse((at, key, timer)));
         }
     }
 }
