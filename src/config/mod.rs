@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::registrar::{Algorithm, RegistrarConfig, RegistrarError};
+use crate::util::toml_where::KeyLines;
 
 mod media;
 pub use media::{MediaSection, QueuedMode};
@@ -17,7 +18,7 @@ pub const DEFAULT_TOML: &str = include_str!("../../config/gateway.toml");
 
 /// A configuration error naming the file, line and key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}: {key}: {message}")]
+#[error("{}{message}", crate::util::toml_where::place(.file, *.line, .key))]
 pub struct ConfigError {
     pub file: String,
     pub line: usize,
@@ -184,7 +185,13 @@ impl RegistrarSection {
         };
         cfg.validate().map_err(|e| match e {
             RegistrarError::Config { key, reason } => {
-                (format!("registrar.{key}"), reason.to_string())
+                // The registrar's durations are written with their unit here.
+                let written = match key {
+                    "min_expires" | "max_expires" | "default_expires" | "nonce_ttl"
+                    | "failure_window" | "block_for" => format!("{key}_s"),
+                    other => other.to_string(),
+                };
+                (format!("registrar.{written}"), reason.to_string())
             }
             other => ("registrar".into(), other.to_string()),
         })?;
@@ -246,14 +253,11 @@ impl Config {
     /// Parses and validates a config text; `file` names it in errors.
     pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
         let cfg: Config = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
-                .unwrap_or(0);
+            let (line, key) = KeyLines::new(text).locate(&e);
             ConfigError {
                 file: file.into(),
                 line,
-                key: e.message().split('`').nth(1).unwrap_or("-").into(),
+                key,
                 message: e.message().trim().to_string(),
             }
         })?;
@@ -281,16 +285,10 @@ impl Config {
 
     /// Semantic checks serde cannot express.
     pub fn validate(&self, file: &str, text: &str) -> Result<(), ConfigError> {
+        let keys = KeyLines::new(text);
         let err = |key: &str, message: &str| ConfigError {
             file: file.into(),
-            line: text
-                .lines()
-                .position(|l| {
-                    l.trim_start()
-                        .starts_with(key.rsplit('.').next().unwrap_or(key))
-                })
-                .map(|i| i + 1)
-                .unwrap_or(0),
+            line: keys.line_or_enclosing(key),
             key: key.into(),
             message: message.into(),
         };
@@ -319,19 +317,15 @@ impl Config {
                 "must be under 180 s (Timer C ends an INVITE left in Proceeding at 3 min)",
             ));
         }
-        if self
-            .log
-            .level
-            .parse::<tracing_subscriber::EnvFilter>()
-            .is_err()
-        {
-            return Err(err("log.level", "not a valid tracing filter"));
+        if let Err(reason) = check_log_level(&self.log.level) {
+            return Err(err("log.level", &reason));
         }
         if let Err((key, reason)) = self.registrar.to_registrar() {
             return Err(err(&key, &reason));
         }
         if let Err(reason) = self.sla.validate() {
-            return Err(err("sla", &reason));
+            let key = format!("sla.{}", reason.split(':').next().unwrap_or(""));
+            return Err(err(&key, &reason));
         }
         if let Err(reason) = self.tickets.validate() {
             let key = format!("tickets.{}", reason.split(':').next().unwrap_or(""));
@@ -392,7 +386,7 @@ impl Config {
 
     fn resolve(&self, p: &Path) -> PathBuf {
         match (&self.origin, p.is_relative()) {
-            (Some(origin), true) => origin.parent().unwrap_or(Path::new(".")).join(p),
+            (Some(origin), true) => tidy(&origin.parent().unwrap_or(Path::new(".")).join(p)),
             _ => p.to_path_buf(),
         }
     }
@@ -413,5 +407,68 @@ impl Config {
     }
 }
 
+/// `config/../dialplans` → `dialplans`: a `..` cancels the folder written before
+/// it (paths in messages read as the user would write them; no symlink is read).
+fn tidy(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component<'_>> = Vec::new();
+    for c in p.components() {
+        match (c, out.last()) {
+            (Component::CurDir, _) if !out.is_empty() => {}
+            (Component::ParentDir, Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            _ => out.push(c),
+        }
+    }
+    if out.is_empty() {
+        return PathBuf::from(".");
+    }
+    out.iter().collect()
+}
+
+/// A log filter: levels, or `target=level` directives, comma-separated. A bare
+/// word that is no level would be taken for a target name and silence every
+/// other log, so it is refused.
+fn check_log_level(level: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let is_level = |w: &str| LEVELS.iter().any(|l| l.eq_ignore_ascii_case(w.trim()));
+    for directive in level.split(',') {
+        let ok = match directive.rsplit_once('=') {
+            Some((target, lvl)) => !target.trim().is_empty() && is_level(lvl),
+            None => is_level(directive),
+        };
+        if !ok {
+            return Err(format!(
+                "{directive:?} is not a level ({}) or target=level",
+                LEVELS.join(", ")
+            ));
+        }
+    }
+    level
+        .parse::<tracing_subscriber::EnvFilter>()
+        .map(|_| ())
+        .map_err(|e| format!("not a valid log filter: {e}"))
+}
+
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod tidy_tests {
+    use super::tidy;
+    use std::path::{Path, PathBuf};
+
+    #[test]
+    fn a_parent_step_cancels_the_folder_before_it() {
+        let t = |p: &str| tidy(Path::new(p));
+        assert_eq!(
+            t("config/../dialplans/default"),
+            PathBuf::from("dialplans/default")
+        );
+        assert_eq!(t("./config/../data"), PathBuf::from("./data"));
+        assert_eq!(t("../x/../y"), PathBuf::from("../y"));
+        assert_eq!(t("/etc/hotline/../lib"), PathBuf::from("/etc/lib"));
+        assert_eq!(t("config/.."), PathBuf::from("."));
+    }
+}

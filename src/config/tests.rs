@@ -35,7 +35,7 @@ fn every_shipped_config_and_its_dialplan_loads() {
 fn a_typo_in_any_key_is_refused_with_its_line() {
     let text = DEFAULT_TOML.replace("ring_timeout_s", "ring_timout_s");
     let e = Config::parse("gw.toml", &text).unwrap_err();
-    assert_eq!(e.key, "ring_timout_s");
+    assert_eq!(e.key, "calls.ring_timout_s");
     let expected = text
         .lines()
         .position(|l| l.starts_with("ring_timout_s"))
@@ -51,4 +51,63 @@ fn bad_values_are_refused() {
     assert_eq!(e.key, "sip.timers.t1_ms");
     let text = DEFAULT_TOML.replace("127.0.0.1:5060", "localhost");
     assert!(Config::parse("gw.toml", &text).is_err());
+}
+
+/// Each mistake is reported at the line it is written on, with the key's full
+/// path, whether serde or a later check finds it.
+#[test]
+fn a_bad_value_names_its_key_and_line() {
+    let cases = [
+        ("queued = \"answer\"", "queued = \"anwser\"", "media.queued"),
+        (
+            "max_concurrent = 2000",
+            "max_concurrent = -5",
+            "calls.max_concurrent",
+        ),
+        (
+            "max_concurrent = 2000",
+            "max_concurrent = \"lots\"",
+            "calls.max_concurrent",
+        ),
+        (
+            "listen = \"127.0.0.1:8080\"",
+            "listen = \"127.0.0.1\"",
+            "http.listen",
+        ),
+        ("target = 0.95", "target = 95", "sla.target"),
+        (
+            "min_expires_s = 60",
+            "min_expires_s = 0",
+            "registrar.min_expires_s",
+        ),
+        ("level = \"info\"", "level = \"verbose\"", "log.level"),
+        (
+            "ring_timeout_s = 60",
+            "ring_timeout_s = 600",
+            "calls.ring_timeout_s",
+        ),
+    ];
+    for (from, to, key) in cases {
+        assert!(DEFAULT_TOML.contains(from), "{from}");
+        let text = DEFAULT_TOML.replacen(from, to, 1);
+        let e = Config::parse("gw.toml", &text).unwrap_err();
+        let line = text.lines().position(|l| l.starts_with(to)).unwrap() + 1;
+        assert_eq!((e.key.as_str(), e.line), (key, line), "{to}: {e}");
+    }
+}
+
+#[test]
+fn log_levels_and_directives_are_accepted_and_a_bare_word_is_not() {
+    for ok in [
+        "info",
+        "WARN",
+        "hotline_gateway=debug,info",
+        "off",
+        "sqlx=warn, info",
+    ] {
+        assert!(super::check_log_level(ok).is_ok(), "{ok}");
+    }
+    for bad in ["verbose", "", "info,", "x=loud", "=debug"] {
+        assert!(super::check_log_level(bad).is_err(), "{bad:?}");
+    }
 }

@@ -4,11 +4,12 @@
 
 use std::path::Path;
 
-use super::locate::{diagnose, find_key_line, find_line, key_of_error, line_of};
+use super::locate::{Origin, diagnose};
 use super::schema::{DialplanFile, QueueFile};
 use super::seats::{AgentDef, Overflow, QueueDef};
 use super::values::{parse_network, parse_offset, parse_target, placeholder_target};
 use super::{Dialplan, DialplanError, Line, Mode, Route, Transfer, Trunk};
+use crate::util::toml_where::KeyLines;
 
 /// Loads every `*.toml` file of a directory, in name order.
 pub fn load(dir: &Path) -> Result<Dialplan, DialplanError> {
@@ -55,9 +56,9 @@ pub fn parse_sources(sources: &[(String, String)]) -> Result<Dialplan, DialplanE
 /// Parses and validates dialplan sources, reporting every error found (one per
 /// record at most; a file that is not valid TOML reports its first syntax error).
 pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<DialplanError>> {
-    let mut lines: Vec<(Line, String, usize)> = Vec::new();
-    let mut queues: Vec<(QueueDef, String, usize)> = Vec::new();
-    let mut agents: Vec<(AgentDef, String, usize)> = Vec::new();
+    let mut lines: Vec<(Line, Origin)> = Vec::new();
+    let mut queues: Vec<(QueueDef, Origin)> = Vec::new();
+    let mut agents: Vec<(AgentDef, Origin)> = Vec::new();
     let mut transfers: Vec<Transfer> = Vec::new();
     let mut trunks: Vec<Trunk> = Vec::new();
     let mut holidays = Vec::new();
@@ -66,24 +67,38 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
     let mut errors: Vec<DialplanError> = Vec::new();
     let mut utc_offset: Option<(i32, String)> = None;
     // Parallel lines name their legacy trunk; resolved once every file is read:
-    // (trunk, index in file, line in file, file, line number).
-    let mut pending_trunks: Vec<(String, usize, usize, String, String)> = Vec::new();
-    for (file, text) in sources {
+    // (trunk, the line's origin, its number).
+    let mut pending_trunks: Vec<(String, Origin, String)> = Vec::new();
+    // Names of records refused: a reference to one is not reported again as
+    // "not defined" (the user fixes the record, not the reference).
+    let mut refused: Vec<String> = Vec::new();
+    // A file serde refused defines nothing we know of: references are not checked.
+    let mut unreadable = false;
+    let all_keys: Vec<KeyLines> = sources.iter().map(|(_, t)| KeyLines::new(t)).collect();
+    for (source, (file, text)) in sources.iter().enumerate() {
+        let keys = &all_keys[source];
+        let origin = |record: String, id_key: &str| Origin {
+            file: file.clone(),
+            source,
+            line: keys.line_or_enclosing(&format!("{record}.{id_key}")),
+            record,
+        };
         let parsed: Result<DialplanFile, _> = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
+            let (line, key) = keys.locate(&e);
             DialplanError {
                 file: file.clone(),
                 line,
-                key: key_of_error(e.message()),
-                message: e.message().to_string(),
+                key,
+                message: e.message().trim().to_string(),
             }
         });
         let parsed = match parsed {
             Ok(p) => p,
             Err(first) => {
+                unreadable = true;
                 // Serde stops at the first problem; look at each record on its own
                 // so that every bad record of the file is reported.
-                let all = diagnose(file, text);
+                let all = diagnose(file, text, keys);
                 if all.is_empty() {
                     errors.push(first);
                 } else {
@@ -93,10 +108,7 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
             }
         };
         if let Some(text_offset) = &parsed.utc_offset {
-            let at = text
-                .lines()
-                .position(|l| l.trim_start().starts_with("utc_offset"))
-                .map_or(0, |n| n + 1);
+            let at = keys.line("utc_offset").unwrap_or(0);
             match parse_offset(text_offset) {
                 Some(m) => match &utc_offset {
                     Some((other, f)) if *other != m => errors.push(DialplanError {
@@ -116,14 +128,9 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
             }
         }
         for (i, l) in parsed.line.into_iter().enumerate() {
+            let o = origin(format!("line[{i}]"), "number");
             let record = || -> Result<(), DialplanError> {
-                let at = find_line(text, &l.number);
-                let err = |key: &str, message: String| DialplanError {
-                    file: file.clone(),
-                    line: at,
-                    key: format!("line[{i}].{key}"),
-                    message,
-                };
+                let err = |key: &str, message: String| o.error(keys, key, message);
                 if l.number.is_empty() || !l.number.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(err("number", format!("{:?} must be digits only", l.number)));
                 }
@@ -138,13 +145,7 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
                                 "a parallel line needs the legacy platform's trunk".into(),
                             )
                         })?;
-                        pending_trunks.push((
-                            legacy.clone(),
-                            i,
-                            at,
-                            file.clone(),
-                            l.number.clone(),
-                        ));
+                        pending_trunks.push((legacy.clone(), o.clone(), l.number.clone()));
                         Route::Parallel {
                             legacy: placeholder_target(&legacy),
                             ring_time: std::time::Duration::from_secs(l.ring_time_s.unwrap_or(20)),
@@ -196,15 +197,10 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
                         return Err(err(key, format!("{d:?} is not a YYYY-MM-DD date")));
                     }
                 }
-                if let Some((_, other_file, other_line)) =
-                    lines.iter().find(|(x, _, _)| x.number == l.number)
-                {
+                if let Some((_, other)) = lines.iter().find(|(x, _)| x.number == l.number) {
                     return Err(err(
                         "number",
-                        format!(
-                            "{} is already defined at {other_file}:{other_line}",
-                            l.number
-                        ),
+                        format!("{} is already defined at {}", l.number, other.at()),
                     ));
                 }
                 lines.push((
@@ -225,8 +221,7 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
                         survey: l.survey,
                         record: l.record,
                     },
-                    file.clone(),
-                    at,
+                    o.clone(),
                 ));
                 Ok(())
             };
@@ -235,38 +230,30 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
             }
         }
         for (i, q) in parsed.queue.into_iter().enumerate() {
+            let o = origin(format!("queue[{i}]"), "name");
+            let name = q.name.clone();
             let record = || -> Result<(), DialplanError> {
-                let at = find_key_line(text, "name", &q.name);
-                let def = queue_def(q).map_err(|(key, message)| DialplanError {
-                    file: file.clone(),
-                    line: at,
-                    key: format!("queue[{i}].{key}"),
-                    message,
-                })?;
-                if let Some((_, f, l)) = queues.iter().find(|(x, _, _)| x.name == def.name) {
-                    return Err(DialplanError {
-                        file: file.clone(),
-                        line: at,
-                        key: format!("queue[{i}].name"),
-                        message: format!("queue {:?} is already defined at {f}:{l}", def.name),
-                    });
+                let def = queue_def(q).map_err(|(key, message)| o.error(keys, key, message))?;
+                if let Some((_, other)) = queues.iter().find(|(x, _)| x.name == def.name) {
+                    return Err(o.error(
+                        keys,
+                        "name",
+                        format!("queue {:?} is already defined at {}", def.name, other.at()),
+                    ));
                 }
-                queues.push((def, file.clone(), at));
+                queues.push((def, o.clone()));
                 Ok(())
             };
             if let Err(e) = record() {
                 errors.push(e);
+                refused.push(format!("queue {name}"));
             }
         }
         for (i, a) in parsed.agent.into_iter().enumerate() {
+            let o = origin(format!("agent[{i}]"), "id");
+            let id = a.id.clone();
             let record = || -> Result<(), DialplanError> {
-                let at = find_key_line(text, "id", &a.id);
-                let err = |key: &str, message: String| DialplanError {
-                    file: file.clone(),
-                    line: at,
-                    key: format!("agent[{i}].{key}"),
-                    message,
-                };
+                let err = |key: &str, message: String| o.error(keys, key, message);
                 let id_ok = !a.id.is_empty()
                     && a.id
                         .bytes()
@@ -289,10 +276,10 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
                         format!("priority of {s:?} must be 1 or more (1 is best)"),
                     ));
                 }
-                if let Some((_, f, l)) = agents.iter().find(|(x, _, _)| x.id == a.id) {
+                if let Some((_, other)) = agents.iter().find(|(x, _)| x.id == a.id) {
                     return Err(err(
                         "id",
-                        format!("agent {} is already defined at {f}:{l}", a.id),
+                        format!("agent {} is already defined at {}", a.id, other.at()),
                     ));
                 }
                 agents.push((
@@ -302,24 +289,20 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
                         password: a.password,
                         skills: a.skills,
                     },
-                    file.clone(),
-                    at,
+                    o.clone(),
                 ));
                 Ok(())
             };
             if let Err(e) = record() {
                 errors.push(e);
+                refused.push(format!("agent {id}"));
             }
         }
         for (i, t) in parsed.trunk.into_iter().enumerate() {
+            let o = origin(format!("trunk[{i}]"), "name");
+            let name = t.name.clone();
             let record = || -> Result<(), DialplanError> {
-                let at = find_key_line(text, "name", &t.name);
-                let err = |key: &str, message: String| DialplanError {
-                    file: file.clone(),
-                    line: at,
-                    key: format!("trunk[{i}].{key}"),
-                    message,
-                };
+                let err = |key: &str, message: String| o.error(keys, key, message);
                 if t.kind != "carrier" && t.kind != "legacy" {
                     return Err(err(
                         "kind",
@@ -354,22 +337,13 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
             };
             if let Err(e) = record() {
                 errors.push(e);
+                refused.push(format!("trunk {name}"));
             }
         }
         for (i, c) in parsed.calendar.into_iter().enumerate() {
+            let o = origin(format!("calendar[{i}]"), "year");
             let mut record = || -> Result<(), DialplanError> {
-                let at = text
-                    .lines()
-                    .position(|l| {
-                        l.trim_start().starts_with("year") && l.contains(&c.year.to_string())
-                    })
-                    .map_or(0, |n| n + 1);
-                let err = |key: &str, message: String| DialplanError {
-                    file: file.clone(),
-                    line: at,
-                    key: format!("calendar[{i}].{key}"),
-                    message,
-                };
+                let err = |key: &str, message: String| o.error(keys, key, message);
                 if years.contains(&c.year) {
                     return Err(err("year", format!("{} is listed twice", c.year)));
                 }
@@ -394,14 +368,10 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
             }
         }
         for (i, t) in parsed.transfer.into_iter().enumerate() {
+            let o = origin(format!("transfer[{i}]"), "number");
+            let number = t.number.clone();
             let record = || -> Result<(), DialplanError> {
-                let at = find_key_line(text, "number", &t.number);
-                let err = |key: &str, message: String| DialplanError {
-                    file: file.clone(),
-                    line: at,
-                    key: format!("transfer[{i}].{key}"),
-                    message,
-                };
+                let err = |key: &str, message: String| o.error(keys, key, message);
                 if t.number.is_empty() || !t.number.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(err("number", format!("{:?} must be digits only", t.number)));
                 }
@@ -418,36 +388,41 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
             };
             if let Err(e) = record() {
                 errors.push(e);
+                refused.push(format!("transfer {number}"));
             }
         }
     }
-    if let Err(e) = cross_check(&lines, &queues, &agents) {
-        errors.push(e);
-    }
-    // Resolve parallel lines' legacy trunks.
-    for (name, i, at, file, number) in &pending_trunks {
-        let Some((line, _, _)) = lines.iter_mut().find(|(l, _, _)| &l.number == number) else {
-            continue; // the line itself was refused
+    if !unreadable {
+        let refs = References {
+            keys: &all_keys,
+            refused: &refused,
         };
-        match trunks
-            .iter()
-            .find(|t| &t.name == name)
-            .and_then(|t| t.target.clone())
-        {
-            Some(target) => {
-                if let Route::Parallel { legacy, .. } = &mut line.route {
-                    *legacy = target;
+        refs.check(&lines, &queues, &agents, &transfers, &mut errors);
+        // Resolve parallel lines' legacy trunks.
+        for (name, o, number) in &pending_trunks {
+            let Some((line, _)) = lines.iter_mut().find(|(l, _)| &l.number == number) else {
+                continue; // the line itself was refused
+            };
+            match trunks
+                .iter()
+                .find(|t| &t.name == name)
+                .and_then(|t| t.target.clone())
+            {
+                Some(target) => {
+                    if let Route::Parallel { legacy, .. } = &mut line.route {
+                        *legacy = target;
+                    }
                 }
+                None if refs.was_refused("trunk", name) => {}
+                None => errors.push(o.error(
+                    &all_keys[o.source],
+                    "legacy_trunk",
+                    format!("trunk {name:?} is not defined, or has no target"),
+                )),
             }
-            None => errors.push(DialplanError {
-                file: file.clone(),
-                line: *at,
-                key: format!("line[{i}].legacy_trunk"),
-                message: format!("trunk {name:?} is not defined, or has no target"),
-            }),
         }
     }
-    let mut plan = Dialplan::new(lines.into_iter().map(|(l, _, _)| l).collect());
+    let mut plan = Dialplan::new(lines.into_iter().map(|(l, _)| l).collect());
     plan.transfers = transfers;
     plan.trunks = trunks;
     match super::calendar::Calendar::new(holidays, workdays) {
@@ -459,33 +434,15 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
             message: e.to_string(),
         }),
     }
-    plan.queues = queues.into_iter().map(|(q, _, _)| q).collect();
-    plan.agents = agents.into_iter().map(|(a, _, _)| a).collect();
+    plan.queues = queues.into_iter().map(|(q, _)| q).collect();
+    plan.agents = agents.into_iter().map(|(a, _)| a).collect();
     if let Some((m, _)) = utc_offset {
         plan.utc_offset_minutes = m;
     }
-    check_transfer_numbers(&plan, &mut errors);
     if errors.is_empty() {
         Ok(plan)
     } else {
         Err(errors)
-    }
-}
-
-/// A direct-merge line's transfer number must be in the transfer directory, or
-/// agents could not reach the department.
-fn check_transfer_numbers(plan: &Dialplan, errors: &mut Vec<DialplanError>) {
-    for line in plan.lines() {
-        if let Some(n) = &line.transfer_number
-            && plan.transfer(n).is_none()
-        {
-            errors.push(DialplanError {
-                file: "-".into(),
-                line: 0,
-                key: format!("line {}.transfer_number", line.number),
-                message: format!("{n} is not in the transfer directory ([[transfer]])"),
-            });
-        }
     }
 }
 
@@ -544,50 +501,73 @@ fn queue_def(q: QueueFile) -> Result<QueueDef, (&'static str, String)> {
     })
 }
 
-/// References between lines, queues and agents must resolve.
-fn cross_check(
-    lines: &[(Line, String, usize)],
-    queues: &[(QueueDef, String, usize)],
-    agents: &[(AgentDef, String, usize)],
-) -> Result<(), DialplanError> {
-    let queue_exists = |n: &str| queues.iter().any(|(q, _, _)| q.name == n);
-    for (i, (l, f, at)) in lines.iter().enumerate() {
-        if let Route::Queue(q) = &l.route
-            && !queue_exists(q)
-        {
-            return Err(DialplanError {
-                file: f.clone(),
-                line: *at,
-                key: format!("line[{i}].target"),
-                message: format!("queue {q:?} is not defined"),
+/// References between records (a line's queue and transfer number, a queue's
+/// overflow and agents) must resolve; each unresolved one is reported at the key
+/// that names it, unless the record it names was itself refused.
+struct References<'a> {
+    keys: &'a [KeyLines],
+    refused: &'a [String],
+}
+
+impl References<'_> {
+    fn was_refused(&self, kind: &str, name: &str) -> bool {
+        let want = format!("{kind} {name}");
+        self.refused.contains(&want)
+    }
+
+    fn check(
+        &self,
+        lines: &[(Line, Origin)],
+        queues: &[(QueueDef, Origin)],
+        agents: &[(AgentDef, Origin)],
+        transfers: &[Transfer],
+        errors: &mut Vec<DialplanError>,
+    ) {
+        let queue_exists = |n: &str| queues.iter().any(|(q, _)| q.name == n);
+        for (l, o) in lines {
+            let keys = &self.keys[o.source];
+            let queue = match &l.route {
+                Route::Queue(q) | Route::Parallel { queue: q, .. } => Some(q),
+                Route::Sip(_) => None,
+            };
+            if let Some(q) = queue
+                && !queue_exists(q)
+                && !self.was_refused("queue", q)
+            {
+                // Named by `queue = …` or by `target = "queue:…"`.
+                let key = match keys.line(&format!("{}.queue", o.record)) {
+                    Some(_) => "queue",
+                    None => "target",
+                };
+                errors.push(o.error(keys, key, format!("queue {q:?} is not defined")));
+            }
+            if let Some(n) = &l.transfer_number
+                && !transfers.iter().any(|t| &t.number == n)
+                && !self.was_refused("transfer", n)
+            {
+                errors.push(o.error(
+                    keys,
+                    "transfer_number",
+                    format!("{n} is not in the transfer directory ([[transfer]])"),
+                ));
+            }
+        }
+        for (q, o) in queues {
+            let keys = &self.keys[o.source];
+            if let Overflow::Queue(to) = &q.overflow
+                && !queue_exists(to)
+                && !self.was_refused("queue", to)
+            {
+                errors.push(o.error(keys, "overflow", format!("queue {to:?} is not defined")));
+            }
+            let missing = q.agents.iter().find(|a| {
+                !agents.iter().any(|(x, _)| &x.id == *a) && !self.was_refused("agent", a)
             });
+            if let Some(a) = missing {
+                errors.push(o.error(keys, "agents", format!("agent {a:?} is not defined")));
+            }
         }
     }
-    for (q, f, at) in queues {
-        if let Overflow::Queue(o) = &q.overflow
-            && !queue_exists(o)
-        {
-            return Err(DialplanError {
-                file: f.clone(),
-                line: *at,
-                key: format!("queue {:?}.overflow", q.name),
-                message: format!("queue {o:?} is not defined"),
-            });
-        }
-        let missing = q
-            .agents
-            .iter()
-            .find(|a| !agents.iter().any(|(x, _, _)| &x.id == *a));
-        if let Some(a) = missing {
-            return Err(DialplanError {
-                file: f.clone(),
-                line: *at,
-                key: format!("queue {:?}.agents", q.name),
-                message: format!("agent {a:?} is not defined"),
-            });
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

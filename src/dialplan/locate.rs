@@ -2,141 +2,65 @@
 //! file:line:key, and reporting every bad record of a file serde refused.
 
 use super::DialplanError;
-use super::schema::{AgentFile, CalendarFile, LineFile, QueueFile, TransferFile, TrunkFile};
+use super::schema::DialplanFile;
+use crate::util::toml_where::KeyLines;
 
-/// The line where `key = "value"` appears, for error messages.
-pub(super) fn find_key_line(text: &str, key: &str, value: &str) -> usize {
-    let needle = format!("\"{value}\"");
-    text.lines()
-        .position(|l| l.trim_start().starts_with(key) && l.contains(&needle))
-        .map(|i| i + 1)
-        .unwrap_or(0)
-}
-
-/// Every record-level error of a file that did not deserialize as a whole.
-pub(super) fn diagnose(file: &str, text: &str) -> Vec<DialplanError> {
-    let table: toml::Table = match toml::from_str(text) {
-        Ok(t) => t,
-        Err(_) => return Vec::new(), // a syntax error: the caller reports it
-    };
-    fn each<T: serde::de::DeserializeOwned>(
-        file: &str,
-        text: &str,
-        name: &str,
-        value: &toml::Value,
-        out: &mut Vec<DialplanError>,
-    ) {
-        let Some(items) = value.as_array() else {
+/// Every serde error of a file that did not deserialize as a whole. Serde stops
+/// at the first one, so each table and record is read again on its own (the
+/// text from its header to the next), and its errors are placed in the file.
+pub(super) fn diagnose(file: &str, text: &str, keys: &KeyLines) -> Vec<DialplanError> {
+    let mut cuts = keys.headers(text);
+    if cuts.is_empty() {
+        return Vec::new(); // not TOML, or one table: the whole-file error says it
+    }
+    cuts.insert(0, 0); // the top-level keys before the first header
+    cuts.push(text.len());
+    let mut out = Vec::new();
+    for w in cuts.windows(2) {
+        let (from, to) = (w[0], w[1]);
+        if from == to {
+            continue;
+        }
+        if let Err(e) = toml::from_str::<DialplanFile>(&text[from..to]) {
+            let offset = from + e.span().map_or(0, |s| s.start);
+            let (line, key) = keys.locate_at(offset, e.message());
             out.push(DialplanError {
                 file: file.into(),
-                line: 0,
-                key: name.into(),
-                message: format!("use [[{name}]] tables"),
+                line,
+                key,
+                message: e.message().trim().to_string(),
             });
-            return;
-        };
-        for (i, item) in items.iter().enumerate() {
-            if let Err(e) = T::deserialize(item.clone()) {
-                let mut key = key_of_error(e.message());
-                let mut line = record_line(text, name, i, &key);
-                // "unknown variant `x`" names the value: find the key written with it.
-                if e.message().starts_with("unknown variant") {
-                    let needle = format!("\"{key}\"");
-                    if let Some((n, k)) = record_lines(text, name, i)
-                        .find(|(_, l)| l.contains(&needle))
-                        .and_then(|(n, l)| {
-                            l.split_once('=').map(|(k, _)| (n, k.trim().to_string()))
-                        })
-                    {
-                        line = n;
-                        key = k;
-                    }
-                }
-                out.push(DialplanError {
-                    file: file.into(),
-                    line,
-                    key: format!("{name}[{i}].{key}"),
-                    message: e.message().trim().to_string(),
-                });
-            }
-        }
-    }
-    let mut out = Vec::new();
-    for (name, value) in &table {
-        match name.as_str() {
-            "line" => each::<LineFile>(file, text, name, value, &mut out),
-            "queue" => each::<QueueFile>(file, text, name, value, &mut out),
-            "agent" => each::<AgentFile>(file, text, name, value, &mut out),
-            "transfer" => each::<TransferFile>(file, text, name, value, &mut out),
-            "trunk" => each::<TrunkFile>(file, text, name, value, &mut out),
-            "calendar" => each::<CalendarFile>(file, text, name, value, &mut out),
-            "utc_offset" => {}
-            other => out.push(DialplanError {
-                file: file.into(),
-                line: text
-                    .lines()
-                    .position(|l| l.trim_start().starts_with(other) || l.contains(&format!("[{other}]")))
-                    .map_or(0, |n| n + 1),
-                key: other.into(),
-                message: format!(
-                    "unknown table or key `{other}` (expected line, queue, agent, transfer, trunk, calendar, utc_offset)"
-                ),
-            }),
         }
     }
     out
 }
 
-/// The lines (1-based number, text) of the `i`-th `[[table]]` of a file, header first.
-pub(super) fn record_lines<'a>(
-    text: &'a str,
-    table: &str,
-    i: usize,
-) -> impl Iterator<Item = (usize, &'a str)> {
-    let header = format!("[[{table}]]");
-    let start = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| l.trim() == header)
-        .nth(i)
-        .map(|(n, _)| n);
-    text.lines()
-        .enumerate()
-        .skip(start.unwrap_or(usize::MAX))
-        .take_while(move |(n, l)| Some(*n) == start || !l.trim_start().starts_with("[["))
-        .map(|(n, l)| (n + 1, l))
+/// Where a record was written: its file, its index among the file's records of
+/// its table, and the line of its identifying key (number, name, id).
+#[derive(Debug, Clone)]
+pub(super) struct Origin {
+    pub file: String,
+    /// Index of the file among the sources (for its [`KeyLines`]).
+    pub source: usize,
+    /// `line[3]`, `queue[0]`…
+    pub record: String,
+    pub line: usize,
 }
 
-/// The line of `key` inside the `i`-th `[[table]]` of a file (or of the table
-/// header when the key is not written there).
-pub(super) fn record_line(text: &str, table: &str, i: usize, key: &str) -> usize {
-    let mut lines = record_lines(text, table, i);
-    let Some((header, _)) = lines.next() else {
-        return 0;
-    };
-    lines
-        .find(|(_, l)| l.trim_start().starts_with(key))
-        .map_or(header, |(n, _)| n)
-}
+impl Origin {
+    /// The error about `key` of this record, at the line `key` is written on.
+    pub fn error(&self, keys: &KeyLines, key: &str, message: String) -> DialplanError {
+        let path = format!("{}.{key}", self.record);
+        DialplanError {
+            file: self.file.clone(),
+            line: keys.line_or_enclosing(&path),
+            key: path,
+            message,
+        }
+    }
 
-pub(super) fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
-}
-
-/// The line where a number is defined, for error messages about it.
-pub(super) fn find_line(text: &str, number: &str) -> usize {
-    let needle = format!("\"{number}\"");
-    text.lines()
-        .position(|l| l.contains("number") && l.contains(&needle))
-        .map(|i| i + 1)
-        .unwrap_or(0)
-}
-
-/// Pulls the key out of serde messages like "unknown field `tagret`, expected …".
-pub(super) fn key_of_error(message: &str) -> String {
-    message
-        .split('`')
-        .nth(1)
-        .map(str::to_string)
-        .unwrap_or_else(|| "-".into())
+    /// `lines.toml:23`.
+    pub fn at(&self) -> String {
+        format!("{}:{}", self.file, self.line)
+    }
 }

@@ -67,7 +67,7 @@ use crate::sip::Transport;
 
 /// A dialplan error that names the file, line and key an engineer must fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}: {key}: {message}")]
+#[error("{}{message}", crate::util::toml_where::place(.file, *.line, .key))]
 pub struct DialplanError {
     pub file: String,
     /// 1-based line, 0 when the error concerns the whole file.

@@ -383,3 +383,84 @@ fn the_embedded_example_province_loads() {
     let shipped = std::fs::read_dir(dir).unwrap().count();
     assert_eq!(super::DEFAULT_FILES.len(), shipped);
 }
+
+/// The keys and lines of mistakes serde finds and of mistakes found by later
+/// checks: always the key's own line, the record's index, and the key's name
+/// (never the bad value), and no second error for a record that was refused.
+#[test]
+fn each_mistake_is_reported_at_its_own_key_and_line() {
+    let text = "\
+[[queue]]
+name = \"q\"
+agents = [\"1001\"]
+overflow = \"queue:nowhere\"
+
+[[agent]]
+id = \"1001\"
+name = \"A\"
+password = \"secret\"
+
+[[agent]]
+id = \"1001\"
+name = \"B\"
+password = \"other\"
+
+[[line]]
+number = \"12345\"
+name = \"hotline\"
+queue = \"q\"
+
+[[line]]
+number = \"12346\"
+name = \"second\"
+deadline_workdays = 0
+queue = \"q\"
+
+[[line]]
+number = \"12345\"
+name = \"copy\"
+queue = \"q\"
+";
+    let found = |errors: &[super::DialplanError]| -> Vec<(usize, String)> {
+        errors.iter().map(|e| (e.line, e.key.clone())).collect()
+    };
+    let errors = super::check_sources(&[("d.toml".into(), text.into())]).unwrap_err();
+    assert_eq!(
+        found(&errors),
+        vec![
+            (24, "line[1].deadline_workdays".to_string()),
+            (28, "line[2].number".to_string()),
+            (12, "agent[1].id".to_string()),
+            (4, "queue[0].overflow".to_string()),
+        ],
+        "{errors:#?}"
+    );
+    assert!(
+        errors[1].message.contains("already defined at d.toml:17"),
+        "{}",
+        errors[1]
+    );
+    assert!(
+        errors[2].message.contains("already defined at d.toml:7"),
+        "{}",
+        errors[2]
+    );
+
+    // A value serde refuses is named by its key, in its record.
+    let bad = text.replace("deadline_workdays = 0", "deadline_workdays = -7");
+    let errors = super::check_sources(&[("d.toml".into(), bad)]).unwrap_err();
+    assert_eq!(
+        found(&errors),
+        vec![(24, "line[1].deadline_workdays".to_string())]
+    );
+
+    // A refused queue is reported once: not again by the lines that use it.
+    let bad = text.replace("overflow = \"queue:nowhere\"", "overflow = \"queue:q\"");
+    let errors = super::check_sources(&[("d.toml".into(), bad)]).unwrap_err();
+    let keys: Vec<String> = errors.iter().map(|e| e.key.clone()).collect();
+    assert!(
+        keys.contains(&"queue[0].overflow".to_string()),
+        "{errors:#?}"
+    );
+    assert!(!keys.iter().any(|k| k.ends_with(".queue")), "{errors:#?}");
+}

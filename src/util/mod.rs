@@ -5,3 +5,4 @@ pub mod pii;
 pub mod post;
 pub mod seed;
 pub mod time;
+pub mod toml_where;

@@ -1,0 +1,259 @@
+//! Where a key is written in a TOML text, so that config and dialplan errors
+//! name file:line:key exactly: the key a serde error's span falls in, and the
+//! line a checked key (`media.queued`, `line[2].hours`) is written on.
+//!
+//! Why not the serde message: "invalid value: integer `-5`" names the value,
+//! not the key, and a key's name alone does not say which record it is in.
+
+use std::ops::Range;
+
+use toml::de::{DeTable, DeValue};
+
+/// Every key of a TOML text with the spans of its name and value, by dotted
+/// path; records of an array of tables are `name[i]`.
+#[derive(Debug, Default)]
+pub struct KeyLines {
+    /// (path, key span, value span), in document order of the tree.
+    keys: Vec<(String, Range<usize>, Range<usize>)>,
+    /// Byte offsets where each line starts.
+    starts: Vec<usize>,
+}
+
+impl KeyLines {
+    /// Reads `text`; a text that is not TOML gives a map with no keys.
+    pub fn new(text: &str) -> KeyLines {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        let mut map = KeyLines {
+            keys: Vec::new(),
+            starts,
+        };
+        if let Ok(doc) = DeTable::parse(text) {
+            map.table("", doc.get_ref());
+        }
+        map
+    }
+
+    fn table(&mut self, prefix: &str, t: &DeTable<'_>) {
+        for (k, v) in t.iter() {
+            let path = if prefix.is_empty() {
+                k.get_ref().to_string()
+            } else {
+                format!("{prefix}.{}", k.get_ref())
+            };
+            self.keys.push((path.clone(), k.span(), v.span()));
+            self.value(&path, v.get_ref());
+        }
+    }
+
+    fn value(&mut self, path: &str, v: &DeValue<'_>) {
+        match v {
+            DeValue::Table(t) => self.table(path, t),
+            DeValue::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let at = format!("{path}[{i}]");
+                    self.keys.push((at.clone(), item.span(), item.span()));
+                    self.value(&at, item.get_ref());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The 1-based line of byte `offset`.
+    pub fn line_at(&self, offset: usize) -> usize {
+        self.starts.partition_point(|&s| s <= offset).max(1)
+    }
+
+    /// The line `path` is written on (a record: its `[[header]]`).
+    pub fn line(&self, path: &str) -> Option<usize> {
+        let (_, key, _) = self.keys.iter().find(|(p, _, _)| p == path)?;
+        Some(self.line_at(key.start))
+    }
+
+    /// The line of `path`, else of the nearest enclosing key that is written
+    /// (a table's header, a record's `[[header]]`), else 0.
+    pub fn line_or_enclosing(&self, path: &str) -> usize {
+        let mut p = path;
+        loop {
+            if let Some(n) = self.line(p) {
+                return n;
+            }
+            match p.rfind(['.', '[']) {
+                Some(i) => p = &p[..i],
+                None => return 0,
+            }
+        }
+    }
+
+    /// The innermost key whose name or value holds byte `offset`.
+    pub fn key_at(&self, offset: usize) -> Option<&str> {
+        let holds = |r: &Range<usize>| r.start <= offset && offset < r.end.max(r.start + 1);
+        self.keys
+            .iter()
+            .filter(|(_, k, v)| holds(k) || holds(v))
+            .min_by_key(|(p, k, v)| {
+                let span = if holds(k) { k.len() } else { v.len() };
+                (span, usize::MAX - p.len())
+            })
+            .map(|(p, _, _)| p.as_str())
+    }
+
+    /// Where a serde error of this text is: its line, and the key it is about.
+    /// A missing field is named inside the table it is missing from.
+    pub fn locate(&self, err: &toml::de::Error) -> (usize, String) {
+        match err.span() {
+            Some(span) => self.locate_at(span.start, err.message()),
+            None => (0, "-".into()),
+        }
+    }
+
+    /// [`locate`](Self::locate) for an error at byte `offset` of this text.
+    pub fn locate_at(&self, offset: usize, message: &str) -> (usize, String) {
+        let line = self.line_at(offset);
+        let mut key = self.key_at(offset).unwrap_or("-").to_string();
+        if let Some(field) = message
+            .strip_prefix("missing field `")
+            .and_then(|m| m.split('`').next())
+        {
+            key = if key == "-" {
+                field.to_string()
+            } else {
+                format!("{key}.{field}")
+            };
+        }
+        (line, key)
+    }
+
+    /// Where each top-level `[table]` and `[[record]]` header starts, in text
+    /// order: the text from one to the next is that table or record alone.
+    pub fn headers(&self, text: &str) -> Vec<usize> {
+        let mut at: Vec<usize> = self
+            .keys
+            .iter()
+            .filter(|(p, _, v)| {
+                let line_start = text[..v.start].rfind('\n').map_or(0, |i| i + 1);
+                !p.contains('.')
+                    && text[line_start..v.start].trim().is_empty()
+                    && text[v.start..].starts_with('[')
+            })
+            .map(|(_, _, v)| v.start)
+            .collect();
+        at.sort_unstable();
+        at.dedup();
+        at
+    }
+}
+
+/// The start of an error message about a file: `file:line: key: `, leaving out
+/// a line of 0 (the whole file) and a key of `-` (no key applies).
+pub fn place(file: &str, line: usize, key: &str) -> String {
+    let mut out = file.to_string();
+    if line > 0 {
+        out += &format!(":{line}");
+    }
+    out += ": ";
+    if key != "-" && !key.is_empty() {
+        out += key;
+        out += ": ";
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "top = 1\n\
+[media]\n\
+queued = \"anwser\"\n\
+ports = [1,\n  2]\n\
+[[line]]\n\
+number = \"12345\"\n\
+hours = { days = \"workdays\", from = \"08:30\" }\n\
+[[line]]\n\
+number = \"12346\"\n";
+
+    #[test]
+    fn a_place_leaves_out_what_does_not_apply() {
+        assert_eq!(place("a.toml", 3, "sla.target"), "a.toml:3: sla.target: ");
+        assert_eq!(place("a.toml", 0, "-"), "a.toml: ");
+        assert_eq!(place("a.toml", 0, "calendar"), "a.toml: calendar: ");
+    }
+
+    #[test]
+    fn keys_and_records_have_their_lines() {
+        let k = KeyLines::new(TEXT);
+        assert_eq!(k.line("top"), Some(1));
+        assert_eq!(k.line("media"), Some(2));
+        assert_eq!(k.line("media.queued"), Some(3));
+        assert_eq!(k.line("line[0]"), Some(6));
+        assert_eq!(k.line("line[1].number"), Some(10));
+        assert_eq!(k.line("line[0].hours.from"), Some(8));
+        assert_eq!(k.line("line[1].hours"), None);
+        assert_eq!(k.line_or_enclosing("line[1].hours.from"), 9);
+        assert_eq!(k.line_or_enclosing("sla.target"), 0);
+    }
+
+    #[test]
+    fn an_offset_names_the_innermost_key() {
+        let k = KeyLines::new(TEXT);
+        let at = |needle: &str| TEXT.find(needle).unwrap();
+        assert_eq!(k.key_at(at("\"anwser\"")), Some("media.queued"));
+        assert_eq!(k.key_at(at("queued")), Some("media.queued"));
+        assert_eq!(k.key_at(at("2]")), Some("media.ports[1]"));
+        assert_eq!(k.key_at(at("\"08:30\"")), Some("line[0].hours.from"));
+        assert_eq!(k.key_at(at("\"12346\"")), Some("line[1].number"));
+    }
+
+    #[test]
+    fn headers_cut_the_text_into_tables_and_records() {
+        let k = KeyLines::new(TEXT);
+        let starts: Vec<usize> = [
+            "[media]",
+            "[[line]]\nnumber = \"12345",
+            "[[line]]\nnumber = \"12346",
+        ]
+        .iter()
+        .map(|h| TEXT.find(h).unwrap())
+        .collect();
+        assert_eq!(k.headers(TEXT), starts);
+    }
+
+    #[test]
+    fn serde_errors_are_located_at_their_key() {
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Rec {
+            number: String,
+            days: Option<u32>,
+        }
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Doc {
+            line: Vec<Rec>,
+        }
+        let cases = [
+            (
+                "[[line]]\nnumber = \"1\"\n[[line]]\nnumber = \"2\"\ndays = -7\n",
+                5,
+                "line[1].days",
+            ),
+            (
+                "[[line]]\nnumber = \"1\"\n[[line]]\ndays = 7\n",
+                3,
+                "line[1].number",
+            ),
+            ("[[line]]\nnumber = \"1\"\ndayz = 7\n", 3, "line[0].dayz"),
+        ];
+        for (text, line, key) in cases {
+            let e = toml::from_str::<Doc>(text).unwrap_err();
+            assert_eq!(
+                KeyLines::new(text).locate(&e),
+                (line, key.to_string()),
+                "{text}"
+            );
+        }
+    }
+}
