@@ -75,6 +75,7 @@ enum SlaCommand {
 
 #[derive(Debug, clap::Args)]
 struct RecomputeArgs {
+    /// Config file (default: config/gateway.toml, else the embedded defaults).
     #[arg(long)]
     config: Option<PathBuf>,
     /// Database, overriding the config.
@@ -92,6 +93,7 @@ struct RecomputeArgs {
 enum DialplanCommand {
     /// Load and validate the dialplan; exit non-zero naming file:line:key on error.
     Check {
+        /// Config file (default: config/gateway.toml, else the embedded defaults).
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -113,9 +115,10 @@ struct TraceArgs {
     /// When the call arrives (RFC 3339, e.g. 2026-10-01T09:30:00+08:00) [default: now].
     #[arg(long)]
     at: Option<String>,
-    /// The address the call comes from [default: 127.0.0.1].
+    /// The address the call comes from (trunks are recognised by it).
     #[arg(long, default_value = "127.0.0.1")]
     source: std::net::IpAddr,
+    /// Config file (default: config/gateway.toml, else the embedded defaults).
     #[arg(long)]
     config: Option<PathBuf>,
     /// Print the decision as JSON.
@@ -129,7 +132,11 @@ fn main() -> std::process::ExitCode {
         Err(e) => {
             // The chain of causes, without a backtrace: errors here are the user's to fix.
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            use hotline_gateway::softphone::cli::CallsNotAnswered;
+            match e.downcast_ref::<CallsNotAnswered>() {
+                Some(_) => std::process::ExitCode::from(CallsNotAnswered::EXIT_CODE),
+                None => std::process::ExitCode::FAILURE,
+            }
         }
     }
 }
@@ -280,12 +287,14 @@ fn run(args: RunArgs) -> Result<()> {
         .worker_threads(1)
         .enable_all()
         .build()?;
-    // The SIP sockets are bound first (so a slow database cannot cost the ports);
+    // The SIP sockets and the HTTP port are bound first (so a slow database cannot
+    // cost the ports, and a port in use stops the start before it says it runs);
     // the core starts once the reporting service hands over its recorder.
     let status = Arc::new(Status::default());
     let (control_tx, control_rx) = mpsc::channel(16);
     let (recorder_tx, recorder_rx) = tokio::sync::oneshot::channel();
     let sip = spawn_sip(&cfg, plan.clone(), status.clone(), control_rx, recorder_rx)?;
+    let listener = runtime.block_on(hotline_gateway::http::bind(cfg.http.listen))?;
     let reporting = runtime
         .block_on(reporting::start(reporting_config(&cfg)))
         .context("opening the call-record store")?;
@@ -310,7 +319,7 @@ fn run(args: RunArgs) -> Result<()> {
             dialplan_dir: cfg.dialplan_dir(),
             reporting: shared,
         };
-        let http = tokio::spawn(hotline_gateway::http::serve(cfg.http.listen, state));
+        let http = tokio::spawn(hotline_gateway::http::serve(listener, state));
         let mut sip_done = tokio::task::spawn_blocking(move || sip.join());
         let mut sip_finished = false;
         let outcome: Result<()> = tokio::select! {
@@ -528,9 +537,11 @@ fn init_tracing(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     // Logs go to stderr: stdout is for data (`dialplan trace --json`, summaries).
+    // Colours only on a terminal: a log file or journald gets plain text.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
 }

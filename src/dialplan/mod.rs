@@ -120,6 +120,13 @@ pub enum Mode {
 }
 
 impl Mode {
+    pub const ALL: [Mode; 4] = [
+        Mode::Hotline,
+        Mode::DirectMerge,
+        Mode::CallForwarding,
+        Mode::Parallel,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Hotline => "hotline",

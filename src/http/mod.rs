@@ -39,10 +39,11 @@ pub struct AppState {
 /// Why the HTTP server could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
-    #[error("cannot bind HTTP on {addr}: {source}")]
+    #[error("cannot bind HTTP on {addr}: {error}")]
     Bind {
         addr: SocketAddr,
-        source: std::io::Error,
+        /// In the message, not a `source()`: printed once, not twice.
+        error: std::io::Error,
     },
     #[error("HTTP server failed: {0}")]
     Serve(std::io::Error),
@@ -65,7 +66,27 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/agents/{id}/state", post(agent_state))
         .route("/api/v1/queues", get(queues))
         .route("/api/v1/dialplan/reload", post(reload_dialplan))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+}
+
+/// Any other path: the error body every API error has.
+async fn not_found(uri: axum::http::Uri) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no such resource: {} (see docs/openapi.yaml)", uri.path()),
+    )
+}
+
+/// A known path asked with a method it does not take (the `Allow` header says which).
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not take {method}", uri.path()),
+    )
 }
 
 /// A JSON error body with a stable `error` code and a human `message`.
@@ -94,6 +115,20 @@ fn query_and_store<T>(
     let axum::extract::Query(q) =
         q.map_err(|e| error(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
     Ok((q, store(state)?))
+}
+
+/// A query parameter that must be one of `allowed` (when given): `400 bad_NAME`
+/// listing them otherwise, so that a typo never reads as "no such calls".
+#[allow(clippy::result_large_err)]
+fn one_of(name: &str, v: &Option<String>, allowed: &[&str]) -> Result<(), Response> {
+    match v {
+        Some(v) if !allowed.contains(&v.as_str()) => Err(error(
+            StatusCode::BAD_REQUEST,
+            &format!("bad_{name}"),
+            format!("{name}={v:?}: use {}", allowed.join(", ")),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A time query parameter: RFC 3339 or Unix milliseconds; `400 bad_time` otherwise.
@@ -224,14 +259,17 @@ async fn reload_dialplan(State(state): State<AppState>) -> Response {
             )
             .into_response()
         }
-        Ok(Err(e)) => Json(json!({
-            "error": "dialplan_invalid",
-            "message": e.to_string(),
-            "file": e.file,
-            "line": e.line,
-            "key": e.key,
-        }))
-        .into_response_with(StatusCode::UNPROCESSABLE_ENTITY),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "dialplan reload (HTTP) refused: the plan is invalid; the running plan stays");
+            Json(json!({
+                "error": "dialplan_invalid",
+                "message": e.to_string(),
+                "file": e.file,
+                "line": e.line,
+                "key": e.key,
+            }))
+            .into_response_with(StatusCode::UNPROCESSABLE_ENTITY)
+        }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     }
 }
@@ -276,11 +314,16 @@ async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
     }))
 }
 
-/// Binds and serves until the future is dropped.
-pub async fn serve(addr: SocketAddr, state: AppState) -> Result<(), HttpError> {
-    let listener = tokio::net::TcpListener::bind(addr)
+/// Binds the HTTP port: done before the gateway says it runs, so that a port in
+/// use stops the start with a clear error.
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, HttpError> {
+    tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|source| HttpError::Bind { addr, source })?;
+        .map_err(|error| HttpError::Bind { addr, error })
+}
+
+/// Serves on a bound listener until the future is dropped.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> Result<(), HttpError> {
     axum::serve(listener, router(state))
         .await
         .map_err(HttpError::Serve)

@@ -10,7 +10,7 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{AppState, ask, error, query_and_store, store, time_param};
+use super::{AppState, ask, error, one_of, query_and_store, store, time_param};
 use crate::cdr::CallRecord;
 use crate::store::CallFilter;
 use crate::transport::Control;
@@ -116,6 +116,16 @@ pub(super) async fn calls(
             );
         }
     };
+    let modes = crate::dialplan::Mode::ALL.map(|m| m.as_str());
+    // A call's own outcome (`overflowed` is only ever a queue visit's).
+    let outcomes: Vec<&str> = crate::sla::Outcome::ALL
+        .into_iter()
+        .filter(|o| *o != crate::sla::Outcome::Overflowed)
+        .map(|o| o.as_str())
+        .collect();
+    if let Err(r) = one_of("mode", &q.mode, &modes).and(one_of("outcome", &q.outcome, &outcomes)) {
+        return r;
+    }
     let (from_ms, to_ms) = match (time_param("from", &q.from), time_param("to", &q.to)) {
         (Ok(f), Ok(t)) => (f, t),
         (Err(r), _) | (_, Err(r)) => return r,

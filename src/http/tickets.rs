@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AppState, error, query_and_store, store, time_param};
+use super::{AppState, error, one_of, query_and_store, store, time_param};
 use crate::store::{TicketFilter, TicketRow};
 
 const MAX_LIMIT: i64 = 10_000;
@@ -56,14 +56,15 @@ pub(super) async fn list(
         Ok(x) => x,
         Err(r) => return r,
     };
-    if let Some(d) = &q.delivery
-        && !["local", "pending", "delivered", "dead"].contains(&d.as_str())
+    let states = crate::tickets::StubState::ALL.map(|s| s.as_str());
+    if let Err(r) = one_of(
+        "delivery",
+        &q.delivery,
+        &["local", "pending", "delivered", "dead"],
+    )
+    .and(one_of("state", &q.state, &states))
     {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad_delivery",
-            format!("delivery={d:?}: use local, pending, delivered or dead"),
-        );
+        return r;
     }
     let (from_ms, to_ms) = match (time_param("from", &q.from), time_param("to", &q.to)) {
         (Ok(f), Ok(t)) => (f, t),

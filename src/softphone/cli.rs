@@ -17,7 +17,8 @@ use super::run;
 pub enum SoftphoneCommand {
     /// Register as an agent and answer calls.
     Agent(AgentArgs),
-    /// Call a number, once or many times at a rate.
+    /// Call a number, once or many times at a rate. Exits 0 when every call was
+    /// answered, 3 when some were not (the summary says why), 1 on an error.
     Call(CallArgs),
 }
 
@@ -26,12 +27,13 @@ pub struct AgentArgs {
     /// Agent id (SIP user).
     #[arg(long)]
     user: String,
+    /// The agent's password (digest auth), as in the dialplan's `[[agent]]`.
     #[arg(long)]
     password: Option<String>,
     /// The gateway.
     #[arg(long, default_value = "127.0.0.1:5060")]
     server: SocketAddr,
-    /// Local address [default: an ephemeral port on 127.0.0.1].
+    /// Local SIP address (port 0: any free port).
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
     /// Answer after this many milliseconds of ringing.
@@ -40,7 +42,7 @@ pub struct AgentArgs {
     /// Hang up this many milliseconds after answering [default: wait for the caller].
     #[arg(long)]
     talk_ms: Option<u64>,
-    /// Stop after this many answered calls [default: run until Ctrl-C or --run-s].
+    /// Stop after this many answered calls (0: run until Ctrl-C or --run-s).
     #[arg(long, default_value_t = 0)]
     calls: u64,
     /// Stop after this many seconds.
@@ -65,19 +67,19 @@ pub struct AudioArgs {
     /// Send and receive RTP (a 1000 Hz tone unless --tone-hz or --send-wav).
     #[arg(long)]
     audio: bool,
-    /// Send a sine tone of this frequency.
+    /// Send a sine tone of this frequency (50 to 3900 Hz: G.711 carries up to 4 kHz).
     #[arg(long)]
     tone_hz: Option<f64>,
     /// Send this WAV file (mono 8 kHz 16-bit), looped.
     #[arg(long)]
     send_wav: Option<PathBuf>,
-    /// Send these DTMF digits (RFC 4733) once the call's audio starts...
+    /// Send these DTMF digits (RFC 4733: 0-9, *, #, A-D), one after another.
     #[arg(long)]
     send_digits: Option<String>,
-    /// ...this many milliseconds later.
+    /// When to send --send-digits: this many milliseconds after the call's audio starts.
     #[arg(long, default_value_t = 1000)]
     digits_after_ms: u64,
-    /// Write what each call heard to DIR/<user>-<call>.wav.
+    /// Write what each call heard to DIR/<agent id or caller number>-<call>.wav.
     #[arg(long)]
     record_dir: Option<PathBuf>,
 }
@@ -92,6 +94,18 @@ impl AudioArgs {
             || self.record_dir.is_some();
         if !on {
             return Ok(None);
+        }
+        if let Some(hz) = self.tone_hz
+            && !(50.0..=3900.0).contains(&hz)
+        {
+            bail!("--tone-hz {hz}: use 50 to 3900 Hz (8 kHz G.711 carries up to 4 kHz)");
+        }
+        if let Some(d) = &self.send_digits
+            && let Some(bad) = d
+                .chars()
+                .find(|c| crate::media::dtmf::event_for_digit(*c).is_none())
+        {
+            bail!("--send-digits {d:?}: {bad:?} is no DTMF key (0-9, *, #, A-D)");
         }
         let wav = match &self.send_wav {
             Some(p) => Some(std::sync::Arc::new(
@@ -124,8 +138,10 @@ pub struct CallArgs {
     /// The caller's number.
     #[arg(long, default_value = "13800138000")]
     from: String,
+    /// The gateway.
     #[arg(long, default_value = "127.0.0.1:5060")]
     server: SocketAddr,
+    /// Local SIP address (port 0: any free port).
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
     /// How many calls.
@@ -199,6 +215,11 @@ pub fn run(command: SoftphoneCommand) -> Result<()> {
             (rt.block_on(run::call(opts))?, c.json)
         }
     };
+    let failed = if agent {
+        0
+    } else {
+        summary.placed - summary.answered.min(summary.placed)
+    };
     if json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
@@ -207,7 +228,28 @@ pub fn run(command: SoftphoneCommand) -> Result<()> {
             describe(&summary, if agent { "taken" } else { "placed" })
         );
     }
+    if failed > 0 {
+        return Err(CallsNotAnswered {
+            failed,
+            placed: summary.placed,
+        }
+        .into());
+    }
     Ok(())
+}
+
+/// A caller run whose calls were not all answered: the summary is printed, and
+/// the process exits with [`CallsNotAnswered::EXIT_CODE`] so that a script sees it.
+#[derive(Debug, thiserror::Error)]
+#[error("{failed} of {placed} call(s) not answered")]
+pub struct CallsNotAnswered {
+    pub failed: u64,
+    pub placed: u64,
+}
+
+impl CallsNotAnswered {
+    /// Distinct from 1 (the softphone itself failed): the calls ran, some failed.
+    pub const EXIT_CODE: u8 = 3;
 }
 
 /// `486 ×2, 503 ×1`.

@@ -15,13 +15,16 @@ use crate::sip::{Peer, Transport};
 /// Why the softphone stopped early.
 #[derive(Debug, thiserror::Error)]
 pub enum SoftphoneError {
-    #[error("cannot bind {addr}: {source}")]
+    #[error("cannot bind {addr}: {error}")]
     Bind {
         addr: SocketAddr,
-        source: std::io::Error,
+        /// In the message, not a `source()`: printed once, not twice.
+        error: std::io::Error,
     },
     #[error("socket error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("not registered after {0} s: the gateway has not answered the REGISTER yet")]
+    NeverRegistered(u64),
     #[error("registration failed with {0}")]
     Register(u16),
 }
@@ -111,7 +114,7 @@ impl Driver {
         let addr = cfg.local;
         let sock = UdpSocket::bind(addr)
             .await
-            .map_err(|source| SoftphoneError::Bind { addr, source })?;
+            .map_err(|error| SoftphoneError::Bind { addr, error })?;
         let mut cfg = cfg;
         cfg.local = sock.local_addr()?;
         if audio.is_some() && cfg.rtp_ports.is_none() {
@@ -241,6 +244,9 @@ pub async fn agent(opts: AgentOpts) -> Result<Summary, SoftphoneError> {
     let start = Instant::now();
     let end = opts.run_for.map(|r| start + r);
     d.ua.register(start, 300);
+    if !opts.quiet {
+        eprintln!("registering {} at {}…", opts.user, opts.server);
+    }
     let mut summary = Summary::default();
     let mut registered = false;
     let mut answered_at: BTreeMap<u64, Instant> = BTreeMap::new();
@@ -298,6 +304,9 @@ pub async fn agent(opts: AgentOpts) -> Result<Summary, SoftphoneError> {
                 }
             }
         }
+    }
+    if !registered {
+        return Err(SoftphoneError::NeverRegistered(start.elapsed().as_secs()));
     }
     // Unregister and give the gateway a moment to answer.
     d.ua.register(Instant::now(), 0);

@@ -45,6 +45,16 @@ pub enum StubState {
 }
 
 impl StubState {
+    pub const ALL: [StubState; 7] = [
+        StubState::Open,
+        StubState::Answered,
+        StubState::Callback,
+        StubState::LegacyAnswered,
+        StubState::Transferred,
+        StubState::Failed,
+        StubState::Interrupted,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             StubState::Open => "open",

@@ -39,11 +39,12 @@ use crate::sip::{Peer, Transmit, Transport};
 /// Why the transport could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
-    #[error("cannot bind SIP {transport} on {addr}: {source}")]
+    #[error("cannot bind SIP {transport} on {addr}: {error}")]
     Bind {
         transport: &'static str,
         addr: SocketAddr,
-        source: std::io::Error,
+        /// In the message, not a `source()`: printed once, not twice.
+        error: std::io::Error,
     },
     #[error("SIP socket failed: {0}")]
     Io(#[from] std::io::Error),
@@ -126,24 +127,22 @@ impl SipServer {
     ) -> Result<SipServer, TransportError> {
         let addr = cfg.sip.listen;
         let udp = if cfg.sip.udp {
-            Some(udp::bind(addr).map_err(|source| TransportError::Bind {
+            Some(udp::bind(addr).map_err(|error| TransportError::Bind {
                 transport: "UDP",
                 addr,
-                source,
+                error,
             })?)
         } else {
             None
         };
         let tcp = if cfg.sip.tcp {
-            Some(
-                tokio::net::TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| TransportError::Bind {
-                        transport: "TCP",
-                        addr,
-                        source,
-                    })?,
-            )
+            Some(tokio::net::TcpListener::bind(addr).await.map_err(|error| {
+                TransportError::Bind {
+                    transport: "TCP",
+                    addr,
+                    error,
+                }
+            })?)
         } else {
             None
         };

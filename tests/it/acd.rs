@@ -378,3 +378,30 @@ fn an_agent_transfers_a_caller_to_110() {
         gw.log()
     );
 }
+
+/// A test script sees from the exit status that calls failed: 3, with the
+/// summary (404 for a number no line has) still printed.
+#[test]
+fn a_softphone_run_with_unanswered_calls_exits_3_with_its_summary() {
+    let gw = Gateway::start(GwOpts::to("sip:127.0.0.1:9"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hotline-gw"))
+        .args(["softphone", "call", "99999", "--json", "--server"])
+        .arg(gw.sip.to_string())
+        .output()
+        .expect("run the softphone");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).expect("a JSON summary");
+    assert_eq!(summary["failed"], 1, "{summary}");
+    assert_eq!(summary["failures_by_code"]["404"], 1, "{summary}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("1 of 1 call(s) not answered"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -427,6 +427,11 @@ fn has_error_code(body: &str) -> bool {
         .is_some_and(|v| v["error"].is_string())
 }
 
+fn error_code(body: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    v["error"].as_str().map(str::to_string)
+}
+
 #[test]
 fn every_documented_route_answers_on_a_running_gateway() {
     let spec = spec_routes(&read("docs/openapi.yaml"));
@@ -462,8 +467,10 @@ fn every_documented_route_answers_on_a_running_gateway() {
         seen.insert(format!("{method} {url}"), code);
         if code == 405 {
             failures.push(format!("{method} {url}: 405, the method is not routed"));
-        } else if code == 404 && body.trim().is_empty() {
-            failures.push(format!("{method} {url}: empty 404, the path is not routed"));
+        } else if code == 404 && error_code(&body).as_deref() == Some("not_found") {
+            failures.push(format!(
+                "{method} {url}: 404 not_found, the path is not routed"
+            ));
         } else if code == 404 && !has_error_code(&body) {
             failures.push(format!(
                 "{method} {url}: 404 without a JSON `error` code: {body:?}"
@@ -475,5 +482,46 @@ fn every_documented_route_answers_on_a_running_gateway() {
         "documented routes that do not answer:\n  {}\n(all answers: {seen:?})\nlog:\n{}",
         failures.join("\n  "),
         gw.log()
+    );
+}
+
+/// What a client gets wrong gets the documented error body: an unknown path, a
+/// method a path does not take, and a filter value that is not one of its names.
+#[test]
+fn mistakes_get_an_error_body_with_a_stable_code() {
+    let gw = Gateway::start(GwOpts::to("sip:127.0.0.1:9"));
+    let cases = [
+        ("/api/v1/agents/1001", 404, "not_found"),
+        ("/api/v1/calls?outcome=answerd", 400, "bad_outcome"),
+        ("/api/v1/calls?mode=hotlnie", 400, "bad_mode"),
+        ("/api/v1/tickets?state=opn", 400, "bad_state"),
+    ];
+    for (path, want, code) in cases {
+        let (status, body) = http_get(gw.http, path).expect("an HTTP answer");
+        assert_eq!(
+            (status, error_code(&body).as_deref()),
+            (want, Some(code)),
+            "{path}: {body}"
+        );
+    }
+    let (status, body) = http_get(gw.http, "/api/v1/calls?outcome=answered&mode=hotline").unwrap();
+    assert_eq!(status, 200, "{body}");
+
+    // A method the path does not take: 405, its Allow header and the error body.
+    let mut s = std::net::TcpStream::connect(gw.http).unwrap();
+    use std::io::{Read, Write};
+    write!(
+        s,
+        "PUT /api/v1/agents/1001/state HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let lower = answer.to_ascii_lowercase();
+    assert!(lower.starts_with("http/1.1 405"), "{answer}");
+    assert!(lower.contains("\r\nallow: post"), "{answer}");
+    assert!(
+        answer.contains("\"error\":\"method_not_allowed\""),
+        "{answer}"
     );
 }

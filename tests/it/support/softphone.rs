@@ -34,7 +34,9 @@ impl Softphone {
                 if let Some(mut e) = self.child.stderr.take() {
                     let _ = e.read_to_string(&mut err);
                 }
-                if !status.success() {
+                // 3: the run finished and printed its summary, but not every
+                // call was answered (tests that expect failures read the summary).
+                if !status.success() && status.code() != Some(3) {
                     return Err(format!("softphone exited with {status}: {err}"));
                 }
                 let line = out.lines().last().unwrap_or_default();
