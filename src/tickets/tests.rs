@@ -232,15 +232,8 @@ fn stubs_match_the_published_json_schema() {
         assert!(!stub[r.as_str().unwrap()].is_null(), "required {r} is null");
     }
     let states = schema["properties"]["state"]["enum"].as_array().unwrap();
-    for s in [
-        StubState::Open,
-        StubState::Answered,
-        StubState::Callback,
-        StubState::LegacyAnswered,
-        StubState::Transferred,
-        StubState::Failed,
-        StubState::Interrupted,
-    ] {
+    assert_eq!(states.len(), StubState::ALL.len(), "{states:?}");
+    for s in StubState::ALL {
         assert!(states.contains(&serde_json::json!(s.as_str())), "{s:?}");
         assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
     }
