@@ -413,16 +413,27 @@ fn recompute(args: RecomputeArgs) -> Result<()> {
     let url = cfg
         .database_url()
         .context("no database configured (store.database = \"none\")")?;
-    let at = |s: &Option<String>, default: i64| -> Result<i64> {
+    let at = |flag: &str, s: &Option<String>, default: i64| -> Result<i64> {
         match s {
             Some(t) => Ok(dialplan::time::parse_rfc3339(t)
-                .map_err(|e| anyhow::anyhow!("{t:?}: {e}"))?
+                .map_err(|e| anyhow::anyhow!("--{flag} {t:?}: {e}"))?
                 * 1000),
             None => Ok(default),
         }
     };
-    let from = at(&args.from, 0)?;
-    let to = at(&args.to, hotline_gateway::util::time::unix_ms())?;
+    let from = at("from", &args.from, 0)?;
+    let to = at("to", &args.to, hotline_gateway::util::time::unix_ms())?;
+    if from >= to {
+        bail!("--from must be before --to");
+    }
+    // Recomputing reads calls that are stored: a SQLite path that names no file
+    // is a typo, not a new database to create.
+    if let Some(path) = url.strip_prefix("sqlite:")
+        && !path.starts_with(':')
+        && !std::path::Path::new(path.split('?').next().unwrap_or(path)).exists()
+    {
+        bail!("{path}: no such database file (recompute reads the calls stored there)");
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

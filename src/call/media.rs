@@ -529,7 +529,8 @@ pub fn missing_line_prompts(plan: &crate::dialplan::Dialplan, prompts: &Prompts)
         .filter_map(|l| {
             let p = l.prompt.as_ref().filter(|p| prompts.get(p).is_none())?;
             Some(format!(
-                "line {}: prompt: no prompt named {p:?} (known: {})",
+                "{}: line {}: prompt: no prompt named {p:?} (known: {})",
+                l.defined_at,
                 l.number,
                 prompts.names().collect::<Vec<_>>().join(", ")
             ))

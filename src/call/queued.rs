@@ -179,7 +179,9 @@ impl Core {
             return;
         };
         let mut pop = vec![
-            ("X-Hotline-Call-Id".to_string(), key.to_string()),
+            // The call record's id (as in /api/v1/calls and the stub), unique
+            // across restarts; not the core's per-process call counter.
+            ("X-Hotline-Call-Id".to_string(), ticket.clone()),
             ("X-Hotline-Caller".to_string(), call.caller.clone()),
             ("X-Hotline-Line".to_string(), call.line.clone()),
             ("X-Hotline-Mode".to_string(), call.mode.as_str().to_string()),

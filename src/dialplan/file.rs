@@ -220,6 +220,7 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
                             .unwrap_or(super::DEFAULT_DEADLINE_WORKDAYS),
                         survey: l.survey,
                         record: l.record,
+                        defined_at: o.at(),
                     },
                     o.clone(),
                 ));

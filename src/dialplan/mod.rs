@@ -161,6 +161,9 @@ pub struct Line {
     pub survey: Option<bool>,
     /// Record calls; `None`: the gateway's default.
     pub record: Option<bool>,
+    /// Where the line is written (`lines.toml:23`), for errors found later
+    /// (a prompt the running gateway has not loaded).
+    pub defined_at: String,
 }
 
 /// A work order's deadline when the line sets none: five working days.

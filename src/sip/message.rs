@@ -50,14 +50,16 @@ pub enum Method {
 }
 
 impl Method {
-    /// Parses a method token; anything that is a valid token but not standard is `Other`.
+    /// Parses a method token; anything that is a valid token but not standard is
+    /// `Other`. Method names are case-sensitive (RFC 3261 §7.1): `options` is an
+    /// extension method, not OPTIONS.
     pub fn from_token(token: &str) -> Option<Method> {
         if token.is_empty() || !token.bytes().all(is_token_char) {
             return None;
         }
-        Some(match rs::Method::try_from(token) {
-            Ok(m) => Self::from_rs(m),
-            Err(_) => Method::Other(token.into()),
+        Some(match rs::Method::try_from(token).map(Self::from_rs) {
+            Ok(m) if m.as_str() == token => m,
+            _ => Method::Other(token.into()),
         })
     }
 
@@ -612,6 +614,24 @@ l: 0\r\n\r\n";
             panic!()
         };
         assert_eq!(r.method, Method::Other("NEWMETHOD".into()));
+    }
+
+    #[test]
+    fn method_names_are_case_sensitive() {
+        assert_eq!(Method::from_token("OPTIONS"), Some(Method::Options));
+        assert_eq!(
+            Method::from_token("options"),
+            Some(Method::Other("options".into()))
+        );
+        assert_eq!(
+            Method::from_token("Invite"),
+            Some(Method::Other("Invite".into()))
+        );
+        let text = INVITE.replacen("INVITE sip", "invite sip", 1);
+        let Message::Request(r) = parse(text.as_bytes()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(r.method, Method::Other("invite".into()));
     }
 
     #[test]

@@ -274,7 +274,10 @@ pub async fn agent(opts: AgentOpts) -> Result<Summary, SoftphoneError> {
                 } => {
                     summary.placed += 1;
                     if !opts.quiet {
-                        eprintln!("incoming call {call} from {from} {screen_pop:?}");
+                        eprintln!("incoming call {call} from {from}");
+                        for (name, value) in &screen_pop {
+                            eprintln!("  {name}: {value}");
+                        }
                     }
                     for (name, _) in screen_pop {
                         *summary.screen_pop_seen.entry(name).or_default() += 1;
