@@ -100,6 +100,7 @@ pub struct SipServer {
     tcp: Option<tokio::net::TcpListener>,
     core: Core,
     max_message: usize,
+    tcp_limits: tcp::Limits,
     status: Arc<Status>,
     /// Where finished calls go (figures, metrics, the store).
     recorder: Option<Recorder>,
@@ -191,6 +192,12 @@ impl SipServer {
             tcp,
             core,
             max_message: cfg.sip.max_message_bytes,
+            tcp_limits: tcp::Limits {
+                max_message: cfg.sip.max_message_bytes,
+                // A message begun and not finished within 64·T1 (Timer B's span)
+                // will not be: the connection is closed.
+                partial: cfg.timers().timeout(),
+            },
             status,
             recorder: None,
             media,
@@ -219,6 +226,7 @@ impl SipServer {
             tcp,
             mut core,
             max_message,
+            tcp_limits,
             status,
             mut recorder,
             media,
@@ -229,7 +237,7 @@ impl SipServer {
         };
         let (in_tx, mut in_rx) = mpsc::channel::<Inbound>(INBOUND_QUEUE);
         if let Some(listener) = tcp {
-            tokio::spawn(tcp::accept_loop(listener, in_tx.clone(), max_message));
+            tokio::spawn(tcp::accept_loop(listener, in_tx.clone(), tcp_limits));
         }
         let mut conns: HashMap<SocketAddr, mpsc::Sender<Bytes>> = HashMap::new();
         let mut buf = vec![0u8; max_message.max(2048) + 1];
@@ -301,7 +309,7 @@ impl SipServer {
                 // Media first: the relay is ready before the SDP answer goes out,
                 // and a call the relay refused gets its 503 in the same pass.
                 flush_media(&mut core, media_handle.as_ref());
-                flush(&mut core, udp.as_ref(), &mut conns, &in_tx, max_message).await;
+                flush(&mut core, udp.as_ref(), &mut conns, &in_tx, tcp_limits).await;
                 status.observe(&mut core, recorder.as_mut());
                 // Follow the wall clock (NTP steps, drift) for records and time rules.
                 if wall_set.elapsed() >= WALL_CLOCK_EVERY {
@@ -315,7 +323,7 @@ impl SipServer {
         // and every record goes to the writer.
         core.shutdown(Instant::now());
         flush_media(&mut core, media_handle.as_ref());
-        flush(&mut core, udp.as_ref(), &mut conns, &in_tx, max_message).await;
+        flush(&mut core, udp.as_ref(), &mut conns, &in_tx, tcp_limits).await;
         status.observe(&mut core, recorder.as_mut());
         if let Some(r) = recorder.take() {
             r.close().await;
@@ -384,7 +392,7 @@ async fn flush(
     udp: Option<&tokio::net::UdpSocket>,
     conns: &mut HashMap<SocketAddr, mpsc::Sender<Bytes>>,
     in_tx: &mpsc::Sender<Inbound>,
-    max_message: usize,
+    tcp_limits: tcp::Limits,
 ) {
     while let Some(Transmit { peer, bytes }) = core.poll_transmit() {
         match peer.transport {
@@ -395,7 +403,7 @@ async fn flush(
             }
             Transport::Tcp => {
                 let writer = conns.entry(peer.addr).or_insert_with(|| {
-                    tcp::connect(peer.addr, in_tx.clone(), max_message, WRITE_QUEUE)
+                    tcp::connect(peer.addr, in_tx.clone(), tcp_limits, WRITE_QUEUE)
                 });
                 if let Err(e) = writer.try_send(bytes) {
                     warn!(addr = %peer.addr, error = %e, "TCP write queue full or closed: message dropped");

@@ -1,5 +1,6 @@
 //! TCP connections: framing by Content-Length, one reader and one writer task each.
-//! A malformed message is answered `400` and skipped; the connection stays up.
+//! A malformed message is answered `400` and skipped; the connection stays up. A
+//! message begun and not finished in time (a stalled or hostile peer) closes it.
 
 use std::net::SocketAddr;
 
@@ -12,7 +13,16 @@ use tracing::{debug, warn};
 use super::Inbound;
 use crate::sip::framing::{self, Frame};
 
-pub(super) async fn accept_loop(listener: TcpListener, core: mpsc::Sender<Inbound>, max: usize) {
+/// What a connection may take.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Limits {
+    /// Largest message.
+    pub max_message: usize,
+    /// Longest time from a message's first byte to its last.
+    pub partial: std::time::Duration,
+}
+
+pub(super) async fn accept_loop(listener: TcpListener, core: mpsc::Sender<Inbound>, max: Limits) {
     loop {
         match listener.accept().await {
             Ok((stream, addr)) => {
@@ -34,7 +44,7 @@ pub(super) async fn accept_loop(listener: TcpListener, core: mpsc::Sender<Inboun
 pub(super) fn connect(
     addr: SocketAddr,
     core: mpsc::Sender<Inbound>,
-    max: usize,
+    max: Limits,
     queue: usize,
 ) -> mpsc::Sender<Bytes> {
     let (writer, rx) = mpsc::channel(queue);
@@ -55,7 +65,7 @@ async fn serve(
     addr: SocketAddr,
     core: mpsc::Sender<Inbound>,
     mut rx: mpsc::Receiver<Bytes>,
-    max: usize,
+    limits: Limits,
 ) {
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();
@@ -67,8 +77,21 @@ async fn serve(
         }
     });
     let mut buf = BytesMut::with_capacity(16 * 1024);
+    // When the bytes of the message not yet complete began to arrive.
+    let mut partial_since: Option<tokio::time::Instant> = None;
     'read: loop {
-        match rd.read_buf(&mut buf).await {
+        let read = rd.read_buf(&mut buf);
+        let got = match partial_since {
+            None => read.await,
+            Some(t) => match tokio::time::timeout_at(t + limits.partial, read).await {
+                Ok(r) => r,
+                Err(_) => {
+                    debug!(%addr, "TCP message not finished in time; connection closed");
+                    break;
+                }
+            },
+        };
+        match got {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
@@ -78,8 +101,11 @@ async fn serve(
             if buf.is_empty() {
                 break;
             }
-            let msg = match framing::frame_stream(&buf, max) {
-                Frame::Incomplete => break,
+            let msg = match framing::frame_stream(&buf, limits.max_message) {
+                Frame::Incomplete => {
+                    partial_since.get_or_insert_with(tokio::time::Instant::now);
+                    break;
+                }
                 Frame::Complete(n) => Inbound::Frame {
                     addr,
                     bytes: buf.split_to(n).freeze(),
@@ -93,9 +119,13 @@ async fn serve(
                     }
                 }
             };
+            partial_since = None;
             if core.send(msg).await.is_err() {
                 break 'read;
             }
+        }
+        if buf.is_empty() {
+            partial_since = None;
         }
     }
     writer.abort();

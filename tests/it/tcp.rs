@@ -115,3 +115,37 @@ fn over_the_limit_a_new_call_gets_503_with_retry_after() {
     assert!(text.contains("Retry-After: 7\r\n"), "{text}");
     assert!(text.contains("Call-ID: over1"), "{text}");
 }
+
+/// A message begun and never finished closes its connection after 64·T1 (here
+/// 50 ms × 64 = 3.2 s); a connection that is merely idle stays up.
+#[test]
+fn a_tcp_message_never_finished_closes_the_connection_and_an_idle_one_stays() {
+    let mut opts = GwOpts::to("sip:127.0.0.1:9");
+    opts.t1_ms = 50;
+    let gw = Gateway::start(opts);
+    let mut idle = TcpStream::connect(gw.sip).unwrap();
+    let mut stalled = TcpStream::connect(gw.sip).unwrap();
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let local = stalled.local_addr().unwrap().to_string();
+    let msg = options("stall1", "TCP", &local);
+    stalled.write_all(&msg.as_bytes()[..60]).unwrap();
+    let started = std::time::Instant::now();
+    let mut chunk = [0u8; 256];
+    let n = stalled
+        .read(&mut chunk)
+        .expect("closed before the read timeout");
+    assert_eq!(n, 0, "{:?}", String::from_utf8_lossy(&chunk[..n]));
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "closed too soon"
+    );
+
+    // The idle connection was open all along and still answers.
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let local = idle.local_addr().unwrap().to_string();
+    idle.write_all(options("idle1", "TCP", &local).as_bytes())
+        .unwrap();
+    assert_eq!(read_status_lines(&mut idle, 1), vec!["SIP/2.0 200 OK"]);
+}
