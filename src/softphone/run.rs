@@ -363,7 +363,7 @@ pub async fn call(opts: CallOpts) -> Result<Summary, SoftphoneError> {
             .collect();
         for k in stale {
             started.remove(&k);
-            d.ua.hangup(now, k);
+            d.ua.give_up(now, k);
         }
         let until = if summary.placed < opts.count {
             next

@@ -405,3 +405,48 @@ fn a_softphone_run_with_unanswered_calls_exits_3_with_its_summary() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `--max-wait-s` gives up on a call the server never answered at all (the
+/// server is down): the run ends with 408 then, not when the INVITE transaction
+/// would time out (32 s).
+#[test]
+fn a_softphone_gives_up_on_a_silent_server_after_max_wait() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap(); // bound, never read
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hotline-gw"))
+        .args([
+            "softphone",
+            "call",
+            "12345",
+            "--json",
+            "--max-wait-s",
+            "1",
+            "--server",
+        ])
+        .arg(silent.local_addr().unwrap().to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the softphone");
+    // Far below Timer B's 32 s, far above the 1 s asked for.
+    let end = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            panic!("the softphone still waited for a server that never answered");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert_eq!(summary["failures_by_code"]["408"], 1, "{summary}");
+}

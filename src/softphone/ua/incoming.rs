@@ -110,6 +110,7 @@ impl Ua {
                 invite_tx: tx,
                 incoming: Some(Box::new(req)),
                 answered: false,
+                heard: false,
                 answer_at: None,
                 hangup_at: None,
                 transfer_at: None,

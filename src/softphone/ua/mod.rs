@@ -105,6 +105,8 @@ struct UaCall {
     invite_tx: TxId,
     incoming: Option<Box<Request>>,
     answered: bool,
+    /// Outgoing: any response to the INVITE arrived (the server is alive).
+    heard: bool,
     answer_at: Option<Instant>,
     hangup_at: Option<Instant>,
     transfer_at: Option<Instant>,
@@ -227,6 +229,20 @@ impl Ua {
                 self.by_tx.insert(tx, Role::Bye(key));
             }
             (State::Ending, _) => {}
+        }
+    }
+
+    /// Gives up on a call: as [`hangup`](Self::hangup), except that an outgoing
+    /// call no response has come for (a server that is down) ends here and now
+    /// with 408, rather than when the INVITE transaction times out (64·T1).
+    pub fn give_up(&mut self, now: Instant, key: u64) {
+        let silent = self
+            .calls
+            .get(&key)
+            .is_some_and(|c| c.outgoing && c.state == State::Calling && !c.heard);
+        self.hangup(now, key);
+        if silent {
+            self.end(key, 408, true);
         }
     }
 

@@ -42,6 +42,7 @@ impl Ua {
                 invite_tx: tx,
                 incoming: None,
                 answered: false,
+                heard: false,
                 answer_at: None,
                 hangup_at: None,
                 transfer_at: None,
@@ -82,6 +83,7 @@ impl Ua {
         let Some(c) = self.calls.get_mut(&key) else {
             return;
         };
+        c.heard = true;
         if code < 200 {
             if code > 100 && c.state == State::Calling {
                 c.state = State::Ringing;
