@@ -13,14 +13,15 @@ use super::Core;
 #[serde(tag = "state", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AgentAction {
     /// Available for calls: unpause, or log in at the agent's registered contact.
-    Ready,
+    /// (Variants with braces: serde refuses unknown fields only in those.)
+    Ready {},
     /// Not offered calls until made ready again.
     Paused {
         #[serde(default = "default_reason")]
         reason: String,
     },
     /// Out of the ACD until the next REGISTER or `ready`.
-    LoggedOut,
+    LoggedOut {},
 }
 
 fn default_reason() -> String {
@@ -71,8 +72,8 @@ impl Core {
         }
         let result = match action {
             AgentAction::Paused { reason } => self.acd.pause(agent, reason, now),
-            AgentAction::LoggedOut => self.acd.logout(agent, now),
-            AgentAction::Ready => {
+            AgentAction::LoggedOut {} => self.acd.logout(agent, now),
+            AgentAction::Ready {} => {
                 let logged_out = self
                     .acd
                     .agent_state(agent)
@@ -99,5 +100,32 @@ impl Core {
         result.map_err(|e| ApiError::Refused(e.to_string()))?;
         self.drain_acd(now);
         Ok(serde_json::to_value(self.acd.agent(agent, now)).unwrap_or(Value::Null))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AgentAction;
+
+    #[test]
+    fn agent_actions_refuse_fields_they_do_not_take() {
+        let parse = |s: &str| serde_json::from_str::<AgentAction>(s);
+        assert_eq!(
+            parse(r#"{"state":"ready"}"#).unwrap(),
+            AgentAction::Ready {}
+        );
+        assert_eq!(
+            parse(r#"{"state":"logged_out"}"#).unwrap(),
+            AgentAction::LoggedOut {}
+        );
+        assert_eq!(
+            parse(r#"{"state":"paused","reason":"lunch"}"#).unwrap(),
+            AgentAction::Paused {
+                reason: "lunch".into()
+            }
+        );
+        assert!(parse(r#"{"state":"ready","reason":"x"}"#).is_err());
+        assert!(parse(r#"{"state":"paused","why":"x"}"#).is_err());
+        assert!(parse(r#"{"state":"busy"}"#).is_err());
     }
 }
