@@ -566,6 +566,16 @@ fn logout_or_pause_during_a_call_takes_effect_at_its_end() {
     h.acd.pause("1002", "lunch".into(), h.now).unwrap();
     assert_eq!(h.state("1001"), AgentState::OnCall { call: 1 });
     assert!(h.acd.agent("1001", h.now).unwrap().change_pending);
+    let paused = h.acd.agent("1002", h.now).unwrap();
+    assert_eq!(
+        (paused.pending_state, paused.pending_reason.as_deref()),
+        (Some("paused"), Some("lunch"))
+    );
+    let out = h.acd.agent("1001", h.now).unwrap();
+    assert_eq!(
+        (out.pending_state, out.pending_reason),
+        (Some("logged_out"), None)
+    );
     h.acd.call_ended(h.now, 1).unwrap();
     h.acd.call_ended(h.now, 2).unwrap();
     assert_eq!(h.state("1001"), AgentState::LoggedOut);
@@ -751,6 +761,7 @@ fn views_serialize_with_stable_field_names() {
         "id": "1001", "name": "agent 1001", "is_static": false, "state": "paused",
         "call": null, "pause_reason": "meeting", "in_state_ms": 2000,
         "calls_answered": 0, "missed_in_row": 0, "change_pending": false,
+        "pending_state": null, "pending_reason": null,
     });
     assert_eq!(agent, expect);
     let queue = serde_json::to_value(&h.acd.queues(h.now)[0]).unwrap();

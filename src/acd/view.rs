@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::agent::{Agent, AgentStatus};
+use super::agent::{Agent, AgentStatus, Pending};
 use super::config::Strategy;
 use super::{Acd, AgentId, CallId, CallState};
 
@@ -28,6 +28,9 @@ pub struct AgentView {
     pub missed_in_row: u32,
     /// A logout or pause waits for the current call to end.
     pub change_pending: bool,
+    /// The state it waits to go to (`paused`, `logged_out`), and a pause's reason.
+    pub pending_state: Option<&'static str>,
+    pub pending_reason: Option<String>,
 }
 
 /// How many members of a queue are in each state.
@@ -75,6 +78,15 @@ fn agent_view(id: &str, a: &Agent, now: Instant) -> AgentView {
         calls_answered: a.answered,
         missed_in_row: a.missed_in_row,
         change_pending: a.pending.is_some() || a.removed,
+        pending_state: match (&a.pending, a.removed) {
+            (_, true) | (Some(Pending::Logout), _) => Some("logged_out"),
+            (Some(Pending::Pause(_)), false) => Some("paused"),
+            (None, false) => None,
+        },
+        pending_reason: match &a.pending {
+            Some(Pending::Pause(r)) => Some(r.clone()),
+            _ => None,
+        },
     }
 }
 
