@@ -428,7 +428,10 @@ fn recompute(args: RecomputeArgs) -> Result<()> {
     }
     // Recomputing reads calls that are stored: a SQLite path that names no file
     // is a typo, not a new database to create.
-    if let Some(path) = url.strip_prefix("sqlite:")
+    // As sqlx reads the URL: `sqlite://rel.db` and `sqlite:rel.db` are both `rel.db`.
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
         && !path.starts_with(':')
         && !std::path::Path::new(path.split('?').next().unwrap_or(path)).exists()
     {

@@ -408,7 +408,8 @@ impl Config {
 }
 
 /// `config/../dialplans` → `dialplans`: a `..` cancels the folder written before
-/// it (paths in messages read as the user would write them; no symlink is read).
+/// it, so that paths in messages read as the user would write them. Not after a
+/// symbolic link: there `..` is the link target's parent, and is kept.
 fn tidy(p: &Path) -> PathBuf {
     use std::path::Component;
     let mut out: Vec<Component<'_>> = Vec::new();
@@ -416,7 +417,13 @@ fn tidy(p: &Path) -> PathBuf {
         match (c, out.last()) {
             (Component::CurDir, _) if !out.is_empty() => {}
             (Component::ParentDir, Some(Component::Normal(_))) => {
-                out.pop();
+                let so_far: PathBuf = out.iter().collect();
+                let link = std::fs::symlink_metadata(&so_far).is_ok_and(|m| m.is_symlink());
+                if link {
+                    out.push(c);
+                } else {
+                    out.pop();
+                }
             }
             _ => out.push(c),
         }

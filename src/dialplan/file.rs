@@ -145,7 +145,6 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
                                 "a parallel line needs the legacy platform's trunk".into(),
                             )
                         })?;
-                        pending_trunks.push((legacy.clone(), o.clone(), l.number.clone()));
                         Route::Parallel {
                             legacy: placeholder_target(&legacy),
                             ring_time: std::time::Duration::from_secs(l.ring_time_s.unwrap_or(20)),
@@ -202,6 +201,12 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
                         "number",
                         format!("{} is already defined at {}", l.number, other.at()),
                     ));
+                }
+                // Only a line that passed every check has its trunk resolved.
+                if let Some(legacy) = &l.legacy_trunk
+                    && l.mode == Mode::Parallel
+                {
+                    pending_trunks.push((legacy.clone(), o.clone(), l.number.clone()));
                 }
                 lines.push((
                     Line {

@@ -9,7 +9,7 @@ use crate::util::toml_where::KeyLines;
 /// at the first one, so each table and record is read again on its own (the
 /// text from its header to the next), and its errors are placed in the file.
 pub(super) fn diagnose(file: &str, text: &str, keys: &KeyLines) -> Vec<DialplanError> {
-    let mut cuts = keys.headers(text);
+    let mut cuts = keys.headers();
     if cuts.is_empty() {
         return Vec::new(); // not TOML, or one table: the whole-file error says it
     }
@@ -24,6 +24,15 @@ pub(super) fn diagnose(file: &str, text: &str, keys: &KeyLines) -> Vec<DialplanE
         if let Err(e) = toml::from_str::<DialplanFile>(&text[from..to]) {
             let offset = from + e.span().map_or(0, |s| s.start);
             let (line, key) = keys.locate_at(offset, e.message());
+            // A misspelt table name (`[[lines]]`) is one mistake, however many
+            // records are written under it.
+            let root = key.split(['.', '[']).next().unwrap_or("");
+            let repeated = out.iter().any(|o: &DialplanError| {
+                o.message == e.message().trim() && o.key.split(['.', '[']).next() == Some(root)
+            });
+            if repeated && e.message().starts_with("unknown field") {
+                continue;
+            }
             out.push(DialplanError {
                 file: file.into(),
                 line,

@@ -464,3 +464,15 @@ queue = \"q\"
     );
     assert!(!keys.iter().any(|k| k.ends_with(".queue")), "{errors:#?}");
 }
+
+#[test]
+fn a_misspelt_table_name_is_one_error_however_many_records_use_it() {
+    let text = "[[lines]]\nnumber = \"1\"\n\n[[lines]]\nnumber = \"2\"\n\n[[queue]]\nname = \"q\"\nstrategy = \"rondrobin\"\n";
+    let errors = super::check_sources(&[("d.toml".into(), text.into())]).unwrap_err();
+    let found: Vec<(usize, &str)> = errors.iter().map(|e| (e.line, e.key.as_str())).collect();
+    assert_eq!(
+        found,
+        vec![(1, "lines[0]"), (9, "queue[0].strategy")],
+        "{errors:#?}"
+    );
+}

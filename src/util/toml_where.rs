@@ -15,6 +15,8 @@ use toml::de::{DeTable, DeValue};
 pub struct KeyLines {
     /// (path, key span, value span), in document order of the tree.
     keys: Vec<(String, Range<usize>, Range<usize>)>,
+    /// Value starts of the tables written as `[header]` or `[[header]]`.
+    header_tables: Vec<(String, usize)>,
     /// Byte offsets where each line starts.
     starts: Vec<usize>,
 }
@@ -26,15 +28,16 @@ impl KeyLines {
         starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
         let mut map = KeyLines {
             keys: Vec::new(),
+            header_tables: Vec::new(),
             starts,
         };
         if let Ok(doc) = DeTable::parse(text) {
-            map.table("", doc.get_ref());
+            map.table(text, "", doc.get_ref());
         }
         map
     }
 
-    fn table(&mut self, prefix: &str, t: &DeTable<'_>) {
+    fn table(&mut self, text: &str, prefix: &str, t: &DeTable<'_>) {
         for (k, v) in t.iter() {
             let path = if prefix.is_empty() {
                 k.get_ref().to_string()
@@ -42,18 +45,25 @@ impl KeyLines {
                 format!("{prefix}.{}", k.get_ref())
             };
             self.keys.push((path.clone(), k.span(), v.span()));
-            self.value(&path, v.get_ref());
+            self.value(text, &path, v);
         }
     }
 
-    fn value(&mut self, path: &str, v: &DeValue<'_>) {
-        match v {
-            DeValue::Table(t) => self.table(path, t),
+    fn value(&mut self, text: &str, path: &str, v: &toml::Spanned<DeValue<'_>>) {
+        match v.get_ref() {
+            DeValue::Table(t) => {
+                // A table written under a header (not inline `{…}`): its span is
+                // the header itself.
+                if text.get(v.span()).is_some_and(|h| h.starts_with('[')) {
+                    self.header_tables.push((path.to_string(), v.span().start));
+                }
+                self.table(text, path, t)
+            }
             DeValue::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
                     let at = format!("{path}[{i}]");
                     self.keys.push((at.clone(), item.span(), item.span()));
-                    self.value(&at, item.get_ref());
+                    self.value(text, &at, item);
                 }
             }
             _ => {}
@@ -103,9 +113,18 @@ impl KeyLines {
     /// A missing field is named inside the table it is missing from.
     pub fn locate(&self, err: &toml::de::Error) -> (usize, String) {
         match err.span() {
+            // An empty span is the document's root (a whole section missing).
+            Some(span) if span.is_empty() => self.locate_root(err.message()),
             Some(span) => self.locate_at(span.start, err.message()),
-            None => (0, "-".into()),
+            None => self.locate_root(err.message()),
         }
+    }
+
+    fn locate_root(&self, message: &str) -> (usize, String) {
+        let field = message
+            .strip_prefix("missing field `")
+            .and_then(|m| m.split('`').next());
+        (0, field.unwrap_or("-").to_string())
     }
 
     /// [`locate`](Self::locate) for an error at byte `offset` of this text.
@@ -127,17 +146,12 @@ impl KeyLines {
 
     /// Where each top-level `[table]` and `[[record]]` header starts, in text
     /// order: the text from one to the next is that table or record alone.
-    pub fn headers(&self, text: &str) -> Vec<usize> {
+    pub fn headers(&self) -> Vec<usize> {
         let mut at: Vec<usize> = self
-            .keys
+            .header_tables
             .iter()
-            .filter(|(p, _, v)| {
-                let line_start = text[..v.start].rfind('\n').map_or(0, |i| i + 1);
-                !p.contains('.')
-                    && text[line_start..v.start].trim().is_empty()
-                    && text[v.start..].starts_with('[')
-            })
-            .map(|(_, _, v)| v.start)
+            .filter(|(p, _)| !p.contains('.'))
+            .map(|(_, start)| *start)
             .collect();
         at.sort_unstable();
         at.dedup();
@@ -217,7 +231,26 @@ number = \"12346\"\n";
         .iter()
         .map(|h| TEXT.find(h).unwrap())
         .collect();
-        assert_eq!(k.headers(TEXT), starts);
+        assert_eq!(k.headers(), starts);
+        // An array of arrays written over lines is no header.
+        let text = "x = [\n  [1],\n  [2],\n]\n[t]\na = 1\n";
+        assert_eq!(
+            KeyLines::new(text).headers(),
+            vec![text.find("[t]").unwrap()]
+        );
+    }
+
+    #[test]
+    fn a_missing_section_is_named_without_a_line() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Doc {
+            sip: toml::Table,
+            http: toml::Table,
+        }
+        let text = "[sip]\nlisten = 1\n";
+        let e = toml::from_str::<Doc>(text).unwrap_err();
+        assert_eq!(KeyLines::new(text).locate(&e), (0, "http".to_string()));
     }
 
     #[test]

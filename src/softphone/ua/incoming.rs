@@ -111,6 +111,7 @@ impl Ua {
                 incoming: Some(Box::new(req)),
                 answered: false,
                 heard: false,
+                given_up: false,
                 answer_at: None,
                 hangup_at: None,
                 transfer_at: None,

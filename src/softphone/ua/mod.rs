@@ -23,6 +23,8 @@ mod incoming;
 mod outgoing;
 mod register;
 mod sdp;
+#[cfg(test)]
+mod tests;
 
 /// How the softphone behaves.
 #[derive(Debug, Clone)]
@@ -107,6 +109,9 @@ struct UaCall {
     answered: bool,
     /// Outgoing: any response to the INVITE arrived (the server is alive).
     heard: bool,
+    /// Given up on before any response: reported ended, kept only so that a
+    /// late provisional gets its CANCEL and a late 2xx its ACK and BYE.
+    given_up: bool,
     answer_at: Option<Instant>,
     hangup_at: Option<Instant>,
     transfer_at: Option<Instant>,
@@ -236,14 +241,20 @@ impl Ua {
     /// call no response has come for (a server that is down) ends here and now
     /// with 408, rather than when the INVITE transaction times out (64·T1).
     pub fn give_up(&mut self, now: Instant, key: u64) {
-        let silent = self
-            .calls
-            .get(&key)
-            .is_some_and(|c| c.outgoing && c.state == State::Calling && !c.heard);
-        self.hangup(now, key);
-        if silent {
-            self.end(key, 408, true);
+        let Some(c) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if !(c.outgoing && c.state == State::Calling && !c.heard) {
+            return self.hangup(now, key);
         }
+        // No CANCEL before a provisional (RFC 3261 §9.1): it goes if one comes.
+        c.given_up = true;
+        c.state = State::Ending;
+        self.events.push_back(UaEvent::Ended {
+            call: key,
+            code: 408,
+            by_us: true,
+        });
     }
 
     pub fn handle_datagram(&mut self, now: Instant, data: &[u8], peer: Peer) {
@@ -300,7 +311,7 @@ impl Ua {
 
     /// Calls in progress.
     pub fn active_calls(&self) -> usize {
-        self.calls.len()
+        self.calls.values().filter(|c| !c.given_up).count()
     }
 
     /// The next RTP port a call has just put in an SDP (an offer, an answer):
@@ -391,6 +402,9 @@ impl Ua {
             self.by_call_id.remove(&*c.dialog.call_id);
             if let (Some(p), Some(pool)) = (c.rtp_port, self.rtp.as_mut()) {
                 pool.give_back(p);
+            }
+            if c.given_up {
+                return; // reported when it was given up
             }
             let code = if c.answered { 200 } else { code };
             self.events.push_back(UaEvent::Ended {

@@ -43,6 +43,7 @@ impl Ua {
                 incoming: None,
                 answered: false,
                 heard: false,
+                given_up: false,
                 answer_at: None,
                 hangup_at: None,
                 transfer_at: None,
@@ -83,7 +84,15 @@ impl Ua {
         let Some(c) = self.calls.get_mut(&key) else {
             return;
         };
+        let first = !c.heard;
         c.heard = true;
+        if c.given_up && first && code < 200 {
+            // The server woke up after we gave up: now the CANCEL may go.
+            if let Ok(cancel) = self.tl.cancel(now, c.invite_tx) {
+                self.by_tx.insert(cancel, Role::Other);
+            }
+            return;
+        }
         if code < 200 {
             if code > 100 && c.state == State::Calling {
                 c.state = State::Ringing;
@@ -117,6 +126,9 @@ impl Ua {
                 self.arm(key, Timer::Hangup, now + t);
             }
             return;
+        }
+        if c.given_up {
+            return self.end(key, code, true); // no retry for a call given up on
         }
         let retry_auth = (code == 401 || code == 407) && c.auth_tries < 2;
         let by_us = c.state == State::Ending;
