@@ -472,7 +472,7 @@ fn a_misspelt_table_name_is_one_error_however_many_records_use_it() {
     let found: Vec<(usize, &str)> = errors.iter().map(|e| (e.line, e.key.as_str())).collect();
     assert_eq!(
         found,
-        vec![(1, "lines[0]"), (9, "queue[0].strategy")],
+        vec![(1, "lines"), (9, "queue[0].strategy")],
         "{errors:#?}"
     );
 }
