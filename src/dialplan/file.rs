@@ -5,9 +5,10 @@
 use std::path::Path;
 
 use super::locate::{Origin, diagnose};
-use super::schema::{DialplanFile, QueueFile};
-use super::seats::{AgentDef, Overflow, QueueDef};
-use super::values::{parse_network, parse_offset, parse_target, placeholder_target};
+use super::records::{References, line_def, queue_def};
+use super::schema::DialplanFile;
+use super::seats::{AgentDef, QueueDef};
+use super::values::{parse_network, parse_offset, parse_target};
 use super::{Dialplan, DialplanError, Line, Mode, Route, Transfer, Trunk};
 use crate::util::toml_where::KeyLines;
 
@@ -129,106 +130,23 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
         }
         for (i, l) in parsed.line.into_iter().enumerate() {
             let o = origin(format!("line[{i}]"), "number");
+            let legacy = (l.mode == Mode::Parallel)
+                .then(|| l.legacy_trunk.clone())
+                .flatten();
             let record = || -> Result<(), DialplanError> {
-                let err = |key: &str, message: String| o.error(keys, key, message);
-                if l.number.is_empty() || !l.number.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(err("number", format!("{:?} must be digits only", l.number)));
-                }
-                if l.name.trim().is_empty() {
-                    return Err(err("name", "must not be empty".into()));
-                }
-                let route = match (&l.queue, &l.target, l.mode) {
-                    (Some(q), None, Mode::Parallel) => {
-                        let legacy = l.legacy_trunk.clone().ok_or_else(|| {
-                            err(
-                                "legacy_trunk",
-                                "a parallel line needs the legacy platform's trunk".into(),
-                            )
-                        })?;
-                        Route::Parallel {
-                            legacy: placeholder_target(&legacy),
-                            ring_time: std::time::Duration::from_secs(l.ring_time_s.unwrap_or(20)),
-                            queue: q.clone(),
-                        }
-                    }
-                    (_, _, Mode::Parallel) => {
-                        return Err(err(
-                            "queue",
-                            "a parallel line needs a queue (and no target)".into(),
-                        ));
-                    }
-                    (Some(q), None, _) => Route::Queue(q.clone()),
-                    (None, Some(t), _) => match t.strip_prefix("queue:") {
-                        Some(q) => Route::Queue(q.to_string()),
-                        None => Route::Sip(parse_target(t).map_err(|m| err("target", m))?),
-                    },
-                    (Some(_), Some(_), _) => {
-                        return Err(err(
-                            "target",
-                            "give either queue or target, not both".into(),
-                        ));
-                    }
-                    (None, None, _) => {
-                        return Err(err("queue", "a line needs a queue or a target".into()));
-                    }
-                };
-                if l.ring_time_s.is_some_and(|r| r == 0 || r > 120) {
-                    return Err(err("ring_time_s", "must be 1 to 120".into()));
-                }
-                if l.deadline_workdays.is_some_and(|d| d == 0 || d > 365) {
-                    return Err(err("deadline_workdays", "must be 1 to 365".into()));
-                }
-                if l.mode != Mode::Parallel && (l.legacy_trunk.is_some() || !l.hours.is_empty()) {
-                    return Err(err(
-                        "legacy_trunk",
-                        "legacy_trunk and hours apply to parallel lines only".into(),
-                    ));
-                }
-                let hours = super::hours::Hours::parse(&l.hours)
-                    .map_err(|e| err("hours", e.to_string()))?;
-                for (key, date) in [
-                    ("effective_from", &l.effective_from),
-                    ("effective_until", &l.effective_until),
-                ] {
-                    if let Some(d) = date
-                        && super::time::parse_date(d).is_err()
-                    {
-                        return Err(err(key, format!("{d:?} is not a YYYY-MM-DD date")));
-                    }
-                }
-                if let Some((_, other)) = lines.iter().find(|(x, _)| x.number == l.number) {
-                    return Err(err(
+                let line = line_def(l, &|key, message| o.error(keys, key, message), o.at())?;
+                if let Some((_, other)) = lines.iter().find(|(x, _)| x.number == line.number) {
+                    return Err(o.error(
+                        keys,
                         "number",
-                        format!("{} is already defined at {}", l.number, other.at()),
+                        format!("{} is already defined at {}", line.number, other.at()),
                     ));
                 }
                 // Only a line that passed every check has its trunk resolved.
-                if let Some(legacy) = &l.legacy_trunk
-                    && l.mode == Mode::Parallel
-                {
-                    pending_trunks.push((legacy.clone(), o.clone(), l.number.clone()));
+                if let Some(legacy) = legacy {
+                    pending_trunks.push((legacy, o.clone(), line.number.clone()));
                 }
-                lines.push((
-                    Line {
-                        number: l.number,
-                        name: l.name,
-                        route,
-                        mode: l.mode,
-                        department: l.department,
-                        transfer_number: l.transfer_number,
-                        prompt: l.prompt,
-                        hours,
-                        effective_from: l.effective_from,
-                        effective_until: l.effective_until,
-                        deadline_workdays: l
-                            .deadline_workdays
-                            .unwrap_or(super::DEFAULT_DEADLINE_WORKDAYS),
-                        survey: l.survey,
-                        record: l.record,
-                        defined_at: o.at(),
-                    },
-                    o.clone(),
-                ));
+                lines.push((line, o.clone()));
                 Ok(())
             };
             if let Err(e) = record() {
@@ -449,130 +367,6 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
         Ok(plan)
     } else {
         Err(errors)
-    }
-}
-
-/// Checks a queue's values.
-fn queue_def(q: QueueFile) -> Result<QueueDef, (&'static str, String)> {
-    let name_ok = !q.name.is_empty()
-        && q.name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b));
-    if !name_ok {
-        return Err((
-            "name",
-            format!("{:?} must be letters, digits, _ or -", q.name),
-        ));
-    }
-    if q.ring_timeout_s == 0 || q.ring_timeout_s > 120 {
-        return Err(("ring_timeout_s", "must be 1 to 120".into()));
-    }
-    if q.max_wait_s == 0 {
-        return Err(("max_wait_s", "must be positive".into()));
-    }
-    let overflow = match q.overflow.as_str() {
-        "callback" => Overflow::Callback,
-        o => match o.strip_prefix("queue:") {
-            Some(name) if name != q.name => Overflow::Queue(name.to_string()),
-            Some(_) => return Err(("overflow", "a queue cannot overflow into itself".into())),
-            None => {
-                return Err((
-                    "overflow",
-                    format!("{o:?}: use \"callback\" or \"queue:NAME\""),
-                ));
-            }
-        },
-    };
-    for m in &q.static_members {
-        parse_target(m).map_err(|e| ("static_members", e))?;
-    }
-    if q.static_seats == 0 || q.static_seats > 10_000 {
-        return Err(("static_seats", "must be 1 to 10000".into()));
-    }
-    if q.agents.is_empty() && q.static_members.is_empty() {
-        return Err(("agents", "a queue needs agents or static_members".into()));
-    }
-    Ok(QueueDef {
-        name: q.name,
-        strategy: q.strategy,
-        ring_timeout_s: q.ring_timeout_s,
-        wrap_up_s: q.wrap_up_s,
-        max_wait_s: q.max_wait_s,
-        overflow,
-        skill_widen_after_s: q.skill_widen_after_s,
-        auto_pause_after_misses: q.auto_pause_after_misses,
-        agents: q.agents,
-        static_members: q.static_members,
-        static_seats: q.static_seats,
-    })
-}
-
-/// References between records (a line's queue and transfer number, a queue's
-/// overflow and agents) must resolve; each unresolved one is reported at the key
-/// that names it, unless the record it names was itself refused.
-struct References<'a> {
-    keys: &'a [KeyLines],
-    refused: &'a [String],
-}
-
-impl References<'_> {
-    fn was_refused(&self, kind: &str, name: &str) -> bool {
-        let want = format!("{kind} {name}");
-        self.refused.contains(&want)
-    }
-
-    fn check(
-        &self,
-        lines: &[(Line, Origin)],
-        queues: &[(QueueDef, Origin)],
-        agents: &[(AgentDef, Origin)],
-        transfers: &[Transfer],
-        errors: &mut Vec<DialplanError>,
-    ) {
-        let queue_exists = |n: &str| queues.iter().any(|(q, _)| q.name == n);
-        for (l, o) in lines {
-            let keys = &self.keys[o.source];
-            let queue = match &l.route {
-                Route::Queue(q) | Route::Parallel { queue: q, .. } => Some(q),
-                Route::Sip(_) => None,
-            };
-            if let Some(q) = queue
-                && !queue_exists(q)
-                && !self.was_refused("queue", q)
-            {
-                // Named by `queue = …` or by `target = "queue:…"`.
-                let key = match keys.line(&format!("{}.queue", o.record)) {
-                    Some(_) => "queue",
-                    None => "target",
-                };
-                errors.push(o.error(keys, key, format!("queue {q:?} is not defined")));
-            }
-            if let Some(n) = &l.transfer_number
-                && !transfers.iter().any(|t| &t.number == n)
-                && !self.was_refused("transfer", n)
-            {
-                errors.push(o.error(
-                    keys,
-                    "transfer_number",
-                    format!("{n} is not in the transfer directory ([[transfer]])"),
-                ));
-            }
-        }
-        for (q, o) in queues {
-            let keys = &self.keys[o.source];
-            if let Overflow::Queue(to) = &q.overflow
-                && !queue_exists(to)
-                && !self.was_refused("queue", to)
-            {
-                errors.push(o.error(keys, "overflow", format!("queue {to:?} is not defined")));
-            }
-            let missing = q.agents.iter().find(|a| {
-                !agents.iter().any(|(x, _)| &x.id == *a) && !self.was_refused("agent", a)
-            });
-            if let Some(a) = missing {
-                errors.push(o.error(keys, "agents", format!("agent {a:?} is not defined")));
-            }
-        }
     }
 }
 

@@ -10,6 +10,7 @@ mod file;
 pub mod hours;
 mod locate;
 pub mod number;
+mod records;
 mod route;
 #[cfg(test)]
 mod route_tests;
