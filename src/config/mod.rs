@@ -285,10 +285,10 @@ impl Config {
 
     /// Semantic checks serde cannot express.
     pub fn validate(&self, file: &str, text: &str) -> Result<(), ConfigError> {
-        let keys = KeyLines::new(text);
+        // Read for the one error reported, not on every load.
         let err = |key: &str, message: &str| ConfigError {
             file: file.into(),
-            line: keys.line_or_enclosing(key),
+            line: KeyLines::new(text).line_or_enclosing(key),
             key: key.into(),
             message: message.into(),
         };
@@ -323,13 +323,16 @@ impl Config {
         if let Err((key, reason)) = self.registrar.to_registrar() {
             return Err(err(&key, &reason));
         }
+        // These sections' reasons begin with the key they are about.
+        let keyed = |section: &str, reason: String| {
+            let key = format!("{section}.{}", reason.split(':').next().unwrap_or(""));
+            err(&key, &reason)
+        };
         if let Err(reason) = self.sla.validate() {
-            let key = format!("sla.{}", reason.split(':').next().unwrap_or(""));
-            return Err(err(&key, &reason));
+            return Err(keyed("sla", reason));
         }
         if let Err(reason) = self.tickets.validate() {
-            let key = format!("tickets.{}", reason.split(':').next().unwrap_or(""));
-            return Err(err(&key, &reason));
+            return Err(keyed("tickets", reason));
         }
         if let Err((key, reason)) = self.media.validate() {
             return Err(err(&key, &reason));

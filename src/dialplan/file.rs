@@ -68,8 +68,8 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
     let mut errors: Vec<DialplanError> = Vec::new();
     let mut utc_offset: Option<(i32, String)> = None;
     // Parallel lines name their legacy trunk; resolved once every file is read:
-    // (trunk, the line's origin, its number).
-    let mut pending_trunks: Vec<(String, Origin, String)> = Vec::new();
+    // (trunk, the line's origin, its index in `lines`).
+    let mut pending_trunks: Vec<(String, Origin, usize)> = Vec::new();
     // Names of records refused: a reference to one is not reported again as
     // "not defined" (the user fixes the record, not the reference).
     let mut refused: Vec<String> = Vec::new();
@@ -144,7 +144,7 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
                 }
                 // Only a line that passed every check has its trunk resolved.
                 if let Some(legacy) = legacy {
-                    pending_trunks.push((legacy, o.clone(), line.number.clone()));
+                    pending_trunks.push((legacy, o.clone(), lines.len()));
                 }
                 lines.push((line, o.clone()));
                 Ok(())
@@ -323,10 +323,8 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
         };
         refs.check(&lines, &queues, &agents, &transfers, &mut errors);
         // Resolve parallel lines' legacy trunks.
-        for (name, o, number) in &pending_trunks {
-            let Some((line, _)) = lines.iter_mut().find(|(l, _)| &l.number == number) else {
-                continue; // the line itself was refused
-            };
+        for (name, o, at) in &pending_trunks {
+            let (line, _) = &mut lines[*at];
             match trunks
                 .iter()
                 .find(|t| &t.name == name)

@@ -9,7 +9,7 @@ use crate::util::toml_where::KeyLines;
 /// at the first one, so each table and record is read again on its own (the
 /// text from its header to the next), and its errors are placed in the file.
 pub(super) fn diagnose(file: &str, text: &str, keys: &KeyLines) -> Vec<DialplanError> {
-    let mut cuts = keys.headers();
+    let mut cuts = keys.headers().to_vec();
     if cuts.is_empty() {
         return Vec::new(); // not TOML, or one table: the whole-file error says it
     }

@@ -218,7 +218,7 @@ pub fn run(command: SoftphoneCommand) -> Result<()> {
     let failed = if agent {
         0
     } else {
-        summary.placed - summary.answered.min(summary.placed)
+        summary.placed.saturating_sub(summary.answered)
     };
     if json {
         println!("{}", serde_json::to_string(&summary)?);

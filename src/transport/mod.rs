@@ -99,7 +99,7 @@ pub struct SipServer {
     udp: Option<tokio::net::UdpSocket>,
     tcp: Option<tokio::net::TcpListener>,
     core: Core,
-    max_message: usize,
+    /// Message size (UDP and TCP) and TCP's time to finish a message.
     tcp_limits: tcp::Limits,
     status: Arc<Status>,
     /// Where finished calls go (figures, metrics, the store).
@@ -191,7 +191,6 @@ impl SipServer {
             udp,
             tcp,
             core,
-            max_message: cfg.sip.max_message_bytes,
             tcp_limits: tcp::Limits {
                 max_message: cfg.sip.max_message_bytes,
                 // A message begun and not finished within 64·T1 (Timer B's span)
@@ -225,7 +224,6 @@ impl SipServer {
             udp,
             tcp,
             mut core,
-            max_message,
             tcp_limits,
             status,
             mut recorder,
@@ -240,7 +238,7 @@ impl SipServer {
             tokio::spawn(tcp::accept_loop(listener, in_tx.clone(), tcp_limits));
         }
         let mut conns: HashMap<SocketAddr, mpsc::Sender<Bytes>> = HashMap::new();
-        let mut buf = vec![0u8; max_message.max(2048) + 1];
+        let mut buf = vec![0u8; tcp_limits.max_message.max(2048) + 1];
         let far_future = Instant::now() + Duration::from_secs(86_400 * 365);
         let mut wall_set = Instant::now();
         let result: Result<(), TransportError> = async {

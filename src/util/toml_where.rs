@@ -5,6 +5,7 @@
 //! Why not the serde message: "invalid value: integer `-5`" names the value,
 //! not the key, and a key's name alone does not say which record it is in.
 
+use std::collections::HashMap;
 use std::ops::Range;
 
 use toml::de::{DeTable, DeValue};
@@ -15,8 +16,10 @@ use toml::de::{DeTable, DeValue};
 pub struct KeyLines {
     /// (path, key span, value span), in document order of the tree.
     keys: Vec<(String, Range<usize>, Range<usize>)>,
-    /// Value starts of the tables written as `[header]` or `[[header]]`.
-    header_tables: Vec<(String, usize)>,
+    /// Path → index in `keys`: every record's checks look their keys up.
+    by_path: HashMap<String, usize>,
+    /// Where the top-level tables written as `[header]` or `[[header]]` start.
+    headers: Vec<usize>,
     /// Byte offsets where each line starts.
     starts: Vec<usize>,
 }
@@ -27,13 +30,17 @@ impl KeyLines {
         let mut starts = vec![0];
         starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
         let mut map = KeyLines {
-            keys: Vec::new(),
-            header_tables: Vec::new(),
             starts,
+            ..KeyLines::default()
         };
         if let Ok(doc) = DeTable::parse(text) {
             map.table(text, "", doc.get_ref());
         }
+        map.by_path = (map.keys.iter().enumerate())
+            .map(|(i, (p, _, _))| (p.clone(), i))
+            .collect();
+        map.headers.sort_unstable();
+        map.headers.dedup();
         map
     }
 
@@ -52,10 +59,10 @@ impl KeyLines {
     fn value(&mut self, text: &str, path: &str, v: &toml::Spanned<DeValue<'_>>) {
         match v.get_ref() {
             DeValue::Table(t) => {
-                // A table written under a header (not inline `{…}`): its span is
-                // the header itself.
-                if text.get(v.span()).is_some_and(|h| h.starts_with('[')) {
-                    self.header_tables.push((path.to_string(), v.span().start));
+                // A top-level table written under a header (not inline `{…}`):
+                // its span is the header itself.
+                if !path.contains('.') && text.get(v.span()).is_some_and(|h| h.starts_with('[')) {
+                    self.headers.push(v.span().start);
                 }
                 self.table(text, path, t)
             }
@@ -72,12 +79,12 @@ impl KeyLines {
 
     /// The 1-based line of byte `offset`.
     pub fn line_at(&self, offset: usize) -> usize {
-        self.starts.partition_point(|&s| s <= offset).max(1)
+        self.starts.partition_point(|&s| s <= offset)
     }
 
     /// The line `path` is written on (a record: its `[[header]]`).
     pub fn line(&self, path: &str) -> Option<usize> {
-        let (_, key, _) = self.keys.iter().find(|(p, _, _)| p == path)?;
+        let (_, key, _) = &self.keys[*self.by_path.get(path)?];
         Some(self.line_at(key.start))
     }
 
@@ -121,42 +128,32 @@ impl KeyLines {
     }
 
     fn locate_root(&self, message: &str) -> (usize, String) {
-        let field = message
-            .strip_prefix("missing field `")
-            .and_then(|m| m.split('`').next());
-        (0, field.unwrap_or("-").to_string())
+        (0, missing_field(message).unwrap_or("-").to_string())
     }
 
     /// [`locate`](Self::locate) for an error at byte `offset` of this text.
     pub fn locate_at(&self, offset: usize, message: &str) -> (usize, String) {
         let line = self.line_at(offset);
-        let mut key = self.key_at(offset).unwrap_or("-").to_string();
-        if let Some(field) = message
-            .strip_prefix("missing field `")
-            .and_then(|m| m.split('`').next())
-        {
-            key = if key == "-" {
-                field.to_string()
-            } else {
-                format!("{key}.{field}")
-            };
-        }
+        let key = match (self.key_at(offset), missing_field(message)) {
+            (Some(table), Some(field)) => format!("{table}.{field}"),
+            (Some(key), None) => key.to_string(),
+            (None, field) => field.unwrap_or("-").to_string(),
+        };
         (line, key)
     }
 
     /// Where each top-level `[table]` and `[[record]]` header starts, in text
     /// order: the text from one to the next is that table or record alone.
-    pub fn headers(&self) -> Vec<usize> {
-        let mut at: Vec<usize> = self
-            .header_tables
-            .iter()
-            .filter(|(p, _)| !p.contains('.'))
-            .map(|(_, start)| *start)
-            .collect();
-        at.sort_unstable();
-        at.dedup();
-        at
+    pub fn headers(&self) -> &[usize] {
+        &self.headers
     }
+}
+
+/// The field serde says is missing (`missing field `name``).
+fn missing_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("missing field `")
+        .and_then(|m| m.split('`').next())
 }
 
 /// The start of an error message about a file: `file:line: key: `, leaving out
