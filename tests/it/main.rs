@@ -8,6 +8,7 @@ mod dialplan;
 mod interop;
 mod media;
 mod openapi;
+mod security;
 mod sla;
 mod support;
 mod tcp;

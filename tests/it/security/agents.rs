@@ -1,0 +1,1 @@
+//! Attacker tests: agents (see mod.rs).

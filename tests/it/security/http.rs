@@ -1,0 +1,1 @@
+//! Attacker tests: http (see mod.rs).

@@ -1,0 +1,1 @@
+//! Attacker tests: limits (see mod.rs).

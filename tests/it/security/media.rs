@@ -1,0 +1,1 @@
+//! Attacker tests: media (see mod.rs).

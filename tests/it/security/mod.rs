@@ -1,0 +1,9 @@
+//! Playing the attacker against the real binary (issue: safe on a real network).
+//! One file per trust boundary of DESIGN.md §7; each test names the hole it closes.
+
+mod agents;
+mod http;
+mod limits;
+mod media;
+mod sip;
+mod store;

@@ -1,0 +1,1 @@
+//! Attacker tests: sip (see mod.rs).

@@ -1,0 +1,1 @@
+//! Attacker tests: store (see mod.rs).
