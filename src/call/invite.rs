@@ -133,11 +133,13 @@ impl Core {
                 ring_deadline: None,
                 end_deadline: None,
                 survey_deadline: None,
+                progress_deadline: None,
                 media: None,
                 answered_invite: None,
             },
         );
         self.track(key, tx, Role::AInvite);
+        self.arm_call_timer(key, CallTimer::Progress, now + super::timer::PROGRESS_EVERY);
         self.note(now, key, cdr::EventKind::Received, Some(called.clone()));
         let opened = self
             .calls

@@ -69,6 +69,45 @@ pub struct SipConfig {
     pub max_message_bytes: usize,
     #[serde(default)]
     pub timers: TimersConfig,
+    /// Rate limits for sources that are neither trunks nor registered agents.
+    #[serde(default)]
+    pub strangers: StrangersConfig,
+}
+
+/// `[sip.strangers]`: what a source that is neither a trunk nor a registered
+/// agent may send (requests per second, sustained and in a burst). Over it,
+/// requests are dropped unanswered and counted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrangersConfig {
+    pub per_source_per_s: f64,
+    pub per_source_burst: f64,
+    pub total_per_s: f64,
+    pub total_burst: f64,
+}
+
+impl Default for StrangersConfig {
+    fn default() -> Self {
+        let d = crate::call::GuardConfig::default();
+        StrangersConfig {
+            per_source_per_s: d.per_source_rate,
+            per_source_burst: d.per_source_burst,
+            total_per_s: d.total_rate,
+            total_burst: d.total_burst,
+        }
+    }
+}
+
+impl StrangersConfig {
+    pub fn to_guard(&self) -> crate::call::GuardConfig {
+        crate::call::GuardConfig {
+            per_source_rate: self.per_source_per_s,
+            per_source_burst: self.per_source_burst,
+            total_rate: self.total_per_s,
+            total_burst: self.total_burst,
+            ..crate::call::GuardConfig::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -304,6 +343,25 @@ impl Config {
         }
         if self.sip.max_message_bytes < 1024 {
             return Err(err("sip.max_message_bytes", "must be at least 1024"));
+        }
+        let st = &self.sip.strangers;
+        for (key, v) in [
+            ("sip.strangers.per_source_per_s", st.per_source_per_s),
+            ("sip.strangers.per_source_burst", st.per_source_burst),
+            ("sip.strangers.total_per_s", st.total_per_s),
+            ("sip.strangers.total_burst", st.total_burst),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(err(key, "must be a number >= 0"));
+            }
+        }
+        if st.per_source_burst > 0.0 && st.per_source_burst < 1.0
+            || st.total_burst > 0.0 && st.total_burst < 1.0
+        {
+            return Err(err(
+                "sip.strangers.per_source_burst",
+                "a burst under 1 admits nothing: use 0 to refuse strangers outright, or at least 1",
+            ));
         }
         if self.calls.max_concurrent == 0 {
             return Err(err("calls.max_concurrent", "must be at least 1"));

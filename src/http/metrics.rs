@@ -66,6 +66,24 @@ pub fn render(
         "SIP messages that could not be parsed.",
         status.parse_errors.load(Ordering::Relaxed),
     );
+    counter(
+        o,
+        "hotline_sip_strangers_refused_total",
+        "Requests from sources that are neither trunks nor registered agents, answered statelessly.",
+        status.strangers_refused.load(Ordering::Relaxed),
+    );
+    counter(
+        o,
+        "hotline_sip_strangers_dropped_total",
+        "Requests from strangers dropped unanswered over the [sip.strangers] rate limits.",
+        status.strangers_dropped.load(Ordering::Relaxed),
+    );
+    counter(
+        o,
+        "hotline_sip_foreign_responses_total",
+        "Responses dropped because they came from another address than their request went to.",
+        status.foreign_responses.load(Ordering::Relaxed),
+    );
 
     gauge(
         o,

@@ -33,6 +33,7 @@ use crate::config::Config;
 use crate::dialplan::Dialplan;
 use crate::media::command::MediaEvent;
 use crate::reporting::Recorder;
+use crate::sip::ids::Seed;
 use crate::sip::transaction::LayerConfig;
 use crate::sip::{Peer, Transmit, Transport};
 
@@ -116,6 +117,9 @@ const WRITE_QUEUE: usize = 1024;
 const BACKLOG_PUMP: Duration = Duration::from_millis(20);
 /// How often the core's wall clock is set again from the system clock.
 const WALL_CLOCK_EVERY: Duration = Duration::from_secs(1);
+/// Fresh OS entropy goes into the core's generators every this many wall-clock
+/// ticks (a minute).
+const RESEED_EVERY_TICKS: u32 = 60;
 /// Datagrams handled per wake-up before timers and TCP get a turn.
 const UDP_BATCH: usize = 256;
 
@@ -170,6 +174,7 @@ impl SipServer {
             registrar: cfg.registrar.to_registrar().unwrap_or_default(),
             tickets: cfg.tickets.enabled && cfg.database_url().is_some(),
             media: None,
+            strangers: cfg.sip.strangers.to_guard(),
         };
         let (core_cfg, media) = match media::start(cfg, &plan)? {
             Some((m, plane)) => {
@@ -185,7 +190,7 @@ impl SipServer {
             None => (core_cfg, None),
         };
         let now = Instant::now();
-        let mut core = Core::new(core_cfg, plan, crate::util::seed::process_seed(), now);
+        let mut core = Core::new(core_cfg, plan, Seed::from_os(), now);
         core.set_wall_clock(now, crate::util::time::unix_ms());
         Ok(SipServer {
             udp,
@@ -241,11 +246,14 @@ impl SipServer {
         let mut buf = vec![0u8; tcp_limits.max_message.max(2048) + 1];
         let far_future = Instant::now() + Duration::from_secs(86_400 * 365);
         let mut wall_set = Instant::now();
+        let mut reseeds = 0u32;
         let result: Result<(), TransportError> = async {
             loop {
                 let deadline = core.poll_timeout().unwrap_or(far_future);
+                // Not biased: under a UDP flood, timers, TCP, the relay's events
+                // and control still get their turn (tokio picks a ready branch at
+                // random; each drains a bounded batch).
                 tokio::select! {
-                    biased;
                     c = control.recv() => match c {
                         Some(Control::ReloadDialplan(plan, reply)) => {
                             let lines = plan.len();
@@ -313,6 +321,10 @@ impl SipServer {
                 if wall_set.elapsed() >= WALL_CLOCK_EVERY {
                     wall_set = Instant::now();
                     core.set_wall_clock(wall_set, crate::util::time::unix_ms());
+                    reseeds += 1;
+                    if reseeds.is_multiple_of(RESEED_EVERY_TICKS) {
+                        core.reseed(Seed::from_os());
+                    }
                 }
             }
         }

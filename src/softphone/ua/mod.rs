@@ -168,7 +168,7 @@ impl Ua {
             timers: cfg.timers,
             sent_by: cfg.local.to_string(),
         };
-        let tl = TransactionLayer::new(layer, IdGen::new(ids.next_u64()));
+        let tl = TransactionLayer::new(layer, IdGen::new(ids.fork()));
         let reg_call_id = ids.call_id(0);
         let rtp = cfg
             .rtp_ports
