@@ -333,15 +333,42 @@ impl Core {
     }
 }
 
-/// `"Name" ` from a From value, or nothing.
-fn display_name(from: &str) -> String {
+/// `"Name" ` from a From value, or nothing: a quoted string (RFC 3261 §25.1)
+/// whose `\"` and `\\` escapes are kept, so the copy is as well formed as the
+/// original; an unterminated one is dropped.
+pub(super) fn display_name(from: &str) -> String {
     let from = from.trim();
-    if from.starts_with('"')
-        && let Some(end) = from[1..].find('"')
-    {
-        return format!("{} ", &from[..end + 2]);
+    if !from.starts_with('"') {
+        return String::new();
+    }
+    let mut escaped = false;
+    for (i, c) in from.char_indices().skip(1) {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => return format!("{} ", &from[..=i]),
+            '\r' | '\n' => break,
+            _ => {}
+        }
     }
     String::new()
+}
+
+#[cfg(test)]
+mod display_tests {
+    use super::display_name;
+
+    #[test]
+    fn escaped_quotes_stay_inside_the_display_name() {
+        assert_eq!(
+            display_name(r#""Zhang \"San\"" <sip:1@h>;tag=a"#),
+            r#""Zhang \"San\"" "#
+        );
+        assert_eq!(display_name(r#""back\\" <sip:1@h>"#), r#""back\\" "#);
+        assert_eq!(display_name(r#""张三" <sip:1@h>"#), r#""张三" "#);
+        assert_eq!(display_name(r#""open <sip:1@h>"#), "");
+        assert_eq!(display_name("<sip:1@h>"), "");
+    }
 }
 
 /// `sip:user@host:port[;transport=tcp]`.

@@ -276,6 +276,11 @@ impl Gateway {
         false
     }
 
+    /// The gateway's process id (for /proc figures).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
