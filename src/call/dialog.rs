@@ -33,7 +33,13 @@ impl Core {
             .map(|&key| (key, Side::A))
     }
 
-    pub(super) fn in_dialog(&mut self, now: Instant, tx: TxId, req: Request) {
+    pub(super) fn in_dialog(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        req: Request,
+        peer: crate::sip::Peer,
+    ) {
         let Some((key, side)) = self.find_dialog(&req) else {
             return self.reply(now, tx, &req, 481, "Call/Transaction Does Not Exist");
         };
@@ -44,7 +50,7 @@ impl Core {
         let _enter = span.enter();
         match req.method {
             Method::Bye => self.on_bye(now, tx, &req, key, side),
-            Method::Refer => self.on_refer(now, tx, &req, key, side),
+            Method::Refer => self.on_refer(now, tx, &req, peer, key, side),
             _ => self.relay(now, key, side, tx, req),
         }
     }

@@ -293,12 +293,7 @@ impl Core {
             chunk.copy_from_slice(&ids.next_u64().to_le_bytes());
         }
         let mut registrar = Registrar::new(cfg.registrar.clone(), secret, now);
-        registrar.set_users(
-            dialplan
-                .agents
-                .iter()
-                .map(|a| (a.id.clone(), a.password.clone())),
-        );
+        registrar.set_users(queued::agent_credentials(&dialplan));
         let (lo, hi) = cfg.media.as_ref().map_or((0, 0), |m| m.ports);
         Core {
             ports: crate::media::pool::PortPool::new(lo, hi),
@@ -406,11 +401,7 @@ impl Core {
         self.acd
             .reload(queued::acd_config(&plan), now)
             .map_err(|e| ApiError::Refused(format!("queues: {e}")))?;
-        self.registrar.set_users(
-            plan.agents
-                .iter()
-                .map(|a| (a.id.clone(), a.password.clone())),
-        );
+        self.registrar.set_users(queued::agent_credentials(&plan));
         self.dialplan = plan;
         self.drain_registrar(now);
         Ok(())
@@ -548,7 +539,7 @@ impl Core {
         match req.method {
             Method::Cancel => self.on_cancel(now, tx, &req, cancels),
             Method::Invite if req.to_tag().is_none() => self.new_call(now, tx, req, peer),
-            _ if req.to_tag().is_some() => self.in_dialog(now, tx, req),
+            _ if req.to_tag().is_some() => self.in_dialog(now, tx, req, peer),
             Method::Register => self.on_register(now, tx, &req, peer),
             Method::Options => {
                 let mut m = response_to(&req, 200, "OK", Some(&self.ids.tag()));
