@@ -197,11 +197,9 @@ m=audio 40002 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
         ip = local.ip()
     );
     let mut text = format!(
-        "INVITE sip:12345@{gw} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-i{cseq}-{}\r\n\
-Max-Forwards: 70\r\nFrom: <sip:{caller}@{gw}>;tag=c{}\r\nTo: <sip:12345@{gw}>\r\n\
-Call-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:{caller}@{local}>\r\n",
-        local.port(),
-        local.port()
+        "INVITE sip:12345@{gw} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-{call_id}-{cseq}\r\n\
+Max-Forwards: 70\r\nFrom: <sip:{caller}@{gw}>;tag=c{call_id}\r\nTo: <sip:12345@{gw}>\r\n\
+Call-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:{caller}@{local}>\r\n"
     );
     if let Some(a) = auth {
         text.push_str(&format!("Proxy-Authorization: {a}\r\n"));
@@ -221,6 +219,29 @@ fn ack_failure(ua: &Ua, resp: &Got) {
         text.push_str(&format!("{name}: {}\r\n", resp.header(name).unwrap()));
     }
     let n = resp
+        .header("CSeq")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    text.push_str(&format!(
+        "CSeq: {n} ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    ));
+    ua.send(&text);
+}
+
+/// The ACK for a 2xx to an INVITE: a request of its own to the answer's Contact.
+fn ack_answer(ua: &Ua, ok: &Got) {
+    let target = ok.header("Contact").unwrap().trim_matches(['<', '>']);
+    let local = ua.addr();
+    let mut text = format!(
+        "ACK {target} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-ack-{}\r\n",
+        local.port()
+    );
+    for name in ["From", "To", "Call-ID"] {
+        text.push_str(&format!("{name}: {}\r\n", ok.header(name).unwrap()));
+    }
+    let n = ok
         .header("CSeq")
         .unwrap()
         .split_whitespace()
@@ -303,7 +324,8 @@ fn a_refer_from_the_agent_is_challenged_and_a_forged_one_transfers_nothing() {
     invite(&caller, "13912345678", "citizen-1", 1, None);
     let rung = seat.wait_for("the call", is_invite);
     answer_invite(&seat, &rung, "seat1");
-    caller.wait_for("the answer", |g| g.status() == Some(200));
+    let ok = caller.wait_for("the answer", |g| g.status() == Some(200));
+    ack_answer(&caller, &ok);
 
     // The REFER the seat would send, as text with its dialog's identifiers.
     let gw_contact = rung
