@@ -48,6 +48,22 @@ enum Command {
         #[command(subcommand)]
         command: hotline_gateway::softphone::cli::SoftphoneCommand,
     },
+    /// Print an agent's HA1 hashes (for `ha1_md5` / `ha1_sha256` in the agents
+    /// file) from the password read on standard input.
+    AgentHa1(AgentHa1Args),
+}
+
+#[derive(Debug, clap::Args)]
+struct AgentHa1Args {
+    /// The agent's id (the digest user name).
+    #[arg(long)]
+    user: String,
+    /// The digest realm [default: `[registrar] realm` of the config].
+    #[arg(long)]
+    realm: Option<String>,
+    /// Config file, for the realm (default: config/gateway.toml, else the embedded defaults).
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -187,7 +203,34 @@ fn run_cli(cli: Cli) -> Result<()> {
             command: DialplanCommand::Trace(t),
         } => trace(t),
         Command::Softphone { command } => hotline_gateway::softphone::cli::run(command),
+        Command::AgentHa1(args) => agent_ha1(args),
     }
+}
+
+/// `hotline-gw agent-ha1`: the lines to paste into an agent's record.
+fn agent_ha1(args: AgentHa1Args) -> Result<()> {
+    use hotline_gateway::registrar::Algorithm;
+    let realm = match args.realm {
+        Some(r) => r,
+        None => load_config(args.config.as_deref())?.registrar.realm,
+    };
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .context("reading the password from standard input")?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    let min = hotline_gateway::dialplan::MIN_PASSWORD;
+    if password.chars().count() < min {
+        bail!("the password must be at least {min} characters");
+    }
+    println!("# agent {:?}, realm {realm:?}", args.user);
+    for (key, alg) in [
+        ("ha1_md5", Algorithm::Md5),
+        ("ha1_sha256", Algorithm::Sha256),
+    ] {
+        println!("{key} = \"{}\"", alg.ha1(&args.user, &realm, password));
+    }
+    Ok(())
 }
 
 /// `hotline-gw dialplan trace`: the routing decision for a hypothetical call.

@@ -36,7 +36,13 @@ impl Core {
         (*self.calls.get(&key)?.a.local_tag == *to).then_some((key, Side::A))
     }
 
-    pub(super) fn in_dialog(&mut self, now: Instant, tx: TxId, req: Request) {
+    pub(super) fn in_dialog(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        req: Request,
+        peer: crate::sip::Peer,
+    ) {
         let Some((key, side)) = self.find_dialog(&req) else {
             return self.reply(now, tx, &req, 481, "Call/Transaction Does Not Exist");
         };
@@ -47,7 +53,7 @@ impl Core {
         let _enter = span.enter();
         match req.method {
             Method::Bye => self.on_bye(now, tx, &req, key, side),
-            Method::Refer => self.on_refer(now, tx, &req, key, side),
+            Method::Refer => self.on_refer(now, tx, &req, peer, key, side),
             _ => self.relay(now, key, side, tx, req),
         }
     }

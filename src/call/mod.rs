@@ -313,12 +313,7 @@ impl Core {
         let mut secret = [0u8; 32];
         ids.fill(&mut secret);
         let mut registrar = Registrar::new(cfg.registrar.clone(), secret, now);
-        registrar.set_users(
-            dialplan
-                .agents
-                .iter()
-                .map(|a| (a.id.clone(), a.password.clone())),
-        );
+        registrar.set_users(queued::agent_credentials(&dialplan));
         let (lo, hi) = cfg.media.as_ref().map_or((0, 0), |m| m.ports);
         // Its own random draw: it tells nothing of the generator's state.
         let id_prefix = format!("{:012x}", ids.next_u64() & 0xffff_ffff_ffff);
@@ -438,11 +433,7 @@ impl Core {
         self.acd
             .reload(queued::acd_config(&plan), now)
             .map_err(|e| ApiError::Refused(format!("queues: {e}")))?;
-        self.registrar.set_users(
-            plan.agents
-                .iter()
-                .map(|a| (a.id.clone(), a.password.clone())),
-        );
+        self.registrar.set_users(queued::agent_credentials(&plan));
         self.dialplan = plan;
         self.drain_registrar(now);
         Ok(())
@@ -588,7 +579,7 @@ impl Core {
         match req.method {
             Method::Cancel => self.on_cancel(now, tx, &req, cancels),
             Method::Invite if req.to_tag().is_none() => self.new_call(now, tx, req, peer),
-            _ if req.to_tag().is_some() => self.in_dialog(now, tx, req),
+            _ if req.to_tag().is_some() => self.in_dialog(now, tx, req, peer),
             Method::Register => self.on_register(now, tx, &req, peer),
             Method::Options => {
                 let mut m = response_to(&req, 200, "OK", Some(&self.ids.tag()));

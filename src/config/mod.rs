@@ -166,8 +166,11 @@ pub struct RegistrarSection {
     pub max_expires_s: u32,
     pub default_expires_s: u32,
     pub max_contacts: usize,
-    /// Failed attempts per source address within `failure_window_s`; one more blocks it.
+    /// Failed attempts per account from one source address within
+    /// `failure_window_s`; one more refuses that account to that source.
     pub max_failures: u32,
+    /// Failed attempts per source address across accounts; one more refuses it.
+    pub max_failures_per_source: u32,
     pub failure_window_s: u64,
     pub block_for_s: u64,
 }
@@ -188,6 +191,7 @@ impl Default for RegistrarSection {
             default_expires_s: d.default_expires,
             max_contacts: d.max_contacts,
             max_failures: d.max_failures,
+            max_failures_per_source: d.max_failures_per_source,
             failure_window_s: d.failure_window.as_secs(),
             block_for_s: d.block_for.as_secs(),
         }
@@ -218,6 +222,7 @@ impl RegistrarSection {
             default_expires: self.default_expires_s,
             max_contacts: self.max_contacts,
             max_failures: self.max_failures,
+            max_failures_per_source: self.max_failures_per_source,
             failure_window: Duration::from_secs(self.failure_window_s),
             block_for: Duration::from_secs(self.block_for_s),
             algorithms,

@@ -48,6 +48,7 @@ impl Ua {
                 hangup_at: None,
                 transfer_at: None,
                 auth_tries: 0,
+                refer_auth_tries: 0,
                 rtp_port,
                 media: None,
             },
