@@ -3,7 +3,7 @@
 //! ```text
 //!  Core::poll_media ─► MediaHandle::send ─► command queue ─┐ (mio Waker)
 //!                                                          ▼
-//!   UDP sockets (4 per call) ──readable──► relay loop: latch, DTMF, record tap,
+//!   UDP sockets (4 per call) ──readable──► relay loop: strict latch, DTMF, record tap,
 //!                                          rewrite, send_to the other leg
 //!   every 20 ms: playlists → caller;  every 1 s: media timeouts
 //!                                          │
@@ -67,8 +67,11 @@ pub struct Stats {
     pub packets_in: AtomicU64,
     pub packets_out: AtomicU64,
     pub played: AtomicU64,
-    /// From an address the leg has not latched onto, or before any SDP.
+    /// From an allowed address while another holds the leg, or before any SDP.
     pub dropped_unknown: AtomicU64,
+    /// From an address that is neither the leg's SDP address nor its
+    /// signalling source IP (spraying, injection attempts): never relayed.
+    pub dropped_foreign: AtomicU64,
     pub dropped_malformed: AtomicU64,
     pub dropped_late: AtomicU64,
     pub dropped_send: AtomicU64,
@@ -306,9 +309,10 @@ impl Relay {
                 session,
                 leg,
                 remote,
+                signal,
             } => {
                 if let Some(s) = self.session(session) {
-                    s.legs[leg.index()].set_remote(remote);
+                    s.legs[leg.index()].set_remote(remote, signal);
                 }
             }
             MediaCommand::Play {
@@ -473,7 +477,7 @@ impl Relay {
                 let Some(src) = src else { continue };
                 stats.inc(&stats.packets_in);
                 if rtcp {
-                    s.on_rtcp(leg, buf, len, src, stats);
+                    s.on_rtcp(leg, buf, len, src, now, stats);
                 } else {
                     s.on_rtp(leg, buf, len, src, now, stats, tap, &mut emit);
                 }
@@ -493,7 +497,7 @@ impl Relay {
     }
 
     /// Every second: connected legs whose phone fell silent are released
-    /// (anyone may latch again), and silent calls are reported.
+    /// (another allowed source may latch), and silent calls are reported.
     fn scan_timeouts(&mut self, now: Instant) {
         let timeout = self.cfg.timeout;
         for s in self.sessions.iter_mut().flatten() {
@@ -517,5 +521,7 @@ impl Relay {
     }
 }
 
+#[cfg(test)]
+mod latch_tests;
 #[cfg(test)]
 mod tests;

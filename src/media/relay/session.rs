@@ -4,9 +4,18 @@
 //! Why: the relay thread's loop only finds the session a ready socket belongs to;
 //! everything about one packet happens here, on a buffer the loop owns, with no
 //! allocation.
+//!
+//! Strict latching (DESIGN.md §7, media): a leg hears RTP only from the address
+//! its SDP names, or from any port of the IP address its SIP signalling came
+//! from (a phone behind NAT, whose SDP names a private address). Among those
+//! allowed sources the first to send latches the leg; the SDP's own address
+//! always takes it back, and another allowed source may take over once the
+//! latched one has been silent for a while (NAT rebinding, a restarted phone).
+//! Everything else is dropped and counted (`dropped_foreign`), and never
+//! latches. RTCP follows the same rules with the SDP's RTCP address.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use mio::net::UdpSocket;
@@ -30,8 +39,11 @@ const PLAYER: SourceId = SourceId(2);
 const DIGITS: SourceId = SourceId(3);
 /// How long a generated digit lasts.
 const DTMF_OUT_MS: u32 = 160;
-/// A latched source silent this long may be replaced by another.
-const RELATCH_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+/// A latched source silent this long may be replaced by another allowed one.
+pub(super) const RELATCH_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+/// The same for RTCP, which a phone sends only every few seconds (RFC 3550
+/// §6.2: 5 s minimum interval, randomised up to 1.5 times).
+const RTCP_RELATCH_AFTER: std::time::Duration = std::time::Duration::from_secs(16);
 /// Digits waiting to be generated towards one phone.
 const DIGIT_QUEUE: usize = 16;
 
@@ -41,9 +53,14 @@ pub(super) struct LegIo {
     pub rtp: UdpSocket,
     pub rtcp: UdpSocket,
     pub remote: Option<Remote>,
+    /// The IP address the leg's SIP signalling came from: any port of it may
+    /// send (a phone behind NAT sends from its public address, not its SDP's).
+    signal: Option<IpAddr>,
     /// The address the phone actually sends from (symmetric latching, for NAT).
     latched: Option<SocketAddr>,
     latched_rtcp: Option<SocketAddr>,
+    /// When the latched RTCP source last sent.
+    rtcp_rx: Option<Instant>,
     /// The address `rtp` is connected to: the latched source, when it is the
     /// SDP's own address (see [`LegIo::sync_connection`]).
     connected: Option<SocketAddr>,
@@ -76,8 +93,10 @@ impl LegIo {
             rtp,
             rtcp,
             remote: None,
+            signal: None,
             latched: None,
             latched_rtcp: None,
+            rtcp_rx: None,
             connected: None,
             connect_failed: None,
             out: Rewriter::new(seed as u32, (seed >> 32) as u16, (seed >> 40) as u32),
@@ -122,15 +141,28 @@ impl LegIo {
         self.latched_rtcp.or(self.remote.map(|r| r.rtcp))
     }
 
-    pub fn set_remote(&mut self, remote: Remote) {
-        if self.remote.map(|r| (r.rtp, r.rtcp)) != Some((remote.rtp, remote.rtcp)) {
-            // A new SDP address: learn the source again.
+    /// The phone's SDP, and the IP address its signalling came from (`None`:
+    /// only the SDP's own address may send).
+    pub fn set_remote(&mut self, remote: Remote, signal: Option<IpAddr>) {
+        let signal = signal.map(|ip| ip.to_canonical());
+        if self.remote.map(|r| (r.rtp, r.rtcp)) != Some((remote.rtp, remote.rtcp))
+            || self.signal != signal
+        {
+            // A new SDP address (or signalling source): learn the source again.
             self.latched = None;
             self.latched_rtcp = None;
+            self.rtcp_rx = None;
             self.connect_failed = None;
         }
         self.remote = Some(remote);
+        self.signal = signal;
         self.sync_connection();
+    }
+
+    /// Whether `src` may send on this leg at all: the SDP's address `sdp`, or
+    /// any port of the signalling source IP.
+    fn allowed(&self, src: SocketAddr, sdp: SocketAddr) -> bool {
+        src == sdp || self.signal.is_some_and(|ip| ip == src.ip().to_canonical())
     }
 
     /// The address the RTP socket should be connected to: the latched source
@@ -169,7 +201,8 @@ impl LegIo {
     }
 
     /// A connected phone silent for [`RELATCH_AFTER`]: the socket hears every
-    /// source again, so that a phone that moved can latch anew.
+    /// source again, so that a phone that moved can latch anew (from an
+    /// allowed address: see [`Self::accept`]).
     pub fn release_if_stale(&mut self, now: Instant) {
         let stale = self
             .last_rx
@@ -182,26 +215,39 @@ impl LegIo {
         }
     }
 
-    /// Symmetric latching: whether a packet from `src` is this phone's. The
-    /// first source after an SDP latches; the SDP's own address always wins; a
-    /// latched source silent for [`RELATCH_AFTER`] gives way (NAT rebinding, an
-    /// orphaned phone that latched first).
-    fn accept(&mut self, src: SocketAddr, remote: Remote, now: Instant) -> bool {
+    /// Strict symmetric latching: whether an RTP packet from `src` is this
+    /// phone's. Only allowed sources count (the SDP's address, any port of the
+    /// signalling IP); the first of them after an SDP latches; the SDP's own
+    /// address always wins; a latched source silent for [`RELATCH_AFTER`]
+    /// gives way to another allowed one (NAT rebinding, a restarted phone).
+    fn accept(&mut self, src: SocketAddr, remote: Remote, now: Instant) -> Admit {
+        if !self.allowed(src, remote.rtp) {
+            return Admit::Stranger;
+        }
         let stale = self
             .last_rx
             .is_none_or(|t| now.saturating_duration_since(t) >= RELATCH_AFTER);
-        match self.latched {
-            Some(a) if a == src => true,
-            None => {
-                self.latched = Some(src);
-                true
-            }
-            Some(_) if src == remote.rtp || stale => {
-                self.latched = Some(src);
-                true
-            }
-            Some(_) => false,
+        let admit = latch(&mut self.latched, src, src == remote.rtp || stale);
+        if admit == Admit::Yes {
+            self.last_rx = Some(now);
         }
+        admit
+    }
+
+    /// [`Self::accept`] for RTCP: the SDP's RTCP address or the signalling IP,
+    /// and a longer silence before another port may take over.
+    fn accept_rtcp(&mut self, src: SocketAddr, remote: Remote, now: Instant) -> Admit {
+        if !self.allowed(src, remote.rtcp) {
+            return Admit::Stranger;
+        }
+        let stale = self
+            .rtcp_rx
+            .is_none_or(|t| now.saturating_duration_since(t) >= RTCP_RELATCH_AFTER);
+        let admit = latch(&mut self.latched_rtcp, src, src == remote.rtcp || stale);
+        if admit == Admit::Yes {
+            self.rtcp_rx = Some(now);
+        }
+        admit
     }
 
     /// Sends `pkt` to this phone from this leg's RTP socket.
@@ -216,9 +262,36 @@ impl LegIo {
 
     pub fn forget(&mut self) {
         self.remote = None;
+        self.signal = None;
         self.latched = None;
         self.latched_rtcp = None;
+        self.rtcp_rx = None;
         self.sync_connection();
+    }
+}
+
+/// What latching makes of a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admit {
+    /// The leg's phone: relay it.
+    Yes,
+    /// An allowed source, while another allowed one holds the leg.
+    Held,
+    /// Neither the SDP's address nor the signalling IP: never relayed, never latched.
+    Stranger,
+}
+
+/// Latches `slot` onto the allowed source `src`: kept if it is the latched
+/// one, taken when nothing is latched or when `may_take` (the SDP's own
+/// address, or the latched source has fallen silent).
+fn latch(slot: &mut Option<SocketAddr>, src: SocketAddr, may_take: bool) -> Admit {
+    match *slot {
+        Some(a) if a == src => Admit::Yes,
+        Some(_) if !may_take => Admit::Held,
+        _ => {
+            *slot = Some(src);
+            Admit::Yes
+        }
     }
 }
 
@@ -309,11 +382,17 @@ impl Session {
                 stats.inc(&stats.dropped_malformed);
                 return;
             };
-            if !io.accept(src, remote, now) {
-                stats.inc(&stats.dropped_unknown);
-                return;
+            match io.accept(src, remote, now) {
+                Admit::Yes => {}
+                Admit::Held => {
+                    stats.inc(&stats.dropped_unknown);
+                    return;
+                }
+                Admit::Stranger => {
+                    stats.inc(&stats.dropped_foreign);
+                    return;
+                }
             }
-            io.last_rx = Some(now);
             if io.connected != io.wanted_connection() {
                 io.sync_connection();
             }
@@ -379,25 +458,29 @@ impl Session {
         buf: &mut [u8],
         len: usize,
         src: SocketAddr,
+        now: Instant,
         stats: &Stats,
     ) {
         let i = leg.index();
         let io = &mut self.legs[i];
-        if io.remote.is_none() {
+        let Some(remote) = io.remote else {
             stats.inc(&stats.dropped_unknown);
             return;
-        }
+        };
         if len < 8 || buf[0] >> 6 != 2 {
             stats.inc(&stats.dropped_malformed);
             return;
         }
-        match io.latched_rtcp {
-            None => io.latched_rtcp = Some(src),
-            Some(a) if a != src => {
+        match io.accept_rtcp(src, remote, now) {
+            Admit::Yes => {}
+            Admit::Held => {
                 stats.inc(&stats.dropped_unknown);
                 return;
             }
-            Some(_) => {}
+            Admit::Stranger => {
+                stats.inc(&stats.dropped_foreign);
+                return;
+            }
         }
         let bridged = match leg {
             Leg::A => self.bridged,
