@@ -125,7 +125,7 @@ fn after_silence_only_an_allowed_source_takes_over() {
     quiet(&b, 50);
     let silent_since = Instant::now();
     let mut seq = 2u16;
-    while silent_since.elapsed() < super::session::RELATCH_AFTER + Duration::from_millis(500) {
+    while silent_since.elapsed() < super::leg::RELATCH_AFTER + Duration::from_millis(500) {
         let p = rtp(8, seq, 160 * u32::from(seq), 9, &[0x77; 160]);
         sprayer.send_to(&p, r.port(Leg::A)).unwrap();
         seq += 1;

@@ -16,6 +16,7 @@
 //! machinery between the kernel and the rewrite.
 
 mod batch;
+mod leg;
 mod player;
 mod session;
 
@@ -34,7 +35,8 @@ use tracing::{debug, warn};
 use super::MediaError;
 use super::command::{Leg, MediaCommand, MediaEvent, SessionId};
 use super::record::RecordTap;
-use session::{LegIo, Session, Source};
+use leg::LegIo;
+use session::{Session, Source};
 
 /// Commands in flight from the core to the relay.
 const COMMANDS: usize = 65_536;

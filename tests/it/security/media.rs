@@ -130,7 +130,7 @@ fn spray(pid: u32, range: (u16, u16), stop: Arc<AtomicBool>, out: Arc<Spray>) {
                 }
             }
         }
-        let codec = if seq % 2 == 0 {
+        let codec = if seq.is_multiple_of(2) {
             Codec::Pcma
         } else {
             Codec::Pcmu
@@ -141,7 +141,7 @@ fn spray(pid: u32, range: (u16, u16), stop: Arc<AtomicBool>, out: Arc<Spray>) {
         rtcp.extend([0u8; 20]);
         for q in ports {
             let to = SocketAddr::from(([127, 0, 0, 1], q));
-            let pkt = if q % 2 == 0 { &rtp } else { &rtcp };
+            let pkt = if q.is_multiple_of(2) { &rtp } else { &rtcp };
             if sock.send_to(pkt, to).is_ok() {
                 out.sent.fetch_add(1, Ordering::Relaxed);
             }
