@@ -324,6 +324,8 @@ fn run(args: RunArgs) -> Result<()> {
     }
     init_tracing(&cfg.log.level);
     let plan = Arc::new(load_dialplan(&cfg).context("loading the dialplan")?);
+    // Before any socket: the open-file limit raised, and the config's needs checked.
+    hotline_gateway::transport::fds::prepare(&cfg, &plan)?;
     // HTTP, reporting and signals share a small runtime; the SIP core has a thread
     // of its own.
     let runtime = tokio::runtime::Builder::new_multi_thread()

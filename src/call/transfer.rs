@@ -208,7 +208,10 @@ impl Core {
                 c_invite,
                 ..
             } = *t;
-            self.learn(key, Side::B, resp.content_type(), &resp.body);
+            // The new leg is not the callee dialog yet: its own peer is the
+            // signalling source the relay may hear it from.
+            let signal = Some(c.peer.addr.ip());
+            self.learn_from(key, Side::B, signal, resp.content_type(), &resp.body);
             let ack = c.request_with_cseq(Method::Ack, 1, None, Bytes::new());
             self.tl.send_ack(Some(c_invite), c.peer, ack);
             return self.complete_transfer(now, key, number, c, c_invite);

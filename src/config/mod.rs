@@ -72,6 +72,20 @@ pub struct SipConfig {
     /// Rate limits for sources that are neither trunks nor registered agents.
     #[serde(default)]
     pub strangers: StrangersConfig,
+    /// TCP connections open at once, accepted and opened by the gateway (an
+    /// eighth is kept for the ones it opens). Each takes a file descriptor.
+    #[serde(default = "default_tcp_max_connections")]
+    pub tcp_max_connections: usize,
+    /// Accepted TCP connections open at once from one IP address.
+    #[serde(default = "default_tcp_max_per_source")]
+    pub tcp_max_per_source: usize,
+    /// Seconds an accepted TCP connection has to send its first complete message.
+    #[serde(default = "default_tcp_first_message_s")]
+    pub tcp_first_message_s: u64,
+    /// Seconds a TCP connection may receive nothing before it is closed; longer
+    /// than `registrar.max_expires_s` and `calls.max_duration_s`.
+    #[serde(default = "default_tcp_idle_s")]
+    pub tcp_idle_s: u64,
 }
 
 /// `[sip.strangers]`: what a source that is neither a trunk nor a registered
@@ -293,6 +307,22 @@ fn default_max_message() -> usize {
     65_535
 }
 
+fn default_tcp_max_connections() -> usize {
+    4096
+}
+
+fn default_tcp_max_per_source() -> usize {
+    64
+}
+
+fn default_tcp_first_message_s() -> u64 {
+    10
+}
+
+fn default_tcp_idle_s() -> u64 {
+    10_800
+}
+
 impl Config {
     /// Parses and validates a config text; `file` names it in errors.
     pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
@@ -368,6 +398,9 @@ impl Config {
                 "a burst under 1 admits nothing: use 0 to refuse strangers outright, or at least 1",
             ));
         }
+        if let Err((key, reason)) = self.check_tcp() {
+            return Err(err(key, &reason));
+        }
         if self.calls.max_concurrent == 0 {
             return Err(err("calls.max_concurrent", "must be at least 1"));
         }
@@ -415,6 +448,34 @@ impl Config {
             return Err(err(
                 "store.queue_capacity",
                 "queue_capacity must be at least 2 and batch_max at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The `[sip] tcp_*` keys: `Err((key, message))`.
+    fn check_tcp(&self) -> Result<(), (&'static str, String)> {
+        let s = &self.sip;
+        if s.tcp_max_connections < 8 {
+            return Err(("sip.tcp_max_connections", "must be at least 8".into()));
+        }
+        if s.tcp_max_per_source == 0 || s.tcp_max_per_source > s.tcp_max_connections {
+            return Err((
+                "sip.tcp_max_per_source",
+                "must be between 1 and sip.tcp_max_connections".into(),
+            ));
+        }
+        if s.tcp_first_message_s == 0 {
+            return Err(("sip.tcp_first_message_s", "must be at least 1".into()));
+        }
+        let longest = u64::from(self.registrar.max_expires_s).max(self.calls.max_duration_s);
+        if s.tcp_idle_s <= longest {
+            return Err((
+                "sip.tcp_idle_s",
+                format!(
+                    "must be longer than registrar.max_expires_s and calls.max_duration_s \
+                     ({longest} s): a registered agent or a call in progress may say nothing that long"
+                ),
             ));
         }
         Ok(())

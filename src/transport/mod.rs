@@ -11,6 +11,7 @@
 //! Sharding across cores would run one such task per shard, with a dispatcher
 //! hashing Call-ID (outgoing Call-IDs carry their shard number).
 
+pub mod fds;
 pub mod media;
 mod status;
 mod tcp;
@@ -51,6 +52,9 @@ pub enum TransportError {
     Io(#[from] std::io::Error),
     #[error("media: {0}")]
     Media(String),
+    /// The configuration may need more file descriptors than the limit allows.
+    #[error("{0}")]
+    FileDescriptors(String),
 }
 
 /// What TCP connection tasks tell the core task.
@@ -100,7 +104,7 @@ pub struct SipServer {
     udp: Option<tokio::net::UdpSocket>,
     tcp: Option<tokio::net::TcpListener>,
     core: Core,
-    /// Message size (UDP and TCP) and TCP's time to finish a message.
+    /// Message size (UDP and TCP), TCP's deadlines and connection caps.
     tcp_limits: tcp::Limits,
     status: Arc<Status>,
     /// Where finished calls go (figures, metrics, the store).
@@ -201,6 +205,10 @@ impl SipServer {
                 // A message begun and not finished within 64·T1 (Timer B's span)
                 // will not be: the connection is closed.
                 partial: cfg.timers().timeout(),
+                first_message: Duration::from_secs(cfg.sip.tcp_first_message_s),
+                idle: Duration::from_secs(cfg.sip.tcp_idle_s),
+                max_connections: cfg.sip.tcp_max_connections,
+                max_per_source: cfg.sip.tcp_max_per_source,
             },
             status,
             recorder: None,
@@ -239,8 +247,9 @@ impl SipServer {
             None => (None, None),
         };
         let (in_tx, mut in_rx) = mpsc::channel::<Inbound>(INBOUND_QUEUE);
+        let tcp_conns = tcp::Conns::new(tcp_limits, status.clone());
         if let Some(listener) = tcp {
-            tokio::spawn(tcp::accept_loop(listener, in_tx.clone(), tcp_limits));
+            tokio::spawn(tcp::accept_loop(listener, in_tx.clone(), tcp_conns.clone()));
         }
         let mut conns: HashMap<SocketAddr, mpsc::Sender<Bytes>> = HashMap::new();
         let mut buf = vec![0u8; tcp_limits.max_message.max(2048) + 1];
@@ -315,7 +324,7 @@ impl SipServer {
                 // Media first: the relay is ready before the SDP answer goes out,
                 // and a call the relay refused gets its 503 in the same pass.
                 flush_media(&mut core, media_handle.as_ref());
-                flush(&mut core, udp.as_ref(), &mut conns, &in_tx, tcp_limits).await;
+                flush(&mut core, udp.as_ref(), &mut conns, &in_tx, &tcp_conns).await;
                 status.observe(&mut core, recorder.as_mut());
                 // Follow the wall clock (NTP steps, drift) for records and time rules.
                 if wall_set.elapsed() >= WALL_CLOCK_EVERY {
@@ -333,7 +342,7 @@ impl SipServer {
         // and every record goes to the writer.
         core.shutdown(Instant::now());
         flush_media(&mut core, media_handle.as_ref());
-        flush(&mut core, udp.as_ref(), &mut conns, &in_tx, tcp_limits).await;
+        flush(&mut core, udp.as_ref(), &mut conns, &in_tx, &tcp_conns).await;
         status.observe(&mut core, recorder.as_mut());
         if let Some(r) = recorder.take() {
             r.close().await;
@@ -402,7 +411,7 @@ async fn flush(
     udp: Option<&tokio::net::UdpSocket>,
     conns: &mut HashMap<SocketAddr, mpsc::Sender<Bytes>>,
     in_tx: &mpsc::Sender<Inbound>,
-    tcp_limits: tcp::Limits,
+    tcp_conns: &tcp::Conns,
 ) {
     while let Some(Transmit { peer, bytes }) = core.poll_transmit() {
         match peer.transport {
@@ -413,7 +422,7 @@ async fn flush(
             }
             Transport::Tcp => {
                 let writer = conns.entry(peer.addr).or_insert_with(|| {
-                    tcp::connect(peer.addr, in_tx.clone(), tcp_limits, WRITE_QUEUE)
+                    tcp::connect(peer.addr, in_tx.clone(), tcp_conns, WRITE_QUEUE)
                 });
                 if let Err(e) = writer.try_send(bytes) {
                     warn!(addr = %peer.addr, error = %e, "TCP write queue full or closed: message dropped");

@@ -25,6 +25,12 @@ pub struct Status {
     pub ended: [AtomicU64; Reason::ALL.len()],
     /// The media relay's counters, once it runs.
     pub media: std::sync::OnceLock<std::sync::Arc<crate::media::relay::Stats>>,
+    /// SIP TCP connections open now (accepted and opened).
+    pub tcp_open: AtomicU64,
+    /// TCP connections closed at once for being over a cap (or not opened).
+    pub tcp_refused: AtomicU64,
+    /// TCP connections closed for silence: no first message in time, or idle.
+    pub tcp_closed_silent: AtomicU64,
 }
 
 impl Default for Status {
@@ -41,6 +47,9 @@ impl Default for Status {
             foreign_responses: AtomicU64::new(0),
             ended: Default::default(),
             media: Default::default(),
+            tcp_open: AtomicU64::new(0),
+            tcp_refused: AtomicU64::new(0),
+            tcp_closed_silent: AtomicU64::new(0),
         }
     }
 }

@@ -134,7 +134,8 @@ impl Ua {
     /// Answers a ringing incoming call.
     pub fn answer(&mut self, now: Instant, key: u64) {
         let contact = self.contact();
-        let rtp_port = self.rtp.as_mut().and_then(|p| p.take());
+        let random = self.ids.next_u64();
+        let rtp_port = self.rtp.as_mut().and_then(|p| p.take(random));
         let body = sdp(self.cfg.local, self.ids.next_u64() % 1_000_000, rtp_port);
         let Some(c) = self.calls.get_mut(&key) else {
             return;
