@@ -512,7 +512,9 @@ fn mistakes_get_an_error_body_with_a_stable_code() {
     use std::io::{Read, Write};
     write!(
         s,
-        "PUT /api/v1/agents/1001/state HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "PUT /api/v1/agents/1001/state HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n",
+        gw.http
     )
     .unwrap();
     let mut answer = String::new();

@@ -52,6 +52,24 @@ impl Drop for RtpBlock {
     }
 }
 
+/// `[[http.token]]` lines for the test tokens, one per role.
+pub fn test_tokens() -> String {
+    [
+        ("test-viewer", "viewer", VIEWER_TOKEN),
+        ("test-supervisor", "supervisor", SUPERVISOR_TOKEN),
+        ("test-admin", "admin", ADMIN_TOKEN),
+    ]
+    .iter()
+    .map(|(name, role, value)| {
+        let hash = hotline_gateway::http::auth::token_sha256(value);
+        format!(
+            "[[http.token]]\nname = \"{name}\"\nrole = \"{role}\"\nsha256 = \"{}\"\n",
+            hotline_gateway::http::auth::hex(&hash)
+        )
+    })
+    .collect()
+}
+
 /// How a test gateway is set up.
 pub struct GwOpts {
     /// The target of line 12345.
@@ -66,6 +84,9 @@ pub struct GwOpts {
     pub extra_config: String,
     /// Source networks of the carrier trunk (loopback by default).
     pub trunk_sources: Vec<String>,
+    /// More `[http]` keys (`allowed_hosts`, `[[http.token]]`…), written right
+    /// after its `listen` and before the test tokens.
+    pub http_keys: String,
 }
 
 impl GwOpts {
@@ -79,6 +100,7 @@ impl GwOpts {
             extra_dialplan: String::new(),
             extra_config: String::new(),
             trunk_sources: vec!["127.0.0.0/8".into()],
+            http_keys: String::new(),
         }
     }
 }
@@ -95,6 +117,14 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn start(opts: GwOpts) -> Gateway {
+        let gw = Gateway::spawn(opts);
+        gw.wait_ready();
+        gw
+    }
+
+    /// Starts the binary without waiting for it to answer on plain HTTP (a test
+    /// that serves HTTPS, or expects a refusal, waits its own way).
+    pub fn spawn(opts: GwOpts) -> Gateway {
         let dir = TempDir::new("gw");
         let rtp = RtpBlock::lease();
         let sip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -123,12 +153,13 @@ impl Gateway {
             format!(
                 "[sip]\nlisten = \"{sip}\"\nmax_message_bytes = {}\n[sip.timers]\nt1_ms = {t1}\nt2_ms = {}\nt4_ms = {}\n\
 [calls]\nmax_concurrent = {}\nretry_after_s = 7\nring_timeout_s = {}\nmax_duration_s = 3600\n\
-[http]\nlisten = \"{http}\"\n[dialplan]\ndir = \"dialplans\"\n[log]\nlevel = \"warn\"\n{}{}",
+[http]\nlisten = \"{http}\"\n{}[dialplan]\ndir = \"dialplans\"\n[log]\nlevel = \"warn\"\n{}{}",
                 opts.max_message,
                 (t1 * 8).max(t1),
                 (t1 * 10).max(1),
                 opts.max_calls,
                 opts.ring_timeout_s,
+                format!("{}{}", opts.http_keys, test_tokens()),
                 // Gateways of parallel tests must not share RTP ports.
                 opts.extra_config.replace("[media]\n", &format!("[media]\n{}", rtp.config())),
                 // The signalling tests place callers that cannot tell the gateway's
@@ -154,15 +185,13 @@ impl Gateway {
             .stderr(log)
             .spawn()
             .expect("start hotline-gw");
-        let gw = Gateway {
+        Gateway {
             child,
             sip,
             http,
             dir,
             _rtp: rtp,
-        };
-        gw.wait_ready();
-        gw
+        }
     }
 
     fn wait_ready(&self) {
