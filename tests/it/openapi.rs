@@ -19,9 +19,9 @@ const METHODS: [&str; 8] = [
 /// Four-space keys of a path item that are not operations.
 const PATH_ITEM_KEYS: [&str; 5] = ["parameters", "summary", "description", "servers", "$ref"];
 
-type Route = (String, String);
+pub(crate) type Route = (String, String);
 
-fn read(rel: &str) -> String {
+pub(crate) fn read(rel: &str) -> String {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
@@ -73,7 +73,7 @@ fn block<'a>(yaml: &'a str, name: &str) -> Vec<(usize, &'a str)> {
 }
 
 /// The (METHOD, path) pairs of the spec's `paths:`.
-fn spec_routes(yaml: &str) -> BTreeSet<Route> {
+pub(crate) fn spec_routes(yaml: &str) -> BTreeSet<Route> {
     let mut routes = BTreeSet::new();
     let mut path: Option<String> = None;
     for (n, line) in block(yaml, "paths") {
