@@ -153,13 +153,14 @@ impl Gateway {
             format!(
                 "[sip]\nlisten = \"{sip}\"\nmax_message_bytes = {}\n[sip.timers]\nt1_ms = {t1}\nt2_ms = {}\nt4_ms = {}\n\
 [calls]\nmax_concurrent = {}\nretry_after_s = 7\nring_timeout_s = {}\nmax_duration_s = 3600\n\
-[http]\nlisten = \"{http}\"\n{}[dialplan]\ndir = \"dialplans\"\n[log]\nlevel = \"warn\"\n{}{}",
+[http]\nlisten = \"{http}\"\n{}{}[dialplan]\ndir = \"dialplans\"\n[log]\nlevel = \"warn\"\n{}{}",
                 opts.max_message,
                 (t1 * 8).max(t1),
                 (t1 * 10).max(1),
                 opts.max_calls,
                 opts.ring_timeout_s,
-                format!("{}{}", opts.http_keys, test_tokens()),
+                opts.http_keys,
+                test_tokens(),
                 // Gateways of parallel tests must not share RTP ports.
                 opts.extra_config.replace("[media]\n", &format!("[media]\n{}", rtp.config())),
                 // The signalling tests place callers that cannot tell the gateway's
