@@ -15,6 +15,7 @@ use tracing::{error, info};
 
 use hotline_gateway::config::Config;
 use hotline_gateway::dialplan::{self, Dialplan};
+use hotline_gateway::http::Role;
 use hotline_gateway::reporting;
 use hotline_gateway::transport::{Control, SipServer, Status, TransportError};
 
@@ -43,6 +44,8 @@ enum Command {
         #[command(subcommand)]
         command: SlaCommand,
     },
+    /// Create an API token: prints it once, and the config lines that let it in.
+    Token(TokenArgs),
     /// The test softphone: an agent seat or callers.
     Softphone {
         #[command(subcommand)]
@@ -81,6 +84,21 @@ struct RunArgs {
     /// postgres://user@host/db, or none.
     #[arg(long)]
     database: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct TokenArgs {
+    /// What the token may do: viewer (wallboard, SLA, metrics), supervisor (+ agent
+    /// states, callbacks, call records, tickets) or admin (+ dialplan reload, redrive).
+    #[arg(long, value_parser = parse_role)]
+    role: Role,
+    /// Who holds it (letters, digits, `.`, `_`, `-`, `@`): named in the log.
+    #[arg(long)]
+    name: String,
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| format!("{s:?}: use viewer, supervisor or admin"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -202,6 +220,7 @@ fn run_cli(cli: Cli) -> Result<()> {
         Command::Dialplan {
             command: DialplanCommand::Trace(t),
         } => trace(t),
+        Command::Token(args) => token(args),
         Command::Softphone { command } => hotline_gateway::softphone::cli::run(command),
         Command::AgentHa1(args) => agent_ha1(args),
     }
@@ -230,6 +249,38 @@ fn agent_ha1(args: AgentHa1Args) -> Result<()> {
     ] {
         println!("{key} = \"{}\"", alg.ha1(&args.user, &realm, password));
     }
+    Ok(())
+}
+
+/// `hotline-gw token`: a fresh random token, shown once; the config keeps its hash.
+fn token(args: TokenArgs) -> Result<()> {
+    use hotline_gateway::http::auth::{hex, token_sha256};
+    use rand::RngCore;
+    let name_ok = |c: char| c.is_ascii_alphanumeric() || "._-@".contains(c);
+    if args.name.is_empty() || !args.name.chars().all(name_ok) {
+        bail!(
+            "--name {:?}: use letters, digits, `.`, `_`, `-` and `@`",
+            args.name
+        );
+    }
+    let mut random = [0u8; 32];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut random)
+        .context("reading the operating system's random generator")?;
+    let token = format!("hgw_{}", hex(&random));
+    let role = args.role.as_str();
+    println!("token for {} ({role}): {token}", args.name);
+    println!("(shown only now: the gateway keeps its SHA-256, not the token)");
+    println!();
+    println!("Add these lines to the gateway's config file (after the [http] keys):");
+    println!();
+    println!("[[http.token]]");
+    println!("name = \"{}\"", args.name);
+    println!("role = \"{role}\"");
+    println!("sha256 = \"{}\"", hex(&token_sha256(&token)));
+    println!();
+    println!("then restart the gateway. Clients send it as:");
+    println!("  curl -H 'Authorization: Bearer {token}' http://127.0.0.1:8080/api/v1/sla");
     Ok(())
 }
 
@@ -325,7 +376,11 @@ fn run(args: RunArgs) -> Result<()> {
     init_tracing(&cfg.log.level);
     let plan = Arc::new(load_dialplan(&cfg).context("loading the dialplan")?);
     // Before any socket: the open-file limit raised, and the config's needs checked.
+    refuse_exposed_defaults(&cfg, &plan)?;
     hotline_gateway::transport::fds::prepare(&cfg, &plan)?;
+    if let Some(ca) = cfg.client_ca_file() {
+        hotline_gateway::util::post::trust_ca_file(&ca)?;
+    }
     // HTTP, reporting and signals share a small runtime; the SIP core has a thread
     // of its own.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -339,7 +394,11 @@ fn run(args: RunArgs) -> Result<()> {
     let (control_tx, control_rx) = mpsc::channel(16);
     let (recorder_tx, recorder_rx) = tokio::sync::oneshot::channel();
     let sip = spawn_sip(&cfg, plan.clone(), status.clone(), control_rx, recorder_rx)?;
-    let listener = runtime.block_on(hotline_gateway::http::bind(cfg.http.listen))?;
+    let tls = cfg.tls_files();
+    let listener = runtime.block_on(hotline_gateway::http::bind(
+        cfg.http.listen,
+        tls.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
+    ))?;
     let reporting = runtime
         .block_on(reporting::start(reporting_config(&cfg)))
         .context("opening the call-record store")?;
@@ -348,7 +407,7 @@ fn run(args: RunArgs) -> Result<()> {
     }
     info!(
         sip = %cfg.sip.listen,
-        http = %cfg.http.listen,
+        http = %format!("{}://{}", listener.scheme(), cfg.http.listen),
         lines = plan.len(),
         database = %cfg.database_url().map(|u| redact_url(&u)).unwrap_or_else(|| "none".into()),
         "hotline-gw running"
@@ -363,6 +422,7 @@ fn run(args: RunArgs) -> Result<()> {
             control: control_tx.clone(),
             dialplan_dir: cfg.dialplan_dir(),
             reporting: shared,
+            access: Arc::new(cfg.http.access()),
         };
         let http = tokio::spawn(hotline_gateway::http::serve(listener, state));
         let mut sip_done = tokio::task::spawn_blocking(move || sip.join());
@@ -405,6 +465,57 @@ fn run(args: RunArgs) -> Result<()> {
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     result
+}
+
+/// Refuses to run a config that other machines can reach while it keeps shipped
+/// defaults (no API token, a development token, an example agent password):
+/// every problem is listed with the file, line and key to change.
+fn refuse_exposed_defaults(cfg: &Config, plan: &Dialplan) -> Result<()> {
+    let (file, text) = match &cfg.origin {
+        Some(p) if p.exists() => (
+            p.display().to_string(),
+            std::fs::read_to_string(p).unwrap_or_default(),
+        ),
+        _ => (
+            "<embedded gateway.toml>".to_string(),
+            hotline_gateway::config::DEFAULT_TOML.to_string(),
+        ),
+    };
+    let mut dialplan_files = Vec::new();
+    if let Ok(dir) = std::fs::read_dir(cfg.dialplan_dir()) {
+        let mut paths: Vec<PathBuf> = dir.filter_map(|e| Some(e.ok()?.path())).collect();
+        paths.sort();
+        for p in paths {
+            if p.extension().is_some_and(|e| e == "toml")
+                && let Ok(t) = std::fs::read_to_string(&p)
+            {
+                dialplan_files.push((p.display().to_string(), t));
+            }
+        }
+    }
+    let problems = hotline_gateway::config::Exposure {
+        config: cfg,
+        config_file: &file,
+        config_text: &text,
+        agents: plan
+            .agents
+            .iter()
+            .map(|a| (a.id.as_str(), a.password.as_str()))
+            .collect(),
+        dialplan_files,
+    }
+    .problems();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    for p in &problems {
+        eprintln!("error: {p}");
+    }
+    bail!(
+        "refusing to start: {} shipped default(s) on an address other machines can reach \
+         (see above; on 127.0.0.1 they are allowed)",
+        problems.len()
+    );
 }
 
 /// How long shutdown waits for the SIP task and the writer.

@@ -388,23 +388,6 @@ pub(super) fn display_name(from: &str) -> String {
     String::new()
 }
 
-#[cfg(test)]
-mod display_tests {
-    use super::display_name;
-
-    #[test]
-    fn escaped_quotes_stay_inside_the_display_name() {
-        assert_eq!(
-            display_name(r#""Zhang \"San\"" <sip:1@h>;tag=a"#),
-            r#""Zhang \"San\"" "#
-        );
-        assert_eq!(display_name(r#""back\\" <sip:1@h>"#), r#""back\\" "#);
-        assert_eq!(display_name(r#""张三" <sip:1@h>"#), r#""张三" "#);
-        assert_eq!(display_name(r#""open <sip:1@h>"#), "");
-        assert_eq!(display_name("<sip:1@h>"), "");
-    }
-}
-
 /// `sip:user@host:port[;transport=tcp]`.
 pub(super) fn sip_uri(user: &str, addr: std::net::SocketAddr, transport: Transport) -> String {
     let host = match addr {
@@ -422,4 +405,21 @@ pub(super) fn sip_uri(user: &str, addr: std::net::SocketAddr, transport: Transpo
 /// A URI without its parameters, for a To header.
 fn addr_of(uri: &str) -> &str {
     uri.split(';').next().unwrap_or(uri)
+}
+
+#[cfg(test)]
+mod display_tests {
+    use super::display_name;
+
+    #[test]
+    fn escaped_quotes_stay_inside_the_display_name() {
+        assert_eq!(
+            display_name(r#""Zhang \"San\"" <sip:1@h>;tag=a"#),
+            r#""Zhang \"San\"" "#
+        );
+        assert_eq!(display_name(r#""back\\" <sip:1@h>"#), r#""back\\" "#);
+        assert_eq!(display_name(r#""张三" <sip:1@h>"#), r#""张三" "#);
+        assert_eq!(display_name(r#""open <sip:1@h>"#), "");
+        assert_eq!(display_name("<sip:1@h>"), "");
+    }
 }

@@ -10,7 +10,11 @@ use serde::Deserialize;
 use crate::registrar::{Algorithm, RegistrarConfig, RegistrarError};
 use crate::util::toml_where::KeyLines;
 
+mod exposure;
+mod http;
 mod media;
+pub use exposure::{Exposure, shipped_password};
+pub use http::{ClientSection, HttpConfig, TlsSection, TokenSection};
 pub use media::{MediaSection, QueuedMode};
 
 /// The default configuration, embedded so the binary runs from anywhere.
@@ -153,12 +157,6 @@ pub struct CallsConfig {
     pub ring_timeout_s: u64,
     /// Longest call; both legs get BYE after it.
     pub max_duration_s: u64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpConfig {
-    pub listen: SocketAddr,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -433,6 +431,9 @@ impl Config {
         if let Err((key, reason)) = self.media.validate() {
             return Err(err(&key, &reason));
         }
+        if let Err((key, reason)) = self.http.validate() {
+            return Err(err(&key, &reason));
+        }
         let db = &self.store.database;
         if db != "none"
             && !db.starts_with("sqlite:")
@@ -494,6 +495,18 @@ impl Config {
     /// The dialplan folder, resolved against the config file's folder.
     pub fn dialplan_dir(&self) -> PathBuf {
         self.resolve(&self.dialplan.dir)
+    }
+
+    /// `[http.tls]`'s certificate and key files, resolved against the config
+    /// file's folder.
+    pub fn tls_files(&self) -> Option<(PathBuf, PathBuf)> {
+        let t = self.http.tls.as_ref()?;
+        Some((self.resolve(&t.cert), self.resolve(&t.key)))
+    }
+
+    /// `[http.client] ca_file`, resolved against the config file's folder.
+    pub fn client_ca_file(&self) -> Option<PathBuf> {
+        self.http.client.ca_file.as_ref().map(|p| self.resolve(p))
     }
 
     /// The database URL, a SQLite path resolved against the config file's folder.

@@ -1,11 +1,17 @@
 //! The HTTP side: health, the admin API, `/metrics`, the SLA and call-record API
-//! and the wallboard. Reads the lock-free [`Status`], asks the SIP core through
-//! its control queue, and reads the store through `store/`; never touches SIP
-//! messages or SQL.
+//! and the wallboard, over HTTP or HTTPS. Reads the lock-free [`Status`], asks the
+//! SIP core through its control queue, and reads the store through `store/`; never
+//! touches SIP messages or SQL. Who may call what: `auth.rs` and `guard.rs`.
 
+pub mod auth;
+mod guard;
 mod metrics;
 mod reports;
 mod tickets;
+mod tls;
+
+pub use auth::{Role, Token, Tokens};
+pub use guard::Access;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +40,8 @@ pub struct AppState {
     pub dialplan_dir: PathBuf,
     /// Live answer-rate figures, counters and the call-record store.
     pub reporting: Arc<crate::reporting::Shared>,
+    /// The tokens and the Host allow-list.
+    pub access: Arc<Access>,
 }
 
 /// Why the HTTP server could not run.
@@ -47,27 +55,72 @@ pub enum HttpError {
     },
     #[error("HTTP server failed: {0}")]
     Serve(std::io::Error),
+    /// `[http.tls]`: a certificate or key that cannot be used.
+    #[error("{file}: {message} ([http.tls])")]
+    Tls { file: String, message: String },
 }
 
-/// The router, separate from serving so tests can drive it.
+/// The layer that refuses a request whose token's role is below `Role::$role`
+/// (and a POST without a JSON body).
+macro_rules! needs {
+    ($role:ident) => {
+        axum::middleware::from_fn_with_state(Role::$role, guard::require)
+    };
+}
+
+/// The router, separate from serving so tests can drive it. Each API route names
+/// the least role it needs (docs/openapi.yaml says the same); `GET /healthz` and
+/// the wallboard page are open, everything else needs a token.
 pub fn router(state: AppState) -> Router {
+    let access = state.access.clone();
     Router::new()
         .route("/", get(reports::wallboard))
         .route("/healthz", get(healthz))
-        .route("/metrics", get(reports::metrics))
-        .route("/api/v1/sla", get(reports::sla))
-        .route("/api/v1/sla/intervals", get(reports::intervals))
-        .route("/api/v1/calls", get(reports::calls))
-        .route("/api/v1/calls/{id}/callback", post(reports::callback_done))
-        .route("/api/v1/tickets", get(tickets::list))
-        .route("/api/v1/tickets/{id}", get(tickets::one))
-        .route("/api/v1/tickets/{id}/redrive", post(tickets::redrive))
-        .route("/api/v1/agents", get(agents))
-        .route("/api/v1/agents/{id}/state", post(agent_state))
-        .route("/api/v1/queues", get(queues))
-        .route("/api/v1/dialplan/reload", post(reload_dialplan))
+        .route(
+            "/metrics",
+            get(reports::metrics).route_layer(needs!(Viewer)),
+        )
+        .route("/api/v1/sla", get(reports::sla).route_layer(needs!(Viewer)))
+        .route(
+            "/api/v1/sla/intervals",
+            get(reports::intervals).route_layer(needs!(Viewer)),
+        )
+        .route(
+            "/api/v1/calls",
+            get(reports::calls).route_layer(needs!(Supervisor)),
+        )
+        .route(
+            "/api/v1/calls/{id}/callback",
+            post(reports::callback_done).route_layer(needs!(Supervisor)),
+        )
+        .route(
+            "/api/v1/tickets",
+            get(tickets::list).route_layer(needs!(Supervisor)),
+        )
+        .route(
+            "/api/v1/tickets/{id}",
+            get(tickets::one).route_layer(needs!(Supervisor)),
+        )
+        .route(
+            "/api/v1/tickets/{id}/redrive",
+            post(tickets::redrive).route_layer(needs!(Admin)),
+        )
+        .route("/api/v1/agents", get(agents).route_layer(needs!(Viewer)))
+        .route(
+            "/api/v1/agents/{id}/state",
+            post(agent_state).route_layer(needs!(Supervisor)),
+        )
+        .route("/api/v1/queues", get(queues).route_layer(needs!(Viewer)))
+        .route(
+            "/api/v1/dialplan/reload",
+            post(reload_dialplan).route_layer(needs!(Admin)),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            access,
+            guard::authenticate,
+        ))
         .with_state(state)
 }
 
@@ -151,6 +204,30 @@ fn time_param(name: &str, v: &Option<String>) -> Result<Option<i64>, Response> {
         })
 }
 
+/// A handler's JSON body, as axum's extractor gives it.
+type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
+
+/// The body of a POST that takes no parameters: `{}`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoFields {}
+
+/// A JSON body, or `400 bad_request` saying what is wrong with it (`415` when it
+/// is not JSON at all; the guard refuses most of those before).
+#[allow(clippy::result_large_err)]
+fn json_body<T>(body: JsonBody<T>) -> Result<T, Response> {
+    use axum::extract::rejection::JsonRejection;
+    match body {
+        Ok(Json(b)) => Ok(b),
+        Err(e @ JsonRejection::MissingJsonContentType(_)) => Err(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            e.body_text(),
+        )),
+        Err(e) => Err(error(StatusCode::BAD_REQUEST, "bad_request", e.body_text())),
+    }
+}
+
 /// Asks the core a question and waits for its answer.
 async fn ask<T>(
     state: &AppState,
@@ -195,9 +272,9 @@ async fn agent_state(
     Path(id): Path<String>,
     body: Result<Json<AgentAction>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    let Json(action) = match body {
+    let action = match json_body(body) {
         Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", e.body_text()),
+        Err(r) => return r,
     };
     let answer = ask(&state, |reply| Control::AgentAction {
         agent: id,
@@ -219,7 +296,10 @@ async fn agent_state(
 
 /// `POST /api/v1/dialplan/reload`: loads the dialplan folder again. On any error
 /// the running plan stays and the answer names file, line and key.
-async fn reload_dialplan(State(state): State<AppState>) -> Response {
+async fn reload_dialplan(State(state): State<AppState>, body: JsonBody<NoFields>) -> Response {
+    if let Err(r) = json_body(body) {
+        return r;
+    }
     let dir = state.dialplan_dir.clone();
     let loaded = tokio::task::spawn_blocking(move || crate::dialplan::load(&dir)).await;
     match loaded {
@@ -314,17 +394,46 @@ async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
     }))
 }
 
-/// Binds the HTTP port: done before the gateway says it runs, so that a port in
-/// use stops the start with a clear error.
-pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, HttpError> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|error| HttpError::Bind { addr, error })
+/// A bound HTTP port, plain or with TLS.
+#[derive(Debug)]
+pub struct Bound {
+    tcp: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
-/// Serves on a bound listener until the future is dropped.
-pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> Result<(), HttpError> {
-    axum::serve(listener, router(state))
+impl Bound {
+    /// `https` or `http`, for the log.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+}
+
+/// Binds the HTTP port and loads the TLS certificate and key (when `tls` names
+/// them): done before the gateway says it runs, so that a port in use or a bad
+/// certificate stops the start with a clear error.
+pub async fn bind(
+    addr: SocketAddr,
+    tls: Option<(&std::path::Path, &std::path::Path)>,
+) -> Result<Bound, HttpError> {
+    let tls = match tls {
+        Some((cert, key)) => Some(tls::server_config(cert, key)?),
+        None => None,
+    };
+    let tcp = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(HttpError::Serve)
+        .map_err(|error| HttpError::Bind { addr, error })?;
+    Ok(Bound { tcp, tls })
+}
+
+/// Serves on a bound port until the future is dropped.
+pub async fn serve(bound: Bound, state: AppState) -> Result<(), HttpError> {
+    let app = router(state);
+    match bound.tls {
+        None => axum::serve(bound.tcp, app).await,
+        Some(config) => {
+            let listener = tls::TlsListener::new(bound.tcp, config).map_err(HttpError::Serve)?;
+            axum::serve(listener, app).await
+        }
+    }
+    .map_err(HttpError::Serve)
 }

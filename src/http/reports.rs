@@ -1,5 +1,5 @@
 //! The supervisors' routes: `/api/v1/sla`, `/api/v1/sla/intervals`,
-//! `/api/v1/calls` (JSON or CSV), the callback list, `/metrics` and the wallboard.
+//! `/api/v1/calls` (JSON, or CSV streamed page by page), the callback list, `/metrics` and the wallboard.
 
 #![allow(clippy::result_large_err)] // handlers return their error page as the Err side
 
@@ -7,10 +7,13 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{AppState, ask, error, one_of, query_and_store, store, time_param};
+use super::{
+    AppState, JsonBody, NoFields, ask, error, json_body, one_of, query_and_store, store, time_param,
+};
 use crate::cdr::CallRecord;
 use crate::store::CallFilter;
 use crate::transport::Control;
@@ -148,19 +151,12 @@ pub(super) async fn calls(
         callback_pending,
         limit,
         ascending,
+        after: None,
     };
+    if csv {
+        return csv_export(store.clone(), filter).await;
+    }
     match store.calls(&filter).await {
-        Ok(calls) if csv => (
-            [
-                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-                (
-                    header::CONTENT_DISPOSITION,
-                    "attachment; filename=\"calls.csv\"",
-                ),
-            ],
-            to_csv(&calls),
-        )
-            .into_response(),
         Ok(calls) => Json(json!({ "count": calls.len(), "calls": calls })).into_response(),
         Err(e) => error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -170,11 +166,95 @@ pub(super) async fn calls(
     }
 }
 
+/// Rows per store query of a CSV export: memory stays at one page, whatever the
+/// `limit`.
+const CSV_PAGE: i64 = 1000;
+
+/// `format=csv`: the first page is read before answering (a store error is still
+/// a `503`), the rest streamed page by page after it. A store error later cuts
+/// the body short, which the client sees as a broken transfer, not a short file.
+async fn csv_export(store: crate::store::Store, filter: CallFilter) -> Response {
+    let mut cursor = CsvCursor {
+        store,
+        left: filter.limit,
+        filter,
+    };
+    let first = match cursor.page().await {
+        Ok(p) => p,
+        Err(e) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                e.to_string(),
+            );
+        }
+    };
+    let head = Bytes::from(format!("{CSV_HEADER}{}", first.0));
+    let rest = futures_util::stream::unfold(first.1.then_some(cursor), |cursor| async move {
+        let mut c = cursor?;
+        match c.page().await {
+            Ok((rows, more)) => Some((Ok(Bytes::from(rows)), more.then_some(c))),
+            Err(e) => {
+                tracing::warn!(error = %e, "CSV export cut short: the store failed");
+                Some((Err(std::io::Error::other(e)), None))
+            }
+        }
+    });
+    let body = futures_util::StreamExt::chain(
+        futures_util::stream::once(std::future::ready(Ok::<_, std::io::Error>(head))),
+        rest,
+    );
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"calls.csv\"",
+            ),
+        ],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response()
+}
+
+/// Where a CSV export has got to.
+struct CsvCursor {
+    store: crate::store::Store,
+    /// The query, its `after` moved past each page.
+    filter: CallFilter,
+    /// Rows still wanted (the request's `limit`).
+    left: i64,
+}
+
+impl CsvCursor {
+    /// The next page as CSV rows, and whether more may follow.
+    async fn page(&mut self) -> Result<(String, bool), crate::store::StoreError> {
+        let limit = self.left.min(CSV_PAGE);
+        let page = CallFilter {
+            limit,
+            ..self.filter.clone()
+        };
+        let rows = self.store.calls(&page).await?;
+        self.left -= rows.len() as i64;
+        let mut out = String::new();
+        for c in &rows {
+            csv_row(&mut out, c);
+        }
+        let more = rows.len() as i64 == limit && self.left > 0;
+        self.filter.after = rows.last().map(|r| (r.ended_at_ms, r.id.clone()));
+        Ok((out, more))
+    }
+}
+
 /// `POST /api/v1/calls/{id}/callback`: an operator called the citizen back.
 pub(super) async fn callback_done(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    body: JsonBody<NoFields>,
 ) -> Response {
+    if let Err(r) = json_body(body) {
+        return r;
+    }
     let store = match store(&state) {
         Ok(s) => s,
         Err(r) => return r,
@@ -260,55 +340,56 @@ pub(super) async fn intervals(
     }
 }
 
-/// The CSV export: one row per call, times in Unix ms and RFC 3339 (UTC), the raw
-/// events as a JSON column.
-fn to_csv(calls: &[CallRecord]) -> String {
-    let mut out = String::from(
-        "id,sip_call_id,caller,called,original,line,mode,department,queue,agent,answered_by,\
-         transferred_to,outcome,reason,final_code,received_at,offered_at,answered_at,ended_at,\
-         wait_ms,talk_ms,survey,recording,callback_pending,events\n",
-    );
-    for c in calls {
-        let t = |ms: Option<i64>| ms.map(rfc3339).unwrap_or_default();
-        let n = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
-        let fields = [
-            c.id.clone(),
-            c.sip_call_id.clone(),
-            c.caller.clone(),
-            c.called.clone(),
-            c.original.clone().unwrap_or_default(),
-            c.line.clone().unwrap_or_default(),
-            c.mode.clone().unwrap_or_default(),
-            c.department.clone().unwrap_or_default(),
-            c.queue.clone().unwrap_or_default(),
-            c.agent.clone().unwrap_or_default(),
-            c.answered_by.clone().unwrap_or_default(),
-            c.transferred_to.clone().unwrap_or_default(),
-            c.outcome.clone().unwrap_or_default(),
-            c.reason.clone(),
-            c.final_code.to_string(),
-            t(Some(c.received_at_ms)),
-            t(c.offered_at_ms),
-            t(c.answered_at_ms),
-            t(Some(c.ended_at_ms)),
-            n(c.offered_at_ms.zip(c.answered_at_ms).map(|(o, a)| a - o)),
-            // The agent's talk time ends when the call is transferred out.
-            n(c.answered_at_ms.map(|a| {
-                let until = c
-                    .first(crate::cdr::EventKind::TransferredOut)
-                    .map_or(c.ended_at_ms, |e| e.at_ms);
-                until - a
-            })),
-            c.survey.map(|s| s.to_string()).unwrap_or_default(),
-            c.recording.clone().unwrap_or_default(),
-            c.callback_pending.to_string(),
-            serde_json::to_string(&c.events).unwrap_or_default(),
-        ];
-        let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-        out += &row.join(",");
-        out.push('\n');
+/// The CSV export's columns: times in Unix ms and RFC 3339 (UTC), the raw events
+/// as a JSON column.
+const CSV_HEADER: &str = "id,sip_call_id,caller,called,original,line,mode,department,queue,\
+    agent,answered_by,transferred_to,outcome,reason,final_code,received_at,offered_at,\
+    answered_at,ended_at,wait_ms,talk_ms,survey,recording,callback_pending,events\n";
+
+/// One call as a CSV row.
+fn csv_row(out: &mut String, c: &CallRecord) {
+    let t = |ms: Option<i64>| ms.map(rfc3339).unwrap_or_default();
+    let n = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
+    let fields = [
+        c.id.clone(),
+        c.sip_call_id.clone(),
+        c.caller.clone(),
+        c.called.clone(),
+        c.original.clone().unwrap_or_default(),
+        c.line.clone().unwrap_or_default(),
+        c.mode.clone().unwrap_or_default(),
+        c.department.clone().unwrap_or_default(),
+        c.queue.clone().unwrap_or_default(),
+        c.agent.clone().unwrap_or_default(),
+        c.answered_by.clone().unwrap_or_default(),
+        c.transferred_to.clone().unwrap_or_default(),
+        c.outcome.clone().unwrap_or_default(),
+        c.reason.clone(),
+        c.final_code.to_string(),
+        t(Some(c.received_at_ms)),
+        t(c.offered_at_ms),
+        t(c.answered_at_ms),
+        t(Some(c.ended_at_ms)),
+        n(c.offered_at_ms.zip(c.answered_at_ms).map(|(o, a)| a - o)),
+        // The agent's talk time ends when the call is transferred out.
+        n(c.answered_at_ms.map(|a| {
+            let until = c
+                .first(crate::cdr::EventKind::TransferredOut)
+                .map_or(c.ended_at_ms, |e| e.at_ms);
+            until - a
+        })),
+        c.survey.map(|s| s.to_string()).unwrap_or_default(),
+        c.recording.clone().unwrap_or_default(),
+        c.callback_pending.to_string(),
+        serde_json::to_string(&c.events).unwrap_or_default(),
+    ];
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&csv_field(f));
     }
-    out
+    out.push('\n');
 }
 
 /// A CSV field, quoted when it holds a comma, quote or line break (RFC 4180). A

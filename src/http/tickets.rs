@@ -11,7 +11,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AppState, error, one_of, query_and_store, store, time_param};
+use super::{
+    AppState, JsonBody, NoFields, error, json_body, one_of, query_and_store, store, time_param,
+};
 use crate::store::{TicketFilter, TicketRow};
 
 const MAX_LIMIT: i64 = 10_000;
@@ -122,7 +124,14 @@ pub(super) async fn one(State(state): State<AppState>, Path(id): Path<String>) -
 
 /// `POST /api/v1/tickets/{id}/redrive`: dead-lettered revisions go back in the
 /// outbox, attempts reset.
-pub(super) async fn redrive(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+pub(super) async fn redrive(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: JsonBody<NoFields>,
+) -> Response {
+    if let Err(r) = json_body(body) {
+        return r;
+    }
     let store = match store(&state) {
         Ok(s) => s,
         Err(r) => return r,

@@ -142,9 +142,10 @@ impl SlaConfig {
         }
         if let Some(url) = &self.webhook
             && !url.starts_with("http://")
+            && !url.starts_with("https://")
         {
             return Err(format!(
-                "webhook: must be an http:// URL (internal network; put a TLS proxy in front of anything else), got {url:?}"
+                "webhook: must be an http:// or https:// URL, got {url:?}"
             ));
         }
         Ok(())

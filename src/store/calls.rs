@@ -44,6 +44,9 @@ pub struct CallFilter {
     /// At most this many, newest first (oldest first when `ascending`).
     pub limit: i64,
     pub ascending: bool,
+    /// Only calls after this one (its `ended_at_ms` and id) in the order asked:
+    /// the next page of a long read, with no overlap and no gap.
+    pub after: Option<(i64, String)>,
 }
 
 impl Store {
@@ -123,6 +126,9 @@ impl Store {
         q.text("queue =", &f.queue);
         q.text("outcome =", &f.outcome);
         q.int("callback_pending =", f.callback_pending.map(i64::from));
+        if let Some((ended_at_ms, id)) = &f.after {
+            q.after(*ended_at_ms, id, f.ascending);
+        }
         let dir = if f.ascending { "ASC" } else { "DESC" };
         let order = format!("ended_at_ms {dir}, id {dir}");
         let rows = q.fetch(&self.pool, &order, f.limit).await?;

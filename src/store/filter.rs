@@ -43,6 +43,21 @@ impl Filter {
         }
     }
 
+    /// `AND (ended_at_ms, id)` after the given pair in the order asked (keyset
+    /// paging over `ORDER BY ended_at_ms, id`).
+    pub(super) fn after(&mut self, ended_at_ms: i64, id: &str, ascending: bool) {
+        let op = if ascending { ">" } else { "<" };
+        self.params.push(Param::Int(ended_at_ms));
+        let t = self.params.len();
+        self.params.push(Param::Int(ended_at_ms));
+        self.params.push(Param::Text(id.to_string()));
+        self.sql += &format!(
+            " AND (ended_at_ms {op} ${t} OR (ended_at_ms = ${} AND id {op} ${}))",
+            t + 1,
+            t + 2
+        );
+    }
+
     /// Orders, limits and runs the query.
     pub(super) async fn fetch(
         mut self,

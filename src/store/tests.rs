@@ -190,6 +190,21 @@ async fn filters_and_callbacks() {
         })
         .await;
         assert_eq!(latest, ["f-9", "f-8"], "{url}: newest first, limited");
+        let next = get(CallFilter {
+            limit: 3,
+            after: Some((1_008_000, "f-8".into())),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(next, ["f-7", "f-6", "f-5"], "{url}: the page after f-8");
+        let next = get(CallFilter {
+            limit: 3,
+            ascending: true,
+            after: Some((1_008_000, "f-8".into())),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(next, ["f-9"], "{url}: the page after f-8, oldest first");
         assert!(store.clear_callback("f-3").await.unwrap());
         assert!(
             !store.clear_callback("f-3").await.unwrap(),

@@ -23,7 +23,7 @@ use crate::util::post;
 pub struct TicketsConfig {
     /// Open a stub for every call offered (default). `false`: no stubs at all.
     pub enabled: bool,
-    /// The ticket system's endpoint (`http://…`); each revision is POSTed here.
+    /// The ticket system's endpoint (`http://…` or `https://…`); each revision is POSTed here.
     pub url: Option<String>,
     /// Sent as `Authorization: Bearer <token>`.
     pub bearer_token: Option<String>,
@@ -64,9 +64,10 @@ impl TicketsConfig {
         for (key, url) in [("url", &self.url), ("alert_webhook", &self.alert_webhook)] {
             if let Some(u) = url
                 && !u.starts_with("http://")
+                && !u.starts_with("https://")
             {
                 return Err(format!(
-                    "{key}: must be an http:// URL (put a TLS proxy in front of anything else), got {u:?}"
+                    "{key}: must be an http:// or https:// URL, got {u:?}"
                 ));
             }
         }

@@ -201,8 +201,13 @@ fn status_codes_are_judged() {
 #[test]
 fn config_rejects_bad_values() {
     assert_eq!(TicketsConfig::default().validate(), Ok(()));
-    let bad = TicketsConfig {
+    let tls = TicketsConfig {
         url: Some("https://tickets.example/".into()),
+        ..Default::default()
+    };
+    assert_eq!(tls.validate(), Ok(()), "https:// is delivered with rustls");
+    let bad = TicketsConfig {
+        url: Some("ftp://tickets.example/".into()),
         ..Default::default()
     };
     assert!(bad.validate().unwrap_err().starts_with("url"));

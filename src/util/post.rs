@@ -1,24 +1,38 @@
-//! A small HTTP/1.1 client for the gateway's outbound calls to internal services
-//! (the SLA webhook, the ticket API): a timeout on the whole exchange, plain
-//! `http://` only (internal networks; put a TLS-terminating proxy in front of
-//! anything else). [`post_json`] uses one connection per POST; a [`Client`] keeps
-//! connections alive and reuses them (thousands of POSTs a second would otherwise
-//! each leave a socket in TIME_WAIT and run the machine out of ports).
+//! A small HTTP/1.1 client for the gateway's outbound calls to other services
+//! (the SLA webhook, the ticket API): `http://` or `https://` (rustls, the public
+//! roots built into the binary plus `[http.client] ca_file`), a timeout on the
+//! whole exchange, and an answer body read up to [`MAX_ANSWER_BYTES`] only.
+//! [`post_json`] uses one connection per POST; a [`Client`] keeps connections
+//! alive and reuses them (thousands of POSTs a second would otherwise each leave
+//! a socket in TIME_WAIT and run the machine out of ports).
 
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+
+/// The most of an answer's body that is read: the services answer a status and
+/// a short reason; a larger body is a fault or an attack, and is refused.
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 /// Why a POST did not get an answer.
 #[derive(Debug, thiserror::Error)]
 pub enum PostError {
-    #[error("unsupported URL {0:?}: only http://host:port/path")]
+    #[error("unsupported URL {0:?}: use http://host[:port]/path or https://host[:port]/path")]
     Url(String),
     #[error("cannot connect to {addr}: {source}")]
     Connect {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("TLS with {addr} failed: {source}")]
+    Tls {
         addr: String,
         source: std::io::Error,
     },
@@ -26,8 +40,12 @@ pub enum PostError {
     Http(#[from] hyper::Error),
     #[error("bad request: {0}")]
     Request(#[from] hyper::http::Error),
+    #[error("the answer's body is over {MAX_ANSWER_BYTES} bytes")]
+    AnswerTooLarge,
     #[error("no answer within {0:?}")]
     Timeout(Duration),
+    #[error("{file}: {message} ([http.client] ca_file)")]
+    CaFile { file: String, message: String },
 }
 
 /// An answered POST.
@@ -39,24 +57,123 @@ pub struct Answer {
     pub body: Bytes,
 }
 
-/// Splits `http://host:port/path` into (authority, path).
-fn split(url: &str) -> Result<(String, String), PostError> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| PostError::Url(url.to_string()))?;
+/// Where a URL points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Target {
+    tls: bool,
+    host: String,
+    /// `host:port`, for connecting and the Host header.
+    authority: String,
+    path: String,
+}
+
+impl Target {
+    /// The pool's key: the scheme too, so a plain and a TLS connection to the
+    /// same authority are never mixed up.
+    fn key(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.authority)
+    }
+}
+
+/// Splits `http(s)://host[:port]/path`.
+fn split(url: &str) -> Result<Target, PostError> {
+    let bad = || PostError::Url(url.to_string());
+    let (tls, rest) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+        (Some(r), _) => (false, r),
+        (_, Some(r)) => (true, r),
+        _ => return Err(bad()),
+    };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    if authority.is_empty() {
-        return Err(PostError::Url(url.to_string()));
+    if authority.is_empty() || authority.contains('@') {
+        return Err(bad());
     }
-    let authority = if authority.contains(':') {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let end = v6.find(']').ok_or_else(bad)?;
+            let port = match &v6[end + 1..] {
+                "" => None,
+                p => Some(p.strip_prefix(':').ok_or_else(bad)?),
+            };
+            (&authority[..end + 2], port)
+        }
+        None => match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        },
     };
-    Ok((authority, path.to_string()))
+    if host.is_empty() {
+        return Err(bad());
+    }
+    let port = match port {
+        Some(p) => p.parse::<u16>().map_err(|_| bad())?,
+        None if tls => 443,
+        None => 80,
+    };
+    Ok(Target {
+        tls,
+        host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+        authority: format!("{host}:{port}"),
+        path: path.to_string(),
+    })
+}
+
+/// The TLS primitives, for the server (`http/tls.rs`) and this client: ring, which
+/// builds with a C compiler alone (aws-lc-rs needs cmake and doubles the build).
+/// rustls 0.23.48 deprecates it only for having no post-quantum key exchange.
+#[allow(deprecated)]
+pub(crate) fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The client side of TLS, made once: built-in public roots, plus the CA file
+/// given to [`trust_ca_file`] at start.
+static CLIENT_TLS: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+
+fn client_tls(extra: &[CertificateDer<'static>]) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for c in extra {
+        roots.add(c.clone()).map_err(|e| e.to_string())?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(crypto_provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// Trusts a private CA (PEM certificates) for `https://` URLs, besides the
+/// public roots. Called once at start, before any POST.
+pub fn trust_ca_file(file: &Path) -> Result<(), PostError> {
+    let err = |message: String| PostError::CaFile {
+        file: file.display().to_string(),
+        message,
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(file)
+        .map_err(|e| err(format!("cannot read: {e}")))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| err(format!("not PEM certificates: {e}")))?;
+    if certs.is_empty() {
+        return Err(err("no CERTIFICATE in the file".into()));
+    }
+    let config = client_tls(&certs).map_err(err)?;
+    CLIENT_TLS
+        .set(config)
+        .map_err(|_| err("set after the first HTTPS request".into()))
+}
+
+fn tls_config() -> Arc<rustls::ClientConfig> {
+    CLIENT_TLS
+        .get_or_init(|| client_tls(&[]).expect("the built-in roots are valid"))
+        .clone()
 }
 
 /// POSTs a JSON body with extra headers, on a connection of its own.
@@ -66,10 +183,10 @@ pub async fn post_json(
     headers: &[(&str, String)],
     timeout: Duration,
 ) -> Result<Answer, PostError> {
-    let (authority, path) = split(url)?;
+    let target = split(url)?;
     let once = async {
-        let mut conn = connect(&authority).await?;
-        exchange(&mut conn, &authority, &path, body, headers).await
+        let mut conn = connect(&target).await?;
+        exchange(&mut conn, &target, body, headers).await
     };
     tokio::time::timeout(timeout, once)
         .await
@@ -79,7 +196,7 @@ pub async fn post_json(
 /// A connection the pool may hand out again.
 type Conn = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
-/// Keep-alive connections by authority, reused for later POSTs.
+/// Keep-alive connections by scheme and authority, reused for later POSTs.
 #[derive(Debug, Default)]
 pub struct Client {
     idle: std::sync::Mutex<std::collections::HashMap<String, Vec<Conn>>>,
@@ -100,26 +217,24 @@ impl Client {
         headers: &[(&str, String)],
         timeout: Duration,
     ) -> Result<Answer, PostError> {
-        let (authority, path) = split(url)?;
+        let target = split(url)?;
         let exchange = async {
-            if let Some(conn) = self.take(&authority)
-                && let Ok(a) = self
-                    .send(conn, &authority, &path, body.clone(), headers)
-                    .await
+            if let Some(conn) = self.take(&target.key())
+                && let Ok(a) = self.send(conn, &target, body.clone(), headers).await
             {
                 return Ok(a);
             }
-            let conn = connect(&authority).await?;
-            self.send(conn, &authority, &path, body, headers).await
+            let conn = connect(&target).await?;
+            self.send(conn, &target, body, headers).await
         };
         tokio::time::timeout(timeout, exchange)
             .await
             .map_err(|_| PostError::Timeout(timeout))?
     }
 
-    fn take(&self, authority: &str) -> Option<Conn> {
+    fn take(&self, key: &str) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let list = idle.get_mut(authority)?;
+        let list = idle.get_mut(key)?;
         while let Some(c) = list.pop() {
             if !c.is_closed() {
                 return Some(c);
@@ -131,16 +246,15 @@ impl Client {
     async fn send(
         &self,
         mut conn: Conn,
-        authority: &str,
-        path: &str,
+        target: &Target,
         body: Bytes,
         headers: &[(&str, String)],
     ) -> Result<Answer, PostError> {
         conn.ready().await?;
-        let answer = exchange(&mut conn, authority, path, body, headers).await?;
+        let answer = exchange(&mut conn, target, body, headers).await?;
         if !conn.is_closed() {
             let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-            let list = idle.entry(authority.to_string()).or_default();
+            let list = idle.entry(target.key()).or_default();
             if list.len() < MAX_IDLE {
                 list.push(conn);
             }
@@ -149,32 +263,51 @@ impl Client {
     }
 }
 
-/// Opens a connection and drives it in the background.
-async fn connect(authority: &str) -> Result<Conn, PostError> {
-    let stream = tokio::net::TcpStream::connect(authority)
+/// Opens a connection (TLS for `https://`) and drives it in the background.
+async fn connect(target: &Target) -> Result<Conn, PostError> {
+    let stream = tokio::net::TcpStream::connect(&target.authority)
         .await
         .map_err(|source| PostError::Connect {
-            addr: authority.to_string(),
+            addr: target.authority.clone(),
             source,
         })?;
     let _ = stream.set_nodelay(true);
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    if !target.tls {
+        return handshake(stream).await;
+    }
+    let tls_err = |source| PostError::Tls {
+        addr: target.authority.clone(),
+        source,
+    };
+    let name = ServerName::try_from(target.host.clone())
+        .map_err(|e| tls_err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+    let stream = tokio_rustls::TlsConnector::from(tls_config())
+        .connect(name, stream)
+        .await
+        .map_err(tls_err)?;
+    handshake(stream).await
+}
+
+async fn handshake<S>(io: S) -> Result<Conn, PostError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
     Ok(sender)
 }
 
-/// One request and its whole answer.
+/// One request and its answer (the body up to [`MAX_ANSWER_BYTES`]).
 async fn exchange(
     sender: &mut Conn,
-    authority: &str,
-    path: &str,
+    target: &Target,
     body: Bytes,
     headers: &[(&str, String)],
 ) -> Result<Answer, PostError> {
-    let mut req = Request::post(path)
-        .header("host", authority)
+    let mut req = Request::post(&target.path)
+        .header("host", &target.authority)
         .header("content-type", "application/json")
         .header("user-agent", "hotline-gateway");
     for (k, v) in headers {
@@ -187,7 +320,14 @@ async fn exchange(
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse().ok());
-    let body = resp.into_body().collect().await?.to_bytes();
+    let body = Limited::new(resp.into_body(), MAX_ANSWER_BYTES)
+        .collect()
+        .await
+        .map_err(|e| match e.downcast::<hyper::Error>() {
+            Ok(e) => PostError::Http(*e),
+            Err(_) => PostError::AnswerTooLarge,
+        })?
+        .to_bytes();
     Ok(Answer {
         status,
         retry_after_s,
@@ -199,17 +339,57 @@ async fn exchange(
 mod tests {
     use super::*;
 
+    fn parts(url: &str) -> (bool, String, String, String) {
+        let t = split(url).unwrap();
+        (t.tls, t.host, t.authority, t.path)
+    }
+
     #[test]
     fn urls() {
+        let s = |s: &str| s.to_string();
         assert_eq!(
-            split("http://127.0.0.1:9000/hooks/sla").unwrap(),
-            ("127.0.0.1:9000".into(), "/hooks/sla".into())
+            parts("http://127.0.0.1:9000/hooks/sla"),
+            (false, s("127.0.0.1"), s("127.0.0.1:9000"), s("/hooks/sla"))
         );
         assert_eq!(
-            split("http://localhost").unwrap(),
-            ("localhost:80".into(), "/".into())
+            parts("http://localhost"),
+            (false, s("localhost"), s("localhost:80"), s("/"))
         );
-        assert!(split("https://x/").is_err());
+        assert_eq!(
+            parts("https://tickets.example.gov.cn/api"),
+            (
+                true,
+                s("tickets.example.gov.cn"),
+                s("tickets.example.gov.cn:443"),
+                s("/api")
+            )
+        );
+        assert_eq!(
+            parts("https://[::1]:8443/x"),
+            (true, s("::1"), s("[::1]:8443"), s("/x"))
+        );
+        assert!(split("ftp://x/").is_err());
         assert!(split("http:///x").is_err());
+        assert!(split("http://x:port/").is_err());
+        assert!(split("https://user:pw@x/").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_large_answer_is_cut_off() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = server.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = server.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let body = vec![b'x'; MAX_ANSWER_BYTES + 1];
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+            let _ = s.write_all(head.as_bytes()).await;
+            let _ = s.write_all(&body).await;
+        });
+        let url = format!("http://{addr}/");
+        let r = post_json(&url, Bytes::from_static(b"{}"), &[], Duration::from_secs(5)).await;
+        assert!(matches!(r, Err(PostError::AnswerTooLarge)), "{r:?}");
     }
 }

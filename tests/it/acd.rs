@@ -248,7 +248,7 @@ fn a_dialplan_reload_keeps_agents_logged_in() {
     let seats = gw.dir.0.join("dialplans/seats.toml");
     let good = std::fs::read_to_string(&seats).unwrap();
     std::fs::write(&seats, good.replace("ring_timeout_s", "ring_timout_s")).unwrap();
-    let (code, body) = http_post(gw.http, "/api/v1/dialplan/reload", "").unwrap();
+    let (code, body) = http_post(gw.http, "/api/v1/dialplan/reload", "{}").unwrap();
     assert_eq!(code, 422, "{body}");
     assert!(
         body.contains("seats.toml") && body.contains("ring_timout_s"),
@@ -259,7 +259,7 @@ fn a_dialplan_reload_keeps_agents_logged_in() {
         good.replace("ring_timeout_s = 3", "ring_timeout_s = 5"),
     )
     .unwrap();
-    let (code, body) = http_post(gw.http, "/api/v1/dialplan/reload", "").unwrap();
+    let (code, body) = http_post(gw.http, "/api/v1/dialplan/reload", "{}").unwrap();
     assert_eq!(code, 200, "{body}");
     wait_registered(&gw, 1);
     let c = callers(&gw, 2, 2, &["--hangup-after-ms", "100"])

@@ -299,7 +299,7 @@ fn a_reload_under_load_drops_no_call() {
     let uac = Sipp::start(&sipp_bin, "uac.xml", &args, Duration::from_secs(70));
     for _ in 0..8 {
         std::thread::sleep(Duration::from_millis(400));
-        let (code, body) = http_post(gw.http, "/api/v1/dialplan/reload", "").unwrap();
+        let (code, body) = http_post(gw.http, "/api/v1/dialplan/reload", "{}").unwrap();
         assert_eq!(code, 200, "{body}");
     }
     let r = uac.finish();
@@ -355,7 +355,7 @@ fn a_reload_naming_an_unknown_prompt_is_refused_and_the_running_plan_stays() {
     };
     // The folder loads, but the gateway has no prompt named "nope".
     std::fs::write(&extra, line("nope")).unwrap();
-    let (code, body) = http_post(gw.http, "/api/v1/dialplan/reload", "").unwrap();
+    let (code, body) = http_post(gw.http, "/api/v1/dialplan/reload", "{}").unwrap();
     assert_eq!(code, 422, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["error"], "dialplan_refused", "{body}");
@@ -377,6 +377,6 @@ fn a_reload_naming_an_unknown_prompt_is_refused_and_the_running_plan_stays() {
     );
     // With a prompt the gateway has, the same line goes in.
     std::fs::write(&extra, line("forwarded")).unwrap();
-    let (code, body) = http_post(gw.http, "/api/v1/dialplan/reload", "").unwrap();
+    let (code, body) = http_post(gw.http, "/api/v1/dialplan/reload", "{}").unwrap();
     assert_eq!(code, 200, "{body}");
 }

@@ -19,9 +19,9 @@ const METHODS: [&str; 8] = [
 /// Four-space keys of a path item that are not operations.
 const PATH_ITEM_KEYS: [&str; 5] = ["parameters", "summary", "description", "servers", "$ref"];
 
-type Route = (String, String);
+pub(crate) type Route = (String, String);
 
-fn read(rel: &str) -> String {
+pub(crate) fn read(rel: &str) -> String {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
@@ -73,7 +73,7 @@ fn block<'a>(yaml: &'a str, name: &str) -> Vec<(usize, &'a str)> {
 }
 
 /// The (METHOD, path) pairs of the spec's `paths:`.
-fn spec_routes(yaml: &str) -> BTreeSet<Route> {
+pub(crate) fn spec_routes(yaml: &str) -> BTreeSet<Route> {
     let mut routes = BTreeSet::new();
     let mut path: Option<String> = None;
     for (n, line) in block(yaml, "paths") {
@@ -512,7 +512,9 @@ fn mistakes_get_an_error_body_with_a_stable_code() {
     use std::io::{Read, Write};
     write!(
         s,
-        "PUT /api/v1/agents/1001/state HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "PUT /api/v1/agents/1001/state HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n",
+        gw.http
     )
     .unwrap();
     let mut answer = String::new();

@@ -277,7 +277,7 @@ fn scripted_traffic(database: Option<String>) {
 
     // An operator calls one citizen back.
     let id = pending["calls"][0]["id"].as_str().unwrap();
-    let (code, _) = http_post(gw.http, &format!("/api/v1/calls/{id}/callback"), "").unwrap();
+    let (code, _) = http_post(gw.http, &format!("/api/v1/calls/{id}/callback"), "{}").unwrap();
     assert_eq!(code, 200);
     assert_eq!(gw.get_json("/api/v1/calls?callback=pending")["count"], 1);
 }

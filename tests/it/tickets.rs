@@ -343,7 +343,7 @@ max_wait_s = 120\noverflow = \"callback\"\nstatic_members = [\"{seat}\"]\nstatic
     assert_eq!(one["stub"]["state"], "answered");
     let (code, body) = http_get(gw.http, "/api/v1/tickets/nope").unwrap();
     assert_eq!(code, 404, "{body}");
-    let (code, _) = http_post(gw.http, "/api/v1/tickets/nope/redrive", "").unwrap();
+    let (code, _) = http_post(gw.http, "/api/v1/tickets/nope/redrive", "{}").unwrap();
     assert_eq!(code, 404);
     let (code, _) = http_get(gw.http, "/api/v1/tickets?delivery=lost").unwrap();
     assert_eq!(code, 400, "a bad filter is refused");
@@ -414,7 +414,7 @@ backoff_first_ms = 100\nalert_webhook = \"{}\"\n",
     // Fixed on the other side: re-drive.
     receiver.answer(0);
     let id = t["id"].as_str().unwrap();
-    let (code, body) = http_post(gw.http, &format!("/api/v1/tickets/{id}/redrive"), "").unwrap();
+    let (code, body) = http_post(gw.http, &format!("/api/v1/tickets/{id}/redrive"), "{}").unwrap();
     assert_eq!(code, 200, "{body}");
     let start = Instant::now();
     while gw.get_json(&format!("/api/v1/tickets/{id}"))["delivery"] != "delivered" {

@@ -1,5 +1,6 @@
 //! The wallboard in headless Chromium: served by the binary, it shows the figures
-//! of scripted calls, marks a breach in red, and keeps polling.
+//! of scripted calls, marks a breach in red, and keeps polling. It reads its API
+//! token from the URL fragment (`#token=…`) or asks for it.
 
 use std::path::Path;
 use std::process::Command;
@@ -7,11 +8,17 @@ use std::time::Duration;
 
 use crate::support::*;
 
-/// Loads the page in headless Chromium, lets it run `budget_ms` of page time, and
-/// returns the DOM.
+/// Loads the page in headless Chromium with a viewer token, lets it run
+/// `budget_ms` of page time, and returns the DOM.
 fn render(chromium: &Path, gw: &Gateway, budget_ms: u32) -> String {
+    render_with(chromium, gw, budget_ms, Some(VIEWER_TOKEN))
+}
+
+/// As [`render`], with a chosen token in the URL fragment, or none.
+fn render_with(chromium: &Path, gw: &Gateway, budget_ms: u32, token: Option<&str>) -> String {
     let profile = TempDir::new("chromium");
-    let url = format!("http://{}/?interval_ms=300", gw.http);
+    let fragment = token.map(|t| format!("#token={t}")).unwrap_or_default();
+    let url = format!("http://{}/?interval_ms=300{fragment}", gw.http);
     let out = Command::new("timeout")
         .arg("90")
         .arg(chromium)
@@ -137,4 +144,30 @@ max_wait_s = 120\noverflow = \"callback\"\nstatic_members = [\"sip:127.0.0.1:{se
     );
     let bars: u32 = attr(&dom, "chart", "data-bars").parse().unwrap();
     assert!(bars >= 1, "the 24-hour chart has the current interval");
+}
+
+/// Without a token, or with a wrong one, the page asks for one and shows no figures.
+#[test]
+fn the_wallboard_asks_for_a_token() {
+    let Some(chromium) = tool("chromium", "chromium") else {
+        return;
+    };
+    let gw = Gateway::start(GwOpts::to("sip:127.0.0.1:9"));
+    for token in [None, Some("not-a-token")] {
+        let dom = render_with(&chromium, &gw, 1500, token);
+        assert!(
+            !tag(&dom, "token-form").contains("hidden"),
+            "{token:?}: the token form is shown: {}",
+            tag(&dom, "token-form")
+        );
+        assert_eq!(text(&dom, "update-count"), "0", "{token:?}: no figures");
+        assert!(
+            !dom.contains("not-a-token"),
+            "the token is not left in the page"
+        );
+    }
+    let dom = render_with(&chromium, &gw, 1500, Some(VIEWER_TOKEN));
+    assert!(tag(&dom, "token-form").contains("hidden"), "{dom}");
+    let updates: u32 = text(&dom, "update-count").parse().unwrap();
+    assert!(updates >= 1, "a viewer token reads the figures: {updates}");
 }

@@ -593,3 +593,89 @@ Call-ID: flood{sent}@127.0.0.9\r\nCSeq: 1 INVITE\r\nContact: <sip:x@{me}>\r\nCon
         gw.log()
     );
 }
+
+#[test]
+fn an_agent_answer_after_a_200_s_queue_wait_reaches_the_caller() {
+    // No agent is logged in for 200 s: the caller waits in the queue, past Timer C
+    // (3 min) of any proxy on the way, with its INVITE unanswered (early media).
+    let mut opts = GwOpts::to("queue:q");
+    opts.extra_dialplan = "[[queue]]\nname = \"q\"\nring_timeout_s = 10\nwrap_up_s = 0\n\
+max_wait_s = 300\nagents = [\"2001\"]\n\n[[agent]]\nid = \"2001\"\nname = \"Agent 2001\"\n\
+password = \"secret-2001\"\n"
+        .into();
+    let gw = Gateway::start(opts);
+    let caller = Phone::on("127.0.0.1");
+    caller.send(
+        gw.sip,
+        &invite(&caller, gw.sip, "patient-1@caller", "z9hG4bKpat1"),
+    );
+    let first = caller.expect("183", Duration::from_secs(5), |m| m.is_status(183));
+    let start = Instant::now();
+    let mut repeats = 0;
+    while start.elapsed() < Duration::from_secs(200) {
+        if let Some(m) = caller.wait(Duration::from_secs(1), |m| {
+            m.first_line().starts_with("SIP/2.0 ")
+        }) {
+            assert!(
+                m.is_status(183),
+                "while queued the caller got {}",
+                m.first_line()
+            );
+            assert_eq!(m.tag("To"), first.tag("To"), "the same early dialog");
+            repeats += 1;
+        }
+    }
+    assert!(
+        repeats >= 3,
+        "the 183 was repeated {repeats} times in 200 s"
+    );
+    // Now an agent logs in and answers at once.
+    let agent = Softphone::start(&[
+        "agent".into(),
+        "--user".into(),
+        "2001".into(),
+        "--password".into(),
+        "secret-2001".into(),
+        "--server".into(),
+        gw.sip.to_string(),
+    ]);
+    let ok = caller.expect("the agent's 200", Duration::from_secs(20), |m| {
+        m.is_status(200) && m.cseq_method() == "INVITE"
+    });
+    assert_eq!(ok.tag("To"), first.tag("To"));
+    caller.send(
+        gw.sip,
+        &in_dialog(
+            "ACK",
+            &caller,
+            gw.sip,
+            "patient-1@caller",
+            "caller1",
+            &ok.tag("To"),
+            1,
+            "",
+        ),
+    );
+    caller.send(
+        gw.sip,
+        &in_dialog(
+            "BYE",
+            &caller,
+            gw.sip,
+            "patient-1@caller",
+            "caller1",
+            &ok.tag("To"),
+            2,
+            "",
+        ),
+    );
+    caller.expect("200 to BYE", Duration::from_secs(5), |m| {
+        m.is_status(200) && m.cseq_method() == "BYE"
+    });
+    gw.wait_health(
+        "the call answered and ended",
+        Duration::from_secs(10),
+        |h| h["active_calls"] == 0 && h["calls_ended"]["call.caller_hangup"] == 1,
+    );
+    drop(agent);
+}

@@ -52,6 +52,24 @@ impl Drop for RtpBlock {
     }
 }
 
+/// `[[http.token]]` lines for the test tokens, one per role.
+pub fn test_tokens() -> String {
+    [
+        ("test-viewer", "viewer", VIEWER_TOKEN),
+        ("test-supervisor", "supervisor", SUPERVISOR_TOKEN),
+        ("test-admin", "admin", ADMIN_TOKEN),
+    ]
+    .iter()
+    .map(|(name, role, value)| {
+        let hash = hotline_gateway::http::auth::token_sha256(value);
+        format!(
+            "[[http.token]]\nname = \"{name}\"\nrole = \"{role}\"\nsha256 = \"{}\"\n",
+            hotline_gateway::http::auth::hex(&hash)
+        )
+    })
+    .collect()
+}
+
 /// How a test gateway is set up.
 pub struct GwOpts {
     /// The target of line 12345.
@@ -68,6 +86,9 @@ pub struct GwOpts {
     pub trunk_sources: Vec<String>,
     /// More `[sip]` keys (lines), e.g. the TCP caps.
     pub extra_sip: String,
+    /// More `[http]` keys (`allowed_hosts`, `[[http.token]]`…), written right
+    /// after its `listen` and before the test tokens.
+    pub http_keys: String,
 }
 
 impl GwOpts {
@@ -82,6 +103,7 @@ impl GwOpts {
             extra_config: String::new(),
             trunk_sources: vec!["127.0.0.0/8".into()],
             extra_sip: String::new(),
+            http_keys: String::new(),
         }
     }
 }
@@ -98,6 +120,14 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn start(opts: GwOpts) -> Gateway {
+        let gw = Gateway::spawn(opts);
+        gw.wait_ready();
+        gw
+    }
+
+    /// Starts the binary without waiting for it to answer on plain HTTP (a test
+    /// that serves HTTPS, or expects a refusal, waits its own way).
+    pub fn spawn(opts: GwOpts) -> Gateway {
         let dir = TempDir::new("gw");
         let rtp = RtpBlock::lease();
         let sip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -126,13 +156,15 @@ impl Gateway {
             format!(
                 "[sip]\nlisten = \"{sip}\"\nmax_message_bytes = {}\n{}[sip.timers]\nt1_ms = {t1}\nt2_ms = {}\nt4_ms = {}\n\
 [calls]\nmax_concurrent = {}\nretry_after_s = 7\nring_timeout_s = {}\nmax_duration_s = 3600\n\
-[http]\nlisten = \"{http}\"\n[dialplan]\ndir = \"dialplans\"\n[log]\nlevel = \"warn\"\n{}{}",
+[http]\nlisten = \"{http}\"\n{}{}[dialplan]\ndir = \"dialplans\"\n[log]\nlevel = \"warn\"\n{}{}",
                 opts.max_message,
                 opts.extra_sip,
                 (t1 * 8).max(t1),
                 (t1 * 10).max(1),
                 opts.max_calls,
                 opts.ring_timeout_s,
+                opts.http_keys,
+                test_tokens(),
                 // Gateways of parallel tests must not share RTP ports.
                 opts.extra_config.replace("[media]\n", &format!("[media]\n{}", rtp.config())),
                 // The signalling tests place callers that cannot tell the gateway's
@@ -158,15 +190,13 @@ impl Gateway {
             .stderr(log)
             .spawn()
             .expect("start hotline-gw");
-        let gw = Gateway {
+        Gateway {
             child,
             sip,
             http,
             dir,
             _rtp: rtp,
-        };
-        gw.wait_ready();
-        gw
+        }
     }
 
     fn wait_ready(&self) {
@@ -283,11 +313,6 @@ impl Gateway {
             std::thread::sleep(Duration::from_millis(50));
         }
         false
-    }
-
-    /// The gateway's process id (for /proc figures).
-    pub fn pid(&self) -> u32 {
-        self.child.id()
     }
 
     /// Whether the process is still running.
