@@ -119,22 +119,20 @@ pub fn port_pairs(first: u16, last: u16) -> u64 {
 pub fn prepare(cfg: &Config, plan: &crate::dialplan::Dialplan) -> Result<Budget, TransportError> {
     let recording = cfg.media.record || plan.lines().any(|l| l.record == Some(true));
     let budget = Budget::of(cfg, recording);
-    let limit = match raise_limit() {
-        Ok((before, now)) => {
-            info!(budget = %budget, limit = now, raised_from = before, "file descriptors");
-            now
-        }
+    let (before, limit) = match raise_limit() {
+        Ok(limits) => limits,
         Err(e) => {
             let (soft, _) =
                 nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
                     .map_err(|e| TransportError::Io(e.into()))?;
-            warn!(error = %e, limit = soft, budget = %budget, "the open-file limit could not be raised");
-            soft
+            warn!(error = %e, limit = soft, "the open-file limit could not be raised");
+            (soft, soft)
         }
     };
     budget
         .check(limit)
         .map_err(TransportError::FileDescriptors)?;
+    info!(budget = %budget, limit, raised_from = before, "file descriptors");
     Ok(budget)
 }
 
