@@ -206,6 +206,17 @@ mod tests {
     }
 
     #[test]
+    fn the_lab_profile_fits_a_hard_limit_of_twenty_thousand() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/lab.toml");
+        let cfg = Config::load(&path).unwrap();
+        let b = Budget::of(&cfg, false);
+        // As its comment says: 4,192 anchored calls, 18,132 in all.
+        assert_eq!(b.anchored_calls, 4192);
+        assert_eq!(b.total(), 18_132);
+        assert!(b.check(20_000).is_ok());
+    }
+
+    #[test]
     fn an_over_budget_config_is_told_what_to_change() {
         let b = Budget::of(&config(""), false);
         let e = b.check(1024).unwrap_err();
