@@ -34,7 +34,7 @@ LOAD=target/release/examples/rtp_load
 OUT=$(mktemp -d /tmp/bench-rtp.XXXX)
 ulimit -n 65536 2>/dev/null || true
 
-# rtpengine below the gateway's lab range (10000-32767) and the kernel's ephemeral ports.
+# rtpengine below the gateway's lab range (16000-32767) and the kernel's ephemeral ports.
 # A fresh rtpengine per run, as for the gateway (its calls and ports start empty).
 export RTPE_PORT_MIN=5200 RTPE_PORT_MAX=9999 RTPE_THREADS=${RTPE_THREADS:-2}
 GW_PID=

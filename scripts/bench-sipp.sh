@@ -72,6 +72,9 @@ and its share of one core, the mean call-setup time, and the sipp CPU per call.
 Hold mode (--hold N): start N calls at --hold-rate cps, keep them all up for
 --hold-settle seconds, and print the gateway's VmRSS (from /proc/PID/status)
 before, with the N calls held, and after they hung up, plus KiB per held call.
+The lab profile anchors at most 4,192 calls (its RTP range fits an open-file
+limit of 20,000; see config/lab.toml): more held calls get 503 unless the range
+is widened on a machine with a higher hard limit.
 
 With --runs K (rate or hold) every run starts a fresh gateway; the summary table
 shows each run and the median.

@@ -501,3 +501,53 @@ fn a_sip_info_digit_reaches_an_rfc_4733_phone_as_telephone_events() {
     net.send(net.callee, info.as_bytes());
     net.request(net.caller, Method::Info);
 }
+
+/// The signalling IP last given to the relay for `leg` (strict latching).
+fn signal_of(cmds: &[MediaCommand], leg: Leg) -> Option<std::net::IpAddr> {
+    cmds.iter().rev().find_map(|c| match c {
+        MediaCommand::Remote { leg: l, signal, .. } if *l == leg => *signal,
+        _ => None,
+    })
+}
+
+#[test]
+fn each_legs_signalling_ip_goes_to_the_relay_with_its_sdp() {
+    let mut net = net(&format!("sip:{CALLEE}"), QueuedAudio::Answer);
+    net.send(net.caller, &caller_invite());
+    let cmds = commands(&mut net);
+    // The caller's INVITE came from 192.0.2.10: its RTP may come from any port there.
+    assert_eq!(
+        signal_of(&cmds, Leg::A),
+        Some("192.0.2.10".parse().unwrap())
+    );
+    let b_inv = net.request(net.callee, Method::Invite);
+    net.send(
+        net.callee,
+        &callee_reply(&b_inv, 200, "OK", &[], &callee_sdp(6000, "sendrecv")),
+    );
+    net.collect();
+    let cmds = commands(&mut net);
+    assert_eq!(signal_of(&cmds, Leg::B), Some("127.0.0.1".parse().unwrap()));
+}
+
+#[test]
+fn a_pair_the_relay_cannot_bind_ends_the_call_with_503_and_goes_back_to_the_pool() {
+    let mut net = net(&format!("sip:{CALLEE}"), QueuedAudio::Answer);
+    let capacity = net.core.ports.capacity();
+    net.send(net.caller, &caller_invite());
+    let ports = ports_of(&commands(&mut net));
+    assert_eq!(net.core.ports.in_use(), 2);
+    net.core.handle_media(
+        net.now,
+        MediaEvent::Failed {
+            session: 1,
+            port: ports[1],
+        },
+    );
+    net.collect();
+    net.response(net.caller, 503);
+    net.advance(Duration::from_secs(40));
+    assert_eq!(net.record().reason, Reason::MediaPortUnavailable);
+    assert_eq!(net.core.ports.in_use(), 0, "both pairs given back");
+    assert_eq!(net.core.ports.capacity(), capacity, "none retired");
+}

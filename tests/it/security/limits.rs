@@ -320,3 +320,78 @@ fn connections_over_the_total_cap_are_closed_at_once() {
     s.write_all(options("after", local).as_bytes()).unwrap();
     assert_eq!(fate(&mut s), Fate::Answered);
 }
+
+/// The shipped config with its relative paths made absolute, free ports, no
+/// store, and `tcp_max_connections` replaced.
+fn shipped_config_with(dir: &TempDir, tcp_max: u64) -> std::path::PathBuf {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(repo.join("config/gateway.toml"))
+        .unwrap()
+        .replace("\"../", &format!("\"{}/", repo.display()))
+        .replace(
+            "database = \"sqlite:../data/hotline.db\"",
+            "database = \"none\"",
+        )
+        .replace(
+            "listen = \"127.0.0.1:5060\"",
+            &format!("listen = \"127.0.0.1:{}\"", free_port()),
+        )
+        .replace(
+            "listen = \"127.0.0.1:8080\"",
+            &format!("listen = \"127.0.0.1:{}\"", free_port()),
+        )
+        .replace(
+            "tcp_max_connections = 4096",
+            &format!("tcp_max_connections = {tcp_max}"),
+        )
+        .replace(
+            "recordings = \"../data/recordings\"",
+            &format!("recordings = \"{}\"", dir.0.join("rec").display()),
+        );
+    let path = dir.0.join("gateway.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_config_that_cannot_fit_the_open_file_limit_is_refused_at_start() {
+    let dir = TempDir::new("fds");
+    // 100 million TCP connections fit no open-file limit (Linux caps it at 2^30,
+    // and no system here comes near).
+    let path = shipped_config_with(&dir, 100_000_000);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hotline-gw"))
+        .args(["run", "--config"])
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            panic!("the gateway started with a budget no limit can hold");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!status.success(), "{err}");
+    for needle in [
+        "open-file limit is",
+        "sip.tcp_max_connections",
+        "calls.max_concurrent",
+        "media.rtp_port_min",
+        "ulimit -Hn",
+    ] {
+        assert!(err.contains(needle), "{needle:?} in {err}");
+    }
+}
