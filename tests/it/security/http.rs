@@ -350,3 +350,55 @@ fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_token_from_the_token_command_lets_its_holder_in() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_hotline-gw"))
+            .arg("token")
+            .args(args)
+            .output()
+            .expect("run hotline-gw token")
+    };
+    let out = run(&["--role", "supervisor", "--name", "alice"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let token = text
+        .lines()
+        .find_map(|l| l.strip_prefix("token for alice (supervisor): "))
+        .unwrap_or_else(|| panic!("no token in:\n{text}"))
+        .to_string();
+    assert!(token.len() >= 64, "a long random token: {token}");
+    let lines: Vec<&str> = text
+        .lines()
+        .skip_while(|l| *l != "[[http.token]]")
+        .take(4)
+        .collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(
+        !lines.join("\n").contains(&token),
+        "only the hash is pasted"
+    );
+    // Two runs never give the same token.
+    let again = String::from_utf8(run(&["--role", "admin", "--name", "bob"]).stdout).unwrap();
+    assert!(!again.contains(&token));
+
+    let mut opts = GwOpts::to("sip:127.0.0.1:9");
+    opts.http_keys = lines.join("\n") + "\n";
+    let gw = Gateway::start(opts);
+    let (code, body) = http_get_as(gw.http, "/api/v1/calls", Some(&token)).unwrap();
+    assert_eq!(code, 200, "{body}");
+    let (code, body) =
+        http_post_as(gw.http, "/api/v1/dialplan/reload", "{}", Some(&token)).unwrap();
+    assert_eq!(code, 403, "a supervisor cannot reload: {body}");
+
+    for bad in [
+        &["--role", "root", "--name", "x"][..],
+        &["--role", "admin", "--name", "a\"b"],
+        &["--role", "admin", "--name", ""],
+    ] {
+        let out = run(bad);
+        assert!(!out.status.success(), "{bad:?} was accepted");
+        assert!(out.stdout.is_empty(), "{bad:?}: no token printed");
+    }
+}

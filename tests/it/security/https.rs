@@ -264,7 +264,12 @@ fn tickets_go_to_an_https_ticket_system_that_a_private_ca_vouches_for() {
         Duration::from_secs(60),
     )
     .finish();
-    assert_eq!((r.successful, r.failed), (1, 0), "{r:?}\nlog:\n{}", gw.log());
+    assert_eq!(
+        (r.successful, r.failed),
+        (1, 0),
+        "{r:?}\nlog:\n{}",
+        gw.log()
+    );
     gw.wait_json(
         "/api/v1/tickets",
         "a delivery refused for its certificate",
