@@ -51,6 +51,22 @@ enum Command {
         #[command(subcommand)]
         command: hotline_gateway::softphone::cli::SoftphoneCommand,
     },
+    /// Print an agent's HA1 hashes (for `ha1_md5` / `ha1_sha256` in the agents
+    /// file) from the password read on standard input.
+    AgentHa1(AgentHa1Args),
+}
+
+#[derive(Debug, clap::Args)]
+struct AgentHa1Args {
+    /// The agent's id (the digest user name).
+    #[arg(long)]
+    user: String,
+    /// The digest realm [default: `[registrar] realm` of the config].
+    #[arg(long)]
+    realm: Option<String>,
+    /// Config file, for the realm (default: config/gateway.toml, else the embedded defaults).
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -206,6 +222,7 @@ fn run_cli(cli: Cli) -> Result<()> {
         } => trace(t),
         Command::Token(args) => token(args),
         Command::Softphone { command } => hotline_gateway::softphone::cli::run(command),
+        Command::AgentHa1(args) => agent_ha1(args),
     }
 }
 
@@ -238,6 +255,32 @@ fn token(args: TokenArgs) -> Result<()> {
     println!();
     println!("then restart the gateway. Clients send it as:");
     println!("  curl -H 'Authorization: Bearer {token}' http://127.0.0.1:8080/api/v1/sla");
+    Ok(())
+}
+
+/// `hotline-gw agent-ha1`: the lines to paste into an agent's record.
+fn agent_ha1(args: AgentHa1Args) -> Result<()> {
+    use hotline_gateway::registrar::Algorithm;
+    let realm = match args.realm {
+        Some(r) => r,
+        None => load_config(args.config.as_deref())?.registrar.realm,
+    };
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .context("reading the password from standard input")?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    let min = hotline_gateway::dialplan::MIN_PASSWORD;
+    if password.chars().count() < min {
+        bail!("the password must be at least {min} characters");
+    }
+    println!("# agent {:?}, realm {realm:?}", args.user);
+    for (key, alg) in [
+        ("ha1_md5", Algorithm::Md5),
+        ("ha1_sha256", Algorithm::Sha256),
+    ] {
+        println!("{key} = \"{}\"", alg.ha1(&args.user, &realm, password));
+    }
     Ok(())
 }
 
@@ -336,6 +379,8 @@ fn run(args: RunArgs) -> Result<()> {
     if let Some(ca) = cfg.client_ca_file() {
         hotline_gateway::util::post::trust_ca_file(&ca)?;
     }
+    // Before any socket: the open-file limit raised, and the config's needs checked.
+    hotline_gateway::transport::fds::prepare(&cfg, &plan)?;
     // HTTP, reporting and signals share a small runtime; the SIP core has a thread
     // of its own.
     let runtime = tokio::runtime::Builder::new_multi_thread()

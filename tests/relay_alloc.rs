@@ -101,11 +101,15 @@ fn relaying_packets_allocates_nothing_per_packet() {
             session: 1,
             leg: Leg::A,
             remote: remote(&a),
+            // Latching checks the signalling IP on every packet: in the path.
+            signal: Some("127.0.0.1".parse().unwrap()),
         },
         MediaCommand::Remote {
             session: 1,
             leg: Leg::B,
             remote: remote(&b),
+            // Latching checks the signalling IP on every packet: in the path.
+            signal: Some("127.0.0.1".parse().unwrap()),
         },
         MediaCommand::Bridge { session: 1 },
     ] {

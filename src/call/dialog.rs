@@ -21,19 +21,28 @@ const RELAYED: &[&str] = &[
 ];
 
 impl Core {
-    /// The call and side a request with a To tag belongs to.
+    /// The call and side a request with a To tag belongs to: its Call-ID **and**
+    /// both tags must be the leg's (RFC 3261 §12.2.2). A Call-ID alone is not a
+    /// credential: it travels in clear and the other leg's party knows it.
     fn find_dialog(&self, req: &Request) -> Option<(CallKey, Side)> {
         let call_id = req.call_id()?;
+        let (from, to) = (req.from_tag()?, req.to_tag()?);
         if let Some(&key) = self.by_b.get(call_id) {
-            return Some((key, Side::B));
+            let b = &self.calls.get(&key)?.b;
+            return (b.remote_tag.as_deref() == Some(from.as_str()) && *b.local_tag == *to)
+                .then_some((key, Side::B));
         }
-        let tag = req.from_tag()?;
-        self.by_a
-            .get(&(call_id.into(), tag.into()))
-            .map(|&key| (key, Side::A))
+        let key = *self.by_a.get(&(call_id.into(), from.as_str().into()))?;
+        (*self.calls.get(&key)?.a.local_tag == *to).then_some((key, Side::A))
     }
 
-    pub(super) fn in_dialog(&mut self, now: Instant, tx: TxId, req: Request) {
+    pub(super) fn in_dialog(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        req: Request,
+        peer: crate::sip::Peer,
+    ) {
         let Some((key, side)) = self.find_dialog(&req) else {
             return self.reply(now, tx, &req, 481, "Call/Transaction Does Not Exist");
         };
@@ -44,7 +53,7 @@ impl Core {
         let _enter = span.enter();
         match req.method {
             Method::Bye => self.on_bye(now, tx, &req, key, side),
-            Method::Refer => self.on_refer(now, tx, &req, key, side),
+            Method::Refer => self.on_refer(now, tx, &req, peer, key, side),
             _ => self.relay(now, key, side, tx, req),
         }
     }

@@ -10,6 +10,7 @@ use super::{Call, CallKey, CallTimer, Core, Phase, Reason, Role};
 use super::{called_number, caller_number};
 use crate::cdr;
 use crate::dialplan::{CallFacts, Outcome, number};
+use crate::registrar::RequestAuth;
 use crate::sip::builder::response_to;
 use crate::sip::dialog::Dialog;
 use crate::sip::message::{Headers, Method, Request};
@@ -20,14 +21,19 @@ use crate::util::pii::Pii;
 impl Core {
     pub(super) fn new_call(&mut self, now: Instant, tx: TxId, req: Request, peer: Peer) {
         let called = called_number(&req);
+        // Trunks are trusted by network; anyone else counts as an agent only with
+        // digest credentials (DESIGN.md §7), not for sharing an agent's address.
+        let from_agent = self.dialplan.trunk_for(peer.addr.ip()).is_none()
+            && match self.agent_auth(now, tx, &req, peer) {
+                Some(agent) => agent,
+                None => return, // challenged or refused
+            };
         let facts = CallFacts {
             request_uri: number::digits_of(&req.uri),
             to: number::to_digits(&req),
             original: number::original_called(&req),
             source: peer.addr.ip(),
-            // Scanning registrations only matters for sources that are no trunk.
-            from_agent: self.dialplan.trunk_for(peer.addr.ip()).is_none()
-                && self.registrar.is_registered_source(now, peer.addr.ip()),
+            from_agent,
             at: self.local_time(now),
         };
         let plan = self.dialplan.clone();
@@ -133,11 +139,13 @@ impl Core {
                 ring_deadline: None,
                 end_deadline: None,
                 survey_deadline: None,
+                progress_deadline: None,
                 media: None,
                 answered_invite: None,
             },
         );
         self.track(key, tx, Role::AInvite);
+        self.arm_call_timer(key, CallTimer::Progress, now + super::timer::PROGRESS_EVERY);
         self.note(now, key, cdr::EventKind::Received, Some(called.clone()));
         let opened = self
             .calls
@@ -193,6 +201,34 @@ impl Core {
             }
             Outcome::Reject { .. } => {}
         }
+    }
+
+    /// Whether a request from a source that is no trunk comes from an agent:
+    /// `Some(true)` with valid credentials, `Some(false)` from a stranger (no
+    /// credentials, no registration from its address: the dialplan decides),
+    /// `None` when it has been answered here: a 401 challenge (no credentials from
+    /// an address an agent registered from, or stale/wrong ones), 403 to a blocked
+    /// source, 400 to malformed credentials.
+    pub(super) fn agent_auth(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        req: &Request,
+        peer: Peer,
+    ) -> Option<bool> {
+        let reply = match self.registrar.authenticate_request(now, req, peer) {
+            RequestAuth::Agent(_) => return Some(true),
+            RequestAuth::Absent if !self.registrar.is_registered_source(now, peer.addr.ip()) => {
+                return Some(false);
+            }
+            RequestAuth::Absent => {
+                let from = crate::call::caller_number(req);
+                self.registrar.challenge_request(now, peer, Some(&from))
+            }
+            RequestAuth::Reply(r) => r,
+        };
+        self.send_registrar_reply(now, tx, req, &reply);
+        None
     }
 
     /// The legacy seats of a parallel line did not take the call: 12345 does.
@@ -331,13 +367,23 @@ impl Core {
     }
 }
 
-/// `"Name" ` from a From value, or nothing.
-fn display_name(from: &str) -> String {
+/// `"Name" ` from a From value, or nothing: a quoted string (RFC 3261 §25.1)
+/// whose `\"` and `\\` escapes are kept, so the copy is as well formed as the
+/// original; an unterminated one is dropped.
+pub(super) fn display_name(from: &str) -> String {
     let from = from.trim();
-    if from.starts_with('"')
-        && let Some(end) = from[1..].find('"')
-    {
-        return format!("{} ", &from[..end + 2]);
+    if !from.starts_with('"') {
+        return String::new();
+    }
+    let mut escaped = false;
+    for (i, c) in from.char_indices().skip(1) {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => return format!("{} ", &from[..=i]),
+            '\r' | '\n' => break,
+            _ => {}
+        }
     }
     String::new()
 }
@@ -359,4 +405,21 @@ pub(super) fn sip_uri(user: &str, addr: std::net::SocketAddr, transport: Transpo
 /// A URI without its parameters, for a To header.
 fn addr_of(uri: &str) -> &str {
     uri.split(';').next().unwrap_or(uri)
+}
+
+#[cfg(test)]
+mod display_tests {
+    use super::display_name;
+
+    #[test]
+    fn escaped_quotes_stay_inside_the_display_name() {
+        assert_eq!(
+            display_name(r#""Zhang \"San\"" <sip:1@h>;tag=a"#),
+            r#""Zhang \"San\"" "#
+        );
+        assert_eq!(display_name(r#""back\\" <sip:1@h>"#), r#""back\\" "#);
+        assert_eq!(display_name(r#""张三" <sip:1@h>"#), r#""张三" "#);
+        assert_eq!(display_name(r#""open <sip:1@h>"#), "");
+        assert_eq!(display_name("<sip:1@h>"), "");
+    }
 }

@@ -200,10 +200,10 @@ impl Core {
             Err(e) => return Err(MediaRefusal::BadSdp(e)),
         }
         let remote = remote_of(&offer, None).ok_or(MediaRefusal::NoCodec)?;
-        let Some(a) = self.ports.take() else {
+        let Some(a) = self.ports.take(self.ids.next_u64()) else {
             return Err(MediaRefusal::NoPorts);
         };
-        let Some(b) = self.ports.take() else {
+        let Some(b) = self.ports.take(self.ids.next_u64()) else {
             self.ports.give_back(a);
             return Err(MediaRefusal::NoPorts);
         };
@@ -223,10 +223,12 @@ impl Core {
             ports: [a, b],
             record: recording.as_ref().map(|_| id.clone()),
         });
+        let signal = self.signal_ip(key, Side::A);
         self.media_cmd(MediaCommand::Remote {
             session: key,
             leg: Leg::A,
             remote,
+            signal,
         });
         let Some(call) = self.calls.get_mut(&key) else {
             return Ok(false);
@@ -334,6 +336,18 @@ impl Core {
         Some(self.present(key, to, sdp))
     }
 
+    /// The IP address leg `side`'s signalling comes from (its dialog's peer):
+    /// the relay also hears that leg's RTP from any port of it (a phone behind
+    /// NAT). `None` before the leg has a peer.
+    pub(super) fn signal_ip(&self, key: CallKey, side: Side) -> Option<IpAddr> {
+        let call = self.calls.get(&key)?;
+        let peer = match side {
+            Side::A => call.a.peer,
+            Side::B => call.b.peer,
+        };
+        Some(peer.addr.ip()).filter(|ip| !ip.is_unspecified())
+    }
+
     /// Reads an SDP body from leg `from` and tells the relay where that phone
     /// listens. Returns the SDP restricted to the relayed codecs.
     pub(super) fn learn(
@@ -343,6 +357,21 @@ impl Core {
         content_type: Option<&str>,
         body: &[u8],
     ) -> Option<Sdp> {
+        let signal = self.signal_ip(key, from);
+        self.learn_from(key, from, signal, content_type, body)
+    }
+
+    /// [`Self::learn`] for a leg whose signalling comes from `signal` (a
+    /// transfer target not yet in the call's callee dialog).
+    pub(super) fn learn_from(
+        &mut self,
+        key: CallKey,
+        from: Side,
+        signal: Option<IpAddr>,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Option<Sdp> {
+        let a_signal = self.signal_ip(key, Side::A);
         let m = self.calls.get(&key)?.media.as_ref()?;
         let is_sdp = content_type.is_some_and(|c| c.trim().eq_ignore_ascii_case("application/sdp"));
         if !is_sdp || body.is_empty() {
@@ -381,12 +410,14 @@ impl Core {
                         session: key,
                         leg: Leg::A,
                         remote,
+                        signal: a_signal,
                     });
                 }
                 self.media_cmd(MediaCommand::Remote {
                     session: key,
                     leg,
                     remote,
+                    signal,
                 });
             }
             // Held with c=0.0.0.0, or port 0: the phone renders nothing now;

@@ -309,8 +309,11 @@ impl Core {
                 self.end_for_media(now, key, Reason::MediaTimeout);
             }
             MediaEvent::Failed { port, .. } => {
+                // The call ends (503 when unanswered) and gives its pairs back:
+                // the one that failed rests like any freed pair and is tried
+                // again later (another program may have let it go, or a file
+                // descriptor may be free again).
                 warn!(port, "RTP ports could not be bound: ending the call");
-                self.ports.retire(port);
                 self.end_for_media(now, key, Reason::MediaPortUnavailable);
             }
             MediaEvent::Refused { .. } => {

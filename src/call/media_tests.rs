@@ -15,7 +15,7 @@ use crate::sip::sdp::{Direction, Sdp};
 
 const PORTS: (u16, u16) = (30_000, 30_099);
 
-fn media_cfg(queued: QueuedAudio) -> MediaConfig {
+pub(super) fn media_cfg(queued: QueuedAudio) -> MediaConfig {
     let mut prompts = Prompts::default();
     for (name, ms) in [
         ("greeting", 2000),
@@ -44,7 +44,7 @@ fn media_cfg(queued: QueuedAudio) -> MediaConfig {
 
 /// A core whose line 12345 goes to `target` (a SIP URI or `queue:q`, a queue
 /// with one static seat at the callee's address).
-fn net(target: &str, queued: QueuedAudio) -> Net {
+pub(super) fn net(target: &str, queued: QueuedAudio) -> Net {
     let plan = crate::dialplan::parse_sources(&[(
         "l.toml".into(),
         format!(

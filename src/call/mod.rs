@@ -19,6 +19,7 @@ pub mod api;
 mod callee_answer;
 mod dialog;
 mod finish;
+mod guard;
 mod invite;
 pub mod leg;
 mod media;
@@ -28,6 +29,9 @@ mod media_tests;
 mod queued;
 pub mod reason;
 mod record;
+#[cfg(test)]
+mod security_tests;
+mod strangers;
 #[cfg(test)]
 mod tests;
 mod timer;
@@ -50,12 +54,13 @@ use crate::registrar::{Registrar, RegistrarConfig};
 use crate::sip::builder::response_to;
 use crate::sip::dialog::Dialog;
 use crate::sip::framing;
-use crate::sip::ids::IdGen;
+use crate::sip::ids::{IdGen, Seed};
 use crate::sip::message::{self, Headers, Message, Method, Request};
 use crate::sip::transaction::{LayerConfig, TransactionLayer, TxEvent, TxId};
 use crate::sip::validate::check_request;
 use crate::sip::{Peer, Transmit, salvage};
 use crate::util::idmap::IdMap;
+pub use guard::{GuardConfig, GuardCounts};
 pub use leg::Side;
 pub use media::{MediaConfig, QueuedAudio, missing_line_prompts, sdp_remote as remote_of};
 pub use reason::Reason;
@@ -83,6 +88,8 @@ pub struct CoreConfig {
     pub tickets: bool,
     /// Anchor RTP at the gateway's relay; `None` relays SDP end to end.
     pub media: Option<MediaConfig>,
+    /// What sources that are neither trunks nor registered agents may send.
+    pub strangers: GuardConfig,
 }
 
 impl Default for CoreConfig {
@@ -103,6 +110,7 @@ impl Default for CoreConfig {
             registrar: RegistrarConfig::default(),
             tickets: true,
             media: None,
+            strangers: GuardConfig::default(),
         }
     }
 }
@@ -206,6 +214,7 @@ struct Call {
     ring_deadline: Option<Instant>,
     end_deadline: Option<Instant>,
     survey_deadline: Option<Instant>,
+    progress_deadline: Option<Instant>,
     /// The call's media at the relay, when anchored.
     media: Option<Box<media::CallMedia>>,
     /// The caller's INVITE after the gateway answered it itself (callee legs
@@ -241,6 +250,10 @@ pub struct CoreStats {
     pub messages_in: u64,
     pub parse_errors: u64,
     pub rejected_requests: u64,
+    /// Strangers' requests answered statelessly, and dropped over the rate limit.
+    pub strangers: GuardCounts,
+    /// Responses from another address than their request went to (dropped).
+    pub foreign_responses: u64,
 }
 
 /// The B2BUA core of one shard.
@@ -271,6 +284,8 @@ pub struct Core {
     media_out: VecDeque<crate::media::command::MediaCommand>,
     /// Finished calls wait for the database: refuse new ones.
     store_backlog: bool,
+    /// Rate limits and counters for strangers.
+    guard: guard::Guard,
     /// Prefix of call record ids: this core's random boot id.
     id_prefix: String,
     /// An instant and the Unix time it corresponds to: the core's wall clock for
@@ -280,26 +295,29 @@ pub struct Core {
 
 impl Core {
     /// A core for `dialplan`. `now` starts the ACD's and registrar's clocks.
-    pub fn new(cfg: CoreConfig, dialplan: Arc<Dialplan>, seed: u64, now: Instant) -> Core {
+    /// `seed` is the core's randomness (identifiers, the nonce key, record ids):
+    /// from the OS in the gateway ([`Seed::from_os`]), fixed in tests.
+    pub fn new(
+        cfg: CoreConfig,
+        dialplan: Arc<Dialplan>,
+        seed: impl Into<Seed>,
+        now: Instant,
+    ) -> Core {
         let mut ids = IdGen::new(seed);
-        let tl = TransactionLayer::new(cfg.layer.clone(), IdGen::new(ids.next_u64()));
+        let tl = TransactionLayer::new(cfg.layer.clone(), IdGen::new(ids.fork()));
         let acd = Acd::new(queued::acd_config(&dialplan), now).unwrap_or_else(|e| {
             // The dialplan loader checks the same invariants; never expected.
             warn!(error = %e, "ACD configuration refused; no queues");
             Acd::default()
         });
         let mut secret = [0u8; 32];
-        for chunk in secret.chunks_mut(8) {
-            chunk.copy_from_slice(&ids.next_u64().to_le_bytes());
-        }
+        ids.fill(&mut secret);
         let mut registrar = Registrar::new(cfg.registrar.clone(), secret, now);
-        registrar.set_users(
-            dialplan
-                .agents
-                .iter()
-                .map(|a| (a.id.clone(), a.password.clone())),
-        );
+        registrar.set_users(queued::agent_credentials(&dialplan));
         let (lo, hi) = cfg.media.as_ref().map_or((0, 0), |m| m.ports);
+        // Its own random draw: it tells nothing of the generator's state.
+        let id_prefix = format!("{:012x}", ids.next_u64() & 0xffff_ffff_ffff);
+        let guard = guard::Guard::new(cfg.strangers, now);
         Core {
             ports: crate::media::pool::PortPool::new(lo, hi),
             media_out: VecDeque::new(),
@@ -321,8 +339,17 @@ impl Core {
             orphans: IdMap::default(),
             wall: (now, 0),
             store_backlog: false,
-            id_prefix: format!("{:012x}", seed & 0xffff_ffff_ffff),
+            guard,
+            id_prefix,
         }
+    }
+
+    /// Mixes fresh entropy from the OS into every generator the core holds (the
+    /// driver calls it now and then).
+    pub fn reseed(&mut self, fresh: Seed) {
+        self.ids.reseed(fresh);
+        let forked = self.ids.fork();
+        self.tl.reseed(forked);
     }
 
     /// While set, new calls get `503` + Retry-After with reason `store.backlog`.
@@ -406,11 +433,7 @@ impl Core {
         self.acd
             .reload(queued::acd_config(&plan), now)
             .map_err(|e| ApiError::Refused(format!("queues: {e}")))?;
-        self.registrar.set_users(
-            plan.agents
-                .iter()
-                .map(|a| (a.id.clone(), a.password.clone())),
-        );
+        self.registrar.set_users(queued::agent_credentials(&plan));
         self.dialplan = plan;
         self.drain_registrar(now);
         Ok(())
@@ -461,6 +484,12 @@ impl Core {
                 }
                 self.tl.send_stateless(peer, m.finish_empty());
             }
+            return;
+        }
+        if let Message::Request(req) = &msg
+            && !self.known_source(now, peer.addr.ip())
+            && self.stranger(now, req, peer)
+        {
             return;
         }
         self.tl.handle_message(now, msg, peer);
@@ -516,7 +545,9 @@ impl Core {
         self.tl.len()
     }
 
-    pub fn stats(&self) -> &CoreStats {
+    pub fn stats(&mut self) -> &CoreStats {
+        self.stats.strangers = self.guard.counts();
+        self.stats.foreign_responses = self.tl.foreign_responses();
         &self.stats
     }
 
@@ -548,7 +579,7 @@ impl Core {
         match req.method {
             Method::Cancel => self.on_cancel(now, tx, &req, cancels),
             Method::Invite if req.to_tag().is_none() => self.new_call(now, tx, req, peer),
-            _ if req.to_tag().is_some() => self.in_dialog(now, tx, req),
+            _ if req.to_tag().is_some() => self.in_dialog(now, tx, req, peer),
             Method::Register => self.on_register(now, tx, &req, peer),
             Method::Options => {
                 let mut m = response_to(&req, 200, "OK", Some(&self.ids.tag()));

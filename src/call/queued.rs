@@ -11,7 +11,7 @@ use super::{CallKey, Core, Reason, Role};
 use crate::acd::{self, AcdConfig, AgentConfig, Command, Member, QueueConfig};
 use crate::cdr;
 use crate::dialplan::{Dialplan, Overflow};
-use crate::registrar::RegistrarEvent;
+use crate::registrar::{Credential, RegisterReply, RegistrarEvent};
 use crate::sip::builder::response_to;
 use crate::sip::dialog::Dialog;
 use crate::sip::message::{Method, Request, Response, SipUri};
@@ -73,6 +73,24 @@ pub fn acd_config(plan: &Dialplan) -> AcdConfig {
             })
             .collect(),
     }
+}
+
+/// Each agent's digest secret for the registrar: its password or its HA1s.
+pub fn agent_credentials(plan: &Dialplan) -> Vec<(String, Credential)> {
+    plan.agents
+        .iter()
+        .map(|a| {
+            let credential = if a.ha1_md5.is_some() || a.ha1_sha256.is_some() {
+                Credential::Ha1 {
+                    md5: a.ha1_md5.clone(),
+                    sha256: a.ha1_sha256.clone(),
+                }
+            } else {
+                Credential::Password(a.password.clone())
+            };
+            (a.id.clone(), credential)
+        })
+        .collect()
 }
 
 impl Core {
@@ -169,7 +187,7 @@ impl Core {
             let _ = self.acd.abandon(now, key);
             return;
         }
-        let Some((uri, peer)) = self.resolve_seat(key, target) else {
+        let Some((uri, peer)) = self.resolve_seat(now, key, &agent, target) else {
             warn!(agent, target, "agent contact is not a reachable SIP URI");
             let _ = self.acd.ring_failed(now, key, &agent);
             return;
@@ -204,9 +222,26 @@ impl Core {
         self.place_b(now, key, uri, peer, pop);
     }
 
-    /// The Request-URI and address for ringing a seat: a registered contact, or a
-    /// static member's URI (whose missing user part becomes the called number).
-    fn resolve_seat(&self, key: CallKey, target: &str) -> Option<(String, Peer)> {
+    /// The Request-URI and address for ringing a seat. An agent: its registered
+    /// contact as the Request-URI, sent to the transport and address its REGISTER
+    /// came from (never to a host the Contact names: DESIGN.md §7), or nothing
+    /// once it has no binding. A static member: its URI (whose missing user part
+    /// becomes the called number).
+    fn resolve_seat(
+        &self,
+        now: Instant,
+        key: CallKey,
+        agent: &str,
+        target: &str,
+    ) -> Option<(String, Peer)> {
+        if self.registrar.is_user(agent) {
+            let bindings = self.registrar.lookup(now, agent);
+            let b = bindings
+                .iter()
+                .find(|b| b.contact.eq_ignore_ascii_case(target))
+                .or(bindings.first())?;
+            return Some((b.contact.clone(), b.source));
+        }
         let uri = SipUri::parse(target).ok()?;
         let ip = uri.ip()?;
         let transport = match uri.transport.as_deref() {
@@ -315,13 +350,25 @@ impl Core {
     /// REGISTER from an agent's softphone.
     pub(super) fn on_register(&mut self, now: Instant, tx: TxId, req: &Request, peer: Peer) {
         let reply = self.registrar.handle_register(now, req, peer);
+        self.send_registrar_reply(now, tx, req, &reply);
+        self.drain_registrar(now);
+    }
+
+    /// Sends the registrar's answer (to a REGISTER, or a challenge or refusal of
+    /// an agent's INVITE or REFER) on `tx`.
+    pub(super) fn send_registrar_reply(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        req: &Request,
+        reply: &RegisterReply,
+    ) {
         let tag = self.ids.tag();
         let mut m = response_to(req, reply.code, &reply.reason, Some(&tag));
         for (name, value) in &reply.headers {
             m.header(name, value);
         }
         self.respond(now, tx, reply.code, m.finish_empty());
-        self.drain_registrar(now);
     }
 
     /// Logs agents in and out as their registrations come and go.
@@ -341,8 +388,9 @@ impl Core {
                         let _ = self.acd.logout(&user, now);
                     }
                 }
-                RegistrarEvent::Blocked { ip } => {
-                    warn!(source = %Pii(ip), "REGISTER source blocked after repeated failures");
+                RegistrarEvent::Blocked { ip, user } => {
+                    let account = user.as_deref().unwrap_or("(every account)");
+                    warn!(source = %Pii(ip), account = ?account, "source blocked after repeated digest failures");
                 }
             }
         }

@@ -59,6 +59,10 @@ pub enum Reason {
     /// The relay did not take an order for the call's media (its command queue
     /// was full, or the relay has stopped): `503` while unanswered, else BYE.
     MediaRelayBusy,
+    /// The caller's INVITE outlived the gateway's guard on it (Timer C, 3 min
+    /// without a provisional): it can no longer be answered. Never expected, as
+    /// a pending INVITE's provisional is repeated every 50 s.
+    CallerTimeout,
 }
 
 impl Reason {
@@ -89,11 +93,12 @@ impl Reason {
             Reason::MediaNoPorts => "media.no_ports",
             Reason::MediaPortUnavailable => "media.port_unavailable",
             Reason::MediaRelayBusy => "media.relay_busy",
+            Reason::CallerTimeout => "leg.caller_timeout",
         }
     }
 
     /// Every code, for documentation and metrics pre-registration.
-    pub const ALL: [Reason; 24] = [
+    pub const ALL: [Reason; 25] = [
         Reason::CallerHangup,
         Reason::CalleeHangup,
         Reason::CallerCancelled,
@@ -118,6 +123,7 @@ impl Reason {
         Reason::MediaNoPorts,
         Reason::MediaPortUnavailable,
         Reason::MediaRelayBusy,
+        Reason::CallerTimeout,
     ];
 
     /// The reason with this stable code.

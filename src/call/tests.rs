@@ -30,7 +30,7 @@ pub(super) fn peer(addr: &str) -> Peer {
 }
 
 impl Net {
-    fn new() -> Net {
+    pub(super) fn new() -> Net {
         let plan = crate::dialplan::parse_sources(&[(
             "l.toml".into(),
             format!(
@@ -176,7 +176,7 @@ Content-Length: 0\r\n\r\n"
 }
 
 /// The caller's CANCEL for its INVITE (same branch).
-fn caller_cancel() -> Vec<u8> {
+pub(super) fn caller_cancel() -> Vec<u8> {
     format!(
         "CANCEL sip:12345@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKa1\r\n\
 Max-Forwards: 70\r\nFrom: \"张三\" <sip:13800138000@192.0.2.10>;tag=ca\r\nTo: <sip:12345@127.0.0.1>\r\n\
@@ -219,7 +219,7 @@ Contact: <sip:agent@{CALLEE}>\r\nContent-Length: 0\r\n\r\n",
 
 /// Sets up a ringing call; returns the INVITE the callee got and the gateway's
 /// To tag towards the caller.
-fn ringing(net: &mut Net) -> (Request, String) {
+pub(super) fn ringing(net: &mut Net) -> (Request, String) {
     net.send(net.caller, &caller_invite());
     net.response(net.caller, 100);
     let b_inv = net.request(net.callee, Method::Invite);
@@ -228,7 +228,7 @@ fn ringing(net: &mut Net) -> (Request, String) {
     (b_inv, ringing.to_tag().unwrap())
 }
 
-fn answered(net: &mut Net) -> (Request, String) {
+pub(super) fn answered(net: &mut Net) -> (Request, String) {
     let (b_inv, gw_tag) = ringing(net);
     net.send(net.callee, &callee_reply(&b_inv, 200, "OK", &[], SDP));
     net.response(net.caller, 200);

@@ -8,6 +8,7 @@
 //! | `Ring` | a direct callee's first provisional (`ring_timeout`); a parallel line's legacy leg (its ring time); a CANCEL sent to a callee (64·T1) | a parallel call overflows to 12345; after a CANCEL the call is finished; otherwise 408 to the caller (`leg.callee_no_answer`) |
 //! | `MaxDuration` | a call is answered (`max_duration`) | both legs are hung up (`call.max_duration`) |
 //! | `Survey` | the survey prompt starts, its key is awaited, its thanks play | see `media_flow.rs` (`on_survey_timer`): the next step of the survey, or its end |
+//! | `Progress` | a call arrives, then every [`PROGRESS_EVERY`] | while the caller's INVITE awaits its final response, its last provisional goes out again (RFC 3261 §13.3.1.1), so that no Timer C on the way (3 min) ends a caller still queued |
 //!
 //! Expiry is handled in `unanswered.rs` (`on_call_timer`).
 
@@ -22,7 +23,13 @@ pub(super) enum CallTimer {
     MaxDuration,
     /// The satisfaction survey waits for a key, or for its thanks to end.
     Survey,
+    /// The caller's pending INVITE gets its provisional again.
+    Progress,
 }
+
+/// How often a pending caller INVITE's provisional is repeated: under a
+/// minute, as RFC 3261 §13.3.1.1 asks, and well under Timer C's 3 minutes.
+pub(super) const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(50);
 
 impl Core {
     /// The earliest deadline of the transaction layer, the calls, the ACD and the
@@ -71,6 +78,7 @@ impl Core {
             CallTimer::Ring => c.ring_deadline == Some(at),
             CallTimer::MaxDuration => c.end_deadline == Some(at),
             CallTimer::Survey => c.survey_deadline == Some(at),
+            CallTimer::Progress => c.progress_deadline == Some(at),
         })
     }
 
@@ -80,6 +88,7 @@ impl Core {
                 CallTimer::Ring => c.ring_deadline = Some(at),
                 CallTimer::MaxDuration => c.end_deadline = Some(at),
                 CallTimer::Survey => c.survey_deadline = Some(at),
+                CallTimer::Progress => c.progress_deadline = Some(at),
             }
             self.timers.push(Reverse((at, key, timer)));
         }

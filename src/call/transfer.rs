@@ -9,6 +9,7 @@ use bytes::Bytes;
 use tracing::{debug, info};
 
 use super::{CallKey, Core, Phase, Role, Side};
+use crate::registrar::RequestAuth;
 use crate::sip::Peer;
 use crate::sip::dialog::Dialog;
 use crate::sip::message::{Headers, Method, Request, Response, SipUri, addr_spec};
@@ -32,11 +33,15 @@ impl Core {
         now: Instant,
         tx: TxId,
         req: &Request,
+        peer: Peer,
         key: CallKey,
         side: Side,
     ) {
         if side != Side::B {
             return self.reply(now, tx, req, 403, "Forbidden (only the agent may transfer)");
+        }
+        if !self.refer_authorised(now, tx, req, peer, key) {
+            return;
         }
         let ready = self
             .calls
@@ -131,6 +136,39 @@ impl Core {
         self.track(key, c_invite, Role::TransferInvite);
     }
 
+    /// Whether the REFER may go on. A registered agent proves it is the agent of
+    /// this call with digest, as on its REGISTER (DESIGN.md §7); otherwise it is
+    /// answered here (401 challenge, 403, 400) and false is returned. Static
+    /// seats and legacy platforms are trusted by network, as their calls are.
+    fn refer_authorised(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        req: &Request,
+        peer: Peer,
+        key: CallKey,
+    ) -> bool {
+        let Some(agent) = self
+            .calls
+            .get(&key)
+            .and_then(|c| c.agent.clone())
+            .filter(|a| self.registrar.is_user(a))
+        else {
+            return true;
+        };
+        let reply = match self.registrar.authenticate_request(now, req, peer) {
+            RequestAuth::Agent(user) if user == agent => return true,
+            RequestAuth::Agent(_) => {
+                self.reply(now, tx, req, 403, "Forbidden (not the agent of this call)");
+                return false;
+            }
+            RequestAuth::Absent => self.registrar.challenge_request(now, peer, Some(&agent)),
+            RequestAuth::Reply(r) => r,
+        };
+        self.send_registrar_reply(now, tx, req, &reply);
+        false
+    }
+
     /// A response on the new leg's INVITE.
     pub(super) fn on_transfer_invite_response(
         &mut self,
@@ -170,7 +208,10 @@ impl Core {
                 c_invite,
                 ..
             } = *t;
-            self.learn(key, Side::B, resp.content_type(), &resp.body);
+            // The new leg is not the callee dialog yet: its own peer is the
+            // signalling source the relay may hear it from.
+            let signal = Some(c.peer.addr.ip());
+            self.learn_from(key, Side::B, signal, resp.content_type(), &resp.body);
             let ack = c.request_with_cseq(Method::Ack, 1, None, Bytes::new());
             self.tl.send_ack(Some(c_invite), c.peer, ack);
             return self.complete_transfer(now, key, number, c, c_invite);

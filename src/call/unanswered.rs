@@ -127,7 +127,17 @@ impl Core {
                 self.orphans.remove(&tx);
             }
             Role::TransferInvite | Role::TransferReinvite => self.on_transfer_timeout(now, key),
-            Role::AInvite | Role::AwaitAck { .. } => {}
+            Role::AInvite => {
+                // The caller's INVITE outlived its guard: it can no longer be
+                // answered, so the call must not wait on (a leak otherwise).
+                if let Some(c) = self.calls.get_mut(&key)
+                    && c.a_invite.as_ref().is_some_and(|(t, _)| *t == tx)
+                {
+                    debug!("the caller's INVITE timed out unanswered");
+                    self.abandon_early(now, key, Reason::CallerTimeout, 408, "Request Timeout");
+                }
+            }
+            Role::AwaitAck { .. } => {}
         }
     }
 
@@ -169,6 +179,21 @@ impl Core {
                 }
             }
             CallTimer::Survey => self.on_survey_timer(now, key),
+            CallTimer::Progress => {
+                let pending = self
+                    .calls
+                    .get(&key)
+                    .and_then(|c| c.a_invite.as_ref().map(|(tx, _)| *tx));
+                if let Some(tx) = pending
+                    && self.tl.refresh_provisional(now, tx).is_ok()
+                {
+                    self.arm_call_timer(
+                        key,
+                        CallTimer::Progress,
+                        now + super::timer::PROGRESS_EVERY,
+                    );
+                }
+            }
             CallTimer::MaxDuration => {
                 if let Some(c) = self.calls.get_mut(&key) {
                     c.set_reason(Reason::MaxDuration);

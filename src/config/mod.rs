@@ -73,6 +73,59 @@ pub struct SipConfig {
     pub max_message_bytes: usize,
     #[serde(default)]
     pub timers: TimersConfig,
+    /// Rate limits for sources that are neither trunks nor registered agents.
+    #[serde(default)]
+    pub strangers: StrangersConfig,
+    /// TCP connections open at once, accepted and opened by the gateway (an
+    /// eighth is kept for the ones it opens). Each takes a file descriptor.
+    #[serde(default = "default_tcp_max_connections")]
+    pub tcp_max_connections: usize,
+    /// Accepted TCP connections open at once from one IP address.
+    #[serde(default = "default_tcp_max_per_source")]
+    pub tcp_max_per_source: usize,
+    /// Seconds an accepted TCP connection has to send its first complete message.
+    #[serde(default = "default_tcp_first_message_s")]
+    pub tcp_first_message_s: u64,
+    /// Seconds a TCP connection may receive nothing before it is closed; longer
+    /// than `registrar.max_expires_s` and `calls.max_duration_s`.
+    #[serde(default = "default_tcp_idle_s")]
+    pub tcp_idle_s: u64,
+}
+
+/// `[sip.strangers]`: what a source that is neither a trunk nor a registered
+/// agent may send (requests per second, sustained and in a burst). Over it,
+/// requests are dropped unanswered and counted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrangersConfig {
+    pub per_source_per_s: f64,
+    pub per_source_burst: f64,
+    pub total_per_s: f64,
+    pub total_burst: f64,
+}
+
+impl Default for StrangersConfig {
+    fn default() -> Self {
+        let d = crate::call::GuardConfig::default();
+        StrangersConfig {
+            per_source_per_s: d.per_source_rate,
+            per_source_burst: d.per_source_burst,
+            total_per_s: d.total_rate,
+            total_burst: d.total_burst,
+        }
+    }
+}
+
+impl StrangersConfig {
+    pub fn to_guard(&self) -> crate::call::GuardConfig {
+        crate::call::GuardConfig {
+            per_source_rate: self.per_source_per_s,
+            per_source_burst: self.per_source_burst,
+            total_rate: self.total_per_s,
+            total_burst: self.total_burst,
+            ..crate::call::GuardConfig::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -125,8 +178,11 @@ pub struct RegistrarSection {
     pub max_expires_s: u32,
     pub default_expires_s: u32,
     pub max_contacts: usize,
-    /// Failed attempts per source address within `failure_window_s`; one more blocks it.
+    /// Failed attempts per account from one source address within
+    /// `failure_window_s`; one more refuses that account to that source.
     pub max_failures: u32,
+    /// Failed attempts per source address across accounts; one more refuses it.
+    pub max_failures_per_source: u32,
     pub failure_window_s: u64,
     pub block_for_s: u64,
 }
@@ -147,6 +203,7 @@ impl Default for RegistrarSection {
             default_expires_s: d.default_expires,
             max_contacts: d.max_contacts,
             max_failures: d.max_failures,
+            max_failures_per_source: d.max_failures_per_source,
             failure_window_s: d.failure_window.as_secs(),
             block_for_s: d.block_for.as_secs(),
         }
@@ -177,6 +234,7 @@ impl RegistrarSection {
             default_expires: self.default_expires_s,
             max_contacts: self.max_contacts,
             max_failures: self.max_failures,
+            max_failures_per_source: self.max_failures_per_source,
             failure_window: Duration::from_secs(self.failure_window_s),
             block_for: Duration::from_secs(self.block_for_s),
             algorithms,
@@ -247,6 +305,22 @@ fn default_max_message() -> usize {
     65_535
 }
 
+fn default_tcp_max_connections() -> usize {
+    4096
+}
+
+fn default_tcp_max_per_source() -> usize {
+    64
+}
+
+fn default_tcp_first_message_s() -> u64 {
+    10
+}
+
+fn default_tcp_idle_s() -> u64 {
+    10_800
+}
+
 impl Config {
     /// Parses and validates a config text; `file` names it in errors.
     pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
@@ -303,6 +377,28 @@ impl Config {
         if self.sip.max_message_bytes < 1024 {
             return Err(err("sip.max_message_bytes", "must be at least 1024"));
         }
+        let st = &self.sip.strangers;
+        for (key, v) in [
+            ("sip.strangers.per_source_per_s", st.per_source_per_s),
+            ("sip.strangers.per_source_burst", st.per_source_burst),
+            ("sip.strangers.total_per_s", st.total_per_s),
+            ("sip.strangers.total_burst", st.total_burst),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(err(key, "must be a number >= 0"));
+            }
+        }
+        if st.per_source_burst > 0.0 && st.per_source_burst < 1.0
+            || st.total_burst > 0.0 && st.total_burst < 1.0
+        {
+            return Err(err(
+                "sip.strangers.per_source_burst",
+                "a burst under 1 admits nothing: use 0 to refuse strangers outright, or at least 1",
+            ));
+        }
+        if let Err((key, reason)) = self.check_tcp() {
+            return Err(err(key, &reason));
+        }
         if self.calls.max_concurrent == 0 {
             return Err(err("calls.max_concurrent", "must be at least 1"));
         }
@@ -353,6 +449,34 @@ impl Config {
             return Err(err(
                 "store.queue_capacity",
                 "queue_capacity must be at least 2 and batch_max at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The `[sip] tcp_*` keys: `Err((key, message))`.
+    fn check_tcp(&self) -> Result<(), (&'static str, String)> {
+        let s = &self.sip;
+        if s.tcp_max_connections < 8 {
+            return Err(("sip.tcp_max_connections", "must be at least 8".into()));
+        }
+        if s.tcp_max_per_source == 0 || s.tcp_max_per_source > s.tcp_max_connections {
+            return Err((
+                "sip.tcp_max_per_source",
+                "must be between 1 and sip.tcp_max_connections".into(),
+            ));
+        }
+        if s.tcp_first_message_s == 0 {
+            return Err(("sip.tcp_first_message_s", "must be at least 1".into()));
+        }
+        let longest = u64::from(self.registrar.max_expires_s).max(self.calls.max_duration_s);
+        if s.tcp_idle_s <= longest {
+            return Err((
+                "sip.tcp_idle_s",
+                format!(
+                    "must be longer than registrar.max_expires_s and calls.max_duration_s \
+                     ({longest} s): a registered agent or a call in progress may say nothing that long"
+                ),
             ));
         }
         Ok(())

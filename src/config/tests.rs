@@ -111,6 +111,22 @@ fn a_bad_value_names_its_key_and_line() {
             "listen = \"127.0.0.1:8080\"\nallowed_hosts = [\"http://x\"]",
             "http.allowed_hosts",
         ),
+        ("tcp_idle_s = 10800", "tcp_idle_s = 3600", "sip.tcp_idle_s"),
+        (
+            "tcp_max_per_source = 64",
+            "tcp_max_per_source = 5000",
+            "sip.tcp_max_per_source",
+        ),
+        (
+            "tcp_first_message_s = 10",
+            "tcp_first_message_s = 0",
+            "sip.tcp_first_message_s",
+        ),
+        (
+            "tcp_max_connections = 4096",
+            "tcp_max_connections = 2",
+            "sip.tcp_max_connections",
+        ),
     ];
     for (from, to, key) in cases {
         assert!(DEFAULT_TOML.contains(from), "{from}");
@@ -167,4 +183,22 @@ fn log_levels_and_directives_are_accepted_and_a_bare_word_is_not() {
     for bad in ["verbose", "", "info,", "x=loud", "=debug"] {
         assert!(super::check_log_level(bad).is_err(), "{bad:?}");
     }
+}
+
+#[test]
+fn tcp_limits_have_defaults_and_the_idle_time_outlasts_calls_and_registrations() {
+    let text: String = DEFAULT_TOML
+        .lines()
+        .filter(|l| !l.starts_with("tcp_"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let cfg = Config::parse("gw.toml", &text).unwrap();
+    assert_eq!(cfg.sip.tcp_max_connections, 4096);
+    assert_eq!(cfg.sip.tcp_max_per_source, 64);
+    assert_eq!(cfg.sip.tcp_first_message_s, 10);
+    assert_eq!(cfg.sip.tcp_idle_s, 10_800);
+    let longer_calls = DEFAULT_TOML.replace("max_duration_s = 7200", "max_duration_s = 20000");
+    let e = Config::parse("gw.toml", &longer_calls).unwrap_err();
+    assert_eq!(e.key, "sip.tcp_idle_s");
+    assert!(e.message.contains("20000 s"), "{e}");
 }

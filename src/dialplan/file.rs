@@ -191,8 +191,41 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
                         ),
                     ));
                 }
-                if a.password.len() < 3 {
-                    return Err(err("password", "must be at least 3 characters".into()));
+                let (ha1_md5, ha1_sha256) = (hex_hash(&a.ha1_md5, 32), hex_hash(&a.ha1_sha256, 64));
+                match (&a.password, &a.ha1_md5, &a.ha1_sha256) {
+                    (None, None, None) => {
+                        return Err(err(
+                            "id",
+                            "give the agent a password, or ha1_md5 and/or ha1_sha256".into(),
+                        ));
+                    }
+                    (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                        return Err(err(
+                            "password",
+                            "give either a password or HA1 hashes, not both".into(),
+                        ));
+                    }
+                    (Some(p), None, None) if p.chars().count() < MIN_PASSWORD => {
+                        return Err(err(
+                            "password",
+                            format!(
+                                "must be at least {MIN_PASSWORD} characters (or give ha1_md5 / ha1_sha256)"
+                            ),
+                        ));
+                    }
+                    _ => {}
+                }
+                if ha1_md5.is_err() {
+                    return Err(err(
+                        "ha1_md5",
+                        "must be 32 hex digits: MD5 of id:realm:password".into(),
+                    ));
+                }
+                if ha1_sha256.is_err() {
+                    return Err(err(
+                        "ha1_sha256",
+                        "must be 64 hex digits: SHA-256 of id:realm:password".into(),
+                    ));
                 }
                 if let Some((s, _)) = a.skills.iter().find(|(_, p)| **p == 0) {
                     return Err(err(
@@ -210,7 +243,9 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
                     AgentDef {
                         id: a.id,
                         name: a.name,
-                        password: a.password,
+                        password: a.password.unwrap_or_default(),
+                        ha1_md5: ha1_md5.unwrap_or_default(),
+                        ha1_sha256: ha1_sha256.unwrap_or_default(),
                         skills: a.skills,
                     },
                     o.clone(),
@@ -365,6 +400,20 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
         Ok(plan)
     } else {
         Err(errors)
+    }
+}
+
+/// Shortest plain agent password accepted.
+pub const MIN_PASSWORD: usize = 8;
+
+/// An optional HA1 as written: `digits` hex digits, returned lower-cased.
+fn hex_hash(v: &Option<String>, digits: usize) -> Result<Option<String>, ()> {
+    match v {
+        None => Ok(None),
+        Some(h) if h.len() == digits && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Ok(Some(h.to_ascii_lowercase()))
+        }
+        Some(_) => Err(()),
     }
 }
 

@@ -22,7 +22,7 @@ mod values;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-pub use file::{check, check_sources, load, parse_sources};
+pub use file::{MIN_PASSWORD, check, check_sources, load, parse_sources};
 pub use route::{CallFacts, Decision, DecisionView, Outcome};
 pub use seats::{AgentDef, Overflow, QueueDef, Strategy};
 

@@ -398,12 +398,12 @@ overflow = \"queue:nowhere\"
 [[agent]]
 id = \"1001\"
 name = \"A\"
-password = \"secret\"
+password = \"secret-pw\"
 
 [[agent]]
 id = \"1001\"
 name = \"B\"
-password = \"other\"
+password = \"other-pw\"
 
 [[line]]
 number = \"12345\"

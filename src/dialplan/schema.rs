@@ -109,7 +109,12 @@ fn default_misses() -> u32 {
 pub(super) struct AgentFile {
     pub(super) id: String,
     pub(super) name: String,
-    pub(super) password: String,
+    /// The digest password (8 characters or more); or, so that no password is
+    /// kept on disk, `ha1_md5` and/or `ha1_sha256`: the hex of
+    /// `H(id:realm:password)` with the registrar's realm.
+    pub(super) password: Option<String>,
+    pub(super) ha1_md5: Option<String>,
+    pub(super) ha1_sha256: Option<String>,
     /// Skill → priority (1 is best), e.g. `{ "12345" = 1, "12315" = 2 }`.
     #[serde(default)]
     pub(super) skills: BTreeMap<String, u8>,

@@ -40,7 +40,11 @@ pub struct QueueDef {
 pub struct AgentDef {
     pub id: String,
     pub name: String,
+    /// The digest password; empty when the file gives HA1 hashes instead.
     pub password: String,
+    /// `H(id:realm:password)` in hex (MD5: 32 digits, SHA-256: 64), lower case.
+    pub ha1_md5: Option<String>,
+    pub ha1_sha256: Option<String>,
     /// Skill (usually a line number) → priority, 1 being the best.
     pub skills: BTreeMap<String, u8>,
 }
@@ -52,6 +56,11 @@ impl std::fmt::Debug for AgentDef {
             .field("id", &self.id)
             .field("name", &self.name)
             .field("password", &"<redacted>")
+            .field("ha1_md5", &self.ha1_md5.as_ref().map(|_| "<redacted>"))
+            .field(
+                "ha1_sha256",
+                &self.ha1_sha256.as_ref().map(|_| "<redacted>"),
+            )
             .field("skills", &self.skills)
             .finish()
     }

@@ -66,6 +66,42 @@ pub fn render(
         "SIP messages that could not be parsed.",
         status.parse_errors.load(Ordering::Relaxed),
     );
+    counter(
+        o,
+        "hotline_sip_strangers_refused_total",
+        "Requests from sources that are neither trunks nor registered agents, answered statelessly.",
+        status.strangers_refused.load(Ordering::Relaxed),
+    );
+    counter(
+        o,
+        "hotline_sip_strangers_dropped_total",
+        "Requests from strangers dropped unanswered over the [sip.strangers] rate limits.",
+        status.strangers_dropped.load(Ordering::Relaxed),
+    );
+    counter(
+        o,
+        "hotline_sip_foreign_responses_total",
+        "Responses dropped because they came from another address than their request went to.",
+        status.foreign_responses.load(Ordering::Relaxed),
+    );
+    gauge(
+        o,
+        "hotline_sip_tcp_connections",
+        "SIP TCP connections open (accepted and opened).",
+        status.tcp_open.load(Ordering::Relaxed) as f64,
+    );
+    counter(
+        o,
+        "hotline_sip_tcp_refused_total",
+        "SIP TCP connections closed at once: over sip.tcp_max_connections or sip.tcp_max_per_source.",
+        status.tcp_refused.load(Ordering::Relaxed),
+    );
+    counter(
+        o,
+        "hotline_sip_tcp_closed_silent_total",
+        "SIP TCP connections closed for silence: no message within sip.tcp_first_message_s, or idle for sip.tcp_idle_s.",
+        status.tcp_closed_silent.load(Ordering::Relaxed),
+    );
 
     gauge(
         o,
@@ -273,8 +309,13 @@ pub fn render(
             ),
             (
                 "hotline_media_dropped_unknown_total",
-                "Packets from an address a leg has not latched onto, or before its SDP.",
+                "Packets from an allowed address while another holds the leg, or before its SDP.",
                 S::get(&m.dropped_unknown),
+            ),
+            (
+                "hotline_media_dropped_foreign_total",
+                "Packets from neither the leg's SDP address nor its signalling IP (never relayed).",
+                S::get(&m.dropped_foreign),
             ),
             (
                 "hotline_media_dropped_malformed_total",

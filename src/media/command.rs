@@ -5,7 +5,7 @@
 //! `Core::poll_media`, and the transport hands them to the relay thread. The
 //! relay's findings (a digit, silence, a prompt played out) come back as events.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -81,11 +81,14 @@ pub enum MediaCommand {
         record: Option<String>,
     },
     /// A leg's phone announced (or changed) where it receives and what codec.
-    /// The relay latches onto the first source that then sends to the leg.
+    /// The relay hears the leg only from the SDP's address or from any port of
+    /// `signal`, the IP address the leg's SIP signalling came from (a phone
+    /// behind NAT); it latches onto the first of those that sends.
     Remote {
         session: SessionId,
         leg: Leg,
         remote: Remote,
+        signal: Option<IpAddr>,
     },
     /// The caller hears `playlist` instead of the callee. `play` numbers the
     /// session's playlists: its [`MediaEvent::PlayDone`] carries it back.

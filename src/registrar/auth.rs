@@ -1,6 +1,8 @@
-//! Checking a REGISTER's digest credentials and writing challenges: HA1 storage,
-//! the decoy for unknown users, nonce freshness and replay. No I/O.
+//! Checking a request's digest credentials (REGISTER, and INVITE/REFER from
+//! agents) and writing challenges: HA1 storage, the decoy for unknown users, nonce
+//! freshness and source, and replay. No I/O.
 
+use std::net::IpAddr;
 use std::time::Instant;
 
 use crate::sip::message::{Headers, Request, SipUri};
@@ -9,64 +11,111 @@ use super::digest::{Algorithm, Credentials, ResponseInput, challenge, constant_t
 use super::nonce::NonceState;
 use super::{RegisterReply, Registrar, RegistrarError, malformed};
 
+/// How an agent's secret is configured: a password, or its HA1 hashes
+/// (`H(user:realm:password)`, lower-case hex) so that no password is on disk.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credential {
+    Password(String),
+    /// At least one of the two; an algorithm without its HA1 is not offered to
+    /// this user.
+    Ha1 {
+        md5: Option<String>,
+        sha256: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Credential::Password(_) => "Password(<redacted>)",
+            Credential::Ha1 { .. } => "Ha1(<redacted>)",
+        })
+    }
+}
+
+impl From<String> for Credential {
+    fn from(password: String) -> Credential {
+        Credential::Password(password)
+    }
+}
+
 /// A user's credentials, kept as HA1 per algorithm so the password itself is not held.
 #[derive(Clone)]
 pub(super) struct Secret {
-    md5: String,
-    sha256: String,
+    md5: Option<String>,
+    sha256: Option<String>,
 }
 
 impl Secret {
-    pub(super) fn new(user: &str, realm: &str, password: &str) -> Secret {
-        Secret {
-            md5: Algorithm::Md5.ha1(user, realm, password),
-            sha256: Algorithm::Sha256.ha1(user, realm, password),
+    pub(super) fn new(user: &str, realm: &str, credential: &Credential) -> Secret {
+        match credential {
+            Credential::Password(password) => Secret {
+                md5: Some(Algorithm::Md5.ha1(user, realm, password)),
+                sha256: Some(Algorithm::Sha256.ha1(user, realm, password)),
+            },
+            Credential::Ha1 { md5, sha256 } => Secret {
+                md5: md5.as_ref().map(|h| h.to_ascii_lowercase()),
+                sha256: sha256.as_ref().map(|h| h.to_ascii_lowercase()),
+            },
         }
     }
 
-    fn ha1(&self, alg: Algorithm) -> &str {
+    fn ha1(&self, alg: Algorithm) -> Option<&str> {
         match alg {
-            Algorithm::Md5 => &self.md5,
-            Algorithm::Sha256 => &self.sha256,
+            Algorithm::Md5 => self.md5.as_deref(),
+            Algorithm::Sha256 => self.sha256.as_deref(),
         }
     }
 }
 
-/// What checking a REGISTER's credentials concluded.
+/// What checking a request's credentials concluded.
+#[derive(Debug)]
 pub(super) enum Auth {
     /// Authenticated as this user.
     Ok(String),
-    /// Answer 401; `failure` counts against the source IP.
-    Challenge {
+    /// Answer 401 without counting a failure: an old, foreign or replayed nonce
+    /// (`stale` when the password was right), or an algorithm the user has no HA1
+    /// for.
+    Retry {
         stale: bool,
-        failure: bool,
+        user: String,
+    },
+    /// A wrong response over a fresh nonce we issued to this source: counts
+    /// against `user` from this source.
+    Failed {
+        user: String,
     },
     Malformed(RegistrarError),
 }
 
 impl Registrar {
-    pub(super) fn authenticate(&mut self, now: Instant, req: &Request) -> Auth {
-        let mut creds = None;
-        for value in req.header_all("Authorization") {
-            match Credentials::parse(value) {
-                Ok(Some(c)) if c.realm == self.cfg.realm => {
-                    creds = Some(c);
-                    break;
-                }
-                Ok(_) => {} // another scheme or realm: not for us
-                Err(e) => return Auth::Malformed(e),
+    /// The Digest credentials for our realm in `Authorization` or
+    /// `Proxy-Authorization` (softphones answer a 401 or a 407 with either).
+    pub(super) fn credentials(&self, req: &Request) -> Result<Option<Credentials>, RegistrarError> {
+        let values = req
+            .header_all("Authorization")
+            .chain(req.header_all("Proxy-Authorization"));
+        for value in values {
+            match Credentials::parse(value)? {
+                Some(c) if c.realm == self.cfg.realm => return Ok(Some(c)),
+                _ => {} // another scheme or realm: not for us
             }
         }
-        let Some(c) = creds else {
-            return Auth::Challenge {
-                stale: false,
-                failure: false,
-            };
-        };
+        Ok(None)
+    }
+
+    /// Checks `c` for `req`, which came from `source`.
+    pub(super) fn verify(
+        &mut self,
+        now: Instant,
+        req: &Request,
+        c: Credentials,
+        source: IpAddr,
+    ) -> Auth {
         let Some(alg) = c.algorithm.filter(|a| self.cfg.algorithms.contains(a)) else {
-            return Auth::Challenge {
+            return Auth::Retry {
                 stale: false,
-                failure: false,
+                user: c.username,
             };
         };
         let (Some(qop), Some(nc), Some(cnonce)) = (&c.qop, &c.nc, &c.cnonce) else {
@@ -86,9 +135,17 @@ impl Registrar {
             return Auth::Malformed(malformed("Authorization", "uri differs from Request-URI"));
         }
         let known = self.users.get(&c.username);
-        let ha1 = known.unwrap_or(&self.decoy).ha1(alg);
+        if known.is_some_and(|s| s.ha1(alg).is_none()) {
+            // A user configured with only the other algorithm's HA1.
+            return Auth::Retry {
+                stale: false,
+                user: c.username,
+            };
+        }
+        let decoy = self.decoy.ha1(alg).unwrap_or_default();
+        let ha1 = known.and_then(|s| s.ha1(alg)).unwrap_or(decoy);
         let input = ResponseInput {
-            method: "REGISTER",
+            method: req.method.as_str(),
             uri: &c.uri,
             nonce: &c.nonce,
             nc,
@@ -96,29 +153,57 @@ impl Registrar {
             qop,
         };
         let expected = alg.response(ha1, &input);
+        let nonce = self.nonces.check(now, &c.nonce, source);
         if known.is_none() || !constant_time_eq(expected.as_bytes(), c.response.as_bytes()) {
-            return Auth::Challenge {
+            // Counted only over a fresh nonce this source was given: a packet
+            // spoofed from someone else's address cannot carry one.
+            if nonce == NonceState::Fresh {
+                return Auth::Failed { user: c.username };
+            }
+            return Auth::Retry {
                 stale: false,
-                failure: true,
+                user: c.username,
             };
         }
         // The password is right; an old, foreign or replayed nonce only asks the
         // client to retry with a fresh one.
-        let fresh = self.nonces.check(now, &c.nonce) == NonceState::Fresh
+        let fresh = nonce == NonceState::Fresh
             && self.replay.accept(&c.username, &c.nonce, cnonce, nc_value);
         if !fresh {
-            return Auth::Challenge {
+            return Auth::Retry {
                 stale: true,
-                failure: false,
+                user: c.username,
             };
         }
         Auth::Ok(c.username)
     }
 
-    pub(super) fn challenge(&mut self, now: Instant, stale: bool) -> RegisterReply {
-        let nonce = self.nonces.issue(now);
+    /// A 401 with a fresh nonce for `source`: one `WWW-Authenticate` per algorithm
+    /// offered, limited to those `user` (when known) has an HA1 for.
+    pub(super) fn challenge(
+        &mut self,
+        now: Instant,
+        source: IpAddr,
+        stale: bool,
+        user: Option<&str>,
+    ) -> RegisterReply {
+        let nonce = self.nonces.issue(now, source);
         let mut reply = RegisterReply::new(401, "Unauthorized");
-        for &alg in &self.cfg.algorithms {
+        let secret = user.and_then(|u| self.users.get(u));
+        let usable = |alg: Algorithm| secret.is_none_or(|s| s.ha1(alg).is_some());
+        let mut algorithms: Vec<Algorithm> = self
+            .cfg
+            .algorithms
+            .iter()
+            .copied()
+            .filter(|a| usable(*a))
+            .collect();
+        if algorithms.is_empty() {
+            // The user's only HA1 is for an algorithm not offered: offer the
+            // configured ones (that agent cannot log in until its file says more).
+            algorithms = self.cfg.algorithms.clone();
+        }
+        for alg in algorithms {
             reply.headers.push((
                 "WWW-Authenticate",
                 challenge(&self.cfg.realm, &nonce, alg, stale),

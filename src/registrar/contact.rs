@@ -1,5 +1,8 @@
 //! Reading the Contact and Expires headers of a REGISTER (RFC 3261 §10.2, §10.3
-//! steps 6–7) into a list of requested binding changes. No I/O, no state.
+//! steps 6–7) into a list of requested binding changes, and checking that they
+//! name no other host than the one the REGISTER came from. No I/O, no state.
+
+use std::net::IpAddr;
 
 use crate::sip::message::{Headers, Request, SipUri, addr_spec, param, split_list};
 
@@ -130,4 +133,40 @@ fn split_contact(value: &str) -> (&str, &str) {
     let after = rest.trim_start();
     let after = after.strip_prefix('>').unwrap_or(after);
     (uri, after.trim())
+}
+
+/// Whether a contact to bind names a host other than `source`: a public IP
+/// address that is not the source's, or a host name. A private, loopback or
+/// link-local address is a phone behind NAT and is accepted (the gateway rings
+/// every agent at the address its REGISTER came from, whatever its Contact says).
+/// Removals (`expires=0`) are not checked: they only remove.
+pub fn foreign_host(updates: &[ContactUpdate], source: IpAddr) -> bool {
+    updates.iter().filter(|u| u.expires > 0).any(|u| {
+        match SipUri::parse(&u.uri).ok().and_then(|uri| uri.ip()) {
+            Some(ip) => ip.to_canonical() != source.to_canonical() && !is_local(ip),
+            None => true,
+        }
+    })
+}
+
+/// Addresses that name no host on the public network: RFC 1918, CGNAT (RFC 6598),
+/// loopback, link-local, unspecified; IPv6 unique-local and link-local.
+fn is_local(ip: IpAddr) -> bool {
+    match ip.to_canonical() {
+        IpAddr::V4(a) => {
+            let [o0, o1, ..] = a.octets();
+            a.is_private()
+                || a.is_loopback()
+                || a.is_link_local()
+                || a.is_unspecified()
+                || (o0 == 100 && (64..128).contains(&o1))
+        }
+        IpAddr::V6(a) => {
+            let s0 = a.segments()[0];
+            a.is_loopback()
+                || a.is_unspecified()
+                || (s0 & 0xfe00) == 0xfc00
+                || (s0 & 0xffc0) == 0xfe80
+        }
+    }
 }

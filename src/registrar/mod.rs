@@ -1,5 +1,6 @@
 //! Registrar: REGISTER with digest authentication (MD5 and SHA-256) for agents'
-//! softphones, and the table of where each agent can be reached (issue 3).
+//! softphones, the same digest for their INVITEs and REFERs, and the table of
+//! where each agent can be reached (issue 3, issue 14).
 //!
 //! Pure, like `sip/`: no sockets, no clock, no randomness. Every entry point takes
 //! `now`; the only secret is the nonce key handed to [`Registrar::new`]. Outputs
@@ -8,19 +9,28 @@
 //! [`Registrar::poll_timeout`].
 //!
 //! ```text
-//! REGISTER ─► blocked IP? ──yes──► 403 (no challenge)
+//! REGISTER ─► source blocked, or this account blocked for this source? ──► 403
 //!                │no
 //!                ▼
-//!        Authorization ok? ──no──► 401 (SHA-256 + MD5 challenges; failure counted)
-//!                │yes           └─ right password, old nonce ► 401 stale=true
+//!        Authorization ok? ──no──► 401 (SHA-256 + MD5 challenges; a wrong
+//!                │yes                response over a nonce issued to this
+//!                │                   source is counted)
+//!                │              └─ right password, old nonce ► 401 stale=true
 //!                ▼
 //!        digest user = To user? ──no──► 403
+//!                ▼
+//!        Contacts name the source, or a private address? ──no──► 403
 //!                ▼
 //!        Contacts: query / update / `*` ──► 200 with current bindings
 //!                                      └──► 400 / 403 / 423
 //! ```
 //!
-//! Owns credentials (kept only as HA1 hashes), bindings, nonces and per-IP failure
+//! Nonces are bound to the source IP they were issued to (`nonce.rs`), and
+//! failures count per (account, source) and per source (`limiter.rs`): a packet
+//! spoofed from an agent's address carries no such nonce, so it neither counts nor
+//! locks anybody out. A blocked account is refused only to the source that failed.
+//!
+//! Owns credentials (kept only as HA1 hashes), bindings, nonces and failure
 //! counts. Must not send SIP, read the clock or log passwords.
 
 mod auth;
@@ -31,6 +41,8 @@ mod limiter;
 mod nonce;
 
 #[cfg(test)]
+mod lockout_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{HashMap, VecDeque};
@@ -40,15 +52,15 @@ use std::time::{Duration, Instant};
 
 use crate::sip::Peer;
 use crate::sip::message::{Headers, Method, Request, SipUri, addr_spec};
-use crate::util::pii::Pii;
 
+pub use auth::Credential;
 pub use bindings::Binding;
 pub use digest::{Algorithm, ResponseInput};
 
 use auth::{Auth, Secret};
 use bindings::{ApplyReject, BindingTable, Writer};
-use contact::{ContactReject, parse_contacts};
-use limiter::FailureLimiter;
+use contact::{ContactReject, ContactRequest, parse_contacts};
+use limiter::{Blocked, FailureLimiter};
 use nonce::{NonceKey, ReplayGuard};
 
 /// Most events held for [`Registrar::poll_event`]; the oldest is dropped beyond it.
@@ -72,10 +84,14 @@ pub struct RegistrarConfig {
     pub default_expires: u32,
     /// Most bindings per user (desk phone, softphone, …).
     pub max_contacts: usize,
-    /// Failures allowed per source IP within `failure_window`; one more blocks it.
+    /// Failures allowed per account from one source IP within `failure_window`;
+    /// one more refuses that account to that source.
     pub max_failures: u32,
+    /// Failures allowed per source IP across all accounts within
+    /// `failure_window`; one more refuses the whole source.
+    pub max_failures_per_source: u32,
     pub failure_window: Duration,
-    /// How long a blocked IP gets 403 for every REGISTER.
+    /// How long a block lasts (403 without a challenge).
     pub block_for: Duration,
     /// Digest algorithms accepted, offered in this order (RFC 8760: most preferred
     /// first). Some older softphones read only the first challenge, so a lab may
@@ -93,6 +109,7 @@ impl Default for RegistrarConfig {
             default_expires: 3600,
             max_contacts: 5,
             max_failures: 5,
+            max_failures_per_source: 20,
             failure_window: Duration::from_secs(60),
             block_for: Duration::from_secs(300),
             algorithms: Algorithm::OFFERED.to_vec(),
@@ -121,6 +138,9 @@ impl RegistrarConfig {
         }
         if self.max_contacts == 0 {
             return bad("max_contacts", "must be at least 1");
+        }
+        if self.max_failures_per_source < self.max_failures {
+            return bad("max_failures_per_source", "must be at least max_failures");
         }
         if self.nonce_ttl.is_zero() {
             return bad("nonce_ttl", "must be positive");
@@ -151,7 +171,8 @@ pub enum RegistrarError {
     },
 }
 
-/// The answer to one REGISTER, for the caller to send.
+/// The answer to one REGISTER (or to an agent's INVITE or REFER that must be
+/// challenged or refused), for the caller to send.
 ///
 /// Why: the registrar does not write SIP; the call core turns this into
 /// `response_to(req, code, &reason, Some(tag))` followed by `headers` in order.
@@ -190,8 +211,21 @@ pub enum RegistrarEvent {
     Unregistered { user: String, contact: String },
     /// A binding ran out without being refreshed.
     Expired { user: String, contact: String },
-    /// A source address exceeded `max_failures` and is refused for `block_for`.
-    Blocked { ip: IpAddr },
+    /// Too many proven failures: `user` (or with `None`, every account) is
+    /// refused to the source `ip` for `block_for`.
+    Blocked { ip: IpAddr, user: Option<String> },
+}
+
+/// What an INVITE's or REFER's credentials say about its sender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestAuth {
+    /// Digest credentials for this agent, verified.
+    Agent(String),
+    /// No credentials for our realm: the caller decides (challenge, or treat the
+    /// sender as no agent).
+    Absent,
+    /// Answer this (401 challenge, 403 blocked, 400 malformed) and stop.
+    Reply(RegisterReply),
 }
 
 /// The registrar for the agents' realm.
@@ -220,7 +254,7 @@ impl fmt::Debug for Registrar {
                 &format_args!("{} (credentials redacted)", self.users.len()),
             )
             .field("bindings", &self.bindings)
-            .field("blocked_or_failing_ips", &self.limiter.tracked())
+            .field("blocked_or_failing", &self.limiter.tracked())
             .field("events", &self.events.len())
             .finish_non_exhaustive()
     }
@@ -233,10 +267,19 @@ impl Registrar {
         Registrar {
             nonces: NonceKey::new(secret, &cfg.realm, t0, cfg.nonce_ttl),
             users: HashMap::new(),
-            decoy: Secret::new("\u{0}decoy", &cfg.realm, ""),
+            decoy: Secret::new(
+                "\u{0}decoy",
+                &cfg.realm,
+                &Credential::Password(String::new()),
+            ),
             replay: ReplayGuard::default(),
             bindings: BindingTable::default(),
-            limiter: FailureLimiter::new(cfg.max_failures, cfg.failure_window, cfg.block_for),
+            limiter: FailureLimiter::new(
+                cfg.max_failures,
+                cfg.max_failures_per_source,
+                cfg.failure_window,
+                cfg.block_for,
+            ),
             events: VecDeque::new(),
             dropped_events: 0,
             cfg,
@@ -245,12 +288,12 @@ impl Registrar {
 
     /// Replaces all credentials (config reload). Bindings of users that remain are
     /// kept; those of removed users are dropped with `Unregistered` events.
-    pub fn set_users(&mut self, users: impl IntoIterator<Item = (String, String)>) {
+    pub fn set_users<C: Into<Credential>>(&mut self, users: impl IntoIterator<Item = (String, C)>) {
         let realm = &self.cfg.realm;
         self.users = users
             .into_iter()
-            .map(|(user, password)| {
-                let secret = Secret::new(&user, realm, &password);
+            .map(|(user, credential)| {
+                let secret = Secret::new(&user, realm, &credential.into());
                 (user, secret)
             })
             .collect();
@@ -267,26 +310,13 @@ impl Registrar {
         if req.method != Method::Register {
             return RegisterReply::new(405, "Method Not Allowed");
         }
-        let ip = source.addr.ip();
-        if self.limiter.is_blocked(now, ip) {
-            return RegisterReply::new(403, "Forbidden (too many failed attempts)");
-        }
-        let user = match self.authenticate(now, req) {
-            Auth::Ok(user) => user,
-            Auth::Malformed(e) => return RegisterReply::bad_request(&e),
-            Auth::Challenge { stale, failure } => {
-                if failure && self.limiter.record_failure(now, ip) {
-                    tracing::warn!(ip = %Pii(ip), "registrar: too many failed attempts, blocking");
-                    self.push_events([RegistrarEvent::Blocked { ip }]);
-                    return RegisterReply::new(403, "Forbidden (too many failed attempts)");
-                }
-                return self.challenge(now, stale);
-            }
-        };
-        self.limiter.record_success(ip);
         let aor = match aor_user(req) {
             Ok(aor) => aor,
             Err(e) => return RegisterReply::bad_request(&e),
+        };
+        let user = match self.authenticate(now, req, source, Some(&aor)) {
+            Ok(user) => user,
+            Err(reply) => return reply,
         };
         if aor != user {
             return RegisterReply::new(403, "Forbidden (username does not match AOR)");
@@ -294,9 +324,90 @@ impl Registrar {
         self.update_bindings(now, req, source, &user)
     }
 
+    /// Checks the credentials of an INVITE or REFER that arrived from `source`
+    /// (agents prove who they are on every request, not only on REGISTER).
+    pub fn authenticate_request(
+        &mut self,
+        now: Instant,
+        req: &Request,
+        source: Peer,
+    ) -> RequestAuth {
+        match self.credentials(req) {
+            Ok(None) => {
+                if self.limiter.is_blocked(now, source.addr.ip(), None) {
+                    return RequestAuth::Reply(blocked_reply());
+                }
+                RequestAuth::Absent
+            }
+            Ok(Some(_)) => match self.authenticate(now, req, source, None) {
+                Ok(user) => RequestAuth::Agent(user),
+                Err(reply) => RequestAuth::Reply(reply),
+            },
+            Err(e) => RequestAuth::Reply(RegisterReply::bad_request(&e)),
+        }
+    }
+
+    /// A 401 with a fresh nonce for `source`, for a request that carried no
+    /// credentials; `user` (the From user, say) limits the algorithms offered to
+    /// those that user can answer.
+    pub fn challenge_request(
+        &mut self,
+        now: Instant,
+        source: Peer,
+        user: Option<&str>,
+    ) -> RegisterReply {
+        self.challenge(now, source.addr.ip(), false, user)
+    }
+
+    /// The user `req` authenticates as, or the reply to send: 403 to a blocked
+    /// source or account, 401 to absent, stale or wrong credentials (counting
+    /// proven failures), 400 to malformed ones. `hint` names the account when the
+    /// request has no credentials (a REGISTER's address-of-record).
+    fn authenticate(
+        &mut self,
+        now: Instant,
+        req: &Request,
+        source: Peer,
+        hint: Option<&str>,
+    ) -> Result<String, RegisterReply> {
+        let ip = source.addr.ip();
+        let creds = self
+            .credentials(req)
+            .map_err(|e| RegisterReply::bad_request(&e))?;
+        let named = creds.as_ref().map(|c| c.username.as_str()).or(hint);
+        if self.limiter.is_blocked(now, ip, named) {
+            return Err(blocked_reply());
+        }
+        let Some(creds) = creds else {
+            return Err(self.challenge(now, ip, false, hint));
+        };
+        match self.verify(now, req, creds, ip) {
+            Auth::Ok(user) => {
+                self.limiter.record_success(ip, &user);
+                Ok(user)
+            }
+            Auth::Malformed(e) => Err(RegisterReply::bad_request(&e)),
+            Auth::Retry { stale, user } => Err(self.challenge(now, ip, stale, Some(&user))),
+            Auth::Failed { user } => {
+                let blocked = match self.limiter.record_failure(now, ip, &user) {
+                    Blocked::No => return Err(self.challenge(now, ip, false, Some(&user))),
+                    Blocked::Account => Some(user),
+                    Blocked::Source => None,
+                };
+                self.push_events([RegistrarEvent::Blocked { ip, user: blocked }]);
+                Err(blocked_reply())
+            }
+        }
+    }
+
     /// Unexpired bindings of `user`, best `q` first, then most recent.
     pub fn lookup(&self, now: Instant, user: &str) -> Vec<&Binding> {
         self.bindings.lookup(now, user)
+    }
+
+    /// Whether `user` is a configured account (an agent).
+    pub fn is_user(&self, user: &str) -> bool {
+        self.users.contains_key(user)
     }
 
     /// Whether a live binding was registered from `ip` (an agent's softphone).
@@ -345,6 +456,14 @@ impl Registrar {
                 return r;
             }
         };
+        if let ContactRequest::Update(updates) = &changes
+            && contact::foreign_host(updates, source.addr.ip())
+        {
+            return RegisterReply::new(
+                403,
+                "Forbidden (Contact names another host than the REGISTER came from)",
+            );
+        }
         let (Some(call_id), Some((cseq, _))) = (req.call_id(), req.cseq()) else {
             return RegisterReply::bad_request(&malformed("Call-ID or CSeq", "missing"));
         };
@@ -388,6 +507,10 @@ impl Registrar {
             self.events.push_back(e);
         }
     }
+}
+
+fn blocked_reply() -> RegisterReply {
+    RegisterReply::new(403, "Forbidden (too many failed attempts)")
 }
 
 fn malformed(what: &'static str, detail: &str) -> RegistrarError {

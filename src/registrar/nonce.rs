@@ -1,13 +1,17 @@
 //! Stateless digest nonces and the small replay guard that backs them.
 //!
 //! A nonce is `hex(secs) ‖ hex(serial) ‖ hex(HMAC-SHA256(secret, secs ‖ serial ‖
-//! realm)[..16])`: it proves the registrar issued it and when, so nothing is stored
-//! per challenge and a flood of unauthenticated REGISTERs costs no memory. `secs`
+//! source IP ‖ realm)[..16])`: it proves the registrar issued it, when, and to which
+//! source address, so nothing is stored per challenge and a flood of
+//! unauthenticated requests costs no memory. A nonce presented from another
+//! address does not verify: a failure is only counted for a nonce the gateway
+//! gave that very source, so spoofed packets cannot lock anybody out. `secs`
 //! counts seconds since the `t0` given to the registrar (this file never reads a
 //! clock); `serial` makes two challenges in the same second differ, so a client
 //! that reuses its cnonce is not mistaken for a replay.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
@@ -28,7 +32,8 @@ pub enum NonceState {
     Fresh,
     /// Issued by us, but longer ago than the TTL.
     Stale,
-    /// Not ours: forged, mangled, or from before a restart with a new secret.
+    /// Not ours: forged, mangled, issued to another source address, or from
+    /// before a restart with a new secret.
     Invalid,
 }
 
@@ -66,15 +71,17 @@ impl NonceKey {
         }
     }
 
-    /// A nonce stamped with `now`.
-    pub fn issue(&mut self, now: Instant) -> String {
+    /// A nonce stamped with `now`, for the client at `source`.
+    pub fn issue(&mut self, now: Instant, source: IpAddr) -> String {
         let secs = now.saturating_duration_since(self.t0).as_secs();
         self.serial = self.serial.wrapping_add(1);
         let serial = self.serial;
-        format!("{secs:016x}{serial:08x}{}", hex(&self.mac(secs, serial)))
+        let mac = self.mac(secs, serial, source);
+        format!("{secs:016x}{serial:08x}{}", hex(&mac))
     }
 
-    pub fn check(&self, now: Instant, nonce: &str) -> NonceState {
+    /// What `nonce`, presented by a client at `source`, is.
+    pub fn check(&self, now: Instant, nonce: &str, source: IpAddr) -> NonceState {
         let lower_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
         if nonce.len() != TIME_HEX + SERIAL_HEX + 2 * MAC_LEN || !nonce.bytes().all(lower_hex) {
             return NonceState::Invalid;
@@ -87,7 +94,10 @@ impl NonceKey {
         ) else {
             return NonceState::Invalid;
         };
-        if !constant_time_eq(mac.as_bytes(), hex(&self.mac(secs, serial)).as_bytes()) {
+        if !constant_time_eq(
+            mac.as_bytes(),
+            hex(&self.mac(secs, serial, source)).as_bytes(),
+        ) {
             return NonceState::Invalid;
         }
         let Some(issued) = self.t0.checked_add(Duration::from_secs(secs)) else {
@@ -105,10 +115,21 @@ impl NonceKey {
         }
     }
 
-    fn mac(&self, secs: u64, serial: u32) -> [u8; MAC_LEN] {
-        let mut msg = Vec::with_capacity(12 + self.realm.len());
+    fn mac(&self, secs: u64, serial: u32, source: IpAddr) -> [u8; MAC_LEN] {
+        let mut msg = Vec::with_capacity(29 + self.realm.len());
         msg.extend_from_slice(&secs.to_be_bytes());
         msg.extend_from_slice(&serial.to_be_bytes());
+        // An IPv4-mapped IPv6 address is the same host as the IPv4 one.
+        match source.to_canonical() {
+            IpAddr::V4(a) => {
+                msg.push(4);
+                msg.extend_from_slice(&a.octets());
+            }
+            IpAddr::V6(a) => {
+                msg.push(6);
+                msg.extend_from_slice(&a.octets());
+            }
+        }
         msg.extend_from_slice(self.realm.as_bytes());
         let full = hmac_sha256(&self.secret, &msg);
         let mut out = [0u8; MAC_LEN];

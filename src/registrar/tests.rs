@@ -11,12 +11,12 @@ use super::*;
 use crate::sip::Transport;
 use crate::sip::message::{Message, parse};
 
-const REALM: &str = "hotline.test";
-const AGENT: &str = "agent1001";
-const PASSWORD: &str = "s3cret-pw";
+pub(super) const REALM: &str = "hotline.test";
+pub(super) const AGENT: &str = "agent1001";
+pub(super) const PASSWORD: &str = "s3cret-pw";
 
 /// The client side's hash, written without the registrar's helpers.
-fn h(alg: &str, data: &str) -> String {
+pub(super) fn h(alg: &str, data: &str) -> String {
     let bytes: Vec<u8> = match alg {
         "MD5" => Md5::digest(data.as_bytes()).to_vec(),
         "SHA-256" => Sha256::digest(data.as_bytes()).to_vec(),
@@ -27,7 +27,7 @@ fn h(alg: &str, data: &str) -> String {
 
 /// What a client puts in `response=` for qop=auth.
 #[allow(clippy::too_many_arguments)]
-fn client_response(
+pub(super) fn client_response(
     alg: &str,
     user: &str,
     realm: &str,
@@ -43,7 +43,7 @@ fn client_response(
     h(alg, &format!("{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}"))
 }
 
-fn peer(addr: &str) -> Peer {
+pub(super) fn peer(addr: &str) -> Peer {
     Peer {
         transport: Transport::Udp,
         addr: addr.parse().unwrap(),
@@ -52,17 +52,17 @@ fn peer(addr: &str) -> Peer {
 
 /// One REGISTER to write.
 #[derive(Clone)]
-struct Reg {
-    aor: String,
-    contacts: Vec<String>,
-    expires: Option<String>,
-    call_id: String,
-    cseq: u32,
-    auth: Option<String>,
+pub(super) struct Reg {
+    pub(super) aor: String,
+    pub(super) contacts: Vec<String>,
+    pub(super) expires: Option<String>,
+    pub(super) call_id: String,
+    pub(super) cseq: u32,
+    pub(super) auth: Option<String>,
 }
 
 impl Reg {
-    fn new(aor: &str) -> Reg {
+    pub(super) fn new(aor: &str) -> Reg {
         Reg {
             aor: aor.into(),
             contacts: vec![format!("<sip:{aor}@192.0.2.20:5060>")],
@@ -73,17 +73,17 @@ impl Reg {
         }
     }
 
-    fn contacts(mut self, c: &[&str]) -> Reg {
+    pub(super) fn contacts(mut self, c: &[&str]) -> Reg {
         self.contacts = c.iter().map(|s| s.to_string()).collect();
         self
     }
 
-    fn expires(mut self, e: &str) -> Reg {
+    pub(super) fn expires(mut self, e: &str) -> Reg {
         self.expires = Some(e.into());
         self
     }
 
-    fn text(&self) -> String {
+    pub(super) fn text(&self) -> String {
         let mut t = format!(
             "REGISTER sip:gw.example SIP/2.0\r\n\
              Via: SIP/2.0/UDP 192.0.2.20:5060;branch=z9hG4bK-{cseq}\r\n\
@@ -109,7 +109,7 @@ impl Reg {
         t
     }
 
-    fn request(&self) -> Request {
+    pub(super) fn request(&self) -> Request {
         match parse(self.text().as_bytes()).unwrap() {
             Message::Request(r) => r,
             Message::Response(_) => unreachable!(),
@@ -118,16 +118,16 @@ impl Reg {
 }
 
 /// A registrar, a virtual clock and one softphone's credentials.
-struct Lab {
-    reg: Registrar,
-    now: Instant,
-    src: Peer,
+pub(super) struct Lab {
+    pub(super) reg: Registrar,
+    pub(super) now: Instant,
+    pub(super) src: Peer,
     /// Next CSeq the softphone uses.
-    cseq: u32,
+    pub(super) cseq: u32,
 }
 
 impl Lab {
-    fn new() -> Lab {
+    pub(super) fn new() -> Lab {
         let t0 = Instant::now();
         let cfg = RegistrarConfig {
             realm: REALM.into(),
@@ -147,16 +147,16 @@ impl Lab {
         }
     }
 
-    fn advance(&mut self, d: Duration) {
+    pub(super) fn advance(&mut self, d: Duration) {
         self.now += d;
     }
 
-    fn send(&mut self, r: &Reg) -> RegisterReply {
+    pub(super) fn send(&mut self, r: &Reg) -> RegisterReply {
         self.reg.handle_register(self.now, &r.request(), self.src)
     }
 
     /// Sends `r` without credentials and returns the nonce of the challenge.
-    fn nonce(&mut self, r: &Reg) -> String {
+    pub(super) fn nonce(&mut self, r: &Reg) -> String {
         let mut r = r.clone();
         r.auth = None;
         r.cseq = self.next_cseq();
@@ -165,13 +165,19 @@ impl Lab {
         nonce_of(&reply)
     }
 
-    fn next_cseq(&mut self) -> u32 {
+    pub(super) fn next_cseq(&mut self) -> u32 {
         self.cseq += 1;
         self.cseq
     }
 
     /// The full exchange: challenge, then `r` with credentials for (user, password).
-    fn register_as(&mut self, r: Reg, user: &str, password: &str, alg: &str) -> RegisterReply {
+    pub(super) fn register_as(
+        &mut self,
+        r: Reg,
+        user: &str,
+        password: &str,
+        alg: &str,
+    ) -> RegisterReply {
         let nonce = self.nonce(&r);
         let mut r = r;
         r.cseq = self.next_cseq();
@@ -179,16 +185,22 @@ impl Lab {
         self.send(&r)
     }
 
-    fn register(&mut self, r: Reg) -> RegisterReply {
+    pub(super) fn register(&mut self, r: Reg) -> RegisterReply {
         self.register_as(r, AGENT, PASSWORD, "SHA-256")
     }
 
-    fn events(&mut self) -> Vec<RegistrarEvent> {
+    pub(super) fn events(&mut self) -> Vec<RegistrarEvent> {
         std::iter::from_fn(|| self.reg.poll_event()).collect()
     }
 }
 
-fn authorization(alg: &str, user: &str, password: &str, nonce: &str, nc: &str) -> String {
+pub(super) fn authorization(
+    alg: &str,
+    user: &str,
+    password: &str,
+    nonce: &str,
+    nc: &str,
+) -> String {
     let cnonce = "0a4f113b";
     let uri = "sip:gw.example";
     let resp = client_response(
@@ -200,13 +212,13 @@ fn authorization(alg: &str, user: &str, password: &str, nonce: &str, nc: &str) -
     )
 }
 
-fn nonce_of(reply: &RegisterReply) -> String {
+pub(super) fn nonce_of(reply: &RegisterReply) -> String {
     let (_, v) = &reply.headers[0];
     let start = v.find("nonce=\"").unwrap() + 7;
     v[start..start + v[start..].find('"').unwrap()].to_string()
 }
 
-fn contacts(reply: &RegisterReply) -> Vec<&str> {
+pub(super) fn contacts(reply: &RegisterReply) -> Vec<&str> {
     reply
         .headers
         .iter()
@@ -215,7 +227,7 @@ fn contacts(reply: &RegisterReply) -> Vec<&str> {
         .collect()
 }
 
-fn is_stale(reply: &RegisterReply) -> bool {
+pub(super) fn is_stale(reply: &RegisterReply) -> bool {
     reply.code == 401 && reply.headers.iter().all(|(_, v)| v.ends_with("stale=true"))
 }
 
@@ -360,15 +372,17 @@ fn unknown_user_is_indistinguishable_from_wrong_password() {
     let (w, u) = (lab.send(&wrong), lab.send(&unknown));
     assert_ne!(nonce_of(&w), nonce_of(&u));
     assert_eq!(masked(w), masked(u));
-    // Both counted: four more unknown-user tries reach the limit, the next blocks.
-    for _ in 0..3 {
+    // Both counted, per account: four more unknown-user tries reach the limit,
+    // the next blocks that name (and only it) for this source.
+    for _ in 0..4 {
         assert_eq!(lab.send(&unknown).code, 401);
     }
     assert_eq!(lab.send(&unknown).code, 403);
     assert_eq!(
         lab.events(),
         vec![RegistrarEvent::Blocked {
-            ip: lab.src.addr.ip()
+            ip: lab.src.addr.ip(),
+            user: Some("nobody".into()),
         }]
     );
 }
@@ -420,7 +434,7 @@ fn foreign_nonce_with_right_password_is_stale_not_failure() {
     // E.g. a nonce from before a restart with a new secret.
     let mut lab = Lab::new();
     let mut other = Registrar::new(lab.reg.cfg.clone(), [9; 32], lab.now);
-    let foreign = other.nonces.issue(lab.now);
+    let foreign = other.nonces.issue(lab.now, lab.src.addr.ip());
     let mut r = Reg::new(AGENT);
     r.auth = Some(authorization("MD5", AGENT, PASSWORD, &foreign, "00000001"));
     assert!(is_stale(&lab.send(&r)));
@@ -441,7 +455,8 @@ fn blocks_after_max_failures_until_block_for_passes() {
     assert_eq!(
         lab.events(),
         vec![RegistrarEvent::Blocked {
-            ip: lab.src.addr.ip()
+            ip: lab.src.addr.ip(),
+            user: Some(AGENT.into()),
         }]
     );
     // Even the right password and an unauthenticated REGISTER get 403, no challenge.
@@ -454,7 +469,8 @@ fn blocks_after_max_failures_until_block_for_passes() {
     // Another address is not affected.
     let mine = lab.src;
     lab.src = peer("192.0.2.99:5060");
-    assert_eq!(lab.register(Reg::new(AGENT)).code, 200);
+    let there = Reg::new(AGENT).contacts(&["<sip:agent1001@192.0.2.99:5060>"]);
+    assert_eq!(lab.register(there).code, 200);
     lab.src = mine;
     let unblock = blocked_at + Duration::from_secs(300);
     assert!(lab.reg.poll_timeout().unwrap() <= unblock);
@@ -528,23 +544,23 @@ fn several_contacts_ordered_by_q_then_recency_and_queried() {
     let mut lab = Lab::new();
     let r = Reg::new(AGENT).contacts(&[
         "<sip:a@192.0.2.20:5060>;q=0.5",
-        "\"Desk, phone\" <sip:b@192.0.2.21:5060;transport=tcp>;expires=600, <sip:c@192.0.2.22>",
+        "\"Desk, phone\" <sip:b@10.0.0.21:5060;transport=tcp>;expires=600, <sip:c@192.168.1.22>",
     ]);
     let reply = lab.register(r);
     assert_eq!(reply.code, 200, "{reply:?}");
     assert_eq!(
         contacts(&reply),
         vec![
-            "<sip:b@192.0.2.21:5060;transport=tcp>;expires=600",
-            "<sip:c@192.0.2.22>;expires=3600",
+            "<sip:b@10.0.0.21:5060;transport=tcp>;expires=600",
+            "<sip:c@192.168.1.22>;expires=3600",
             "<sip:a@192.0.2.20:5060>;expires=3600;q=0.5",
         ]
     );
     assert_eq!(lab.events().len(), 3);
     // A later refresh of `c` makes it the most recent of the q=1 bindings.
     lab.advance(Duration::from_secs(100));
-    let reply = lab.register(Reg::new(AGENT).contacts(&["<sip:c@192.0.2.22>"]));
-    assert_eq!(contacts(&reply)[0], "<sip:c@192.0.2.22>;expires=3600");
+    let reply = lab.register(Reg::new(AGENT).contacts(&["<sip:c@192.168.1.22>"]));
+    assert_eq!(contacts(&reply)[0], "<sip:c@192.168.1.22>;expires=3600");
     assert!(lab.events().is_empty(), "a refresh is silent");
     // No Contact: a query.
     lab.advance(Duration::from_secs(50));
@@ -552,8 +568,8 @@ fn several_contacts_ordered_by_q_then_recency_and_queried() {
     assert_eq!(
         contacts(&reply),
         vec![
-            "<sip:c@192.0.2.22>;expires=3550",
-            "<sip:b@192.0.2.21:5060;transport=tcp>;expires=450",
+            "<sip:c@192.168.1.22>;expires=3550",
+            "<sip:b@10.0.0.21:5060;transport=tcp>;expires=450",
             "<sip:a@192.0.2.20:5060>;expires=3450;q=0.5",
         ]
     );
@@ -653,10 +669,13 @@ fn same_call_id_with_old_cseq_is_rejected() {
 fn escaped_headers_in_contact_are_not_stored() {
     // RFC 4475 §3.1.2.6 (regescrt).
     let mut lab = Lab::new();
-    let r = Reg::new(AGENT).contacts(&["<sip:user@host?Route=%3Csip:sip.example.com%3E>"]);
+    let r = Reg::new(AGENT).contacts(&["<sip:user@192.0.2.20?Route=%3Csip:sip.example.com%3E>"]);
     let reply = lab.register(r);
-    assert_eq!(contacts(&reply), vec!["<sip:user@host>;expires=3600"]);
-    assert_eq!(lab.reg.lookup(lab.now, AGENT)[0].contact, "sip:user@host");
+    assert_eq!(contacts(&reply), vec!["<sip:user@192.0.2.20>;expires=3600"]);
+    assert_eq!(
+        lab.reg.lookup(lab.now, AGENT)[0].contact,
+        "sip:user@192.0.2.20"
+    );
 }
 
 #[test]

@@ -1,6 +1,9 @@
 //! The batching writer: takes what is queued, writes it in one transaction, and
 //! retries with backoff until the database takes it. A record is never dropped;
-//! while the database is away the queue fills and the SIP task refuses new calls.
+//! while the database is away, or cannot write (disk full, I/O error, read-only
+//! file: see `StoreError::is_transient`), the queue fills and the SIP task refuses
+//! new calls. Only a record the database refuses outright (a constraint it
+//! breaks) is given up, and logged by its id: no record content reaches a log.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -93,8 +96,9 @@ pub(super) async fn run(
                             shared.telemetry.written.fetch_add(1, Ordering::Relaxed);
                         }
                         None => {
+                            // The id only: a record holds the caller's number.
                             tracing::error!(
-                                record = %serde_json::to_string(&one[0].record).unwrap_or_default(),
+                                record = %one[0].record.id,
                                 "call record refused by the database"
                             );
                             // Its stub's final revision still goes in on its own.

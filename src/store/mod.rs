@@ -75,9 +75,11 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::WorkerCrashed
             | sqlx::Error::Tls(_) => StoreError::Unavailable(e),
             sqlx::Error::Database(db) => {
-                // SQLite busy/locked, PostgreSQL connection and admin-shutdown classes.
                 let code = db.code().unwrap_or_default();
-                let transient = matches!(code.as_ref(), "5" | "6" | "517" | "261")
+                let sqlite = db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some();
+                let transient = (sqlite && sqlite_transient(&code))
+                    // PostgreSQL: connection, operator intervention (shutdown),
+                    // insufficient resources (disk full), serialization, deadlock.
                     || code.starts_with("08")
                     || code.starts_with("57")
                     || code.starts_with("53")
@@ -92,6 +94,20 @@ impl From<sqlx::Error> for StoreError {
             _ => StoreError::Refused(e),
         }
     }
+}
+
+/// SQLite result codes worth retrying, by primary code (the low byte of the
+/// extended code sqlx reports): BUSY, LOCKED, and the disk's troubles, which an
+/// operator fixes without touching the records: READONLY (8), IOERR (10), FULL
+/// (13). Records wait in the backlog meanwhile (`503 store.backlog` once full).
+fn sqlite_transient(code: &str) -> bool {
+    const BUSY: i64 = 5;
+    const LOCKED: i64 = 6;
+    const READONLY: i64 = 8;
+    const IOERR: i64 = 10;
+    const FULL: i64 = 13;
+    code.parse::<i64>()
+        .is_ok_and(|c| matches!(c & 0xff, BUSY | LOCKED | READONLY | IOERR | FULL))
 }
 
 impl StoreError {

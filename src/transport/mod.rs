@@ -11,6 +11,7 @@
 //! Sharding across cores would run one such task per shard, with a dispatcher
 //! hashing Call-ID (outgoing Call-IDs carry their shard number).
 
+pub mod fds;
 pub mod media;
 mod status;
 mod tcp;
@@ -33,6 +34,7 @@ use crate::config::Config;
 use crate::dialplan::Dialplan;
 use crate::media::command::MediaEvent;
 use crate::reporting::Recorder;
+use crate::sip::ids::Seed;
 use crate::sip::transaction::LayerConfig;
 use crate::sip::{Peer, Transmit, Transport};
 
@@ -50,6 +52,9 @@ pub enum TransportError {
     Io(#[from] std::io::Error),
     #[error("media: {0}")]
     Media(String),
+    /// The configuration may need more file descriptors than the limit allows.
+    #[error("{0}")]
+    FileDescriptors(String),
 }
 
 /// What TCP connection tasks tell the core task.
@@ -99,7 +104,7 @@ pub struct SipServer {
     udp: Option<tokio::net::UdpSocket>,
     tcp: Option<tokio::net::TcpListener>,
     core: Core,
-    /// Message size (UDP and TCP) and TCP's time to finish a message.
+    /// Message size (UDP and TCP), TCP's deadlines and connection caps.
     tcp_limits: tcp::Limits,
     status: Arc<Status>,
     /// Where finished calls go (figures, metrics, the store).
@@ -116,6 +121,9 @@ const WRITE_QUEUE: usize = 1024;
 const BACKLOG_PUMP: Duration = Duration::from_millis(20);
 /// How often the core's wall clock is set again from the system clock.
 const WALL_CLOCK_EVERY: Duration = Duration::from_secs(1);
+/// Fresh OS entropy goes into the core's generators every this many wall-clock
+/// ticks (a minute).
+const RESEED_EVERY_TICKS: u32 = 60;
 /// Datagrams handled per wake-up before timers and TCP get a turn.
 const UDP_BATCH: usize = 256;
 
@@ -170,6 +178,7 @@ impl SipServer {
             registrar: cfg.registrar.to_registrar().unwrap_or_default(),
             tickets: cfg.tickets.enabled && cfg.database_url().is_some(),
             media: None,
+            strangers: cfg.sip.strangers.to_guard(),
         };
         let (core_cfg, media) = match media::start(cfg, &plan)? {
             Some((m, plane)) => {
@@ -185,7 +194,7 @@ impl SipServer {
             None => (core_cfg, None),
         };
         let now = Instant::now();
-        let mut core = Core::new(core_cfg, plan, crate::util::seed::process_seed(), now);
+        let mut core = Core::new(core_cfg, plan, Seed::from_os(), now);
         core.set_wall_clock(now, crate::util::time::unix_ms());
         Ok(SipServer {
             udp,
@@ -196,6 +205,10 @@ impl SipServer {
                 // A message begun and not finished within 64·T1 (Timer B's span)
                 // will not be: the connection is closed.
                 partial: cfg.timers().timeout(),
+                first_message: Duration::from_secs(cfg.sip.tcp_first_message_s),
+                idle: Duration::from_secs(cfg.sip.tcp_idle_s),
+                max_connections: cfg.sip.tcp_max_connections,
+                max_per_source: cfg.sip.tcp_max_per_source,
             },
             status,
             recorder: None,
@@ -234,18 +247,22 @@ impl SipServer {
             None => (None, None),
         };
         let (in_tx, mut in_rx) = mpsc::channel::<Inbound>(INBOUND_QUEUE);
+        let tcp_conns = tcp::Conns::new(tcp_limits, status.clone());
         if let Some(listener) = tcp {
-            tokio::spawn(tcp::accept_loop(listener, in_tx.clone(), tcp_limits));
+            tokio::spawn(tcp::accept_loop(listener, in_tx.clone(), tcp_conns.clone()));
         }
         let mut conns: HashMap<SocketAddr, mpsc::Sender<Bytes>> = HashMap::new();
         let mut buf = vec![0u8; tcp_limits.max_message.max(2048) + 1];
         let far_future = Instant::now() + Duration::from_secs(86_400 * 365);
         let mut wall_set = Instant::now();
+        let mut reseeds = 0u32;
         let result: Result<(), TransportError> = async {
             loop {
                 let deadline = core.poll_timeout().unwrap_or(far_future);
+                // Not biased: under a UDP flood, timers, TCP, the relay's events
+                // and control still get their turn (tokio picks a ready branch at
+                // random; each drains a bounded batch).
                 tokio::select! {
-                    biased;
                     c = control.recv() => match c {
                         Some(Control::ReloadDialplan(plan, reply)) => {
                             let lines = plan.len();
@@ -307,12 +324,16 @@ impl SipServer {
                 // Media first: the relay is ready before the SDP answer goes out,
                 // and a call the relay refused gets its 503 in the same pass.
                 flush_media(&mut core, media_handle.as_ref());
-                flush(&mut core, udp.as_ref(), &mut conns, &in_tx, tcp_limits).await;
+                flush(&mut core, udp.as_ref(), &mut conns, &in_tx, &tcp_conns).await;
                 status.observe(&mut core, recorder.as_mut());
                 // Follow the wall clock (NTP steps, drift) for records and time rules.
                 if wall_set.elapsed() >= WALL_CLOCK_EVERY {
                     wall_set = Instant::now();
                     core.set_wall_clock(wall_set, crate::util::time::unix_ms());
+                    reseeds += 1;
+                    if reseeds.is_multiple_of(RESEED_EVERY_TICKS) {
+                        core.reseed(Seed::from_os());
+                    }
                 }
             }
         }
@@ -321,7 +342,7 @@ impl SipServer {
         // and every record goes to the writer.
         core.shutdown(Instant::now());
         flush_media(&mut core, media_handle.as_ref());
-        flush(&mut core, udp.as_ref(), &mut conns, &in_tx, tcp_limits).await;
+        flush(&mut core, udp.as_ref(), &mut conns, &in_tx, &tcp_conns).await;
         status.observe(&mut core, recorder.as_mut());
         if let Some(r) = recorder.take() {
             r.close().await;
@@ -390,7 +411,7 @@ async fn flush(
     udp: Option<&tokio::net::UdpSocket>,
     conns: &mut HashMap<SocketAddr, mpsc::Sender<Bytes>>,
     in_tx: &mpsc::Sender<Inbound>,
-    tcp_limits: tcp::Limits,
+    tcp_conns: &tcp::Conns,
 ) {
     while let Some(Transmit { peer, bytes }) = core.poll_transmit() {
         match peer.transport {
@@ -401,7 +422,7 @@ async fn flush(
             }
             Transport::Tcp => {
                 let writer = conns.entry(peer.addr).or_insert_with(|| {
-                    tcp::connect(peer.addr, in_tx.clone(), tcp_limits, WRITE_QUEUE)
+                    tcp::connect(peer.addr, in_tx.clone(), tcp_conns, WRITE_QUEUE)
                 });
                 if let Err(e) = writer.try_send(bytes) {
                     warn!(addr = %peer.addr, error = %e, "TCP write queue full or closed: message dropped");

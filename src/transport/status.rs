@@ -16,10 +16,21 @@ pub struct Status {
     pub messages_in: AtomicU64,
     pub parse_errors: AtomicU64,
     pub rejected_requests: AtomicU64,
+    /// Strangers' requests answered statelessly / dropped over the rate limit.
+    pub strangers_refused: AtomicU64,
+    pub strangers_dropped: AtomicU64,
+    /// Responses from another address than their request went to (dropped).
+    pub foreign_responses: AtomicU64,
     /// Finished calls by reason, indexed like [`Reason::ALL`].
     pub ended: [AtomicU64; Reason::ALL.len()],
     /// The media relay's counters, once it runs.
     pub media: std::sync::OnceLock<std::sync::Arc<crate::media::relay::Stats>>,
+    /// SIP TCP connections open now (accepted and opened).
+    pub tcp_open: AtomicU64,
+    /// TCP connections closed at once for being over a cap (or not opened).
+    pub tcp_refused: AtomicU64,
+    /// TCP connections closed for silence: no first message in time, or idle.
+    pub tcp_closed_silent: AtomicU64,
 }
 
 impl Default for Status {
@@ -31,8 +42,14 @@ impl Default for Status {
             messages_in: AtomicU64::new(0),
             parse_errors: AtomicU64::new(0),
             rejected_requests: AtomicU64::new(0),
+            strangers_refused: AtomicU64::new(0),
+            strangers_dropped: AtomicU64::new(0),
+            foreign_responses: AtomicU64::new(0),
             ended: Default::default(),
             media: Default::default(),
+            tcp_open: AtomicU64::new(0),
+            tcp_refused: AtomicU64::new(0),
+            tcp_closed_silent: AtomicU64::new(0),
         }
     }
 }
@@ -61,7 +78,7 @@ impl Status {
             }
             core.set_store_backlog(rec.backlogged());
         }
-        let s = core.stats();
+        let s = core.stats().clone();
         self.active_calls
             .store(core.active_calls() as u64, Ordering::Relaxed);
         self.transactions
@@ -70,6 +87,12 @@ impl Status {
         self.parse_errors.store(s.parse_errors, Ordering::Relaxed);
         self.rejected_requests
             .store(s.rejected_requests, Ordering::Relaxed);
+        self.strangers_refused
+            .store(s.strangers.refused, Ordering::Relaxed);
+        self.strangers_dropped
+            .store(s.strangers.dropped, Ordering::Relaxed);
+        self.foreign_responses
+            .store(s.foreign_responses, Ordering::Relaxed);
     }
 
     /// Finished calls per reason code.

@@ -1,19 +1,9 @@
-//! A per-process seed for identifier generators.
-//!
-//! Why: the sans-IO cores take their randomness as a seed; the drivers (the
-//! gateway's transport and the softphone) both need one that differs per start.
+//! Per-process randomness for the drivers (the gateway's transport, the relay, the
+//! softphone): the sans-IO cores take theirs as a seed.
 
-use std::hash::{BuildHasher, Hasher};
+use rand::RngCore;
 
-/// Mixes the OS's per-process hash keys, the time and the process id.
+/// 64 bits from the operating system's CSPRNG.
 pub fn process_seed() -> u64 {
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default(),
-    );
-    h.write_u32(std::process::id());
-    h.finish()
+    rand::rngs::OsRng.next_u64()
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 
-/// A queue `q` of agents 2001..=2000+n with password `pw<id>`, line 12345 → q.
+/// A queue `q` of agents 2001..=2000+n with password `secret-<id>`, line 12345 → q.
 fn seats(n: u32, strategy: &str, extra: &str) -> String {
     let ids: Vec<String> = (1..=n).map(|i| format!("\"{}\"", 2000 + i)).collect();
     let mut s = format!(
@@ -16,7 +16,7 @@ max_wait_s = 60\nauto_pause_after_misses = 2\nagents = [{}]\n{extra}\n",
     for i in 1..=n {
         let id = 2000 + i;
         s.push_str(&format!(
-            "\n[[agent]]\nid = \"{id}\"\nname = \"Agent {id}\"\npassword = \"pw{id}\"\n"
+            "\n[[agent]]\nid = \"{id}\"\nname = \"Agent {id}\"\npassword = \"secret-{id}\"\n"
         ));
     }
     s
@@ -93,7 +93,7 @@ fn ten_agents_answer_two_hundred_calls_evenly() {
             agent(
                 &gw,
                 id,
-                &format!("pw{id}"),
+                &format!("secret-{id}"),
                 &["--answer-after-ms", "50", "--run-s", "30"],
             )
         })
@@ -125,7 +125,7 @@ fn the_agent_sees_the_screen_pop_headers() {
     let a = agent(
         &gw,
         2001,
-        "pw2001",
+        "secret-2001",
         &["--answer-after-ms", "50", "--calls", "1", "--run-s", "20"],
     );
     wait_registered(&gw, 1);
@@ -167,13 +167,13 @@ fn an_agent_who_never_answers_is_skipped_then_paused() {
     let _sleepy = agent(
         &gw,
         2001,
-        "pw2001",
+        "secret-2001",
         &["--answer-after-ms", "600000", "--run-s", "40"],
     );
     let _awake = agent(
         &gw,
         2002,
-        "pw2002",
+        "secret-2002",
         &["--answer-after-ms", "50", "--run-s", "40"],
     );
     wait_registered(&gw, 2);
@@ -230,7 +230,7 @@ fn a_wrong_password_gets_401_then_the_source_is_blocked() {
         "blocked after repeated failures: {codes:?}"
     );
     // Even the right password is refused while the source is blocked.
-    let r = agent(&gw, 2001, "pw2001", &["--run-s", "5"]).finish(Duration::from_secs(10));
+    let r = agent(&gw, 2001, "secret-2001", &["--run-s", "5"]).finish(Duration::from_secs(10));
     assert!(r.is_err_and(|e| e.contains("403")));
 }
 
@@ -240,7 +240,7 @@ fn a_dialplan_reload_keeps_agents_logged_in() {
     let _a = agent(
         &gw,
         2001,
-        "pw2001",
+        "secret-2001",
         &["--answer-after-ms", "50", "--run-s", "30"],
     );
     wait_registered(&gw, 1);
@@ -300,7 +300,7 @@ fn sipp_callers_reach_a_softphone_agent() {
     let _agent = agent(
         &gw,
         2001,
-        "pw2001",
+        "secret-2001",
         &[
             "--answer-after-ms",
             "50",
@@ -343,7 +343,7 @@ fn an_agent_transfers_a_caller_to_110() {
     let a = agent(
         &gw,
         2001,
-        "pw2001",
+        "secret-2001",
         &[
             "--answer-after-ms",
             "50",

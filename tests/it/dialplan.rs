@@ -173,7 +173,15 @@ fn calls_from_unknown_sources_get_403() {
     invite(&caller, &gw, "12345", "unknown1", "");
     assert_eq!(final_status(&caller, Duration::from_secs(3)), Some(403));
     assert!(seat.invite(Duration::from_millis(300)).is_none());
-    assert_eq!(gw.ended("dialplan.untrusted_source"), 1);
+    // A stranger is answered statelessly: no call record, no transaction; the
+    // refusal is counted in /metrics (tests/it/security/sip.rs floods it).
+    assert_eq!(gw.ended("dialplan.untrusted_source"), 0);
+    assert_eq!(gw.health()["transactions"], 0);
+    let (_, metrics) = http_get(gw.http, "/metrics").unwrap();
+    assert!(
+        metrics.contains("hotline_sip_strangers_refused_total 1"),
+        "{metrics}"
+    );
 }
 
 fn parallel_plan(seat: &Seat, legacy_port: u16, hours: &str) -> String {

@@ -13,7 +13,7 @@ fn baresip_registers_as_an_agent_and_answers_a_call() {
     };
     let mut opts = GwOpts::to("queue:q");
     opts.extra_dialplan = "[[queue]]\nname = \"q\"\nagents = [\"1001\"]\n\n\
-[[agent]]\nid = \"1001\"\nname = \"baresip\"\npassword = \"lab1001\"\n"
+[[agent]]\nid = \"1001\"\nname = \"baresip\"\npassword = \"lab-1001\"\n"
         .into();
     // baresip 1.0 gives up when any challenge names SHA-256 (see config/lab.toml).
     opts.extra_config = "[registrar]\nalgorithms = [\"MD5\"]\n".into();
@@ -33,7 +33,7 @@ module aubridge.so\nmodule_app account.so\n"
     std::fs::write(
         dir.0.join("accounts"),
         format!(
-            "<sip:1001@{gw};transport=udp>;auth_pass=lab1001;answermode=auto;regint=60;\
+            "<sip:1001@{gw};transport=udp>;auth_pass=lab-1001;answermode=auto;regint=60;\
 outbound=\"sip:{gw};transport=udp\"\n",
             gw = gw.sip
         ),

@@ -10,7 +10,7 @@ use hotline_gateway::softphone::audio::{read_wav, tone_power};
 
 use crate::support::*;
 
-/// Line 12345 → queue `q` of agent 2001 (password `pw2001`); line 12315 is
+/// Line 12345 → queue `q` of agent 2001 (password `secret-2001`); line 12315 is
 /// call-forwarded to the same queue and plays the `forwarded` prompt first.
 fn gateway(media: &str) -> Gateway {
     gateway_queued("answer", media)
@@ -20,7 +20,7 @@ fn gateway(media: &str) -> Gateway {
 fn gateway_queued(queued: &str, media: &str) -> Gateway {
     let mut opts = GwOpts::to("queue:q");
     opts.extra_dialplan = "[[queue]]\nname = \"q\"\nring_timeout_s = 10\nwrap_up_s = 0\n\
-agents = [\"2001\"]\n\n[[agent]]\nid = \"2001\"\nname = \"Agent 2001\"\npassword = \"pw2001\"\n\n\
+agents = [\"2001\"]\n\n[[agent]]\nid = \"2001\"\nname = \"Agent 2001\"\npassword = \"secret-2001\"\n\n\
 [[line]]\nnumber = \"12315\"\nname = \"12315\"\nmode = \"call_forwarding\"\nqueue = \"q\"\n\
 prompt = \"forwarded\"\n"
         .into();
@@ -34,7 +34,7 @@ fn agent(gw: &Gateway, extra: &[&str]) -> Softphone {
         "--user",
         "2001",
         "--password",
-        "pw2001",
+        "secret-2001",
         "--server",
         &gw.sip.to_string(),
         "--calls",

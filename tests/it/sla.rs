@@ -18,7 +18,7 @@ fn plan(seat: &str, busy: &str) -> String {
 max_wait_s = 120\noverflow = \"callback\"\nstatic_members = [\"{seat}\"]\nstatic_seats = 200\n\n\
 [[queue]]\nname = \"empty\"\nstrategy = \"longest_idle\"\nring_timeout_s = 15\nwrap_up_s = 0\n\
 max_wait_s = 120\noverflow = \"callback\"\nagents = [\"9001\"]\n\n\
-[[agent]]\nid = \"9001\"\nname = \"Never logs in\"\npassword = \"pw9001\"\n\n\
+[[agent]]\nid = \"9001\"\nname = \"Never logs in\"\npassword = \"secret-9001\"\n\n\
 [[line]]\nnumber = \"12399\"\nname = \"unstaffed line\"\ntarget = \"queue:empty\"\n\n\
 [[line]]\nnumber = \"12398\"\nname = \"busy department\"\ntarget = \"{busy}\"\n"
     )

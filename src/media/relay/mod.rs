@@ -3,7 +3,7 @@
 //! ```text
 //!  Core::poll_media ─► MediaHandle::send ─► command queue ─┐ (mio Waker)
 //!                                                          ▼
-//!   UDP sockets (4 per call) ──readable──► relay loop: latch, DTMF, record tap,
+//!   UDP sockets (4 per call) ──readable──► relay loop: strict latch, DTMF, record tap,
 //!                                          rewrite, send_to the other leg
 //!   every 20 ms: playlists → caller;  every 1 s: media timeouts
 //!                                          │
@@ -16,6 +16,7 @@
 //! machinery between the kernel and the rewrite.
 
 mod batch;
+mod leg;
 mod player;
 mod session;
 
@@ -34,7 +35,8 @@ use tracing::{debug, warn};
 use super::MediaError;
 use super::command::{Leg, MediaCommand, MediaEvent, SessionId};
 use super::record::RecordTap;
-use session::{LegIo, Session, Source};
+use leg::LegIo;
+use session::{Session, Source};
 
 /// Commands in flight from the core to the relay.
 const COMMANDS: usize = 65_536;
@@ -67,8 +69,11 @@ pub struct Stats {
     pub packets_in: AtomicU64,
     pub packets_out: AtomicU64,
     pub played: AtomicU64,
-    /// From an address the leg has not latched onto, or before any SDP.
+    /// From an allowed address while another holds the leg, or before any SDP.
     pub dropped_unknown: AtomicU64,
+    /// From an address that is neither the leg's SDP address nor its
+    /// signalling source IP (spraying, injection attempts): never relayed.
+    pub dropped_foreign: AtomicU64,
     pub dropped_malformed: AtomicU64,
     pub dropped_late: AtomicU64,
     pub dropped_send: AtomicU64,
@@ -306,9 +311,10 @@ impl Relay {
                 session,
                 leg,
                 remote,
+                signal,
             } => {
                 if let Some(s) = self.session(session) {
-                    s.legs[leg.index()].set_remote(remote);
+                    s.legs[leg.index()].set_remote(remote, signal);
                 }
             }
             MediaCommand::Play {
@@ -473,7 +479,7 @@ impl Relay {
                 let Some(src) = src else { continue };
                 stats.inc(&stats.packets_in);
                 if rtcp {
-                    s.on_rtcp(leg, buf, len, src, stats);
+                    s.on_rtcp(leg, buf, len, src, now, stats);
                 } else {
                     s.on_rtp(leg, buf, len, src, now, stats, tap, &mut emit);
                 }
@@ -493,7 +499,7 @@ impl Relay {
     }
 
     /// Every second: connected legs whose phone fell silent are released
-    /// (anyone may latch again), and silent calls are reported.
+    /// (another allowed source may latch), and silent calls are reported.
     fn scan_timeouts(&mut self, now: Instant) {
         let timeout = self.cfg.timeout;
         for s in self.sessions.iter_mut().flatten() {
@@ -517,5 +523,7 @@ impl Relay {
     }
 }
 
+#[cfg(test)]
+mod latch_tests;
 #[cfg(test)]
 mod tests;

@@ -1,4 +1,4 @@
-//! One call's media in the relay: two legs of bound sockets, who hears what, and
+//! One call's media in the relay: two legs (`leg.rs`), who hears what, and
 //! the per-packet path (latch, DTMF, record tap, rewrite, forward).
 //!
 //! Why: the relay thread's loop only finds the session a ready socket belongs to;
@@ -9,218 +9,21 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use mio::net::UdpSocket;
-use tracing::{debug, trace};
+use tracing::trace;
 
 use super::Stats;
+use super::leg::{Admit, LegIo, send_dtmf};
 use super::player::{Player, Tick};
-use crate::media::command::{Leg, MediaEvent, Remote, SessionId};
+use crate::media::SourceId;
+use crate::media::command::{Leg, MediaEvent, SessionId};
 use crate::media::record::{Chunk, RecordTap};
-use crate::media::{DtmfReceiver, DtmfSender, Rewriter, SourceId};
 
 /// RTP header length without CSRCs or extensions.
 const HEADER: usize = 12;
 /// Clock rate of G.711 and of telephone-event at 8 kHz.
-const CLOCK: u32 = 8000;
-/// An RFC 4733 event with no end packet is over after this much silence.
-const DTMF_END_TIMEOUT_MS: u64 = 300;
+pub(super) const CLOCK: u32 = 8000;
 /// The player's source id in the caller's rewriter (legs use 0 and 1).
 const PLAYER: SourceId = SourceId(2);
-/// The DTMF generator's source id.
-const DIGITS: SourceId = SourceId(3);
-/// How long a generated digit lasts.
-const DTMF_OUT_MS: u32 = 160;
-/// A latched source silent this long may be replaced by another.
-const RELATCH_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
-/// Digits waiting to be generated towards one phone.
-const DIGIT_QUEUE: usize = 16;
-
-/// One leg: its sockets and what is known of its phone.
-#[derive(Debug)]
-pub(super) struct LegIo {
-    pub rtp: UdpSocket,
-    pub rtcp: UdpSocket,
-    pub remote: Option<Remote>,
-    /// The address the phone actually sends from (symmetric latching, for NAT).
-    latched: Option<SocketAddr>,
-    latched_rtcp: Option<SocketAddr>,
-    /// The address `rtp` is connected to: the latched source, when it is the
-    /// SDP's own address (see [`LegIo::sync_connection`]).
-    connected: Option<SocketAddr>,
-    /// An address `connect` failed for: not tried again until a new SDP.
-    connect_failed: Option<SocketAddr>,
-    /// Rewrites everything sent towards this leg onto one RTP stream.
-    out: Rewriter,
-    pub last_rx: Option<Instant>,
-    dtmf: DtmfReceiver,
-    /// A digit the gateway sends this phone (RFC 4733): its events replace the
-    /// audio towards it until the last end packet.
-    dtmf_out: Option<DtmfOut>,
-    /// Digits after it (allocated once with the leg).
-    digits: std::collections::VecDeque<char>,
-}
-
-/// An RFC 4733 event being generated: the generator's own stream position.
-#[derive(Debug)]
-struct DtmfOut {
-    sender: DtmfSender,
-    seq: u16,
-    /// All packets of one event carry its start timestamp (RFC 4733 §2.5.1.1).
-    ts: u32,
-    ssrc: u32,
-}
-
-impl LegIo {
-    pub fn new(rtp: UdpSocket, rtcp: UdpSocket, seed: u64) -> LegIo {
-        LegIo {
-            rtp,
-            rtcp,
-            remote: None,
-            latched: None,
-            latched_rtcp: None,
-            connected: None,
-            connect_failed: None,
-            out: Rewriter::new(seed as u32, (seed >> 32) as u16, (seed >> 40) as u32),
-            last_rx: None,
-            dtmf: DtmfReceiver::new(DTMF_END_TIMEOUT_MS),
-            dtmf_out: None,
-            digits: std::collections::VecDeque::with_capacity(DIGIT_QUEUE),
-        }
-    }
-
-    /// Starts sending `digit` to this phone; false when it takes no
-    /// telephone-event (or the digit is not one).
-    pub fn send_digit(&mut self, digit: char, seed: u64) -> bool {
-        if self.remote.and_then(|r| r.dtmf_pt).is_none() || DtmfSender::new(digit, 1).is_err() {
-            return false;
-        }
-        if self.dtmf_out.is_some() {
-            // After the digit in progress (its end packets must go out first).
-            if self.digits.len() < DIGIT_QUEUE {
-                self.digits.push_back(digit);
-            }
-            return true;
-        }
-        let Ok(sender) = DtmfSender::new(digit, DTMF_OUT_MS) else {
-            return false;
-        };
-        self.dtmf_out = Some(DtmfOut {
-            sender,
-            seq: seed as u16,
-            ts: (seed >> 16) as u32,
-            ssrc: (seed >> 32) as u32,
-        });
-        true
-    }
-
-    /// Where packets for this phone go: where it sends from, else its SDP.
-    fn dest(&self) -> Option<SocketAddr> {
-        self.latched.or(self.remote.map(|r| r.rtp))
-    }
-
-    fn dest_rtcp(&self) -> Option<SocketAddr> {
-        self.latched_rtcp.or(self.remote.map(|r| r.rtcp))
-    }
-
-    pub fn set_remote(&mut self, remote: Remote) {
-        if self.remote.map(|r| (r.rtp, r.rtcp)) != Some((remote.rtp, remote.rtcp)) {
-            // A new SDP address: learn the source again.
-            self.latched = None;
-            self.latched_rtcp = None;
-            self.connect_failed = None;
-        }
-        self.remote = Some(remote);
-        self.sync_connection();
-    }
-
-    /// The address the RTP socket should be connected to: the latched source
-    /// when it is the address the phone's SDP names. A connected UDP socket
-    /// sends without a route lookup per packet and the kernel drops other
-    /// sources before they reach the relay; a phone behind NAT (latched
-    /// elsewhere) stays unconnected, so that its SDP address can still take the
-    /// leg back at once.
-    fn wanted_connection(&self) -> Option<SocketAddr> {
-        self.latched
-            .filter(|a| self.remote.is_some_and(|r| r.rtp == *a))
-            .filter(|a| self.connect_failed != Some(*a))
-    }
-
-    /// Connects or disconnects the RTP socket to match [`Self::wanted_connection`].
-    fn sync_connection(&mut self) {
-        let want = self.wanted_connection();
-        if want == self.connected {
-            return;
-        }
-        if self.connected.take().is_some()
-            && let Err(e) = disconnect(&self.rtp)
-        {
-            // Sends carry their address anyway; only the kernel's filter stays.
-            debug!(error = %e, "RTP socket could not be disconnected");
-        }
-        if let Some(a) = want {
-            match self.rtp.connect(a) {
-                Ok(()) => self.connected = Some(a),
-                Err(e) => {
-                    debug!(error = %e, %a, "RTP socket could not be connected");
-                    self.connect_failed = Some(a);
-                }
-            }
-        }
-    }
-
-    /// A connected phone silent for [`RELATCH_AFTER`]: the socket hears every
-    /// source again, so that a phone that moved can latch anew.
-    pub fn release_if_stale(&mut self, now: Instant) {
-        let stale = self
-            .last_rx
-            .is_none_or(|t| now.saturating_duration_since(t) >= RELATCH_AFTER);
-        if self.connected.is_some() && stale {
-            // Whoever sends next latches (sends meanwhile go to the SDP's
-            // address, the same one); a refreshed SDP does not reconnect.
-            self.latched = None;
-            self.sync_connection();
-        }
-    }
-
-    /// Symmetric latching: whether a packet from `src` is this phone's. The
-    /// first source after an SDP latches; the SDP's own address always wins; a
-    /// latched source silent for [`RELATCH_AFTER`] gives way (NAT rebinding, an
-    /// orphaned phone that latched first).
-    fn accept(&mut self, src: SocketAddr, remote: Remote, now: Instant) -> bool {
-        let stale = self
-            .last_rx
-            .is_none_or(|t| now.saturating_duration_since(t) >= RELATCH_AFTER);
-        match self.latched {
-            Some(a) if a == src => true,
-            None => {
-                self.latched = Some(src);
-                true
-            }
-            Some(_) if src == remote.rtp || stale => {
-                self.latched = Some(src);
-                true
-            }
-            Some(_) => false,
-        }
-    }
-
-    /// Sends `pkt` to this phone from this leg's RTP socket.
-    fn send(&self, pkt: &[u8], dest: SocketAddr, stats: &Stats) {
-        let sent = if self.connected == Some(dest) {
-            self.rtp.send(pkt)
-        } else {
-            self.rtp.send_to(pkt, dest)
-        };
-        count(sent, dest, stats);
-    }
-
-    pub fn forget(&mut self) {
-        self.remote = None;
-        self.latched = None;
-        self.latched_rtcp = None;
-        self.sync_connection();
-    }
-}
 
 /// Who the caller hears.
 #[derive(Debug)]
@@ -309,11 +112,17 @@ impl Session {
                 stats.inc(&stats.dropped_malformed);
                 return;
             };
-            if !io.accept(src, remote, now) {
-                stats.inc(&stats.dropped_unknown);
-                return;
+            match io.accept(src, remote, now) {
+                Admit::Yes => {}
+                Admit::Held => {
+                    stats.inc(&stats.dropped_unknown);
+                    return;
+                }
+                Admit::Stranger => {
+                    stats.inc(&stats.dropped_foreign);
+                    return;
+                }
             }
-            io.last_rx = Some(now);
             if io.connected != io.wanted_connection() {
                 io.sync_connection();
             }
@@ -379,25 +188,29 @@ impl Session {
         buf: &mut [u8],
         len: usize,
         src: SocketAddr,
+        now: Instant,
         stats: &Stats,
     ) {
         let i = leg.index();
         let io = &mut self.legs[i];
-        if io.remote.is_none() {
+        let Some(remote) = io.remote else {
             stats.inc(&stats.dropped_unknown);
             return;
-        }
+        };
         if len < 8 || buf[0] >> 6 != 2 {
             stats.inc(&stats.dropped_malformed);
             return;
         }
-        match io.latched_rtcp {
-            None => io.latched_rtcp = Some(src),
-            Some(a) if a != src => {
+        match io.accept_rtcp(src, remote, now) {
+            Admit::Yes => {}
+            Admit::Held => {
                 stats.inc(&stats.dropped_unknown);
                 return;
             }
-            Some(_) => {}
+            Admit::Stranger => {
+                stats.inc(&stats.dropped_foreign);
+                return;
+            }
         }
         let bridged = match leg {
             Leg::A => self.bridged,
@@ -495,39 +308,6 @@ impl Session {
     }
 }
 
-/// The next packet of a digit the gateway is sending to this phone.
-fn send_dtmf(io: &mut LegIo, buf: &mut [u8], now_ms: u64, stats: &Stats) {
-    if io.dtmf_out.is_none() {
-        return;
-    }
-    let (Some(dest), Some(pt)) = (io.dest(), io.remote.and_then(|r| r.dtmf_pt)) else {
-        io.dtmf_out = None;
-        return;
-    };
-    let Some(out) = io.dtmf_out.as_mut() else {
-        return;
-    };
-    let Some(p) = out.sender.next() else {
-        io.dtmf_out = None;
-        if let Some(d) = io.digits.pop_front() {
-            let seed = u64::from(io.out.out_ssrc()) << 16 ^ u64::from(d);
-            io.send_digit(d, seed);
-        }
-        return;
-    };
-    buf[0] = 0x80;
-    buf[1] = pt | if p.marker { 0x80 } else { 0 };
-    buf[2..4].copy_from_slice(&out.seq.to_be_bytes());
-    buf[4..8].copy_from_slice(&out.ts.to_be_bytes());
-    buf[8..12].copy_from_slice(&out.ssrc.to_be_bytes());
-    buf[12..16].copy_from_slice(&p.payload);
-    out.seq = out.seq.wrapping_add(1);
-    let pkt = &mut buf[..16];
-    if let Ok(crate::media::Verdict::Forward) = io.out.rewrite(pkt, DIGITS, now_ms, CLOCK) {
-        io.send(pkt, dest, stats);
-    }
-}
-
 /// The RTP header's length with CSRCs and extension (RFC 3550 §5.1, §5.3.1).
 fn header_len(pkt: &[u8]) -> Option<usize> {
     let cc = usize::from(pkt[0] & 0x0f);
@@ -543,7 +323,7 @@ fn header_len(pkt: &[u8]) -> Option<usize> {
     (len <= end).then_some(len)
 }
 
-fn count(sent: io::Result<usize>, dest: SocketAddr, stats: &Stats) {
+pub(super) fn count(sent: io::Result<usize>, dest: SocketAddr, stats: &Stats) {
     match sent {
         Ok(_) => stats.inc(&stats.packets_out),
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => stats.inc(&stats.dropped_send),
@@ -552,24 +332,6 @@ fn count(sent: io::Result<usize>, dest: SocketAddr, stats: &Stats) {
             stats.inc(&stats.dropped_send);
         }
     }
-}
-
-/// Dissolves a UDP socket's connection (`connect` with `AF_UNSPEC`, which the
-/// standard library has no call for); the socket keeps its port.
-fn disconnect(sock: &UdpSocket) -> io::Result<()> {
-    use nix::libc;
-    use std::os::fd::AsRawFd;
-    let unspec = libc::sockaddr_in {
-        sin_family: libc::AF_UNSPEC as libc::sa_family_t,
-        sin_port: 0,
-        sin_addr: libc::in_addr { s_addr: 0 },
-        sin_zero: [0; 8],
-    };
-    nix::sys::socket::connect(
-        sock.as_raw_fd(),
-        &nix::sys::socket::SockaddrIn::from(unspec),
-    )
-    .map_err(io::Error::from)
 }
 
 #[cfg(test)]

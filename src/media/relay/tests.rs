@@ -1,7 +1,8 @@
 //! The relay thread with real sockets on loopback: latching, forwarding with
 //! continuity across source switches, telephone-event digits, timeouts.
+//! Strict latching (strangers, NAT, take-over, RTCP) is in `latch_tests.rs`.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,14 +37,22 @@ fn config(timeout: Duration) -> RelayConfig {
     }
 }
 
-fn phone() -> UdpSocket {
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+/// The phones' signalling source in these tests: loopback, like the phones.
+pub(super) const SIGNAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+pub(super) fn phone() -> UdpSocket {
+    phone_at("127.0.0.1")
+}
+
+/// A phone (or an attacker) on another loopback address: "another host".
+pub(super) fn phone_at(ip: &str) -> UdpSocket {
+    let s = UdpSocket::bind((ip, 0)).unwrap();
     s.set_read_timeout(Some(Duration::from_millis(500)))
         .unwrap();
     s
 }
 
-fn remote(sock: &UdpSocket, dtmf: Option<u8>) -> Remote {
+pub(super) fn remote(sock: &UdpSocket, dtmf: Option<u8>) -> Remote {
     let a = sock.local_addr().unwrap();
     Remote {
         rtp: a,
@@ -53,7 +62,7 @@ fn remote(sock: &UdpSocket, dtmf: Option<u8>) -> Remote {
     }
 }
 
-fn rtp(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+pub(super) fn rtp(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
     let mut p = vec![0x80, pt];
     p.extend(seq.to_be_bytes());
     p.extend(ts.to_be_bytes());
@@ -62,21 +71,21 @@ fn rtp(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
     p
 }
 
-fn recv(sock: &UdpSocket) -> Option<Vec<u8>> {
+pub(super) fn recv(sock: &UdpSocket) -> Option<Vec<u8>> {
     let mut buf = [0u8; 2048];
     sock.recv_from(&mut buf)
         .ok()
         .map(|(n, _)| buf[..n].to_vec())
 }
 
-struct Relay {
-    handle: super::MediaHandle,
+pub(super) struct Relay {
+    pub(super) handle: super::MediaHandle,
     events: tokio::sync::mpsc::Receiver<MediaEvent>,
-    base: u16,
+    pub(super) base: u16,
 }
 
 impl Relay {
-    fn start(timeout: Duration) -> Relay {
+    pub(super) fn start(timeout: Duration) -> Relay {
         let (tx, events) = tokio::sync::mpsc::channel(64);
         let cfg = RelayConfig {
             coalesce: Duration::from_micros(500),
@@ -90,32 +99,48 @@ impl Relay {
         }
     }
 
-    fn send(&self, cmd: MediaCommand) {
+    pub(super) fn send(&self, cmd: MediaCommand) {
         self.handle.send(cmd).unwrap();
         self.handle.flush();
     }
 
-    fn port(&self, leg: Leg) -> SocketAddr {
+    pub(super) fn port(&self, leg: Leg) -> SocketAddr {
         let p = self.base + if leg == Leg::A { 0 } else { 2 };
         SocketAddr::from(([127, 0, 0, 1], p))
     }
 
-    /// Opens session 1 with both phones known, bridged.
-    fn bridged(&self, a: &UdpSocket, b: &UdpSocket, dtmf: Option<u8>) {
+    /// Opens session 1 with both phones known, bridged; both signal from
+    /// loopback ([`SIGNAL`]).
+    pub(super) fn bridged(&self, a: &UdpSocket, b: &UdpSocket, dtmf: Option<u8>) {
+        self.bridged_with([remote(a, dtmf), remote(b, dtmf)], [Some(SIGNAL); 2]);
+    }
+
+    /// Opens session 1 with these SDPs and signalling sources, bridged.
+    pub(super) fn bridged_with(&self, remotes: [Remote; 2], signal: [Option<IpAddr>; 2]) {
         self.send(MediaCommand::Open {
             session: 1,
             ports: [self.base, self.base + 2],
             record: None,
         });
-        for (leg, s) in [(Leg::A, a), (Leg::B, b)] {
+        for (i, leg) in [Leg::A, Leg::B].into_iter().enumerate() {
             self.send(MediaCommand::Remote {
                 session: 1,
                 leg,
-                remote: remote(s, dtmf),
+                remote: remotes[i],
+                signal: signal[i],
             });
         }
         self.send(MediaCommand::Bridge { session: 1 });
         std::thread::sleep(Duration::from_millis(50));
+    }
+
+    /// Waits (up to 2 s) for `counter` to reach `n`; its value.
+    pub(super) fn wait_count(counter: &std::sync::atomic::AtomicU64, n: u64) -> u64 {
+        let end = Instant::now() + Duration::from_secs(2);
+        while super::Stats::get(counter) < n && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        super::Stats::get(counter)
     }
 
     fn event(&mut self, within: Duration) -> Option<MediaEvent> {
@@ -166,10 +191,11 @@ fn a_bridged_call_relays_both_ways_with_the_gateways_own_ssrc() {
 }
 
 #[test]
-fn latching_follows_a_phone_behind_nat_and_ignores_strangers() {
+fn latching_follows_a_phone_behind_nat_and_holds_against_other_ports() {
     let r = Relay::start(Duration::from_secs(30));
     let (a, b) = (phone(), phone());
-    // The caller's SDP names `a`, but it sends from `nat` (its NAT's address).
+    // The caller's SDP names `a`, but it sends from `nat` (another port of the
+    // IP its signalling came from).
     let nat = phone();
     r.bridged(&a, &b, None);
     nat.send_to(&rtp(8, 1, 0, 1, &[1; 160]), r.port(Leg::A))
@@ -181,22 +207,23 @@ fn latching_follows_a_phone_behind_nat_and_ignores_strangers() {
         recv(&nat).is_some(),
         "audio goes where the caller sends from"
     );
-    // A stranger sending to the caller's port is not relayed.
-    let stranger = phone();
-    stranger
+    // Another port of that IP, while the latched one is fresh, is not relayed.
+    let other = phone();
+    other
         .send_to(&rtp(8, 9, 0, 3, &[3; 160]), r.port(Leg::A))
         .unwrap();
     b.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    assert!(recv(&b).is_none(), "a stranger's packet is dropped");
-    assert!(super::Stats::get(&r.handle.stats.dropped_unknown) >= 1);
+    assert!(recv(&b).is_none(), "another port's packet is dropped");
+    assert!(Relay::wait_count(&r.handle.stats.dropped_unknown, 1) >= 1);
 }
 
 #[test]
-fn a_stranger_who_latches_first_gives_way_to_the_phone_of_the_sdp() {
+fn another_port_that_latches_first_gives_way_to_the_phone_of_the_sdp() {
     let r = Relay::start(Duration::from_secs(30));
     let (a, b) = (phone(), phone());
     r.bridged(&a, &b, None);
+    // Allowed (the signalling IP), but not the SDP's address.
     let stranger = phone();
     // Junk never latches.
     stranger.send_to(b"not rtp", r.port(Leg::A)).unwrap();
@@ -292,6 +319,7 @@ fn prompt_then_agent_is_one_continuous_stream_for_the_caller() {
         session: 1,
         leg: Leg::A,
         remote: remote(&a, None),
+        signal: Some(SIGNAL),
     });
     let prompt = Arc::new(Prompt::from_pcm("p", &vec![1000i16; 8000]));
     r.send(MediaCommand::Play {
@@ -310,6 +338,7 @@ fn prompt_then_agent_is_one_continuous_stream_for_the_caller() {
         session: 1,
         leg: Leg::B,
         remote: remote(&b, None),
+        signal: Some(SIGNAL),
     });
     r.send(MediaCommand::Bridge { session: 1 });
     std::thread::sleep(Duration::from_millis(30));

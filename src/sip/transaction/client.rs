@@ -155,7 +155,7 @@ impl TransactionLayer {
         self.send(peer, bytes);
     }
 
-    pub(super) fn handle_response(&mut self, now: Instant, resp: Response, _from: Peer) {
+    pub(super) fn handle_response(&mut self, now: Instant, resp: Response, from: Peer) {
         let Some(key) = ClientKey::of_response(&resp) else {
             return;
         };
@@ -165,6 +165,12 @@ impl TransactionLayer {
         let Some(tx) = self.txs.get(&id) else {
             return;
         };
+        if tx.peer != from {
+            // Only the address the request went to may answer it: a forged 200
+            // or 486 from anywhere else is a stray (DESIGN.md §7).
+            self.foreign_responses += 1;
+            return;
+        }
         match tx.kind {
             Kind::InviteClient => self.invite_response(now, id, resp),
             Kind::NonInviteClient => self.non_invite_response(now, id, resp),

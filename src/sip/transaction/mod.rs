@@ -136,6 +136,9 @@ struct Tx {
 pub struct TransactionLayer {
     config: LayerConfig,
     ids: IdGen,
+    /// Responses that matched a transaction but came from another address than
+    /// the one its request went to (dropped).
+    foreign_responses: u64,
     next_id: u64,
     txs: IdMap<TxId, Tx>,
     servers: HashMap<ServerKey, TxId>,
@@ -153,6 +156,7 @@ impl TransactionLayer {
         TransactionLayer {
             config,
             ids,
+            foreign_responses: 0,
             next_id: 1,
             txs: IdMap::default(),
             servers: HashMap::new(),
@@ -163,6 +167,11 @@ impl TransactionLayer {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
+    }
+
+    /// Mixes fresh entropy into the branch generator.
+    pub fn reseed(&mut self, fresh: super::ids::Seed) {
+        self.ids.reseed(fresh);
     }
 
     pub fn config(&self) -> &LayerConfig {
@@ -214,6 +223,12 @@ impl TransactionLayer {
             }
             self.on_timer(now, id, kind);
         }
+    }
+
+    /// Responses dropped because they came from another address than their
+    /// request went to.
+    pub fn foreign_responses(&self) -> u64 {
+        self.foreign_responses
     }
 
     /// Number of live transactions (for leak checks and metrics).
@@ -310,6 +325,15 @@ impl TransactionLayer {
             B | F | C => {
                 if kind == C {
                     tracing::debug!(?id, "no final response in time (Timer C)");
+                    // A client INVITE that got a provisional is cancelled, so the
+                    // far end stops ringing (RFC 3261 §16.7 step 2); the TU hears
+                    // of a timeout either way.
+                    let proceeding = self.txs.get(&id).is_some_and(|t| {
+                        t.kind == Kind::InviteClient && t.state == State::Proceeding
+                    });
+                    if proceeding {
+                        let _ = self.cancel(now, id);
+                    }
                 }
                 self.events.push_back(TxEvent::Timeout { tx: id });
                 self.terminate(id);

@@ -36,10 +36,27 @@ impl TransactionLayer {
         }
         let invite = req.method == Method::Invite;
         let cancels = if req.method == Method::Cancel {
-            self.servers.get(&key.with_method(Method::Invite)).copied()
+            // Only the INVITE's own sender may cancel it: a stranger who learnt
+            // the branch gets 481 (DESIGN.md §7).
+            self.servers
+                .get(&key.with_method(Method::Invite))
+                .copied()
+                .filter(|id| {
+                    self.txs
+                        .get(id)
+                        .is_some_and(|t| t.peer.addr.ip() == peer.addr.ip())
+                })
         } else {
             None
         };
+        if req.method == Method::Cancel && cancels.is_none() {
+            // Nothing to cancel: 481 without a transaction, so that a CANCEL
+            // from someone else cannot stand in for the real one's (same key).
+            let bytes = response_to(&req, 481, "Call/Transaction Does Not Exist", Some("gw481"))
+                .finish_empty();
+            self.send_stateless(peer, bytes);
+            return;
+        }
         let id = self.alloc_id();
         let mut tx = Tx {
             kind: if invite {
@@ -180,6 +197,9 @@ impl TransactionLayer {
                 tx.last = Some(bytes.clone());
                 self.send(peer, bytes);
                 if code < 200 {
+                    // A provisional shows the TU is still at work: the guard
+                    // restarts (as Timer C does at a proxy, RFC 3261 §16.7).
+                    self.arm(id, TimerKind::C, TimerConfig::TIMER_C, now);
                     return Ok(());
                 }
                 if code < 300 {
@@ -218,6 +238,20 @@ impl TransactionLayer {
             }
             _ => Err(TxError::WrongState(id)),
         }
+    }
+
+    /// Sends the last provisional response of a pending INVITE again and restarts
+    /// its guard: a UAS that takes long should repeat a provisional at least
+    /// every minute (RFC 3261 §13.3.1.1), so that neither the caller nor a proxy
+    /// on the way (Timer C, 3 min) gives up on a call that is merely queued.
+    pub fn refresh_provisional(&mut self, now: Instant, id: TxId) -> Result<(), TxError> {
+        let tx = self.txs.get(&id).ok_or(TxError::NoSuchTransaction(id))?;
+        if (tx.kind, tx.state) != (Kind::InviteServer, State::Proceeding) {
+            return Err(TxError::WrongState(id));
+        }
+        self.resend_last(id);
+        self.arm(id, TimerKind::C, TimerConfig::TIMER_C, now);
+        Ok(())
     }
 
     /// Whether a server transaction is still waiting for a final response.

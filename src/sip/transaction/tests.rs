@@ -360,17 +360,38 @@ fn cancel_matches_its_invite() {
     );
     let ev = events(&mut l);
     assert!(matches!(ev.as_slice(), [TxEvent::Request { cancels: Some(i), .. }] if *i == invite));
-    // A CANCEL with another branch matches nothing.
+    // A CANCEL with another branch matches nothing: 481 at once, statelessly.
+    let before = l.len();
     l.handle_message(
         t0,
         Message::Request(request("CANCEL", "z9hG4bKz", None, 1)),
         udp(),
     );
-    let ev = events(&mut l);
-    assert!(matches!(
-        ev.as_slice(),
-        [TxEvent::Request { cancels: None, .. }]
-    ));
+    assert!(events(&mut l).is_empty());
+    assert_eq!(l.len(), before, "no transaction for a CANCEL of nothing");
+    let sent = std::iter::from_fn(|| l.poll_transmit()).last().unwrap();
+    assert!(sent.bytes.starts_with(b"SIP/2.0 481"));
+    // So is one with an INVITE's branch from another address: only the
+    // INVITE's sender may cancel it.
+    l.handle_message(
+        t0,
+        Message::Request(request("INVITE", "z9hG4bKf", None, 1)),
+        udp(),
+    );
+    events(&mut l);
+    let other = Peer {
+        transport: Transport::Udp,
+        addr: "198.51.100.9:5060".parse().unwrap(),
+    };
+    l.handle_message(
+        t0,
+        Message::Request(request("CANCEL", "z9hG4bKf", None, 1)),
+        other,
+    );
+    assert!(events(&mut l).is_empty());
+    let sent = std::iter::from_fn(|| l.poll_transmit()).last().unwrap();
+    assert_eq!(sent.peer, other);
+    assert!(sent.bytes.starts_with(b"SIP/2.0 481"));
 }
 
 #[test]

@@ -10,7 +10,7 @@ use super::{Role, State, Timer, Ua, UaCall, UaEvent};
 use crate::sip::Peer;
 use crate::sip::builder::response_to;
 use crate::sip::dialog::Dialog;
-use crate::sip::message::{Headers, Method, Request};
+use crate::sip::message::{Headers, Method, Request, Response};
 use crate::sip::transaction::TxId;
 
 impl Ua {
@@ -116,6 +116,7 @@ impl Ua {
                 hangup_at: None,
                 transfer_at: None,
                 auth_tries: 0,
+                refer_auth_tries: 0,
                 rtp_port: None,
                 media: None,
             },
@@ -133,7 +134,8 @@ impl Ua {
     /// Answers a ringing incoming call.
     pub fn answer(&mut self, now: Instant, key: u64) {
         let contact = self.contact();
-        let rtp_port = self.rtp.as_mut().and_then(|p| p.take());
+        let random = self.ids.next_u64();
+        let rtp_port = self.rtp.as_mut().and_then(|p| p.take(random));
         let body = sdp(self.cfg.local, self.ids.next_u64() % 1_000_000, rtp_port);
         let Some(c) = self.calls.get_mut(&key) else {
             return;
@@ -171,6 +173,14 @@ impl Ua {
 
     /// Blind-transfers a call (REFER with Refer-To) to the configured number.
     pub fn transfer(&mut self, now: Instant, key: u64) {
+        if let Some(c) = self.calls.get_mut(&key) {
+            c.refer_auth_tries = 0;
+        }
+        self.send_refer(now, key, None);
+    }
+
+    /// Sends the REFER, with `authorization` when answering a challenge.
+    fn send_refer(&mut self, now: Instant, key: u64, authorization: Option<String>) {
         let Some(number) = self.cfg.transfer_to.clone() else {
             return;
         };
@@ -185,8 +195,30 @@ impl Ua {
         let mut req = c.dialog.request(Method::Refer, None, Bytes::new());
         req.extra.push(("Refer-To".into(), refer_to));
         req.extra.push(("Referred-By".into(), referred_by));
+        if let Some(a) = authorization {
+            req.extra.push(("Authorization".into(), a));
+        }
         let peer = c.dialog.peer;
         let tx = self.tl.send_request(now, peer, req);
-        self.by_tx.insert(tx, Role::Other);
+        self.by_tx.insert(tx, Role::Refer(key));
+    }
+
+    /// The gateway's answer to our REFER: a challenge is answered once or twice
+    /// (a stale nonce), with the same credentials as our REGISTER.
+    pub(super) fn on_refer_response(&mut self, now: Instant, key: u64, resp: &Response) {
+        if !matches!(resp.code, 401 | 407) {
+            return;
+        }
+        let Some(c) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if c.refer_auth_tries >= 2 || c.state != State::Confirmed {
+            return;
+        }
+        c.refer_auth_tries += 1;
+        let uri = c.dialog.remote_target.clone();
+        if let Some(a) = self.answer_challenge(resp, "REFER", &uri) {
+            self.send_refer(now, key, Some(a));
+        }
     }
 }

@@ -116,6 +116,8 @@ struct UaCall {
     hangup_at: Option<Instant>,
     transfer_at: Option<Instant>,
     auth_tries: u8,
+    /// Challenges to our REFER answered so far.
+    refer_auth_tries: u8,
     /// Our RTP port for this call, with real audio.
     rtp_port: Option<u16>,
     /// The far end's audio as last announced in a [`UaEvent::Media`].
@@ -135,6 +137,7 @@ enum Role {
     Register,
     Invite(u64),
     Bye(u64),
+    Refer(u64),
     Other,
 }
 
@@ -168,7 +171,7 @@ impl Ua {
             timers: cfg.timers,
             sent_by: cfg.local.to_string(),
         };
-        let tl = TransactionLayer::new(layer, IdGen::new(ids.next_u64()));
+        let tl = TransactionLayer::new(layer, IdGen::new(ids.fork()));
         let reg_call_id = ids.call_id(0);
         let rtp = cfg
             .rtp_ports
@@ -384,6 +387,7 @@ impl Ua {
                     self.end(key, 200, true);
                 }
             }
+            Role::Refer(key) => self.on_refer_response(now, key, &resp),
             Role::Other => {}
         }
     }

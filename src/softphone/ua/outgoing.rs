@@ -30,7 +30,8 @@ impl Ua {
             peer: server,
             local_cseq: 1,
         };
-        let rtp_port = self.rtp.as_mut().and_then(|p| p.take());
+        let random = self.ids.next_u64();
+        let rtp_port = self.rtp.as_mut().and_then(|p| p.take(random));
         let tx = self.send_invite(now, &dialog, None, rtp_port);
         self.by_call_id.insert(dialog.call_id.to_string(), key);
         self.calls.insert(
@@ -48,6 +49,7 @@ impl Ua {
                 hangup_at: None,
                 transfer_at: None,
                 auth_tries: 0,
+                refer_auth_tries: 0,
                 rtp_port,
                 media: None,
             },

@@ -87,6 +87,8 @@ pub struct GwOpts {
     /// More `[http]` keys (`allowed_hosts`, `[[http.token]]`…), written right
     /// after its `listen` and before the test tokens.
     pub http_keys: String,
+    /// More `[sip]` keys (lines), e.g. the TCP caps.
+    pub extra_sip: String,
 }
 
 impl GwOpts {
@@ -101,6 +103,7 @@ impl GwOpts {
             extra_config: String::new(),
             trunk_sources: vec!["127.0.0.0/8".into()],
             http_keys: String::new(),
+            extra_sip: String::new(),
         }
     }
 }
@@ -151,10 +154,11 @@ impl Gateway {
         std::fs::write(
             dir.0.join("gateway.toml"),
             format!(
-                "[sip]\nlisten = \"{sip}\"\nmax_message_bytes = {}\n[sip.timers]\nt1_ms = {t1}\nt2_ms = {}\nt4_ms = {}\n\
+                "[sip]\nlisten = \"{sip}\"\nmax_message_bytes = {}\n{}[sip.timers]\nt1_ms = {t1}\nt2_ms = {}\nt4_ms = {}\n\
 [calls]\nmax_concurrent = {}\nretry_after_s = 7\nring_timeout_s = {}\nmax_duration_s = 3600\n\
 [http]\nlisten = \"{http}\"\n{}{}[dialplan]\ndir = \"dialplans\"\n[log]\nlevel = \"warn\"\n{}{}",
                 opts.max_message,
+                opts.extra_sip,
                 (t1 * 8).max(t1),
                 (t1 * 10).max(1),
                 opts.max_calls,
@@ -204,6 +208,11 @@ impl Gateway {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("gateway did not become ready; log:\n{}", self.log());
+    }
+
+    /// The gateway's process id (for /proc/<pid>/status).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn log(&self) -> String {

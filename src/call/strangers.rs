@@ -1,0 +1,65 @@
+//! Requests from strangers (neither a trunk nor a registered agent): answered
+//! statelessly or dropped, before the transaction layer sees them (see `guard.rs`).
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use tracing::info;
+
+use super::{ALLOW, Core};
+use crate::sip::Peer;
+use crate::sip::builder::response_to;
+use crate::sip::message::{Headers, Method, Request};
+
+impl Core {
+    /// A trunk's or a registered agent's address: its requests are served
+    /// statefully.
+    pub(super) fn known_source(&self, now: Instant, ip: IpAddr) -> bool {
+        self.dialplan.trunk_for(ip).is_some() || self.registrar.is_registered_source(now, ip)
+    }
+
+    /// Handles a stranger's request that needs no transaction; `false` lets it
+    /// through (a REGISTER, or a request inside a dialog, which must name its
+    /// Call-ID and both tags to touch anything).
+    pub(super) fn stranger(&mut self, now: Instant, req: &Request, peer: Peer) -> bool {
+        let in_dialog = req.to_tag().is_some();
+        if !self.guard.admit(now, peer.addr.ip()) {
+            self.log_strangers(now);
+            return true;
+        }
+        if in_dialog || req.method == Method::Register {
+            return false;
+        }
+        let (code, phrase) = match &req.method {
+            Method::Ack => return true, // Nothing to answer.
+            Method::Invite => (403, "Forbidden"),
+            Method::Options => (200, "OK"),
+            Method::Cancel | Method::Bye | Method::Info | Method::Update | Method::Prack => {
+                (481, "Call/Transaction Does Not Exist")
+            }
+            Method::Other(_) => (501, "Not Implemented"),
+            _ => (405, "Method Not Allowed"),
+        };
+        let tag = self.ids.tag();
+        let mut m = response_to(req, code, phrase, Some(&tag));
+        if code == 200 || code == 405 {
+            m.header("Allow", ALLOW);
+        }
+        self.tl.send_stateless(peer, m.finish_empty());
+        self.guard.refused();
+        self.log_strangers(now);
+        true
+    }
+
+    /// One line a minute at most, when strangers were refused or dropped.
+    fn log_strangers(&mut self, now: Instant) {
+        if let Some(c) = self.guard.summary_due(now) {
+            info!(
+                refused = c.refused,
+                dropped = c.dropped,
+                sources = self.guard.tracked(),
+                "requests from strangers (neither trunks nor registered agents) since the last report"
+            );
+        }
+    }
+}
