@@ -226,32 +226,6 @@ fn run_cli(cli: Cli) -> Result<()> {
     }
 }
 
-/// `hotline-gw agent-ha1`: the lines to paste into an agent's record.
-fn agent_ha1(args: AgentHa1Args) -> Result<()> {
-    use hotline_gateway::registrar::Algorithm;
-    let realm = match args.realm {
-        Some(r) => r,
-        None => load_config(args.config.as_deref())?.registrar.realm,
-    };
-    let mut password = String::new();
-    std::io::stdin()
-        .read_line(&mut password)
-        .context("reading the password from standard input")?;
-    let password = password.trim_end_matches(['\r', '\n']);
-    let min = hotline_gateway::dialplan::MIN_PASSWORD;
-    if password.chars().count() < min {
-        bail!("the password must be at least {min} characters");
-    }
-    println!("# agent {:?}, realm {realm:?}", args.user);
-    for (key, alg) in [
-        ("ha1_md5", Algorithm::Md5),
-        ("ha1_sha256", Algorithm::Sha256),
-    ] {
-        println!("{key} = \"{}\"", alg.ha1(&args.user, &realm, password));
-    }
-    Ok(())
-}
-
 /// `hotline-gw token`: a fresh random token, shown once; the config keeps its hash.
 fn token(args: TokenArgs) -> Result<()> {
     use hotline_gateway::http::auth::{hex, token_sha256};
@@ -281,6 +255,32 @@ fn token(args: TokenArgs) -> Result<()> {
     println!();
     println!("then restart the gateway. Clients send it as:");
     println!("  curl -H 'Authorization: Bearer {token}' http://127.0.0.1:8080/api/v1/sla");
+    Ok(())
+}
+
+/// `hotline-gw agent-ha1`: the lines to paste into an agent's record.
+fn agent_ha1(args: AgentHa1Args) -> Result<()> {
+    use hotline_gateway::registrar::Algorithm;
+    let realm = match args.realm {
+        Some(r) => r,
+        None => load_config(args.config.as_deref())?.registrar.realm,
+    };
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .context("reading the password from standard input")?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    let min = hotline_gateway::dialplan::MIN_PASSWORD;
+    if password.chars().count() < min {
+        bail!("the password must be at least {min} characters");
+    }
+    println!("# agent {:?}, realm {realm:?}", args.user);
+    for (key, alg) in [
+        ("ha1_md5", Algorithm::Md5),
+        ("ha1_sha256", Algorithm::Sha256),
+    ] {
+        println!("{key} = \"{}\"", alg.ha1(&args.user, &realm, password));
+    }
     Ok(())
 }
 
@@ -375,12 +375,12 @@ fn run(args: RunArgs) -> Result<()> {
     }
     init_tracing(&cfg.log.level);
     let plan = Arc::new(load_dialplan(&cfg).context("loading the dialplan")?);
-    // Before any socket: the open-file limit raised, and the config's needs checked.
     refuse_exposed_defaults(&cfg, &plan)?;
-    hotline_gateway::transport::fds::prepare(&cfg, &plan)?;
     if let Some(ca) = cfg.client_ca_file() {
         hotline_gateway::util::post::trust_ca_file(&ca)?;
     }
+    // Before any socket: the open-file limit raised, and the config's needs checked.
+    hotline_gateway::transport::fds::prepare(&cfg, &plan)?;
     // HTTP, reporting and signals share a small runtime; the SIP core has a thread
     // of its own.
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -10,11 +10,12 @@ use super::Config;
 use crate::util::toml_where::KeyLines;
 
 /// A shipped agent password: the examples' `change-me-…` and the lab profile's
-/// `lab…` ones (`lab` then a digit). Their values are in the repository.
+/// `lab-1001`… (and the older `lab1001`…). Their values are in the repository.
 pub fn shipped_password(p: &str) -> bool {
-    p.starts_with("change-me")
-        || p.strip_prefix("lab")
-            .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+    let lab = p
+        .strip_prefix("lab")
+        .map(|r| r.strip_prefix('-').unwrap_or(r));
+    p.starts_with("change-me") || lab.is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
 }
 
 /// What the check reads.
@@ -193,10 +194,16 @@ mod tests {
 
     #[test]
     fn shipped_passwords() {
-        for p in ["change-me-1001", "change-me", "lab1001", "lab1001-x"] {
+        for p in [
+            "change-me-1001",
+            "change-me",
+            "lab-1001",
+            "lab1001",
+            "lab1001-x",
+        ] {
             assert!(shipped_password(p), "{p}");
         }
-        for p in ["labrador-1001", "correct horse", "1001"] {
+        for p in ["labrador-1001", "lab-x1001", "correct horse", "1001", ""] {
             assert!(!shipped_password(p), "{p}");
         }
     }

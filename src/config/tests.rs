@@ -86,6 +86,31 @@ fn a_bad_value_names_its_key_and_line() {
             "ring_timeout_s = 600",
             "calls.ring_timeout_s",
         ),
+        (
+            "role = \"supervisor\"",
+            "role = \"root\"",
+            "http.token[1].role",
+        ),
+        (
+            "name = \"dev-admin\"",
+            "name = \"dev-viewer\"",
+            "http.token[2].name",
+        ),
+        (
+            "sha256 = \"de72d648",
+            "sha256 = \"dev-admin\" #",
+            "http.token[2].sha256",
+        ),
+        (
+            "sha256 = \"de72d648",
+            "sha256 = \"6f6879ccfe4c11471c7ddb39e1a0a0469b2bc6371a29fc8496b12ade05ffa1e7\" #",
+            "http.token[2].sha256",
+        ),
+        (
+            "listen = \"127.0.0.1:8080\"",
+            "listen = \"127.0.0.1:8080\"\nallowed_hosts = [\"http://x\"]",
+            "http.allowed_hosts",
+        ),
         ("tcp_idle_s = 10800", "tcp_idle_s = 3600", "sip.tcp_idle_s"),
         (
             "tcp_max_per_source = 64",
@@ -107,9 +132,41 @@ fn a_bad_value_names_its_key_and_line() {
         assert!(DEFAULT_TOML.contains(from), "{from}");
         let text = DEFAULT_TOML.replacen(from, to, 1);
         let e = Config::parse("gw.toml", &text).unwrap_err();
-        let line = text.lines().position(|l| l.starts_with(to)).unwrap() + 1;
+        let first = to.lines().last().unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let line = lines.iter().rposition(|l| l.starts_with(first)).unwrap() + 1;
         assert_eq!((e.key.as_str(), e.line), (key, line), "{to}: {e}");
     }
+}
+
+#[test]
+fn http_keys_are_checked() {
+    let cfg = Config::embedded();
+    assert_eq!(cfg.http.tokens().0.len(), 3, "the dev tokens");
+    assert_eq!(cfg.http.tokens().dev_tokens().len(), 3);
+    assert!(cfg.http.hosts().allows("localhost:8080"));
+    assert!(!cfg.http.hosts().allows("evil.example"));
+    let text = DEFAULT_TOML.replace(
+        "listen = \"127.0.0.1:8080\"",
+        "listen = \"127.0.0.1:8080\"\nallowed_hosts = []",
+    );
+    let e = Config::parse("gw.toml", &text).unwrap_err();
+    assert_eq!(e.key, "http.allowed_hosts", "{e}");
+    let text = DEFAULT_TOML.replace("# [http.tls]\n# cert", "[http.tls]\ncert");
+    let e = Config::parse("gw.toml", &text).unwrap_err();
+    assert_eq!(e.key, "http.tls.key", "a cert needs its key: {e}");
+    let text = DEFAULT_TOML
+        .replace("# [http.tls]\n# cert", "[http.tls]\ncert")
+        .replace("# key = \"tls/key.pem\"", "key = \"tls/key.pem\"");
+    let mut cfg = Config::parse("gw.toml", &text).unwrap();
+    cfg.origin = Some(PathBuf::from("/etc/hotline/gateway.toml"));
+    assert_eq!(
+        cfg.tls_files(),
+        Some((
+            PathBuf::from("/etc/hotline/tls/cert.pem"),
+            PathBuf::from("/etc/hotline/tls/key.pem")
+        ))
+    );
 }
 
 #[test]

@@ -2,14 +2,11 @@
 //! docs/openapi.yaml (which tests/it/openapi.rs holds equal to the router) is
 //! called without a token, with a wrong one, with each role below its
 //! `x-required-role`, with a foreign Host and with a non-JSON POST; the shipped
-//! config is started on a public address; HTTPS is served with a self-signed
-//! certificate the test client trusts.
+//! config is started on a public address. HTTPS: `https.rs`.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Read;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::openapi::{read, spec_routes};
@@ -354,119 +351,54 @@ fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
     }
 }
 
-/// A self-signed certificate for `localhost` and 127.0.0.1: (cert.pem, key.pem).
-fn self_signed(dir: &std::path::Path) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
-    let openssl = tool("openssl", "openssl")?;
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let out = Command::new(openssl)
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        // A server certificate, not a CA (webpki refuses a CA as the end entity).
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some((cert, key))
-}
-
-/// One HTTPS request with rustls, trusting `roots`.
-fn https_get(
-    addr: SocketAddr,
-    roots: &rustls::RootCertStore,
-    path: &str,
-    token: &str,
-) -> Result<HttpAnswer, String> {
-    #[allow(deprecated)] // ring, as the gateway uses
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots.clone())
-        .with_no_client_auth();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let conn = rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
-    let tcp =
-        TcpStream::connect_timeout(&addr, Duration::from_secs(1)).map_err(|e| e.to_string())?;
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
-    write!(
-        tls,
-        "GET {path} HTTP/1.1\r\nHost: localhost:{}\r\nAuthorization: Bearer {token}\r\n\
-         Connection: close\r\n\r\n",
-        addr.port()
-    )
-    .map_err(|e| e.to_string())?;
-    let mut raw = Vec::new();
-    match tls.read_to_end(&mut raw) {
-        Ok(_) => {}
-        // Some servers close without close_notify; what was read is whole.
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
-        Err(e) => return Err(e.to_string()),
-    }
-    parse_answer(&raw).ok_or_else(|| format!("not HTTP: {:?}", String::from_utf8_lossy(&raw)))
-}
-
 #[test]
-fn https_with_a_self_signed_certificate() {
-    let dir = TempDir::new("tls");
-    let Some((cert, key)) = self_signed(&dir.0) else {
-        return;
+fn a_token_from_the_token_command_lets_its_holder_in() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_hotline-gw"))
+            .arg("token")
+            .args(args)
+            .output()
+            .expect("run hotline-gw token")
     };
-    let mut opts = GwOpts::to("sip:127.0.0.1:9");
-    opts.extra_config = format!(
-        "[http.tls]\ncert = \"{}\"\nkey = \"{}\"\n",
-        cert.display(),
-        key.display()
+    let out = run(&["--role", "supervisor", "--name", "alice"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let token = text
+        .lines()
+        .find_map(|l| l.strip_prefix("token for alice (supervisor): "))
+        .unwrap_or_else(|| panic!("no token in:\n{text}"))
+        .to_string();
+    assert!(token.len() >= 64, "a long random token: {token}");
+    let lines: Vec<&str> = text
+        .lines()
+        .skip_while(|l| *l != "[[http.token]]")
+        .take(4)
+        .collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(
+        !lines.join("\n").contains(&token),
+        "only the hash is pasted"
     );
-    let gw = Gateway::spawn(opts);
-    let mut roots = rustls::RootCertStore::empty();
-    use rustls::pki_types::pem::PemObject;
-    for c in rustls::pki_types::CertificateDer::pem_file_iter(&cert).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let start = Instant::now();
-    let health = loop {
-        match https_get(gw.http, &roots, "/healthz", VIEWER_TOKEN) {
-            Ok(a) => break a,
-            Err(e) if start.elapsed() > Duration::from_secs(20) => {
-                panic!("no HTTPS answer: {e}\nlog:\n{}", gw.log())
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(50)),
-        }
-    };
-    assert_eq!(health.code, 200, "{health:?}");
-    let sla = https_get(gw.http, &roots, "/api/v1/sla", VIEWER_TOKEN).unwrap();
-    assert_eq!(sla.code, 200, "{sla:?}");
-    let calls = https_get(gw.http, &roots, "/api/v1/calls", VIEWER_TOKEN).unwrap();
-    assert_eq!(calls.code, 403, "roles apply over HTTPS too: {calls:?}");
+    // Two runs never give the same token.
+    let again = String::from_utf8(run(&["--role", "admin", "--name", "bob"]).stdout).unwrap();
+    assert!(!again.contains(&token));
 
-    // Plain HTTP to the TLS port gets no HTTP answer.
-    let plain = http_request(gw.http, "GET", "/healthz", &[], None);
-    assert!(
-        plain.is_none(),
-        "plain HTTP was answered on the HTTPS port: {plain:?}"
-    );
-    // A client that does not trust the certificate does not get through.
-    let strangers = rustls::RootCertStore::empty();
-    let refused = https_get(gw.http, &strangers, "/healthz", VIEWER_TOKEN);
-    assert!(
-        refused.is_err(),
-        "an untrusted certificate was accepted: {refused:?}"
-    );
+    let mut opts = GwOpts::to("sip:127.0.0.1:9");
+    opts.http_keys = lines.join("\n") + "\n";
+    let gw = Gateway::start(opts);
+    let (code, body) = http_get_as(gw.http, "/api/v1/calls", Some(&token)).unwrap();
+    assert_eq!(code, 200, "{body}");
+    let (code, body) =
+        http_post_as(gw.http, "/api/v1/dialplan/reload", "{}", Some(&token)).unwrap();
+    assert_eq!(code, 403, "a supervisor cannot reload: {body}");
+
+    for bad in [
+        &["--role", "root", "--name", "x"][..],
+        &["--role", "admin", "--name", "a\"b"],
+        &["--role", "admin", "--name", ""],
+    ] {
+        let out = run(bad);
+        assert!(!out.status.success(), "{bad:?} was accepted");
+        assert!(out.stdout.is_empty(), "{bad:?}: no token printed");
+    }
 }

@@ -42,8 +42,8 @@ fn gateway(extra_sip: &str) -> Gateway {
     // queue of its own: calls to 12345 ring 2001 only.
     opts.extra_dialplan = "[[queue]]\nname = \"q\"\nring_timeout_s = 10\nwrap_up_s = 0\n\
 agents = [\"2001\"]\n\n[[queue]]\nname = \"q2\"\nagents = [\"2002\"]\n\n\
-[[agent]]\nid = \"2001\"\nname = \"Agent 2001\"\npassword = \"pw2001\"\n\n\
-[[agent]]\nid = \"2002\"\nname = \"Agent 2002\"\npassword = \"pw2002\"\n"
+[[agent]]\nid = \"2001\"\nname = \"Agent 2001\"\npassword = \"pw2001-secret\"\n\n\
+[[agent]]\nid = \"2002\"\nname = \"Agent 2002\"\npassword = \"pw2002-secret\"\n"
         .into();
     opts.extra_sip = extra_sip.into();
     Gateway::start(opts)
@@ -235,14 +235,14 @@ fn two_thousand_idle_tcp_connections_leave_calls_and_tcp_registration_working() 
 
     // With 1,024 connections held: an agent registers over TCP, another over
     // UDP takes a call placed over UDP.
-    assert_eq!(register_over_tcp(&gw, "2002", "pw2002"), 200);
+    assert_eq!(register_over_tcp(&gw, "2002", "pw2002-secret"), 200);
     let agent = Softphone::start(
         &[
             "agent",
             "--user",
             "2001",
             "--password",
-            "pw2001",
+            "pw2001-secret",
             "--calls",
             "1",
             "--run-s",

@@ -19,7 +19,7 @@ const INJECTED_HZ: f64 = 3000.0;
 fn gateway() -> Gateway {
     let mut opts = GwOpts::to("queue:q");
     opts.extra_dialplan = "[[queue]]\nname = \"q\"\nring_timeout_s = 10\nwrap_up_s = 0\n\
-agents = [\"2001\"]\n\n[[agent]]\nid = \"2001\"\nname = \"Agent 2001\"\npassword = \"pw2001\"\n"
+agents = [\"2001\"]\n\n[[agent]]\nid = \"2001\"\nname = \"Agent 2001\"\npassword = \"pw2001-secret\"\n"
         .into();
     opts.extra_config = "[media]\nqueued = \"answer\"\nsurvey = false\n".into();
     Gateway::start(opts)
@@ -189,7 +189,7 @@ fn rtp_sprayed_at_the_relay_from_a_third_host_is_not_relayed() {
             "--user",
             "2001",
             "--password",
-            "pw2001",
+            "pw2001-secret",
             "--calls",
             "1",
             "--run-s",

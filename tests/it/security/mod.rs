@@ -3,6 +3,7 @@
 
 mod agents;
 mod http;
+mod https;
 mod limits;
 mod media;
 mod sip;

@@ -558,7 +558,9 @@ Call-ID: flood{sent}@127.0.0.9\r\nCSeq: 1 INVITE\r\nContact: <sip:x@{me}>\r\nCon
         "memory grew from {rss_before} to {rss_after} KiB under the flood"
     );
     let h = gw.health();
-    assert!(h["transactions"].as_u64().unwrap() < 100, "{h}");
+    // The trunk's calls keep a few transactions each for Timer J/K; the flood's
+    // hundreds of thousands of INVITEs would keep one each for 32 s.
+    assert!(h["transactions"].as_u64().unwrap() < 2000, "{h}");
     let want = records_before + calls as usize;
     gw.wait_json(
         "/api/v1/calls?limit=1000",

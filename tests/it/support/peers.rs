@@ -92,7 +92,7 @@ impl WebhookSink {
 }
 
 /// Reads one HTTP/1.1 request and returns its body (Content-Length framing).
-fn read_request_body(conn: &mut TcpStream) -> Option<String> {
+pub fn read_request_body(conn: &mut impl Read) -> Option<String> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
