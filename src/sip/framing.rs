@@ -31,6 +31,12 @@ pub enum FrameError {
     ContentLengthTooLarge { declared: usize, available: usize },
 }
 
+/// The body length a complete header section declares (`Content-Length`), for a
+/// stream reader that must skip the body of a message it refused as too large.
+pub fn declared_body(head: &[u8]) -> Option<usize> {
+    content_length(head).ok().flatten()
+}
+
 /// Frames the next message of a TCP stream. Leading CRLFs (keep-alives) are the
 /// caller's to skip with [`skip_keepalive`].
 pub fn frame_stream(buf: &[u8], limit: usize) -> Frame {

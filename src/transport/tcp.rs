@@ -267,6 +267,8 @@ async fn serve(
     let mut last_rx = opened;
     // When the bytes of the message not yet complete began to arrive.
     let mut partial_since: Option<Instant> = None;
+    // Bytes still to drop: the body of a message refused as too large.
+    let mut discard: usize = 0;
     'read: loop {
         let (until, why) = next_deadline(&limits, opened, greeted, last_rx, partial_since);
         let got = match tokio::time::timeout_at(until, rd.read_buf(&mut buf)).await {
@@ -287,6 +289,16 @@ async fn serve(
             Ok(_) => last_rx = Instant::now(),
         }
         loop {
+            if discard > 0 {
+                // The rest of a body refused as too large: not a message.
+                let n = discard.min(buf.len());
+                let _ = buf.split_to(n);
+                discard -= n;
+                if discard > 0 {
+                    partial_since.get_or_insert_with(Instant::now);
+                    break;
+                }
+            }
             let skip = framing::skip_keepalive(&buf);
             let _ = buf.split_to(skip);
             if buf.is_empty() {
@@ -306,6 +318,11 @@ async fn serve(
                 }
                 Frame::Invalid { len, error } => {
                     debug!(%addr, %error, "unframeable TCP message");
+                    if let framing::FrameError::TooLarge { .. } = error {
+                        // Its header section is `len` bytes: the body it declares
+                        // follows, and must not be read as the next message.
+                        discard = framing::declared_body(&buf[..len]).unwrap_or(0);
+                    }
                     Inbound::Invalid {
                         addr,
                         bytes: buf.split_to(len).freeze(),
