@@ -403,6 +403,20 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
     }
 }
 
+/// Shortest plain agent password accepted.
+pub const MIN_PASSWORD: usize = 8;
+
+/// An optional HA1 as written: `digits` hex digits, returned lower-cased.
+fn hex_hash(v: &Option<String>, digits: usize) -> Result<Option<String>, ()> {
+    match v {
+        None => Ok(None),
+        Some(h) if h.len() == digits && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Ok(Some(h.to_ascii_lowercase()))
+        }
+        Some(_) => Err(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -440,19 +454,5 @@ mod tests {
         let t = parse_target("sip:127.0.0.1:5070;transport=tcp").unwrap();
         assert_eq!(t.transport, Transport::Tcp);
         assert_eq!(t.addr.port(), 5070);
-    }
-}
-
-/// Shortest plain agent password accepted.
-pub const MIN_PASSWORD: usize = 8;
-
-/// An optional HA1 as written: `digits` hex digits, returned lower-cased.
-fn hex_hash(v: &Option<String>, digits: usize) -> Result<Option<String>, ()> {
-    match v {
-        None => Ok(None),
-        Some(h) if h.len() == digits && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            Ok(Some(h.to_ascii_lowercase()))
-        }
-        Some(_) => Err(()),
     }
 }
