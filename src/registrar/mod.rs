@@ -410,9 +410,10 @@ impl Registrar {
         self.users.contains_key(user)
     }
 
-    /// Whether a live binding was registered from `ip` (an agent's softphone).
-    pub fn is_registered_source(&self, now: Instant, ip: std::net::IpAddr) -> bool {
-        self.bindings.any_from(now, ip)
+    /// Whether a binding was registered from `ip` (an agent's softphone): such a
+    /// source's INVITEs without credentials are challenged.
+    pub fn is_registered_source(&self, ip: std::net::IpAddr) -> bool {
+        self.bindings.any_from(ip)
     }
 
     pub fn poll_event(&mut self) -> Option<RegistrarEvent> {
