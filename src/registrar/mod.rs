@@ -310,13 +310,16 @@ impl Registrar {
         if req.method != Method::Register {
             return RegisterReply::new(405, "Method Not Allowed");
         }
-        let aor = match aor_user(req) {
-            Ok(aor) => aor,
-            Err(e) => return RegisterReply::bad_request(&e),
-        };
-        let user = match self.authenticate(now, req, source, Some(&aor)) {
+        // Authentication before the To header (RFC 3261 §10.3 steps 3 and 5); the
+        // address-of-record, when readable, names the account to check for a block.
+        let aor = aor_user(req);
+        let user = match self.authenticate(now, req, source, aor.as_deref().ok()) {
             Ok(user) => user,
             Err(reply) => return reply,
+        };
+        let aor = match aor {
+            Ok(aor) => aor,
+            Err(e) => return RegisterReply::bad_request(&e),
         };
         if aor != user {
             return RegisterReply::new(403, "Forbidden (username does not match AOR)");
