@@ -218,7 +218,7 @@ impl Core {
     ) -> Option<bool> {
         let reply = match self.registrar.authenticate_request(now, req, peer) {
             RequestAuth::Agent(_) => return Some(true),
-            RequestAuth::Absent if !self.registrar.is_registered_source(now, peer.addr.ip()) => {
+            RequestAuth::Absent if !self.registrar.is_registered_source(peer.addr.ip()) => {
                 return Some(false);
             }
             RequestAuth::Absent => {

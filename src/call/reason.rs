@@ -39,7 +39,7 @@ pub enum Reason {
     QueueCallback,
     /// The caller's queue was removed by a reload and had no overflow.
     QueueRemoved,
-    /// The INVITE came from no trunk and no registered agent: `403`.
+    /// The INVITE came from no trunk and no authenticated agent: `403`.
     UntrustedSource,
     /// The line exists but is not in service on this date: `404`.
     LineNotInService,

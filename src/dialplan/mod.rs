@@ -5,6 +5,8 @@
 //! a line is a number and a SIP target; the integration modes of DESIGN.md §1 build
 //! on this registry.
 
+#[cfg(test)]
+mod agent_tests;
 pub mod calendar;
 mod file;
 pub mod hours;

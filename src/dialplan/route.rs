@@ -20,7 +20,8 @@ pub struct CallFacts {
     /// The original called number of a forwarded call, and where it came from.
     pub original: Option<(String, OriginalSource)>,
     pub source: IpAddr,
-    /// The source is a registered agent's softphone.
+    /// The request carried valid digest credentials of an agent (an address
+    /// alone proves nothing: DESIGN.md §7).
     pub from_agent: bool,
     pub at: LocalTime,
 }
@@ -147,11 +148,13 @@ impl Dialplan {
             (Some(t), _) => {
                 why.push(|| format!("source {} is trunk {:?} ({})", facts.source, t.name, t.kind))
             }
-            (None, true) => why.push(|| format!("source {} is a registered agent", facts.source)),
+            (None, true) => {
+                why.push(|| format!("source {} is an authenticated agent", facts.source))
+            }
             (None, false) => {
                 why.push(|| {
                     format!(
-                        "source {} is no trunk and no registered agent",
+                        "source {} is no trunk and no authenticated agent",
                         facts.source
                     )
                 });

@@ -2,6 +2,7 @@
 //! lifetimes and the events their changes produce. No I/O, no clock.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use crate::sip::Peer;
@@ -64,15 +65,32 @@ pub enum ApplyReject {
 #[derive(Debug, Default)]
 pub struct BindingTable {
     by_user: HashMap<String, Vec<Binding>>,
+    /// Bindings per source IP, so that "did an agent register from here?" is one
+    /// lookup per INVITE, not a scan of every binding.
+    by_ip: HashMap<IpAddr, u32>,
 }
 
 impl BindingTable {
-    /// Whether any unexpired binding came from `ip`.
-    pub fn any_from(&self, now: Instant, ip: std::net::IpAddr) -> bool {
-        self.by_user
-            .values()
-            .flatten()
-            .any(|b| b.expires_at > now && b.source.addr.ip() == ip)
+    /// Whether a binding came from `ip` (one past its expiry counts until
+    /// [`expire`](Self::expire) removes it, which the registrar's timer does on
+    /// time).
+    pub fn any_from(&self, ip: IpAddr) -> bool {
+        self.by_ip.contains_key(&ip)
+    }
+
+    fn count(&mut self, list: &[Binding], added: bool) {
+        for b in list {
+            let ip = b.source.addr.ip();
+            let n = self.by_ip.entry(ip).or_default();
+            if added {
+                *n += 1;
+            } else {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.by_ip.remove(&ip);
+                }
+            }
+        }
     }
 
     /// Unexpired bindings of `user`, best `q` first, then most recently written.
@@ -98,6 +116,7 @@ impl BindingTable {
 
     /// Removes bindings due by `now`, emitting `Expired` for each.
     pub fn expire(&mut self, now: Instant, events: &mut Vec<RegistrarEvent>) {
+        let mut gone = Vec::new();
         self.by_user.retain(|user, list| {
             list.retain(|b| {
                 let alive = b.expires_at > now;
@@ -106,25 +125,30 @@ impl BindingTable {
                         user: user.clone(),
                         contact: b.contact.clone(),
                     });
+                    gone.push(b.clone());
                 }
                 alive
             });
             !list.is_empty()
         });
+        self.count(&gone, false);
     }
 
     /// Drops every binding of users `keep` rejects, emitting `Unregistered`.
     pub fn retain_users(&mut self, keep: impl Fn(&str) -> bool, events: &mut Vec<RegistrarEvent>) {
+        let mut gone = Vec::new();
         self.by_user.retain(|user, list| {
             if keep(user) {
                 return true;
             }
-            events.extend(list.drain(..).map(|b| RegistrarEvent::Unregistered {
+            events.extend(list.iter().map(|b| RegistrarEvent::Unregistered {
                 user: user.clone(),
-                contact: b.contact,
+                contact: b.contact.clone(),
             }));
+            gone.append(list);
             false
         });
+        self.count(&gone, false);
     }
 
     /// Applies a REGISTER's contacts for `user` all-or-nothing (RFC 3261 §10.3).
@@ -180,9 +204,10 @@ impl BindingTable {
                 contact: b.contact.clone(),
             });
         }
-        if next.is_empty() {
-            self.by_user.remove(user);
-        } else {
+        let old = self.by_user.remove(user).unwrap_or_default();
+        self.count(&old, false);
+        self.count(&next, true);
+        if !next.is_empty() {
             self.by_user.insert(user.to_string(), next);
         }
         Ok(())

@@ -294,3 +294,29 @@ fn an_agent_configured_by_ha1_registers_and_is_offered_only_its_algorithms() {
     );
     assert!(!shown.contains(&md5), "{shown}");
 }
+
+#[test]
+fn the_registered_sources_follow_bindings_as_they_come_and_go() {
+    let mut lab = Lab::new();
+    let ip = lab.src.addr.ip();
+    assert!(!lab.reg.is_registered_source(ip));
+    let r = Reg::new(AGENT).contacts(&["<sip:a@192.0.2.20>", "<sip:b@10.0.0.2>"]);
+    assert_eq!(lab.register(r).code, 200);
+    assert!(lab.reg.is_registered_source(ip));
+    // One of two removed: still registered from there; both: not.
+    let one = Reg::new(AGENT).contacts(&["<sip:a@192.0.2.20>;expires=0"]);
+    assert_eq!(lab.register(one).code, 200);
+    assert!(lab.reg.is_registered_source(ip));
+    let all = Reg::new(AGENT).contacts(&["*"]).expires("0");
+    assert_eq!(lab.register(all).code, 200);
+    assert!(!lab.reg.is_registered_source(ip));
+    // Expiry and removal of the user by a reload end it too.
+    assert_eq!(lab.register(Reg::new(AGENT).expires("60")).code, 200);
+    lab.advance(Duration::from_secs(60));
+    lab.reg.handle_timeout(lab.now);
+    assert!(!lab.reg.is_registered_source(ip));
+    assert_eq!(lab.register(Reg::new(AGENT)).code, 200);
+    lab.reg
+        .set_users([("agent1002".to_string(), "other-pw".to_string())]);
+    assert!(!lab.reg.is_registered_source(ip));
+}

@@ -310,8 +310,8 @@ impl Registrar {
         if req.method != Method::Register {
             return RegisterReply::new(405, "Method Not Allowed");
         }
-        // Authentication comes first (RFC 3261 §10.3 steps 3-5): a stranger
-        // learns nothing of what the registrar thinks of the rest.
+        // Authentication before the To header (RFC 3261 §10.3 steps 3 and 5); the
+        // address-of-record, when readable, names the account to check for a block.
         let aor = aor_user(req);
         let user = match self.authenticate(now, req, source, aor.as_deref().ok()) {
             Ok(user) => user,
@@ -413,9 +413,10 @@ impl Registrar {
         self.users.contains_key(user)
     }
 
-    /// Whether a live binding was registered from `ip` (an agent's softphone).
-    pub fn is_registered_source(&self, now: Instant, ip: std::net::IpAddr) -> bool {
-        self.bindings.any_from(now, ip)
+    /// Whether a binding was registered from `ip` (an agent's softphone): such a
+    /// source's INVITEs without credentials are challenged.
+    pub fn is_registered_source(&self, ip: std::net::IpAddr) -> bool {
+        self.bindings.any_from(ip)
     }
 
     pub fn poll_event(&mut self) -> Option<RegistrarEvent> {

@@ -55,7 +55,8 @@ impl Store {
     /// increments, so a batch retried after an unclear failure counts nothing twice.
     /// Returns how many records were new.
     pub async fn insert_calls(&self, batch: &[CallWrite]) -> Result<usize, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.write_conn().await?;
+        let mut tx = conn.begin().await?;
         let mut inserted = std::collections::HashSet::new();
         let rows_per_statement = match self.backend {
             super::Backend::Sqlite => SQLITE_CHUNK,
@@ -113,6 +114,7 @@ impl Store {
             super::tickets::write(&mut tx, t).await?;
         }
         tx.commit().await?;
+        conn.ended_cleanly();
         Ok(inserted.len())
     }
 

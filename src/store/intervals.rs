@@ -177,7 +177,8 @@ impl Store {
         to_ms: i64,
         rows: &[IntervalRow],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.write_conn().await?;
+        let mut tx = conn.begin().await?;
         sqlx::query("DELETE FROM sla_intervals WHERE start_ms >= $1 AND start_ms < $2")
             .bind(from_ms)
             .bind(to_ms)
@@ -186,6 +187,7 @@ impl Store {
         let refs: Vec<&IntervalRow> = rows.iter().collect();
         add(&mut tx, &refs).await?;
         tx.commit().await?;
+        conn.ended_cleanly();
         Ok(())
     }
 

@@ -117,6 +117,40 @@ impl StoreError {
     }
 }
 
+/// A pooled connection for one write transaction, closed instead of going back
+/// to the pool unless the transaction committed.
+///
+/// Why: SQLite may roll a transaction back by itself when a write fails with
+/// FULL or IOERR; sqlx's own ROLLBACK then fails, and it goes on believing the
+/// connection is inside a transaction: its next BEGIN becomes a SAVEPOINT that
+/// never commits and keeps the write lock (every later write: "database is
+/// locked", rows never visible). A fresh connection after a failure avoids that.
+pub(crate) struct WriteConn {
+    conn: sqlx::pool::PoolConnection<sqlx::Any>,
+    committed: bool,
+}
+
+impl WriteConn {
+    pub(crate) async fn begin(&mut self) -> Result<sqlx::Transaction<'_, sqlx::Any>, StoreError> {
+        use sqlx::Connection;
+        Ok(self.conn.begin().await?)
+    }
+
+    /// The transaction committed or rolled back without error: the connection
+    /// may be reused.
+    pub(crate) fn ended_cleanly(mut self) {
+        self.committed = true;
+    }
+}
+
+impl Drop for WriteConn {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
 /// A connection pool with the schema migrated.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -156,6 +190,14 @@ impl Store {
         let store = Store { pool, backend };
         migrate::run(&store).await?;
         Ok(store)
+    }
+
+    /// A connection for one write transaction (see [`WriteConn`]).
+    pub(crate) async fn write_conn(&self) -> Result<WriteConn, StoreError> {
+        Ok(WriteConn {
+            conn: self.pool.acquire().await?,
+            committed: false,
+        })
     }
 
     pub fn backend(&self) -> Backend {

@@ -376,3 +376,18 @@ async fn ticket_outbox_is_in_order_per_stub_and_redrivable() {
         assert_eq!(listed[0].id, "t-1");
     }
 }
+
+/// SQLite's disk troubles (read-only, I/O, full; any extended code of them) are
+/// retried like an outage; constraint and other refusals are not.
+#[test]
+fn sqlite_disk_errors_are_retried() {
+    // BUSY, LOCKED, BUSY_SNAPSHOT, READONLY, READONLY_DBMOVED, IOERR, IOERR_WRITE,
+    // IOERR_FSYNC, FULL.
+    for code in ["5", "6", "517", "8", "1032", "10", "778", "1034", "13"] {
+        assert!(sqlite_transient(code), "{code}");
+    }
+    // ERROR, CORRUPT, CANTOPEN, CONSTRAINT, CONSTRAINT_UNIQUE, not a number.
+    for code in ["1", "11", "14", "19", "2067", "23505", ""] {
+        assert!(!sqlite_transient(code), "{code}");
+    }
+}

@@ -143,12 +143,14 @@ impl Store {
     pub async fn open_tickets(&self, stubs: &[TicketWrite]) -> Result<usize, StoreError> {
         let mut stubs: Vec<&TicketWrite> = stubs.iter().collect();
         stubs.sort_by(|a, b| (&a.id, a.revision).cmp(&(&b.id, b.revision)));
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.write_conn().await?;
+        let mut tx = conn.begin().await?;
         let mut n = 0;
         for t in stubs {
             n += usize::from(write(&mut tx, t).await?);
         }
         tx.commit().await?;
+        conn.ended_cleanly();
         Ok(n)
     }
 
@@ -184,7 +186,8 @@ impl Store {
         // deadlock between the delivery loop and the writer.
         let mut attempts: Vec<&Attempt> = attempts.iter().collect();
         attempts.sort_by(|a, b| (&a.ticket_id, a.revision).cmp(&(&b.ticket_id, b.revision)));
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.write_conn().await?;
+        let mut tx = conn.begin().await?;
         for a in attempts {
             // Lock the stub first: a revision the writer is adding right now is then
             // seen (and unblocked) below, not missed.
@@ -229,6 +232,7 @@ impl Store {
             }
         }
         tx.commit().await?;
+        conn.ended_cleanly();
         Ok(())
     }
 
@@ -278,7 +282,8 @@ impl Store {
     /// ones are marked `superseded` rather than sent after a newer one. Returns how
     /// many revisions changed.
     pub async fn redrive(&self, id: &str, now_ms: i64) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.write_conn().await?;
+        let mut tx = conn.begin().await?;
         let latest: Option<(i64, String)> = sqlx::query_as(
             "SELECT revision, state FROM ticket_outbox WHERE ticket_id = $1 \
              ORDER BY revision DESC LIMIT 1",
@@ -287,6 +292,8 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let Some((latest, state)) = latest else {
+            tx.rollback().await?;
+            conn.ended_cleanly();
             return Ok(0);
         };
         let mut changed = sqlx::query(
@@ -312,6 +319,7 @@ impl Store {
         }
         summarise(&mut tx, id).await?;
         tx.commit().await?;
+        conn.ended_cleanly();
         Ok(changed)
     }
 

@@ -513,3 +513,41 @@ fn repeated_failures_lock_that_account_for_that_source_only() {
     let r = desk.register("2002", "secret-2002", "sip:2002@127.0.0.7");
     assert_eq!(r.status(), Some(200), "{}", r.text);
 }
+
+#[test]
+fn agent_ha1_prints_the_hashes_to_paste_and_refuses_short_passwords() {
+    use hotline_gateway::registrar::Algorithm;
+    use std::io::Write;
+    let run = |password: &str| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hotline-gw"))
+            .args(["agent-ha1", "--user", "1001", "--realm", "hotline"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(password.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = run("long enough pw\n");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    for (key, alg) in [
+        ("ha1_md5", Algorithm::Md5),
+        ("ha1_sha256", Algorithm::Sha256),
+    ] {
+        let line = format!(
+            "{key} = \"{}\"",
+            alg.ha1("1001", "hotline", "long enough pw")
+        );
+        assert!(text.lines().any(|l| l == line), "{line} not in:\n{text}");
+    }
+    let out = run("short\n");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 8"));
+}
