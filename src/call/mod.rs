@@ -487,7 +487,7 @@ impl Core {
             return;
         }
         if let Message::Request(req) = &msg
-            && !self.known_source(now, peer.addr.ip())
+            && !self.known_source(peer.addr.ip())
             && self.stranger(now, req, peer)
         {
             return;

@@ -14,8 +14,8 @@ use crate::sip::message::{Headers, Method, Request};
 impl Core {
     /// A trunk's or a registered agent's address: its requests are served
     /// statefully.
-    pub(super) fn known_source(&self, now: Instant, ip: IpAddr) -> bool {
-        self.dialplan.trunk_for(ip).is_some() || self.registrar.is_registered_source(now, ip)
+    pub(super) fn known_source(&self, ip: IpAddr) -> bool {
+        self.dialplan.trunk_for(ip).is_some() || self.registrar.is_registered_source(ip)
     }
 
     /// Handles a stranger's request that needs no transaction; `false` lets it

@@ -67,6 +67,47 @@ fn tcp_bad_message_gets_400_and_the_connection_lives_on() {
 }
 
 #[test]
+fn an_oversized_tcp_message_body_is_skipped_not_read_as_the_next_message() {
+    let mut opts = GwOpts::to("sip:127.0.0.1:9");
+    opts.max_message = 4096;
+    let gw = Gateway::start(opts);
+    let mut s = TcpStream::connect(gw.sip).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let local = s.local_addr().unwrap().to_string();
+    // A body over the limit that is itself a request: were it read as the next
+    // message, it would get its own 200 (a smuggled request).
+    let smuggled = options("smuggled1", "TCP", &local);
+    let padding = "x".repeat(8_000);
+    let body = format!("{padding}{smuggled}");
+    let big = options("big2", "TCP", &local).replace(
+        "l: 0\r\n",
+        &format!("Content-Type: text/plain\r\nl: {}\r\n", body.len()),
+    );
+    // Sent in pieces: the body arrives after the refusal.
+    s.write_all(big.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    s.write_all(body.as_bytes()).unwrap();
+    s.write_all(options("after1", "TCP", &local).as_bytes())
+        .unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&buf).contains("Call-ID: after1") {
+        let k = s.read(&mut chunk).expect("an answer to the message after");
+        assert!(k > 0, "connection closed");
+        buf.extend_from_slice(&chunk[..k]);
+    }
+    let text = String::from_utf8_lossy(&buf);
+    assert!(
+        !text.contains("smuggled1"),
+        "the body was read as a message: {text}"
+    );
+    assert!(
+        text.starts_with("SIP/2.0 4") || text.starts_with("SIP/2.0 5"),
+        "{text}"
+    );
+}
+
+#[test]
 fn oversized_datagram_gets_513() {
     let mut opts = GwOpts::to("sip:127.0.0.1:9");
     opts.max_message = 4096;
