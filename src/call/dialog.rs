@@ -24,7 +24,7 @@ impl Core {
     /// The call and side a request with a To tag belongs to: its Call-ID **and**
     /// both tags must be the leg's (RFC 3261 §12.2.2). A Call-ID alone is not a
     /// credential: it travels in clear and the other leg's party knows it.
-    fn find_dialog(&self, req: &Request) -> Option<(CallKey, Side)> {
+    pub(super) fn find_dialog(&self, req: &Request) -> Option<(CallKey, Side)> {
         let call_id = req.call_id()?;
         let (from, to) = (req.from_tag()?, req.to_tag()?);
         if let Some(&key) = self.by_b.get(call_id) {

@@ -5,7 +5,8 @@
 //! record, no log line per packet. Its requests are rate-limited per source IP and
 //! in total (token buckets), so a flood from one address or from many spoofed ones
 //! costs a bounded amount of work and memory; what is refused or dropped is counted
-//! and summed up in one log line a minute at most.
+//! and summed up in one log line a minute at most. REGISTERs have buckets of their
+//! own ([`Class`]): a flood of INVITEs does not keep agents from logging in.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -37,6 +38,16 @@ impl Default for GuardConfig {
             max_sources: 65_536,
         }
     }
+}
+
+/// What a stranger's request is, for the buckets it draws on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Class {
+    /// An agent logging in (or someone guessing passwords: the registrar limits
+    /// failures on its own).
+    Register,
+    /// Everything else.
+    Other,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -83,8 +94,9 @@ pub struct GuardCounts {
 #[derive(Debug)]
 pub struct Guard {
     cfg: GuardConfig,
-    sources: HashMap<IpAddr, Bucket>,
-    total: Bucket,
+    sources: HashMap<(IpAddr, Class), Bucket>,
+    /// The total buckets: [`Class::Register`], [`Class::Other`].
+    total: [Bucket; 2],
     counts: GuardCounts,
     /// Counts at the last summary line, and when it was written.
     logged: (GuardCounts, Option<Instant>),
@@ -98,32 +110,34 @@ impl Guard {
         Guard {
             cfg,
             sources: HashMap::new(),
-            total: Bucket::full(cfg.total_burst, now),
+            total: [Bucket::full(cfg.total_burst, now); 2],
             counts: GuardCounts::default(),
             logged: (GuardCounts::default(), None),
         }
     }
 
-    /// May a stranger's request from `ip` be answered now? A `false` is counted
-    /// as dropped.
-    pub fn admit(&mut self, now: Instant, ip: IpAddr) -> bool {
+    /// May a stranger's request of this class from `ip` be answered now? A
+    /// `false` is counted as dropped.
+    pub fn admit(&mut self, now: Instant, ip: IpAddr, class: Class) -> bool {
         let c = self.cfg;
-        if self.sources.len() >= c.max_sources && !self.sources.contains_key(&ip) {
+        let key = (ip, class);
+        if self.sources.len() >= c.max_sources && !self.sources.contains_key(&key) {
             // Forget sources whose buckets have filled up again: they cost nothing.
             self.sources.retain(|_, b| {
                 b.refill(now, c.per_source_rate, c.per_source_burst);
                 b.tokens < c.per_source_burst
             });
         }
-        let per_source = if self.sources.len() < c.max_sources || self.sources.contains_key(&ip) {
+        let per_source = if self.sources.len() < c.max_sources || self.sources.contains_key(&key) {
             self.sources
-                .entry(ip)
+                .entry(key)
                 .or_insert_with(|| Bucket::full(c.per_source_burst, now))
                 .take(now, c.per_source_rate, c.per_source_burst)
         } else {
             true // Table full of active sources: the total bucket still holds.
         };
-        let ok = per_source && self.total.take(now, c.total_rate, c.total_burst);
+        let total = &mut self.total[usize::from(class == Class::Other)];
+        let ok = per_source && total.take(now, c.total_rate, c.total_burst);
         if !ok {
             self.counts.dropped += 1;
         }
@@ -175,14 +189,23 @@ mod tests {
     fn one_source_gets_its_burst_then_its_rate() {
         let t0 = Instant::now();
         let mut g = Guard::new(GuardConfig::default(), t0);
-        let admitted = (0..1000).filter(|_| g.admit(t0, ip(1))).count();
+        let admitted = (0..1000)
+            .filter(|_| g.admit(t0, ip(1), Class::Other))
+            .count();
         assert_eq!(admitted, 100);
         assert_eq!(g.counts().dropped, 900);
         // One second later: 20 more.
         let t1 = t0 + Duration::from_secs(1);
-        assert_eq!((0..1000).filter(|_| g.admit(t1, ip(1))).count(), 20);
+        assert_eq!(
+            (0..1000)
+                .filter(|_| g.admit(t1, ip(1), Class::Other))
+                .count(),
+            20
+        );
         // Another source is not affected.
-        assert!(g.admit(t1, ip(2)));
+        assert!(g.admit(t1, ip(2), Class::Other));
+        // Nor are REGISTERs from the flooding address.
+        assert!(g.admit(t1, ip(1), Class::Register));
     }
 
     #[test]
@@ -196,10 +219,12 @@ mod tests {
         let mut admitted = 0;
         for i in 0..20_000u32 {
             let src = IpAddr::from((0xC000_0000u32 + i).to_be_bytes());
-            admitted += usize::from(g.admit(t0, src));
+            admitted += usize::from(g.admit(t0, src, Class::Other));
         }
         assert_eq!(admitted, 4000);
         assert!(g.tracked() <= 50);
+        // The REGISTER budget is untouched by the INVITE flood.
+        assert!(g.admit(t0, ip(200), Class::Register));
     }
 
     #[test]

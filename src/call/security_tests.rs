@@ -75,7 +75,7 @@ fn a_forged_answer_from_another_address_is_ignored() {
     let mut net = Net::new();
     net.send(net.caller, &caller_invite());
     let b_inv = net.request(net.callee, Method::Invite);
-    let forger = peer("127.0.0.1:5999");
+    let forger = peer("127.0.0.2:5070");
     // Same branch, Call-ID and tags as the seat would send: only the address differs.
     net.send(forger, &callee_reply(&b_inv, 486, "Busy Here", &[], ""));
     net.send(forger, &callee_reply(&b_inv, 200, "OK", &[], SDP));
@@ -205,4 +205,78 @@ fn a_queued_caller_answered_after_200_s_gets_the_answer() {
     let sdp = "v=0\r\no=agent 7 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 8\r\n";
     net.send(net.callee, &callee_reply(&inv, 200, "OK", &[], sdp));
     net.response(net.caller, 200);
+}
+
+#[test]
+fn an_ack_with_the_right_call_id_and_cseq_but_wrong_tags_does_not_confirm_the_call() {
+    let mut net = Net::new();
+    let (b_inv, gw_tag) = ringing(&mut net);
+    net.send(net.callee, &callee_reply(&b_inv, 200, "OK", &[], SDP));
+    net.response(net.caller, 200);
+    // A forged ACK (it would carry the attacker's SDP in a late-offer call).
+    net.send(
+        net.caller,
+        &caller_request("ACK", 1, "z9hG4bKfake", "guess"),
+    );
+    let from_elsewhere = peer("192.0.2.66:5060");
+    let forged = with_tag(
+        &caller_request("ACK", 1, "z9hG4bKfake2", &gw_tag),
+        "From",
+        "nope",
+    );
+    net.send(from_elsewhere, &forged);
+    net.none_to(
+        net.callee,
+        "ACK",
+        |m| matches!(m, Message::Request(r) if r.method == Method::Ack),
+    );
+    // The caller's own ACK still confirms the call.
+    net.send(
+        net.caller,
+        &caller_request("ACK", 1, "z9hG4bKack1", &gw_tag),
+    );
+    net.request(net.callee, Method::Ack);
+}
+
+/// A core whose only trunk is 192.0.2.0/24: the seat at 127.0.0.1 is no trunk.
+fn net_with_a_seat_that_is_no_trunk() -> Net {
+    let plan = crate::dialplan::parse_sources(&[(
+        "l.toml".into(),
+        format!(
+            "[[trunk]]\nname = \"t\"\nkind = \"carrier\"\nsources = [\"192.0.2.0/24\"]\n\
+[[line]]\nnumber = \"12345\"\nname = \"h\"\ntarget = \"sip:{CALLEE}\"\n"
+        ),
+    )])
+    .unwrap();
+    let cfg = CoreConfig {
+        max_calls: 10,
+        ..Default::default()
+    };
+    Net::with(cfg, plan)
+}
+
+#[test]
+fn a_party_to_a_call_that_is_no_trunk_is_served_and_a_guess_is_answered_statelessly() {
+    let mut net = net_with_a_seat_that_is_no_trunk();
+    let (b_inv, _) = answered(&mut net);
+    // A BYE with a guessed tag from the seat's address: 481, and no transaction
+    // (no 481 retransmitted for 32 s towards a spoofed address).
+    let before = net.core.transactions();
+    let guess = callee_request(&b_inv, "BYE", 5, "z9hG4bKg1");
+    net.send(net.callee, &with_tag(&guess, "From", "guess"));
+    net.response(net.callee, 481);
+    assert_eq!(net.core.transactions(), before);
+    assert_eq!(net.core.stats().strangers.refused, 1);
+    // The seat's own BYE names the dialog: served statefully, not rate-limited.
+    net.send(net.callee, &callee_request(&b_inv, "BYE", 1, "z9hG4bKcb1"));
+    net.response(net.callee, 200);
+    let bye = net.request(net.caller, Method::Bye);
+    net.send(
+        net.caller,
+        &response_to(&bye, 200, "OK", None).finish_empty(),
+    );
+    assert_eq!(net.record().reason, Reason::CalleeHangup);
+    // Its retransmission is absorbed by the transaction, as for anyone.
+    net.send(net.callee, &callee_request(&b_inv, "BYE", 1, "z9hG4bKcb1"));
+    net.response(net.callee, 200);
 }

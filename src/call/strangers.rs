@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use tracing::info;
 
+use super::guard::Class;
 use super::{ALLOW, Core};
 use crate::sip::Peer;
 use crate::sip::builder::response_to;
@@ -19,19 +20,33 @@ impl Core {
     }
 
     /// Handles a stranger's request that needs no transaction; `false` lets it
-    /// through (a REGISTER, or a request inside a dialog, which must name its
-    /// Call-ID and both tags to touch anything).
+    /// through: a request inside one of the gateway's dialogs (it names the
+    /// leg's Call-ID and both tags: a party to the call, such as a seat or a
+    /// legacy platform that is no trunk, not rate-limited), or a REGISTER
+    /// within its budget (the registrar challenges it).
     pub(super) fn stranger(&mut self, now: Instant, req: &Request, peer: Peer) -> bool {
         let in_dialog = req.to_tag().is_some();
-        if !self.guard.admit(now, peer.addr.ip()) {
+        if in_dialog && req.method != Method::Register && self.find_dialog(req).is_some()
+            || self.tl.has_server_transaction(req)
+        {
+            return false;
+        }
+        let class = if req.method == Method::Register {
+            Class::Register
+        } else {
+            Class::Other
+        };
+        if !self.guard.admit(now, peer.addr.ip(), class) {
             self.log_strangers(now);
             return true;
         }
-        if in_dialog || req.method == Method::Register {
+        if req.method == Method::Register {
             return false;
         }
         let (code, phrase) = match &req.method {
             Method::Ack => return true, // Nothing to answer.
+            // No dialog of the gateway's has these tags.
+            _ if in_dialog => (481, "Call/Transaction Does Not Exist"),
             Method::Invite => (403, "Forbidden"),
             Method::Options => (200, "OK"),
             Method::Cancel | Method::Bye | Method::Info | Method::Update | Method::Prack => {

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use super::tests::{Relay, SIGNAL, phone, phone_at, recv, remote, rtp};
+use super::tests::{NATTED, Relay, SIGNAL, phone, phone_at, recv, remote, rtp};
 use crate::media::Codec;
 use crate::media::command::{Leg, Remote};
 
@@ -156,8 +156,8 @@ fn after_silence_only_an_allowed_source_takes_over() {
 #[test]
 fn rtcp_is_heard_only_from_the_sdp_or_the_signalling_ip() {
     let r = Relay::start(Duration::from_secs(30));
-    let (a, b) = (phone(), phone());
-    let (a_rtcp, b_rtcp) = (phone(), phone());
+    let (a, b) = (phone_at(NATTED), phone());
+    let (a_rtcp, b_rtcp) = (phone_at(NATTED), phone());
     let with_rtcp = |rtp_sock: &UdpSocket, rtcp: &UdpSocket| Remote {
         rtcp: rtcp.local_addr().unwrap(),
         ..remote(rtp_sock, None)

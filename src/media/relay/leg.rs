@@ -150,10 +150,17 @@ impl LegIo {
         self.sync_connection();
     }
 
-    /// Whether `src` may send on this leg at all: the SDP's address `sdp`, or
-    /// any port of the signalling source IP.
+    /// Whether `src` may send on this leg at all: the SDP's address `sdp`, or —
+    /// only when the SDP names another IP than the signalling came from, the
+    /// mark of a phone behind NAT — any port of the signalling source IP. A
+    /// phone whose SDP names its own signalling IP (a trunk's SBC, a phone on
+    /// the LAN) is held to its SDP address: nobody else on that host, or
+    /// spoofing it, takes the leg while the phone is silent.
     fn allowed(&self, src: SocketAddr, sdp: SocketAddr) -> bool {
-        src == sdp || self.signal.is_some_and(|ip| ip == src.ip().to_canonical())
+        src == sdp
+            || self
+                .signal
+                .is_some_and(|ip| ip != sdp.ip().to_canonical() && ip == src.ip().to_canonical())
     }
 
     /// The address the RTP socket should be connected to: the latched source

@@ -38,6 +38,10 @@ fn config(timeout: Duration) -> RelayConfig {
 }
 
 /// The phones' signalling source in these tests: loopback, like the phones.
+/// The address a phone behind NAT writes in its SDP (its private one): not the
+/// IP its signalling comes from ([`SIGNAL`]), which is what lets the relay take
+/// its audio from any port of the signalling IP.
+pub(super) const NATTED: &str = "127.0.0.5";
 pub(super) const SIGNAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
 pub(super) fn phone() -> UdpSocket {
@@ -193,7 +197,7 @@ fn a_bridged_call_relays_both_ways_with_the_gateways_own_ssrc() {
 #[test]
 fn latching_follows_a_phone_behind_nat_and_holds_against_other_ports() {
     let r = Relay::start(Duration::from_secs(30));
-    let (a, b) = (phone(), phone());
+    let (a, b) = (phone_at(NATTED), phone());
     // The caller's SDP names `a`, but it sends from `nat` (another port of the
     // IP its signalling came from).
     let nat = phone();
@@ -221,7 +225,7 @@ fn latching_follows_a_phone_behind_nat_and_holds_against_other_ports() {
 #[test]
 fn another_port_that_latches_first_gives_way_to_the_phone_of_the_sdp() {
     let r = Relay::start(Duration::from_secs(30));
-    let (a, b) = (phone(), phone());
+    let (a, b) = (phone_at(NATTED), phone());
     r.bridged(&a, &b, None);
     // Allowed (the signalling IP), but not the SDP's address.
     let stranger = phone();
@@ -260,7 +264,7 @@ fn another_port_that_latches_first_gives_way_to_the_phone_of_the_sdp() {
 #[test]
 fn a_phone_that_moves_without_a_new_sdp_is_heard_after_its_old_address_falls_silent() {
     let r = Relay::start(Duration::from_secs(30));
-    let (a, b) = (phone(), phone());
+    let (a, b) = (phone_at(NATTED), phone());
     r.bridged(&a, &b, None);
     // The phone of the SDP latches (the relay connects the leg's socket to it).
     a.send_to(&rtp(8, 1, 0, 1, &[1; 160]), r.port(Leg::A))

@@ -73,6 +73,7 @@ impl TransactionLayer {
             merge: None,
             ack_key: None,
             ack_wait: false,
+            ack_tags: None,
         };
         self.clients.insert(key, id);
         self.txs.insert(id, tx);
@@ -130,6 +131,7 @@ impl TransactionLayer {
                 merge: None,
                 ack_key: None,
                 ack_wait: false,
+                ack_tags: None,
             },
         );
         self.send(peer, bytes);
@@ -165,9 +167,11 @@ impl TransactionLayer {
         let Some(tx) = self.txs.get(&id) else {
             return;
         };
-        if tx.peer != from {
-            // Only the address the request went to may answer it: a forged 200
-            // or 486 from anywhere else is a stray (DESIGN.md §7).
+        if tx.peer.addr.ip() != from.addr.ip() || tx.peer.transport != from.transport {
+            // Only the host the request went to may answer it (any port: some
+            // far ends answer from another socket; the 128-bit branch is secret
+            // to everyone else): a forged 200 or 486 from elsewhere is a stray
+            // (DESIGN.md §7).
             self.foreign_responses += 1;
             return;
         }

@@ -106,6 +106,9 @@ enum Index {
     Client(ClientKey),
 }
 
+/// A server INVITE's From tag, and its 2xx's To tag once sent.
+type AckTags = (Box<str>, Option<Box<str>>);
+
 /// One transaction. Fields are only what retransmission and matching need.
 #[derive(Debug)]
 struct Tx {
@@ -129,6 +132,10 @@ struct Tx {
     ack_key: Option<(Box<str>, u32)>,
     /// Server INVITE in Accepted with its 2xx not yet acknowledged.
     ack_wait: bool,
+    /// A server INVITE's From tag, and the To tag of its 2xx once sent: the ACK
+    /// of that 2xx must carry both (a forged ACK with the Call-ID and CSeq alone
+    /// could otherwise stand in for the caller's, SDP included).
+    ack_tags: Option<Box<AckTags>>,
 }
 
 /// The transaction layer of one core.

@@ -86,6 +86,11 @@ impl TransactionLayer {
                 None
             },
             ack_wait: false,
+            ack_tags: if invite {
+                req.from_tag().map(|f| Box::new((f.into_boxed_str(), None)))
+            } else {
+                None
+            },
         };
         if invite {
             // Answer at once so the caller stops retransmitting (§17.2.1).
@@ -158,7 +163,23 @@ impl TransactionLayer {
     }
 
     /// An ACK for a 2xx we sent: stop retransmitting it and tell the TU once.
+    /// It must carry the INVITE's From tag and the 2xx's To tag; one that does
+    /// not is someone else's guess, and changes nothing.
     fn ack_2xx(&mut self, id: TxId, req: Request, peer: Peer) {
+        let genuine = self
+            .txs
+            .get(&id)
+            .is_some_and(|tx| match tx.ack_tags.as_deref() {
+                Some((from, to)) => {
+                    req.from_tag().as_deref() == Some(&**from)
+                        && to.as_deref() == req.to_tag().as_deref()
+                }
+                None => true,
+            });
+        if !genuine {
+            tracing::debug!(%peer, "ACK with tags that are not the dialog's: ignored");
+            return;
+        }
         self.disarm(id, TimerKind::Retransmit2xx);
         let first = match self.txs.get_mut(&id) {
             Some(tx) if tx.ack_wait => {
@@ -176,6 +197,21 @@ impl TransactionLayer {
                 peer,
             });
         }
+    }
+
+    /// Whether `req` belongs to a server transaction already open (a
+    /// retransmission, or the ACK of a non-2xx final): it is absorbed or
+    /// answered as before, whoever sends it.
+    pub fn has_server_transaction(&self, req: &Request) -> bool {
+        req.top_via().is_some_and(|via| {
+            let key = ServerKey::of(req, &via);
+            let key = if req.method == Method::Ack {
+                key.with_method(Method::Invite)
+            } else {
+                key
+            };
+            self.servers.contains_key(&key)
+        })
     }
 
     /// Sends a response within a server transaction. `code` must match `bytes`.
@@ -203,7 +239,17 @@ impl TransactionLayer {
                     return Ok(());
                 }
                 if code < 300 {
+                    let sent = self.txs.get(&id).and_then(|t| t.last.clone());
+                    let to_tag = sent
+                        .and_then(|b| crate::sip::message::parse(&b).ok())
+                        .and_then(|m| match m {
+                            crate::sip::message::Message::Response(r) => r.to_tag(),
+                            crate::sip::message::Message::Request(_) => None,
+                        });
                     let tx = self.txs.get_mut(&id).expect("present");
+                    if let Some(tags) = tx.ack_tags.as_mut() {
+                        tags.1 = to_tag.map(String::into_boxed_str);
+                    }
                     tx.state = State::Accepted;
                     if let Some(w) = tx.ack_key.clone() {
                         tx.ack_wait = true;
