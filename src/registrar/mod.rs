@@ -46,6 +46,8 @@ mod limiter;
 mod nonce;
 
 #[cfg(test)]
+mod flow_tests;
+#[cfg(test)]
 mod lockout_tests;
 #[cfg(test)]
 mod tests;
@@ -430,6 +432,13 @@ impl Registrar {
     /// source's INVITEs without credentials are challenged.
     pub fn is_registered_source(&self, ip: std::net::IpAddr) -> bool {
         self.bindings.any_from(ip)
+    }
+
+    /// The TCP connection from `peer` closed: agents who registered over it are
+    /// rung at their Contact's port on the same IP until they register again
+    /// ([`Binding::ring_at`]).
+    pub fn connection_closed(&mut self, peer: Peer) {
+        self.bindings.connection_closed(peer);
     }
 
     pub fn poll_event(&mut self) -> Option<RegistrarEvent> {

@@ -401,6 +401,7 @@ fn on_inbound(core: &mut Core, conns: &mut HashMap<SocketAddr, mpsc::Sender<Byte
         Inbound::Closed { addr } => {
             debug!(%addr, "TCP connection closed");
             conns.remove(&addr);
+            core.handle_closed(tcp(addr));
         }
     }
 }
