@@ -496,6 +496,13 @@ impl Core {
         self.process_events(now);
     }
 
+    /// The IPs agents registered from (trunks are in the dialplan), and a
+    /// generation number that changes whenever this set does: the TCP acceptor
+    /// keeps a copy to tell known sources from strangers.
+    pub fn registered_sources(&self) -> (u64, impl Iterator<Item = std::net::IpAddr> + '_) {
+        self.registrar.registered_sources()
+    }
+
     /// A TCP connection closed (the peer's, or one the gateway opened): agents
     /// who registered over it are rung at their Contact's port from now on.
     pub fn handle_closed(&mut self, peer: Peer) {

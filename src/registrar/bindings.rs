@@ -91,6 +91,9 @@ pub struct BindingTable {
     /// Bindings per source IP, so that "did an agent register from here?" is one
     /// lookup per INVITE, not a scan of every binding.
     by_ip: HashMap<IpAddr, u32>,
+    /// Bumped whenever an IP enters or leaves `by_ip`, so that a copy of the set
+    /// kept elsewhere (the TCP acceptor's) knows when to refresh.
+    ip_generation: u64,
 }
 
 impl BindingTable {
@@ -115,16 +118,26 @@ impl BindingTable {
         }
     }
 
+    /// The IPs bindings came from, and the generation of that set (it changes
+    /// whenever the set does).
+    pub fn sources(&self) -> (u64, impl Iterator<Item = IpAddr> + '_) {
+        (self.ip_generation, self.by_ip.keys().copied())
+    }
+
     fn count(&mut self, list: &[Binding], added: bool) {
         for b in list {
             let ip = b.source.addr.ip();
             let n = self.by_ip.entry(ip).or_default();
             if added {
                 *n += 1;
+                if *n == 1 {
+                    self.ip_generation += 1;
+                }
             } else {
                 *n = n.saturating_sub(1);
                 if *n == 0 {
                     self.by_ip.remove(&ip);
+                    self.ip_generation += 1;
                 }
             }
         }

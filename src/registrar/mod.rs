@@ -266,6 +266,7 @@ impl fmt::Debug for Registrar {
             )
             .field("bindings", &self.bindings)
             .field("blocked_or_failing", &self.limiter.tracked())
+            .field("trusted_logins", &self.limiter.trusted())
             .field("events", &self.events.len())
             .finish_non_exhaustive()
     }
@@ -432,6 +433,12 @@ impl Registrar {
     /// source's INVITEs without credentials are challenged.
     pub fn is_registered_source(&self, ip: std::net::IpAddr) -> bool {
         self.bindings.any_from(ip)
+    }
+
+    /// The IPs agents registered from, with a generation number that changes
+    /// whenever this set does (so a copy is refreshed only then).
+    pub fn registered_sources(&self) -> (u64, impl Iterator<Item = IpAddr> + '_) {
+        self.bindings.sources()
     }
 
     /// The TCP connection from `peer` closed: agents who registered over it are
