@@ -216,15 +216,16 @@ impl Core {
         req: &Request,
         peer: Peer,
     ) -> Option<bool> {
-        let reply = match self.registrar.authenticate_request(now, req, peer) {
+        let from = crate::call::caller_number(req);
+        let reply = match self
+            .registrar
+            .authenticate_request(now, req, peer, Some(&from))
+        {
             RequestAuth::Agent(_) => return Some(true),
             RequestAuth::Absent if !self.registrar.is_registered_source(peer.addr.ip()) => {
                 return Some(false);
             }
-            RequestAuth::Absent => {
-                let from = crate::call::caller_number(req);
-                self.registrar.challenge_request(now, peer, Some(&from))
-            }
+            RequestAuth::Absent => self.registrar.challenge_request(now, peer, Some(&from)),
             RequestAuth::Reply(r) => r,
         };
         self.send_registrar_reply(now, tx, req, &reply);

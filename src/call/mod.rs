@@ -496,6 +496,19 @@ impl Core {
         self.process_events(now);
     }
 
+    /// The IPs agents registered from (trunks are in the dialplan), and a
+    /// generation number that changes whenever this set does: the TCP acceptor
+    /// keeps a copy to tell known sources from strangers.
+    pub fn registered_sources(&self) -> (u64, impl Iterator<Item = std::net::IpAddr> + '_) {
+        self.registrar.registered_sources()
+    }
+
+    /// A TCP connection closed (the peer's, or one the gateway opened): agents
+    /// who registered over it are rung at their Contact's port from now on.
+    pub fn handle_closed(&mut self, peer: Peer) {
+        self.registrar.connection_closed(peer);
+    }
+
     /// Answers a message the parser or framer refused: `400` when addressable.
     pub fn reject_unparsed(&mut self, data: &[u8], peer: Peer, detail: &str) {
         self.stats.parse_errors += 1;

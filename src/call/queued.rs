@@ -224,8 +224,9 @@ impl Core {
 
     /// The Request-URI and address for ringing a seat. An agent: its registered
     /// contact as the Request-URI, sent to the transport and address its REGISTER
-    /// came from (never to a host the Contact names: DESIGN.md §7), or nothing
-    /// once it has no binding. A static member: its URI (whose missing user part
+    /// came from (never to a host the Contact names: DESIGN.md §7; over TCP, once
+    /// that connection has closed, the Contact's port on that IP:
+    /// [`crate::registrar::Binding::ring_at`]), or nothing once it has no binding. A static member: its URI (whose missing user part
     /// becomes the called number).
     fn resolve_seat(
         &self,
@@ -240,7 +241,7 @@ impl Core {
                 .iter()
                 .find(|b| b.contact.eq_ignore_ascii_case(target))
                 .or(bindings.first())?;
-            return Some((b.contact.clone(), b.source));
+            return Some((b.contact.clone(), b.ring_at()));
         }
         let uri = SipUri::parse(target).ok()?;
         let ip = uri.ip()?;

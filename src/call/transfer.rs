@@ -156,7 +156,10 @@ impl Core {
         else {
             return true;
         };
-        let reply = match self.registrar.authenticate_request(now, req, peer) {
+        let reply = match self
+            .registrar
+            .authenticate_request(now, req, peer, Some(&agent))
+        {
             RequestAuth::Agent(user) if user == agent => return true,
             RequestAuth::Agent(_) => {
                 self.reply(now, tx, req, 403, "Forbidden (not the agent of this call)");

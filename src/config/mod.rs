@@ -80,10 +80,12 @@ pub struct SipConfig {
     /// eighth is kept for the ones it opens). Each takes a file descriptor.
     #[serde(default = "default_tcp_max_connections")]
     pub tcp_max_connections: usize,
-    /// Accepted TCP connections open at once from one IP address.
+    /// Accepted TCP connections open at once from one IP address (one IPv6
+    /// /64); trunks and addresses agents registered from are exempt.
     #[serde(default = "default_tcp_max_per_source")]
     pub tcp_max_per_source: usize,
-    /// Seconds an accepted TCP connection has to send its first complete message.
+    /// Seconds an accepted TCP connection may go without a complete message
+    /// until it has carried one from a trunk or an agent's address.
     #[serde(default = "default_tcp_first_message_s")]
     pub tcp_first_message_s: u64,
     /// Seconds a TCP connection may receive nothing before it is closed; longer

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use crate::sip::Peer;
+use crate::sip::message::SipUri;
+use crate::sip::{Peer, Transport};
 
 use super::RegistrarEvent;
 use super::contact::{ContactRequest, ContactUpdate};
@@ -29,9 +30,31 @@ pub struct Binding {
     pub q: Option<f32>,
     /// When the binding was last written, to order equal-q bindings.
     pub updated_at: Instant,
+    /// The TCP connection the REGISTER came over has closed since (see
+    /// [`ring_at`](Self::ring_at)).
+    pub flow_closed: bool,
 }
 
 impl Binding {
+    /// Where to send requests to this agent (never a host it did not register
+    /// from). Over UDP, and over TCP while the REGISTER's connection is open:
+    /// the REGISTER's source (through that very connection). Once that
+    /// connection has closed, its ephemeral port means nothing: the Contact's
+    /// port (5060 if it names none) on the same source IP, over TCP.
+    pub fn ring_at(&self) -> Peer {
+        if self.source.transport != Transport::Tcp || !self.flow_closed {
+            return self.source;
+        }
+        let port = SipUri::parse(&self.contact)
+            .ok()
+            .and_then(|u| u.port)
+            .unwrap_or(5060);
+        Peer {
+            transport: Transport::Tcp,
+            addr: std::net::SocketAddr::new(self.source.addr.ip(), port),
+        }
+    }
+
     /// Whole seconds left, rounded up (what a `;expires=` parameter reports).
     pub fn remaining_secs(&self, now: Instant) -> u64 {
         let left = self.expires_at.saturating_duration_since(now);
@@ -68,6 +91,9 @@ pub struct BindingTable {
     /// Bindings per source IP, so that "did an agent register from here?" is one
     /// lookup per INVITE, not a scan of every binding.
     by_ip: HashMap<IpAddr, u32>,
+    /// Bumped whenever an IP enters or leaves `by_ip`, so that a copy of the set
+    /// kept elsewhere (the TCP acceptor's) knows when to refresh.
+    ip_generation: u64,
 }
 
 impl BindingTable {
@@ -78,16 +104,40 @@ impl BindingTable {
         self.by_ip.contains_key(&ip)
     }
 
+    /// The TCP connection from `peer` has closed: bindings written over it are
+    /// rung at their Contact's port from now on. One lookup when no agent
+    /// registered from that IP (a stranger's connection).
+    pub fn connection_closed(&mut self, peer: Peer) {
+        if peer.transport != Transport::Tcp || !self.any_from(peer.addr.ip()) {
+            return;
+        }
+        for b in self.by_user.values_mut().flatten() {
+            if b.source == peer {
+                b.flow_closed = true;
+            }
+        }
+    }
+
+    /// The IPs bindings came from, and the generation of that set (it changes
+    /// whenever the set does).
+    pub fn sources(&self) -> (u64, impl Iterator<Item = IpAddr> + '_) {
+        (self.ip_generation, self.by_ip.keys().copied())
+    }
+
     fn count(&mut self, list: &[Binding], added: bool) {
         for b in list {
             let ip = b.source.addr.ip();
             let n = self.by_ip.entry(ip).or_default();
             if added {
                 *n += 1;
+                if *n == 1 {
+                    self.ip_generation += 1;
+                }
             } else {
                 *n = n.saturating_sub(1);
                 if *n == 0 {
                     self.by_ip.remove(&ip);
+                    self.ip_generation += 1;
                 }
             }
         }
@@ -223,6 +273,7 @@ fn binding(u: &ContactUpdate, w: Writer<'_>) -> Binding {
         cseq: w.cseq,
         q: u.q,
         updated_at: w.now,
+        flow_closed: false,
     }
 }
 

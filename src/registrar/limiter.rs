@@ -11,7 +11,12 @@
 //!   is refused (403) **to that source only** for `block_for`. The agent at their
 //!   own desk, or anywhere else, keeps working; a guesser must move address.
 //! - one source failing more than `max_source_failures` times across all accounts
-//!   (a scan of many names): the whole source is refused for `block_for`.
+//!   (a scan of many names): the whole source is refused for `block_for`,
+//!   **except** to the accounts that authenticated from that source within
+//!   `trust_for` (a day, or the longest registration if longer). A source is
+//!   often an office NAT: one machine guessing behind it must not lock out the
+//!   agents who proved their password from there (their REGISTER refreshes,
+//!   INVITEs and REFERs go on). Their own per-account limit still applies.
 //!
 //! Owns only timestamps keyed by (user, IP) and IP; never sees credentials. No I/O,
 //! no clock: every call takes `now`.
@@ -25,6 +30,9 @@ use std::time::{Duration, Instant};
 const MAX_TRACKED: usize = 16_384;
 /// Longest user name kept as a key; longer names are cut (they match no account).
 const MAX_USER_LEN: usize = 64;
+/// Most (source, account) successes remembered; beyond it the oldest is
+/// forgotten. Only a right password adds one, so a guesser cannot fill it.
+const MAX_TRUSTED: usize = 16_384;
 
 /// What is counted and blocked: an account as tried from one source, or a source.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -56,6 +64,10 @@ pub struct FailureLimiter {
     window: Duration,
     block_for: Duration,
     by_key: HashMap<Key, State>,
+    /// How long a success keeps an account open to a blocked source.
+    trust_for: Duration,
+    /// The last success of each account from each source (only `Key::Account`s).
+    trusted: HashMap<Key, Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -77,6 +89,7 @@ impl FailureLimiter {
         max_source_failures: u32,
         window: Duration,
         block_for: Duration,
+        trust_for: Duration,
     ) -> FailureLimiter {
         FailureLimiter {
             max_failures,
@@ -84,10 +97,14 @@ impl FailureLimiter {
             window,
             block_for,
             by_key: HashMap::new(),
+            trust_for,
+            trusted: HashMap::new(),
         }
     }
 
-    /// Whether `ip` is refused as a whole, or for `user` when one is named.
+    /// Whether `user` (or, with `None`, an unnamed account) is refused to `ip`:
+    /// the account is blocked there, or the whole source is and `user` has not
+    /// authenticated from it within `trust_for`.
     pub fn is_blocked(&self, now: Instant, ip: IpAddr, user: Option<&str>) -> bool {
         let blocked = |k: &Key| {
             self.by_key
@@ -95,7 +112,21 @@ impl FailureLimiter {
                 .and_then(|s| s.blocked_until)
                 .is_some_and(|until| until > now)
         };
-        blocked(&Key::Source(ip)) || user.is_some_and(|u| blocked(&account(ip, u)))
+        let Some(user) = user else {
+            return blocked(&Key::Source(ip));
+        };
+        let key = account(ip, user);
+        if blocked(&key) {
+            return true;
+        }
+        blocked(&Key::Source(ip)) && !self.is_trusted(now, &key)
+    }
+
+    /// Whether the account `key` authenticated from its source within `trust_for`.
+    fn is_trusted(&self, now: Instant, key: &Key) -> bool {
+        self.trusted
+            .get(key)
+            .is_some_and(|t| now.saturating_duration_since(*t) < self.trust_for)
     }
 
     /// Counts a proven failure of `user` from `ip`; says what it blocked.
@@ -115,8 +146,9 @@ impl FailureLimiter {
 
     /// A success of `user` from `ip` clears that account's failures there (not the
     /// source's: a guesser sharing an office NAT with agents must not be reset by
-    /// their logins).
-    pub fn record_success(&mut self, ip: IpAddr, user: &str) {
+    /// their logins), and keeps the account open to `ip` for `trust_for` should
+    /// the source as a whole be blocked.
+    pub fn record_success(&mut self, now: Instant, ip: IpAddr, user: &str) {
         let k = account(ip, user);
         if self
             .by_key
@@ -125,6 +157,31 @@ impl FailureLimiter {
         {
             self.by_key.remove(&k);
         }
+        if !self.trusted.contains_key(&k) && self.trusted.len() >= MAX_TRUSTED {
+            self.forget_trust(now);
+            if self.trusted.len() >= MAX_TRUSTED
+                && let Some(oldest) = self
+                    .trusted
+                    .iter()
+                    .min_by_key(|(_, t)| **t)
+                    .map(|(k, _)| k.clone())
+            {
+                self.trusted.remove(&oldest);
+            }
+        }
+        self.trusted.insert(k, now);
+    }
+
+    /// Forgets successes older than `trust_for`.
+    fn forget_trust(&mut self, now: Instant) {
+        let trust_for = self.trust_for;
+        self.trusted
+            .retain(|_, t| now.saturating_duration_since(*t) < trust_for);
+    }
+
+    /// (Source, account) successes remembered; for tests and metrics.
+    pub fn trusted(&self) -> usize {
+        self.trusted.len()
     }
 
     /// The earliest end of a block.
@@ -132,8 +189,10 @@ impl FailureLimiter {
         self.by_key.values().filter_map(|s| s.blocked_until).min()
     }
 
-    /// Ends blocks due by `now` and forgets failures older than the window.
+    /// Ends blocks due by `now`, forgets failures older than the window and
+    /// successes older than `trust_for`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.forget_trust(now);
         let window = self.window;
         self.by_key.retain(|_, s| {
             if s.blocked_until.is_some_and(|u| u > now) {
@@ -203,4 +262,66 @@ fn account(ip: IpAddr, user: &str) -> Key {
         end -= 1;
     }
     Key::Account(ip, user[..end].into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    fn limiter() -> FailureLimiter {
+        // Blocks longer than the trust, to see the trust lapse inside one.
+        FailureLimiter::new(5, 20, Duration::from_secs(60), 3 * DAY, DAY)
+    }
+
+    fn ip(n: u8) -> IpAddr {
+        IpAddr::from([192, 0, 2, n])
+    }
+
+    fn block_source(l: &mut FailureLimiter, now: Instant, src: IpAddr) {
+        let blocked: Vec<Blocked> = (0..21)
+            .map(|i| l.record_failure(now, src, &format!("name{}", i % 7)))
+            .collect();
+        assert_eq!(blocked.last(), Some(&Blocked::Source));
+    }
+
+    #[test]
+    fn a_success_keeps_its_account_open_to_a_blocked_source_for_trust_for() {
+        let t0 = Instant::now();
+        let mut l = limiter();
+        l.record_success(t0, ip(1), "agent");
+        block_source(&mut l, t0, ip(1));
+        assert!(!l.is_blocked(t0, ip(1), Some("agent")));
+        assert!(l.is_blocked(t0, ip(1), Some("other")));
+        assert!(l.is_blocked(t0, ip(1), None));
+        // The success was at another source: no help there.
+        block_source(&mut l, t0, ip(2));
+        assert!(l.is_blocked(t0, ip(2), Some("agent")));
+        // A refresh renews the trust; without one it lapses after a day.
+        let later = t0 + DAY - Duration::from_secs(1);
+        assert!(!l.is_blocked(later, ip(1), Some("agent")));
+        l.record_success(later, ip(1), "agent");
+        assert!(!l.is_blocked(later + DAY - Duration::from_secs(1), ip(1), Some("agent")));
+        let lapsed = later + DAY;
+        assert!(l.is_blocked(lapsed, ip(1), Some("agent")));
+        l.handle_timeout(lapsed);
+        assert_eq!(l.trusted(), 0, "a lapsed success is forgotten");
+    }
+
+    #[test]
+    fn the_memory_of_successes_is_bounded() {
+        let t0 = Instant::now();
+        let mut l = limiter();
+        for i in 0..MAX_TRUSTED + 10 {
+            let at = t0 + Duration::from_millis(i as u64);
+            l.record_success(at, ip(1), &format!("agent{i}"));
+        }
+        assert_eq!(l.trusted(), MAX_TRUSTED);
+        // The oldest went first; the newest is kept.
+        let now = t0 + Duration::from_secs(60);
+        block_source(&mut l, now, ip(1));
+        assert!(l.is_blocked(now, ip(1), Some("agent0")));
+        assert!(!l.is_blocked(now, ip(1), Some(&format!("agent{}", MAX_TRUSTED + 9))));
+    }
 }

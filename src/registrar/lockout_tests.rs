@@ -121,6 +121,57 @@ fn a_source_trying_many_accounts_is_refused_as_a_whole() {
 }
 
 #[test]
+fn a_blocked_source_still_serves_the_agents_who_proved_their_password_there() {
+    let mut lab = Lab::new();
+    // An agent works behind the office NAT; a colleague's machine starts guessing.
+    assert_eq!(lab.register(Reg::new(AGENT)).code, 200);
+    for i in 0..10 {
+        fail(&mut lab, &format!("name{i}"), 2);
+    }
+    assert_eq!(fail(&mut lab, "name10", 1), vec![403]);
+    let src = lab.src;
+    assert_eq!(
+        lab.events().last(),
+        Some(&RegistrarEvent::Blocked {
+            ip: src.addr.ip(),
+            user: None,
+        })
+    );
+    // The agent's refresh is challenged and accepted, as are its INVITEs.
+    lab.advance(Duration::from_secs(60));
+    assert_eq!(lab.register(Reg::new(AGENT)).code, 200);
+    assert_eq!(
+        lab.reg
+            .authenticate_request(lab.now, &invite(None), src, Some(AGENT)),
+        RequestAuth::Absent
+    );
+    let nonce = nonce_of(&lab.reg.challenge_request(lab.now, src, Some(AGENT)));
+    let req = invite(Some((
+        "Proxy-Authorization",
+        invite_auth(PASSWORD, &nonce, "00000001"),
+    )));
+    assert_eq!(
+        lab.reg.authenticate_request(lab.now, &req, src, None),
+        RequestAuth::Agent(AGENT.into())
+    );
+    // An account that never authenticated there stays refused (not even
+    // challenged), and so does a request naming nobody.
+    let reply = lab.send(&Reg::new("agent1002"));
+    assert_eq!((reply.code, reply.headers.len()), (403, 0));
+    match lab
+        .reg
+        .authenticate_request(lab.now, &invite(None), src, None)
+    {
+        RequestAuth::Reply(r) => assert_eq!(r.code, 403),
+        other => panic!("{other:?}"),
+    }
+    // The trusted account still has its own limit: the guesser cannot use the
+    // exemption to try its password without end.
+    assert_eq!(fail(&mut lab, AGENT, 6), vec![401, 401, 401, 401, 401, 403]);
+    assert_eq!(lab.send(&Reg::new(AGENT)).code, 403);
+}
+
+#[test]
 fn an_agents_login_does_not_reset_the_sources_count() {
     let mut lab = Lab::new();
     for i in 0..5 {
@@ -202,7 +253,8 @@ fn invite_digest_in_either_header_names_the_agent() {
     let mut lab = Lab::new();
     let src = lab.src;
     assert_eq!(
-        lab.reg.authenticate_request(lab.now, &invite(None), src),
+        lab.reg
+            .authenticate_request(lab.now, &invite(None), src, Some(AGENT)),
         RequestAuth::Absent
     );
     let challenge = lab.reg.challenge_request(lab.now, src, Some(AGENT));
@@ -212,7 +264,7 @@ fn invite_digest_in_either_header_names_the_agent() {
         let nc = format!("{:08x}", i + 1);
         let req = invite(Some((header, invite_auth(PASSWORD, &nonce, &nc))));
         assert_eq!(
-            lab.reg.authenticate_request(lab.now, &req, src),
+            lab.reg.authenticate_request(lab.now, &req, src, None),
             RequestAuth::Agent(AGENT.into()),
             "{header}"
         );
@@ -233,7 +285,7 @@ fn invite_digest_in_either_header_names_the_agent() {
     let start = as_register.find("response=\"").unwrap() + 10;
     as_register.replace_range(start..start + 64, &register_resp);
     let req = invite(Some(("Proxy-Authorization", as_register)));
-    match lab.reg.authenticate_request(lab.now, &req, src) {
+    match lab.reg.authenticate_request(lab.now, &req, src, None) {
         RequestAuth::Reply(r) => assert_eq!(r.code, 401),
         other => panic!("{other:?}"),
     }
@@ -250,7 +302,7 @@ fn wrong_invite_credentials_count_like_registers() {
             "Proxy-Authorization",
             invite_auth("guess-pw", &nonce, "00000001"),
         )));
-        match lab.reg.authenticate_request(lab.now, &req, src) {
+        match lab.reg.authenticate_request(lab.now, &req, src, None) {
             RequestAuth::Reply(r) => codes.push(r.code),
             other => panic!("{other:?}"),
         }

@@ -9,7 +9,8 @@
 //! [`Registrar::poll_timeout`].
 //!
 //! ```text
-//! REGISTER ─► source blocked, or this account blocked for this source? ──► 403
+//! REGISTER ─► this account blocked for this source, or the source blocked
+//!            and the account has not authenticated from it lately? ──► 403
 //!                │no
 //!                ▼
 //!        Authorization ok? ──no──► 401 (SHA-256 + MD5 challenges; a wrong
@@ -29,6 +30,10 @@
 //! failures count per (account, source) and per source (`limiter.rs`): a packet
 //! spoofed from an agent's address carries no such nonce, so it neither counts nor
 //! locks anybody out. A blocked account is refused only to the source that failed.
+//! A blocked source (a scan of many names) is refused every account **except**
+//! those that authenticated from it within a day (or the longest registration,
+//! if longer): behind an office NAT, one guessing machine must not stop the
+//! agents who proved their password there (REGISTER refreshes, INVITE, REFER).
 //!
 //! Owns credentials (kept only as HA1 hashes), bindings, nonces and failure
 //! counts. Must not send SIP, read the clock or log passwords.
@@ -40,6 +45,8 @@ mod digest;
 mod limiter;
 mod nonce;
 
+#[cfg(test)]
+mod flow_tests;
 #[cfg(test)]
 mod lockout_tests;
 #[cfg(test)]
@@ -65,6 +72,10 @@ use nonce::{NonceKey, ReplayGuard};
 
 /// Most events held for [`Registrar::poll_event`]; the oldest is dropped beyond it.
 const MAX_EVENTS: usize = 65_536;
+/// How long an account that authenticated from a source stays open to it while
+/// that source is blocked (at least; `max_expires` when longer): a working day
+/// and the night after it, so a desk phone left on is never locked out.
+const TRUST_FOR: Duration = Duration::from_secs(86_400);
 
 /// Registrar policy, from the gateway config.
 ///
@@ -255,6 +266,7 @@ impl fmt::Debug for Registrar {
             )
             .field("bindings", &self.bindings)
             .field("blocked_or_failing", &self.limiter.tracked())
+            .field("trusted_logins", &self.limiter.trusted())
             .field("events", &self.events.len())
             .finish_non_exhaustive()
     }
@@ -279,6 +291,7 @@ impl Registrar {
                 cfg.max_failures_per_source,
                 cfg.failure_window,
                 cfg.block_for,
+                TRUST_FOR.max(Duration::from_secs(u64::from(cfg.max_expires))),
             ),
             events: VecDeque::new(),
             dropped_events: 0,
@@ -329,15 +342,18 @@ impl Registrar {
 
     /// Checks the credentials of an INVITE or REFER that arrived from `source`
     /// (agents prove who they are on every request, not only on REGISTER).
+    /// `hint` names the account a request without credentials claims (its From
+    /// user), so that a blocked source still challenges the agents it trusts.
     pub fn authenticate_request(
         &mut self,
         now: Instant,
         req: &Request,
         source: Peer,
+        hint: Option<&str>,
     ) -> RequestAuth {
         match self.credentials(req) {
             Ok(None) => {
-                if self.limiter.is_blocked(now, source.addr.ip(), None) {
+                if self.limiter.is_blocked(now, source.addr.ip(), hint) {
                     return RequestAuth::Reply(blocked_reply());
                 }
                 RequestAuth::Absent
@@ -386,7 +402,7 @@ impl Registrar {
         };
         match self.verify(now, req, creds, ip) {
             Auth::Ok(user) => {
-                self.limiter.record_success(ip, &user);
+                self.limiter.record_success(now, ip, &user);
                 Ok(user)
             }
             Auth::Malformed(e) => Err(RegisterReply::bad_request(&e)),
@@ -417,6 +433,19 @@ impl Registrar {
     /// source's INVITEs without credentials are challenged.
     pub fn is_registered_source(&self, ip: std::net::IpAddr) -> bool {
         self.bindings.any_from(ip)
+    }
+
+    /// The IPs agents registered from, with a generation number that changes
+    /// whenever this set does (so a copy is refreshed only then).
+    pub fn registered_sources(&self) -> (u64, impl Iterator<Item = IpAddr> + '_) {
+        self.bindings.sources()
+    }
+
+    /// The TCP connection from `peer` closed: agents who registered over it are
+    /// rung at their Contact's port on the same IP until they register again
+    /// ([`Binding::ring_at`]).
+    pub fn connection_closed(&mut self, peer: Peer) {
+        self.bindings.connection_closed(peer);
     }
 
     pub fn poll_event(&mut self) -> Option<RegistrarEvent> {

@@ -12,6 +12,7 @@
 //! hashing Call-ID (outgoing Call-IDs carry their shard number).
 
 pub mod fds;
+mod known;
 pub mod media;
 mod status;
 mod tcp;
@@ -111,6 +112,8 @@ pub struct SipServer {
     recorder: Option<Recorder>,
     /// The RTP relay, when media is enabled.
     media: Option<media::MediaPlane>,
+    /// The dialplan the core starts with (its trunks are known TCP sources).
+    plan: Arc<Dialplan>,
 }
 
 /// Capacity of the queue from TCP readers to the core task.
@@ -194,7 +197,7 @@ impl SipServer {
             None => (core_cfg, None),
         };
         let now = Instant::now();
-        let mut core = Core::new(core_cfg, plan, Seed::from_os(), now);
+        let mut core = Core::new(core_cfg, plan.clone(), Seed::from_os(), now);
         core.set_wall_clock(now, crate::util::time::unix_ms());
         Ok(SipServer {
             udp,
@@ -213,6 +216,7 @@ impl SipServer {
             status,
             recorder: None,
             media,
+            plan,
         })
     }
 
@@ -241,13 +245,15 @@ impl SipServer {
             status,
             mut recorder,
             media,
+            plan,
         } = self;
         let (media_handle, mut media_events) = match media {
             Some(m) => (Some(m.handle), Some(m.events)),
             None => (None, None),
         };
         let (in_tx, mut in_rx) = mpsc::channel::<Inbound>(INBOUND_QUEUE);
-        let tcp_conns = tcp::Conns::new(tcp_limits, status.clone());
+        let known = known::KnownSources::new(plan);
+        let tcp_conns = tcp::Conns::new(tcp_limits, status.clone(), known.clone());
         if let Some(listener) = tcp {
             tokio::spawn(tcp::accept_loop(listener, in_tx.clone(), tcp_conns.clone()));
         }
@@ -266,9 +272,12 @@ impl SipServer {
                     c = control.recv() => match c {
                         Some(Control::ReloadDialplan(plan, reply)) => {
                             let lines = plan.len();
-                            let r = core.set_dialplan(Instant::now(), plan);
+                            let r = core.set_dialplan(Instant::now(), plan.clone());
                             match &r {
-                                Ok(()) => info!(lines, "dialplan reloaded"),
+                                Ok(()) => {
+                                    known.set_plan(plan);
+                                    info!(lines, "dialplan reloaded");
+                                }
                                 Err(e) => warn!(error = %e, "dialplan reload refused; the running plan stays"),
                             }
                             let _ = reply.send(r);
@@ -325,6 +334,7 @@ impl SipServer {
                 // and a call the relay refused gets its 503 in the same pass.
                 flush_media(&mut core, media_handle.as_ref());
                 flush(&mut core, udp.as_ref(), &mut conns, &in_tx, &tcp_conns).await;
+                known.sync(&core);
                 status.observe(&mut core, recorder.as_mut());
                 // Follow the wall clock (NTP steps, drift) for records and time rules.
                 if wall_set.elapsed() >= WALL_CLOCK_EVERY {
@@ -401,6 +411,7 @@ fn on_inbound(core: &mut Core, conns: &mut HashMap<SocketAddr, mpsc::Sender<Byte
         Inbound::Closed { addr } => {
             debug!(%addr, "TCP connection closed");
             conns.remove(&addr);
+            core.handle_closed(tcp(addr));
         }
     }
 }

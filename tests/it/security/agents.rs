@@ -1,12 +1,15 @@
 //! Attacker tests: agents (see mod.rs). Issue 14 items 6 and 7: agents are trusted
 //! by digest on every INVITE and REFER, not by their IP; they are rung where their
 //! REGISTER came from; a Contact naming another host is refused; failed logins
-//! count per account and source, only over nonces the gateway gave that source.
+//! count per account and source, only over nonces the gateway gave that source;
+//! a source blocked for guessing still serves the agents who logged in there; a
+//! TCP agent is rung over its connection, then at its Contact's port.
 //!
-//! Raw SIP over UDP from other loopback addresses (127.0.0.2 … play other hosts);
-//! only 127.0.0.1 is the carrier trunk.
+//! Raw SIP over UDP (and TCP) from other loopback addresses (127.0.0.2 … play
+//! other hosts); only 127.0.0.1 is the carrier trunk.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use hotline_gateway::softphone::digest;
@@ -550,4 +553,180 @@ fn agent_ha1_prints_the_hashes_to_paste_and_refuses_short_passwords() {
     let out = run("short\n");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 8"));
+}
+
+/// Issue 14 review: one machine guessing behind an office NAT got the whole
+/// address refused, the agents working there included.
+#[test]
+fn a_source_blocked_for_guessing_still_serves_the_agents_who_logged_in_there() {
+    let transfer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let gw = gateway(&transfer);
+    let mut seat = Ua::new("127.0.0.8", &gw);
+    let contact = format!("sip:2002@{}", seat.addr());
+    assert_eq!(
+        seat.register("2002", "secret-2002", &contact).status(),
+        Some(200)
+    );
+    // A colleague's machine behind the same address tries 11 names (two wrong
+    // passwords each: no account reaches its own limit; the source does).
+    let mut guesser = Ua::new("127.0.0.8", &gw);
+    let codes: Vec<u16> = (0..21)
+        .map(|i| {
+            let name = format!("guess{}", i / 2);
+            let contact = format!("sip:{name}@127.0.0.8");
+            guesser
+                .register(&name, "wrong-password", &contact)
+                .status()
+                .unwrap()
+        })
+        .collect();
+    assert!(codes[..20].iter().all(|c| *c == 401), "{codes:?}");
+    assert_eq!(codes[20], 403);
+    // The agent's refresh goes on, and it is still rung.
+    let r = seat.register("2002", "secret-2002", &contact);
+    assert_eq!(r.status(), Some(200), "{}", r.text);
+    let caller = Ua::new("127.0.0.1", &gw);
+    invite(&caller, "13912345678", "citizen-nat", 1, None);
+    seat.wait_for("the call", is_invite);
+    // An account that never logged in from there is refused, right password or not.
+    let r = guesser.register("2001", "secret-2001", "sip:2001@127.0.0.8");
+    assert_eq!(r.status(), Some(403), "{}", r.text);
+}
+
+/// A TCP connection to `to` from the loopback address `ip`.
+fn tcp_from(ip: &str, to: SocketAddr) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let from: std::net::IpAddr = ip.parse().unwrap();
+    s.bind(&SocketAddr::new(from, 0).into()).unwrap();
+    s.connect_timeout(&to.into(), WAIT).unwrap();
+    let s: TcpStream = s.into();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s
+}
+
+/// Reads one SIP message off `s`; `buf` keeps whatever follows it.
+fn read_sip(s: &mut TcpStream, buf: &mut Vec<u8>) -> String {
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            let body = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    let k = k.trim();
+                    (k.eq_ignore_ascii_case("Content-Length") || k.eq_ignore_ascii_case("l"))
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + body {
+                let msg: Vec<u8> = buf.drain(..end + 4 + body).collect();
+                return String::from_utf8_lossy(&msg).into_owned();
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        let n = s.read(&mut chunk).expect("a SIP message in time");
+        assert!(n > 0, "connection closed");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Registers 2002 over a new TCP connection from `ip`, naming `contact`; the
+/// connection, still open.
+fn register_tcp(gw: &Gateway, ip: &str, contact: &str) -> TcpStream {
+    let mut s = tcp_from(ip, gw.sip);
+    let local = s.local_addr().unwrap();
+    let uri = format!("sip:{}", gw.sip);
+    let mut buf = Vec::new();
+    let mut auth: Option<String> = None;
+    for cseq in 1..=2 {
+        let mut text = format!(
+            "REGISTER {uri} SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bK-t{cseq}-{port}\r\n\
+Max-Forwards: 70\r\nFrom: <sip:2002@{gw}>;tag=t{port}\r\nTo: <sip:2002@{gw}>\r\n\
+Call-ID: tcp-reg-{port}\r\nCSeq: {cseq} REGISTER\r\nContact: <{contact}>\r\nExpires: 600\r\n",
+            port = local.port(),
+            gw = gw.sip
+        );
+        if let Some(a) = &auth {
+            text.push_str(&format!("Authorization: {a}\r\n"));
+        }
+        text.push_str("Content-Length: 0\r\n\r\n");
+        s.write_all(text.as_bytes()).unwrap();
+        let got = Got {
+            text: read_sip(&mut s, &mut buf),
+            from: gw.sip,
+        };
+        match got.status() {
+            Some(401) if auth.is_none() => {
+                auth = Some(answer(&got, "2002", "secret-2002", "REGISTER", &uri));
+            }
+            Some(200) => return s,
+            _ => panic!("REGISTER over TCP refused:\n{}", got.text),
+        }
+    }
+    unreachable!()
+}
+
+/// Waits until the gateway holds `n` TCP connections.
+fn wait_tcp_connections(gw: &Gateway, n: u64) {
+    let end = Instant::now() + WAIT;
+    loop {
+        let (_, text) = http_get(gw.http, "/metrics").expect("metrics");
+        let open = text.lines().find_map(|l| {
+            l.strip_prefix("hotline_sip_tcp_connections ")?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        });
+        if open == Some(n) {
+            return;
+        }
+        assert!(Instant::now() < end, "TCP connections: {open:?}, want {n}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Issue 14 review: a TCP agent was rung at its REGISTER's ephemeral port,
+/// which means nothing once that connection is gone.
+#[test]
+fn a_tcp_agent_is_rung_over_its_connection_then_at_its_contact_port() {
+    let transfer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let listener = TcpListener::bind("127.0.0.9:0").unwrap();
+    let contact = format!("sip:2002@{};transport=tcp", listener.local_addr().unwrap());
+
+    // While the REGISTER's connection is open: the INVITE comes over it.
+    let gw = gateway(&transfer);
+    let mut conn = register_tcp(&gw, "127.0.0.9", &contact);
+    let caller = Ua::new("127.0.0.1", &gw);
+    invite(&caller, "13912345678", "citizen-tcp-1", 1, None);
+    let rung = read_sip(&mut conn, &mut Vec::new());
+    assert!(rung.starts_with(&format!("INVITE {contact} ")), "{rung}");
+    drop((conn, caller, gw));
+
+    // Once it has closed: a new connection to the Contact's port, same address.
+    let gw = gateway(&transfer);
+    let conn = register_tcp(&gw, "127.0.0.9", &contact);
+    drop(conn);
+    wait_tcp_connections(&gw, 0);
+    let caller = Ua::new("127.0.0.1", &gw);
+    invite(&caller, "13912345678", "citizen-tcp-2", 1, None);
+    listener.set_nonblocking(true).unwrap();
+    let end = Instant::now() + WAIT;
+    let mut back = loop {
+        match listener.accept() {
+            Ok((s, _)) => break s,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(
+                    Instant::now() < end,
+                    "the gateway never connected to the Contact's port"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    };
+    back.set_nonblocking(false).unwrap();
+    back.set_read_timeout(Some(WAIT)).unwrap();
+    let rung = read_sip(&mut back, &mut Vec::new());
+    assert!(rung.starts_with(&format!("INVITE {contact} ")), "{rung}");
 }

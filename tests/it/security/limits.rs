@@ -1,8 +1,10 @@
 //! Attacker tests: limits (see mod.rs). Issue 14 hole 3: TCP accepts had no
 //! cap and idle connections no deadline, so anyone could hold the gateway's
 //! file descriptors (and memory) with connections that never say anything.
-//! Now connections are capped per source and in all, and one that sends no
-//! message within `sip.tcp_first_message_s` is closed.
+//! Now connections are capped per source and in all, and a stranger's connection
+//! is closed `sip.tcp_first_message_s` after its last message (one OPTIONS does
+//! not buy it hours). Known sources (trunks, agents' addresses) pass the
+//! per-source cap, and their connections stay up.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -38,6 +40,8 @@ fn raise_own_fd_limit() {
 
 fn gateway(extra_sip: &str) -> Gateway {
     let mut opts = GwOpts::to("queue:q");
+    // Only 127.0.0.1 is a trunk (a known source); 127.0.x.y play strangers.
+    opts.trunk_sources = vec!["127.0.0.1/32".into()];
     // 2002 (registered over TCP by the test, which answers no call) is in a
     // queue of its own: calls to 12345 ring 2001 only.
     opts.extra_dialplan = "[[queue]]\nname = \"q\"\nring_timeout_s = 10\nwrap_up_s = 0\n\
@@ -131,7 +135,18 @@ fn vm_rss_kib(pid: u32) -> u64 {
 
 /// REGISTER over a new TCP connection with digest auth; the final status code.
 fn register_over_tcp(gw: &Gateway, user: &str, password: &str) -> u16 {
-    let mut s = TcpStream::connect(gw.sip).unwrap();
+    register_over_tcp_from([127, 0, 0, 1], gw, user, password).0
+}
+
+/// REGISTER over a new TCP connection from `ip`; the final status code and the
+/// connection, still open.
+fn register_over_tcp_from(
+    ip: [u8; 4],
+    gw: &Gateway,
+    user: &str,
+    password: &str,
+) -> (u16, TcpStream) {
+    let mut s = connect_from(ip, gw.sip);
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let local = s.local_addr().unwrap();
     let uri = format!("sip:{}", gw.sip);
@@ -167,11 +182,12 @@ Expires: 600\r\n{auth}Content-Length: 0\r\n\r\n",
     let auth = digest::authorization(&c, user, password, "REGISTER", &uri, "0a4f113b", 1);
     s.write_all(request(2, Some(&auth)).as_bytes()).unwrap();
     let answer = read_response(&mut s);
-    answer
+    let code = answer
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("{answer}"))
+        .unwrap_or_else(|| panic!("{answer}"));
+    (code, s)
 }
 
 #[test]
@@ -181,8 +197,8 @@ fn two_thousand_idle_tcp_connections_leave_calls_and_tcp_registration_working() 
         "tcp_max_per_source = {PER_SOURCE}\ntcp_first_message_s = 2\n"
     ));
     let rss_before = vm_rss_kib(gw.pid());
-    // 2,000 connections: 1,360 that send one OPTIONS and then idle (allowed to
-    // stay: agents keep registrations), 640 that never send anything.
+    // 2,000 connections from strangers: 1,360 that send one OPTIONS and then
+    // idle, 640 that never send anything.
     let mut greeting = Vec::new();
     for ip in 0..GREETING_IPS {
         for i in 0..GREETING_EACH {
@@ -210,31 +226,38 @@ fn two_thousand_idle_tcp_connections_leave_calls_and_tcp_registration_working() 
         answered.iter().all(|n| *n == PER_SOURCE),
         "{PER_SOURCE} per source stay: {answered:?}"
     );
-    // The silent ones are closed after the first-message deadline.
-    for s in &mut silent {
-        assert_eq!(fate(s), Fate::Closed, "a silent connection is closed");
-    }
-    let held = u64::from(GREETING_IPS) * PER_SOURCE as u64;
-    wait_metric(&gw, "hotline_sip_tcp_connections", held);
-    assert_eq!(
-        metric(&gw, "hotline_sip_tcp_refused_total"),
-        u64::from(GREETING_IPS) * (GREETING_EACH - PER_SOURCE) as u64
-    );
-    assert_eq!(
-        metric(&gw, "hotline_sip_tcp_closed_silent_total"),
-        u64::from(SILENT_IPS) * PER_SOURCE as u64
-    );
+    // At most this many were ever open at once.
+    let held = u64::from(GREETING_IPS + SILENT_IPS) * PER_SOURCE as u64;
     let rss_held = vm_rss_kib(gw.pid());
     eprintln!(
-        "gateway VmRSS: {rss_before} KiB before, {rss_held} KiB with {held} connections held"
+        "gateway VmRSS: {rss_before} KiB before, {rss_held} KiB with up to {held} connections"
     );
     assert!(
         rss_held.saturating_sub(rss_before) < held * KIB_PER_CONNECTION,
         "memory stays bounded: {rss_before} KiB → {rss_held} KiB for {held} connections"
     );
+    // The silent ones are closed after the first-message deadline, and those
+    // that spoke once after the same time since: a stranger's OPTIONS buys no
+    // hours of a connection.
+    for s in &mut silent {
+        assert_eq!(fate(s), Fate::Closed, "a silent connection is closed");
+    }
+    for (_, s) in &mut greeting {
+        assert_eq!(
+            fate(s),
+            Fate::Closed,
+            "a stranger's idle connection is closed"
+        );
+    }
+    wait_metric(&gw, "hotline_sip_tcp_connections", 0);
+    assert_eq!(
+        metric(&gw, "hotline_sip_tcp_refused_total"),
+        u64::from(GREETING_IPS) * (GREETING_EACH - PER_SOURCE) as u64
+    );
+    assert_eq!(metric(&gw, "hotline_sip_tcp_closed_silent_total"), held);
 
-    // With 1,024 connections held: an agent registers over TCP, another over
-    // UDP takes a call placed over UDP.
+    // Then: an agent registers over TCP, another over UDP takes a call placed
+    // over UDP.
     assert_eq!(register_over_tcp(&gw, "2002", "pw2002-secret"), 200);
     let agent = Softphone::start(
         &[
@@ -276,14 +299,6 @@ fn two_thousand_idle_tcp_connections_leave_calls_and_tcp_registration_working() 
     let asum = agent.finish(Duration::from_secs(30)).expect("agent");
     assert_eq!(asum["answered"], 1, "{asum}");
 
-    // The idle connections that spoke are still there and still served.
-    let (_, s) = greeting
-        .iter_mut()
-        .find(|(_, s)| s.peer_addr().is_ok())
-        .expect("a held connection");
-    let local = s.local_addr().unwrap();
-    s.write_all(options("again", local).as_bytes()).unwrap();
-    assert_eq!(fate(s), Fate::Answered);
     let rss_after = vm_rss_kib(gw.pid());
     assert!(
         rss_after.saturating_sub(rss_before) < held * KIB_PER_CONNECTION,
@@ -291,11 +306,69 @@ fn two_thousand_idle_tcp_connections_leave_calls_and_tcp_registration_working() 
     );
 }
 
+/// Issue 14 review: the per-source cap closed an office's 65th TCP phone, and
+/// one OPTIONS held a stranger's connection for hours. An address an agent
+/// registered from passes the cap, and its connections stay; a stranger's are
+/// capped and closed after the short deadline.
+#[test]
+fn an_agents_address_passes_the_per_source_cap_and_keeps_its_connections() {
+    let gw = gateway("tcp_max_per_source = 4\ntcp_first_message_s = 2\n");
+    let office = [127, 0, 4, 10];
+    let (code, mut agent) = register_over_tcp_from(office, &gw, "2002", "pw2002-secret");
+    assert_eq!(code, 200);
+    // More phones behind the same address than the cap: all served.
+    let mut phones: Vec<TcpStream> = (0..8)
+        .map(|i| {
+            let mut s = connect_from(office, gw.sip);
+            let local = s.local_addr().unwrap();
+            s.write_all(options(&format!("phone{i}"), local).as_bytes())
+                .unwrap();
+            assert_eq!(fate(&mut s), Fate::Answered, "phone {i}");
+            s
+        })
+        .collect();
+    // A stranger: four answered, the fifth closed at once; all four closed
+    // once they idle past the short deadline.
+    let mut stranger: Vec<TcpStream> = (0..5)
+        .map(|i| {
+            let mut s = connect_from([127, 0, 4, 11], gw.sip);
+            let local = s.local_addr().unwrap();
+            let _ = s.write_all(options(&format!("stranger{i}"), local).as_bytes());
+            s
+        })
+        .collect();
+    let fates: Vec<Fate> = stranger.iter_mut().map(fate).collect();
+    assert_eq!(
+        fates.iter().filter(|f| **f == Fate::Answered).count(),
+        4,
+        "{fates:?}"
+    );
+    for s in &mut stranger {
+        assert_eq!(fate(s), Fate::Closed);
+    }
+    // The agent's connection, quiet for longer than the stranger's, is still
+    // up and served, as are the office's other phones.
+    let local = agent.local_addr().unwrap();
+    agent
+        .write_all(options("agent-again", local).as_bytes())
+        .unwrap();
+    assert_eq!(fate(&mut agent), Fate::Answered);
+    let phone = &mut phones[7];
+    let local = phone.local_addr().unwrap();
+    phone
+        .write_all(options("phone-again", local).as_bytes())
+        .unwrap();
+    assert_eq!(fate(phone), Fate::Answered);
+}
+
 #[test]
 fn connections_over_the_total_cap_are_closed_at_once() {
     raise_own_fd_limit();
     // 64 in all, of which 56 may be accepted (an eighth kept for outgoing ones).
-    let gw = gateway("tcp_max_connections = 64\ntcp_max_per_source = 64\n");
+    // Strangers' connections stay up for a minute after their OPTIONS here, so
+    // that the count below is of open connections, not of ones yet to close.
+    let gw =
+        gateway("tcp_max_connections = 64\ntcp_max_per_source = 64\ntcp_first_message_s = 60\n");
     let mut conns = Vec::new();
     for ip in 0..4u8 {
         for i in 0..20 {
