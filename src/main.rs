@@ -398,6 +398,7 @@ fn run(args: RunArgs) -> Result<()> {
     let listener = runtime.block_on(hotline_gateway::http::bind(
         cfg.http.listen,
         tls.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
+        cfg.http.limits(),
     ))?;
     let reporting = runtime
         .block_on(reporting::start(reporting_config(&cfg)))
@@ -423,6 +424,7 @@ fn run(args: RunArgs) -> Result<()> {
             dialplan_dir: cfg.dialplan_dir(),
             reporting: shared,
             access: Arc::new(cfg.http.access()),
+            connections: Default::default(),
         };
         let http = tokio::spawn(hotline_gateway::http::serve(listener, state));
         let mut sip_done = tokio::task::spawn_blocking(move || sip.join());
