@@ -44,6 +44,9 @@ pub struct AppState {
     pub reporting: Arc<crate::reporting::Shared>,
     /// The tokens and the Host allow-list.
     pub access: Arc<Access>,
+    /// The SIP and HTTP listen addresses: on an exposed gateway a reloaded plan
+    /// with a shipped agent password is refused, as at start.
+    pub listens: crate::config::Listens,
     /// Open and refused connections, for `/metrics` (kept by [`serve`]).
     pub connections: Arc<ConnStats>,
 }
@@ -303,9 +306,19 @@ async fn reload_dialplan(State(state): State<AppState>, body: JsonBody<NoFields>
         return r;
     }
     let dir = state.dialplan_dir.clone();
-    let loaded = tokio::task::spawn_blocking(move || crate::dialplan::load(&dir)).await;
+    let listens = state.listens;
+    let loaded = tokio::task::spawn_blocking(move || {
+        let plan = crate::dialplan::load(&dir)?;
+        Ok::<_, crate::dialplan::DialplanError>((listens.check_reload(&plan, &dir), plan))
+    })
+    .await;
     match loaded {
-        Ok(Ok(plan)) => {
+        Ok(Ok((Err(exposed), _))) => {
+            tracing::error!(error = %exposed, "dialplan reload (HTTP) refused");
+            Json(json!({ "error": "dialplan_refused", "message": exposed }))
+                .into_response_with(StatusCode::UNPROCESSABLE_ENTITY)
+        }
+        Ok(Ok((Ok(()), plan))) => {
             let lines = plan.len();
             let queues = plan.queues.len();
             let agents = plan.agents.len();
