@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use tokio::sync::mpsc;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use hotline_gateway::config::Config;
 use hotline_gateway::dialplan::{self, Dialplan};
@@ -376,6 +376,9 @@ fn run(args: RunArgs) -> Result<()> {
     init_tracing(&cfg.log.level);
     let plan = Arc::new(load_dialplan(&cfg).context("loading the dialplan")?);
     refuse_exposed_defaults(&cfg, &plan)?;
+    for w in hotline_gateway::config::cleartext_urls(&cfg) {
+        warn!("{w}");
+    }
     if let Some(ca) = cfg.client_ca_file() {
         hotline_gateway::util::post::trust_ca_file(&ca)?;
     }

@@ -99,6 +99,33 @@ impl Listens {
     }
 }
 
+/// Warnings (never refusals: the receiver may sit on a private network) for each
+/// `http://` ticket or SLA-webhook URL of an exposed gateway: the bodies carry
+/// caller numbers, in clear. The URL itself is not repeated (it may hold a
+/// password); the key is named.
+pub fn cleartext_urls(cfg: &Config) -> Vec<String> {
+    let Some(why) = Listens::of(cfg).why() else {
+        return Vec::new();
+    };
+    [
+        ("tickets.url", &cfg.tickets.url),
+        ("tickets.alert_webhook", &cfg.tickets.alert_webhook),
+        ("sla.webhook", &cfg.sla.webhook),
+    ]
+    .into_iter()
+    .filter_map(|(key, url)| {
+        let url = url.as_deref()?.trim_start();
+        url.get(..7)?.eq_ignore_ascii_case("http://").then(|| {
+            format!(
+                "{key} is an http:// URL, and {why}: its requests carry caller numbers in \
+                 clear text; use https:// (with [http.client] ca_file for a private CA) unless \
+                 the receiver is on a network you trust"
+            )
+        })
+    })
+    .collect()
+}
+
 /// The `.toml` files of the dialplan folder, sorted: (path, text), for messages
 /// that name the line of a key. Unreadable files are left out.
 pub fn read_dialplan_files(dir: &Path) -> Vec<(String, String)> {
@@ -330,5 +357,35 @@ mod tests {
                 .reload_problems(&[("1002", "own-password")], &files)
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn cleartext_urls_are_named_when_exposed() {
+        let urls = "[sla]\nwebhook = \"http://10.0.0.5/sla\"\n[tickets]\n\
+                    url = \"http://user:secret@10.0.0.6/t\"\nalert_webhook = \"https://10.0.0.7/a\"\n";
+        let with = |sip: &str, http: &str| {
+            let (_, text) = config(sip, http, &token("ops", "a-real-secret"));
+            Config::parse("gw.toml", &(text + urls)).unwrap()
+        };
+        assert!(cleartext_urls(&with("127.0.0.1:5060", "127.0.0.1:8080")).is_empty());
+        for cfg in [
+            with("0.0.0.0:5060", "127.0.0.1:8080"),
+            with("127.0.0.1:5060", "0.0.0.0:8080"),
+        ] {
+            let w = cleartext_urls(&cfg);
+            assert_eq!(w.len(), 2, "{w:?}");
+            assert!(
+                w[0].starts_with("tickets.url is an http:// URL"),
+                "{}",
+                w[0]
+            );
+            assert!(
+                w[1].starts_with("sla.webhook is an http:// URL"),
+                "{}",
+                w[1]
+            );
+            assert!(w.iter().all(|m| m.contains("use https://")), "{w:?}");
+            assert!(!w.join(" ").contains("secret"), "the URL is not repeated");
+        }
     }
 }
