@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use tokio::sync::mpsc;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use hotline_gateway::config::Config;
 use hotline_gateway::dialplan::{self, Dialplan};
@@ -376,6 +376,9 @@ fn run(args: RunArgs) -> Result<()> {
     init_tracing(&cfg.log.level);
     let plan = Arc::new(load_dialplan(&cfg).context("loading the dialplan")?);
     refuse_exposed_defaults(&cfg, &plan)?;
+    for w in hotline_gateway::config::cleartext_urls(&cfg) {
+        warn!("{w}");
+    }
     if let Some(ca) = cfg.client_ca_file() {
         hotline_gateway::util::post::trust_ca_file(&ca)?;
     }
@@ -398,6 +401,7 @@ fn run(args: RunArgs) -> Result<()> {
     let listener = runtime.block_on(hotline_gateway::http::bind(
         cfg.http.listen,
         tls.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
+        cfg.http.limits(),
     ))?;
     let reporting = runtime
         .block_on(reporting::start(reporting_config(&cfg)))
@@ -413,6 +417,7 @@ fn run(args: RunArgs) -> Result<()> {
         "hotline-gw running"
     );
     let dialplan_dir = cfg.dialplan_dir();
+    let listens = hotline_gateway::config::Listens::of(&cfg);
     let reload_tx = control_tx.clone();
     let shared = reporting.shared;
     let writer = reporting.writer;
@@ -423,6 +428,8 @@ fn run(args: RunArgs) -> Result<()> {
             dialplan_dir: cfg.dialplan_dir(),
             reporting: shared,
             access: Arc::new(cfg.http.access()),
+            listens: hotline_gateway::config::Listens::of(&cfg),
+            connections: Default::default(),
         };
         let http = tokio::spawn(hotline_gateway::http::serve(listener, state));
         let mut sip_done = tokio::task::spawn_blocking(move || sip.join());
@@ -446,7 +453,7 @@ fn run(args: RunArgs) -> Result<()> {
                 info!("shutting down");
                 Ok(())
             }
-            _ = reload_on_sighup(dialplan_dir, reload_tx) => {
+            _ = reload_on_sighup(dialplan_dir, listens, reload_tx) => {
                 Err(anyhow::anyhow!("SIGHUP handler stopped"))
             }
         };
@@ -481,18 +488,7 @@ fn refuse_exposed_defaults(cfg: &Config, plan: &Dialplan) -> Result<()> {
             hotline_gateway::config::DEFAULT_TOML.to_string(),
         ),
     };
-    let mut dialplan_files = Vec::new();
-    if let Ok(dir) = std::fs::read_dir(cfg.dialplan_dir()) {
-        let mut paths: Vec<PathBuf> = dir.filter_map(|e| Some(e.ok()?.path())).collect();
-        paths.sort();
-        for p in paths {
-            if p.extension().is_some_and(|e| e == "toml")
-                && let Ok(t) = std::fs::read_to_string(&p)
-            {
-                dialplan_files.push((p.display().to_string(), t));
-            }
-        }
-    }
+    let dialplan_files = hotline_gateway::config::read_dialplan_files(&cfg.dialplan_dir());
     let problems = hotline_gateway::config::Exposure {
         config: cfg,
         config_file: &file,
@@ -653,7 +649,11 @@ fn spawn_sip(
 
 /// SIGHUP reloads the dialplan: checked first, swapped in whole; on any error
 /// the running plan stays and the error (file:line: key: message) is logged.
-async fn reload_on_sighup(dir: PathBuf, control: mpsc::Sender<Control>) {
+async fn reload_on_sighup(
+    dir: PathBuf,
+    listens: hotline_gateway::config::Listens,
+    control: mpsc::Sender<Control>,
+) {
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => s,
         Err(e) => {
@@ -663,8 +663,14 @@ async fn reload_on_sighup(dir: PathBuf, control: mpsc::Sender<Control>) {
     };
     while hup.recv().await.is_some() {
         let d = dir.clone();
-        match tokio::task::spawn_blocking(move || dialplan::load(&d)).await {
-            Ok(Ok(plan)) => {
+        let loaded = tokio::task::spawn_blocking(move || {
+            let plan = dialplan::load(&d)?;
+            Ok::<_, dialplan::DialplanError>((listens.check_reload(&plan, &d), plan))
+        })
+        .await;
+        match loaded {
+            Ok(Ok((Err(exposed), _))) => error!(error = %exposed, "SIGHUP: dialplan refused"),
+            Ok(Ok((Ok(()), plan))) => {
                 info!(
                     lines = plan.len(),
                     "SIGHUP: dialplan checked, swapping it in"

@@ -1,10 +1,12 @@
 //! Refusing to start exposed (DESIGN.md §7): on an HTTP address other machines can
 //! reach, the API must have tokens; on any such SIP or HTTP address, no shipped
 //! development token and no shipped agent password may be configured. Pure: the
-//! caller hands in the texts; each message names the file, the line and the key to
-//! change, and the command that makes a token.
+//! caller hands in the texts (`read_dialplan_files` reads them); each message names
+//! the file, the line and the key to change, and the command that makes a token. A
+//! reloaded dialplan (HTTP or SIGHUP) is checked the same way ([`Listens`]).
 
 use std::net::SocketAddr;
+use std::path::Path;
 
 use super::Config;
 use crate::util::toml_where::KeyLines;
@@ -33,6 +35,147 @@ pub struct Exposure<'a> {
     pub dialplan_files: Vec<(String, String)>,
 }
 
+/// The gateway's SIP and HTTP listen addresses: whether other machines can reach
+/// it, and so whether a shipped agent password may be loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listens {
+    pub sip: SocketAddr,
+    pub http: SocketAddr,
+}
+
+impl Listens {
+    pub fn of(cfg: &Config) -> Listens {
+        Listens {
+            sip: cfg.sip.listen,
+            http: cfg.http.listen,
+        }
+    }
+
+    /// "`[sip] listen = "…"` … is reachable from other machines", or `None` on loopback.
+    fn why(&self) -> Option<String> {
+        let public: Vec<String> = [("[sip] listen", self.sip), ("[http] listen", self.http)]
+            .into_iter()
+            .filter(|(_, a)| !a.ip().is_loopback())
+            .map(|(k, a)| format!("{k} = \"{a}\""))
+            .collect();
+        (!public.is_empty())
+            .then(|| format!("{} is reachable from other machines", public.join(" and ")))
+    }
+
+    /// What keeps a reloaded dialplan from being loaded on these addresses: its
+    /// shipped agent passwords, as at start; empty when it may be loaded.
+    pub fn reload_problems(
+        &self,
+        agents: &[(&str, &str)],
+        dialplan_files: &[(String, String)],
+    ) -> Vec<String> {
+        match self.why() {
+            Some(why) => password_problems(agents, dialplan_files, &why),
+            None => Vec::new(),
+        }
+    }
+}
+
+impl Listens {
+    /// [`Listens::reload_problems`] for a plan loaded from `dir` (its files read
+    /// only when the gateway is exposed): `Err` is the message to answer or log.
+    pub fn check_reload(&self, plan: &crate::dialplan::Dialplan, dir: &Path) -> Result<(), String> {
+        if self.why().is_none() {
+            return Ok(());
+        }
+        let agents: Vec<(&str, &str)> = plan
+            .agents
+            .iter()
+            .map(|a| (a.id.as_str(), a.password.as_str()))
+            .collect();
+        let problems = self.reload_problems(&agents, &read_dialplan_files(dir));
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "{}; the running plan stays (on 127.0.0.1 shipped passwords are allowed)",
+            problems.join("; ")
+        ))
+    }
+}
+
+/// Warnings (never refusals: the receiver may sit on a private network) for each
+/// `http://` ticket or SLA-webhook URL of an exposed gateway: the bodies carry
+/// caller numbers, in clear. The URL itself is not repeated (it may hold a
+/// password); the key is named.
+pub fn cleartext_urls(cfg: &Config) -> Vec<String> {
+    let Some(why) = Listens::of(cfg).why() else {
+        return Vec::new();
+    };
+    [
+        ("tickets.url", &cfg.tickets.url),
+        ("tickets.alert_webhook", &cfg.tickets.alert_webhook),
+        ("sla.webhook", &cfg.sla.webhook),
+    ]
+    .into_iter()
+    .filter_map(|(key, url)| {
+        let url = url.as_deref()?.trim_start();
+        url.get(..7)?.eq_ignore_ascii_case("http://").then(|| {
+            format!(
+                "{key} is an http:// URL, and {why}: its requests carry caller numbers in \
+                 clear text; use https:// (with [http.client] ca_file for a private CA) unless \
+                 the receiver is on a network you trust"
+            )
+        })
+    })
+    .collect()
+}
+
+/// The `.toml` files of the dialplan folder, sorted: (path, text), for messages
+/// that name the line of a key. Unreadable files are left out.
+pub fn read_dialplan_files(dir: &Path) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        let mut paths: Vec<_> = entries.filter_map(|e| Some(e.ok()?.path())).collect();
+        paths.sort();
+        for p in paths {
+            if p.extension().is_some_and(|e| e == "toml")
+                && let Ok(t) = std::fs::read_to_string(&p)
+            {
+                files.push((p.display().to_string(), t));
+            }
+        }
+    }
+    files
+}
+
+/// One message per agent with a shipped password.
+fn password_problems(
+    agents: &[(&str, &str)],
+    dialplan_files: &[(String, String)],
+    why: &str,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (id, password) in agents {
+        if !shipped_password(password) {
+            continue;
+        }
+        let place = written_at(dialplan_files, password)
+            .unwrap_or_else(|| "the dialplan's agents".to_string());
+        out.push(format!(
+            "{place}: agent {id:?} has a shipped default password (password = \"{password}\"), \
+             and {why}: set a password of your own there (at least 8 characters)"
+        ));
+    }
+    out
+}
+
+/// `file:line` of the `password = "…"` line holding this value.
+fn written_at(dialplan_files: &[(String, String)], password: &str) -> Option<String> {
+    let quoted = format!("\"{password}\"");
+    dialplan_files.iter().find_map(|(path, text)| {
+        text.lines().enumerate().find_map(|(n, l)| {
+            let l = l.trim_start();
+            (l.starts_with("password") && l.contains(&quoted)).then(|| format!("{path}:{}", n + 1))
+        })
+    })
+}
+
 impl Exposure<'_> {
     /// Everything to change before this config may run; empty when it may.
     pub fn problems(&self) -> Vec<String> {
@@ -50,15 +193,9 @@ impl Exposure<'_> {
                  with {make_token} and add it to {file}, or listen on 127.0.0.1"
             ));
         }
-        let public: Vec<String> = [("[sip] listen", cfg.sip.listen), ("[http] listen", http)]
-            .into_iter()
-            .filter(|(_, a)| exposed(*a))
-            .map(|(k, a)| format!("{k} = \"{a}\""))
-            .collect();
-        if public.is_empty() {
+        let Some(why) = Listens::of(cfg).why() else {
             return out;
-        }
-        let why = format!("{} is reachable from other machines", public.join(" and "));
+        };
         let lines = KeyLines::new(self.config_text);
         let tokens = cfg.http.tokens();
         for dev in tokens.dev_tokens() {
@@ -76,31 +213,8 @@ impl Exposure<'_> {
                 dev.name
             ));
         }
-        for (id, password) in &self.agents {
-            if !shipped_password(password) {
-                continue;
-            }
-            let place = self
-                .written_at(password)
-                .unwrap_or_else(|| "the dialplan's agents".to_string());
-            out.push(format!(
-                "{place}: agent {id:?} has a shipped default password (password = \"{password}\"), \
-                 and {why}: set a password of your own there (at least 8 characters)"
-            ));
-        }
+        out.extend(password_problems(&self.agents, &self.dialplan_files, &why));
         out
-    }
-
-    /// `file:line` of the `password = "…"` line holding this value.
-    fn written_at(&self, password: &str) -> Option<String> {
-        let quoted = format!("\"{password}\"");
-        self.dialplan_files.iter().find_map(|(path, text)| {
-            text.lines().enumerate().find_map(|(n, l)| {
-                let l = l.trim_start();
-                (l.starts_with("password") && l.contains(&quoted))
-                    .then(|| format!("{path}:{}", n + 1))
-            })
-        })
     }
 }
 
@@ -205,6 +319,73 @@ mod tests {
         }
         for p in ["labrador-1001", "lab-x1001", "correct horse", "1001", ""] {
             assert!(!shipped_password(p), "{p}");
+        }
+    }
+
+    #[test]
+    fn a_reloaded_plan_is_checked_like_the_first() {
+        let files = vec![(
+            "d/agents.toml".to_string(),
+            "[[agent]]\nid = \"1001\"\npassword = \"lab-1001\"\n".to_string(),
+        )];
+        let agents = [("1001", "lab-1001"), ("1002", "own-password")];
+        let at = |sip: &str, http: &str| Listens {
+            sip: sip.parse().unwrap(),
+            http: http.parse().unwrap(),
+        };
+        let local = at("127.0.0.1:5060", "127.0.0.1:8080");
+        assert!(local.reload_problems(&agents, &files).is_empty());
+        for listens in [
+            at("0.0.0.0:5060", "127.0.0.1:8080"),
+            at("127.0.0.1:5060", "192.0.2.7:8080"),
+        ] {
+            let p = listens.reload_problems(&agents, &files);
+            assert_eq!(p.len(), 1, "{p:?}");
+            assert!(
+                p[0].starts_with("d/agents.toml:3: agent \"1001\" has a shipped default password"),
+                "{}",
+                p[0]
+            );
+            assert!(
+                p[0].contains("is reachable from other machines"),
+                "{}",
+                p[0]
+            );
+        }
+        assert!(
+            at("0.0.0.0:5060", "0.0.0.0:8080")
+                .reload_problems(&[("1002", "own-password")], &files)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn cleartext_urls_are_named_when_exposed() {
+        let urls = "[sla]\nwebhook = \"http://10.0.0.5/sla\"\n[tickets]\n\
+                    url = \"http://user:secret@10.0.0.6/t\"\nalert_webhook = \"https://10.0.0.7/a\"\n";
+        let with = |sip: &str, http: &str| {
+            let (_, text) = config(sip, http, &token("ops", "a-real-secret"));
+            Config::parse("gw.toml", &(text + urls)).unwrap()
+        };
+        assert!(cleartext_urls(&with("127.0.0.1:5060", "127.0.0.1:8080")).is_empty());
+        for cfg in [
+            with("0.0.0.0:5060", "127.0.0.1:8080"),
+            with("127.0.0.1:5060", "0.0.0.0:8080"),
+        ] {
+            let w = cleartext_urls(&cfg);
+            assert_eq!(w.len(), 2, "{w:?}");
+            assert!(
+                w[0].starts_with("tickets.url is an http:// URL"),
+                "{}",
+                w[0]
+            );
+            assert!(
+                w[1].starts_with("sla.webhook is an http:// URL"),
+                "{}",
+                w[1]
+            );
+            assert!(w.iter().all(|m| m.contains("use https://")), "{w:?}");
+            assert!(!w.join(" ").contains("secret"), "the URL is not repeated");
         }
     }
 }

@@ -24,6 +24,30 @@ pub struct HttpConfig {
     /// `[http.client]`: the gateway's own requests (ticket delivery, webhooks).
     #[serde(default)]
     pub client: ClientSection,
+    /// Connections open at once (each takes a file descriptor); more are
+    /// closed as soon as they are accepted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Connections open at once from one IP address.
+    #[serde(default = "default_max_per_source")]
+    pub max_per_source: usize,
+    /// Seconds a connection has to finish its TLS handshake and send a request's
+    /// headers, the first or the next one on a kept-alive connection: a
+    /// connection that sends nothing that long is closed.
+    #[serde(default = "default_header_timeout_s")]
+    pub header_timeout_s: u64,
+}
+
+fn default_max_connections() -> usize {
+    crate::transport::fds::HTTP_FDS as usize
+}
+
+fn default_max_per_source() -> usize {
+    32
+}
+
+fn default_header_timeout_s() -> u64 {
+    10
 }
 
 /// One `[[http.token]]`, as `hotline-gw token` prints it.
@@ -59,6 +83,21 @@ pub struct ClientSection {
 impl HttpConfig {
     /// Checks values; the error is (key, reason).
     pub fn validate(&self) -> Result<(), (String, String)> {
+        if self.max_connections < 4 {
+            return Err(("http.max_connections".into(), "must be at least 4".into()));
+        }
+        if self.max_per_source == 0 || self.max_per_source > self.max_connections {
+            return Err((
+                "http.max_per_source".into(),
+                "must be between 1 and http.max_connections".into(),
+            ));
+        }
+        if self.header_timeout_s == 0 || self.header_timeout_s > 300 {
+            return Err((
+                "http.header_timeout_s".into(),
+                "must be between 1 and 300".into(),
+            ));
+        }
         if let Some(hosts) = &self.allowed_hosts {
             if hosts.is_empty() {
                 return Err((
@@ -123,6 +162,15 @@ impl HttpConfig {
         Hosts::new(&list).unwrap_or_else(|_| {
             Hosts::new(&Hosts::defaults(self.listen)).expect("the default hosts parse")
         })
+    }
+
+    /// The connection limits of the accept loop.
+    pub fn limits(&self) -> crate::http::Limits {
+        crate::http::Limits {
+            max_connections: self.max_connections,
+            max_per_source: self.max_per_source,
+            header_timeout: std::time::Duration::from_secs(self.header_timeout_s),
+        }
     }
 
     /// What the HTTP guard checks against.

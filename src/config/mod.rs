@@ -13,7 +13,7 @@ use crate::util::toml_where::KeyLines;
 mod exposure;
 mod http;
 mod media;
-pub use exposure::{Exposure, shipped_password};
+pub use exposure::{Exposure, Listens, cleartext_urls, read_dialplan_files, shipped_password};
 pub use http::{ClientSection, HttpConfig, TlsSection, TokenSection};
 pub use media::{MediaSection, QueuedMode};
 

@@ -127,6 +127,21 @@ fn a_bad_value_names_its_key_and_line() {
             "tcp_max_connections = 2",
             "sip.tcp_max_connections",
         ),
+        (
+            "max_connections = 256",
+            "max_connections = 3",
+            "http.max_connections",
+        ),
+        (
+            "max_per_source = 32",
+            "max_per_source = 300",
+            "http.max_per_source",
+        ),
+        (
+            "header_timeout_s = 10",
+            "header_timeout_s = 0",
+            "http.header_timeout_s",
+        ),
     ];
     for (from, to, key) in cases {
         assert!(DEFAULT_TOML.contains(from), "{from}");
@@ -194,6 +209,11 @@ fn tcp_limits_have_defaults_and_the_idle_time_outlasts_calls_and_registrations()
         .collect();
     let cfg = Config::parse("gw.toml", &text).unwrap();
     assert_eq!(cfg.sip.tcp_max_connections, 4096);
+    assert_eq!(
+        cfg.http.limits(),
+        crate::http::Limits::default(),
+        "the shipped [http] caps are the defaults"
+    );
     assert_eq!(cfg.sip.tcp_max_per_source, 64);
     assert_eq!(cfg.sip.tcp_first_message_s, 10);
     assert_eq!(cfg.sip.tcp_idle_s, 10_800);

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 
 use serde_json::Value;
 
+use super::ConnStats;
 use crate::reporting::Shared;
 use crate::reporting::telemetry::Histogram;
 use crate::sla::{Snapshot, Window};
@@ -15,6 +16,7 @@ use crate::transport::Status;
 /// Renders every metric. `queues` and `agents` are the core's JSON views.
 pub fn render(
     status: &Status,
+    conns: &ConnStats,
     rep: &Shared,
     snap: &Snapshot,
     queues: &Value,
@@ -391,6 +393,24 @@ pub fn render(
         } else {
             0.0
         },
+    );
+    gauge(
+        o,
+        "hotline_http_connections",
+        "HTTP connections open (at most [http] max_connections).",
+        conns.open.load(Ordering::Relaxed) as f64,
+    );
+    counter(
+        o,
+        "hotline_http_refused_total",
+        "HTTP connections closed at once, over [http] max_connections or max_per_source.",
+        conns.refused.load(Ordering::Relaxed),
+    );
+    counter(
+        o,
+        "hotline_http_timeouts_total",
+        "HTTP connections closed for a TLS handshake or request headers later than [http] header_timeout_s (idle keep-alive included).",
+        conns.timed_out.load(Ordering::Relaxed),
     );
     out
 }

@@ -4,6 +4,7 @@
 //! touches SIP messages or SQL. Who may call what: `auth.rs` and `guard.rs`.
 
 pub mod auth;
+mod conns;
 mod guard;
 mod metrics;
 mod reports;
@@ -11,6 +12,7 @@ mod tickets;
 mod tls;
 
 pub use auth::{Role, Token, Tokens};
+pub use conns::{ConnStats, Limits};
 pub use guard::Access;
 
 use std::net::SocketAddr;
@@ -42,6 +44,11 @@ pub struct AppState {
     pub reporting: Arc<crate::reporting::Shared>,
     /// The tokens and the Host allow-list.
     pub access: Arc<Access>,
+    /// The SIP and HTTP listen addresses: on an exposed gateway a reloaded plan
+    /// with a shipped agent password is refused, as at start.
+    pub listens: crate::config::Listens,
+    /// Open and refused connections, for `/metrics` (kept by [`serve`]).
+    pub connections: Arc<ConnStats>,
 }
 
 /// Why the HTTP server could not run.
@@ -53,8 +60,6 @@ pub enum HttpError {
         /// In the message, not a `source()`: printed once, not twice.
         error: std::io::Error,
     },
-    #[error("HTTP server failed: {0}")]
-    Serve(std::io::Error),
     /// `[http.tls]`: a certificate or key that cannot be used.
     #[error("{file}: {message} ([http.tls])")]
     Tls { file: String, message: String },
@@ -301,9 +306,19 @@ async fn reload_dialplan(State(state): State<AppState>, body: JsonBody<NoFields>
         return r;
     }
     let dir = state.dialplan_dir.clone();
-    let loaded = tokio::task::spawn_blocking(move || crate::dialplan::load(&dir)).await;
+    let listens = state.listens;
+    let loaded = tokio::task::spawn_blocking(move || {
+        let plan = crate::dialplan::load(&dir)?;
+        Ok::<_, crate::dialplan::DialplanError>((listens.check_reload(&plan, &dir), plan))
+    })
+    .await;
     match loaded {
-        Ok(Ok(plan)) => {
+        Ok(Ok((Err(exposed), _))) => {
+            tracing::error!(error = %exposed, "dialplan reload (HTTP) refused");
+            Json(json!({ "error": "dialplan_refused", "message": exposed }))
+                .into_response_with(StatusCode::UNPROCESSABLE_ENTITY)
+        }
+        Ok(Ok((Ok(()), plan))) => {
             let lines = plan.len();
             let queues = plan.queues.len();
             let agents = plan.agents.len();
@@ -394,11 +409,12 @@ async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
     }))
 }
 
-/// A bound HTTP port, plain or with TLS.
+/// A bound HTTP port, plain or with TLS, and its connection limits.
 #[derive(Debug)]
 pub struct Bound {
     tcp: tokio::net::TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
+    limits: Limits,
 }
 
 impl Bound {
@@ -414,6 +430,7 @@ impl Bound {
 pub async fn bind(
     addr: SocketAddr,
     tls: Option<(&std::path::Path, &std::path::Path)>,
+    limits: Limits,
 ) -> Result<Bound, HttpError> {
     let tls = match tls {
         Some((cert, key)) => Some(tls::server_config(cert, key)?),
@@ -422,18 +439,16 @@ pub async fn bind(
     let tcp = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|error| HttpError::Bind { addr, error })?;
-    Ok(Bound { tcp, tls })
+    Ok(Bound { tcp, tls, limits })
 }
 
-/// Serves on a bound port until the future is dropped.
+/// Serves on a bound port until the future is dropped: at most
+/// `limits.max_connections` at once (`max_per_source` from one address), each
+/// closed when a request's headers are later than `limits.header_timeout`.
 pub async fn serve(bound: Bound, state: AppState) -> Result<(), HttpError> {
+    let stats = state.connections.clone();
     let app = router(state);
-    match bound.tls {
-        None => axum::serve(bound.tcp, app).await,
-        Some(config) => {
-            let listener = tls::TlsListener::new(bound.tcp, config).map_err(HttpError::Serve)?;
-            axum::serve(listener, app).await
-        }
-    }
-    .map_err(HttpError::Serve)
+    let tls = bound.tls.map(tokio_rustls::TlsAcceptor::from);
+    conns::accept_loop(bound.tcp, tls, app, bound.limits, stats).await;
+    Ok(())
 }

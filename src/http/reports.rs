@@ -43,7 +43,14 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     let agents = ask(&state, Control::Agents).await.unwrap_or_default();
     let now = crate::util::time::unix_ms();
     let snap = state.reporting.tracker().snapshot(now);
-    let body = super::metrics::render(&state.status, &state.reporting, &snap, &queues, &agents);
+    let body = super::metrics::render(
+        &state.status,
+        &state.connections,
+        &state.reporting,
+        &snap,
+        &queues,
+        &agents,
+    );
     (
         [(
             header::CONTENT_TYPE,

@@ -16,7 +16,8 @@ use crate::config::Config;
 
 /// Sockets the relay binds per anchored call (RTP + RTCP for each of two legs).
 pub const SOCKETS_PER_CALL: u64 = 4;
-/// HTTP connections counted for (the API, the wallboard, /metrics scrapers).
+/// HTTP connections open at once by default (`[http] max_connections`: the API,
+/// the wallboard, /metrics scrapers); the accept loop closes any over it.
 pub const HTTP_FDS: u64 = 256;
 /// The store's pool (SQLite: 4 connections of 3 files; PostgreSQL: 8 sockets).
 pub const STORE_FDS: u64 = 12;
@@ -34,6 +35,7 @@ pub struct Budget {
     pub per_call: u64,
     /// `sip.tcp_max_connections` (0 with TCP off).
     pub tcp: u64,
+    /// `http.max_connections`.
     pub http: u64,
     /// The store's pool and the ticket deliveries in flight.
     pub store: u64,
@@ -59,7 +61,7 @@ impl Budget {
             } else {
                 0
             },
-            http: HTTP_FDS,
+            http: cfg.http.max_connections as u64,
             store: STORE_FDS + cfg.tickets.concurrency as u64,
             other: OTHER_FDS,
         }
@@ -78,7 +80,7 @@ impl Budget {
         Err(format!(
             "this configuration may need {self} file descriptors, but the open-file limit is \
              {limit}: lower calls.max_concurrent or narrow media.rtp_port_min..rtp_port_max \
-             (each anchored call takes {} descriptors), or lower sip.tcp_max_connections; or \
+             (each anchored call takes {} descriptors), or lower sip.tcp_max_connections or http.max_connections; or \
              raise the hard limit (`ulimit -Hn`, LimitNOFILE= in a systemd unit, nofile in \
              /etc/security/limits.conf)",
             self.per_call

@@ -402,3 +402,64 @@ fn a_token_from_the_token_command_lets_its_holder_in() {
         assert!(out.stdout.is_empty(), "{bad:?}: no token printed");
     }
 }
+
+#[test]
+fn a_reload_on_an_exposed_gateway_refuses_a_shipped_password() {
+    // `[::ffff:127.0.0.1]` is reached from loopback only, but the check reads the
+    // address as written: not loopback, so the gateway counts as exposed.
+    let mut opts = GwOpts::to("sip:127.0.0.1:9");
+    opts.http_listen_host = Some("[::ffff:127.0.0.1]".into());
+    let gw = Gateway::start(opts);
+    let agent = |password: &str| {
+        std::fs::write(
+            gw.dir.0.join("dialplans/seats.toml"),
+            format!("[[agent]]\nid = \"2001\"\nname = \"Agent 2001\"\npassword = \"{password}\"\n"),
+        )
+        .unwrap()
+    };
+    let has_2001 = || {
+        let (code, body) = http_get(gw.http, "/api/v1/agents").unwrap();
+        assert_eq!(code, 200, "{body}");
+        body.contains("\"2001\"")
+    };
+
+    agent("change-me-2001");
+    let a = call(&gw, "POST", "/api/v1/dialplan/reload", &bearer(ADMIN_TOKEN));
+    assert_eq!(
+        (a.code, a.error_code().as_deref()),
+        (422, Some("dialplan_refused")),
+        "{a:?}"
+    );
+    for want in [
+        "seats.toml:4: agent \\\"2001\\\" has a shipped default password",
+        "[http] listen = \\\"[::ffff:127.0.0.1]:",
+        "the running plan stays",
+    ] {
+        assert!(a.body.contains(want), "no {want:?} in {}", a.body);
+    }
+    assert!(!has_2001(), "the running plan stays");
+
+    // SIGHUP reads the same plan and logs the same refusal.
+    gw.signal("HUP");
+    let start = Instant::now();
+    loop {
+        let log = gw.log();
+        if log.contains("SIGHUP: dialplan refused")
+            && log.contains("agent \"2001\" has a shipped default password")
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no SIGHUP refusal in the log:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!has_2001(), "the running plan stays after SIGHUP");
+
+    // A password of the operator's own is loaded.
+    agent("own-secret-2001");
+    let a = call(&gw, "POST", "/api/v1/dialplan/reload", &bearer(ADMIN_TOKEN));
+    assert_eq!(a.code, 200, "{a:?}");
+    assert!(has_2001());
+}

@@ -97,6 +97,7 @@ fn https_with_a_self_signed_certificate() {
         return;
     };
     let mut opts = GwOpts::to("sip:127.0.0.1:9");
+    opts.http_keys = "header_timeout_s = 2\nmax_per_source = 4\n".into();
     opts.extra_config = format!(
         "[http.tls]\ncert = \"{}\"\nkey = \"{}\"\n",
         cert.display(),
@@ -133,6 +134,40 @@ fn https_with_a_self_signed_certificate() {
         refused.is_err(),
         "an untrusted certificate was accepted: {refused:?}"
     );
+
+    // The HTTP caps and deadline hold over TLS too (one accept loop): clients
+    // that never start their handshake are closed (after `header_timeout_s`, the
+    // fifth, over `max_per_source`, at once), and HTTPS is answered afterwards.
+    let silent: Vec<TcpStream> = (0..5)
+        .map(|_| TcpStream::connect(gw.http).unwrap())
+        .collect();
+    let start = Instant::now();
+    let mut closed = vec![false; silent.len()];
+    while closed.iter().any(|c| !c) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "silent connections still open on the HTTPS port after 20 s: {closed:?}"
+        );
+        for (s, c) in silent.iter().zip(closed.iter_mut()) {
+            s.set_nonblocking(true).unwrap();
+            let mut b = [0u8; 16];
+            *c |= match (&*s).read(&mut b) {
+                Ok(0) => true,
+                Ok(_) => false,
+                Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+            };
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(silent);
+    let start = Instant::now();
+    while https_get(gw.http, &roots, "/healthz", VIEWER_TOKEN).map(|a| a.code) != Ok(200) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "HTTPS not answered after the silent ones"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// A ticket system on HTTPS: answers 200 and keeps each body.

@@ -3,6 +3,7 @@
 
 mod agents;
 mod http;
+mod http_conns;
 mod https;
 mod limits;
 mod media;

@@ -89,6 +89,9 @@ pub struct GwOpts {
     /// More `[http]` keys (`allowed_hosts`, `[[http.token]]`…), written right
     /// after its `listen` and before the test tokens.
     pub http_keys: String,
+    /// The host written as `[http] listen` instead of 127.0.0.1 (tests still
+    /// connect to `Gateway::http`), e.g. `[::ffff:127.0.0.1]`.
+    pub http_listen_host: Option<String>,
 }
 
 impl GwOpts {
@@ -104,6 +107,7 @@ impl GwOpts {
             trunk_sources: vec!["127.0.0.0/8".into()],
             extra_sip: String::new(),
             http_keys: String::new(),
+            http_listen_host: None,
         }
     }
 }
@@ -156,13 +160,17 @@ impl Gateway {
             format!(
                 "[sip]\nlisten = \"{sip}\"\nmax_message_bytes = {}\n{}[sip.timers]\nt1_ms = {t1}\nt2_ms = {}\nt4_ms = {}\n\
 [calls]\nmax_concurrent = {}\nretry_after_s = 7\nring_timeout_s = {}\nmax_duration_s = 3600\n\
-[http]\nlisten = \"{http}\"\n{}{}[dialplan]\ndir = \"dialplans\"\n[log]\nlevel = \"warn\"\n{}{}",
+[http]\nlisten = \"{}\"\n{}{}[dialplan]\ndir = \"dialplans\"\n[log]\nlevel = \"warn\"\n{}{}",
                 opts.max_message,
                 opts.extra_sip,
                 (t1 * 8).max(t1),
                 (t1 * 10).max(1),
                 opts.max_calls,
                 opts.ring_timeout_s,
+                match &opts.http_listen_host {
+                    Some(host) => format!("{host}:{}", http.port()),
+                    None => http.to_string(),
+                },
                 opts.http_keys,
                 test_tokens(),
                 // Gateways of parallel tests must not share RTP ports.
