@@ -7,5 +7,7 @@ mod http_conns;
 mod https;
 mod limits;
 mod media;
+mod raw_sip;
 mod sip;
+mod sip_load;
 mod store;
