@@ -48,6 +48,10 @@ pub enum Class {
     Register,
     /// Everything else.
     Other,
+    /// A REGISTER answering a nonce the gateway issued to its source: it draws on
+    /// the source's REGISTER bucket only, never on the total one, so that a
+    /// flood from spoofed addresses cannot keep agents from logging in.
+    ProvenRegister,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -120,6 +124,8 @@ impl Guard {
     /// `false` is counted as dropped.
     pub fn admit(&mut self, now: Instant, ip: IpAddr, class: Class) -> bool {
         let c = self.cfg;
+        let proven = class == Class::ProvenRegister;
+        let class = if proven { Class::Register } else { class };
         let key = (ip, class);
         if self.sources.len() >= c.max_sources && !self.sources.contains_key(&key) {
             // Forget sources whose buckets have filled up again: they cost nothing.
@@ -137,7 +143,7 @@ impl Guard {
             true // Table full of active sources: the total bucket still holds.
         };
         let total = &mut self.total[usize::from(class == Class::Other)];
-        let ok = per_source && total.take(now, c.total_rate, c.total_burst);
+        let ok = per_source && (proven || total.take(now, c.total_rate, c.total_burst));
         if !ok {
             self.counts.dropped += 1;
         }
@@ -225,6 +231,14 @@ mod tests {
         assert!(g.tracked() <= 50);
         // The REGISTER budget is untouched by the INVITE flood.
         assert!(g.admit(t0, ip(200), Class::Register));
+        // A flood of REGISTERs drains the REGISTER total...
+        for i in 0..20_000u32 {
+            let src = IpAddr::from((0xC100_0000u32 + i).to_be_bytes());
+            g.admit(t0, src, Class::Register);
+        }
+        assert!(!g.admit(t0, ip(201), Class::Register));
+        // ...but not a REGISTER that answers a nonce issued to its source.
+        assert!(g.admit(t0, ip(202), Class::ProvenRegister));
     }
 
     #[test]

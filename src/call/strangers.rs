@@ -31,10 +31,12 @@ impl Core {
         {
             return false;
         }
-        let class = if req.method == Method::Register {
-            Class::Register
-        } else {
-            Class::Other
+        let class = match req.method {
+            Method::Register if self.registrar.answers_our_nonce(now, req, peer.addr.ip()) => {
+                Class::ProvenRegister
+            }
+            Method::Register => Class::Register,
+            _ => Class::Other,
         };
         if !self.guard.admit(now, peer.addr.ip(), class) {
             self.log_strangers(now);

@@ -255,8 +255,10 @@ impl BindingTable {
             });
         }
         let old = self.by_user.remove(user).unwrap_or_default();
-        self.count(&old, false);
+        // The new ones first: a refresh from the same address leaves the set of
+        // source IPs (and its generation) as it was, so nothing is copied for it.
         self.count(&next, true);
+        self.count(&old, false);
         if !next.is_empty() {
             self.by_user.insert(user.to_string(), next);
         }

@@ -424,6 +424,15 @@ impl Registrar {
         self.bindings.lookup(now, user)
     }
 
+    /// Whether `req` answers a nonce this registrar issued to `source` (fresh or
+    /// stale): only a client that received a challenge at that address can
+    /// send one, so a flood spoofed from random addresses cannot. Checked
+    /// statelessly, before anything is counted or kept.
+    pub fn answers_our_nonce(&self, now: Instant, req: &Request, source: std::net::IpAddr) -> bool {
+        matches!(self.credentials(req), Ok(Some(c))
+            if self.nonces.check(now, &c.nonce, source) != nonce::NonceState::Invalid)
+    }
+
     /// Whether `user` is a configured account (an agent).
     pub fn is_user(&self, user: &str) -> bool {
         self.users.contains_key(user)

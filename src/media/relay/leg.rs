@@ -150,17 +150,12 @@ impl LegIo {
         self.sync_connection();
     }
 
-    /// Whether `src` may send on this leg at all: the SDP's address `sdp`, or —
-    /// only when the SDP names another IP than the signalling came from, the
-    /// mark of a phone behind NAT — any port of the signalling source IP. A
-    /// phone whose SDP names its own signalling IP (a trunk's SBC, a phone on
-    /// the LAN) is held to its SDP address: nobody else on that host, or
-    /// spoofing it, takes the leg while the phone is silent.
+    /// Whether `src` may send on this leg at all: the SDP's address `sdp`, or
+    /// any port of the signalling source IP (a phone behind NAT, whose SDP may
+    /// name its private address, or its public one with a port the NAT does not
+    /// keep). The SDP's address always wins the latch.
     fn allowed(&self, src: SocketAddr, sdp: SocketAddr) -> bool {
-        src == sdp
-            || self
-                .signal
-                .is_some_and(|ip| ip != sdp.ip().to_canonical() && ip == src.ip().to_canonical())
+        src == sdp || self.signal.is_some_and(|ip| ip == src.ip().to_canonical())
     }
 
     /// The address the RTP socket should be connected to: the latched source
