@@ -18,11 +18,17 @@
 //!   agents who proved their password from there (their REGISTER refreshes,
 //!   INVITEs and REFERs go on). Their own per-account limit still applies.
 //!
-//! Owns only timestamps keyed by (user, IP) and IP; never sees credentials. No I/O,
-//! no clock: every call takes `now`.
+//! - an account blocked at a source (someone behind the same NAT guessed its
+//!   password) stays open to the **flow** (IP and port) that authenticated as it
+//!   within `trust_for`: the agent's own phone keeps refreshing its registration
+//!   and placing calls, while the guesser, whose NAT mapping has another port, is
+//!   refused. Wrong answers on that flow still count and are still refused.
+//!
+//! Owns only timestamps keyed by (user, IP), (user, IP and port) and IP; never
+//! sees credentials. No I/O, no clock: every call takes `now`.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// Most keys tracked at once; beyond it one is forgotten (see `make_room`), so a
@@ -68,6 +74,8 @@ pub struct FailureLimiter {
     trust_for: Duration,
     /// The last success of each account from each source (only `Key::Account`s).
     trusted: HashMap<Key, Instant>,
+    /// The last success of each account from each flow (IP and port).
+    flows: HashMap<(SocketAddr, Box<str>), Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -99,6 +107,7 @@ impl FailureLimiter {
             by_key: HashMap::new(),
             trust_for,
             trusted: HashMap::new(),
+            flows: HashMap::new(),
         }
     }
 
@@ -177,6 +186,40 @@ impl FailureLimiter {
         let trust_for = self.trust_for;
         self.trusted
             .retain(|_, t| now.saturating_duration_since(*t) < trust_for);
+        self.flows
+            .retain(|_, t| now.saturating_duration_since(*t) < trust_for);
+    }
+
+    /// A success of `user` from the flow `from`: its account stays open to that
+    /// flow for `trust_for` even if the account gets blocked at its IP.
+    pub fn record_flow(&mut self, now: Instant, from: SocketAddr, user: &str) {
+        let key = (from, cut(user).into());
+        if !self.flows.contains_key(&key) && self.flows.len() >= MAX_TRUSTED {
+            self.forget_trust(now);
+            if self.flows.len() >= MAX_TRUSTED
+                && let Some(oldest) = self
+                    .flows
+                    .iter()
+                    .min_by_key(|(_, t)| **t)
+                    .map(|(k, _)| k.clone())
+            {
+                self.flows.remove(&oldest);
+            }
+        }
+        self.flows.insert(key, now);
+    }
+
+    /// A wrong answer for `user` from the flow `from`: the flow loses its waiver,
+    /// so that no flow can keep guessing a blocked account's password.
+    pub fn forget_flow(&mut self, from: SocketAddr, user: &str) {
+        self.flows.remove(&(from, cut(user).into()));
+    }
+
+    /// Whether `user` authenticated from the flow `from` within `trust_for`.
+    pub fn flow_trusted(&self, now: Instant, from: SocketAddr, user: &str) -> bool {
+        self.flows
+            .get(&(from, cut(user).into()))
+            .is_some_and(|t| now.saturating_duration_since(*t) < self.trust_for)
     }
 
     /// (Source, account) successes remembered; for tests and metrics.
@@ -257,11 +300,16 @@ impl FailureLimiter {
 }
 
 fn account(ip: IpAddr, user: &str) -> Key {
+    Key::Account(ip, cut(user).into())
+}
+
+/// A user name as kept in a key: at most `MAX_USER_LEN` bytes.
+fn cut(user: &str) -> &str {
     let mut end = user.len().min(MAX_USER_LEN);
     while !user.is_char_boundary(end) {
         end -= 1;
     }
-    Key::Account(ip, user[..end].into())
+    &user[..end]
 }
 
 #[cfg(test)]

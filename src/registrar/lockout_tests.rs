@@ -372,3 +372,26 @@ fn the_registered_sources_follow_bindings_as_they_come_and_go() {
         .set_users([("agent1002".to_string(), "other-pw".to_string())]);
     assert!(!lab.reg.is_registered_source(ip));
 }
+
+#[test]
+fn a_guesser_behind_the_agents_nat_blocks_the_account_but_not_the_agents_own_phone() {
+    let mut lab = Lab::new();
+    let phone = lab.src;
+    assert_eq!(lab.register(Reg::new(AGENT)).code, 200);
+    // A colleague's machine behind the same NAT: same public IP, another port.
+    let mut guesser = phone;
+    guesser.addr.set_port(phone.addr.port() + 1000);
+    lab.src = guesser;
+    assert_eq!(fail(&mut lab, AGENT, 6), vec![401, 401, 401, 401, 401, 403]);
+    // The account is blocked at that IP: the guesser gets 403 even unchallenged...
+    assert_eq!(lab.send(&Reg::new(AGENT)).code, 403);
+    // ...while the agent's own phone, from the flow that proved the password,
+    // keeps its registration.
+    lab.src = phone;
+    assert_eq!(lab.register(Reg::new(AGENT)).code, 200);
+    // A wrong answer from that flow is refused, and ends its waiver: the flow
+    // cannot be used to keep guessing the blocked account.
+    let wrong = lab.register_as(Reg::new(AGENT), AGENT, "guess-pw", "MD5");
+    assert!(matches!(wrong.code, 401 | 403), "{wrong:?}");
+    assert_eq!(lab.send(&Reg::new(AGENT)).code, 403);
+}

@@ -353,7 +353,7 @@ impl Registrar {
     ) -> RequestAuth {
         match self.credentials(req) {
             Ok(None) => {
-                if self.limiter.is_blocked(now, source.addr.ip(), hint) {
+                if self.blocked(now, source, hint) {
                     return RequestAuth::Reply(blocked_reply());
                 }
                 RequestAuth::Absent
@@ -382,6 +382,14 @@ impl Registrar {
     /// source or account, 401 to absent, stale or wrong credentials (counting
     /// proven failures), 400 to malformed ones. `hint` names the account when the
     /// request has no credentials (a REGISTER's address-of-record).
+    /// Whether a request from `source` naming `user` is refused unchallenged:
+    /// its source or account is blocked there, and the account did not
+    /// authenticate from this very flow (IP and port) lately.
+    fn blocked(&self, now: Instant, source: Peer, user: Option<&str>) -> bool {
+        self.limiter.is_blocked(now, source.addr.ip(), user)
+            && !user.is_some_and(|u| self.limiter.flow_trusted(now, source.addr, u))
+    }
+
     fn authenticate(
         &mut self,
         now: Instant,
@@ -394,7 +402,7 @@ impl Registrar {
             .credentials(req)
             .map_err(|e| RegisterReply::bad_request(&e))?;
         let named = creds.as_ref().map(|c| c.username.as_str()).or(hint);
-        if self.limiter.is_blocked(now, ip, named) {
+        if self.blocked(now, source, named) {
             return Err(blocked_reply());
         }
         let Some(creds) = creds else {
@@ -403,11 +411,13 @@ impl Registrar {
         match self.verify(now, req, creds, ip) {
             Auth::Ok(user) => {
                 self.limiter.record_success(now, ip, &user);
+                self.limiter.record_flow(now, source.addr, &user);
                 Ok(user)
             }
             Auth::Malformed(e) => Err(RegisterReply::bad_request(&e)),
             Auth::Retry { stale, user } => Err(self.challenge(now, ip, stale, Some(&user))),
             Auth::Failed { user } => {
+                self.limiter.forget_flow(source.addr, &user);
                 let blocked = match self.limiter.record_failure(now, ip, &user) {
                     Blocked::No => return Err(self.challenge(now, ip, false, Some(&user))),
                     Blocked::Account => Some(user),
