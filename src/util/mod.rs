@@ -1,5 +1,6 @@
 //! Small helpers shared by every layer.
 
+pub mod hex;
 pub mod idmap;
 pub mod pii;
 pub mod post;
