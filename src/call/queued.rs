@@ -351,6 +351,9 @@ impl Core {
     /// REGISTER from an agent's softphone.
     pub(super) fn on_register(&mut self, now: Instant, tx: TxId, req: &Request, peer: Peer) {
         let reply = self.registrar.handle_register(now, req, peer);
+        if let Some(account) = &reply.failed_account {
+            info!(account = %account, source = %Pii(peer.addr.ip()), status = reply.code, reason = %reply.reason, "registration failed");
+        }
         self.send_registrar_reply(now, tx, req, &reply);
         self.drain_registrar(now);
     }

@@ -193,6 +193,9 @@ pub struct RegisterReply {
     pub reason: String,
     /// Extra header lines (`WWW-Authenticate`, `Contact`, `Min-Expires`), in order.
     pub headers: Vec<(&'static str, String)>,
+    /// The account whose digest answer was wrong, when this reply refuses one
+    /// (for the log: such failures are bounded by the failure limiter).
+    pub failed_account: Option<String>,
 }
 
 impl RegisterReply {
@@ -201,6 +204,7 @@ impl RegisterReply {
             code,
             reason: reason.to_string(),
             headers: Vec::new(),
+            failed_account: None,
         }
     }
 
@@ -419,12 +423,19 @@ impl Registrar {
             Auth::Failed { user } => {
                 self.limiter.forget_flow(source.addr, &user);
                 let blocked = match self.limiter.record_failure(now, ip, &user) {
-                    Blocked::No => return Err(self.challenge(now, ip, false, Some(&user))),
-                    Blocked::Account => Some(user),
+                    Blocked::No => {
+                        let mut reply = self.challenge(now, ip, false, Some(&user));
+                        reply.reason = WRONG_ANSWER.into();
+                        reply.failed_account = Some(user);
+                        return Err(reply);
+                    }
+                    Blocked::Account => Some(user.clone()),
                     Blocked::Source => None,
                 };
                 self.push_events([RegistrarEvent::Blocked { ip, user: blocked }]);
-                Err(blocked_reply())
+                let mut reply = blocked_reply();
+                reply.failed_account = Some(user);
+                Err(reply)
             }
         }
     }
@@ -560,6 +571,11 @@ impl Registrar {
         }
     }
 }
+
+/// The reason phrase of the new challenge that answers a wrong digest answer:
+/// the user learns the password (or account) was wrong, an attacker learns
+/// nothing about which.
+pub const WRONG_ANSWER: &str = "Unauthorized (wrong password or unknown account)";
 
 fn blocked_reply() -> RegisterReply {
     RegisterReply::new(403, "Forbidden (too many failed attempts)")

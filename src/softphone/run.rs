@@ -12,6 +12,9 @@ use super::ua::{Ua, UaConfig, UaEvent};
 use crate::sip::transaction::timer::TimerConfig;
 use crate::sip::{Peer, Transport};
 
+/// How many refused calls `softphone call` prints one by one.
+const REFUSALS_SHOWN: u64 = 20;
+
 /// Why the softphone stopped early.
 #[derive(Debug, thiserror::Error)]
 pub enum SoftphoneError {
@@ -25,8 +28,8 @@ pub enum SoftphoneError {
     Io(#[from] std::io::Error),
     #[error("not registered after {0} s: the gateway has not answered the REGISTER yet")]
     NeverRegistered(u64),
-    #[error("registration failed with {0}")]
-    Register(u16),
+    #[error("registration failed: SIP/2.0 {0}")]
+    Register(String),
 }
 
 /// Options of `softphone agent`.
@@ -266,7 +269,7 @@ pub async fn agent(opts: AgentOpts) -> Result<Summary, SoftphoneError> {
                     }
                     registered = true;
                 }
-                UaEvent::RegisterFailed { code } => return Err(SoftphoneError::Register(code)),
+                UaEvent::RegisterFailed { status } => return Err(SoftphoneError::Register(status)),
                 UaEvent::Incoming {
                     call,
                     from,
@@ -287,6 +290,8 @@ pub async fn agent(opts: AgentOpts) -> Result<Summary, SoftphoneError> {
                     summary.answered += 1;
                     answered_at.insert(call, Instant::now());
                 }
+                // Agents place no calls of their own.
+                UaEvent::Refused { .. } => {}
                 UaEvent::TransferDone { code, .. } => {
                     *summary.transfers_by_code.entry(code).or_default() += 1;
                 }
@@ -387,6 +392,14 @@ pub async fn call(opts: CallOpts) -> Result<Summary, SoftphoneError> {
                     local_port,
                     remote,
                 } => d.start_audio(call, local_port, remote).await,
+                UaEvent::Refused { call, status } => {
+                    // Every refusal up to a screenful; the rest only in the summary.
+                    if !opts.quiet && summary.failed < REFUSALS_SHOWN {
+                        eprintln!("\rcall {call} refused: SIP/2.0 {status}");
+                    } else if !opts.quiet && summary.failed == REFUSALS_SHOWN {
+                        eprintln!("\r(further refusals are only counted in the summary)");
+                    }
+                }
                 UaEvent::Ended { call, code, by_us } => {
                     d.stop_audio(call, &mut summary).await;
                     started.remove(&call);

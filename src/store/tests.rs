@@ -4,9 +4,18 @@
 use super::*;
 use crate::cdr::{CallRecord, Event, EventKind};
 
-/// A SQLite file in a fresh folder, and a fresh PostgreSQL database when the
-/// server answers.
-pub(crate) async fn backends(name: &str) -> Vec<String> {
+/// A scratch folder removed on drop (also when the test panics).
+pub(crate) struct Scratch(std::path::PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A SQLite file in a fresh folder (removed when the [`Scratch`] drops), and a
+/// fresh PostgreSQL database when the server answers.
+pub(crate) async fn backends(name: &str) -> (Scratch, Vec<String>) {
     let dir = std::env::temp_dir().join(format!(
         "hgw-store-{name}-{}-{}",
         std::process::id(),
@@ -23,7 +32,7 @@ pub(crate) async fn backends(name: &str) -> Vec<String> {
              *** (start PostgreSQL on 127.0.0.1:5432 to run it)           ***\n"
         ),
     }
-    urls
+    (Scratch(dir), urls)
 }
 
 async fn fresh_postgres(name: &str) -> Result<String, sqlx::Error> {
@@ -103,7 +112,8 @@ fn increment(start: i64, key: &str, answered: i64) -> IntervalRow {
 
 #[tokio::test]
 async fn records_round_trip_and_retries_count_nothing_twice() {
-    for url in backends("roundtrip").await {
+    let (_scratch, urls) = backends("roundtrip").await;
+    for url in urls {
         let store = Store::open(&url).await.expect(&url);
         let batch = vec![
             write(
@@ -144,7 +154,8 @@ async fn records_round_trip_and_retries_count_nothing_twice() {
 
 #[tokio::test]
 async fn filters_and_callbacks() {
-    for url in backends("filters").await {
+    let (_scratch, urls) = backends("filters").await;
+    for url in urls {
         let store = Store::open(&url).await.expect(&url);
         let mut batch = Vec::new();
         for i in 0..10 {
@@ -223,7 +234,8 @@ async fn filters_and_callbacks() {
 
 #[tokio::test]
 async fn intervals_are_replaced_by_a_recompute_and_alerts_kept() {
-    for url in backends("recompute").await {
+    let (_scratch, urls) = backends("recompute").await;
+    for url in urls {
         let store = Store::open(&url).await.expect(&url);
         let batch = vec![write(
             record("r-1", 1_000_000, "answered", false),
@@ -290,7 +302,8 @@ fn stub(id: &str, revision: i64, state: &str, deliver: bool) -> TicketWrite {
 
 #[tokio::test]
 async fn ticket_outbox_is_in_order_per_stub_and_redrivable() {
-    for url in backends("outbox").await {
+    let (_scratch, urls) = backends("outbox").await;
+    for url in urls {
         let store = Store::open(&url).await.expect(&url);
         assert_eq!(
             store

@@ -209,12 +209,20 @@ fn an_agent_who_never_answers_is_skipped_then_paused() {
 
 #[test]
 fn a_wrong_password_gets_401_then_the_source_is_blocked() {
-    let gw = gateway(1, "longest_idle");
+    let mut gw = gateway(1, "longest_idle");
+    // At info level, where failed registrations are logged.
+    let conf = gw.dir.0.join("gateway.toml");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    std::fs::write(&conf, text.replace("level = \"warn\"", "level = \"info\"")).unwrap();
+    gw.kill9();
+    gw.restart();
     let mut codes = Vec::new();
+    let mut errors = Vec::new();
     for _ in 0..4 {
         let r =
             agent(&gw, 2001, "not-the-password", &["--run-s", "5"]).finish(Duration::from_secs(10));
         let err = r.expect_err("registration must fail");
+        errors.push(err.clone());
         codes.push(if err.contains("403") {
             403
         } else if err.contains("401") {
@@ -229,6 +237,24 @@ fn a_wrong_password_gets_401_then_the_source_is_blocked() {
         403,
         "blocked after repeated failures: {codes:?}"
     );
+    // The softphone shows the gateway's whole status line, reason and all.
+    assert!(
+        errors[0].contains(
+            "registration failed: SIP/2.0 401 Unauthorized (wrong password or unknown account)"
+        ),
+        "{errors:?}"
+    );
+    assert!(
+        errors[3].contains("registration failed: SIP/2.0 403 Forbidden (too many failed attempts)"),
+        "{errors:?}"
+    );
+    // The gateway logged each wrong answer at info, naming the account.
+    let log = gw.log();
+    let failures = log
+        .lines()
+        .filter(|l| l.contains("registration failed") && l.contains("account=2001"))
+        .count();
+    assert!(failures >= 1, "no failed registration logged:\n{log}");
     // Even the right password is refused while the source is blocked.
     let r = agent(&gw, 2001, "secret-2001", &["--run-s", "5"]).finish(Duration::from_secs(10));
     assert!(r.is_err_and(|e| e.contains("403")));

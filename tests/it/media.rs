@@ -2,7 +2,7 @@
 //! the greeting and hold music a queued caller hears, the satisfaction survey,
 //! recordings, and the media timeout.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hotline_gateway::media::Codec;
@@ -86,11 +86,9 @@ fn call_record(gw: &Gateway) -> serde_json::Value {
     }
 }
 
-fn tmp(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("hgw-media-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// The softphones' recording folder, removed when the test ends (or panics).
+fn tmp(tag: &str) -> TempDir {
+    TempDir::new(&format!("media-{tag}"))
 }
 
 /// A shipped prompt as the caller hears it (through A-law).
@@ -142,7 +140,7 @@ fn samples(path: &str) -> Vec<i16> {
 fn a_caller_and_an_agent_hear_each_other_and_the_call_is_recorded() {
     let gw = gateway("record = true\nsurvey = false");
     let dir = tmp("talk");
-    let d = dir.display().to_string();
+    let d = dir.0.display().to_string();
     let a = agent(
         &gw,
         &[
@@ -239,7 +237,7 @@ fn a_queued_caller_hears_the_greeting_then_hold_music() {
     // No agent logs in: the caller waits and listens.
     let gw = gateway("hold_message_every_s = 600");
     let dir = tmp("hold");
-    let d = dir.display().to_string();
+    let d = dir.0.display().to_string();
     let c = caller(
         &gw,
         "12345",
@@ -288,7 +286,7 @@ fn a_queued_caller_hears_the_greeting_then_hold_music() {
 fn with_early_media_a_queued_caller_hears_the_greeting_from_its_start_before_any_answer() {
     let gw = gateway_queued("early_media", "hold_message_every_s = 600");
     let dir = tmp("early");
-    let d = dir.display().to_string();
+    let d = dir.0.display().to_string();
     // Nobody answers: the caller gives up after 7 s of ringing.
     let c = caller(&gw, "12345", &["--max-wait-s", "7", "--record-dir", &d]);
     let cs = c.finish(Duration::from_secs(20)).expect("caller");
@@ -310,7 +308,7 @@ fn with_early_media_a_queued_caller_hears_the_greeting_from_its_start_before_any
 fn a_call_forwarded_line_plays_its_prompt_before_the_agent_rings() {
     let gw = gateway("");
     let dir = tmp("fwd");
-    let d = dir.display().to_string();
+    let d = dir.0.display().to_string();
     let a = agent(&gw, &["--answer-after-ms", "200", "--talk-ms", "500"]);
     wait_agent_ready(&gw);
     let c = caller(

@@ -57,8 +57,15 @@ pub enum UaEvent {
     Registered {
         expires: u32,
     },
+    /// The final status line of the failed REGISTER (`403 Forbidden (…)`).
     RegisterFailed {
-        code: u16,
+        status: String,
+    },
+    /// The server refused an outgoing call with this status line (reported
+    /// just before its `Ended`).
+    Refused {
+        call: u64,
+        status: String,
     },
     /// An incoming call, with the `X-Hotline-*` screen-pop headers it carried.
     Incoming {
@@ -396,7 +403,9 @@ impl Ua {
         match self.by_tx.remove(&tx) {
             Some(Role::Invite(key)) => self.end(key, 408, false),
             Some(Role::Bye(key)) => self.end(key, 200, true),
-            Some(Role::Register) => self.events.push_back(UaEvent::RegisterFailed { code: 408 }),
+            Some(Role::Register) => self.events.push_back(UaEvent::RegisterFailed {
+                status: "408 Request Timeout (no answer from the gateway)".into(),
+            }),
             _ => {}
         }
     }

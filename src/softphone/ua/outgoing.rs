@@ -142,6 +142,12 @@ impl Ua {
                 return;
             }
         }
+        if !by_us {
+            self.events.push_back(UaEvent::Refused {
+                call: key,
+                status: super::register::status_line(&resp),
+            });
+        }
         self.end(key, code, by_us);
     }
 

@@ -65,12 +65,14 @@ impl Ua {
                 self.reg_auth_tries += 1;
                 match self.answer_challenge(resp, "REGISTER", &format!("sip:{}", self.cfg.server)) {
                     Some(a) => self.send_register(now, Some(a)),
-                    None => self
-                        .events
-                        .push_back(UaEvent::RegisterFailed { code: resp.code }),
+                    None => self.events.push_back(UaEvent::RegisterFailed {
+                        status: status_line(resp),
+                    }),
                 }
             }
-            code => self.events.push_back(UaEvent::RegisterFailed { code }),
+            _ => self.events.push_back(UaEvent::RegisterFailed {
+                status: status_line(resp),
+            }),
         }
     }
 
@@ -98,4 +100,10 @@ impl Ua {
             1,
         ))
     }
+}
+
+/// A response's status line as the server wrote it (`401 Unauthorized (…)`):
+/// the reason phrase often says why, the code alone does not.
+pub(super) fn status_line(resp: &Response) -> String {
+    format!("{} {}", resp.code, resp.reason)
 }

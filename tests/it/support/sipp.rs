@@ -134,8 +134,14 @@ impl Drop for Sipp {
     /// TERM goes to `timeout`, which passes it on to sipp (a KILL would orphan
     /// sipp); KILL only if it has not gone after two seconds.
     fn drop(&mut self) {
+        // Already reaped by `finish` (or gone by itself): its pid may be
+        // someone else's now, and `kill` would only complain.
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
+            .stderr(Stdio::null())
             .status();
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(2) {
