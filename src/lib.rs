@@ -1,6 +1,6 @@
 //! hotline-gateway: the telephony front door of a provincial 12345 hotline.
 //!
-//! Layers (arrows point down only; DESIGN.md §2 has the full table):
+//! Layers (arrows point down only; `docs/design.md` §2 has the full table):
 //!
 //! ```text
 //!   main.rs (CLI, anyhow)

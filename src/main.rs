@@ -185,19 +185,20 @@ fn run_cli(cli: Cli) -> Result<()> {
             command: DialplanCommand::Check { config },
         } => {
             let cfg = load_config(config.as_deref())?;
-            let dir = cfg.dialplan_dir();
-            let plan = if dir.exists() {
-                match dialplan::check(&dir) {
-                    Ok(p) => p,
+            let (plan, checked) = match dialplan_dir(&cfg)? {
+                Some(dir) => match dialplan::check(&dir) {
+                    Ok(p) => (p, dir.display().to_string()),
                     Err(errors) => {
                         for e in &errors {
                             eprintln!("error: {e}");
                         }
                         bail!("{} error(s) in {}", errors.len(), dir.display());
                     }
-                }
-            } else {
-                load_dialplan(&cfg)?
+                },
+                None => (
+                    dialplan::embedded_default()?,
+                    "the built-in dialplan".into(),
+                ),
             };
             if cfg.media.enabled {
                 use hotline_gateway::transport::media;
@@ -210,11 +211,7 @@ fn run_cli(cli: Cli) -> Result<()> {
                     bail!("{} unknown prompt(s)", missing.len());
                 }
             }
-            println!(
-                "ok: {} line(s) in {}",
-                plan.len(),
-                cfg.dialplan_dir().display()
-            );
+            println!("ok: {checked}: {}", plan.summary());
             Ok(())
         }
         Command::Dialplan {
@@ -354,12 +351,21 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
 }
 
 fn load_dialplan(cfg: &Config) -> Result<Dialplan> {
+    match dialplan_dir(cfg)? {
+        Some(dir) => Ok(dialplan::load(&dir)?),
+        None => Ok(dialplan::embedded_default()?),
+    }
+}
+
+/// The dialplan folder to read, or `None` for the embedded example dialplan
+/// (the default config, run from outside a checkout). A folder that cannot be
+/// read is an error naming the config file and key it came from.
+fn dialplan_dir(cfg: &Config) -> Result<Option<PathBuf>> {
     let dir = cfg.dialplan_dir();
     if !dir.exists() && cfg.origin.as_deref() == Some(Path::new("config/gateway.toml")) {
-        // Running from outside a checkout: use the embedded example dialplan.
-        return Ok(dialplan::embedded_default()?);
+        return Ok(None);
     }
-    Ok(dialplan::load(&dir)?)
+    Ok(Some(cfg.readable_dialplan_dir()?))
 }
 
 fn run(args: RunArgs) -> Result<()> {

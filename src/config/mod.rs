@@ -499,6 +499,41 @@ impl Config {
         self.resolve(&self.dialplan.dir)
     }
 
+    /// [`Config::dialplan_dir`], checked readable: the error names the config
+    /// file, line and key the path came from, and where a relative one resolved.
+    pub fn readable_dialplan_dir(&self) -> Result<PathBuf, ConfigError> {
+        let dir = self.dialplan_dir();
+        let e = match std::fs::read_dir(&dir) {
+            Ok(_) => return Ok(dir),
+            Err(e) => e,
+        };
+        let file = self
+            .origin
+            .as_deref()
+            .unwrap_or(Path::new("(built-in config)"));
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let line = KeyLines::new(&text).line("dialplan.dir").unwrap_or(0);
+        let relative = if self.dialplan.dir.is_relative() {
+            format!(
+                "; a relative path resolves against the config file's folder ({})",
+                file.parent()
+                    .map_or(".".into(), |p| p.display().to_string())
+            )
+        } else {
+            String::new()
+        };
+        Err(ConfigError {
+            file: file.display().to_string(),
+            line,
+            key: "dialplan.dir".into(),
+            message: format!(
+                "cannot read the dialplan directory {:?} ({}): {e}{relative}",
+                self.dialplan.dir,
+                dir.display()
+            ),
+        })
+    }
+
     /// `[http.tls]`'s certificate and key files, resolved against the config
     /// file's folder.
     pub fn tls_files(&self) -> Option<(PathBuf, PathBuf)> {

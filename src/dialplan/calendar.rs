@@ -132,6 +132,14 @@ impl Calendar {
             || self.workdays.range(first..=last).next().is_some()
     }
 
+    /// The years the data mentions, in order (for `dialplan check`'s summary).
+    pub fn years(&self) -> BTreeSet<i32> {
+        self.holidays()
+            .chain(self.workdays())
+            .map(Date::year)
+            .collect()
+    }
+
     pub fn holidays(&self) -> impl Iterator<Item = Date> + '_ {
         self.holidays.iter().copied()
     }

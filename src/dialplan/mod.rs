@@ -289,6 +289,41 @@ impl Dialplan {
         self.lines.len()
     }
 
+    /// What a plan holds, in one line (`dialplan check`): lines per mode, queues,
+    /// agents, trunks, transfer numbers and the calendar's years.
+    pub fn summary(&self) -> String {
+        let modes: Vec<String> = Mode::ALL
+            .iter()
+            .map(|m| (m, self.lines().filter(|l| l.mode == *m).count()))
+            .filter(|(_, n)| *n > 0)
+            .map(|(m, n)| format!("{n} {}", m.as_str()))
+            .collect();
+        let years: Vec<String> = self
+            .calendar
+            .years()
+            .iter()
+            .map(|y| y.to_string())
+            .collect();
+        format!(
+            "{} line(s) ({}), {} queue(s), {} agent(s), {} trunk(s), {} transfer number(s), calendar {}",
+            self.len(),
+            if modes.is_empty() {
+                "none".into()
+            } else {
+                modes.join(", ")
+            },
+            self.queues.len(),
+            self.agents.len(),
+            self.trunks.len(),
+            self.transfers.len(),
+            if years.is_empty() {
+                "empty".into()
+            } else {
+                years.join(", ")
+            },
+        )
+    }
+
     pub fn is_empty(&self) -> bool {
         self.lines.is_empty()
     }

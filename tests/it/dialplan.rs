@@ -380,3 +380,66 @@ fn a_reload_naming_an_unknown_prompt_is_refused_and_the_running_plan_stays() {
     let (code, body) = http_post(gw.http, "/api/v1/dialplan/reload", "{}").unwrap();
     assert_eq!(code, 200, "{body}");
 }
+
+/// `hotline-gw dialplan check --config <file>`: (success, stdout, stderr).
+fn dialplan_check(config: &std::path::Path) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hotline-gw"))
+        .args(["dialplan", "check", "--config"])
+        .arg(config)
+        .output()
+        .expect("run hotline-gw dialplan check");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn dialplan_check_says_what_it_checked() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (ok, out, err) = dialplan_check(&root.join("config/gateway.toml"));
+    assert!(ok, "{err}");
+    for part in [
+        "7 line(s) (1 hotline, 2 direct_merge, 2 call_forwarding, 2 parallel)",
+        "1 queue(s)",
+        "3 agent(s)",
+        "3 trunk(s)",
+        "calendar 2026",
+    ] {
+        assert!(out.contains(part), "{part:?} missing from: {out}");
+    }
+    let (ok, out, err) = dialplan_check(&root.join("config/lab.toml"));
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("3 line(s) (3 hotline), 2 queue(s), 20 agent(s)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_config_copied_elsewhere_names_the_key_its_dialplan_path_came_from() {
+    let dir = TempDir::new("copied-config");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let copy = dir.0.join("gateway.toml");
+    std::fs::copy(root.join("config/gateway.toml"), &copy).unwrap();
+    let (ok, out, err) = dialplan_check(&copy);
+    assert!(!ok, "a missing dialplan folder must fail: {out}");
+    let line = std::fs::read_to_string(&copy)
+        .unwrap()
+        .lines()
+        .position(|l| l.starts_with("dir = "))
+        .expect("the [dialplan] dir line")
+        + 1;
+    let place = format!("{}:{line}: dialplan.dir:", copy.display());
+    assert!(err.contains(&place), "{place:?} missing from: {err}");
+    assert!(
+        err.contains("cannot read the dialplan directory \"../dialplans/default\""),
+        "{err}"
+    );
+    let folder = format!(
+        "a relative path resolves against the config file's folder ({})",
+        dir.0.display()
+    );
+    assert!(err.contains(&folder), "{folder:?} missing from: {err}");
+}
