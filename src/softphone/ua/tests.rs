@@ -88,3 +88,27 @@ fn a_call_given_up_on_a_silent_server_ends_at_once_and_cancels_only_once_it_hear
         "the call was reported once, when given up"
     );
 }
+
+#[test]
+fn a_refused_call_reports_the_servers_whole_status_line_before_it_ends() {
+    let mut ua = ua();
+    let t0 = Instant::now();
+    let key = ua.call(t0, "12345");
+    let invite = sent(&mut ua).pop().expect("an INVITE");
+    let refused = response_to(&invite, 403, "Forbidden (no such line here)", Some("srv"));
+    ua.handle_datagram(t0, &refused.finish_empty(), server());
+    assert_eq!(
+        events(&mut ua),
+        vec![
+            UaEvent::Refused {
+                call: key,
+                status: "403 Forbidden (no such line here)".into()
+            },
+            UaEvent::Ended {
+                call: key,
+                code: 403,
+                by_us: false
+            }
+        ]
+    );
+}
