@@ -558,10 +558,13 @@ impl Core {
         self.tl.len()
     }
 
-    pub fn stats(&mut self) -> &CoreStats {
-        self.stats.strangers = self.guard.counts();
-        self.stats.foreign_responses = self.tl.foreign_responses();
-        &self.stats
+    /// The core's counters, with the strangers' and the transaction layer's.
+    pub fn stats(&self) -> CoreStats {
+        CoreStats {
+            strangers: self.guard.counts(),
+            foreign_responses: self.tl.foreign_responses(),
+            ..self.stats.clone()
+        }
     }
 
     pub(crate) fn process_events(&mut self, now: Instant) {

@@ -280,3 +280,57 @@ fn a_party_to_a_call_that_is_no_trunk_is_served_and_a_guess_is_answered_stateles
     net.send(net.callee, &callee_request(&b_inv, "BYE", 1, "z9hG4bKcb1"));
     net.response(net.callee, 200);
 }
+
+fn register_from(addr: &str, n: u32, auth: Option<&str>) -> Vec<u8> {
+    let auth = auth.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+    format!(
+        "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {addr};branch=z9hG4bKreg{n}\r\n\
+Max-Forwards: 70\r\nFrom: <sip:1001@127.0.0.1>;tag=r{n}\r\nTo: <sip:1001@127.0.0.1>\r\n\
+Call-ID: reg{n}@{addr}\r\nCSeq: {n} REGISTER\r\nContact: <sip:1001@{addr}>\r\n{auth}\
+Content-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+#[test]
+fn a_spoofed_register_flood_does_not_keep_out_a_register_that_answers_our_nonce() {
+    let mut net = Net::new();
+    // An agent's phone (not a trunk's address) is challenged once.
+    let phone = peer("203.0.113.5:5060");
+    net.send(phone, &register_from("203.0.113.5:5060", 1, None));
+    let challenge = net.response(phone, 401);
+    let www = challenge.header("WWW-Authenticate").unwrap().to_string();
+    let nonce = www
+        .split("nonce=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    // REGISTERs from 10,000 spoofed addresses drain the strangers' REGISTER budget.
+    for i in 0..10_000u32 {
+        let ip = std::net::Ipv4Addr::from(0xC633_6400u32 + i);
+        let addr = format!("{ip}:5060");
+        net.core
+            .handle_datagram(net.now, &register_from(&addr, i + 10, None), peer(&addr));
+    }
+    while net.core.poll_transmit().is_some() {}
+    assert!(net.core.stats().strangers.dropped > 5_000);
+    // Another newcomer without credentials is dropped now...
+    let late = peer("203.0.113.9:5060");
+    net.send(late, &register_from("203.0.113.9:5060", 2, None));
+    net.none_to(late, "an answer", |_| true);
+    // ...but the phone answering the nonce it was given is still heard.
+    let auth = format!(
+        "Digest username=\"1001\", realm=\"hotline\", nonce=\"{nonce}\", uri=\"sip:127.0.0.1\", response=\"00000000000000000000000000000000\", algorithm=MD5"
+    );
+    net.send(phone, &register_from("203.0.113.5:5060", 3, Some(&auth)));
+    assert!(
+        net.inbox
+            .iter()
+            .any(|(p, m)| *p == phone && matches!(m, Message::Response(_))),
+        "the phone's REGISTER was dropped: {:?}",
+        net.summary()
+    );
+}

@@ -222,3 +222,31 @@ fn tcp_limits_have_defaults_and_the_idle_time_outlasts_calls_and_registrations()
     assert_eq!(e.key, "sip.tcp_idle_s");
     assert!(e.message.contains("20000 s"), "{e}");
 }
+
+#[test]
+fn stranger_limits_that_cannot_work_are_refused_at_their_key() {
+    for (from, to, key) in [
+        (
+            "per_source_per_s = 20",
+            "per_source_per_s = -1",
+            "sip.strangers.per_source_per_s",
+        ),
+        (
+            "total_per_s = 2000",
+            "total_per_s = nan",
+            "sip.strangers.total_per_s",
+        ),
+        (
+            "per_source_burst = 100",
+            "per_source_burst = 0.5",
+            "sip.strangers.per_source_burst",
+        ),
+    ] {
+        assert!(DEFAULT_TOML.contains(from), "{from}");
+        let e = Config::parse("gw.toml", &DEFAULT_TOML.replace(from, to)).unwrap_err();
+        assert_eq!(e.key, key, "{to}: {e}");
+    }
+    let text = DEFAULT_TOML.replace("per_source_burst = 100", "per_source_burst = 0");
+    let cfg = Config::parse("gw.toml", &text).expect("0 refuses strangers outright");
+    assert_eq!(cfg.sip.strangers.to_guard().per_source_burst, 0.0);
+}

@@ -133,9 +133,7 @@ impl FailureLimiter {
 
     /// Whether the account `key` authenticated from its source within `trust_for`.
     fn is_trusted(&self, now: Instant, key: &Key) -> bool {
-        self.trusted
-            .get(key)
-            .is_some_and(|t| now.saturating_duration_since(*t) < self.trust_for)
+        fresh(&self.trusted, key, now, self.trust_for)
     }
 
     /// Counts a proven failure of `user` from `ip`; says what it blocked.
@@ -166,19 +164,7 @@ impl FailureLimiter {
         {
             self.by_key.remove(&k);
         }
-        if !self.trusted.contains_key(&k) && self.trusted.len() >= MAX_TRUSTED {
-            self.forget_trust(now);
-            if self.trusted.len() >= MAX_TRUSTED
-                && let Some(oldest) = self
-                    .trusted
-                    .iter()
-                    .min_by_key(|(_, t)| **t)
-                    .map(|(k, _)| k.clone())
-            {
-                self.trusted.remove(&oldest);
-            }
-        }
-        self.trusted.insert(k, now);
+        remember(&mut self.trusted, k, now, self.trust_for);
     }
 
     /// Forgets successes older than `trust_for`.
@@ -193,20 +179,12 @@ impl FailureLimiter {
     /// A success of `user` from the flow `from`: its account stays open to that
     /// flow for `trust_for` even if the account gets blocked at its IP.
     pub fn record_flow(&mut self, now: Instant, from: SocketAddr, user: &str) {
-        let key = (from, cut(user).into());
-        if !self.flows.contains_key(&key) && self.flows.len() >= MAX_TRUSTED {
-            self.forget_trust(now);
-            if self.flows.len() >= MAX_TRUSTED
-                && let Some(oldest) = self
-                    .flows
-                    .iter()
-                    .min_by_key(|(_, t)| **t)
-                    .map(|(k, _)| k.clone())
-            {
-                self.flows.remove(&oldest);
-            }
-        }
-        self.flows.insert(key, now);
+        remember(
+            &mut self.flows,
+            (from, cut(user).into()),
+            now,
+            self.trust_for,
+        );
     }
 
     /// A wrong answer for `user` from the flow `from`: the flow loses its waiver,
@@ -217,9 +195,7 @@ impl FailureLimiter {
 
     /// Whether `user` authenticated from the flow `from` within `trust_for`.
     pub fn flow_trusted(&self, now: Instant, from: SocketAddr, user: &str) -> bool {
-        self.flows
-            .get(&(from, cut(user).into()))
-            .is_some_and(|t| now.saturating_duration_since(*t) < self.trust_for)
+        fresh(&self.flows, &(from, cut(user).into()), now, self.trust_for)
     }
 
     /// (Source, account) successes remembered; for tests and metrics.
@@ -297,6 +273,41 @@ impl FailureLimiter {
             self.by_key.remove(&k);
         }
     }
+}
+
+/// Records a success at `now` under `key`, in a table of at most
+/// `MAX_TRUSTED`: when it is full, successes older than `trust_for` go first,
+/// then the oldest one.
+fn remember<K: std::hash::Hash + Eq + Clone>(
+    table: &mut HashMap<K, Instant>,
+    key: K,
+    now: Instant,
+    trust_for: Duration,
+) {
+    if !table.contains_key(&key) && table.len() >= MAX_TRUSTED {
+        table.retain(|_, t| now.saturating_duration_since(*t) < trust_for);
+        if table.len() >= MAX_TRUSTED
+            && let Some(oldest) = table
+                .iter()
+                .min_by_key(|(_, t)| **t)
+                .map(|(k, _)| k.clone())
+        {
+            table.remove(&oldest);
+        }
+    }
+    table.insert(key, now);
+}
+
+/// Whether `key` succeeded within `trust_for` of `now`.
+fn fresh<K: std::hash::Hash + Eq>(
+    table: &HashMap<K, Instant>,
+    key: &K,
+    now: Instant,
+    trust_for: Duration,
+) -> bool {
+    table
+        .get(key)
+        .is_some_and(|t| now.saturating_duration_since(*t) < trust_for)
 }
 
 fn account(ip: IpAddr, user: &str) -> Key {

@@ -78,7 +78,7 @@ impl Status {
             }
             core.set_store_backlog(rec.backlogged());
         }
-        let s = core.stats().clone();
+        let s = core.stats();
         self.active_calls
             .store(core.active_calls() as u64, Ordering::Relaxed);
         self.transactions

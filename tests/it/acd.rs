@@ -28,20 +28,6 @@ fn gateway(n: u32, strategy: &str) -> Gateway {
     Gateway::start(opts)
 }
 
-fn agent(gw: &Gateway, id: u32, password: &str, extra: &[&str]) -> Softphone {
-    let mut args: Vec<String> = vec![
-        "agent".into(),
-        "--user".into(),
-        id.to_string(),
-        "--password".into(),
-        password.into(),
-        "--server".into(),
-        gw.sip.to_string(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    Softphone::start(&args)
-}
-
 fn callers(gw: &Gateway, count: u32, rate: impl ToString, extra: &[&str]) -> Softphone {
     let mut args: Vec<String> = vec![
         "call".into(),

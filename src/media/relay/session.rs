@@ -112,16 +112,8 @@ impl Session {
                 stats.inc(&stats.dropped_malformed);
                 return;
             };
-            match io.accept(src, remote, now) {
-                Admit::Yes => {}
-                Admit::Held => {
-                    stats.inc(&stats.dropped_unknown);
-                    return;
-                }
-                Admit::Stranger => {
-                    stats.inc(&stats.dropped_foreign);
-                    return;
-                }
+            if !admitted(io.accept(src, remote, now), stats) {
+                return;
             }
             if io.connected != io.wanted_connection() {
                 io.sync_connection();
@@ -201,16 +193,8 @@ impl Session {
             stats.inc(&stats.dropped_malformed);
             return;
         }
-        match io.accept_rtcp(src, remote, now) {
-            Admit::Yes => {}
-            Admit::Held => {
-                stats.inc(&stats.dropped_unknown);
-                return;
-            }
-            Admit::Stranger => {
-                stats.inc(&stats.dropped_foreign);
-                return;
-            }
+        if !admitted(io.accept_rtcp(src, remote, now), stats) {
+            return;
         }
         let bridged = match leg {
             Leg::A => self.bridged,
@@ -330,6 +314,21 @@ pub(super) fn count(sent: io::Result<usize>, dest: SocketAddr, stats: &Stats) {
         Err(e) => {
             trace!(error = %e, %dest, "RTP send failed");
             stats.inc(&stats.dropped_send);
+        }
+    }
+}
+
+/// Whether latching let a packet through; a dropped one is counted by why.
+fn admitted(admit: Admit, stats: &Stats) -> bool {
+    match admit {
+        Admit::Yes => true,
+        Admit::Held => {
+            stats.inc(&stats.dropped_unknown);
+            false
+        }
+        Admit::Stranger => {
+            stats.inc(&stats.dropped_foreign);
+            false
         }
     }
 }

@@ -2,26 +2,26 @@
 //! by digest on every INVITE and REFER, not by their IP; they are rung where their
 //! REGISTER came from; a Contact naming another host is refused; failed logins
 //! count per account and source, only over nonces the gateway gave that source;
-//! a source blocked for guessing still serves the agents who logged in there; a
-//! TCP agent is rung over its connection, then at its Contact's port.
+//! a source blocked for guessing still serves the agents who logged in there
+//! (TCP agents: `agents_tcp.rs`).
 //!
 //! Raw SIP over UDP (and TCP) from other loopback addresses (127.0.0.2 … play
 //! other hosts); only 127.0.0.1 is the carrier trunk.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::time::{Duration, Instant};
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
 
 use hotline_gateway::softphone::digest;
 
+use super::raw_sip::{Msg as Got, Phone};
 use crate::support::*;
 
 /// How long any expected message may take.
-const WAIT: Duration = Duration::from_secs(10);
+pub(super) const WAIT: Duration = Duration::from_secs(10);
 
 /// Line 12345 → queue `q` of agent 2002; agent 2001 is in no queue (it only
 /// dials); 110 is in the transfer directory, at `transfer`.
-fn gateway(transfer: &UdpSocket) -> Gateway {
+pub(super) fn gateway(transfer: &UdpSocket) -> Gateway {
     let mut opts = GwOpts::to("queue:q");
     opts.trunk_sources = vec!["127.0.0.1/32".into()];
     opts.extra_dialplan = format!(
@@ -34,90 +34,42 @@ fn gateway(transfer: &UdpSocket) -> Gateway {
     Gateway::start(opts)
 }
 
-/// A SIP endpoint on a raw UDP socket at a chosen loopback address.
-struct Ua {
-    sock: UdpSocket,
+/// A SIP endpoint on a raw UDP socket at a chosen loopback address, talking to
+/// the gateway.
+pub(super) struct Ua {
+    phone: Phone,
     gw: SocketAddr,
     cseq: u32,
 }
 
-/// One message received, and where from.
-struct Got {
-    text: String,
-    from: SocketAddr,
-}
-
-impl Got {
-    fn status(&self) -> Option<u16> {
-        self.text.strip_prefix("SIP/2.0 ")?.get(..3)?.parse().ok()
-    }
-
-    fn header<'a>(&'a self, name: &'a str) -> Option<&'a str> {
-        self.headers(name).next()
-    }
-
-    fn headers<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.text.lines().filter_map(move |l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-        })
-    }
-
-    fn reason(&self) -> &str {
-        self.text
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .get(12..)
-            .unwrap_or_default()
-    }
-}
-
 impl Ua {
-    fn new(ip: &str, gw: &Gateway) -> Ua {
-        let sock = UdpSocket::bind((ip, 0)).unwrap_or_else(|e| panic!("bind {ip}: {e}"));
-        sock.set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
+    pub(super) fn new(ip: &str, gw: &Gateway) -> Ua {
         Ua {
-            sock,
+            phone: Phone::on(ip),
             gw: gw.sip,
             cseq: 0,
         }
     }
 
-    fn addr(&self) -> SocketAddr {
-        self.sock.local_addr().unwrap()
+    pub(super) fn addr(&self) -> SocketAddr {
+        self.phone.addr
     }
 
-    fn send(&self, text: &str) {
-        self.sock.send_to(text.as_bytes(), self.gw).unwrap();
+    pub(super) fn send(&self, text: &str) {
+        self.phone.send(self.gw, text);
     }
 
     /// The first message within [`WAIT`] that `pred` accepts (others are skipped).
-    fn wait_for(&self, what: &str, pred: impl Fn(&Got) -> bool) -> Got {
-        self.poll(WAIT, pred)
-            .unwrap_or_else(|| panic!("{} never received {what}", self.addr()))
+    pub(super) fn wait_for(&self, what: &str, pred: impl Fn(&Got) -> bool) -> Got {
+        self.phone.expect(what, WAIT, pred)
     }
 
-    fn poll(&self, limit: Duration, pred: impl Fn(&Got) -> bool) -> Option<Got> {
-        let start = Instant::now();
-        let mut buf = [0u8; 16_384];
-        while start.elapsed() < limit {
-            if let Ok((n, from)) = self.sock.recv_from(&mut buf) {
-                let got = Got {
-                    text: String::from_utf8_lossy(&buf[..n]).into_owned(),
-                    from,
-                };
-                if pred(&got) {
-                    return Some(got);
-                }
-            }
-        }
-        None
+    pub(super) fn poll(&self, limit: Duration, pred: impl Fn(&Got) -> bool) -> Option<Got> {
+        self.phone.wait(limit, pred)
     }
 
     /// The final response to the request with this Call-ID and CSeq number.
-    fn final_response(&self, call_id: &str, cseq: u32) -> Got {
+    pub(super) fn final_response(&self, call_id: &str, cseq: u32) -> Got {
         let want = format!("{cseq} ");
         self.wait_for("a final response", |g| {
             g.status().is_some_and(|s| s >= 200)
@@ -128,7 +80,7 @@ impl Ua {
 
     /// A REGISTER for `user` naming `contact`; answers one challenge with
     /// `password`. Returns the final response.
-    fn register(&mut self, user: &str, password: &str, contact: &str) -> Got {
+    pub(super) fn register(&mut self, user: &str, password: &str, contact: &str) -> Got {
         let call_id = format!("reg-{user}-{}", self.addr());
         let mut auth: Option<String> = None;
         for _ in 0..2 {
@@ -161,7 +113,7 @@ Call-ID: {call_id}\r\nCSeq: {} REGISTER\r\nContact: <{contact}>\r\nExpires: 600\
 }
 
 /// The Authorization value answering the challenge in `r`.
-fn answer(r: &Got, user: &str, password: &str, method: &str, uri: &str) -> String {
+pub(super) fn answer(r: &Got, user: &str, password: &str, method: &str, uri: &str) -> String {
     let c = digest::pick(r.headers("WWW-Authenticate"))
         .unwrap_or_else(|| panic!("no usable challenge in:\n{}", r.text));
     digest::authorization(&c, user, password, method, uri, "0a4f113b", 1)
@@ -187,11 +139,11 @@ m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
 Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
         sdp.len()
     ));
-    ua.sock.send_to(text.as_bytes(), invite.from).unwrap();
+    ua.phone.send(invite.from, &text);
 }
 
 /// An INVITE to 12345 from `ua` as `caller`, with `auth` when given.
-fn invite(ua: &Ua, caller: &str, call_id: &str, cseq: u32, auth: Option<&str>) {
+pub(super) fn invite(ua: &Ua, caller: &str, call_id: &str, cseq: u32, auth: Option<&str>) {
     let local = ua.addr();
     let gw = ua.gw;
     let sdp = format!(
@@ -376,13 +328,10 @@ Refer-To: <sip:110@{}>\r\nContact: <sip:agent@{local}>\r\n",
     let r = seat.final_response(&call_id, 13);
     assert_eq!(r.status(), Some(202), "{}", r.text);
     let t = Ua {
-        sock: transfer,
+        phone: Phone::with(transfer),
         gw: gw.sip,
         cseq: 0,
     };
-    t.sock
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
     t.wait_for("the transfer's INVITE", is_invite);
 }
 
@@ -591,142 +540,4 @@ fn a_source_blocked_for_guessing_still_serves_the_agents_who_logged_in_there() {
     // An account that never logged in from there is refused, right password or not.
     let r = guesser.register("2001", "secret-2001", "sip:2001@127.0.0.8");
     assert_eq!(r.status(), Some(403), "{}", r.text);
-}
-
-/// A TCP connection to `to` from the loopback address `ip`.
-fn tcp_from(ip: &str, to: SocketAddr) -> TcpStream {
-    use socket2::{Domain, Socket, Type};
-    let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    let from: std::net::IpAddr = ip.parse().unwrap();
-    s.bind(&SocketAddr::new(from, 0).into()).unwrap();
-    s.connect_timeout(&to.into(), WAIT).unwrap();
-    let s: TcpStream = s.into();
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    s
-}
-
-/// Reads one SIP message off `s`; `buf` keeps whatever follows it.
-fn read_sip(s: &mut TcpStream, buf: &mut Vec<u8>) -> String {
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-            let body = head
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    let k = k.trim();
-                    (k.eq_ignore_ascii_case("Content-Length") || k.eq_ignore_ascii_case("l"))
-                        .then(|| v.trim().parse::<usize>().ok())?
-                })
-                .unwrap_or(0);
-            if buf.len() >= end + 4 + body {
-                let msg: Vec<u8> = buf.drain(..end + 4 + body).collect();
-                return String::from_utf8_lossy(&msg).into_owned();
-            }
-        }
-        let mut chunk = [0u8; 4096];
-        let n = s.read(&mut chunk).expect("a SIP message in time");
-        assert!(n > 0, "connection closed");
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}
-
-/// Registers 2002 over a new TCP connection from `ip`, naming `contact`; the
-/// connection, still open.
-fn register_tcp(gw: &Gateway, ip: &str, contact: &str) -> TcpStream {
-    let mut s = tcp_from(ip, gw.sip);
-    let local = s.local_addr().unwrap();
-    let uri = format!("sip:{}", gw.sip);
-    let mut buf = Vec::new();
-    let mut auth: Option<String> = None;
-    for cseq in 1..=2 {
-        let mut text = format!(
-            "REGISTER {uri} SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bK-t{cseq}-{port}\r\n\
-Max-Forwards: 70\r\nFrom: <sip:2002@{gw}>;tag=t{port}\r\nTo: <sip:2002@{gw}>\r\n\
-Call-ID: tcp-reg-{port}\r\nCSeq: {cseq} REGISTER\r\nContact: <{contact}>\r\nExpires: 600\r\n",
-            port = local.port(),
-            gw = gw.sip
-        );
-        if let Some(a) = &auth {
-            text.push_str(&format!("Authorization: {a}\r\n"));
-        }
-        text.push_str("Content-Length: 0\r\n\r\n");
-        s.write_all(text.as_bytes()).unwrap();
-        let got = Got {
-            text: read_sip(&mut s, &mut buf),
-            from: gw.sip,
-        };
-        match got.status() {
-            Some(401) if auth.is_none() => {
-                auth = Some(answer(&got, "2002", "secret-2002", "REGISTER", &uri));
-            }
-            Some(200) => return s,
-            _ => panic!("REGISTER over TCP refused:\n{}", got.text),
-        }
-    }
-    unreachable!()
-}
-
-/// Waits until the gateway holds `n` TCP connections.
-fn wait_tcp_connections(gw: &Gateway, n: u64) {
-    let end = Instant::now() + WAIT;
-    loop {
-        let (_, text) = http_get(gw.http, "/metrics").expect("metrics");
-        let open = text.lines().find_map(|l| {
-            l.strip_prefix("hotline_sip_tcp_connections ")?
-                .trim()
-                .parse::<u64>()
-                .ok()
-        });
-        if open == Some(n) {
-            return;
-        }
-        assert!(Instant::now() < end, "TCP connections: {open:?}, want {n}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Issue 14 review: a TCP agent was rung at its REGISTER's ephemeral port,
-/// which means nothing once that connection is gone.
-#[test]
-fn a_tcp_agent_is_rung_over_its_connection_then_at_its_contact_port() {
-    let transfer = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let listener = TcpListener::bind("127.0.0.9:0").unwrap();
-    let contact = format!("sip:2002@{};transport=tcp", listener.local_addr().unwrap());
-
-    // While the REGISTER's connection is open: the INVITE comes over it.
-    let gw = gateway(&transfer);
-    let mut conn = register_tcp(&gw, "127.0.0.9", &contact);
-    let caller = Ua::new("127.0.0.1", &gw);
-    invite(&caller, "13912345678", "citizen-tcp-1", 1, None);
-    let rung = read_sip(&mut conn, &mut Vec::new());
-    assert!(rung.starts_with(&format!("INVITE {contact} ")), "{rung}");
-    drop((conn, caller, gw));
-
-    // Once it has closed: a new connection to the Contact's port, same address.
-    let gw = gateway(&transfer);
-    let conn = register_tcp(&gw, "127.0.0.9", &contact);
-    drop(conn);
-    wait_tcp_connections(&gw, 0);
-    let caller = Ua::new("127.0.0.1", &gw);
-    invite(&caller, "13912345678", "citizen-tcp-2", 1, None);
-    listener.set_nonblocking(true).unwrap();
-    let end = Instant::now() + WAIT;
-    let mut back = loop {
-        match listener.accept() {
-            Ok((s, _)) => break s,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                assert!(
-                    Instant::now() < end,
-                    "the gateway never connected to the Contact's port"
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => panic!("accept: {e}"),
-        }
-    };
-    back.set_nonblocking(false).unwrap();
-    back.set_read_timeout(Some(WAIT)).unwrap();
-    let rung = read_sip(&mut back, &mut Vec::new());
-    assert!(rung.starts_with(&format!("INVITE {contact} ")), "{rung}");
 }

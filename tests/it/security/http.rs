@@ -5,8 +5,7 @@
 //! config is started on a public address. HTTPS: `https.rs`.
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::openapi::{read, spec_routes};
@@ -233,38 +232,6 @@ fn a_post_without_a_json_body_is_refused() {
     assert_eq!(code, 400, "unknown fields are refused: {body}");
 }
 
-/// Runs `hotline-gw run` with these arguments and waits (bounded) for it to exit.
-fn run_refused(args: &[String]) -> (Option<i32>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hotline-gw"))
-        .arg("run")
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start hotline-gw");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break Some(s);
-        }
-        if start.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    let status = status.unwrap_or_else(|| panic!("still running after 20 s; stderr:\n{err}"));
-    (status.code(), err)
-}
-
 #[test]
 fn the_shipped_config_refuses_to_start_on_a_public_address() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -281,7 +248,7 @@ fn the_shipped_config_refuses_to_start_on_a_public_address() {
             "none".into(),
         ]
     };
-    let (code, err) = run_refused(&args("0.0.0.0", "127.0.0.1"));
+    let (code, err) = run_until_exit(&args("0.0.0.0", "127.0.0.1"));
     assert!(code.is_some_and(|c| c != 0), "exit {code:?}: {err}");
     let text = std::fs::read_to_string(&config).unwrap();
     let line = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
@@ -297,7 +264,7 @@ fn the_shipped_config_refuses_to_start_on_a_public_address() {
         assert!(err.contains(&want), "no {want:?} in:\n{err}");
     }
     // The HTTP side alone is enough.
-    let (code, err) = run_refused(&args("127.0.0.1", "0.0.0.0"));
+    let (code, err) = run_until_exit(&args("127.0.0.1", "0.0.0.0"));
     assert!(code.is_some_and(|c| c != 0), "exit {code:?}: {err}");
     assert!(err.contains("[http] listen = \"0.0.0.0:"), "{err}");
     assert!(err.contains("dev-viewer"), "{err}");
@@ -324,7 +291,7 @@ fn a_public_api_without_tokens_refuses_to_start() {
         ),
     )
     .unwrap();
-    let (code, err) = run_refused(&["--config".into(), file.display().to_string()]);
+    let (code, err) = run_until_exit(&["--config".into(), file.display().to_string()]);
     assert!(code.is_some_and(|c| c != 0), "exit {code:?}: {err}");
     for want in [
         format!("{}: [http] listen = \"0.0.0.0:", file.display()),

@@ -259,25 +259,11 @@ fn two_thousand_idle_tcp_connections_leave_calls_and_tcp_registration_working() 
     // Then: an agent registers over TCP, another over UDP takes a call placed
     // over UDP.
     assert_eq!(register_over_tcp(&gw, "2002", "pw2002-secret"), 200);
-    let agent = Softphone::start(
-        &[
-            "agent",
-            "--user",
-            "2001",
-            "--password",
-            "pw2001-secret",
-            "--calls",
-            "1",
-            "--run-s",
-            "30",
-            "--answer-after-ms",
-            "200",
-            "--server",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([gw.sip.to_string()])
-        .collect::<Vec<_>>(),
+    let agent = agent(
+        &gw,
+        "2001",
+        "pw2001-secret",
+        &["--calls", "1", "--run-s", "30", "--answer-after-ms", "200"],
     );
     let end = Instant::now() + Duration::from_secs(15);
     while !gw.get_json("/api/v1/agents")["agents"]
@@ -432,32 +418,8 @@ fn a_config_that_cannot_fit_the_open_file_limit_is_refused_at_start() {
     // 100 million TCP connections fit no open-file limit (Linux caps it at 2^30,
     // and no system here comes near).
     let path = shipped_config_with(&dir, 100_000_000);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hotline-gw"))
-        .args(["run", "--config"])
-        .arg(&path)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let end = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > end {
-            let _ = child.kill();
-            panic!("the gateway started with a budget no limit can hold");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    assert!(!status.success(), "{err}");
+    let (code, err) = run_until_exit(&["--config".into(), path.display().to_string()]);
+    assert_ne!(code, Some(0), "{err}");
     for needle in [
         "open-file limit is",
         "sip.tcp_max_connections",

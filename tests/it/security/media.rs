@@ -182,14 +182,11 @@ fn rtp_sprayed_at_the_relay_from_a_third_host_is_not_relayed() {
         let (stop, out) = (stop.clone(), spray_out.clone());
         std::thread::spawn(move || spray(pid, range, stop, out))
     };
-    let agent = softphone(
+    let agent = agent(
         &gw,
+        "2001",
+        "pw2001-secret",
         &[
-            "agent",
-            "--user",
-            "2001",
-            "--password",
-            "pw2001-secret",
             "--calls",
             "1",
             "--run-s",

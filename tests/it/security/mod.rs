@@ -2,6 +2,7 @@
 //! One file per trust boundary of DESIGN.md §7; each test names the hole it closes.
 
 mod agents;
+mod agents_tcp;
 mod http;
 mod http_conns;
 mod https;

@@ -12,7 +12,11 @@ pub(super) struct Phone {
 
 impl Phone {
     pub(super) fn on(ip: &str) -> Phone {
-        let sock = UdpSocket::bind((ip, 0)).unwrap();
+        Phone::with(UdpSocket::bind((ip, 0)).unwrap_or_else(|e| panic!("bind {ip}: {e}")))
+    }
+
+    /// A phone on a socket bound elsewhere (a seat the dialplan names).
+    pub(super) fn with(sock: UdpSocket) -> Phone {
         sock.set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
         let addr = sock.local_addr().unwrap();
@@ -33,9 +37,10 @@ impl Phone {
         let start = Instant::now();
         let mut buf = [0u8; 65_536];
         while start.elapsed() < limit {
-            if let Ok(n) = self.sock.recv(&mut buf) {
+            if let Ok((n, from)) = self.sock.recv_from(&mut buf) {
                 let m = Msg {
                     text: String::from_utf8_lossy(&buf[..n]).into_owned(),
+                    from,
                 };
                 if pred(&m) {
                     return Some(m);
@@ -46,13 +51,36 @@ impl Phone {
     }
 }
 
-/// A received message, as text.
+/// A received message, as text, and where it came from.
 #[derive(Debug, Clone)]
 pub(super) struct Msg {
     pub(super) text: String,
+    pub(super) from: SocketAddr,
 }
 
 impl Msg {
+    /// The status code of a response.
+    pub(super) fn status(&self) -> Option<u16> {
+        self.text.strip_prefix("SIP/2.0 ")?.get(..3)?.parse().ok()
+    }
+
+    /// A response's reason phrase.
+    pub(super) fn reason(&self) -> &str {
+        self.first_line().get(12..).unwrap_or_default()
+    }
+
+    /// The first value of header `name` (long form; case-insensitive).
+    pub(super) fn header<'a>(&'a self, name: &'a str) -> Option<&'a str> {
+        self.headers(name).next()
+    }
+
+    pub(super) fn headers<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.text.lines().filter_map(move |l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
     pub(super) fn first_line(&self) -> &str {
         self.text.lines().next().unwrap_or_default()
     }
@@ -65,20 +93,8 @@ impl Msg {
         self.first_line().starts_with(&format!("{method} "))
     }
 
-    pub(super) fn header(&self, name: &str) -> String {
-        self.text
-            .lines()
-            .find_map(|l| {
-                let (n, v) = l.split_once(':')?;
-                n.trim()
-                    .eq_ignore_ascii_case(name)
-                    .then(|| v.trim().to_string())
-            })
-            .unwrap_or_default()
-    }
-
     pub(super) fn tag(&self, header: &str) -> String {
-        let h = self.header(header);
+        let h = self.header(header).unwrap_or_default();
         h.split(";tag=")
             .nth(1)
             .map(|t| t.split(';').next().unwrap().to_string())
@@ -87,6 +103,7 @@ impl Msg {
 
     pub(super) fn cseq_method(&self) -> String {
         self.header("CSeq")
+            .unwrap_or_default()
             .split_whitespace()
             .nth(1)
             .unwrap_or_default()
@@ -113,7 +130,7 @@ impl Msg {
                 }
             }
         }
-        let to = self.header("To");
+        let to = self.header("To").unwrap_or_default();
         if to.contains(";tag=") {
             out.push_str(&format!("To: {to}\r\n"));
         } else {

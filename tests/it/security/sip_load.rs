@@ -179,15 +179,7 @@ password = \"secret-2001\"\n"
         "the 183 was repeated {repeats} times in 200 s"
     );
     // Now an agent logs in and answers at once.
-    let agent = Softphone::start(&[
-        "agent".into(),
-        "--user".into(),
-        "2001".into(),
-        "--password".into(),
-        "secret-2001".into(),
-        "--server".into(),
-        gw.sip.to_string(),
-    ]);
+    let agent = agent(&gw, "2001", "secret-2001", &[]);
     let ok = caller.expect("the agent's 200", Duration::from_secs(20), |m| {
         m.is_status(200) && m.cseq_method() == "INVITE"
     });

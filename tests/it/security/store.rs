@@ -106,19 +106,12 @@ fn a_full_disk_loses_no_call_record_and_logs_no_caller_number() {
         db.display()
     );
     let gw = Gateway::start(opts);
-    let agent = Softphone::start(&[
-        "agent".into(),
-        "--user".into(),
-        "2001".into(),
-        "--password".into(),
-        "secret-2001".into(),
-        "--server".into(),
-        gw.sip.to_string(),
-        "--answer-after-ms".into(),
-        "20".into(),
-        "--run-s".into(),
-        "60".into(),
-    ]);
+    let agent = agent(
+        &gw,
+        "2001",
+        "secret-2001",
+        &["--answer-after-ms", "20", "--run-s", "60"],
+    );
     gw.wait_json(
         "/api/v1/agents",
         "the agent to register",

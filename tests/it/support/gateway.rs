@@ -335,3 +335,36 @@ impl Drop for Gateway {
         let _ = self.child.wait();
     }
 }
+
+/// Runs `hotline-gw run` with these arguments and waits (bounded: 20 s) for it
+/// to exit, as a gateway that refuses to start does; its exit code and stderr.
+pub fn run_until_exit(args: &[String]) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hotline-gw"))
+        .arg("run")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start hotline-gw");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = status.unwrap_or_else(|| panic!("still running after 20 s; stderr:\n{err}"));
+    (status.code(), err)
+}

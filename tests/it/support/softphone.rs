@@ -51,6 +51,22 @@ impl Softphone {
     }
 }
 
+/// `hotline-gw softphone agent --user U --password P --server <gw> <extra…>`:
+/// an agent seat registering at the gateway.
+pub fn agent(gw: &Gateway, user: impl ToString, password: &str, extra: &[&str]) -> Softphone {
+    let mut args: Vec<String> = vec![
+        "agent".into(),
+        "--user".into(),
+        user.to_string(),
+        "--password".into(),
+        password.into(),
+        "--server".into(),
+        gw.sip.to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Softphone::start(&args)
+}
+
 impl Drop for Softphone {
     fn drop(&mut self) {
         let _ = self.child.kill();
