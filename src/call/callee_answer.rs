@@ -7,10 +7,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use tracing::debug;
 
-use super::{CallKey, CallTimer, Core, Phase, Reason, Role, Side};
+use super::{AnsweredBy, CallKey, CallState, CallTimer, Core, Reason, Role, Side};
 use crate::cdr;
 use crate::sip::builder::{MessageBuf, response_to};
-use crate::sip::dialog::Dialog;
 use crate::sip::message::{Headers, Method, Response};
 use crate::sip::transaction::TxId;
 
@@ -54,23 +53,27 @@ impl Core {
         let code = resp.code;
         let ring_timeout = self.cfg.ring_timeout;
         let Some(call) = self.calls.get_mut(&key) else {
+            self.stats.stale_events += 1;
             return;
         };
-        call.b.learn_from_response(&resp);
+        let Some(leg) = call.b.as_mut().filter(|l| l.invite == tx) else {
+            return;
+        };
+        leg.dialog.learn_from_response(&resp);
         // A queued call's seat is the ACD's business: it owns the ring timeout, and
         // the caller already hears ringback.
-        let queued = call.queue.is_some();
+        let queued = matches!(call.state, CallState::Queued { .. });
         if code < 200 {
-            let first = !call.b_provisional;
-            call.b_provisional = true;
-            if call.cancel_pending {
-                call.cancel_pending = false;
+            let first = !leg.provisional;
+            leg.provisional = true;
+            if leg.cancel_pending {
+                leg.cancel_pending = false;
                 self.cancel_b(now, key, tx);
                 return;
             }
             // Queued calls: the ACD owns the ring timeout; parallel calls: the line's
             // ring time, armed when the legacy leg was placed.
-            if first && !queued && call.parallel.is_none() {
+            if first && matches!(call.state, CallState::Ringing) {
                 self.arm_call_timer(key, CallTimer::Ring, now + ring_timeout);
             }
             if code > 100 {
@@ -83,23 +86,17 @@ impl Core {
             }
             return;
         }
-        if code >= 300 && call.parallel.is_some() && !queued && call.a_invite.is_some() {
-            // Busy or failed legacy seats: the call goes to 12345. The leg is over
-            // (its INVITE got a final), so only forget it.
-            let dialog = std::mem::replace(&mut call.b, Dialog::none());
-            call.b_invite = None;
-            call.b_invite_tx = None;
-            self.by_b.remove(&dialog.call_id);
-            let q = call.parallel.clone().unwrap_or_default();
-            let line = call.line.clone();
-            call.ring_deadline = None;
-            call.queue = Some(q.clone());
-            call.overflowed = true;
-            self.note(now, key, cdr::EventKind::Overflowed, Some(q.clone()));
-            return self.enqueue(now, key, &q, &line);
+        leg.pending = false;
+        if code >= 300 && self.overflow_from_legacy(now, key, true) {
+            // Busy or failed legacy seats: the call goes to 12345.
+            return;
         }
-        call.b_invite = None;
-        call.ring_deadline = None;
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        for t in [CallTimer::Ring, CallTimer::LegacyRing, CallTimer::CancelGuard] {
+            call.timers.stop(t);
+        }
         if queued && code >= 300 && call.waiting() {
             return self.ring_failed(now, key);
         }
@@ -122,34 +119,32 @@ impl Core {
     /// CANCEL/200 race), in which case the callee gets ACK and BYE at once.
     pub(super) fn b_answered(&mut self, now: Instant, key: CallKey, resp: &Response) {
         let max_duration = self.cfg.max_duration;
-        if self.gateway_answered(key) {
-            return self.b_answered_queued(now, key, resp);
-        }
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        if call.a_invite.is_none() || call.phase == Phase::Ending {
-            let ack = call
-                .b
-                .request_with_cseq(Method::Ack, call.b_invite_cseq, None, Bytes::new());
-            self.tl.send_ack(call.b_invite_tx, call.b.peer, ack);
+        if call.gateway_answered() {
+            return self.b_answered_queued(now, key, resp);
+        }
+        let Some(leg) = call.b.as_ref() else {
+            return;
+        };
+        if call.a_invite.is_none() || matches!(call.state, CallState::Ending) {
+            let (ack, peer) = (leg.ack(None, Bytes::new()), leg.dialog.peer);
+            self.tl.send_ack(Some(leg.invite), peer, ack);
             self.hang_up_side(now, key, Side::B);
             return;
         }
-        call.phase = Phase::Answered;
-        call.answered_at = Some(now);
-        let by = if call.parallel.is_some() && call.queue.is_none() {
-            "legacy"
-        } else if call.queue.is_some() {
-            "12345"
-        } else {
-            // A line routed straight to a SIP destination (a department's own phone).
-            "direct"
+        let by = match call.state {
+            CallState::Legacy { .. } => AnsweredBy::Legacy,
+            CallState::Queued { .. } => AnsweredBy::Seats12345,
+            _ => AnsweredBy::Direct,
         };
+        call.state = CallState::Connected { by };
+        call.answered_at = Some(now);
         call.answered_by = Some(by);
         let who = match by {
-            "legacy" => "legacy".to_string(),
-            _ => call.agent.clone().unwrap_or_else(|| by.to_string()),
+            AnsweredBy::Legacy => "legacy".to_string(),
+            _ => call.agent.clone().unwrap_or_else(|| by.as_str().to_string()),
         };
         self.note(now, key, cdr::EventKind::Answered, Some(who));
         self.relay_to_caller(now, key, resp);
@@ -169,15 +164,19 @@ impl Core {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        let ack = call
-            .b
-            .request_with_cseq(Method::Ack, call.b_invite_cseq, None, Bytes::new());
-        self.tl.send_ack(call.b_invite_tx, call.b.peer, ack);
-        if call.phase == Phase::Ending || call.answered_at.is_some() {
+        let Some(leg) = call.b.as_ref() else {
+            return;
+        };
+        let (ack, peer) = (leg.ack(None, Bytes::new()), leg.dialog.peer);
+        self.tl.send_ack(Some(leg.invite), peer, ack);
+        if !matches!(call.state, CallState::Queued { .. }) {
             return self.hang_up_side(now, key, Side::B);
         }
+        call.state = CallState::Connected {
+            by: AnsweredBy::Seats12345,
+        };
         call.answered_at = Some(now);
-        call.answered_by = Some("12345");
+        call.answered_by = Some(AnsweredBy::Seats12345);
         let who = call.agent.clone().unwrap_or_else(|| "12345".to_string());
         self.note(now, key, cdr::EventKind::Answered, Some(who));
         self.media_answered(key);
@@ -218,11 +217,7 @@ impl Core {
             call.a_invite = None;
             call.final_code = resp.code;
         }
-        let ringback = (180..=183).contains(&resp.code)
-            && !call
-                .events
-                .iter()
-                .any(|e| e.kind == cdr::EventKind::Ringback);
+        let ringback = (180..=183).contains(&resp.code) && !call.ringback_noted;
         self.respond(now, tx, resp.code, bytes);
         if ringback {
             self.note(now, key, cdr::EventKind::Ringback, None);
@@ -232,15 +227,13 @@ impl Core {
     /// Acknowledges a reliable provisional on the callee leg (the gateway does
     /// not offer 100rel to the caller, so it ends here).
     pub(super) fn prack(&mut self, now: Instant, key: CallKey, rseq: String) {
-        let Some(call) = self.calls.get_mut(&key) else {
+        let Some(leg) = self.calls.get_mut(&key).and_then(|c| c.b.as_mut()) else {
             return;
         };
-        let mut req = call.b.request(Method::Prack, None, Bytes::new());
-        req.extra.push((
-            "RAck".into(),
-            format!("{rseq} {} INVITE", call.b_invite_cseq),
-        ));
-        let peer = call.b.peer;
+        let mut req = leg.dialog.request(Method::Prack, None, Bytes::new());
+        req.extra
+            .push(("RAck".into(), format!("{rseq} {} INVITE", leg.invite_cseq)));
+        let peer = leg.dialog.peer;
         let tx = self.tl.send_request(now, peer, req);
         self.track(key, tx, Role::Fire);
     }

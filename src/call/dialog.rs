@@ -6,7 +6,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use tracing::debug;
 
-use super::{CallKey, Core, Phase, Reason, Role, Side};
+use super::{CallKey, CallState, CallTimer, Core, Reason, Role, Side};
 use crate::sip::builder::response_to;
 use crate::sip::message::{Headers, Method, Request, Response};
 use crate::sip::transaction::TxId;
@@ -28,7 +28,7 @@ impl Core {
         let call_id = req.call_id()?;
         let (from, to) = (req.from_tag()?, req.to_tag()?);
         if let Some(&key) = self.by_b.get(call_id) {
-            let b = &self.calls.get(&key)?.b;
+            let b = &self.calls.get(&key)?.b.as_ref()?.dialog;
             return (b.remote_tag.as_deref() == Some(from.as_str()) && *b.local_tag == *to)
                 .then_some((key, Side::B));
         }
@@ -64,7 +64,7 @@ impl Core {
             && self
                 .calls
                 .get(&key)
-                .is_some_and(|c| matches!(c.phase, Phase::Answered | Phase::Confirmed))
+                .is_some_and(|c| matches!(c.state, CallState::Connected { .. }))
             && self.start_survey(now, key);
         if surveyed {
             if let Some(call) = self.calls.get_mut(&key) {
@@ -75,25 +75,23 @@ impl Core {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        match (call.phase, side) {
-            (Phase::Early, Side::A) => {
+        if side == Side::A && call.waiting() {
+            if call.a_invite.is_some() {
                 // A BYE before any answer ends the attempt like a CANCEL.
-                self.abandon_early(now, key, Reason::CallerCancelled, 487, "Request Terminated");
+                let (r, phrase) = (Reason::CallerCancelled, "Request Terminated");
+                return self.abandon_early(now, key, r, 487, phrase);
             }
-            (Phase::Answered | Phase::Confirmed, Side::A) if call.waiting() => {
-                // Answered by the gateway, not yet by an agent: an abandon.
-                call.a.remote_tag = None;
-                self.leave_queue(now, key, Reason::CallerCancelled);
-            }
-            (Phase::Answered | Phase::Confirmed, _) => {
-                call.set_reason(match side {
-                    Side::A => Reason::CallerHangup,
-                    Side::B => Reason::CalleeHangup,
-                });
-                // The side that hung up has no dialog left: forget it.
-                self.hang_up_side(now, key, side.other());
-            }
-            _ => {}
+            // Answered by the gateway, not yet by an agent: an abandon.
+            call.a.remote_tag = None;
+            return self.leave_queue(now, key, Reason::CallerCancelled);
+        }
+        if call.state.answered() {
+            call.set_reason(match side {
+                Side::A => Reason::CallerHangup,
+                Side::B => Reason::CalleeHangup,
+            });
+            // The side that hung up has no dialog left: BYE the other.
+            self.hang_up_side(now, key, side.other());
         }
     }
 
@@ -105,15 +103,15 @@ impl Core {
 
     /// Sends BYE on one leg; the call ends when every BYE has been answered.
     pub(super) fn hang_up_side(&mut self, now: Instant, key: CallKey, side: Side) {
+        self.drop_transfer(now, key);
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        call.phase = Phase::Ending;
-        call.end_deadline = None;
-        let leg = call.leg(side);
-        if leg.remote_tag.is_none() {
+        call.state = CallState::Ending;
+        call.timers.stop(CallTimer::MaxDuration);
+        let Some(leg) = call.dialog(side).filter(|d| d.remote_tag.is_some()) else {
             return self.finish_if_idle(now, key);
-        }
+        };
         let peer = leg.peer;
         let bye = leg.request(Method::Bye, None, Bytes::new());
         call.byes += 1;
@@ -133,7 +131,7 @@ impl Core {
         let idle = self
             .calls
             .get(&key)
-            .is_some_and(|c| c.byes == 0 && c.b_invite.is_none());
+            .is_some_and(|c| c.byes == 0 && !c.b_pending());
         if idle {
             self.finish(now, key);
         }
@@ -144,7 +142,6 @@ impl Core {
             debug!("ACK for no pending 2xx: absorbed");
             return;
         };
-        let gateway_answered = self.gateway_answered(key);
         let to = match role {
             Role::AwaitAck { to, .. } => to,
             _ => Side::B,
@@ -157,22 +154,25 @@ impl Core {
             ),
         };
         let Some(call) = self.calls.get_mut(&key) else {
+            self.stats.stale_events += 1;
             return;
         };
         match role {
-            // The gateway's own 200 to a queued caller: the agent has its own ACK.
-            Role::AInvite if call.phase == Phase::Answered && gateway_answered => {
-                call.phase = Phase::Confirmed;
-            }
-            Role::AInvite if call.phase == Phase::Answered => {
-                call.phase = Phase::Confirmed;
-                let ack = call
-                    .b
-                    .request_with_cseq(Method::Ack, call.b_invite_cseq, ct, body);
-                self.tl.send_ack(call.b_invite_tx, call.b.peer, ack);
+            Role::AInvite if !call.a_acked => {
+                call.a_acked = true;
+                // The gateway's own 200 to a queued caller: the agent has its own ACK.
+                if call.gateway_answered() || !call.state.answered() {
+                    return;
+                }
+                if let Some(leg) = call.b.as_ref() {
+                    let ack = leg.ack(ct, body);
+                    self.tl.send_ack(Some(leg.invite), leg.dialog.peer, ack);
+                }
             }
             Role::AwaitAck { client, to, cseq } => {
-                let leg = call.leg(to);
+                let Some(leg) = call.dialog(to) else {
+                    return;
+                };
                 let ack = leg.request_with_cseq(Method::Ack, cseq, ct, body);
                 let peer = leg.peer;
                 self.tl.send_ack(Some(client), peer, ack);
@@ -191,24 +191,24 @@ impl Core {
             return;
         }
         let to = from.other();
-        let established = self.calls.get(&key).is_some_and(|c| {
-            c.phase != Phase::Ending
-                && match to {
-                    Side::A => true,
-                    Side::B => c.b.remote_tag.is_some(),
-                }
+        let to_peer = self.calls.get(&key).and_then(|c| {
+            let up = !matches!(c.state, CallState::Ending)
+                && (to == Side::A || c.dialog_ref(to).is_some_and(|d| d.remote_tag.is_some()));
+            up.then(|| c.peer_of(to)).flatten()
         });
-        if !established {
+        let Some(to_peer) = to_peer else {
             return self.reply(now, server, &req, 481, "Call/Transaction Does Not Exist");
-        }
-        let to_transport = self.calls.get(&key).map(|c| c.leg_peer(to).transport);
-        let contact = to_transport.map(|t| self.contact(t)).unwrap_or_default();
+        };
+        let contact = self.contact(to_peer.transport);
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
         let refresh = matches!(req.method, Method::Invite | Method::Update);
-        if refresh && let Some(c) = req.contact_uri() {
-            call.leg(from).remote_target = c.text.to_string();
+        if refresh
+            && let Some(c) = req.contact_uri()
+            && let Some(d) = call.dialog(from)
+        {
+            d.remote_target = c.text.to_string();
         }
         let anchored = self.sdp_to(key, to, req.content_type(), &req.body);
         let Some(call) = self.calls.get_mut(&key) else {
@@ -221,7 +221,9 @@ impl Core {
                 Bytes::from(req.body.clone()),
             ),
         };
-        let leg = call.leg(to);
+        let Some(leg) = call.dialog(to) else {
+            return;
+        };
         let mut out = leg.request(req.method.clone(), ct, body);
         if refresh {
             out.extra.push(("Contact".into(), contact));
@@ -262,7 +264,8 @@ impl Core {
         let from_transport = self
             .calls
             .get(&key)
-            .map(|c| c.leg_peer(to.other()).transport);
+            .and_then(|c| c.peer_of(to.other()))
+            .map(|p| p.transport);
         let contact = from_transport.map(|t| self.contact(t)).unwrap_or_default();
         let Some(call) = self.calls.get_mut(&key) else {
             return;
@@ -271,8 +274,11 @@ impl Core {
             return;
         };
         let success = (200..300).contains(&resp.code);
-        if success && let Some(c) = resp.contact_uri() {
-            call.leg(to).remote_target = c.text.to_string();
+        if success
+            && let Some(c) = resp.contact_uri()
+            && let Some(d) = call.dialog(to)
+        {
+            d.remote_target = c.text.to_string();
         }
         let req = &call.relays[i].1;
         let mut m = response_to(req, resp.code, &resp.reason, None);
@@ -322,10 +328,11 @@ impl Core {
 }
 
 impl super::Call {
-    fn leg_peer(&self, side: Side) -> crate::sip::Peer {
+    /// The dialog of one side, when it has one.
+    fn dialog_ref(&self, side: Side) -> Option<&crate::sip::dialog::Dialog> {
         match side {
-            Side::A => self.a.peer,
-            Side::B => self.b.peer,
+            Side::A => Some(&self.a),
+            Side::B => self.b.as_ref().map(|l| &l.dialog),
         }
     }
 }

@@ -3,9 +3,7 @@
 
 use std::time::Instant;
 
-use tracing::debug;
-
-use super::record::{CallRecord, ending_kind};
+use super::record::{FinishedCall, ending_kind};
 use super::{CallKey, Core, Reason};
 use crate::cdr;
 use crate::sip::builder::response_to;
@@ -15,6 +13,9 @@ impl Core {
     /// Removes a call and emits its record. Requests still waiting for an answer
     /// from the other leg are answered here, so no server transaction is left open.
     pub(super) fn finish(&mut self, now: Instant, key: CallKey) {
+        // The ACD first, while the call is still here: a ring it cancels is
+        // orphaned properly (CANCEL, and ACK+BYE if a 200 races it).
+        self.release_acd(now, key);
         let Some(mut call) = self.calls.remove(&key) else {
             return;
         };
@@ -32,19 +33,11 @@ impl Core {
         if let Some(tag) = &call.a.remote_tag {
             self.by_a.remove(&(call.a.call_id.clone(), tag.clone()));
         }
-        self.by_b.remove(&call.b.call_id);
+        if let Some(b) = &call.b {
+            self.by_b.remove(&b.dialog.call_id);
+        }
         for tx in &call.txs {
             self.by_tx.remove(tx);
-        }
-        if call.queue.is_some() && !call.acd_done {
-            let result = if call.answered_at.is_some() {
-                self.acd.call_ended(now, key)
-            } else {
-                self.acd.abandon(now, key)
-            };
-            if let Err(e) = result {
-                debug!(error = %e, "ACD already done with the call");
-            }
         }
         let media = call.media.take();
         let (survey, recording) = media
@@ -53,15 +46,7 @@ impl Core {
         self.media_close(key, media);
         let reason = call.reason.unwrap_or(Reason::CalleeRejected);
         let ended_ms = self.unix_ms(now);
-        let ended = call.events.iter().any(|e| {
-            matches!(
-                e.kind,
-                cdr::EventKind::CallerHungUp
-                    | cdr::EventKind::CalleeHungUp
-                    | cdr::EventKind::GatewayEnded
-            )
-        });
-        if !ended {
+        if !call.end_noted {
             call.events.push(cdr::Event {
                 at_ms: ended_ms,
                 kind: ending_kind(reason),
@@ -72,10 +57,11 @@ impl Core {
         tracing::info!(
             reason = reason.as_str(),
             code = call.final_code,
+            state = call.state.name(),
             caller = %Pii(&call.caller),
             "call ended"
         );
-        self.records.push_back(CallRecord {
+        self.records.push_back(FinishedCall {
             key,
             call_id: call.a.call_id.to_string(),
             caller: call.caller,

@@ -6,7 +6,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use tracing::{debug, info_span};
 
-use super::{Call, CallKey, CallTimer, Core, Phase, Reason, Role};
+use super::{Call, CallKey, CallState, CallTimer, Core, Leg, Reason, Role, Timers};
 use super::{called_number, caller_number};
 use crate::cdr;
 use crate::dialplan::{CallFacts, Outcome, number};
@@ -91,57 +91,53 @@ impl Core {
         if let Some(tag) = &a.remote_tag {
             self.by_a.insert((a.call_id.clone(), tag.clone()), key);
         }
-        let queue = match &outcome {
-            Outcome::Queue(q) => Some(q.clone()),
-            _ => None,
-        };
-        let parallel = match &outcome {
-            Outcome::Legacy { queue, .. } => Some(queue.clone()),
-            _ => None,
+        let (state, queue) = match &outcome {
+            Outcome::Queue(q) => (CallState::Queued { prompt: false }, Some(q.clone())),
+            Outcome::Legacy { queue, .. } => (
+                CallState::Legacy {
+                    overflow: queue.clone(),
+                },
+                None,
+            ),
+            _ => (CallState::Ringing, None),
         };
         self.calls.insert(
             key,
             Call {
                 span,
-                phase: Phase::Early,
+                state,
                 a,
-                b: Dialog::none(),
                 a_invite: Some((tx, Box::new(req))),
-                b_invite: None,
-                b_invite_tx: None,
+                answered_invite: None,
+                a_acked: false,
+                b: None,
                 relays: Vec::new(),
-                b_invite_cseq: 1,
-                b_provisional: false,
-                cancel_pending: false,
                 byes: 0,
                 txs: Vec::with_capacity(4),
                 caller,
                 called: called.clone(),
                 line: line.number.clone(),
-                queue: queue.clone(),
+                queue,
+                in_acd: false,
                 agent: None,
                 overflowed: false,
-                acd_done: false,
-                transfer: None,
                 transferred_to: None,
-                parallel,
                 answered_by: None,
                 mode: line.mode,
                 department: line.department.clone(),
                 offered_at: now,
                 answered_at: None,
+                offer_noted: false,
+                ringback_noted: false,
+                end_noted: false,
                 original: facts.original.clone().map(|(n, _)| n),
                 events: Vec::with_capacity(8),
                 line_name: line.name.clone(),
                 deadline: self.deadline(now, line.deadline_workdays),
                 reason: None,
                 final_code: 0,
-                ring_deadline: None,
-                end_deadline: None,
-                survey_deadline: None,
-                progress_deadline: None,
+                timers: Timers::default(),
                 media: None,
-                answered_invite: None,
             },
         );
         self.track(key, tx, Role::AInvite);
@@ -183,7 +179,7 @@ impl Core {
                 };
                 self.place_b(now, key, uri, peer, Vec::new());
             }
-            Outcome::Queue(q) => self.enqueue(now, key, &q, &line.number),
+            Outcome::Queue(q) => self.enqueue(now, key, &q, &line.number, false),
             Outcome::Legacy {
                 target, ring_time, ..
             } => {
@@ -197,7 +193,7 @@ impl Core {
                     addr: target.addr,
                 };
                 self.place_b(now, key, uri, peer, Vec::new());
-                self.arm_call_timer(key, CallTimer::Ring, now + ring_time);
+                self.arm_call_timer(key, CallTimer::LegacyRing, now + ring_time);
             }
             Outcome::Reject { .. } => {}
         }
@@ -233,7 +229,10 @@ impl Core {
     }
 
     /// The legacy seats of a parallel line did not take the call: 12345 does.
-    /// Returns false when the call is not a parallel call still on its legacy leg.
+    /// `leg_done`: the legacy INVITE is over (a final response, or Timer B), so
+    /// the leg is only forgotten; otherwise it is cancelled like an unanswered
+    /// seat (ACK and BYE if a 200 races the CANCEL). Returns false when the call
+    /// is not ringing legacy seats.
     pub(super) fn overflow_from_legacy(
         &mut self,
         now: Instant,
@@ -243,34 +242,29 @@ impl Core {
         let Some(call) = self.calls.get_mut(&key) else {
             return false;
         };
-        if call.a_invite.is_none() || call.queue.is_some() {
-            return false;
-        }
-        let Some(queue) = call.parallel.clone() else {
+        let CallState::Legacy { overflow } = &call.state else {
             return false;
         };
-        call.ring_deadline = None;
+        if call.a_invite.is_none() {
+            return false;
+        }
+        let queue = overflow.clone();
+        call.state = CallState::Queued { prompt: false };
+        call.timers.stop(CallTimer::LegacyRing);
         call.queue = Some(queue.clone());
         call.overflowed = true;
+        let line = call.line.clone();
         if leg_done {
-            // The legacy INVITE is over (Timer B): just forget the leg.
-            let dialog = std::mem::replace(&mut call.b, Dialog::none());
-            call.b_invite = None;
-            call.b_invite_tx = None;
-            self.by_b.remove(&dialog.call_id);
+            if let Some(leg) = call.b.take() {
+                self.by_b.remove(&leg.dialog.call_id);
+            }
         } else {
-            // Dropped like an unanswered seat: CANCEL, and ACK+BYE if a 200 races it.
             call.agent = Some("legacy".into());
             self.cancel_ring(now, key, "legacy");
         }
-        let line = self
-            .calls
-            .get(&key)
-            .map(|c| c.line.clone())
-            .unwrap_or_default();
         tracing::debug!(queue, "parallel line overflows to 12345");
         self.note(now, key, cdr::EventKind::Overflowed, Some(queue.clone()));
-        self.enqueue(now, key, &queue, &line);
+        self.enqueue(now, key, &queue, &line, true);
         true
     }
 
@@ -302,7 +296,7 @@ impl Core {
         };
         let display = display_name(req.header("From").unwrap_or_default());
         let to = addr_of(&uri);
-        call.b = Dialog {
+        let dialog = Dialog {
             call_id,
             local_hdr: format!("{display}<sip:{}@{contact_host}>;tag={b_tag}", call.caller),
             local_tag: b_tag.into(),
@@ -329,9 +323,9 @@ impl Core {
         let mut out = OutRequest {
             method: Some(Method::Invite),
             uri,
-            from: call.b.local_hdr.clone(),
-            to: call.b.remote_hdr.clone(),
-            call_id: call.b.call_id.to_string(),
+            from: dialog.local_hdr.clone(),
+            to: dialog.remote_hdr.clone(),
+            call_id: dialog.call_id.to_string(),
             cseq: 1,
             max_forwards,
             route: Vec::new(),
@@ -343,17 +337,10 @@ impl Core {
             out.content_type = Some("application/sdp".into());
             out.body = offer;
         }
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        call.b_invite_cseq = 1;
-        call.b_provisional = false;
-        call.cancel_pending = false;
-        let b_call_id = call.b.call_id.clone();
+        let b_call_id = dialog.call_id.clone();
         let b_tx = self.tl.send_request(now, peer, out);
         if let Some(call) = self.calls.get_mut(&key) {
-            call.b_invite = Some(b_tx);
-            call.b_invite_tx = Some(b_tx);
+            call.b = Some(Leg::placed(dialog, b_tx));
         }
         self.by_b.insert(b_call_id, key);
         self.track(key, b_tx, Role::BInvite);

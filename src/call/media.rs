@@ -89,19 +89,6 @@ impl MediaConfig {
     }
 }
 
-/// Where a call's satisfaction survey stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Survey {
-    /// The line asks none, or the call is not one to rate.
-    Off,
-    /// The line asks one if an agent answers and hangs up first.
-    Due,
-    /// The prompt plays; the digit is awaited until the call timer fires.
-    Asking,
-    /// A digit came (or none did): the thanks prompt plays, then BYE.
-    Closing,
-}
-
 /// One call's media.
 #[derive(Debug)]
 pub(super) struct CallMedia {
@@ -111,16 +98,13 @@ pub(super) struct CallMedia {
     pub(super) offer: Sdp,
     /// The audio codec the caller sends.
     pub(super) codec: Codec,
-    /// The gateway itself answered the caller (queued, answer mode).
-    pub answered_a: bool,
     /// The SDP answer the caller got from the gateway, repeated in the 200 that
     /// follows a 183.
     pub(super) a_answer: Option<Bytes>,
     /// Our `o=` session id and version, per leg.
     pub(super) origin: [(u64, u64); 2],
-    /// Queue and line to enter once the line's prompt has played.
-    pub(super) queue_after_prompt: Option<(String, String)>,
-    pub survey: Survey,
+    /// The line asks for a rating and none has been asked yet.
+    pub(super) survey_due: bool,
     pub survey_digit: Option<u8>,
     /// The recording's file name (`<call id>.wav`), when the line records.
     pub recording: Option<String>,
@@ -212,11 +196,7 @@ impl Core {
             .record
             .unwrap_or(cfg.record)
             .then(|| format!("{id}.wav"));
-        let survey = if line.survey.unwrap_or(cfg.survey) {
-            Survey::Due
-        } else {
-            Survey::Off
-        };
+        let survey_due = line.survey.unwrap_or(cfg.survey);
         let seed = self.ids.next_u64();
         self.media_cmd(MediaCommand::Open {
             session: key,
@@ -237,11 +217,9 @@ impl Core {
             ports: [a, b],
             codec: remote.codec,
             offer,
-            answered_a: false,
             a_answer: None,
             origin: [(seed >> 1 & 0xffff_ffff, 1), (seed >> 33, 1)],
-            queue_after_prompt: None,
-            survey,
+            survey_due,
             survey_digit: None,
             recording,
             playing: false,
@@ -266,9 +244,11 @@ impl Core {
     /// The SDP the callee leg is offered: the caller's codecs (only the agreed one
     /// once the gateway has answered the caller), anchored at the callee port.
     pub(super) fn b_offer(&mut self, key: CallKey) -> Option<Bytes> {
-        let m = self.calls.get_mut(&key)?.media.as_mut()?;
+        let call = self.calls.get_mut(&key)?;
+        let gateway_answered = call.gateway_answered();
+        let m = call.media.as_mut()?;
         let mut sdp = m.offer.clone();
-        if m.answered_a || m.a_answer.is_some() {
+        if gateway_answered || m.a_answer.is_some() {
             let codec = codec_name(m.codec);
             if let Err(e) = sdp.restrict_codecs(&[codec, "telephone-event/8000"]) {
                 debug!(error = %e, "callee offer keeps the caller's codecs");
@@ -340,11 +320,7 @@ impl Core {
     /// the relay also hears that leg's RTP from any port of it (a phone behind
     /// NAT). `None` before the leg has a peer.
     pub(super) fn signal_ip(&self, key: CallKey, side: Side) -> Option<IpAddr> {
-        let call = self.calls.get(&key)?;
-        let peer = match side {
-            Side::A => call.a.peer,
-            Side::B => call.b.peer,
-        };
+        let peer = self.calls.get(&key)?.peer_of(side)?;
         Some(peer.addr.ip()).filter(|ip| !ip.is_unspecified())
     }
 

@@ -9,10 +9,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tracing::{debug, info, warn};
 
-use super::media::{
-    MediaConfig, QueuedAudio, Survey, call_transport, info_digit, leg_of, side_index,
-};
-use super::{CallKey, CallTimer, Core, Phase, Reason, Side};
+use super::media::{MediaConfig, QueuedAudio, call_transport, info_digit, leg_of, side_index};
+use super::{AnsweredBy, CallKey, CallState, CallTimer, Core, Reason, Side, SurveyStep};
 use crate::cdr;
 use crate::media::command::{Hold, Leg, MediaCommand, MediaEvent, Playlist};
 use crate::sip::builder::response_to;
@@ -23,13 +21,7 @@ impl Core {
     /// A queued call's audio: answer (or 183) the caller with the gateway's SDP
     /// and play the line's prompt or the greeting, then hold music. Returns
     /// true when the ACD offer waits for the line's prompt to finish.
-    pub(super) fn queue_audio(
-        &mut self,
-        now: Instant,
-        key: CallKey,
-        queue: &str,
-        line: &str,
-    ) -> bool {
+    pub(super) fn queue_audio(&mut self, now: Instant, key: CallKey) -> bool {
         let Some(cfg) = self.cfg.media.clone() else {
             return false;
         };
@@ -70,24 +62,18 @@ impl Core {
         if code == 200 {
             call.answered_invite = call.a_invite.take().map(|(_, r)| r);
             call.final_code = 200;
-            call.phase = Phase::Answered;
         }
-        let media = call.media.as_mut().expect("checked above");
-        media.answered_a = code == 200;
-        media.playing = true;
         let delayed = line_prompt.is_some();
-        if delayed {
-            media.queue_after_prompt = Some((queue.to_string(), line.to_string()));
+        call.state = CallState::Queued { prompt: delayed };
+        let first = !call.ringback_noted;
+        if let Some(media) = call.media.as_mut() {
+            media.playing = true;
         }
         // Should the relay never say the prompt ended, the caller is queued anyway.
         let guard = line_prompt
             .as_ref()
             .map(|p| now + Duration::from_millis(p.duration_ms()) + Duration::from_secs(2));
         self.respond(now, tx, code, bytes);
-        let first = !self
-            .calls
-            .get(&key)
-            .is_some_and(|c| c.events.iter().any(|e| e.kind == cdr::EventKind::Ringback));
         if first {
             self.note(now, key, cdr::EventKind::Ringback, None);
         }
@@ -100,7 +86,7 @@ impl Core {
         };
         self.media_play(key, playlist);
         if let Some(at) = guard {
-            self.arm_call_timer(key, CallTimer::Survey, at);
+            self.arm_call_timer(key, CallTimer::PromptGuard, at);
         }
         delayed
     }
@@ -130,14 +116,6 @@ impl Core {
         self.media_cmd(MediaCommand::Bridge { session: key });
     }
 
-    /// Whether the gateway answered the caller itself (its 200 is not the callee's).
-    pub(super) fn gateway_answered(&self, key: CallKey) -> bool {
-        self.calls
-            .get(&key)
-            .and_then(|c| c.media.as_ref())
-            .is_some_and(|m| m.answered_a)
-    }
-
     /// The callee hung up first on an answered call: ask the caller for a rating
     /// instead of hanging up. False when no survey applies.
     pub(super) fn start_survey(&mut self, now: Instant, key: CallKey) -> bool {
@@ -147,22 +125,28 @@ impl Core {
         let Some(call) = self.calls.get_mut(&key) else {
             return false;
         };
-        let rated = call.answered_by == Some("12345") && call.transferred_to.is_none();
+        let rated = matches!(
+            call.state,
+            CallState::Connected {
+                by: AnsweredBy::Seats12345
+            }
+        ) && call.transferred_to.is_none();
         let Some(m) = call.media.as_mut() else {
             return false;
         };
-        if m.survey != Survey::Due || !rated {
+        if !m.survey_due || !rated {
             return false;
         }
         let Some(prompt) = cfg.prompts.get(&cfg.survey_prompt) else {
             return false;
         };
-        m.survey = Survey::Asking;
+        m.survey_due = false;
         m.playing = true;
+        call.state = CallState::Survey(SurveyStep::Asking);
         // The agent's leg is over: nothing to send BYE to.
-        call.b.remote_tag = None;
-        // The agent is free for the next caller while this one rates the call.
-        let release = call.queue.is_some() && !std::mem::replace(&mut call.acd_done, true);
+        if let Some(leg) = call.b.take() {
+            self.by_b.remove(&leg.dialog.call_id);
+        }
         let until = now + Duration::from_millis(prompt.duration_ms()) + cfg.survey_timeout;
         call.span
             .in_scope(|| debug!("agent hung up first: satisfaction survey"));
@@ -177,13 +161,9 @@ impl Core {
                 hold: None,
             },
         );
-        self.arm_call_timer(key, CallTimer::Survey, until);
-        if release {
-            if let Err(e) = self.acd.call_ended(now, key) {
-                debug!(error = %e, "ACD call_ended at the survey");
-            }
-            self.drain_acd(now);
-        }
+        self.arm_call_timer(key, CallTimer::SurveyKey, until);
+        // The agent is free for the next caller while this one rates the call.
+        self.release_acd(now, key);
         true
     }
 
@@ -192,12 +172,15 @@ impl Core {
         let Some(cfg) = self.cfg.media.clone() else {
             return;
         };
-        let Some(m) = self.calls.get_mut(&key).and_then(|c| c.media.as_mut()) else {
+        let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        if m.survey != Survey::Asking {
+        if !matches!(call.state, CallState::Survey(SurveyStep::Asking)) {
             return;
         }
+        let Some(m) = call.media.as_mut() else {
+            return;
+        };
         let Some(rating) = digit.to_digit(10).filter(|d| (1..=3).contains(d)) else {
             debug!(%digit, "survey: not a rating key");
             return;
@@ -216,12 +199,10 @@ impl Core {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        call.ring_deadline = None;
-        let Some(m) = call.media.as_mut() else {
-            return;
-        };
-        m.survey = Survey::Closing;
-        match thanks.filter(|_| m.survey_digit.is_some()) {
+        call.state = CallState::Survey(SurveyStep::Closing);
+        call.timers.stop(CallTimer::SurveyKey);
+        let rated = call.media.as_ref().is_some_and(|m| m.survey_digit.is_some());
+        match thanks.filter(|_| rated) {
             Some(p) => {
                 self.media_play(
                     key,
@@ -232,7 +213,7 @@ impl Core {
                 );
                 // Bounded in case the relay never reports the end.
                 let guard = now + Duration::from_millis(self.thanks_ms()) + Duration::from_secs(2);
-                self.arm_call_timer(key, CallTimer::Survey, guard);
+                self.arm_call_timer(key, CallTimer::SurveyThanks, guard);
             }
             None => self.hang_up_side(now, key, Side::A),
         }
@@ -252,27 +233,28 @@ impl Core {
         let Some(cfg) = self.cfg.media.clone() else {
             return;
         };
-        let survey = self
-            .calls
-            .get(&key)
-            .and_then(|c| c.media.as_ref())
-            .map(|m| m.survey);
-        let prompt_pending = self
-            .calls
-            .get(&key)
-            .and_then(|c| c.media.as_ref())
-            .is_some_and(|m| m.queue_after_prompt.is_some());
-        if prompt_pending {
-            debug!("the line's prompt never reported its end: queueing the caller");
-            return self.on_play_done(now, key);
-        }
-        match survey {
-            Some(Survey::Asking) => {
+        let step = match self.calls.get(&key).map(|c| &c.state) {
+            Some(CallState::Survey(step)) => *step,
+            _ => return,
+        };
+        match step {
+            SurveyStep::Asking => {
                 debug!("survey: no key pressed");
                 self.close_survey(now, key, &cfg);
             }
-            Some(Survey::Closing) => self.hang_up_side(now, key, Side::A),
-            _ => {}
+            SurveyStep::Closing => self.hang_up_side(now, key, Side::A),
+        }
+    }
+
+    /// The line's prompt never reported its end: the caller is queued anyway.
+    pub(super) fn on_prompt_guard(&mut self, now: Instant, key: CallKey) {
+        let pending = self
+            .calls
+            .get(&key)
+            .is_some_and(|c| matches!(c.state, CallState::Queued { prompt: true }));
+        if pending {
+            debug!("the line's prompt never reported its end: queueing the caller");
+            self.on_play_done(now, key);
         }
     }
 
@@ -332,18 +314,23 @@ impl Core {
         let Some(cfg) = self.cfg.media.clone() else {
             return;
         };
-        let Some(m) = self.calls.get_mut(&key).and_then(|c| c.media.as_mut()) else {
+        let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        if let Some((queue, line)) = m.queue_after_prompt.take() {
-            // The line's prompt is over: hold music while the ACD finds an agent.
-            let playlist = self.hold_playlist(&cfg, false);
-            self.media_play(key, playlist);
-            return self.offer_to_acd(now, key, &queue, &line);
-        }
-        match m.survey {
-            Survey::Asking => {} // the prompt is over; the digit timer runs
-            Survey::Closing => self.hang_up_side(now, key, Side::A),
+        match call.state {
+            CallState::Queued { prompt: true } => {
+                // The line's prompt is over: hold music while the ACD finds an agent.
+                call.state = CallState::Queued { prompt: false };
+                call.timers.stop(CallTimer::PromptGuard);
+                let queue = call.queue.clone().unwrap_or_default();
+                let line = call.line.clone();
+                let playlist = self.hold_playlist(&cfg, false);
+                self.media_play(key, playlist);
+                self.offer_to_acd(now, key, &queue, &line)
+            }
+            // The survey prompt is over: the key timer runs.
+            CallState::Survey(SurveyStep::Asking) => {}
+            CallState::Survey(SurveyStep::Closing) => self.hang_up_side(now, key, Side::A),
             _ => {}
         }
     }
@@ -353,7 +340,7 @@ impl Core {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        if call.phase == Phase::Ending {
+        if matches!(call.state, CallState::Ending) {
             return;
         }
         call.set_reason(reason);
@@ -370,12 +357,7 @@ impl Core {
             };
             return self.abandon_early(now, key, reason, code, phrase);
         }
-        if self.gateway_answered(key)
-            && self
-                .calls
-                .get(&key)
-                .is_some_and(|c| c.answered_at.is_none())
-        {
+        if call.waiting() {
             return self.leave_queue(now, key, reason);
         }
         self.hang_up(now, key);
@@ -390,19 +372,16 @@ impl Core {
         };
         call.set_reason(reason);
         let reason = call.reason.unwrap_or(reason);
-        call.phase = Phase::Ending;
-        call.ring_deadline = None;
+        call.state = CallState::Ending;
+        call.timers.stop(CallTimer::Ring);
         let kind = super::ending_kind(reason);
         self.note(now, key, kind, Some(reason.as_str().to_string()));
         if reason != Reason::CallerCancelled {
             self.bye_caller(now, key);
         }
-        let queued = self.calls.get(&key).is_some_and(|c| c.queue.is_some());
-        if queued {
-            if let Err(e) = self.acd.abandon(now, key) {
-                debug!(error = %e, "ACD abandon");
-            }
-            self.drain_acd(now);
+        let in_acd = self.calls.get(&key).is_some_and(|c| c.in_acd);
+        if in_acd {
+            self.release_acd(now, key);
         } else if let Some(agent) = self.calls.get(&key).and_then(|c| c.agent.clone()) {
             self.cancel_ring(now, key, &agent);
         }
@@ -500,15 +479,14 @@ impl Core {
         true
     }
 
-    /// Whether an in-dialog request from the caller is the gateway's to answer.
+    /// Whether an in-dialog request from the caller is the gateway's to answer:
+    /// it waits for an agent after the gateway's own answer, or rates the call.
     pub(super) fn answers_locally(&self, key: CallKey, from: Side) -> bool {
         from == Side::A
             && self.calls.get(&key).is_some_and(|c| {
-                c.media.as_ref().is_some_and(|m| {
-                    // Waiting for an agent after the gateway's own answer, or rating.
-                    (m.answered_a && c.answered_at.is_none())
-                        || matches!(m.survey, Survey::Asking | Survey::Closing)
-                })
+                c.media.is_some()
+                    && (c.waiting() && c.a_invite.is_none()
+                        || matches!(c.state, CallState::Survey(_)))
             })
     }
 }

@@ -31,6 +31,7 @@ pub mod reason;
 mod record;
 #[cfg(test)]
 mod security_tests;
+mod state;
 mod strangers;
 #[cfg(test)]
 mod tests;
@@ -61,12 +62,15 @@ use crate::sip::validate::check_request;
 use crate::sip::{Peer, Transmit, salvage};
 use crate::util::idmap::IdMap;
 pub use guard::{GuardConfig, GuardCounts};
+use leg::Leg;
 pub use leg::Side;
 pub use media::{MediaConfig, QueuedAudio, missing_line_prompts, sdp_remote as remote_of};
 pub use reason::Reason;
-pub use record::CallRecord;
+pub use record::FinishedCall;
 use record::ending_kind;
-use timer::CallTimer;
+pub use state::AnsweredBy;
+use state::{CallState, SurveyStep};
+use timer::{CallTimer, Timers};
 
 /// What the core needs to know about its deployment.
 #[derive(Debug, Clone)]
@@ -118,17 +122,6 @@ impl Default for CoreConfig {
 /// Identifies a call inside one core.
 pub type CallKey = u64;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// B leg placed, no final response yet.
-    Early,
-    /// 2xx relayed to the caller, waiting for its ACK.
-    Answered,
-    Confirmed,
-    /// Hanging up: waiting for outstanding BYEs or the B INVITE's final response.
-    Ending,
-}
-
 /// What a transaction means to its call.
 #[derive(Debug, Clone, Copy)]
 enum Role {
@@ -136,7 +129,7 @@ enum Role {
     AInvite,
     /// Client transaction of the INVITE to the callee.
     BInvite,
-    /// Our CANCEL or PRACK: the response needs no action.
+    /// Our CANCEL, PRACK, NOTIFY or a BYE whose answer changes nothing.
     Fire,
     /// A BYE we sent as part of hanging up.
     Bye,
@@ -157,25 +150,24 @@ enum Role {
     TransferReinvite,
 }
 
-/// One call: two legs and what ties them together.
+/// One call: the caller's dialog, the callee leg, and what ties them together.
 #[derive(Debug)]
 struct Call {
     span: tracing::Span,
-    phase: Phase,
+    state: CallState,
+    /// The caller's dialog (the gateway is its UAS).
     a: Dialog,
-    b: Dialog,
     /// The caller's INVITE while it awaits a final response.
     a_invite: Option<(TxId, Box<Request>)>,
-    /// The callee INVITE's client transaction while it awaits a final response.
-    b_invite: Option<TxId>,
-    /// The callee INVITE's client transaction, kept for the ACK of its 2xx.
-    b_invite_tx: Option<TxId>,
-    b_invite_cseq: u32,
+    /// The caller's INVITE after the gateway answered it itself (queued callers
+    /// with media): callee legs are still built from it.
+    answered_invite: Option<Box<Request>>,
+    /// The caller acknowledged the 2xx it got (the gateway's or the callee's).
+    a_acked: bool,
+    /// The callee leg: the destination, agent or legacy seat rung or connected.
+    b: Option<Leg>,
     /// Requests relayed to the other leg, by their server transaction, until final.
     relays: Vec<(TxId, Box<Request>)>,
-    b_provisional: bool,
-    /// CANCEL requested before the callee sent any provisional response.
-    cancel_pending: bool,
     /// BYEs sent and not yet answered.
     byes: u8,
     txs: Vec<TxId>,
@@ -184,23 +176,22 @@ struct Call {
     line: String,
     /// The ACD queue the call is in (or was answered from).
     queue: Option<String>,
+    /// The ACD knows the call: it must be told once when the call leaves it.
+    in_acd: bool,
     /// The agent being rung, or who answered.
     agent: Option<String>,
     overflowed: bool,
-    /// The ACD has been told the call is over for it (after a transfer).
-    acd_done: bool,
-    /// A transfer in progress.
-    transfer: Option<Box<transfer::Transfer>>,
     /// The directory number the call was transferred to.
     transferred_to: Option<String>,
-    /// A parallel line's 12345 queue while its legacy seats ring.
-    parallel: Option<String>,
-    /// Who answered: `"12345"` or `"legacy"` (a parallel line's seats).
-    answered_by: Option<&'static str>,
+    answered_by: Option<AnsweredBy>,
     mode: crate::dialplan::Mode,
     department: Option<String>,
     offered_at: Instant,
     answered_at: Option<Instant>,
+    /// Milestones already written to the event log (never read back from it).
+    offer_noted: bool,
+    ringback_noted: bool,
+    end_noted: bool,
     /// The number originally dialled (Diversion / History-Info).
     original: Option<String>,
     /// The raw event log, kept with the call record.
@@ -211,36 +202,47 @@ struct Call {
     deadline: Option<String>,
     reason: Option<Reason>,
     final_code: u16,
-    ring_deadline: Option<Instant>,
-    end_deadline: Option<Instant>,
-    survey_deadline: Option<Instant>,
-    progress_deadline: Option<Instant>,
+    timers: Timers,
     /// The call's media at the relay, when anchored.
     media: Option<Box<media::CallMedia>>,
-    /// The caller's INVITE after the gateway answered it itself (callee legs
-    /// are still built from it).
-    answered_invite: Option<Box<Request>>,
 }
 
 impl Call {
-    fn leg(&mut self, side: Side) -> &mut Dialog {
-        match side {
-            Side::A => &mut self.a,
-            Side::B => &mut self.b,
-        }
-    }
-
     fn set_reason(&mut self, r: Reason) {
         self.reason.get_or_insert(r);
+    }
+
+    /// The gateway answered the caller itself (its 200 is not the callee's).
+    fn gateway_answered(&self) -> bool {
+        self.answered_invite.is_some()
     }
 
     /// The caller still waits for a person: its INVITE is pending, or the
     /// gateway answered it and no callee has yet.
     fn waiting(&self) -> bool {
         self.a_invite.is_some()
-            || (self.media.as_ref().is_some_and(|m| m.answered_a)
-                && self.answered_at.is_none()
-                && self.phase != Phase::Ending)
+            || (self.gateway_answered() && matches!(self.state, CallState::Queued { .. }))
+    }
+
+    /// The dialog of one side, when it has one.
+    fn dialog(&mut self, side: Side) -> Option<&mut Dialog> {
+        match side {
+            Side::A => Some(&mut self.a),
+            Side::B => self.b.as_mut().map(|l| &mut l.dialog),
+        }
+    }
+
+    /// Where one side's messages go.
+    fn peer_of(&self, side: Side) -> Option<Peer> {
+        match side {
+            Side::A => Some(self.a.peer),
+            Side::B => self.b.as_ref().map(|l| l.dialog.peer),
+        }
+    }
+
+    /// The callee INVITE still awaits its final response.
+    fn b_pending(&self) -> bool {
+        self.b.as_ref().is_some_and(|l| l.pending)
     }
 }
 
@@ -254,6 +256,8 @@ pub struct CoreStats {
     pub strangers: GuardCounts,
     /// Responses from another address than their request went to (dropped).
     pub foreign_responses: u64,
+    /// Transaction events and timers for calls that had already ended (ignored).
+    pub stale_events: u64,
 }
 
 /// The B2BUA core of one shard.
@@ -271,7 +275,7 @@ pub struct Core {
     by_b: HashMap<Box<str>, CallKey>,
     by_tx: IdMap<TxId, (CallKey, Role)>,
     timers: BinaryHeap<Reverse<(Instant, CallKey, CallTimer)>>,
-    records: VecDeque<CallRecord>,
+    records: VecDeque<FinishedCall>,
     /// Calls offered to a person since the last `poll_offer`: their stubs open.
     offers: VecDeque<cdr::Offer>,
     stats: CoreStats,
@@ -391,11 +395,15 @@ impl Core {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        let first_offer = kind == cdr::EventKind::Offered
-            && !call
-                .events
-                .iter()
-                .any(|e| e.kind == cdr::EventKind::Offered);
+        let first_offer = kind == cdr::EventKind::Offered && !call.offer_noted;
+        match kind {
+            cdr::EventKind::Offered => call.offer_noted = true,
+            cdr::EventKind::Ringback => call.ringback_noted = true,
+            cdr::EventKind::CallerHungUp
+            | cdr::EventKind::CalleeHungUp
+            | cdr::EventKind::GatewayEnded => call.end_noted = true,
+            _ => {}
+        }
         if first_offer {
             self.offers.push_back(cdr::Offer {
                 id,
@@ -523,7 +531,7 @@ impl Core {
     }
 
     /// The next finished call.
-    pub fn poll_record(&mut self) -> Option<CallRecord> {
+    pub fn poll_record(&mut self) -> Option<FinishedCall> {
         self.records.pop_front()
     }
 

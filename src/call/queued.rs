@@ -97,39 +97,33 @@ impl Core {
     /// Queues a call. With media the gateway answers the caller (or sends early
     /// media) with the greeting and hold music, or first the line's prompt;
     /// without, the caller hears ringback (`180`) while it waits.
-    pub(super) fn enqueue(&mut self, now: Instant, key: CallKey, queue: &str, line: &str) {
+    pub(super) fn enqueue(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        queue: &str,
+        line: &str,
+        overflowed: bool,
+    ) {
         // An overflow (from a parallel line's legacy seats) was noted already.
-        let overflow = self.calls.get(&key).is_some_and(|c| {
-            c.events
-                .last()
-                .is_some_and(|e| e.kind == cdr::EventKind::Overflowed)
-        });
-        if !overflow {
+        if !overflowed {
             self.note(now, key, cdr::EventKind::Offered, Some(queue.to_string()));
         }
         let with_media = self.calls.get(&key).is_some_and(|c| c.media.is_some());
         if with_media && self.cfg.media.is_some() {
-            let delayed = self.queue_audio(now, key, queue, line);
+            let delayed = self.queue_audio(now, key);
             if !delayed {
                 self.offer_to_acd(now, key, queue, line);
             }
             return;
         }
-        let contact = self.contact(Transport::Udp);
         if let Some(call) = self.calls.get(&key)
             && let Some((tx, req)) = &call.a_invite
         {
-            let contact = match call.a.peer.transport {
-                Transport::Udp => contact,
-                Transport::Tcp => self.contact(Transport::Tcp),
-            };
+            let contact = self.contact(call.a.peer.transport);
             let mut m = response_to(req, 180, "Ringing", Some(&call.a.local_tag));
             m.header("Contact", &contact);
-            let tx = *tx;
-            let first = !call
-                .events
-                .iter()
-                .any(|e| e.kind == cdr::EventKind::Ringback);
+            let (tx, first) = (*tx, !call.ringback_noted);
             self.respond(now, tx, 180, m.finish_empty());
             if first {
                 self.note(now, key, cdr::EventKind::Ringback, None);
@@ -141,12 +135,36 @@ impl Core {
     /// Hands a queued call to the ACD.
     pub(super) fn offer_to_acd(&mut self, now: Instant, key: CallKey, queue: &str, line: &str) {
         match self.acd.offer(now, key, queue, Some(line.to_string()), 0) {
-            Ok(()) => self.drain_acd(now),
+            Ok(()) => {
+                if let Some(c) = self.calls.get_mut(&key) {
+                    c.in_acd = true;
+                }
+                self.drain_acd(now)
+            }
             Err(e) => {
                 warn!(error = %e, queue, "cannot queue the call");
                 self.abandon_early(now, key, Reason::NoRoute, 503, "Service Unavailable");
             }
         }
+    }
+
+    /// Tells the ACD, once, that a call has left it: answered calls end (the
+    /// agent goes to wrap-up), others are abandoned (a ring in progress is
+    /// cancelled). Later calls do nothing.
+    pub(super) fn release_acd(&mut self, now: Instant, key: CallKey) {
+        let Some(call) = self.calls.get_mut(&key).filter(|c| c.in_acd) else {
+            return;
+        };
+        call.in_acd = false;
+        let result = if call.answered_at.is_some() {
+            self.acd.call_ended(now, key)
+        } else {
+            self.acd.abandon(now, key)
+        };
+        if let Err(e) = result {
+            debug!(error = %e, "ACD release");
+        }
+        self.drain_acd(now);
     }
 
     /// Carries out what the ACD asked for.
@@ -167,6 +185,10 @@ impl Core {
                     }
                 }
                 Command::Expire { call, cause, .. } => {
+                    // The ACD has forgotten the call already.
+                    if let Some(c) = self.calls.get_mut(&call) {
+                        c.in_acd = false;
+                    }
                     let reason = match cause {
                         acd::Cause::MaxWait => Reason::QueueCallback,
                         acd::Cause::QueueRemoved => Reason::QueueRemoved,
@@ -269,25 +291,25 @@ impl Core {
             return;
         }
         call.agent = None;
-        let dialog = std::mem::replace(&mut call.b, Dialog::none());
-        let provisional = call.b_provisional;
-        call.b_invite_tx = None;
-        call.cancel_pending = false;
-        let Some(tx) = call.b_invite.take() else {
-            self.by_b.remove(&dialog.call_id);
+        let Some(leg) = call.b.take() else {
             return;
         };
+        self.by_b.remove(&leg.dialog.call_id);
+        if !leg.pending {
+            return;
+        }
+        let tx = leg.invite;
         call.txs.retain(|t| *t != tx);
-        self.by_b.remove(&dialog.call_id);
         self.by_tx.insert(tx, (key, Role::Orphan));
+        let cancelled = leg.provisional;
         self.orphans.insert(
             tx,
             Orphan {
-                dialog,
-                cancelled: provisional,
+                dialog: leg.dialog,
+                cancelled,
             },
         );
-        if provisional && let Ok(c) = self.tl.cancel(now, tx) {
+        if cancelled && let Ok(c) = self.tl.cancel(now, tx) {
             self.by_tx.insert(c, (key, Role::Fire));
         }
     }
@@ -337,11 +359,9 @@ impl Core {
         let Some(agent) = call.agent.take() else {
             return;
         };
-        call.b_invite = None;
-        call.b_invite_tx = None;
-        call.cancel_pending = false;
-        let dialog = std::mem::replace(&mut call.b, Dialog::none());
-        self.by_b.remove(&dialog.call_id);
+        if let Some(leg) = call.b.take() {
+            self.by_b.remove(&leg.dialog.call_id);
+        }
         if let Err(e) = self.acd.ring_failed(now, key, &agent) {
             debug!(error = %e, "ring_failed");
         }

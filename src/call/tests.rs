@@ -139,7 +139,7 @@ impl Net {
             .collect()
     }
 
-    pub(super) fn record(&mut self) -> CallRecord {
+    pub(super) fn record(&mut self) -> FinishedCall {
         self.core.poll_record().expect("a finished call")
     }
 

@@ -8,22 +8,19 @@ use std::time::Instant;
 use bytes::Bytes;
 use tracing::{debug, info};
 
-use super::{CallKey, Core, Phase, Role, Side};
+use super::{Call, CallKey, CallState, Core, Leg, Role, Side};
 use crate::registrar::RequestAuth;
 use crate::sip::Peer;
 use crate::sip::dialog::Dialog;
 use crate::sip::message::{Headers, Method, Request, Response, SipUri, addr_spec};
 use crate::sip::transaction::{OutRequest, TxId};
 
-/// A transfer in progress.
+/// A transfer in progress: the directory number and the new leg (answered
+/// once its INVITE is no longer pending: its offer goes to the caller).
 #[derive(Debug)]
 pub(super) struct Transfer {
     number: String,
-    /// The new leg.
-    c: Dialog,
-    c_invite: TxId,
-    /// The new leg's 2xx, once it answered: its offer goes to the caller.
-    c_answered: bool,
+    leg: Leg,
 }
 
 impl Core {
@@ -46,7 +43,7 @@ impl Core {
         let ready = self
             .calls
             .get(&key)
-            .is_some_and(|c| c.phase == Phase::Confirmed && c.transfer.is_none());
+            .is_some_and(|c| c.a_acked && matches!(c.state, CallState::Connected { .. }));
         if !ready {
             return self.reply(now, tx, req, 491, "Request Pending");
         }
@@ -125,13 +122,16 @@ impl Core {
         }
         let c_invite = self.tl.send_request(now, peer, out);
         debug!(number = %entry.number, "transfer: calling the new leg");
-        if let Some(call) = self.calls.get_mut(&key) {
-            call.transfer = Some(Box::new(Transfer {
-                number: entry.number.clone(),
-                c,
-                c_invite,
-                c_answered: false,
-            }));
+        if let Some(call) = self.calls.get_mut(&key)
+            && let CallState::Connected { by } = call.state
+        {
+            call.state = CallState::Transferring {
+                by,
+                transfer: Box::new(Transfer {
+                    number: entry.number.clone(),
+                    leg: Leg::placed(c, c_invite),
+                }),
+            };
         }
         self.track(key, c_invite, Role::TransferInvite);
     }
@@ -183,47 +183,41 @@ impl Core {
             return;
         }
         let Some(a_transport) = self.calls.get(&key).map(|c| c.a.peer.transport) else {
+            self.stats.stale_events += 1;
             return;
         };
         let contact = self.contact(a_transport);
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        let Some(t) = call.transfer.as_mut() else {
+        let CallState::Transferring { transfer, .. } = &mut call.state else {
             return;
         };
         if resp.code >= 300 {
-            call.transfer = None;
+            call.end_transfer();
             let frag = format!("SIP/2.0 {} {}", resp.code, resp.reason);
             return self.notify_agent(now, key, &frag, true);
         }
-        t.c.learn_from_response(&resp);
-        t.c_answered = true;
-        let anchored = call.media.is_some();
-        if anchored {
+        transfer.leg.dialog.learn_from_response(&resp);
+        transfer.leg.pending = false;
+        if call.media.is_some() {
             // The new leg answered the relay's offer: point the relay at it, ACK it.
-            let Some(t) = call.transfer.take() else {
+            let Some(Transfer { number, leg }) = call.end_transfer() else {
                 return;
             };
-            let Transfer {
-                number,
-                c,
-                c_invite,
-                ..
-            } = *t;
             // The new leg is not the callee dialog yet: its own peer is the
             // signalling source the relay may hear it from.
-            let signal = Some(c.peer.addr.ip());
+            let signal = Some(leg.dialog.peer.addr.ip());
             self.learn_from(key, Side::B, signal, resp.content_type(), &resp.body);
-            let ack = c.request_with_cseq(Method::Ack, 1, None, Bytes::new());
-            self.tl.send_ack(Some(c_invite), c.peer, ack);
-            return self.complete_transfer(now, key, number, c, c_invite);
+            let ack = leg.ack(None, Bytes::new());
+            self.tl.send_ack(Some(leg.invite), leg.dialog.peer, ack);
+            return self.complete_transfer(now, key, number, leg);
         }
         if resp.body.is_empty() {
             // No offer to give the caller: give up on the new leg.
-            let (c, tx) = (std::mem::replace(&mut t.c, Dialog::none()), t.c_invite);
-            call.transfer = None;
-            self.release_leg(now, key, c, tx);
+            if let Some(t) = call.end_transfer() {
+                self.release_leg(now, key, t.leg);
+            }
             return self.notify_agent(now, key, "SIP/2.0 488 Not Acceptable Here", true);
         }
         // Give the new leg's offer to the caller.
@@ -250,19 +244,14 @@ impl Core {
             return;
         }
         let Some(call) = self.calls.get_mut(&key) else {
+            self.stats.stale_events += 1;
             return;
         };
-        let Some(t) = call.transfer.take() else {
+        let Some(Transfer { number, leg }) = call.end_transfer() else {
             return;
         };
-        let Transfer {
-            number,
-            c,
-            c_invite,
-            ..
-        } = *t;
         if resp.code >= 300 {
-            self.release_leg(now, key, c, c_invite);
+            self.release_leg(now, key, leg);
             let frag = format!("SIP/2.0 {} {}", resp.code, resp.reason);
             return self.notify_agent(now, key, &frag, true);
         }
@@ -273,94 +262,89 @@ impl Core {
             .request_with_cseq(Method::Ack, call.a.local_cseq, None, Bytes::new());
         let a_peer = call.a.peer;
         self.tl.send_ack(Some(tx), a_peer, a_ack);
-        let c_ack = c.request_with_cseq(
-            Method::Ack,
-            1,
+        let c_ack = leg.ack(
             resp.content_type().map(str::to_string),
             Bytes::from(resp.body.clone()),
         );
-        self.tl.send_ack(Some(c_invite), c.peer, c_ack);
-        self.complete_transfer(now, key, number, c, c_invite);
+        self.tl.send_ack(Some(leg.invite), leg.dialog.peer, c_ack);
+        self.complete_transfer(now, key, number, leg);
     }
 
     /// The new leg is up: tell the agent, put the new leg in its place, release
     /// the agent.
-    fn complete_transfer(
-        &mut self,
-        now: Instant,
-        key: CallKey,
-        number: String,
-        c: Dialog,
-        c_invite: TxId,
-    ) {
+    fn complete_transfer(&mut self, now: Instant, key: CallKey, number: String, leg: Leg) {
         self.notify_agent(now, key, "SIP/2.0 200 OK", true);
-        // Release the agent and put the new leg in its place.
         let at_ms = self.unix_ms(now);
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        let old_b = std::mem::replace(&mut call.b, c);
-        call.b_invite_tx = Some(c_invite);
+        let new_id = leg.dialog.call_id.clone();
+        let old_b = call.b.replace(leg);
         call.transferred_to = Some(number.clone());
         call.events.push(crate::cdr::Event {
             at_ms,
             kind: crate::cdr::EventKind::TransferredOut,
             detail: Some(number.clone()),
         });
-        let new_id = call.b.call_id.clone();
-        let bye = {
-            let mut b = old_b;
-            let peer = b.peer;
-            let req = b.request(Method::Bye, None, Bytes::new());
-            self.by_b.remove(&b.call_id);
-            (peer, req)
-        };
         self.by_b.insert(new_id, key);
-        let t = self.tl.send_request(now, bye.0, bye.1);
-        self.by_tx.insert(t, (key, Role::Fire));
-        info!(number = %number, "call transferred");
-        let release_agent = self
-            .calls
-            .get_mut(&key)
-            .is_some_and(|c| c.queue.is_some() && !std::mem::replace(&mut c.acd_done, true));
-        if release_agent {
-            if let Err(e) = self.acd.call_ended(now, key) {
-                debug!(error = %e, "ACD call_ended after transfer");
-            }
-            self.drain_acd(now);
+        if let Some(mut old) = old_b {
+            self.by_b.remove(&old.dialog.call_id);
+            let peer = old.dialog.peer;
+            let bye = old.dialog.request(Method::Bye, None, Bytes::new());
+            let t = self.tl.send_request(now, peer, bye);
+            self.by_tx.insert(t, (key, Role::Fire));
         }
+        info!(number = %number, "call transferred");
+        self.release_acd(now, key);
     }
 
     /// The new leg or the caller's re-INVITE never answered: tell the agent, and
     /// release the new leg if it had answered.
     pub(super) fn on_transfer_timeout(&mut self, now: Instant, key: CallKey) {
-        let Some(t) = self.calls.get_mut(&key).and_then(|c| c.transfer.take()) else {
+        let Some(t) = self.calls.get_mut(&key).and_then(|c| c.end_transfer()) else {
             return;
         };
-        if t.c_answered {
-            self.release_leg(now, key, t.c, t.c_invite);
+        if !t.leg.pending {
+            self.release_leg(now, key, t.leg);
         }
         self.notify_agent(now, key, "SIP/2.0 408 Request Timeout", true);
     }
 
+    /// The call ends during a transfer: the new leg is cancelled while it
+    /// rings, or released if it has answered.
+    pub(super) fn drop_transfer(&mut self, now: Instant, key: CallKey) {
+        let Some(t) = self.calls.get_mut(&key).and_then(|c| c.end_transfer()) else {
+            return;
+        };
+        if !t.leg.pending {
+            return self.release_leg(now, key, t.leg);
+        }
+        match self.tl.cancel(now, t.leg.invite) {
+            Ok(c) => self.track(key, c, Role::Fire),
+            Err(e) => debug!(error = %e, "transfer leg: CANCEL not sent"),
+        }
+    }
+
     /// Ends a leg that answered but is not wanted: ACK its 2xx and send BYE.
-    fn release_leg(&mut self, now: Instant, key: CallKey, mut leg: Dialog, invite: TxId) {
-        let ack = leg.request_with_cseq(Method::Ack, 1, None, Bytes::new());
-        self.tl.send_ack(Some(invite), leg.peer, ack);
-        let bye = leg.request(Method::Bye, None, Bytes::new());
-        let t = self.tl.send_request(now, leg.peer, bye);
+    fn release_leg(&mut self, now: Instant, key: CallKey, mut leg: Leg) {
+        let ack = leg.ack(None, Bytes::new());
+        self.tl.send_ack(Some(leg.invite), leg.dialog.peer, ack);
+        let bye = leg.dialog.request(Method::Bye, None, Bytes::new());
+        let t = self.tl.send_request(now, leg.dialog.peer, bye);
         self.by_tx.insert(t, (key, Role::Fire));
     }
 
     /// A NOTIFY with a sipfrag of the transfer's progress to the agent (RFC 3515 §2.4.5).
     fn notify_agent(&mut self, now: Instant, key: CallKey, frag: &str, last: bool) {
-        let Some(call) = self.calls.get_mut(&key) else {
+        let Some(leg) = self
+            .calls
+            .get_mut(&key)
+            .and_then(|c| c.b.as_mut())
+            .filter(|l| l.has_dialog())
+        else {
             return;
         };
-        if call.b.remote_tag.is_none() {
-            return;
-        }
-        let mut req = call.b.request(
+        let mut req = leg.dialog.request(
             Method::Notify,
             Some("message/sipfrag;version=2.0".into()),
             Bytes::from(format!("{frag}\r\n")),
@@ -372,8 +356,22 @@ impl Core {
             "active;expires=60"
         };
         req.extra.push(("Subscription-State".into(), state.into()));
-        let peer = call.b.peer;
+        let peer = leg.dialog.peer;
         let tx = self.tl.send_request(now, peer, req);
         self.by_tx.insert(tx, (key, Role::Fire));
+    }
+}
+
+impl Call {
+    /// Ends the transfer in progress, if any: the call is connected as before
+    /// (the caller and the agent) and the transfer is handed back.
+    fn end_transfer(&mut self) -> Option<Transfer> {
+        let CallState::Transferring { by, .. } = self.state else {
+            return None;
+        };
+        match std::mem::replace(&mut self.state, CallState::Connected { by }) {
+            CallState::Transferring { transfer, .. } => Some(*transfer),
+            _ => None,
+        }
     }
 }

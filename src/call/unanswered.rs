@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use tracing::debug;
 
-use super::{CallKey, CallTimer, Core, Phase, Reason, Role};
+use super::{CallKey, CallState, CallTimer, Core, Reason, Role};
 use crate::sip::builder::response_to;
 use crate::sip::message::Request;
 use crate::sip::transaction::TxId;
@@ -40,21 +40,18 @@ impl Core {
         code: u16,
         phrase: &str,
     ) {
-        if self.gateway_answered(key)
-            && self
-                .calls
-                .get(&key)
-                .is_some_and(|c| c.a_invite.is_none() && c.answered_at.is_none())
-        {
-            // The gateway answered this caller itself: it gets BYE, not `code`.
-            return self.leave_queue(now, key, reason);
-        }
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
+        if call.waiting() && call.a_invite.is_none() {
+            // The gateway answered this caller itself: it gets BYE, not `code`.
+            return self.leave_queue(now, key, reason);
+        }
         call.set_reason(reason);
-        call.phase = Phase::Ending;
-        call.ring_deadline = None;
+        let queued = matches!(call.state, CallState::Queued { .. });
+        call.state = CallState::Ending;
+        call.timers.stop(CallTimer::Ring);
+        call.timers.stop(CallTimer::LegacyRing);
         let reason = call.reason.unwrap_or(reason);
         if let Some((a_tx, req)) = call.a_invite.take() {
             let bytes = response_to(&req, code, phrase, Some(&call.a.local_tag)).finish_empty();
@@ -64,21 +61,21 @@ impl Core {
             let kind = super::ending_kind(reason);
             self.note(now, key, kind, Some(reason.as_str().to_string()));
         }
-        if self.calls.get(&key).is_some_and(|c| c.queue.is_some()) {
+        if queued {
             // The ACD cancels any ring in progress (CancelRing orphans the leg).
-            if let Err(e) = self.acd.abandon(now, key) {
-                debug!(error = %e, "ACD abandon");
-            }
-            self.drain_acd(now);
+            self.release_acd(now, key);
             return self.finish(now, key);
         }
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
+        let Some(leg) = self.calls.get_mut(&key).and_then(|c| c.b.as_mut()) else {
+            return self.finish(now, key);
         };
-        match call.b_invite {
-            Some(b_tx) if call.b_provisional => self.cancel_b(now, key, b_tx),
-            Some(_) => call.cancel_pending = true,
-            None => self.finish(now, key),
+        match leg.pending {
+            true if leg.provisional => {
+                let tx = leg.invite;
+                self.cancel_b(now, key, tx)
+            }
+            true => leg.cancel_pending = true,
+            false => self.finish(now, key),
         }
     }
 
@@ -89,7 +86,7 @@ impl Core {
         }
         // RFC 3261 §9.1: give up on the INVITE 64·T1 after CANCEL if no final comes.
         let guard = now + self.tl.config().timers.timeout();
-        self.arm_call_timer(key, CallTimer::Ring, guard);
+        self.arm_call_timer(key, CallTimer::CancelGuard, guard);
     }
 
     pub(super) fn on_timeout(&mut self, now: Instant, tx: TxId) {
@@ -101,15 +98,15 @@ impl Core {
                 if self.overflow_from_legacy(now, key, true) {
                     return;
                 }
-                let queued_waiting = self
-                    .calls
-                    .get(&key)
-                    .is_some_and(|c| c.queue.is_some() && c.waiting());
-                if queued_waiting {
+                let Some(call) = self.calls.get_mut(&key) else {
+                    self.stats.stale_events += 1;
+                    return;
+                };
+                if matches!(call.state, CallState::Queued { .. }) && call.waiting() {
                     return self.ring_failed(now, key);
                 }
-                if let Some(c) = self.calls.get_mut(&key) {
-                    c.b_invite = None;
+                if let Some(leg) = call.b.as_mut().filter(|l| l.invite == tx) {
+                    leg.pending = false;
                 }
                 // Answers the caller 408 if it still waits, then ends the call.
                 self.abandon_early(now, key, Reason::CalleeTimeout, 408, "Request Timeout");
@@ -149,11 +146,11 @@ impl Core {
             // The gateway's own 200 was never acknowledged: the caller is gone.
             return self.leave_queue(now, key, Reason::CallerNoAck);
         }
-        let answered = self
+        let unacked = self
             .calls
             .get(&key)
-            .is_some_and(|c| c.phase == Phase::Answered);
-        if answered {
+            .is_some_and(|c| c.state.answered() && !c.a_acked);
+        if unacked {
             if let Some(c) = self.calls.get_mut(&key) {
                 c.set_reason(Reason::CallerNoAck);
             }
@@ -164,21 +161,15 @@ impl Core {
     pub(super) fn on_call_timer(&mut self, now: Instant, key: CallKey, timer: CallTimer) {
         match timer {
             CallTimer::Ring => {
-                if self.overflow_from_legacy(now, key, false) {
-                    return;
-                }
-                let ending = self
-                    .calls
-                    .get(&key)
-                    .is_some_and(|c| c.phase == Phase::Ending);
-                if ending {
-                    // The callee never answered our CANCEL's INVITE: give up.
-                    self.finish(now, key);
-                } else {
-                    self.abandon_early(now, key, Reason::CalleeNoAnswer, 408, "Request Timeout");
-                }
+                self.abandon_early(now, key, Reason::CalleeNoAnswer, 408, "Request Timeout");
             }
-            CallTimer::Survey => self.on_survey_timer(now, key),
+            CallTimer::LegacyRing => {
+                self.overflow_from_legacy(now, key, false);
+            }
+            // The callee never answered our CANCEL's INVITE: give up on it.
+            CallTimer::CancelGuard => self.finish(now, key),
+            CallTimer::PromptGuard => self.on_prompt_guard(now, key),
+            CallTimer::SurveyKey | CallTimer::SurveyThanks => self.on_survey_timer(now, key),
             CallTimer::Progress => {
                 let pending = self
                     .calls
@@ -197,7 +188,6 @@ impl Core {
             CallTimer::MaxDuration => {
                 if let Some(c) = self.calls.get_mut(&key) {
                     c.set_reason(Reason::MaxDuration);
-                    c.end_deadline = None;
                 }
                 self.hang_up(now, key);
             }

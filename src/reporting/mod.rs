@@ -315,7 +315,7 @@ impl Recorder {
     }
 
     /// Counts a finished call and queues it for the store.
-    pub fn finished(&mut self, record: &crate::call::CallRecord) {
+    pub fn finished(&mut self, record: &crate::call::FinishedCall) {
         let mut cdr = record.to_cdr();
         let classified = sla::classify(&cdr, &self.sla);
         let outcome = classified.as_ref().map(|c| c.outcome);
