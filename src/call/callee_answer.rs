@@ -94,7 +94,11 @@ impl Core {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        for t in [CallTimer::Ring, CallTimer::LegacyRing, CallTimer::CancelGuard] {
+        for t in [
+            CallTimer::Ring,
+            CallTimer::LegacyRing,
+            CallTimer::CancelGuard,
+        ] {
             call.timers.stop(t);
         }
         if queued && code >= 300 && call.waiting() {
@@ -144,7 +148,10 @@ impl Core {
         call.answered_by = Some(by);
         let who = match by {
             AnsweredBy::Legacy => "legacy".to_string(),
-            _ => call.agent.clone().unwrap_or_else(|| by.as_str().to_string()),
+            _ => call
+                .agent
+                .clone()
+                .unwrap_or_else(|| by.as_str().to_string()),
         };
         self.note(now, key, cdr::EventKind::Answered, Some(who));
         self.relay_to_caller(now, key, resp);

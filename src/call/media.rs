@@ -60,35 +60,6 @@ pub struct MediaConfig {
     pub record: bool,
 }
 
-impl MediaConfig {
-    /// The core's settings from `[media]`, for SDP naming `address` and with
-    /// these prompts.
-    pub fn from_section(
-        m: &crate::config::MediaSection,
-        address: IpAddr,
-        prompts: Arc<Prompts>,
-    ) -> MediaConfig {
-        MediaConfig {
-            address,
-            ports: (m.rtp_port_min, m.rtp_port_max),
-            queued: match m.queued {
-                crate::config::QueuedMode::Answer => QueuedAudio::Answer,
-                crate::config::QueuedMode::EarlyMedia => QueuedAudio::EarlyMedia,
-            },
-            prompts,
-            greeting: m.greeting.clone(),
-            hold_music: m.hold_music.clone(),
-            hold_message: m.hold_message.clone(),
-            hold_message_every: Duration::from_secs(m.hold_message_every_s),
-            survey: m.survey,
-            survey_prompt: m.survey_prompt.clone(),
-            survey_thanks: m.survey_thanks.clone(),
-            survey_timeout: Duration::from_secs(m.survey_timeout_s),
-            record: m.record,
-        }
-    }
-}
-
 /// One call's media.
 #[derive(Debug)]
 pub(super) struct CallMedia {

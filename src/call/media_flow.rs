@@ -201,7 +201,10 @@ impl Core {
         };
         call.state = CallState::Survey(SurveyStep::Closing);
         call.timers.stop(CallTimer::SurveyKey);
-        let rated = call.media.as_ref().is_some_and(|m| m.survey_digit.is_some());
+        let rated = call
+            .media
+            .as_ref()
+            .is_some_and(|m| m.survey_digit.is_some());
         match thanks.filter(|_| rated) {
             Some(p) => {
                 self.media_play(

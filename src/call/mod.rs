@@ -1,19 +1,14 @@
-//! The B2BUA core: calls made of two independent legs, driven by transaction events.
+//! The B2BUA core: calls made of a caller's dialog and a callee [`leg::Leg`],
+//! driven by transaction events.
 //!
 //! Sans-IO like `sip/`: [`Core`] takes raw bytes with the peer they came from and
 //! the current time, and hands back bytes to send, its next deadline and records
-//! of finished calls. The transport task owns one `Core` (one per shard when
-//! sharded by Call-ID: outgoing Call-IDs carry the shard number).
+//! of finished calls. The transport task owns one `Core`. Callee Call-IDs carry
+//! the core's shard number, so that a driver running several cores could route
+//! by Call-ID; today there is one.
 //!
-//! A call's phases:
-//!
-//! ```text
-//!  INVITE ─► route ─► Early ──2xx──► Answered ──ACK──► Confirmed ──BYE──► Ending ─► record
-//!              │        │                                              ▲
-//!              │        ├─ CANCEL / ring timeout ─► (487 / 408 to A) ──┤
-//!              │        └─ callee ≥300 / Timer B ─► relayed / 408 ─────┘
-//!              └─ 404 no route / 503 overload ─► record
-//! ```
+//! Where a call stands is one `CallState`; its chart is at the top of `state.rs`.
+//! The call's timers, one per purpose, are in `timer.rs`.
 
 pub mod api;
 mod callee_answer;
