@@ -86,6 +86,12 @@ pub fn render(
         "Responses dropped because they came from another address than their request went to.",
         status.foreign_responses.load(Ordering::Relaxed),
     );
+    counter(
+        o,
+        "hotline_call_stale_events_total",
+        "Transaction events that arrived for a call that had already ended (ignored).",
+        status.stale_events.load(Ordering::Relaxed),
+    );
     gauge(
         o,
         "hotline_sip_tcp_connections",
