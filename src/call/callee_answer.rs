@@ -16,6 +16,8 @@ use crate::sip::transaction::TxId;
 impl Core {
     pub(super) fn on_response(&mut self, now: Instant, tx: TxId, resp: Response) {
         let Some(&(key, role)) = self.by_tx.get(&tx) else {
+            // Its call has ended and forgotten the transaction.
+            self.stats.stale_events += 1;
             return;
         };
         match role {

@@ -91,6 +91,7 @@ impl Core {
 
     pub(super) fn on_timeout(&mut self, now: Instant, tx: TxId) {
         let Some(&(key, role)) = self.by_tx.get(&tx) else {
+            self.stats.stale_events += 1;
             return;
         };
         match role {
