@@ -12,7 +12,7 @@
 //! agent answers (the `answered` event is the agent's). What the caller hears,
 //! the survey and the relay's events are in `media_flow.rs`.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +24,7 @@ use crate::media::command::{Leg, MediaCommand, Playlist, Remote};
 use crate::media::{Codec, Prompts};
 use crate::sip::message::{Headers, Request};
 use crate::sip::sdp::{Direction, Sdp, SdpError};
+use crate::sip::sdp_audio::G711;
 
 /// The encodings the relay carries (no transcoding: prompts exist in both laws).
 const RELAYED: &[&str] = &["PCMA/8000", "PCMU/8000", "telephone-event/8000"];
@@ -457,47 +458,24 @@ pub(super) fn codec_name(c: Codec) -> &'static str {
     }
 }
 
-/// Where a phone wants its audio, from its SDP: `None` when held, or without
-/// PCMA or PCMU.
-pub fn sdp_remote(sdp: &Sdp) -> Option<Remote> {
-    remote_of(sdp, None)
-}
-
 /// Where a phone wants its audio, from its SDP: `None` when held (`c=0.0.0.0`,
 /// port 0) or without a relayed codec (then `fallback` is used if given).
 pub(super) fn remote_of(sdp: &Sdp, fallback: Option<Codec>) -> Option<Remote> {
-    let (ip, port) = sdp.audio_endpoint()?;
-    let m = sdp.audio()?;
-    let mut codec = None;
-    let mut dtmf_pt = None;
-    for pt in m.payload_types() {
-        let enc = m.encoding(pt).unwrap_or("").to_ascii_lowercase();
-        if codec.is_none() {
-            codec = match (pt, enc.as_str()) {
-                (_, e) if e.starts_with("pcma/8000") => Some(Codec::Pcma),
-                (_, e) if e.starts_with("pcmu/8000") => Some(Codec::Pcmu),
-                (0, "") => Some(Codec::Pcmu),
-                (8, "") => Some(Codec::Pcma),
-                _ => None,
-            };
-        }
-        if dtmf_pt.is_none() && enc.starts_with("telephone-event/8000") {
-            dtmf_pt = Some(pt);
-        }
-    }
-    let rtcp = match m.rtcp() {
-        Some(r) => SocketAddr::new(
-            r.address.as_ref().and_then(|a| a.ip()).unwrap_or(ip),
-            r.port,
-        ),
-        None => SocketAddr::new(ip, port.wrapping_add(1)),
-    };
+    let t = sdp.audio_target()?;
     Some(Remote {
-        rtp: SocketAddr::new(ip, port),
-        rtcp,
-        codec: codec.or(fallback)?,
-        dtmf_pt,
+        rtp: t.rtp,
+        rtcp: t.rtcp,
+        codec: t.g711.map(codec_of).or(fallback)?,
+        dtmf_pt: t.dtmf_pt,
     })
+}
+
+/// The relay's codec for a G.711 law.
+fn codec_of(law: G711) -> Codec {
+    match law {
+        G711::ALaw => Codec::Pcma,
+        G711::MuLaw => Codec::Pcmu,
+    }
 }
 
 /// Every line prompt of `plan` that `prompts` lacks, as an error message naming

@@ -59,7 +59,7 @@ use crate::util::idmap::IdMap;
 pub use guard::{GuardConfig, GuardCounts};
 use leg::Leg;
 pub use leg::Side;
-pub use media::{MediaConfig, QueuedAudio, missing_line_prompts, sdp_remote as remote_of};
+pub use media::{MediaConfig, QueuedAudio, missing_line_prompts};
 pub use reason::Reason;
 pub use record::FinishedCall;
 use record::ending_kind;
