@@ -15,16 +15,16 @@ use crate::sip::transaction::TxId;
 
 impl Core {
     pub(super) fn on_response(&mut self, now: Instant, tx: TxId, resp: Response) {
-        let Some(&(key, role)) = self.by_tx.get(&tx) else {
+        let Some(&(key, role)) = self.sh.by_tx.get(&tx) else {
             // Its call has ended and forgotten the transaction.
-            self.stats.stale_events += 1;
+            self.sh.stats.stale_events += 1;
             return;
         };
         match role {
             Role::BInvite => self.on_b_invite_response(now, key, tx, resp),
             Role::Fire => {
                 if resp.code >= 200 {
-                    self.by_tx.remove(&tx);
+                    self.sh.by_tx.remove(&tx);
                 }
             }
             Role::Bye => {
@@ -53,9 +53,9 @@ impl Core {
         resp: Response,
     ) {
         let code = resp.code;
-        let ring_timeout = self.cfg.ring_timeout;
+        let ring_timeout = self.sh.cfg.ring_timeout;
         let Some(call) = self.calls.get_mut(&key) else {
-            self.stats.stale_events += 1;
+            self.sh.stats.stale_events += 1;
             return;
         };
         let Some(leg) = call.b.as_mut().filter(|l| l.invite == tx) else {
@@ -108,7 +108,7 @@ impl Core {
         }
         if code < 300 {
             if queued && let Some(agent) = call.agent.clone() {
-                if let Err(e) = self.acd.answered(now, key, &agent) {
+                if let Err(e) = self.sh.acd.answered(now, key, &agent) {
                     debug!(error = %e, "ACD answered");
                 }
                 self.drain_acd(now);
@@ -124,7 +124,7 @@ impl Core {
     /// The callee answered: relay the 2xx, unless the caller has already gone (the
     /// CANCEL/200 race), in which case the callee gets ACK and BYE at once.
     pub(super) fn b_answered(&mut self, now: Instant, key: CallKey, resp: &Response) {
-        let max_duration = self.cfg.max_duration;
+        let max_duration = self.sh.cfg.max_duration;
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -136,7 +136,7 @@ impl Core {
         };
         if call.a_invite.is_none() || matches!(call.state, CallState::Ending) {
             let (ack, peer) = (leg.ack(None, Bytes::new()), leg.dialog.peer);
-            self.tl.send_ack(Some(leg.invite), peer, ack);
+            self.sh.tl.send_ack(Some(leg.invite), peer, ack);
             self.hang_up_side(now, key, Side::B);
             return;
         }
@@ -168,7 +168,7 @@ impl Core {
     /// agent (the offer was ours), connect the audio. A caller already gone (the
     /// BYE/200 race) leaves the agent with ACK and BYE.
     pub(super) fn b_answered_queued(&mut self, now: Instant, key: CallKey, resp: &Response) {
-        let max_duration = self.cfg.max_duration;
+        let max_duration = self.sh.cfg.max_duration;
         self.learn(key, Side::B, resp.content_type(), &resp.body);
         let Some(call) = self.calls.get_mut(&key) else {
             return;
@@ -177,7 +177,7 @@ impl Core {
             return;
         };
         let (ack, peer) = (leg.ack(None, Bytes::new()), leg.dialog.peer);
-        self.tl.send_ack(Some(leg.invite), peer, ack);
+        self.sh.tl.send_ack(Some(leg.invite), peer, ack);
         if !matches!(call.state, CallState::Queued { .. }) {
             return self.hang_up_side(now, key, Side::B);
         }
@@ -243,7 +243,7 @@ impl Core {
         req.extra
             .push(("RAck".into(), format!("{rseq} {} INVITE", leg.invite_cseq)));
         let peer = leg.dialog.peer;
-        let tx = self.tl.send_request(now, peer, req);
+        let tx = self.sh.tl.send_request(now, peer, req);
         self.track(key, tx, Role::Fire);
     }
 }

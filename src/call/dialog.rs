@@ -27,7 +27,7 @@ impl Core {
     pub(super) fn find_dialog(&self, req: &Request) -> Option<(CallKey, Side)> {
         let call_id = req.call_id()?;
         let (from, to) = (req.from_tag()?, req.to_tag()?);
-        if let Some(&key) = self.by_b.get(call_id) {
+        if let Some(&key) = self.sh.by_b.get(call_id) {
             let b = &self.calls.get(&key)?.b.as_ref()?.dialog;
             return (b.remote_tag.as_deref() == Some(from.as_str()) && *b.local_tag == *to)
                 .then_some((key, Side::B));
@@ -115,12 +115,12 @@ impl Core {
         let peer = leg.peer;
         let bye = leg.request(Method::Bye, None, Bytes::new());
         call.byes += 1;
-        let tx = self.tl.send_request(now, peer, bye);
+        let tx = self.sh.tl.send_request(now, peer, bye);
         self.track(key, tx, Role::Bye);
     }
 
     pub(super) fn bye_done(&mut self, now: Instant, key: CallKey, tx: TxId) {
-        self.by_tx.remove(&tx);
+        self.sh.by_tx.remove(&tx);
         if let Some(call) = self.calls.get_mut(&key) {
             call.byes = call.byes.saturating_sub(1);
         }
@@ -138,7 +138,7 @@ impl Core {
     }
 
     pub(super) fn on_ack(&mut self, tx: Option<TxId>, req: &Request) {
-        let Some(&(key, role)) = tx.and_then(|t| self.by_tx.get(&t)) else {
+        let Some(&(key, role)) = tx.and_then(|t| self.sh.by_tx.get(&t)) else {
             debug!("ACK for no pending 2xx: absorbed");
             return;
         };
@@ -154,7 +154,7 @@ impl Core {
             ),
         };
         let Some(call) = self.calls.get_mut(&key) else {
-            self.stats.stale_events += 1;
+            self.sh.stats.stale_events += 1;
             return;
         };
         match role {
@@ -166,7 +166,7 @@ impl Core {
                 }
                 if let Some(leg) = call.b.as_ref() {
                     let ack = leg.ack(ct, body);
-                    self.tl.send_ack(Some(leg.invite), leg.dialog.peer, ack);
+                    self.sh.tl.send_ack(Some(leg.invite), leg.dialog.peer, ack);
                 }
             }
             Role::AwaitAck { client, to, cseq } => {
@@ -175,8 +175,8 @@ impl Core {
                 };
                 let ack = leg.request_with_cseq(Method::Ack, cseq, ct, body);
                 let peer = leg.peer;
-                self.tl.send_ack(Some(client), peer, ack);
-                self.by_tx.remove(&tx.unwrap_or(client));
+                self.sh.tl.send_ack(Some(client), peer, ack);
+                self.sh.by_tx.remove(&tx.unwrap_or(client));
             }
             _ => {}
         }
@@ -236,7 +236,7 @@ impl Core {
         let (peer, cseq) = (leg.peer, leg.local_cseq);
         let invite = req.method == Method::Invite;
         call.relays.push((server, Box::new(req)));
-        let client = self.tl.send_request(now, peer, out);
+        let client = self.sh.tl.send_request(now, peer, out);
         self.track(
             key,
             client,
@@ -305,7 +305,7 @@ impl Core {
         };
         if resp.code >= 200 {
             call.relays.swap_remove(i);
-            self.by_tx.remove(&client);
+            self.sh.by_tx.remove(&client);
             if success && invite {
                 self.track(key, server, Role::AwaitAck { client, to, cseq });
             }

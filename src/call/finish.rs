@@ -20,7 +20,7 @@ impl Core {
             return;
         };
         for (tx, req) in std::mem::take(&mut call.relays) {
-            let tag = self.ids.tag();
+            let tag = self.sh.ids.tag();
             // RFC 3261 §15.1.2: requests pending when the dialog ends get 487.
             let bytes = response_to(&req, 487, "Request Terminated", Some(&tag));
             self.respond(now, tx, 487, bytes.finish_empty());
@@ -34,10 +34,10 @@ impl Core {
             self.by_a.remove(&(call.a.call_id.clone(), tag.clone()));
         }
         if let Some(b) = &call.b {
-            self.by_b.remove(&b.dialog.call_id);
+            self.sh.by_b.remove(&b.dialog.call_id);
         }
         for tx in &call.txs {
-            self.by_tx.remove(tx);
+            self.sh.by_tx.remove(tx);
         }
         let media = call.media.take();
         let (survey, recording) = media

@@ -23,7 +23,7 @@ impl Core {
         let called = called_number(&req);
         // Trunks are trusted by network; anyone else counts as an agent only with
         // digest credentials (DESIGN.md §7), not for sharing an agent's address.
-        let from_agent = self.dialplan.trunk_for(peer.addr.ip()).is_none()
+        let from_agent = self.sh.dialplan.trunk_for(peer.addr.ip()).is_none()
             && match self.agent_auth(now, tx, &req, peer) {
                 Some(agent) => agent,
                 None => return, // challenged or refused
@@ -36,7 +36,7 @@ impl Core {
             from_agent,
             at: self.local_time(now),
         };
-        let plan = self.dialplan.clone();
+        let plan = self.sh.dialplan.clone();
         let decision = plan.decide(&facts);
         let (line, outcome) = match (decision.line, &decision.outcome) {
             (_, Outcome::Reject { code, reason }) => {
@@ -63,15 +63,15 @@ impl Core {
             .is_some_and(|t| t.trusted)
             .then(|| number::asserted_caller(&req))
             .flatten();
-        let overload = if self.calls.len() >= self.cfg.max_calls {
+        let overload = if self.calls.len() >= self.sh.cfg.max_calls {
             Some(Reason::Overload)
         } else {
             self.store_backlog.then_some(Reason::StoreBacklog)
         };
         if let Some(reason) = overload {
-            let tag = self.ids.tag();
+            let tag = self.sh.ids.tag();
             let mut m = response_to(&req, 503, "Service Unavailable", Some(&tag));
-            m.header("Retry-After", &self.cfg.retry_after_s.to_string());
+            m.header("Retry-After", &self.sh.cfg.retry_after_s.to_string());
             self.respond(now, tx, 503, m.finish_empty());
             // A citizen dialled a line and was turned away: that counts against the
             // line's answer rate, and asks for a callback.
@@ -87,7 +87,7 @@ impl Core {
         let caller = caller_from_pai.unwrap_or_else(|| caller_number(&req));
         let span = info_span!("call", id = key, line = %line.number, mode = line.mode.as_str());
         span.in_scope(|| debug!(caller = %Pii(&caller), called = %Pii(&called), "offered"));
-        let a = Dialog::uas(&req, peer, self.ids.tag());
+        let a = Dialog::uas(&req, peer, self.sh.ids.tag());
         if let Some(tag) = &a.remote_tag {
             self.by_a.insert((a.call_id.clone(), tag.clone()), key);
         }
@@ -214,14 +214,15 @@ impl Core {
     ) -> Option<bool> {
         let from = crate::call::caller_number(req);
         let reply = match self
+            .sh
             .registrar
             .authenticate_request(now, req, peer, Some(&from))
         {
             RequestAuth::Agent(_) => return Some(true),
-            RequestAuth::Absent if !self.registrar.is_registered_source(peer.addr.ip()) => {
+            RequestAuth::Absent if !self.sh.registrar.is_registered_source(peer.addr.ip()) => {
                 return Some(false);
             }
-            RequestAuth::Absent => self.registrar.challenge_request(now, peer, Some(&from)),
+            RequestAuth::Absent => self.sh.registrar.challenge_request(now, peer, Some(&from)),
             RequestAuth::Reply(r) => r,
         };
         self.send_registrar_reply(now, tx, req, &reply);
@@ -256,7 +257,7 @@ impl Core {
         let line = call.line.clone();
         if leg_done {
             if let Some(leg) = call.b.take() {
-                self.by_b.remove(&leg.dialog.call_id);
+                self.sh.by_b.remove(&leg.dialog.call_id);
             }
         } else {
             call.agent = Some("legacy".into());
@@ -278,10 +279,10 @@ impl Core {
         peer: Peer,
         extra: Vec<(String, String)>,
     ) {
-        let b_tag = self.ids.tag();
-        let call_id: Box<str> = self.ids.call_id(self.cfg.shard).into();
+        let b_tag = self.sh.ids.tag();
+        let call_id: Box<str> = self.sh.ids.call_id(self.sh.cfg.shard).into();
         let contact = self.contact(peer.transport);
-        let contact_host = self.cfg.contact_host.clone();
+        let contact_host = self.sh.cfg.contact_host.clone();
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -338,19 +339,19 @@ impl Core {
             out.body = offer;
         }
         let b_call_id = dialog.call_id.clone();
-        let b_tx = self.tl.send_request(now, peer, out);
+        let b_tx = self.sh.tl.send_request(now, peer, out);
         if let Some(call) = self.calls.get_mut(&key) {
             call.b = Some(Leg::placed(dialog, b_tx));
         }
-        self.by_b.insert(b_call_id, key);
+        self.sh.by_b.insert(b_call_id, key);
         self.track(key, b_tx, Role::BInvite);
     }
 
     /// Our Contact for a leg on `transport`.
     pub(super) fn contact(&self, transport: Transport) -> String {
         match transport {
-            Transport::Udp => format!("<sip:gw@{}>", self.cfg.contact_host),
-            Transport::Tcp => format!("<sip:gw@{};transport=tcp>", self.cfg.contact_host),
+            Transport::Udp => format!("<sip:gw@{}>", self.sh.cfg.contact_host),
+            Transport::Tcp => format!("<sip:gw@{};transport=tcp>", self.sh.cfg.contact_host),
         }
     }
 }

@@ -103,11 +103,11 @@ pub(super) enum MediaRefusal {
 impl Core {
     /// The next order for the relay.
     pub fn poll_media(&mut self) -> Option<MediaCommand> {
-        self.media_out.pop_front()
+        self.sh.media_out.pop_front()
     }
 
     pub(super) fn media_cmd(&mut self, cmd: MediaCommand) {
-        self.media_out.push_back(cmd);
+        self.sh.media_out.push_back(cmd);
     }
 
     /// The caller hears `playlist`, numbered so that its end is told apart
@@ -134,7 +134,7 @@ impl Core {
         req: &Request,
         line: &crate::dialplan::Line,
     ) -> Result<bool, MediaRefusal> {
-        let Some(cfg) = self.cfg.media.clone() else {
+        let Some(cfg) = self.sh.cfg.media.clone() else {
             return Ok(false);
         };
         let is_sdp = req
@@ -156,11 +156,11 @@ impl Core {
             Err(e) => return Err(MediaRefusal::BadSdp(e)),
         }
         let remote = remote_of(&offer, None).ok_or(MediaRefusal::NoCodec)?;
-        let Some(a) = self.ports.take(self.ids.next_u64()) else {
+        let Some(a) = self.sh.ports.take(self.sh.ids.next_u64()) else {
             return Err(MediaRefusal::NoPorts);
         };
-        let Some(b) = self.ports.take(self.ids.next_u64()) else {
-            self.ports.give_back(a);
+        let Some(b) = self.sh.ports.take(self.sh.ids.next_u64()) else {
+            self.sh.ports.give_back(a);
             return Err(MediaRefusal::NoPorts);
         };
         let id = self.call_id_of(key);
@@ -169,7 +169,7 @@ impl Core {
             .unwrap_or(cfg.record)
             .then(|| format!("{id}.wav"));
         let survey_due = line.survey.unwrap_or(cfg.survey);
-        let seed = self.ids.next_u64();
+        let seed = self.sh.ids.next_u64();
         self.media_cmd(MediaCommand::Open {
             session: key,
             ports: [a, b],
@@ -208,7 +208,7 @@ impl Core {
         if let Some(m) = media {
             self.media_cmd(MediaCommand::Close { session: key });
             for p in m.ports {
-                self.ports.give_back(p);
+                self.sh.ports.give_back(p);
             }
         }
     }
@@ -246,7 +246,7 @@ impl Core {
 
     /// Anchors `sdp` for the leg `to` and prints it.
     fn present(&mut self, key: CallKey, to: Side, mut sdp: Sdp) -> Bytes {
-        let Some(cfg) = self.cfg.media.as_ref() else {
+        let Some(cfg) = self.sh.cfg.media.as_ref() else {
             return Bytes::from(sdp.to_string());
         };
         let address = cfg.address;

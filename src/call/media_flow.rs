@@ -22,7 +22,7 @@ impl Core {
     /// and play the line's prompt or the greeting, then hold music. Returns
     /// true when the ACD offer waits for the line's prompt to finish.
     pub(super) fn queue_audio(&mut self, now: Instant, key: CallKey) -> bool {
-        let Some(cfg) = self.cfg.media.clone() else {
+        let Some(cfg) = self.sh.cfg.media.clone() else {
             return false;
         };
         let Some(call) = self.calls.get(&key) else {
@@ -119,7 +119,7 @@ impl Core {
     /// The callee hung up first on an answered call: ask the caller for a rating
     /// instead of hanging up. False when no survey applies.
     pub(super) fn start_survey(&mut self, now: Instant, key: CallKey) -> bool {
-        let Some(cfg) = self.cfg.media.clone() else {
+        let Some(cfg) = self.sh.cfg.media.clone() else {
             return false;
         };
         let Some(call) = self.calls.get_mut(&key) else {
@@ -145,7 +145,7 @@ impl Core {
         call.state = CallState::Survey(SurveyStep::Asking);
         // The agent's leg is over: nothing to send BYE to.
         if let Some(leg) = call.b.take() {
-            self.by_b.remove(&leg.dialog.call_id);
+            self.sh.by_b.remove(&leg.dialog.call_id);
         }
         let until = now + Duration::from_millis(prompt.duration_ms()) + cfg.survey_timeout;
         call.span
@@ -169,7 +169,7 @@ impl Core {
 
     /// A digit from the caller (RFC 4733 or SIP INFO).
     pub(super) fn on_digit(&mut self, now: Instant, key: CallKey, digit: char) {
-        let Some(cfg) = self.cfg.media.clone() else {
+        let Some(cfg) = self.sh.cfg.media.clone() else {
             return;
         };
         let Some(call) = self.calls.get_mut(&key) else {
@@ -224,7 +224,8 @@ impl Core {
 
     /// How long the survey's thanks prompt lasts.
     fn thanks_ms(&self) -> u64 {
-        self.cfg
+        self.sh
+            .cfg
             .media
             .as_ref()
             .and_then(|c| c.survey_thanks.as_deref().and_then(|t| c.prompts.get(t)))
@@ -233,7 +234,7 @@ impl Core {
 
     /// The survey timer: the caller pressed nothing, or the thanks never ended.
     pub(super) fn on_survey_timer(&mut self, now: Instant, key: CallKey) {
-        let Some(cfg) = self.cfg.media.clone() else {
+        let Some(cfg) = self.sh.cfg.media.clone() else {
             return;
         };
         let step = match self.calls.get(&key).map(|c| &c.state) {
@@ -314,7 +315,7 @@ impl Core {
     }
 
     fn on_play_done(&mut self, now: Instant, key: CallKey) {
-        let Some(cfg) = self.cfg.media.clone() else {
+        let Some(cfg) = self.sh.cfg.media.clone() else {
             return;
         };
         let Some(call) = self.calls.get_mut(&key) else {
@@ -401,8 +402,8 @@ impl Core {
         }
         let peer = call.a.peer;
         let bye = call.a.request(Method::Bye, None, Bytes::new());
-        let tx = self.tl.send_request(now, peer, bye);
-        self.by_tx.insert(tx, (key, super::Role::Fire));
+        let tx = self.sh.tl.send_request(now, peer, bye);
+        self.sh.by_tx.insert(tx, (key, super::Role::Fire));
     }
 
     /// An in-dialog request from the caller while no callee is connected (the

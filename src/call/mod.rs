@@ -255,22 +255,32 @@ pub struct CoreStats {
     pub stale_events: u64,
 }
 
-/// The B2BUA core of one shard.
+/// The B2BUA core: the call table and what the calls share.
 #[derive(Debug)]
 pub struct Core {
-    cfg: CoreConfig,
-    tl: TransactionLayer,
-    ids: IdGen,
-    dialplan: Arc<Dialplan>,
+    sh: Shared,
     calls: IdMap<CallKey, Call>,
     next_key: CallKey,
     /// Caller dialogs by (Call-ID, caller's tag).
     by_a: HashMap<(Box<str>, Box<str>), CallKey>,
+    records: VecDeque<FinishedCall>,
+    /// Finished calls wait for the database: refuse new ones.
+    store_backlog: bool,
+    /// Rate limits and counters for strangers.
+    guard: guard::Guard,
+}
+
+/// Everything of the core but its call table: what a call's handlers use.
+#[derive(Debug)]
+pub(super) struct Shared {
+    cfg: CoreConfig,
+    tl: TransactionLayer,
+    ids: IdGen,
+    dialplan: Arc<Dialplan>,
     /// Callee dialogs by our Call-ID.
     by_b: HashMap<Box<str>, CallKey>,
     by_tx: IdMap<TxId, (CallKey, Role)>,
     timers: BinaryHeap<Reverse<(Instant, CallKey, CallTimer)>>,
-    records: VecDeque<FinishedCall>,
     /// Calls offered to a person since the last `poll_offer`: their stubs open.
     offers: VecDeque<cdr::Offer>,
     stats: CoreStats,
@@ -281,10 +291,6 @@ pub struct Core {
     ports: crate::media::pool::PortPool,
     /// Orders for the relay since the last `poll_media`.
     media_out: VecDeque<crate::media::command::MediaCommand>,
-    /// Finished calls wait for the database: refuse new ones.
-    store_backlog: bool,
-    /// Rate limits and counters for strangers.
-    guard: guard::Guard,
     /// Prefix of call record ids: this core's random boot id.
     id_prefix: String,
     /// An instant and the Unix time it corresponds to: the core's wall clock for
@@ -318,37 +324,39 @@ impl Core {
         let id_prefix = format!("{:012x}", ids.next_u64() & 0xffff_ffff_ffff);
         let guard = guard::Guard::new(cfg.strangers, now);
         Core {
-            ports: crate::media::pool::PortPool::new(lo, hi),
-            media_out: VecDeque::new(),
-            cfg,
-            tl,
-            ids,
-            dialplan,
+            sh: Shared {
+                ports: crate::media::pool::PortPool::new(lo, hi),
+                media_out: VecDeque::new(),
+                cfg,
+                tl,
+                ids,
+                dialplan,
+                by_b: HashMap::new(),
+                by_tx: IdMap::default(),
+                timers: BinaryHeap::new(),
+                offers: VecDeque::new(),
+                stats: CoreStats::default(),
+                acd,
+                registrar,
+                orphans: IdMap::default(),
+                wall: (now, 0),
+                id_prefix,
+            },
             calls: IdMap::default(),
             next_key: 1,
             by_a: HashMap::new(),
-            by_b: HashMap::new(),
-            by_tx: IdMap::default(),
-            timers: BinaryHeap::new(),
             records: VecDeque::new(),
-            offers: VecDeque::new(),
-            stats: CoreStats::default(),
-            acd,
-            registrar,
-            orphans: IdMap::default(),
-            wall: (now, 0),
             store_backlog: false,
             guard,
-            id_prefix,
         }
     }
 
     /// Mixes fresh entropy from the OS into every generator the core holds (the
     /// driver calls it now and then).
     pub fn reseed(&mut self, fresh: Seed) {
-        self.ids.reseed(fresh);
-        let forked = self.ids.fork();
-        self.tl.reseed(forked);
+        self.sh.ids.reseed(fresh);
+        let forked = self.sh.ids.fork();
+        self.sh.tl.reseed(forked);
     }
 
     /// While set, new calls get `503` + Retry-After with reason `store.backlog`.
@@ -359,12 +367,12 @@ impl Core {
     /// Tells the core which Unix time (in milliseconds) `at` is, for time-of-day
     /// rules and call records.
     pub fn set_wall_clock(&mut self, at: Instant, unix_ms: i64) {
-        self.wall = (at, unix_ms);
+        self.sh.wall = (at, unix_ms);
     }
 
     /// Unix milliseconds at `now`.
     pub(crate) fn unix_ms(&self, now: Instant) -> i64 {
-        let (at, unix) = self.wall;
+        let (at, unix) = self.sh.wall;
         match now.checked_duration_since(at) {
             Some(d) => unix + d.as_millis() as i64,
             None => unix - at.duration_since(now).as_millis() as i64,
@@ -374,7 +382,7 @@ impl Core {
     /// Local time (the dialplan's UTC offset) at `now`.
     fn local_time(&self, now: Instant) -> crate::dialplan::time::LocalTime {
         let secs = self.unix_ms(now).div_euclid(1000);
-        crate::dialplan::time::local_time(secs, self.dialplan.utc_offset_minutes)
+        crate::dialplan::time::local_time(secs, self.sh.dialplan.utc_offset_minutes)
     }
 
     /// Adds an event to a call's log.
@@ -400,7 +408,7 @@ impl Core {
             _ => {}
         }
         if first_offer {
-            self.offers.push_back(cdr::Offer {
+            self.sh.offers.push_back(cdr::Offer {
                 id,
                 sip_call_id: call.a.call_id.to_string(),
                 caller: call.caller.clone(),
@@ -427,41 +435,44 @@ impl Core {
     /// whole or not at all: a line naming a prompt the gateway has not loaded,
     /// or queues the ACD refuses, leave everything as it was.
     pub fn set_dialplan(&mut self, now: Instant, plan: Arc<Dialplan>) -> Result<(), ApiError> {
-        if let Some(m) = &self.cfg.media {
+        if let Some(m) = &self.sh.cfg.media {
             let missing = media::missing_line_prompts(&plan, &m.prompts);
             if !missing.is_empty() {
                 return Err(ApiError::Refused(missing.join("; ")));
             }
         }
-        self.acd
+        self.sh
+            .acd
             .reload(queued::acd_config(&plan), now)
             .map_err(|e| ApiError::Refused(format!("queues: {e}")))?;
-        self.registrar.set_users(queued::agent_credentials(&plan));
-        self.dialplan = plan;
+        self.sh
+            .registrar
+            .set_users(queued::agent_credentials(&plan));
+        self.sh.dialplan = plan;
         self.drain_registrar(now);
         Ok(())
     }
 
     /// The ACD, for the HTTP API's views and agent state changes.
     pub fn acd(&self) -> &Acd {
-        &self.acd
+        &self.sh.acd
     }
 
     /// Changes an agent's state from the API; the ACD's resulting commands run.
     pub fn with_acd<T>(&mut self, now: Instant, f: impl FnOnce(&mut Acd) -> T) -> T {
-        let r = f(&mut self.acd);
+        let r = f(&mut self.sh.acd);
         self.drain_acd(now);
         r
     }
 
     /// Feeds one UDP datagram.
     pub fn handle_datagram(&mut self, now: Instant, data: &[u8], peer: Peer) {
-        match framing::frame_datagram(data, self.cfg.max_message_bytes) {
+        match framing::frame_datagram(data, self.sh.cfg.max_message_bytes) {
             Ok(len) => self.handle_frame(now, &data[..len], peer),
             Err(framing::FrameError::TooLarge { .. }) => {
-                self.stats.parse_errors += 1;
+                self.sh.stats.parse_errors += 1;
                 if let Some(bytes) = salvage::error_response(data, 513, "Message Too Large") {
-                    self.tl.send_stateless(peer, bytes);
+                    self.sh.tl.send_stateless(peer, bytes);
                 }
             }
             Err(e) => self.reject_unparsed(data, peer, &e.to_string()),
@@ -470,7 +481,7 @@ impl Core {
 
     /// Feeds one complete message framed off a stream.
     pub fn handle_frame(&mut self, now: Instant, frame: &[u8], peer: Peer) {
-        self.stats.messages_in += 1;
+        self.sh.stats.messages_in += 1;
         let msg = match message::parse(frame) {
             Ok(m) => m,
             Err(e) => return self.reject_unparsed(frame, peer, &e.to_string()),
@@ -478,14 +489,14 @@ impl Core {
         if let Message::Request(req) = &msg
             && let Err(reject) = check_request(req)
         {
-            self.stats.rejected_requests += 1;
+            self.sh.stats.rejected_requests += 1;
             debug!(code = reject.code, reason = %reject.reason, %peer, "request refused");
             if req.method != Method::Ack {
                 let mut m = response_to(req, reject.code, &reject.reason, None);
                 for (name, value) in &reject.headers {
                     m.header(name, value);
                 }
-                self.tl.send_stateless(peer, m.finish_empty());
+                self.sh.tl.send_stateless(peer, m.finish_empty());
             }
             return;
         }
@@ -495,7 +506,7 @@ impl Core {
         {
             return;
         }
-        self.tl.handle_message(now, msg, peer);
+        self.sh.tl.handle_message(now, msg, peer);
         self.process_events(now);
     }
 
@@ -503,26 +514,26 @@ impl Core {
     /// generation number that changes whenever this set does: the TCP acceptor
     /// keeps a copy to tell known sources from strangers.
     pub fn registered_sources(&self) -> (u64, impl Iterator<Item = std::net::IpAddr> + '_) {
-        self.registrar.registered_sources()
+        self.sh.registrar.registered_sources()
     }
 
     /// A TCP connection closed (the peer's, or one the gateway opened): agents
     /// who registered over it are rung at their Contact's port from now on.
     pub fn handle_closed(&mut self, peer: Peer) {
-        self.registrar.connection_closed(peer);
+        self.sh.registrar.connection_closed(peer);
     }
 
     /// Answers a message the parser or framer refused: `400` when addressable.
     pub fn reject_unparsed(&mut self, data: &[u8], peer: Peer, detail: &str) {
-        self.stats.parse_errors += 1;
+        self.sh.stats.parse_errors += 1;
         debug!(%peer, detail, "unparseable message");
         if let Some(bytes) = salvage::bad_request(data, detail) {
-            self.tl.send_stateless(peer, bytes);
+            self.sh.tl.send_stateless(peer, bytes);
         }
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.tl.poll_transmit()
+        self.sh.tl.poll_transmit()
     }
 
     /// The next finished call.
@@ -532,19 +543,20 @@ impl Core {
 
     /// The next call offered to a person (its work-order stub opens now).
     pub fn poll_offer(&mut self) -> Option<cdr::Offer> {
-        self.offers.pop_front()
+        self.sh.offers.pop_front()
     }
 
     /// The id of a call: the record's, the stub's and the screen pop's.
     pub(super) fn call_id_of(&self, key: CallKey) -> String {
-        format!("{}-{key}", self.id_prefix)
+        format!("{}-{key}", self.sh.id_prefix)
     }
 
     /// The local date `workdays` working days after `now`, on the calendar.
     pub(super) fn deadline(&self, now: Instant, workdays: u32) -> Option<String> {
         let today = self.local_time(now).date();
         Some(
-            self.dialplan
+            self.sh
+                .dialplan
                 .calendar
                 .add_working_days(today, workdays)
                 .to_string(),
@@ -558,20 +570,20 @@ impl Core {
 
     /// Live transactions (for leak checks).
     pub fn transactions(&self) -> usize {
-        self.tl.len()
+        self.sh.tl.len()
     }
 
     /// The core's counters, with the strangers' and the transaction layer's.
     pub fn stats(&self) -> CoreStats {
         CoreStats {
             strangers: self.guard.counts(),
-            foreign_responses: self.tl.foreign_responses(),
-            ..self.stats.clone()
+            foreign_responses: self.sh.tl.foreign_responses(),
+            ..self.sh.stats.clone()
         }
     }
 
     pub(crate) fn process_events(&mut self, now: Instant) {
-        while let Some(ev) = self.tl.poll_event() {
+        while let Some(ev) = self.sh.tl.poll_event() {
             match ev {
                 TxEvent::Request {
                     tx,
@@ -601,7 +613,7 @@ impl Core {
             _ if req.to_tag().is_some() => self.in_dialog(now, tx, req, peer),
             Method::Register => self.on_register(now, tx, &req, peer),
             Method::Options => {
-                let mut m = response_to(&req, 200, "OK", Some(&self.ids.tag()));
+                let mut m = response_to(&req, 200, "OK", Some(&self.sh.ids.tag()));
                 m.header("Allow", ALLOW)
                     .header("Accept", "application/sdp")
                     .header("Supported", "");
@@ -612,7 +624,7 @@ impl Core {
             }
             Method::Other(_) => self.reply(now, tx, &req, 501, "Not Implemented"),
             _ => {
-                let mut m = response_to(&req, 405, "Method Not Allowed", Some(&self.ids.tag()));
+                let mut m = response_to(&req, 405, "Method Not Allowed", Some(&self.sh.ids.tag()));
                 m.header("Allow", ALLOW);
                 self.respond(now, tx, 405, m.finish_empty());
             }
@@ -621,19 +633,19 @@ impl Core {
 
     /// Sends a plain response on a server transaction.
     fn reply(&mut self, now: Instant, tx: TxId, req: &Request, code: u16, reason: &str) {
-        let tag = self.ids.tag();
+        let tag = self.sh.ids.tag();
         let bytes = response_to(req, code, reason, Some(&tag)).finish_empty();
         self.respond(now, tx, code, bytes);
     }
 
     fn respond(&mut self, now: Instant, tx: TxId, code: u16, bytes: Bytes) {
-        if let Err(e) = self.tl.respond(now, tx, code, bytes) {
+        if let Err(e) = self.sh.tl.respond(now, tx, code, bytes) {
             debug!(error = %e, "response not sent");
         }
     }
 
     fn track(&mut self, key: CallKey, tx: TxId, role: Role) {
-        self.by_tx.insert(tx, (key, role));
+        self.sh.by_tx.insert(tx, (key, role));
         if let Some(c) = self.calls.get_mut(&key) {
             c.txs.push(tx);
         }

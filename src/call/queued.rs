@@ -110,7 +110,7 @@ impl Core {
             self.note(now, key, cdr::EventKind::Offered, Some(queue.to_string()));
         }
         let with_media = self.calls.get(&key).is_some_and(|c| c.media.is_some());
-        if with_media && self.cfg.media.is_some() {
+        if with_media && self.sh.cfg.media.is_some() {
             let delayed = self.queue_audio(now, key);
             if !delayed {
                 self.offer_to_acd(now, key, queue, line);
@@ -134,7 +134,11 @@ impl Core {
 
     /// Hands a queued call to the ACD.
     pub(super) fn offer_to_acd(&mut self, now: Instant, key: CallKey, queue: &str, line: &str) {
-        match self.acd.offer(now, key, queue, Some(line.to_string()), 0) {
+        match self
+            .sh
+            .acd
+            .offer(now, key, queue, Some(line.to_string()), 0)
+        {
             Ok(()) => {
                 if let Some(c) = self.calls.get_mut(&key) {
                     c.in_acd = true;
@@ -157,9 +161,9 @@ impl Core {
         };
         call.in_acd = false;
         let result = if call.answered_at.is_some() {
-            self.acd.call_ended(now, key)
+            self.sh.acd.call_ended(now, key)
         } else {
-            self.acd.abandon(now, key)
+            self.sh.acd.abandon(now, key)
         };
         if let Err(e) = result {
             debug!(error = %e, "ACD release");
@@ -169,7 +173,7 @@ impl Core {
 
     /// Carries out what the ACD asked for.
     pub(super) fn drain_acd(&mut self, now: Instant) {
-        while let Some(cmd) = self.acd.poll_command() {
+        while let Some(cmd) = self.sh.acd.poll_command() {
             match cmd {
                 Command::Ring {
                     call,
@@ -198,7 +202,7 @@ impl Core {
                 }
             }
         }
-        while let Some(acd::AcdEvent::AgentState { agent, state }) = self.acd.poll_event() {
+        while let Some(acd::AcdEvent::AgentState { agent, state }) = self.sh.acd.poll_event() {
             debug!(agent, ?state, "agent state");
         }
     }
@@ -206,12 +210,12 @@ impl Core {
     fn ring_agent(&mut self, now: Instant, key: CallKey, agent: String, target: &str) {
         let waiting = self.calls.get(&key).is_some_and(|c| c.waiting());
         if !waiting {
-            let _ = self.acd.abandon(now, key);
+            let _ = self.sh.acd.abandon(now, key);
             return;
         }
         let Some((uri, peer)) = self.resolve_seat(now, key, &agent, target) else {
             warn!(agent, target, "agent contact is not a reachable SIP URI");
-            let _ = self.acd.ring_failed(now, key, &agent);
+            let _ = self.sh.acd.ring_failed(now, key, &agent);
             return;
         };
         let ticket = self.call_id_of(key);
@@ -234,7 +238,7 @@ impl Core {
                 call.queue.clone().unwrap_or_default(),
             ),
         ];
-        if self.cfg.tickets {
+        if self.sh.cfg.tickets {
             pop.push(("X-Hotline-Ticket".to_string(), ticket));
         }
         call.agent = Some(agent.clone());
@@ -257,8 +261,8 @@ impl Core {
         agent: &str,
         target: &str,
     ) -> Option<(String, Peer)> {
-        if self.registrar.is_user(agent) {
-            let bindings = self.registrar.lookup(now, agent);
+        if self.sh.registrar.is_user(agent) {
+            let bindings = self.sh.registrar.lookup(now, agent);
             let b = bindings
                 .iter()
                 .find(|b| b.contact.eq_ignore_ascii_case(target))
@@ -294,23 +298,23 @@ impl Core {
         let Some(leg) = call.b.take() else {
             return;
         };
-        self.by_b.remove(&leg.dialog.call_id);
+        self.sh.by_b.remove(&leg.dialog.call_id);
         if !leg.pending {
             return;
         }
         let tx = leg.invite;
         call.txs.retain(|t| *t != tx);
-        self.by_tx.insert(tx, (key, Role::Orphan));
+        self.sh.by_tx.insert(tx, (key, Role::Orphan));
         let cancelled = leg.provisional;
-        self.orphans.insert(
+        self.sh.orphans.insert(
             tx,
             Orphan {
                 dialog: leg.dialog,
                 cancelled,
             },
         );
-        if cancelled && let Ok(c) = self.tl.cancel(now, tx) {
-            self.by_tx.insert(c, (key, Role::Fire));
+        if cancelled && let Ok(c) = self.sh.tl.cancel(now, tx) {
+            self.sh.by_tx.insert(c, (key, Role::Fire));
         }
     }
 
@@ -322,32 +326,32 @@ impl Core {
         tx: TxId,
         resp: Response,
     ) {
-        let Some(o) = self.orphans.get_mut(&tx) else {
+        let Some(o) = self.sh.orphans.get_mut(&tx) else {
             return;
         };
         if resp.code < 200 {
             if !o.cancelled
-                && let Ok(c) = self.tl.cancel(now, tx)
+                && let Ok(c) = self.sh.tl.cancel(now, tx)
             {
                 o.cancelled = true;
-                self.by_tx.insert(c, (key, Role::Fire));
+                self.sh.by_tx.insert(c, (key, Role::Fire));
             }
             return;
         }
-        let Some(mut o) = self.orphans.remove(&tx) else {
+        let Some(mut o) = self.sh.orphans.remove(&tx) else {
             return;
         };
-        self.by_tx.remove(&tx);
+        self.sh.by_tx.remove(&tx);
         if resp.code < 300 {
             // The seat answered after we gave up on it: acknowledge, then hang up.
             o.dialog.learn_from_response(&resp);
             let ack = o
                 .dialog
                 .request_with_cseq(Method::Ack, 1, None, Bytes::new());
-            self.tl.send_ack(Some(tx), o.dialog.peer, ack);
+            self.sh.tl.send_ack(Some(tx), o.dialog.peer, ack);
             let bye = o.dialog.request(Method::Bye, None, Bytes::new());
-            let b = self.tl.send_request(now, o.dialog.peer, bye);
-            self.by_tx.insert(b, (key, Role::Fire));
+            let b = self.sh.tl.send_request(now, o.dialog.peer, bye);
+            self.sh.by_tx.insert(b, (key, Role::Fire));
         }
     }
 
@@ -360,9 +364,9 @@ impl Core {
             return;
         };
         if let Some(leg) = call.b.take() {
-            self.by_b.remove(&leg.dialog.call_id);
+            self.sh.by_b.remove(&leg.dialog.call_id);
         }
-        if let Err(e) = self.acd.ring_failed(now, key, &agent) {
+        if let Err(e) = self.sh.acd.ring_failed(now, key, &agent) {
             debug!(error = %e, "ring_failed");
         }
         self.drain_acd(now);
@@ -370,7 +374,7 @@ impl Core {
 
     /// REGISTER from an agent's softphone.
     pub(super) fn on_register(&mut self, now: Instant, tx: TxId, req: &Request, peer: Peer) {
-        let reply = self.registrar.handle_register(now, req, peer);
+        let reply = self.sh.registrar.handle_register(now, req, peer);
         if let Some(account) = &reply.failed_account {
             info!(account = %account, source = %Pii(peer.addr.ip()), status = reply.code, reason = %reply.reason, "registration failed");
         }
@@ -387,7 +391,7 @@ impl Core {
         req: &Request,
         reply: &RegisterReply,
     ) {
-        let tag = self.ids.tag();
+        let tag = self.sh.ids.tag();
         let mut m = response_to(req, reply.code, &reply.reason, Some(&tag));
         for (name, value) in &reply.headers {
             m.header(name, value);
@@ -397,19 +401,19 @@ impl Core {
 
     /// Logs agents in and out as their registrations come and go.
     pub(super) fn drain_registrar(&mut self, now: Instant) {
-        while let Some(ev) = self.registrar.poll_event() {
+        while let Some(ev) = self.sh.registrar.poll_event() {
             match ev {
                 RegistrarEvent::Registered { user, contact } => {
                     info!(agent = %user, "agent registered");
-                    if let Err(e) = self.acd.login(&user, contact, now) {
+                    if let Err(e) = self.sh.acd.login(&user, contact, now) {
                         debug!(error = %e, agent = %user, "registered user is not an ACD agent");
                     }
                 }
                 RegistrarEvent::Unregistered { user, .. }
                 | RegistrarEvent::Expired { user, .. } => {
-                    if self.registrar.lookup(now, &user).is_empty() {
+                    if self.sh.registrar.lookup(now, &user).is_empty() {
                         info!(agent = %user, "agent unregistered");
-                        let _ = self.acd.logout(&user, now);
+                        let _ = self.sh.acd.logout(&user, now);
                     }
                 }
                 RegistrarEvent::Blocked { ip, user } => {

@@ -65,18 +65,18 @@ impl Core {
     /// registrar.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let mut calls = None;
-        while let Some(Reverse((at, key, timer))) = self.timers.peek().copied() {
+        while let Some(Reverse((at, key, timer))) = self.sh.timers.peek().copied() {
             if self.call_timer_armed(key, timer, at) {
                 calls = Some(at);
                 break;
             }
-            self.timers.pop();
+            self.sh.timers.pop();
         }
         [
             calls,
-            self.tl.poll_timeout(),
-            self.acd.poll_timeout(),
-            self.registrar.poll_timeout(),
+            self.sh.tl.poll_timeout(),
+            self.sh.acd.poll_timeout(),
+            self.sh.registrar.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -84,17 +84,17 @@ impl Core {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.tl.handle_timeout(now);
+        self.sh.tl.handle_timeout(now);
         self.process_events(now);
-        self.acd.handle_timeout(now);
+        self.sh.acd.handle_timeout(now);
         self.drain_acd(now);
-        self.registrar.handle_timeout(now);
+        self.sh.registrar.handle_timeout(now);
         self.drain_registrar(now);
-        while let Some(Reverse((at, key, timer))) = self.timers.peek().copied() {
+        while let Some(Reverse((at, key, timer))) = self.sh.timers.peek().copied() {
             if at > now {
                 break;
             }
-            self.timers.pop();
+            self.sh.timers.pop();
             if self.call_timer_armed(key, timer, at) {
                 if let Some(c) = self.calls.get_mut(&key) {
                     c.timers.stop(timer);
@@ -114,7 +114,7 @@ impl Core {
     pub(super) fn arm_call_timer(&mut self, key: CallKey, timer: CallTimer, at: Instant) {
         if let Some(c) = self.calls.get_mut(&key) {
             c.timers.set(timer, at);
-            self.timers.push(Reverse((at, key, timer)));
+            self.sh.timers.push(Reverse((at, key, timer)));
         }
     }
 }

@@ -60,7 +60,7 @@ impl Core {
                 "Bad Request (Refer-To is missing or not a SIP URI)",
             );
         };
-        let Some(entry) = self.dialplan.transfer(&number).cloned() else {
+        let Some(entry) = self.sh.dialplan.transfer(&number).cloned() else {
             info!(number = %number, "transfer refused: not in the transfer directory");
             return self.reply(
                 now,
@@ -79,10 +79,10 @@ impl Core {
             transport: target.transport,
             addr: target.addr,
         };
-        let tag = self.ids.tag();
-        let call_id: Box<str> = self.ids.call_id(self.cfg.shard).into();
+        let tag = self.sh.ids.tag();
+        let call_id: Box<str> = self.sh.ids.call_id(self.sh.cfg.shard).into();
         let contact = self.contact(peer.transport);
-        let host = self.cfg.contact_host.clone();
+        let host = self.sh.cfg.contact_host.clone();
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -120,7 +120,7 @@ impl Core {
             out.content_type = Some("application/sdp".into());
             out.body = offer;
         }
-        let c_invite = self.tl.send_request(now, peer, out);
+        let c_invite = self.sh.tl.send_request(now, peer, out);
         debug!(number = %entry.number, "transfer: calling the new leg");
         if let Some(call) = self.calls.get_mut(&key)
             && let CallState::Connected { by } = call.state
@@ -152,11 +152,12 @@ impl Core {
             .calls
             .get(&key)
             .and_then(|c| c.agent.clone())
-            .filter(|a| self.registrar.is_user(a))
+            .filter(|a| self.sh.registrar.is_user(a))
         else {
             return true;
         };
         let reply = match self
+            .sh
             .registrar
             .authenticate_request(now, req, peer, Some(&agent))
         {
@@ -165,7 +166,7 @@ impl Core {
                 self.reply(now, tx, req, 403, "Forbidden (not the agent of this call)");
                 return false;
             }
-            RequestAuth::Absent => self.registrar.challenge_request(now, peer, Some(&agent)),
+            RequestAuth::Absent => self.sh.registrar.challenge_request(now, peer, Some(&agent)),
             RequestAuth::Reply(r) => r,
         };
         self.send_registrar_reply(now, tx, req, &reply);
@@ -183,7 +184,7 @@ impl Core {
             return;
         }
         let Some(a_transport) = self.calls.get(&key).map(|c| c.a.peer.transport) else {
-            self.stats.stale_events += 1;
+            self.sh.stats.stale_events += 1;
             return;
         };
         let contact = self.contact(a_transport);
@@ -210,7 +211,7 @@ impl Core {
             let signal = Some(leg.dialog.peer.addr.ip());
             self.learn_from(key, Side::B, signal, resp.content_type(), &resp.body);
             let ack = leg.ack(None, Bytes::new());
-            self.tl.send_ack(Some(leg.invite), leg.dialog.peer, ack);
+            self.sh.tl.send_ack(Some(leg.invite), leg.dialog.peer, ack);
             return self.complete_transfer(now, key, number, leg);
         }
         if resp.body.is_empty() {
@@ -228,7 +229,7 @@ impl Core {
         );
         reinvite.extra.push(("Contact".into(), contact));
         let peer = call.a.peer;
-        let tx = self.tl.send_request(now, peer, reinvite);
+        let tx = self.sh.tl.send_request(now, peer, reinvite);
         self.track(key, tx, Role::TransferReinvite);
     }
 
@@ -244,7 +245,7 @@ impl Core {
             return;
         }
         let Some(call) = self.calls.get_mut(&key) else {
-            self.stats.stale_events += 1;
+            self.sh.stats.stale_events += 1;
             return;
         };
         let Some(Transfer { number, leg }) = call.end_transfer() else {
@@ -261,12 +262,14 @@ impl Core {
             .a
             .request_with_cseq(Method::Ack, call.a.local_cseq, None, Bytes::new());
         let a_peer = call.a.peer;
-        self.tl.send_ack(Some(tx), a_peer, a_ack);
+        self.sh.tl.send_ack(Some(tx), a_peer, a_ack);
         let c_ack = leg.ack(
             resp.content_type().map(str::to_string),
             Bytes::from(resp.body.clone()),
         );
-        self.tl.send_ack(Some(leg.invite), leg.dialog.peer, c_ack);
+        self.sh
+            .tl
+            .send_ack(Some(leg.invite), leg.dialog.peer, c_ack);
         self.complete_transfer(now, key, number, leg);
     }
 
@@ -286,13 +289,13 @@ impl Core {
             kind: crate::cdr::EventKind::TransferredOut,
             detail: Some(number.clone()),
         });
-        self.by_b.insert(new_id, key);
+        self.sh.by_b.insert(new_id, key);
         if let Some(mut old) = old_b {
-            self.by_b.remove(&old.dialog.call_id);
+            self.sh.by_b.remove(&old.dialog.call_id);
             let peer = old.dialog.peer;
             let bye = old.dialog.request(Method::Bye, None, Bytes::new());
-            let t = self.tl.send_request(now, peer, bye);
-            self.by_tx.insert(t, (key, Role::Fire));
+            let t = self.sh.tl.send_request(now, peer, bye);
+            self.sh.by_tx.insert(t, (key, Role::Fire));
         }
         info!(number = %number, "call transferred");
         self.release_acd(now, key);
@@ -319,7 +322,7 @@ impl Core {
         if !t.leg.pending {
             return self.release_leg(now, key, t.leg);
         }
-        match self.tl.cancel(now, t.leg.invite) {
+        match self.sh.tl.cancel(now, t.leg.invite) {
             Ok(c) => self.track(key, c, Role::Fire),
             Err(e) => debug!(error = %e, "transfer leg: CANCEL not sent"),
         }
@@ -328,10 +331,10 @@ impl Core {
     /// Ends a leg that answered but is not wanted: ACK its 2xx and send BYE.
     fn release_leg(&mut self, now: Instant, key: CallKey, mut leg: Leg) {
         let ack = leg.ack(None, Bytes::new());
-        self.tl.send_ack(Some(leg.invite), leg.dialog.peer, ack);
+        self.sh.tl.send_ack(Some(leg.invite), leg.dialog.peer, ack);
         let bye = leg.dialog.request(Method::Bye, None, Bytes::new());
-        let t = self.tl.send_request(now, leg.dialog.peer, bye);
-        self.by_tx.insert(t, (key, Role::Fire));
+        let t = self.sh.tl.send_request(now, leg.dialog.peer, bye);
+        self.sh.by_tx.insert(t, (key, Role::Fire));
     }
 
     /// A NOTIFY with a sipfrag of the transfer's progress to the agent (RFC 3515 §2.4.5).
@@ -357,8 +360,8 @@ impl Core {
         };
         req.extra.push(("Subscription-State".into(), state.into()));
         let peer = leg.dialog.peer;
-        let tx = self.tl.send_request(now, peer, req);
-        self.by_tx.insert(tx, (key, Role::Fire));
+        let tx = self.sh.tl.send_request(now, peer, req);
+        self.sh.by_tx.insert(tx, (key, Role::Fire));
     }
 }
 

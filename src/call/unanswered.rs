@@ -18,7 +18,7 @@ impl Core {
         req: &Request,
         cancels: Option<TxId>,
     ) {
-        let target = cancels.and_then(|inv| self.by_tx.get(&inv).copied());
+        let target = cancels.and_then(|inv| self.sh.by_tx.get(&inv).copied());
         let Some((key, Role::AInvite)) = target else {
             return self.reply(now, tx, req, 481, "Call/Transaction Does Not Exist");
         };
@@ -80,18 +80,18 @@ impl Core {
     }
 
     pub(super) fn cancel_b(&mut self, now: Instant, key: CallKey, b_tx: TxId) {
-        match self.tl.cancel(now, b_tx) {
+        match self.sh.tl.cancel(now, b_tx) {
             Ok(c) => self.track(key, c, Role::Fire),
             Err(e) => debug!(error = %e, "CANCEL not sent"),
         }
         // RFC 3261 §9.1: give up on the INVITE 64·T1 after CANCEL if no final comes.
-        let guard = now + self.tl.config().timers.timeout();
+        let guard = now + self.sh.tl.config().timers.timeout();
         self.arm_call_timer(key, CallTimer::CancelGuard, guard);
     }
 
     pub(super) fn on_timeout(&mut self, now: Instant, tx: TxId) {
-        let Some(&(key, role)) = self.by_tx.get(&tx) else {
-            self.stats.stale_events += 1;
+        let Some(&(key, role)) = self.sh.by_tx.get(&tx) else {
+            self.sh.stats.stale_events += 1;
             return;
         };
         match role {
@@ -100,7 +100,7 @@ impl Core {
                     return;
                 }
                 let Some(call) = self.calls.get_mut(&key) else {
-                    self.stats.stale_events += 1;
+                    self.sh.stats.stale_events += 1;
                     return;
                 };
                 if matches!(call.state, CallState::Queued { .. }) && call.waiting() {
@@ -114,15 +114,15 @@ impl Core {
             }
             Role::Bye => self.bye_done(now, key, tx),
             Role::Relay { server, .. } => {
-                self.by_tx.remove(&tx);
+                self.sh.by_tx.remove(&tx);
                 self.fail_relay(now, key, server);
             }
             Role::Fire => {
-                self.by_tx.remove(&tx);
+                self.sh.by_tx.remove(&tx);
             }
             Role::Orphan => {
-                self.by_tx.remove(&tx);
-                self.orphans.remove(&tx);
+                self.sh.by_tx.remove(&tx);
+                self.sh.orphans.remove(&tx);
             }
             Role::TransferInvite | Role::TransferReinvite => self.on_transfer_timeout(now, key),
             Role::AInvite => {
@@ -140,7 +140,7 @@ impl Core {
     }
 
     pub(super) fn on_ack_timeout(&mut self, now: Instant, tx: TxId) {
-        let Some(&(key, Role::AInvite)) = self.by_tx.get(&tx) else {
+        let Some(&(key, Role::AInvite)) = self.sh.by_tx.get(&tx) else {
             return;
         };
         if self.calls.get(&key).is_some_and(|c| c.waiting()) {
@@ -177,7 +177,7 @@ impl Core {
                     .get(&key)
                     .and_then(|c| c.a_invite.as_ref().map(|(tx, _)| *tx));
                 if let Some(tx) = pending
-                    && self.tl.refresh_provisional(now, tx).is_ok()
+                    && self.sh.tl.refresh_provisional(now, tx).is_ok()
                 {
                     self.arm_call_timer(
                         key,
