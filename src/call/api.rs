@@ -101,7 +101,7 @@ impl Core {
             }
         };
         result.map_err(|e| ApiError::Refused(e.to_string()))?;
-        self.drain_acd(now);
+        self.settle(now);
         Ok(serde_json::to_value(self.sh.acd.agent(agent, now)).unwrap_or(Value::Null))
     }
 }

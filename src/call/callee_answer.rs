@@ -7,7 +7,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use tracing::debug;
 
-use super::{AnsweredBy, CallKey, CallState, CallTimer, Core, Reason, Role, Side};
+use super::{AnsweredBy, Call, CallState, CallTimer, Core, Reason, Role, Shared, Side};
 use crate::cdr;
 use crate::sip::builder::{MessageBuf, response_to};
 use crate::sip::message::{Headers, Method, Response};
@@ -21,15 +21,27 @@ impl Core {
             return;
         };
         match role {
-            Role::BInvite => self.on_b_invite_response(now, key, tx, resp),
             Role::Fire => {
                 if resp.code >= 200 {
                     self.sh.by_tx.remove(&tx);
                 }
+                return;
             }
+            Role::Orphan => return self.sh.on_orphan_response(now, key, tx, resp),
+            _ => {}
+        }
+        let Some(call) = self.calls.get_mut(&key) else {
+            self.sh.stats.stale_events += 1;
+            return;
+        };
+        let span = call.span.clone();
+        let _enter = span.enter();
+        let sh = &mut self.sh;
+        match role {
+            Role::BInvite => call.on_b_invite_response(sh, now, tx, resp),
             Role::Bye => {
                 if resp.code >= 200 {
-                    self.bye_done(now, key, tx);
+                    call.bye_done(sh, tx);
                 }
             }
             Role::Relay {
@@ -37,214 +49,186 @@ impl Core {
                 to,
                 invite,
                 cseq,
-            } => self.relay_response(now, key, tx, (server, to, invite, cseq), resp),
-            Role::Orphan => self.on_orphan_response(now, key, tx, resp),
-            Role::TransferInvite => self.on_transfer_invite_response(now, key, resp),
-            Role::TransferReinvite => self.on_transfer_reinvite_response(now, key, tx, resp),
-            Role::AInvite | Role::AwaitAck { .. } => {}
+            } => call.relay_response(sh, now, tx, (server, to, invite, cseq), resp),
+            Role::TransferInvite => call.on_transfer_invite_response(sh, now, resp),
+            Role::TransferReinvite => call.on_transfer_reinvite_response(sh, now, tx, resp),
+            Role::Fire | Role::Orphan | Role::AInvite | Role::AwaitAck { .. } => {}
         }
     }
+}
 
-    pub(super) fn on_b_invite_response(
-        &mut self,
-        now: Instant,
-        key: CallKey,
-        tx: TxId,
-        resp: Response,
-    ) {
+impl Call {
+    fn on_b_invite_response(&mut self, sh: &mut Shared, now: Instant, tx: TxId, resp: Response) {
         let code = resp.code;
-        let ring_timeout = self.sh.cfg.ring_timeout;
-        let Some(call) = self.calls.get_mut(&key) else {
-            self.sh.stats.stale_events += 1;
-            return;
-        };
-        let Some(leg) = call.b.as_mut().filter(|l| l.invite == tx) else {
+        let ring_timeout = sh.cfg.ring_timeout;
+        // A queued call's seat is the ACD's business: it owns the ring timeout, and
+        // the caller already hears ringback.
+        let queued = matches!(self.state, CallState::Queued { .. });
+        let ringing = matches!(self.state, CallState::Ringing);
+        let Some(leg) = self.b.as_mut().filter(|l| l.invite == tx) else {
             return;
         };
         leg.dialog.learn_from_response(&resp);
-        // A queued call's seat is the ACD's business: it owns the ring timeout, and
-        // the caller already hears ringback.
-        let queued = matches!(call.state, CallState::Queued { .. });
         if code < 200 {
             let first = !leg.provisional;
             leg.provisional = true;
             if leg.cancel_pending {
                 leg.cancel_pending = false;
-                self.cancel_b(now, key, tx);
-                return;
+                return self.cancel_b(sh, now, tx);
             }
             // Queued calls: the ACD owns the ring timeout; parallel calls: the line's
             // ring time, armed when the legacy leg was placed.
-            if first && matches!(call.state, CallState::Ringing) {
-                self.arm_call_timer(key, CallTimer::Ring, now + ring_timeout);
+            if first && ringing {
+                self.arm(sh, CallTimer::Ring, now + ring_timeout);
             }
             if code > 100 {
                 if let Some(rseq) = resp.header("RSeq").filter(|_| requires_100rel(&resp)) {
-                    self.prack(now, key, rseq.trim().to_string());
+                    self.prack(sh, now, rseq.trim().to_string());
                 }
                 if !queued {
-                    self.relay_to_caller(now, key, &resp);
+                    self.relay_to_caller(sh, now, &resp);
                 }
             }
             return;
         }
         leg.pending = false;
-        if code >= 300 && self.overflow_from_legacy(now, key, true) {
+        if code >= 300 && self.overflow_from_legacy(sh, now, true) {
             // Busy or failed legacy seats: the call goes to 12345.
             return;
         }
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
         for t in [
             CallTimer::Ring,
             CallTimer::LegacyRing,
             CallTimer::CancelGuard,
         ] {
-            call.timers.stop(t);
+            self.timers.stop(t);
         }
-        if queued && code >= 300 && call.waiting() {
-            return self.ring_failed(now, key);
+        if queued && code >= 300 && self.waiting() {
+            return self.ring_failed(sh, now);
         }
         if code < 300 {
-            if queued && let Some(agent) = call.agent.clone() {
-                if let Err(e) = self.sh.acd.answered(now, key, &agent) {
-                    debug!(error = %e, "ACD answered");
-                }
-                self.drain_acd(now);
+            if queued
+                && let Some(agent) = self.agent.clone()
+                && let Err(e) = sh.acd.answered(now, self.key, &agent)
+            {
+                debug!(error = %e, "ACD answered");
             }
-            self.b_answered(now, key, &resp);
+            self.b_answered(sh, now, &resp);
         } else {
-            call.set_reason(Reason::from_callee_status(code));
-            self.relay_to_caller(now, key, &resp);
-            self.finish(now, key);
+            self.set_reason(Reason::from_callee_status(code));
+            self.relay_to_caller(sh, now, &resp);
+            self.finish(sh);
         }
     }
 
     /// The callee answered: relay the 2xx, unless the caller has already gone (the
     /// CANCEL/200 race), in which case the callee gets ACK and BYE at once.
-    pub(super) fn b_answered(&mut self, now: Instant, key: CallKey, resp: &Response) {
-        let max_duration = self.sh.cfg.max_duration;
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        if call.gateway_answered() {
-            return self.b_answered_queued(now, key, resp);
+    fn b_answered(&mut self, sh: &mut Shared, now: Instant, resp: &Response) {
+        if self.gateway_answered() {
+            return self.b_answered_queued(sh, now, resp);
         }
-        let Some(leg) = call.b.as_ref() else {
+        let Some(leg) = self.b.as_ref() else {
             return;
         };
-        if call.a_invite.is_none() || matches!(call.state, CallState::Ending) {
+        if self.a_invite.is_none() || matches!(self.state, CallState::Ending) {
             let (ack, peer) = (leg.ack(None, Bytes::new()), leg.dialog.peer);
-            self.sh.tl.send_ack(Some(leg.invite), peer, ack);
-            self.hang_up_side(now, key, Side::B);
-            return;
+            sh.tl.send_ack(Some(leg.invite), peer, ack);
+            return self.hang_up_side(sh, now, Side::B);
         }
-        let by = match call.state {
+        let by = match self.state {
             CallState::Legacy { .. } => AnsweredBy::Legacy,
             CallState::Queued { .. } => AnsweredBy::Seats12345,
             _ => AnsweredBy::Direct,
         };
-        call.state = CallState::Connected { by };
-        call.answered_at = Some(now);
-        call.answered_by = Some(by);
+        self.state = CallState::Connected { by };
+        self.answered_at = Some(now);
+        self.answered_by = Some(by);
         let who = match by {
             AnsweredBy::Legacy => "legacy".to_string(),
-            _ => call
+            _ => self
                 .agent
                 .clone()
                 .unwrap_or_else(|| by.as_str().to_string()),
         };
-        self.note(now, key, cdr::EventKind::Answered, Some(who));
-        self.relay_to_caller(now, key, resp);
-        if self.calls.get(&key).is_some_and(|c| c.media.is_some()) {
+        self.note(sh, now, cdr::EventKind::Answered, Some(who));
+        self.relay_to_caller(sh, now, resp);
+        if self.media.is_some() {
             // The caller stops hearing the gateway (early media) and hears the callee.
-            self.media_answered(key);
+            self.media_answered(sh);
         }
-        self.arm_call_timer(key, CallTimer::MaxDuration, now + max_duration);
+        let until = now + sh.cfg.max_duration;
+        self.arm(sh, CallTimer::MaxDuration, until);
     }
 
     /// An agent answered a caller the gateway had answered itself: ACK the
     /// agent (the offer was ours), connect the audio. A caller already gone (the
     /// BYE/200 race) leaves the agent with ACK and BYE.
-    pub(super) fn b_answered_queued(&mut self, now: Instant, key: CallKey, resp: &Response) {
-        let max_duration = self.sh.cfg.max_duration;
-        self.learn(key, Side::B, resp.content_type(), &resp.body);
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        let Some(leg) = call.b.as_ref() else {
+    fn b_answered_queued(&mut self, sh: &mut Shared, now: Instant, resp: &Response) {
+        self.learn(sh, Side::B, resp.content_type(), &resp.body);
+        let Some(leg) = self.b.as_ref() else {
             return;
         };
         let (ack, peer) = (leg.ack(None, Bytes::new()), leg.dialog.peer);
-        self.sh.tl.send_ack(Some(leg.invite), peer, ack);
-        if !matches!(call.state, CallState::Queued { .. }) {
-            return self.hang_up_side(now, key, Side::B);
+        sh.tl.send_ack(Some(leg.invite), peer, ack);
+        if !matches!(self.state, CallState::Queued { .. }) {
+            return self.hang_up_side(sh, now, Side::B);
         }
-        call.state = CallState::Connected {
+        self.state = CallState::Connected {
             by: AnsweredBy::Seats12345,
         };
-        call.answered_at = Some(now);
-        call.answered_by = Some(AnsweredBy::Seats12345);
-        let who = call.agent.clone().unwrap_or_else(|| "12345".to_string());
-        self.note(now, key, cdr::EventKind::Answered, Some(who));
-        self.media_answered(key);
-        self.arm_call_timer(key, CallTimer::MaxDuration, now + max_duration);
+        self.answered_at = Some(now);
+        self.answered_by = Some(AnsweredBy::Seats12345);
+        let who = self.agent.clone().unwrap_or_else(|| "12345".to_string());
+        self.note(sh, now, cdr::EventKind::Answered, Some(who));
+        self.media_answered(sh);
+        let until = now + sh.cfg.max_duration;
+        self.arm(sh, CallTimer::MaxDuration, until);
     }
 
     /// Relays a callee response (1xx or final) to the caller's pending INVITE.
-    pub(super) fn relay_to_caller(&mut self, now: Instant, key: CallKey, resp: &Response) {
-        let Some(transport) = self.calls.get(&key).map(|c| c.a.peer.transport) else {
+    pub(super) fn relay_to_caller(&mut self, sh: &mut Shared, now: Instant, resp: &Response) {
+        let contact = sh.contact(self.a.peer.transport);
+        let Some((tx, req)) = &self.a_invite else {
             return;
         };
-        let contact = self.contact(transport);
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        let Some((tx, req)) = &call.a_invite else {
-            return;
-        };
-        let mut m = response_to(req, resp.code, &resp.reason, Some(&call.a.local_tag));
+        let mut m = response_to(req, resp.code, &resp.reason, Some(&self.a.local_tag));
         if resp.code < 300 {
             m.header("Contact", &contact);
         }
         relay_headers(&mut m, resp);
         let tx = *tx;
         let anchored = if resp.code < 300 {
-            self.body_to_caller(key, resp.content_type(), &resp.body)
+            self.body_to_caller(sh, resp.content_type(), &resp.body)
         } else {
             None
-        };
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
         };
         let bytes = match &anchored {
             Some(body) => m.finish(Some("application/sdp"), body),
             None => m.finish(resp.content_type(), &resp.body),
         };
         if resp.code >= 200 {
-            call.a_invite = None;
-            call.final_code = resp.code;
+            self.a_invite = None;
+            self.final_code = resp.code;
         }
-        let ringback = (180..=183).contains(&resp.code) && !call.ringback_noted;
-        self.respond(now, tx, resp.code, bytes);
+        let ringback = (180..=183).contains(&resp.code) && !self.ringback_noted;
+        sh.respond(now, tx, resp.code, bytes);
         if ringback {
-            self.note(now, key, cdr::EventKind::Ringback, None);
+            self.note(sh, now, cdr::EventKind::Ringback, None);
         }
     }
 
     /// Acknowledges a reliable provisional on the callee leg (the gateway does
     /// not offer 100rel to the caller, so it ends here).
-    pub(super) fn prack(&mut self, now: Instant, key: CallKey, rseq: String) {
-        let Some(leg) = self.calls.get_mut(&key).and_then(|c| c.b.as_mut()) else {
+    fn prack(&mut self, sh: &mut Shared, now: Instant, rseq: String) {
+        let Some(leg) = self.b.as_mut() else {
             return;
         };
         let mut req = leg.dialog.request(Method::Prack, None, Bytes::new());
         req.extra
             .push(("RAck".into(), format!("{rseq} {} INVITE", leg.invite_cseq)));
         let peer = leg.dialog.peer;
-        let tx = self.sh.tl.send_request(now, peer, req);
-        self.track(key, tx, Role::Fire);
+        let tx = sh.tl.send_request(now, peer, req);
+        self.track(sh, tx, Role::Fire);
     }
 }
 

@@ -6,10 +6,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use tracing::{debug, info_span};
 
-use super::{Call, CallKey, CallState, CallTimer, Core, Leg, Reason, Role, Timers};
+use super::{Call, CallState, CallTimer, Core, Leg, Reason, Role, Shared, Timers};
 use super::{called_number, caller_number};
 use crate::cdr;
-use crate::dialplan::{CallFacts, Outcome, number};
+use crate::dialplan::{CallFacts, Line, Outcome, number};
 use crate::registrar::RequestAuth;
 use crate::sip::builder::response_to;
 use crate::sip::dialog::Dialog;
@@ -34,7 +34,7 @@ impl Core {
             original: number::original_called(&req),
             source: peer.addr.ip(),
             from_agent,
-            at: self.local_time(now),
+            at: self.sh.local_time(now),
         };
         let plan = self.sh.dialplan.clone();
         let decision = plan.decide(&facts);
@@ -47,12 +47,12 @@ impl Core {
                     "Not Found"
                 };
                 tracing::info!(code, reason = reason.as_str(), source = %Pii(peer.addr.ip()), called = %Pii(&called), "call refused by the dialplan");
-                self.reply(now, tx, &req, *code, phrase);
+                self.sh.reply(now, tx, &req, *code, phrase);
                 return self.record_refused(now, &req, reason, *code);
             }
             (Some(line), outcome) => (line.clone(), outcome.clone()),
             (None, _) => {
-                self.reply(now, tx, &req, 404, "Not Found");
+                self.sh.reply(now, tx, &req, 404, "Not Found");
                 return self.record_refused(now, &req, Reason::NoRoute, 404);
             }
         };
@@ -72,7 +72,7 @@ impl Core {
             let tag = self.sh.ids.tag();
             let mut m = response_to(&req, 503, "Service Unavailable", Some(&tag));
             m.header("Retry-After", &self.sh.cfg.retry_after_s.to_string());
-            self.respond(now, tx, 503, m.finish_empty());
+            self.sh.respond(now, tx, 503, m.finish_empty());
             // A citizen dialled a line and was turned away: that counts against the
             // line's answer rate, and asks for a callback.
             let offered = match &outcome {
@@ -101,54 +101,51 @@ impl Core {
             ),
             _ => (CallState::Ringing, None),
         };
-        self.calls.insert(
+        let mut call = Call {
             key,
-            Call {
-                span,
-                state,
-                a,
-                a_invite: Some((tx, Box::new(req))),
-                answered_invite: None,
-                a_acked: false,
-                b: None,
-                relays: Vec::new(),
-                byes: 0,
-                txs: Vec::with_capacity(4),
-                caller,
-                called: called.clone(),
-                line: line.number.clone(),
-                queue,
-                in_acd: false,
-                agent: None,
-                overflowed: false,
-                transferred_to: None,
-                answered_by: None,
-                mode: line.mode,
-                department: line.department.clone(),
-                offered_at: now,
-                answered_at: None,
-                offer_noted: false,
-                ringback_noted: false,
-                end_noted: false,
-                original: facts.original.clone().map(|(n, _)| n),
-                events: Vec::with_capacity(8),
-                line_name: line.name.clone(),
-                deadline: self.deadline(now, line.deadline_workdays),
-                reason: None,
-                final_code: 0,
-                timers: Timers::default(),
-                media: None,
-            },
-        );
-        self.track(key, tx, Role::AInvite);
-        self.arm_call_timer(key, CallTimer::Progress, now + super::timer::PROGRESS_EVERY);
-        self.note(now, key, cdr::EventKind::Received, Some(called.clone()));
-        let opened = self
-            .calls
-            .get(&key)
-            .and_then(|c| c.a_invite.as_ref())
-            .map(|(_, req)| req.clone())
-            .map(|req| self.media_open(key, &req, &line));
+            span,
+            state,
+            a,
+            a_invite: Some((tx, Box::new(req))),
+            answered_invite: None,
+            a_acked: false,
+            b: None,
+            relays: Vec::new(),
+            byes: 0,
+            txs: Vec::with_capacity(4),
+            caller,
+            called: called.clone(),
+            line: line.number.clone(),
+            queue,
+            in_acd: false,
+            agent: None,
+            overflowed: false,
+            transferred_to: None,
+            answered_by: None,
+            mode: line.mode,
+            department: line.department.clone(),
+            offered_at: now,
+            answered_at: None,
+            offer_noted: false,
+            ringback_noted: false,
+            end_noted: false,
+            original: facts.original.clone().map(|(n, _)| n),
+            events: Vec::with_capacity(8),
+            line_name: line.name.clone(),
+            deadline: self.sh.deadline(now, line.deadline_workdays),
+            reason: None,
+            final_code: 0,
+            timers: Timers::default(),
+            media: None,
+        };
+        let sh = &mut self.sh;
+        call.track(sh, tx, Role::AInvite);
+        call.arm(sh, CallTimer::Progress, now + super::timer::PROGRESS_EVERY);
+        call.note(sh, now, cdr::EventKind::Received, Some(called.clone()));
+        let req = call.a_invite.as_ref().map(|(_, r)| r.clone());
+        let opened = req.map(|req| call.media_open(sh, &req, &line));
+        let span = call.span.clone();
+        let _enter = span.enter();
         if let Some(Err(refusal)) = opened {
             let (reason, code, phrase) = match refusal {
                 super::media::MediaRefusal::NoCodec => (
@@ -165,38 +162,11 @@ impl Core {
                 }
             };
             tracing::info!(code, reason = reason.as_str(), "call refused: no media");
-            return self.abandon_early(now, key, reason, code, phrase);
+            call.abandon_early(sh, now, reason, code, phrase);
+        } else {
+            call.route(sh, now, outcome, &line);
         }
-        match outcome {
-            Outcome::Sip(target) => {
-                let at = format!("sip:{}", line.number);
-                self.note(now, key, cdr::EventKind::Offered, Some(at));
-                let user = target.user.clone().unwrap_or(called);
-                let uri = sip_uri(&user, target.addr, target.transport);
-                let peer = Peer {
-                    transport: target.transport,
-                    addr: target.addr,
-                };
-                self.place_b(now, key, uri, peer, Vec::new());
-            }
-            Outcome::Queue(q) => self.enqueue(now, key, &q, &line.number, false),
-            Outcome::Legacy {
-                target, ring_time, ..
-            } => {
-                // Parallel answering: the legacy seats ring first.
-                let at = format!("legacy:{}", line.number);
-                self.note(now, key, cdr::EventKind::Offered, Some(at));
-                let user = target.user.clone().unwrap_or(line.number.clone());
-                let uri = sip_uri(&user, target.addr, target.transport);
-                let peer = Peer {
-                    transport: target.transport,
-                    addr: target.addr,
-                };
-                self.place_b(now, key, uri, peer, Vec::new());
-                self.arm_call_timer(key, CallTimer::LegacyRing, now + ring_time);
-            }
-            Outcome::Reject { .. } => {}
-        }
+        self.calls.insert(key, call);
     }
 
     /// Whether a request from a source that is no trunk comes from an agent:
@@ -225,8 +195,44 @@ impl Core {
             RequestAuth::Absent => self.sh.registrar.challenge_request(now, peer, Some(&from)),
             RequestAuth::Reply(r) => r,
         };
-        self.send_registrar_reply(now, tx, req, &reply);
+        self.sh.send_registrar_reply(now, tx, req, &reply);
         None
+    }
+}
+
+impl Call {
+    /// Places the first leg of a new call as its route says.
+    fn route(&mut self, sh: &mut Shared, now: Instant, outcome: Outcome, line: &Line) {
+        match outcome {
+            Outcome::Sip(target) => {
+                let at = format!("sip:{}", line.number);
+                self.note(sh, now, cdr::EventKind::Offered, Some(at));
+                let user = target.user.clone().unwrap_or(self.called.clone());
+                let uri = sip_uri(&user, target.addr, target.transport);
+                let peer = Peer {
+                    transport: target.transport,
+                    addr: target.addr,
+                };
+                self.place_b(sh, now, uri, peer, Vec::new());
+            }
+            Outcome::Queue(q) => self.enqueue(sh, now, &q, &line.number, false),
+            Outcome::Legacy {
+                target, ring_time, ..
+            } => {
+                // Parallel answering: the legacy seats ring first.
+                let at = format!("legacy:{}", line.number);
+                self.note(sh, now, cdr::EventKind::Offered, Some(at));
+                let user = target.user.clone().unwrap_or(line.number.clone());
+                let uri = sip_uri(&user, target.addr, target.transport);
+                let peer = Peer {
+                    transport: target.transport,
+                    addr: target.addr,
+                };
+                self.place_b(sh, now, uri, peer, Vec::new());
+                self.arm(sh, CallTimer::LegacyRing, now + ring_time);
+            }
+            Outcome::Reject { .. } => {}
+        }
     }
 
     /// The legacy seats of a parallel line did not take the call: 12345 does.
@@ -236,36 +242,33 @@ impl Core {
     /// is not ringing legacy seats.
     pub(super) fn overflow_from_legacy(
         &mut self,
+        sh: &mut Shared,
         now: Instant,
-        key: CallKey,
         leg_done: bool,
     ) -> bool {
-        let Some(call) = self.calls.get_mut(&key) else {
+        let CallState::Legacy { overflow } = &self.state else {
             return false;
         };
-        let CallState::Legacy { overflow } = &call.state else {
-            return false;
-        };
-        if call.a_invite.is_none() {
+        if self.a_invite.is_none() {
             return false;
         }
         let queue = overflow.clone();
-        call.state = CallState::Queued { prompt: false };
-        call.timers.stop(CallTimer::LegacyRing);
-        call.queue = Some(queue.clone());
-        call.overflowed = true;
-        let line = call.line.clone();
+        self.state = CallState::Queued { prompt: false };
+        self.timers.stop(CallTimer::LegacyRing);
+        self.queue = Some(queue.clone());
+        self.overflowed = true;
+        let line = self.line.clone();
         if leg_done {
-            if let Some(leg) = call.b.take() {
-                self.sh.by_b.remove(&leg.dialog.call_id);
+            if let Some(leg) = self.b.take() {
+                sh.by_b.remove(&leg.dialog.call_id);
             }
         } else {
-            call.agent = Some("legacy".into());
-            self.cancel_ring(now, key, "legacy");
+            self.agent = Some("legacy".into());
+            self.cancel_ring(sh, now, "legacy");
         }
-        tracing::debug!(queue, "parallel line overflows to 12345");
-        self.note(now, key, cdr::EventKind::Overflowed, Some(queue.clone()));
-        self.enqueue(now, key, &queue, &line, true);
+        debug!(queue, "parallel line overflows to 12345");
+        self.note(sh, now, cdr::EventKind::Overflowed, Some(queue.clone()));
+        self.enqueue(sh, now, &queue, &line, true);
         true
     }
 
@@ -273,25 +276,21 @@ impl Core {
     /// own) carrying the caller's offer to `uri` at `peer`.
     pub(super) fn place_b(
         &mut self,
+        sh: &mut Shared,
         now: Instant,
-        key: CallKey,
         uri: String,
         peer: Peer,
         extra: Vec<(String, String)>,
     ) {
-        let b_tag = self.sh.ids.tag();
-        let call_id: Box<str> = self.sh.ids.call_id(self.sh.cfg.shard).into();
-        let contact = self.contact(peer.transport);
-        let contact_host = self.sh.cfg.contact_host.clone();
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
+        let b_tag = sh.ids.tag();
+        let call_id: Box<str> = sh.ids.call_id(sh.cfg.shard).into();
+        let contact = sh.contact(peer.transport);
         // The caller's INVITE: pending, or answered by the gateway itself.
-        let Some(req) = call
+        let Some(req) = self
             .a_invite
             .as_ref()
             .map(|(_, r)| r)
-            .or(call.answered_invite.as_ref())
+            .or(self.answered_invite.as_ref())
         else {
             return;
         };
@@ -299,7 +298,10 @@ impl Core {
         let to = addr_of(&uri);
         let dialog = Dialog {
             call_id,
-            local_hdr: format!("{display}<sip:{}@{contact_host}>;tag={b_tag}", call.caller),
+            local_hdr: format!(
+                "{display}<sip:{}@{}>;tag={b_tag}",
+                self.caller, sh.cfg.contact_host
+            ),
             local_tag: b_tag.into(),
             remote_tag: None,
             remote_hdr: format!("<{to}>"),
@@ -334,25 +336,14 @@ impl Core {
             content_type: a_type,
             body: a_body,
         };
-        if let Some(offer) = self.b_offer(key) {
+        if let Some(offer) = self.b_offer(sh) {
             out.content_type = Some("application/sdp".into());
             out.body = offer;
         }
-        let b_call_id = dialog.call_id.clone();
-        let b_tx = self.sh.tl.send_request(now, peer, out);
-        if let Some(call) = self.calls.get_mut(&key) {
-            call.b = Some(Leg::placed(dialog, b_tx));
-        }
-        self.sh.by_b.insert(b_call_id, key);
-        self.track(key, b_tx, Role::BInvite);
-    }
-
-    /// Our Contact for a leg on `transport`.
-    pub(super) fn contact(&self, transport: Transport) -> String {
-        match transport {
-            Transport::Udp => format!("<sip:gw@{}>", self.sh.cfg.contact_host),
-            Transport::Tcp => format!("<sip:gw@{};transport=tcp>", self.sh.cfg.contact_host),
-        }
+        sh.by_b.insert(dialog.call_id.clone(), self.key);
+        let b_tx = sh.tl.send_request(now, peer, out);
+        self.b = Some(Leg::placed(dialog, b_tx));
+        self.track(sh, b_tx, Role::BInvite);
     }
 }
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tracing::{debug, warn};
 
-use super::{CallKey, Core, Side};
+use super::{Call, CallKey, Core, Shared, Side};
 use crate::media::command::{Leg, MediaCommand, Playlist, Remote};
 use crate::media::{Codec, Prompts};
 use crate::sip::message::{Headers, Request};
@@ -105,22 +105,31 @@ impl Core {
     pub fn poll_media(&mut self) -> Option<MediaCommand> {
         self.sh.media_out.pop_front()
     }
+}
 
-    pub(super) fn media_cmd(&mut self, cmd: MediaCommand) {
-        self.sh.media_out.push_back(cmd);
+impl Shared {
+    /// Gives a finished call's ports back and tells the relay the call is over.
+    pub(super) fn media_close(&mut self, key: CallKey, media: Option<Box<CallMedia>>) {
+        if let Some(m) = media {
+            self.media_cmd(MediaCommand::Close { session: key });
+            for p in m.ports {
+                self.ports.give_back(p);
+            }
+        }
     }
+}
 
+impl Call {
     /// The caller hears `playlist`, numbered so that its end is told apart
     /// from the end of the one before.
-    pub(super) fn media_play(&mut self, key: CallKey, playlist: Playlist) {
-        let Some(m) = self.calls.get_mut(&key).and_then(|c| c.media.as_mut()) else {
+    pub(super) fn play(&mut self, sh: &mut Shared, playlist: Playlist) {
+        let Some(m) = self.media.as_mut() else {
             return;
         };
         m.plays = m.plays.wrapping_add(1);
-        let play = m.plays;
-        self.media_cmd(MediaCommand::Play {
-            session: key,
-            play,
+        sh.media_cmd(MediaCommand::Play {
+            session: self.key,
+            play: m.plays,
             playlist,
         });
     }
@@ -130,11 +139,11 @@ impl Core {
     /// relayed end to end).
     pub(super) fn media_open(
         &mut self,
-        key: CallKey,
+        sh: &mut Shared,
         req: &Request,
         line: &crate::dialplan::Line,
     ) -> Result<bool, MediaRefusal> {
-        let Some(cfg) = self.sh.cfg.media.clone() else {
+        let Some(cfg) = sh.cfg.media.clone() else {
             return Ok(false);
         };
         let is_sdp = req
@@ -156,36 +165,32 @@ impl Core {
             Err(e) => return Err(MediaRefusal::BadSdp(e)),
         }
         let remote = remote_of(&offer, None).ok_or(MediaRefusal::NoCodec)?;
-        let Some(a) = self.sh.ports.take(self.sh.ids.next_u64()) else {
+        let Some(a) = sh.ports.take(sh.ids.next_u64()) else {
             return Err(MediaRefusal::NoPorts);
         };
-        let Some(b) = self.sh.ports.take(self.sh.ids.next_u64()) else {
-            self.sh.ports.give_back(a);
+        let Some(b) = sh.ports.take(sh.ids.next_u64()) else {
+            sh.ports.give_back(a);
             return Err(MediaRefusal::NoPorts);
         };
-        let id = self.call_id_of(key);
+        let id = sh.call_id_of(self.key);
         let recording = line
             .record
             .unwrap_or(cfg.record)
             .then(|| format!("{id}.wav"));
         let survey_due = line.survey.unwrap_or(cfg.survey);
-        let seed = self.sh.ids.next_u64();
-        self.media_cmd(MediaCommand::Open {
-            session: key,
+        let seed = sh.ids.next_u64();
+        sh.media_cmd(MediaCommand::Open {
+            session: self.key,
             ports: [a, b],
             record: recording.as_ref().map(|_| id.clone()),
         });
-        let signal = self.signal_ip(key, Side::A);
-        self.media_cmd(MediaCommand::Remote {
-            session: key,
+        sh.media_cmd(MediaCommand::Remote {
+            session: self.key,
             leg: Leg::A,
             remote,
-            signal,
+            signal: self.signal_ip(Side::A),
         });
-        let Some(call) = self.calls.get_mut(&key) else {
-            return Ok(false);
-        };
-        call.media = Some(Box::new(CallMedia {
+        self.media = Some(Box::new(CallMedia {
             ports: [a, b],
             codec: remote.codec,
             offer,
@@ -203,22 +208,11 @@ impl Core {
         Ok(true)
     }
 
-    /// Gives the call's ports back and tells the relay the call is over.
-    pub(super) fn media_close(&mut self, key: CallKey, media: Option<Box<CallMedia>>) {
-        if let Some(m) = media {
-            self.media_cmd(MediaCommand::Close { session: key });
-            for p in m.ports {
-                self.sh.ports.give_back(p);
-            }
-        }
-    }
-
     /// The SDP the callee leg is offered: the caller's codecs (only the agreed one
     /// once the gateway has answered the caller), anchored at the callee port.
-    pub(super) fn b_offer(&mut self, key: CallKey) -> Option<Bytes> {
-        let call = self.calls.get_mut(&key)?;
-        let gateway_answered = call.gateway_answered();
-        let m = call.media.as_mut()?;
+    pub(super) fn b_offer(&mut self, sh: &mut Shared) -> Option<Bytes> {
+        let gateway_answered = self.gateway_answered();
+        let m = self.media.as_mut()?;
         let mut sdp = m.offer.clone();
         if gateway_answered || m.a_answer.is_some() {
             let codec = codec_name(m.codec);
@@ -228,33 +222,32 @@ impl Core {
         }
         // The callee always gets a two-way offer, whatever the caller's hold state.
         sdp.set_direction(Direction::SendRecv);
-        Some(self.present(key, Side::B, sdp))
+        Some(self.present(sh, Side::B, sdp))
     }
 
     /// The offer for a transfer target: the codec the caller already uses, at the
     /// callee-side port (the caller keeps its media session: no re-INVITE).
-    pub(super) fn transfer_offer(&mut self, key: CallKey) -> Option<Bytes> {
-        let m = self.calls.get_mut(&key)?.media.as_mut()?;
+    pub(super) fn transfer_offer(&mut self, sh: &mut Shared) -> Option<Bytes> {
+        let m = self.media.as_mut()?;
         let mut sdp = m.offer.clone();
         let codec = codec_name(m.codec);
         if let Err(e) = sdp.restrict_codecs(&[codec, "telephone-event/8000"]) {
             debug!(error = %e, "transfer offer keeps the caller's codecs");
         }
         sdp.set_direction(Direction::SendRecv);
-        Some(self.present(key, Side::B, sdp))
+        Some(self.present(sh, Side::B, sdp))
     }
 
     /// Anchors `sdp` for the leg `to` and prints it.
-    fn present(&mut self, key: CallKey, to: Side, mut sdp: Sdp) -> Bytes {
-        let Some(cfg) = self.sh.cfg.media.as_ref() else {
+    fn present(&mut self, sh: &Shared, to: Side, mut sdp: Sdp) -> Bytes {
+        let Some(cfg) = sh.cfg.media.as_ref() else {
             return Bytes::from(sdp.to_string());
         };
-        let address = cfg.address;
-        let Some(m) = self.calls.get_mut(&key).and_then(|c| c.media.as_mut()) else {
+        let Some(m) = self.media.as_mut() else {
             return Bytes::from(sdp.to_string());
         };
         let i = side_index(to);
-        sdp.anchor(address, m.ports[i], false);
+        sdp.anchor(cfg.address, m.ports[i], false);
         // Only the first active audio stream is relayed: refuse the others
         // (RFC 3264 §6: port 0), so that nobody sends video to a relay port.
         let relayed = sdp
@@ -279,20 +272,20 @@ impl Core {
     /// unchanged (no media for this call, or no SDP in it).
     pub(super) fn sdp_to(
         &mut self,
-        key: CallKey,
+        sh: &mut Shared,
         to: Side,
         content_type: Option<&str>,
         body: &[u8],
     ) -> Option<Bytes> {
-        let sdp = self.learn(key, to.other(), content_type, body)?;
-        Some(self.present(key, to, sdp))
+        let sdp = self.learn(sh, to.other(), content_type, body)?;
+        Some(self.present(sh, to, sdp))
     }
 
     /// The IP address leg `side`'s signalling comes from (its dialog's peer):
     /// the relay also hears that leg's RTP from any port of it (a phone behind
     /// NAT). `None` before the leg has a peer.
-    pub(super) fn signal_ip(&self, key: CallKey, side: Side) -> Option<IpAddr> {
-        let peer = self.calls.get(&key)?.peer_of(side)?;
+    pub(super) fn signal_ip(&self, side: Side) -> Option<IpAddr> {
+        let peer = self.peer_of(side)?;
         Some(peer.addr.ip()).filter(|ip| !ip.is_unspecified())
     }
 
@@ -300,27 +293,28 @@ impl Core {
     /// listens. Returns the SDP restricted to the relayed codecs.
     pub(super) fn learn(
         &mut self,
-        key: CallKey,
+        sh: &mut Shared,
         from: Side,
         content_type: Option<&str>,
         body: &[u8],
     ) -> Option<Sdp> {
-        let signal = self.signal_ip(key, from);
-        self.learn_from(key, from, signal, content_type, body)
+        let signal = self.signal_ip(from);
+        self.learn_from(sh, from, signal, content_type, body)
     }
 
     /// [`Self::learn`] for a leg whose signalling comes from `signal` (a
     /// transfer target not yet in the call's callee dialog).
     pub(super) fn learn_from(
         &mut self,
-        key: CallKey,
+        sh: &mut Shared,
         from: Side,
         signal: Option<IpAddr>,
         content_type: Option<&str>,
         body: &[u8],
     ) -> Option<Sdp> {
-        let a_signal = self.signal_ip(key, Side::A);
-        let m = self.calls.get(&key)?.media.as_ref()?;
+        let a_signal = self.signal_ip(Side::A);
+        let key = self.key;
+        let m = self.media.as_mut()?;
         let is_sdp = content_type.is_some_and(|c| c.trim().eq_ignore_ascii_case("application/sdp"));
         if !is_sdp || body.is_empty() {
             return None;
@@ -339,29 +333,23 @@ impl Core {
         let leg = leg_of(from);
         match remote_of(&sdp, Some(fallback)) {
             Some(remote) => {
-                let mut caller_update = None;
-                if let Some(m) = self.calls.get_mut(&key).and_then(|c| c.media.as_mut()) {
-                    m.dtmf[side_index(from)] = remote.dtmf_pt;
-                    if from == Side::A {
-                        m.codec = remote.codec;
-                        m.a_remote = remote;
-                    } else if m.a_answer.is_none() && remote.codec != m.a_remote.codec {
-                        // The callee chose the other law of the caller's offer: the
-                        // caller sends that one too (no transcoding).
-                        m.codec = remote.codec;
-                        m.a_remote.codec = remote.codec;
-                        caller_update = Some(m.a_remote);
-                    }
-                }
-                if let Some(remote) = caller_update {
-                    self.media_cmd(MediaCommand::Remote {
+                m.dtmf[side_index(from)] = remote.dtmf_pt;
+                if from == Side::A {
+                    m.codec = remote.codec;
+                    m.a_remote = remote;
+                } else if m.a_answer.is_none() && remote.codec != m.a_remote.codec {
+                    // The callee chose the other law of the caller's offer: the
+                    // caller sends that one too (no transcoding).
+                    m.codec = remote.codec;
+                    m.a_remote.codec = remote.codec;
+                    sh.media_cmd(MediaCommand::Remote {
                         session: key,
                         leg: Leg::A,
-                        remote,
+                        remote: m.a_remote,
                         signal: a_signal,
                     });
                 }
-                self.media_cmd(MediaCommand::Remote {
+                sh.media_cmd(MediaCommand::Remote {
                     session: key,
                     leg,
                     remote,
@@ -377,8 +365,8 @@ impl Core {
 
     /// The SDP answer the gateway gives the caller itself: one codec (the first
     /// the caller offered) and telephone-event, anchored at the caller port.
-    pub(super) fn a_answer(&mut self, key: CallKey) -> Option<Bytes> {
-        let m = self.calls.get_mut(&key)?.media.as_mut()?;
+    pub(super) fn a_answer(&mut self, sh: &mut Shared) -> Option<Bytes> {
+        let m = self.media.as_mut()?;
         if let Some(b) = &m.a_answer {
             return Some(b.clone());
         }
@@ -389,8 +377,8 @@ impl Core {
         }
         let dir = sdp.direction().unwrap_or(Direction::SendRecv).reversed();
         sdp.set_direction(dir);
-        let body = self.present(key, Side::A, sdp);
-        if let Some(m) = self.calls.get_mut(&key).and_then(|c| c.media.as_mut()) {
+        let body = self.present(sh, Side::A, sdp);
+        if let Some(m) = self.media.as_mut() {
             m.a_answer = Some(body.clone());
         }
         Some(body)
@@ -400,41 +388,27 @@ impl Core {
     /// if the caller already has one, else the callee's SDP anchored.
     pub(super) fn body_to_caller(
         &mut self,
-        key: CallKey,
+        sh: &mut Shared,
         content_type: Option<&str>,
         body: &[u8],
     ) -> Option<Bytes> {
-        let given = self
-            .calls
-            .get(&key)
-            .and_then(|c| c.media.as_ref())
-            .and_then(|m| m.a_answer.clone());
+        let given = self.media.as_ref().and_then(|m| m.a_answer.clone());
         match given {
             Some(answer) => {
-                self.learn(key, Side::B, content_type, body);
+                self.learn(sh, Side::B, content_type, body);
                 Some(answer)
             }
             None => {
-                let out = self.sdp_to(key, Side::A, content_type, body);
-                let playing = self
-                    .calls
-                    .get(&key)
-                    .and_then(|c| c.media.as_ref())
-                    .is_some_and(|m| m.playing);
+                let out = self.sdp_to(sh, Side::A, content_type, body);
+                let playing = self.media.as_ref().is_some_and(|m| m.playing);
                 if out.is_some() && !playing {
                     // Early media or the answer of a direct route: bridge at once.
-                    self.media_cmd(MediaCommand::Bridge { session: key });
+                    sh.media_cmd(MediaCommand::Bridge { session: self.key });
                 }
                 out
             }
         }
     }
-}
-
-pub(super) fn call_transport(core: &Core, key: CallKey) -> crate::sip::Transport {
-    core.calls
-        .get(&key)
-        .map_or(crate::sip::Transport::Udp, |c| c.a.peer.transport)
 }
 
 pub(super) fn side_index(side: Side) -> usize {

@@ -13,6 +13,7 @@
 pub mod api;
 mod callee_answer;
 mod dialog;
+mod dispatch;
 mod finish;
 mod guard;
 mod invite;
@@ -26,6 +27,7 @@ pub mod reason;
 mod record;
 #[cfg(test)]
 mod security_tests;
+mod shared;
 mod state;
 mod strangers;
 #[cfg(test)]
@@ -39,7 +41,6 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use tracing::{debug, warn};
 
 use crate::acd::Acd;
@@ -51,8 +52,8 @@ use crate::sip::builder::response_to;
 use crate::sip::dialog::Dialog;
 use crate::sip::framing;
 use crate::sip::ids::{IdGen, Seed};
-use crate::sip::message::{self, Headers, Message, Method, Request};
-use crate::sip::transaction::{LayerConfig, TransactionLayer, TxEvent, TxId};
+use crate::sip::message::{self, Message, Method, Request};
+use crate::sip::transaction::{LayerConfig, TransactionLayer, TxId};
 use crate::sip::validate::check_request;
 use crate::sip::{Peer, Transmit, salvage};
 use crate::util::idmap::IdMap;
@@ -148,6 +149,7 @@ enum Role {
 /// One call: the caller's dialog, the callee leg, and what ties them together.
 #[derive(Debug)]
 struct Call {
+    key: CallKey,
     span: tracing::Span,
     state: CallState,
     /// The caller's dialog (the gateway is its UAS).
@@ -296,6 +298,8 @@ pub(super) struct Shared {
     /// An instant and the Unix time it corresponds to: the core's wall clock for
     /// time rules, set by the driver (the core never reads the clock).
     wall: (Instant, i64),
+    /// Calls whose handlers have finished them: removed once the event settles.
+    finished: Vec<CallKey>,
 }
 
 impl Core {
@@ -341,6 +345,7 @@ impl Core {
                 orphans: IdMap::default(),
                 wall: (now, 0),
                 id_prefix,
+                finished: Vec::new(),
             },
             calls: IdMap::default(),
             next_key: 1,
@@ -368,66 +373,6 @@ impl Core {
     /// rules and call records.
     pub fn set_wall_clock(&mut self, at: Instant, unix_ms: i64) {
         self.sh.wall = (at, unix_ms);
-    }
-
-    /// Unix milliseconds at `now`.
-    pub(crate) fn unix_ms(&self, now: Instant) -> i64 {
-        let (at, unix) = self.sh.wall;
-        match now.checked_duration_since(at) {
-            Some(d) => unix + d.as_millis() as i64,
-            None => unix - at.duration_since(now).as_millis() as i64,
-        }
-    }
-
-    /// Local time (the dialplan's UTC offset) at `now`.
-    fn local_time(&self, now: Instant) -> crate::dialplan::time::LocalTime {
-        let secs = self.unix_ms(now).div_euclid(1000);
-        crate::dialplan::time::local_time(secs, self.sh.dialplan.utc_offset_minutes)
-    }
-
-    /// Adds an event to a call's log.
-    pub(super) fn note(
-        &mut self,
-        now: Instant,
-        key: CallKey,
-        kind: cdr::EventKind,
-        detail: Option<String>,
-    ) {
-        let at_ms = self.unix_ms(now);
-        let id = self.call_id_of(key);
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        let first_offer = kind == cdr::EventKind::Offered && !call.offer_noted;
-        match kind {
-            cdr::EventKind::Offered => call.offer_noted = true,
-            cdr::EventKind::Ringback => call.ringback_noted = true,
-            cdr::EventKind::CallerHungUp
-            | cdr::EventKind::CalleeHungUp
-            | cdr::EventKind::GatewayEnded => call.end_noted = true,
-            _ => {}
-        }
-        if first_offer {
-            self.sh.offers.push_back(cdr::Offer {
-                id,
-                sip_call_id: call.a.call_id.to_string(),
-                caller: call.caller.clone(),
-                called: call.called.clone(),
-                original: call.original.clone(),
-                line: call.line.clone(),
-                line_name: call.line_name.clone(),
-                mode: call.mode.as_str().to_string(),
-                department: call.department.clone(),
-                offered_to: detail.clone().unwrap_or_default(),
-                at_ms,
-                deadline: call.deadline.clone(),
-            });
-        }
-        call.events.push(cdr::Event {
-            at_ms,
-            kind,
-            detail,
-        });
     }
 
     /// Replaces the dialplan; calls in progress keep the route they took, logged-in
@@ -461,7 +406,7 @@ impl Core {
     /// Changes an agent's state from the API; the ACD's resulting commands run.
     pub fn with_acd<T>(&mut self, now: Instant, f: impl FnOnce(&mut Acd) -> T) -> T {
         let r = f(&mut self.sh.acd);
-        self.drain_acd(now);
+        self.settle(now);
         r
     }
 
@@ -546,23 +491,6 @@ impl Core {
         self.sh.offers.pop_front()
     }
 
-    /// The id of a call: the record's, the stub's and the screen pop's.
-    pub(super) fn call_id_of(&self, key: CallKey) -> String {
-        format!("{}-{key}", self.sh.id_prefix)
-    }
-
-    /// The local date `workdays` working days after `now`, on the calendar.
-    pub(super) fn deadline(&self, now: Instant, workdays: u32) -> Option<String> {
-        let today = self.local_time(now).date();
-        Some(
-            self.sh
-                .dialplan
-                .calendar
-                .add_working_days(today, workdays)
-                .to_string(),
-        )
-    }
-
     /// Calls in progress.
     pub fn active_calls(&self) -> usize {
         self.calls.len()
@@ -579,75 +507,6 @@ impl Core {
             strangers: self.guard.counts(),
             foreign_responses: self.sh.tl.foreign_responses(),
             ..self.sh.stats.clone()
-        }
-    }
-
-    pub(crate) fn process_events(&mut self, now: Instant) {
-        while let Some(ev) = self.sh.tl.poll_event() {
-            match ev {
-                TxEvent::Request {
-                    tx,
-                    request,
-                    peer,
-                    cancels,
-                } => self.on_request(now, tx, request, peer, cancels),
-                TxEvent::Ack { tx, request, .. } => self.on_ack(tx, &request),
-                TxEvent::Response { tx, response } => self.on_response(now, tx, response),
-                TxEvent::Timeout { tx } => self.on_timeout(now, tx),
-                TxEvent::AckTimeout { tx } => self.on_ack_timeout(now, tx),
-            }
-        }
-    }
-
-    fn on_request(
-        &mut self,
-        now: Instant,
-        tx: TxId,
-        req: Request,
-        peer: Peer,
-        cancels: Option<TxId>,
-    ) {
-        match req.method {
-            Method::Cancel => self.on_cancel(now, tx, &req, cancels),
-            Method::Invite if req.to_tag().is_none() => self.new_call(now, tx, req, peer),
-            _ if req.to_tag().is_some() => self.in_dialog(now, tx, req, peer),
-            Method::Register => self.on_register(now, tx, &req, peer),
-            Method::Options => {
-                let mut m = response_to(&req, 200, "OK", Some(&self.sh.ids.tag()));
-                m.header("Allow", ALLOW)
-                    .header("Accept", "application/sdp")
-                    .header("Supported", "");
-                self.respond(now, tx, 200, m.finish_empty());
-            }
-            Method::Bye | Method::Info | Method::Update | Method::Prack | Method::Invite => {
-                self.reply(now, tx, &req, 481, "Call/Transaction Does Not Exist");
-            }
-            Method::Other(_) => self.reply(now, tx, &req, 501, "Not Implemented"),
-            _ => {
-                let mut m = response_to(&req, 405, "Method Not Allowed", Some(&self.sh.ids.tag()));
-                m.header("Allow", ALLOW);
-                self.respond(now, tx, 405, m.finish_empty());
-            }
-        }
-    }
-
-    /// Sends a plain response on a server transaction.
-    fn reply(&mut self, now: Instant, tx: TxId, req: &Request, code: u16, reason: &str) {
-        let tag = self.sh.ids.tag();
-        let bytes = response_to(req, code, reason, Some(&tag)).finish_empty();
-        self.respond(now, tx, code, bytes);
-    }
-
-    fn respond(&mut self, now: Instant, tx: TxId, code: u16, bytes: Bytes) {
-        if let Err(e) = self.sh.tl.respond(now, tx, code, bytes) {
-            debug!(error = %e, "response not sent");
-        }
-    }
-
-    fn track(&mut self, key: CallKey, tx: TxId, role: Role) {
-        self.sh.by_tx.insert(tx, (key, role));
-        if let Some(c) = self.calls.get_mut(&key) {
-            c.txs.push(tx);
         }
     }
 }

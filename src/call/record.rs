@@ -105,7 +105,7 @@ impl Core {
         offered: String,
     ) {
         self.record_refused(now, req, reason, 503);
-        let at_ms = self.unix_ms(now);
+        let at_ms = self.sh.unix_ms(now);
         if let Some(r) = self.records.back_mut() {
             r.line = Some(line.number.clone());
             r.line_name = Some(line.name.clone());
@@ -134,14 +134,14 @@ impl Core {
         warn_refused(reason, code, &called);
         let key = self.next_key;
         self.next_key += 1;
-        let at_ms = self.unix_ms(now);
+        let at_ms = self.sh.unix_ms(now);
         let event = |kind, detail| cdr::Event {
             at_ms,
             kind,
             detail: Some(detail),
         };
         self.records.push_back(FinishedCall {
-            id: self.call_id_of(key),
+            id: self.sh.call_id_of(key),
             original: number::original_called(req).map(|(n, _)| n),
             events: vec![
                 event(cdr::EventKind::Received, called.clone()),

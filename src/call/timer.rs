@@ -51,7 +51,7 @@ impl Timers {
         self.0[t as usize] = None;
     }
 
-    fn set(&mut self, t: CallTimer, at: Instant) {
+    pub fn set(&mut self, t: CallTimer, at: Instant) {
         self.0[t as usize] = Some(at);
     }
 }
@@ -87,7 +87,7 @@ impl Core {
         self.sh.tl.handle_timeout(now);
         self.process_events(now);
         self.sh.acd.handle_timeout(now);
-        self.drain_acd(now);
+        self.settle(now);
         self.sh.registrar.handle_timeout(now);
         self.drain_registrar(now);
         while let Some(Reverse((at, key, timer))) = self.sh.timers.peek().copied() {
@@ -109,12 +109,5 @@ impl Core {
         self.calls
             .get(&key)
             .is_some_and(|c| c.timers.get(timer) == Some(at))
-    }
-
-    pub(super) fn arm_call_timer(&mut self, key: CallKey, timer: CallTimer, at: Instant) {
-        if let Some(c) = self.calls.get_mut(&key) {
-            c.timers.set(timer, at);
-            self.sh.timers.push(Reverse((at, key, timer)));
-        }
     }
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use tracing::{debug, info};
 
-use super::{Call, CallKey, CallState, Core, Leg, Role, Side};
+use super::{Call, CallState, Leg, Role, Shared, Side};
 use crate::registrar::RequestAuth;
 use crate::sip::Peer;
 use crate::sip::dialog::Dialog;
@@ -23,36 +23,33 @@ pub(super) struct Transfer {
     leg: Leg,
 }
 
-impl Core {
+impl Call {
     /// A REFER inside a call.
     pub(super) fn on_refer(
         &mut self,
+        sh: &mut Shared,
         now: Instant,
         tx: TxId,
         req: &Request,
         peer: Peer,
-        key: CallKey,
         side: Side,
     ) {
         if side != Side::B {
-            return self.reply(now, tx, req, 403, "Forbidden (only the agent may transfer)");
+            return sh.reply(now, tx, req, 403, "Forbidden (only the agent may transfer)");
         }
-        if !self.refer_authorised(now, tx, req, peer, key) {
+        if !self.refer_authorised(sh, now, tx, req, peer) {
             return;
         }
-        let ready = self
-            .calls
-            .get(&key)
-            .is_some_and(|c| c.a_acked && matches!(c.state, CallState::Connected { .. }));
+        let ready = self.a_acked && matches!(self.state, CallState::Connected { .. });
         if !ready {
-            return self.reply(now, tx, req, 491, "Request Pending");
+            return sh.reply(now, tx, req, 491, "Request Pending");
         }
         let number = req
             .header("Refer-To")
             .and_then(|v| SipUri::parse(addr_spec(v)).ok())
             .and_then(|u| u.user.map(|u| u.to_string()));
         let Some(number) = number else {
-            return self.reply(
+            return sh.reply(
                 now,
                 tx,
                 req,
@@ -60,9 +57,9 @@ impl Core {
                 "Bad Request (Refer-To is missing or not a SIP URI)",
             );
         };
-        let Some(entry) = self.sh.dialplan.transfer(&number).cloned() else {
+        let Some(entry) = sh.dialplan.transfer(&number).cloned() else {
             info!(number = %number, "transfer refused: not in the transfer directory");
-            return self.reply(
+            return sh.reply(
                 now,
                 tx,
                 req,
@@ -70,8 +67,8 @@ impl Core {
                 "Forbidden (not in the transfer directory)",
             );
         };
-        self.reply(now, tx, req, 202, "Accepted");
-        self.notify_agent(now, key, "SIP/2.0 100 Trying", false);
+        sh.reply(now, tx, req, 202, "Accepted");
+        self.notify_agent(sh, now, "SIP/2.0 100 Trying", false);
         let target = &entry.target;
         let user = target.user.clone().unwrap_or_else(|| entry.number.clone());
         let uri = super::invite::sip_uri(&user, target.addr, target.transport);
@@ -79,13 +76,11 @@ impl Core {
             transport: target.transport,
             addr: target.addr,
         };
-        let tag = self.sh.ids.tag();
-        let call_id: Box<str> = self.sh.ids.call_id(self.sh.cfg.shard).into();
-        let contact = self.contact(peer.transport);
-        let host = self.sh.cfg.contact_host.clone();
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
+        let tag = sh.ids.tag();
+        let call_id: Box<str> = sh.ids.call_id(sh.cfg.shard).into();
+        let contact = sh.contact(peer.transport);
+        let host = sh.cfg.contact_host.clone();
+        let call = &mut *self;
         let c = Dialog {
             call_id,
             local_hdr: format!("<sip:{}@{host}>;tag={tag}", call.caller),
@@ -116,16 +111,14 @@ impl Core {
             ],
             ..Default::default()
         };
-        if let Some(offer) = self.transfer_offer(key) {
+        if let Some(offer) = self.transfer_offer(sh) {
             out.content_type = Some("application/sdp".into());
             out.body = offer;
         }
-        let c_invite = self.sh.tl.send_request(now, peer, out);
+        let c_invite = sh.tl.send_request(now, peer, out);
         debug!(number = %entry.number, "transfer: calling the new leg");
-        if let Some(call) = self.calls.get_mut(&key)
-            && let CallState::Connected { by } = call.state
-        {
-            call.state = CallState::Transferring {
+        if let CallState::Connected { by } = self.state {
+            self.state = CallState::Transferring {
                 by,
                 transfer: Box::new(Transfer {
                     number: entry.number.clone(),
@@ -133,7 +126,7 @@ impl Core {
                 }),
             };
         }
-        self.track(key, c_invite, Role::TransferInvite);
+        self.track(sh, c_invite, Role::TransferInvite);
     }
 
     /// Whether the REFER may go on. A registered agent proves it is the agent of
@@ -142,62 +135,50 @@ impl Core {
     /// seats and legacy platforms are trusted by network, as their calls are.
     fn refer_authorised(
         &mut self,
+        sh: &mut Shared,
         now: Instant,
         tx: TxId,
         req: &Request,
         peer: Peer,
-        key: CallKey,
     ) -> bool {
-        let Some(agent) = self
-            .calls
-            .get(&key)
-            .and_then(|c| c.agent.clone())
-            .filter(|a| self.sh.registrar.is_user(a))
-        else {
+        let Some(agent) = self.agent.clone().filter(|a| sh.registrar.is_user(a)) else {
             return true;
         };
-        let reply = match self
-            .sh
+        let reply = match sh
             .registrar
             .authenticate_request(now, req, peer, Some(&agent))
         {
             RequestAuth::Agent(user) if user == agent => return true,
             RequestAuth::Agent(_) => {
-                self.reply(now, tx, req, 403, "Forbidden (not the agent of this call)");
+                sh.reply(now, tx, req, 403, "Forbidden (not the agent of this call)");
                 return false;
             }
-            RequestAuth::Absent => self.sh.registrar.challenge_request(now, peer, Some(&agent)),
+            RequestAuth::Absent => sh.registrar.challenge_request(now, peer, Some(&agent)),
             RequestAuth::Reply(r) => r,
         };
-        self.send_registrar_reply(now, tx, req, &reply);
+        sh.send_registrar_reply(now, tx, req, &reply);
         false
     }
 
     /// A response on the new leg's INVITE.
     pub(super) fn on_transfer_invite_response(
         &mut self,
+        sh: &mut Shared,
         now: Instant,
-        key: CallKey,
         resp: Response,
     ) {
         if resp.code < 200 {
             return;
         }
-        let Some(a_transport) = self.calls.get(&key).map(|c| c.a.peer.transport) else {
-            self.sh.stats.stale_events += 1;
-            return;
-        };
-        let contact = self.contact(a_transport);
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
+        let contact = sh.contact(self.a.peer.transport);
+        let call = &mut *self;
         let CallState::Transferring { transfer, .. } = &mut call.state else {
             return;
         };
         if resp.code >= 300 {
             call.end_transfer();
             let frag = format!("SIP/2.0 {} {}", resp.code, resp.reason);
-            return self.notify_agent(now, key, &frag, true);
+            return self.notify_agent(sh, now, &frag, true);
         }
         transfer.leg.dialog.learn_from_response(&resp);
         transfer.leg.pending = false;
@@ -209,17 +190,17 @@ impl Core {
             // The new leg is not the callee dialog yet: its own peer is the
             // signalling source the relay may hear it from.
             let signal = Some(leg.dialog.peer.addr.ip());
-            self.learn_from(key, Side::B, signal, resp.content_type(), &resp.body);
+            self.learn_from(sh, Side::B, signal, resp.content_type(), &resp.body);
             let ack = leg.ack(None, Bytes::new());
-            self.sh.tl.send_ack(Some(leg.invite), leg.dialog.peer, ack);
-            return self.complete_transfer(now, key, number, leg);
+            sh.tl.send_ack(Some(leg.invite), leg.dialog.peer, ack);
+            return self.complete_transfer(sh, now, number, leg);
         }
         if resp.body.is_empty() {
             // No offer to give the caller: give up on the new leg.
             if let Some(t) = call.end_transfer() {
-                self.release_leg(now, key, t.leg);
+                self.release_leg(sh, now, t.leg);
             }
-            return self.notify_agent(now, key, "SIP/2.0 488 Not Acceptable Here", true);
+            return self.notify_agent(sh, now, "SIP/2.0 488 Not Acceptable Here", true);
         }
         // Give the new leg's offer to the caller.
         let mut reinvite = call.a.request(
@@ -229,32 +210,29 @@ impl Core {
         );
         reinvite.extra.push(("Contact".into(), contact));
         let peer = call.a.peer;
-        let tx = self.sh.tl.send_request(now, peer, reinvite);
-        self.track(key, tx, Role::TransferReinvite);
+        let tx = sh.tl.send_request(now, peer, reinvite);
+        self.track(sh, tx, Role::TransferReinvite);
     }
 
     /// The caller's answer to the re-INVITE carrying the new leg's offer.
     pub(super) fn on_transfer_reinvite_response(
         &mut self,
+        sh: &mut Shared,
         now: Instant,
-        key: CallKey,
         tx: TxId,
         resp: Response,
     ) {
         if resp.code < 200 {
             return;
         }
-        let Some(call) = self.calls.get_mut(&key) else {
-            self.sh.stats.stale_events += 1;
-            return;
-        };
+        let call = &mut *self;
         let Some(Transfer { number, leg }) = call.end_transfer() else {
             return;
         };
         if resp.code >= 300 {
-            self.release_leg(now, key, leg);
+            self.release_leg(sh, now, leg);
             let frag = format!("SIP/2.0 {} {}", resp.code, resp.reason);
-            return self.notify_agent(now, key, &frag, true);
+            return self.notify_agent(sh, now, &frag, true);
         }
         // Complete both offer/answer exchanges: ACK the caller, ACK the new leg
         // with the caller's answer.
@@ -262,25 +240,21 @@ impl Core {
             .a
             .request_with_cseq(Method::Ack, call.a.local_cseq, None, Bytes::new());
         let a_peer = call.a.peer;
-        self.sh.tl.send_ack(Some(tx), a_peer, a_ack);
+        sh.tl.send_ack(Some(tx), a_peer, a_ack);
         let c_ack = leg.ack(
             resp.content_type().map(str::to_string),
             Bytes::from(resp.body.clone()),
         );
-        self.sh
-            .tl
-            .send_ack(Some(leg.invite), leg.dialog.peer, c_ack);
-        self.complete_transfer(now, key, number, leg);
+        sh.tl.send_ack(Some(leg.invite), leg.dialog.peer, c_ack);
+        self.complete_transfer(sh, now, number, leg);
     }
 
     /// The new leg is up: tell the agent, put the new leg in its place, release
     /// the agent.
-    fn complete_transfer(&mut self, now: Instant, key: CallKey, number: String, leg: Leg) {
-        self.notify_agent(now, key, "SIP/2.0 200 OK", true);
-        let at_ms = self.unix_ms(now);
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
+    fn complete_transfer(&mut self, sh: &mut Shared, now: Instant, number: String, leg: Leg) {
+        self.notify_agent(sh, now, "SIP/2.0 200 OK", true);
+        let at_ms = sh.unix_ms(now);
+        let call = &mut *self;
         let new_id = leg.dialog.call_id.clone();
         let old_b = call.b.replace(leg);
         call.transferred_to = Some(number.clone());
@@ -289,62 +263,58 @@ impl Core {
             kind: crate::cdr::EventKind::TransferredOut,
             detail: Some(number.clone()),
         });
-        self.sh.by_b.insert(new_id, key);
+        sh.by_b.insert(new_id, self.key);
         if let Some(mut old) = old_b {
-            self.sh.by_b.remove(&old.dialog.call_id);
+            sh.by_b.remove(&old.dialog.call_id);
             let peer = old.dialog.peer;
             let bye = old.dialog.request(Method::Bye, None, Bytes::new());
-            let t = self.sh.tl.send_request(now, peer, bye);
-            self.sh.by_tx.insert(t, (key, Role::Fire));
+            let t = sh.tl.send_request(now, peer, bye);
+            sh.by_tx.insert(t, (self.key, Role::Fire));
         }
         info!(number = %number, "call transferred");
-        self.release_acd(now, key);
+        self.release_acd(sh, now);
     }
 
     /// The new leg or the caller's re-INVITE never answered: tell the agent, and
     /// release the new leg if it had answered.
-    pub(super) fn on_transfer_timeout(&mut self, now: Instant, key: CallKey) {
-        let Some(t) = self.calls.get_mut(&key).and_then(|c| c.end_transfer()) else {
+    pub(super) fn on_transfer_timeout(&mut self, sh: &mut Shared, now: Instant) {
+        let Some(t) = self.end_transfer() else {
             return;
         };
         if !t.leg.pending {
-            self.release_leg(now, key, t.leg);
+            self.release_leg(sh, now, t.leg);
         }
-        self.notify_agent(now, key, "SIP/2.0 408 Request Timeout", true);
+        self.notify_agent(sh, now, "SIP/2.0 408 Request Timeout", true);
     }
 
     /// The call ends during a transfer: the new leg is cancelled while it
     /// rings, or released if it has answered.
-    pub(super) fn drop_transfer(&mut self, now: Instant, key: CallKey) {
-        let Some(t) = self.calls.get_mut(&key).and_then(|c| c.end_transfer()) else {
+    pub(super) fn drop_transfer(&mut self, sh: &mut Shared, now: Instant) {
+        let Some(t) = self.end_transfer() else {
             return;
         };
         if !t.leg.pending {
-            return self.release_leg(now, key, t.leg);
+            return self.release_leg(sh, now, t.leg);
         }
-        match self.sh.tl.cancel(now, t.leg.invite) {
-            Ok(c) => self.track(key, c, Role::Fire),
+        match sh.tl.cancel(now, t.leg.invite) {
+            Ok(c) => self.track(sh, c, Role::Fire),
             Err(e) => debug!(error = %e, "transfer leg: CANCEL not sent"),
         }
     }
 
     /// Ends a leg that answered but is not wanted: ACK its 2xx and send BYE.
-    fn release_leg(&mut self, now: Instant, key: CallKey, mut leg: Leg) {
+    fn release_leg(&mut self, sh: &mut Shared, now: Instant, mut leg: Leg) {
         let ack = leg.ack(None, Bytes::new());
-        self.sh.tl.send_ack(Some(leg.invite), leg.dialog.peer, ack);
+        sh.tl.send_ack(Some(leg.invite), leg.dialog.peer, ack);
         let bye = leg.dialog.request(Method::Bye, None, Bytes::new());
-        let t = self.sh.tl.send_request(now, leg.dialog.peer, bye);
-        self.sh.by_tx.insert(t, (key, Role::Fire));
+        let t = sh.tl.send_request(now, leg.dialog.peer, bye);
+        sh.by_tx.insert(t, (self.key, Role::Fire));
     }
 
     /// A NOTIFY with a sipfrag of the transfer's progress to the agent (RFC 3515 §2.4.5).
-    fn notify_agent(&mut self, now: Instant, key: CallKey, frag: &str, last: bool) {
-        let Some(leg) = self
-            .calls
-            .get_mut(&key)
-            .and_then(|c| c.b.as_mut())
-            .filter(|l| l.has_dialog())
-        else {
+    fn notify_agent(&mut self, sh: &mut Shared, now: Instant, frag: &str, last: bool) {
+        let key = self.key;
+        let Some(leg) = self.b.as_mut().filter(|l| l.has_dialog()) else {
             return;
         };
         let mut req = leg.dialog.request(
@@ -360,8 +330,8 @@ impl Core {
         };
         req.extra.push(("Subscription-State".into(), state.into()));
         let peer = leg.dialog.peer;
-        let tx = self.sh.tl.send_request(now, peer, req);
-        self.sh.by_tx.insert(tx, (key, Role::Fire));
+        let tx = sh.tl.send_request(now, peer, req);
+        sh.by_tx.insert(tx, (key, Role::Fire));
     }
 }
 
