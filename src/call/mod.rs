@@ -19,6 +19,8 @@ pub mod api;
 mod callee_answer;
 mod dialog;
 mod finish;
+#[cfg(test)]
+mod flow_tests;
 mod guard;
 mod invite;
 pub mod leg;
