@@ -67,6 +67,7 @@ fn a_queued_caller_hears_ringback_until_the_agent_answers_and_the_record_names_b
         "ready",
         "no wrap-up: ready again"
     );
+    one_offer(&mut net, "agents", &r);
     no_leak(&mut net);
 }
 

@@ -363,7 +363,17 @@ m=audio {port} RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-e
     )
 }
 
-/// The kinds and details of a record's events, for asserting what happened.
+/// The one work-order offer a call made (its stub opens then): offered to
+/// `to`, with the record's id.
+pub(super) fn one_offer(net: &mut Net, to: &str, record: &crate::call::CallRecord) {
+    let offer = net.core.poll_offer().expect("the call was offered");
+    assert_eq!(offer.offered_to, to);
+    assert_eq!(offer.id, record.id);
+    assert_eq!(offer.sip_call_id, record.call_id);
+    assert!(net.core.poll_offer().is_none(), "one offer per call");
+}
+
+/// Whether the record has an event of this kind with this detail.
 pub(super) fn has_event(r: &crate::call::CallRecord, kind: EventKind, detail: &str) -> bool {
     r.events
         .iter()
