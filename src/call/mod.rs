@@ -15,6 +15,8 @@ mod callee_answer;
 mod dialog;
 mod dispatch;
 mod finish;
+#[cfg(test)]
+mod flow_tests;
 mod guard;
 mod invite;
 pub mod leg;

@@ -26,7 +26,7 @@ use std::net::SocketAddr;
 
 pub use file::{MIN_PASSWORD, check, check_sources, load, parse_sources};
 pub use route::{CallFacts, Decision, DecisionView, Outcome};
-pub use seats::{AgentDef, Overflow, QueueDef, Strategy};
+pub use seats::{AgentDef, Overflow, QueueDef};
 
 /// The example dialplan (`dialplans/default/`), embedded for running outside a
 /// checkout.
