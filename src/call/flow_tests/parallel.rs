@@ -40,13 +40,16 @@ fn agent_answers_then_caller_hangs_up(net: &mut Net, line: &str) {
     net.send(A1.peer(), &A1.reply(&bye, 200, "OK", ""));
 }
 
-fn assert_overflowed_and_answered(r: &crate::call::CallRecord) {
+fn assert_overflowed_and_answered(r: &crate::call::FinishedCall) {
     assert_eq!(r.reason, Reason::CallerHangup);
     assert!(r.overflowed);
     assert_eq!(r.mode, Some("parallel"));
     assert_eq!(r.queue.as_deref(), Some("agents"));
     assert_eq!(r.agent.as_deref(), Some("1001"));
-    assert_eq!(r.answered_by, Some("12345"));
+    assert_eq!(
+        r.answered_by.map(crate::call::AnsweredBy::as_str),
+        Some("12345")
+    );
     assert!(
         has_event(r, EventKind::Overflowed, "agents"),
         "{:?}",
@@ -164,7 +167,10 @@ fn legacy_seats_that_answer_keep_the_call_and_the_queue_never_rings() {
     );
     let r = net.record();
     assert_eq!(r.reason, Reason::CalleeHangup);
-    assert_eq!(r.answered_by, Some("legacy"));
+    assert_eq!(
+        r.answered_by.map(crate::call::AnsweredBy::as_str),
+        Some("legacy")
+    );
     assert!(!r.overflowed);
     assert_eq!(r.queue, None);
     assert!(has_event(&r, EventKind::Answered, "legacy"));

@@ -51,7 +51,10 @@ fn a_queued_caller_hears_ringback_until_the_agent_answers_and_the_record_names_b
     assert_eq!(r.final_code, 200);
     assert_eq!(r.queue.as_deref(), Some("agents"));
     assert_eq!(r.agent.as_deref(), Some("1001"));
-    assert_eq!(r.answered_by, Some("12345"));
+    assert_eq!(
+        r.answered_by.map(crate::call::AnsweredBy::as_str),
+        Some("12345")
+    );
     assert!(!r.overflowed);
     assert!(r.answered_at.is_some());
     assert!(
@@ -108,7 +111,10 @@ fn a_queued_caller_answered_by_the_gateway_is_bridged_to_the_agent() {
     assert_eq!(r.reason, Reason::CallerHangup);
     assert_eq!(r.queue.as_deref(), Some("agents"));
     assert_eq!(r.agent.as_deref(), Some("1001"));
-    assert_eq!(r.answered_by, Some("12345"));
+    assert_eq!(
+        r.answered_by.map(crate::call::AnsweredBy::as_str),
+        Some("12345")
+    );
     assert_eq!(r.survey, None, "the caller hung up first: no survey");
     assert!(r.answered_at.is_some());
     assert!(has_event(&r, EventKind::Answered, "1001"));
@@ -145,7 +151,11 @@ fn a_queued_caller_on_early_media_gets_the_agents_answer_and_the_agent_its_ack()
     assert_eq!(r.reason, Reason::CallerHangup);
     assert_eq!(r.final_code, 200);
     assert_eq!(
-        (r.queue.as_deref(), r.agent.as_deref(), r.answered_by),
+        (
+            r.queue.as_deref(),
+            r.agent.as_deref(),
+            r.answered_by.map(crate::call::AnsweredBy::as_str)
+        ),
         (Some("agents"), Some("1001"), Some("12345"))
     );
     no_leak(&mut net);

@@ -365,7 +365,7 @@ m=audio {port} RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-e
 
 /// The one work-order offer a call made (its stub opens then): offered to
 /// `to`, with the record's id.
-pub(super) fn one_offer(net: &mut Net, to: &str, record: &crate::call::CallRecord) {
+pub(super) fn one_offer(net: &mut Net, to: &str, record: &crate::call::FinishedCall) {
     let offer = net.core.poll_offer().expect("the call was offered");
     assert_eq!(offer.offered_to, to);
     assert_eq!(offer.id, record.id);
@@ -374,7 +374,7 @@ pub(super) fn one_offer(net: &mut Net, to: &str, record: &crate::call::CallRecor
 }
 
 /// Whether the record has an event of this kind with this detail.
-pub(super) fn has_event(r: &crate::call::CallRecord, kind: EventKind, detail: &str) -> bool {
+pub(super) fn has_event(r: &crate::call::FinishedCall, kind: EventKind, detail: &str) -> bool {
     r.events
         .iter()
         .any(|e| e.kind == kind && e.detail.as_deref() == Some(detail))

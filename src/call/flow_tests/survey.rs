@@ -51,7 +51,7 @@ fn survey_started(net: &mut Net) -> Asking {
 }
 
 /// The caller's BYE after the survey, answered; the call's record.
-fn caller_gets_bye(net: &mut Net) -> crate::call::CallRecord {
+fn caller_gets_bye(net: &mut Net) -> crate::call::FinishedCall {
     let bye = net.request(net.caller, Method::Bye);
     net.send(
         net.caller,
@@ -61,7 +61,7 @@ fn caller_gets_bye(net: &mut Net) -> crate::call::CallRecord {
 }
 
 /// Thanks, then BYE when the relay reports the thanks played out.
-fn thanked_then_bye(net: &mut Net, s: &Asking) -> crate::call::CallRecord {
+fn thanked_then_bye(net: &mut Net, s: &Asking) -> crate::call::FinishedCall {
     let thanks = played(&commands(net), "thanks").expect("the thanks prompt");
     net.none_to(net.caller, "BYE during the thanks", is_method(Method::Bye));
     net.core.handle_media(
@@ -86,7 +86,10 @@ fn the_caller_rates_the_call_by_sip_info() {
         let r = thanked_then_bye(&mut net, &s);
         assert_eq!(r.survey, rating.to_digit(10).map(|d| d as u8));
         assert_eq!(r.reason, Reason::CalleeHangup);
-        assert_eq!(r.answered_by, Some("12345"));
+        assert_eq!(
+            r.answered_by.map(crate::call::AnsweredBy::as_str),
+            Some("12345")
+        );
         no_leak(&mut net);
     }
 }
