@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tracing::{debug, info, warn};
 
-use super::media::{MediaConfig, QueuedAudio, info_digit, leg_of, side_index};
+use super::media::{MediaConfig, QueuedAudio};
+use super::media_sdp::{info_digit, leg_of, side_index};
 use super::{AnsweredBy, Call, CallState, CallTimer, Core, Reason, Role, Shared, Side, SurveyStep};
 use crate::cdr;
 use crate::media::command::{Hold, Leg, MediaCommand, MediaEvent, Playlist};

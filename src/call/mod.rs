@@ -12,6 +12,7 @@
 
 pub mod api;
 mod callee_answer;
+mod core_config;
 mod dialog;
 mod dispatch;
 mod finish;
@@ -22,6 +23,7 @@ mod invite;
 pub mod leg;
 mod media;
 mod media_flow;
+mod media_sdp;
 #[cfg(test)]
 mod media_tests;
 mod queued;
@@ -41,7 +43,7 @@ mod unanswered;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tracing::{debug, warn};
 
@@ -49,73 +51,28 @@ use crate::acd::Acd;
 use crate::call::api::ApiError;
 use crate::cdr;
 use crate::dialplan::Dialplan;
-use crate::registrar::{Registrar, RegistrarConfig};
+use crate::registrar::Registrar;
 use crate::sip::builder::response_to;
 use crate::sip::dialog::Dialog;
 use crate::sip::framing;
 use crate::sip::ids::{IdGen, Seed};
 use crate::sip::message::{self, Message, Method, Request};
-use crate::sip::transaction::{LayerConfig, TransactionLayer, TxId};
+use crate::sip::transaction::{TransactionLayer, TxId};
 use crate::sip::validate::check_request;
 use crate::sip::{Peer, Transmit, salvage};
 use crate::util::idmap::IdMap;
+pub use core_config::CoreConfig;
 pub use guard::{GuardConfig, GuardCounts};
 use leg::Leg;
 pub use leg::Side;
-pub use media::{MediaConfig, QueuedAudio, missing_line_prompts};
+pub use media::{MediaConfig, QueuedAudio};
+pub use media_sdp::missing_line_prompts;
 pub use reason::Reason;
 pub use record::FinishedCall;
 use record::ending_kind;
 pub use state::AnsweredBy;
 use state::{CallState, SurveyStep};
 use timer::{CallTimer, Timers};
-
-/// What the core needs to know about its deployment.
-#[derive(Debug, Clone)]
-pub struct CoreConfig {
-    pub layer: LayerConfig,
-    /// `host:port` for our Contact header.
-    pub contact_host: String,
-    pub max_calls: usize,
-    pub retry_after_s: u32,
-    pub ring_timeout: Duration,
-    pub max_duration: Duration,
-    pub max_message_bytes: usize,
-    /// This core's shard number, embedded in outgoing Call-IDs.
-    pub shard: u16,
-    /// How agents' REGISTERs are authenticated.
-    pub registrar: RegistrarConfig,
-    /// Work-order stubs are kept: the agent's INVITE names the call's stub
-    /// (`X-Hotline-Ticket`).
-    pub tickets: bool,
-    /// Anchor RTP at the gateway's relay; `None` relays SDP end to end.
-    pub media: Option<MediaConfig>,
-    /// What sources that are neither trunks nor registered agents may send.
-    pub strangers: GuardConfig,
-}
-
-impl Default for CoreConfig {
-    /// A core on 127.0.0.1:5060 with RFC timers and the shipped call limits.
-    fn default() -> Self {
-        CoreConfig {
-            layer: LayerConfig {
-                timers: Default::default(),
-                sent_by: "127.0.0.1:5060".into(),
-            },
-            contact_host: "127.0.0.1:5060".into(),
-            max_calls: 2000,
-            retry_after_s: 30,
-            ring_timeout: Duration::from_secs(60),
-            max_duration: Duration::from_secs(7200),
-            max_message_bytes: 65_535,
-            shard: 0,
-            registrar: RegistrarConfig::default(),
-            tickets: true,
-            media: None,
-            strangers: GuardConfig::default(),
-        }
-    }
-}
 
 /// Identifies a call inside one core.
 pub type CallKey = u64;
@@ -383,7 +340,7 @@ impl Core {
     /// or queues the ACD refuses, leave everything as it was.
     pub fn set_dialplan(&mut self, now: Instant, plan: Arc<Dialplan>) -> Result<(), ApiError> {
         if let Some(m) = &self.sh.cfg.media {
-            let missing = media::missing_line_prompts(&plan, &m.prompts);
+            let missing = media_sdp::missing_line_prompts(&plan, &m.prompts);
             if !missing.is_empty() {
                 return Err(ApiError::Refused(missing.join("; ")));
             }
