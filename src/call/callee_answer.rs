@@ -65,7 +65,7 @@ impl Call {
         // the caller already hears ringback.
         let queued = matches!(self.state, CallState::Queued { .. });
         let ringing = matches!(self.state, CallState::Ringing);
-        let Some(leg) = self.b.as_mut().filter(|l| l.invite == tx) else {
+        let Some(leg) = self.b_mut().filter(|l| l.invite == tx) else {
             return;
         };
         leg.dialog.learn_from_response(&resp);
@@ -127,7 +127,7 @@ impl Call {
         if self.gateway_answered() {
             return self.b_answered_queued(sh, now, resp);
         }
-        let Some(leg) = self.b.as_ref() else {
+        let Some(leg) = self.b() else {
             return;
         };
         if self.a_invite.is_none() || matches!(self.state, CallState::Ending) {
@@ -165,7 +165,7 @@ impl Call {
     /// BYE/200 race) leaves the agent with ACK and BYE.
     fn b_answered_queued(&mut self, sh: &mut Shared, now: Instant, resp: &Response) {
         self.learn(sh, Side::B, resp.content_type(), &resp.body);
-        let Some(leg) = self.b.as_ref() else {
+        let Some(leg) = self.b() else {
             return;
         };
         let (ack, peer) = (leg.ack(None, Bytes::new()), leg.dialog.peer);
@@ -220,7 +220,7 @@ impl Call {
     /// Acknowledges a reliable provisional on the callee leg (the gateway does
     /// not offer 100rel to the caller, so it ends here).
     fn prack(&mut self, sh: &mut Shared, now: Instant, rseq: String) {
-        let Some(leg) = self.b.as_mut() else {
+        let Some(leg) = self.b_mut() else {
             return;
         };
         let mut req = leg.dialog.request(Method::Prack, None, Bytes::new());

@@ -28,7 +28,7 @@ impl Core {
         let call_id = req.call_id()?;
         let (from, to) = (req.from_tag()?, req.to_tag()?);
         if let Some(&key) = self.sh.by_b.get(call_id) {
-            let b = &self.calls.get(&key)?.b.as_ref()?.dialog;
+            let b = &self.calls.get(&key)?.b()?.dialog;
             return (b.remote_tag.as_deref() == Some(from.as_str()) && *b.local_tag == *to)
                 .then_some((key, Side::B));
         }
@@ -156,7 +156,7 @@ impl Call {
                 if self.gateway_answered() || !self.state.answered() {
                     return;
                 }
-                if let Some(leg) = self.b.as_ref() {
+                if let Some(leg) = self.b() {
                     let ack = leg.ack(ct, body);
                     sh.tl.send_ack(Some(leg.invite), leg.dialog.peer, ack);
                 }
@@ -298,7 +298,7 @@ impl Call {
     fn dialog_ref(&self, side: Side) -> Option<&crate::sip::dialog::Dialog> {
         match side {
             Side::A => Some(&self.a),
-            Side::B => self.b.as_ref().map(|l| &l.dialog),
+            Side::B => self.b().map(|l| &l.dialog),
         }
     }
 }

@@ -31,7 +31,7 @@ impl Core {
         if let Some(tag) = &call.a.remote_tag {
             self.by_a.remove(&(call.a.call_id.clone(), tag.clone()));
         }
-        if let Some(b) = &call.b {
+        if let Some(b) = call.b() {
             self.sh.by_b.remove(&b.dialog.call_id);
         }
         for tx in &call.txs {

@@ -6,7 +6,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use tracing::{debug, info_span};
 
-use super::{Call, CallState, CallTimer, Core, Leg, Reason, Role, Shared, Timers};
+use super::{Call, CallState, CallTimer, Core, Leg, Legs, Reason, Role, Shared, Timers};
 use super::{called_number, caller_number};
 use crate::cdr;
 use crate::dialplan::{CallFacts, Line, Outcome, number};
@@ -109,7 +109,8 @@ impl Core {
             a_invite: Some((tx, Box::new(req))),
             answered_invite: None,
             a_acked: false,
-            b: None,
+            legs: Legs::default(),
+            callee: None,
             relays: Vec::new(),
             byes: 0,
             txs: Vec::with_capacity(4),
@@ -259,7 +260,7 @@ impl Call {
         self.overflowed = true;
         let line = self.line.clone();
         if leg_done {
-            if let Some(leg) = self.b.take() {
+            if let Some(leg) = self.take_b() {
                 sh.by_b.remove(&leg.dialog.call_id);
             }
         } else {
@@ -342,7 +343,8 @@ impl Call {
         }
         sh.by_b.insert(dialog.call_id.clone(), self.key);
         let b_tx = sh.tl.send_request(now, peer, out);
-        self.b = Some(Leg::placed(dialog, b_tx));
+        let id = self.legs.add(Leg::placed(dialog, b_tx));
+        self.make_callee(id);
         self.track(sh, b_tx, Role::BInvite);
     }
 }

@@ -69,3 +69,84 @@ impl Leg {
         self.dialog.remote_tag.is_some()
     }
 }
+
+/// A leg's id within its call: never reused by that call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct LegId(u16);
+
+/// The legs a call has placed and not yet let go, addressed by id. A call
+/// usually holds one (the callee), two during a transfer; the table has room
+/// for the three-party calls and consultations to come.
+#[derive(Debug, Default)]
+pub(super) struct Legs {
+    next: u16,
+    legs: Vec<(LegId, Leg)>,
+}
+
+impl Legs {
+    /// Adds a leg; its id is new to this call.
+    pub fn add(&mut self, leg: Leg) -> LegId {
+        let id = LegId(self.next);
+        self.next = self.next.wrapping_add(1);
+        // Most calls hold one leg at a time: no room for four (Vec's first growth).
+        self.legs.reserve_exact(1);
+        self.legs.push((id, leg));
+        id
+    }
+
+    pub fn get(&self, id: LegId) -> Option<&Leg> {
+        self.legs.iter().find(|(i, _)| *i == id).map(|(_, l)| l)
+    }
+
+    pub fn get_mut(&mut self, id: LegId) -> Option<&mut Leg> {
+        self.legs.iter_mut().find(|(i, _)| *i == id).map(|(_, l)| l)
+    }
+
+    /// Takes a leg out of the table.
+    pub fn remove(&mut self, id: LegId) -> Option<Leg> {
+        let i = self.legs.iter().position(|(l, _)| *l == id)?;
+        Some(self.legs.swap_remove(i).1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::Peer;
+
+    fn leg(n: u64) -> Leg {
+        let mut d = Dialog::uas(
+            &crate::sip::message::parse(
+                b"INVITE sip:a@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:b@h>;tag=f\r\nTo: <sip:a@h>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+            )
+            .ok()
+            .and_then(|m| match m {
+                crate::sip::message::Message::Request(r) => Some(r),
+                _ => None,
+            })
+            .expect("a request"),
+            Peer {
+                transport: crate::sip::Transport::Udp,
+                addr: "127.0.0.1:5060".parse().expect("an address"),
+            },
+            format!("t{n}"),
+        );
+        d.call_id = format!("leg-{n}").into();
+        Leg::placed(d, crate::sip::transaction::TxId(n))
+    }
+
+    #[test]
+    fn ids_are_never_reused_and_removal_keeps_the_others() {
+        let mut legs = Legs::default();
+        let a = legs.add(leg(1));
+        let b = legs.add(leg(2));
+        assert_ne!(a, b);
+        assert_eq!(legs.remove(a).map(|l| l.invite), Some(TxId(1)));
+        assert!(legs.get(a).is_none(), "a removed leg is gone");
+        let c = legs.add(leg(3));
+        assert!(c != a && c != b, "a new leg gets a new id");
+        assert_eq!(legs.get(b).map(|l| &*l.dialog.call_id), Some("leg-2"));
+        assert!(legs.get(c).is_some());
+        assert!(legs.remove(a).is_none());
+    }
+}

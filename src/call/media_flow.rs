@@ -131,7 +131,7 @@ impl Call {
         m.playing = true;
         self.state = CallState::Survey(SurveyStep::Asking);
         // The agent's leg is over: nothing to send BYE to.
-        if let Some(leg) = self.b.take() {
+        if let Some(leg) = self.take_b() {
             sh.by_b.remove(&leg.dialog.call_id);
         }
         let until = now + Duration::from_millis(prompt.duration_ms()) + cfg.survey_timeout;

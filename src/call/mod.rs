@@ -63,8 +63,8 @@ use crate::sip::{Peer, Transmit, salvage};
 use crate::util::idmap::IdMap;
 pub use core_config::CoreConfig;
 pub use guard::{GuardConfig, GuardCounts};
-use leg::Leg;
 pub use leg::Side;
+use leg::{Leg, LegId, Legs};
 pub use media::{MediaConfig, QueuedAudio};
 pub use media_sdp::missing_line_prompts;
 pub use reason::Reason;
@@ -120,8 +120,10 @@ struct Call {
     answered_invite: Option<Box<Request>>,
     /// The caller acknowledged the 2xx it got (the gateway's or the callee's).
     a_acked: bool,
-    /// The callee leg: the destination, agent or legacy seat rung or connected.
-    b: Option<Leg>,
+    /// The legs the call placed (the callee; a transfer's new leg).
+    legs: Legs,
+    /// The callee among them: the destination, agent or legacy seat rung or connected.
+    callee: Option<LegId>,
     /// Requests relayed to the other leg, by their server transaction, until final.
     relays: Vec<(TxId, Box<Request>)>,
     /// BYEs sent and not yet answered.
@@ -184,7 +186,7 @@ impl Call {
     fn dialog(&mut self, side: Side) -> Option<&mut Dialog> {
         match side {
             Side::A => Some(&mut self.a),
-            Side::B => self.b.as_mut().map(|l| &mut l.dialog),
+            Side::B => self.b_mut().map(|l| &mut l.dialog),
         }
     }
 
@@ -192,13 +194,35 @@ impl Call {
     fn peer_of(&self, side: Side) -> Option<Peer> {
         match side {
             Side::A => Some(self.a.peer),
-            Side::B => self.b.as_ref().map(|l| l.dialog.peer),
+            Side::B => self.b().map(|l| l.dialog.peer),
         }
     }
 
     /// The callee INVITE still awaits its final response.
     fn b_pending(&self) -> bool {
-        self.b.as_ref().is_some_and(|l| l.pending)
+        self.b().is_some_and(|l| l.pending)
+    }
+
+    /// The callee leg.
+    fn b(&self) -> Option<&Leg> {
+        self.legs.get(self.callee?)
+    }
+
+    fn b_mut(&mut self) -> Option<&mut Leg> {
+        self.legs.get_mut(self.callee?)
+    }
+
+    /// Lets the callee leg go (the caller has no callee until the next one).
+    fn take_b(&mut self) -> Option<Leg> {
+        let id = self.callee.take()?;
+        self.legs.remove(id)
+    }
+
+    /// Makes a leg of the table the callee; the one before is let go.
+    fn make_callee(&mut self, id: LegId) -> Option<Leg> {
+        let old = self.take_b();
+        self.callee = Some(id);
+        old
     }
 }
 

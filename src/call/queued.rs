@@ -244,7 +244,7 @@ impl Call {
             return;
         }
         self.agent = None;
-        let Some(leg) = self.b.take() else {
+        let Some(leg) = self.take_b() else {
             return;
         };
         sh.by_b.remove(&leg.dialog.call_id);
@@ -272,7 +272,7 @@ impl Call {
         let Some(agent) = self.agent.take() else {
             return;
         };
-        if let Some(leg) = self.b.take() {
+        if let Some(leg) = self.take_b() {
             sh.by_b.remove(&leg.dialog.call_id);
         }
         if let Err(e) = sh.acd.ring_failed(now, self.key, &agent) {

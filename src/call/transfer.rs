@@ -8,7 +8,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use tracing::{debug, info};
 
-use super::{Call, CallState, Leg, Role, Shared, Side};
+use super::{Call, CallState, Leg, LegId, Role, Shared, Side};
 use crate::registrar::RequestAuth;
 use crate::sip::Peer;
 use crate::sip::dialog::Dialog;
@@ -20,7 +20,7 @@ use crate::sip::transaction::{OutRequest, TxId};
 #[derive(Debug)]
 pub(super) struct Transfer {
     number: String,
-    leg: Leg,
+    leg: LegId,
 }
 
 impl Call {
@@ -118,11 +118,12 @@ impl Call {
         let c_invite = sh.tl.send_request(now, peer, out);
         debug!(number = %entry.number, "transfer: calling the new leg");
         if let CallState::Connected { by } = self.state {
+            let leg = self.legs.add(Leg::placed(c, c_invite));
             self.state = CallState::Transferring {
                 by,
                 transfer: Box::new(Transfer {
                     number: entry.number.clone(),
-                    leg: Leg::placed(c, c_invite),
+                    leg,
                 }),
             };
         }
@@ -176,24 +177,31 @@ impl Call {
             return;
         };
         if resp.code >= 300 {
-            call.end_transfer();
+            if let Some(t) = call.end_transfer() {
+                call.legs.remove(t.leg);
+            }
             let frag = format!("SIP/2.0 {} {}", resp.code, resp.reason);
             return self.notify_agent(sh, now, &frag, true);
         }
-        transfer.leg.dialog.learn_from_response(&resp);
-        transfer.leg.pending = false;
+        if let Some(leg) = call.legs.get_mut(transfer.leg) {
+            leg.dialog.learn_from_response(&resp);
+            leg.pending = false;
+        }
         if call.media.is_some() {
             // The new leg answered the relay's offer: point the relay at it, ACK it.
-            let Some(Transfer { number, leg }) = call.end_transfer() else {
+            let Some(Transfer { number, leg: id }) = call.end_transfer() else {
+                return;
+            };
+            let Some(leg) = call.legs.get(id) else {
                 return;
             };
             // The new leg is not the callee dialog yet: its own peer is the
             // signalling source the relay may hear it from.
             let signal = Some(leg.dialog.peer.addr.ip());
-            self.learn_from(sh, Side::B, signal, resp.content_type(), &resp.body);
             let ack = leg.ack(None, Bytes::new());
             sh.tl.send_ack(Some(leg.invite), leg.dialog.peer, ack);
-            return self.complete_transfer(sh, now, number, leg);
+            self.learn_from(sh, Side::B, signal, resp.content_type(), &resp.body);
+            return self.complete_transfer(sh, now, number, id);
         }
         if resp.body.is_empty() {
             // No offer to give the caller: give up on the new leg.
@@ -226,11 +234,11 @@ impl Call {
             return;
         }
         let call = &mut *self;
-        let Some(Transfer { number, leg }) = call.end_transfer() else {
+        let Some(Transfer { number, leg: id }) = call.end_transfer() else {
             return;
         };
         if resp.code >= 300 {
-            self.release_leg(sh, now, leg);
+            self.release_leg(sh, now, id);
             let frag = format!("SIP/2.0 {} {}", resp.code, resp.reason);
             return self.notify_agent(sh, now, &frag, true);
         }
@@ -241,22 +249,27 @@ impl Call {
             .request_with_cseq(Method::Ack, call.a.local_cseq, None, Bytes::new());
         let a_peer = call.a.peer;
         sh.tl.send_ack(Some(tx), a_peer, a_ack);
+        let Some(leg) = self.legs.get(id) else {
+            return;
+        };
         let c_ack = leg.ack(
             resp.content_type().map(str::to_string),
             Bytes::from(resp.body.clone()),
         );
         sh.tl.send_ack(Some(leg.invite), leg.dialog.peer, c_ack);
-        self.complete_transfer(sh, now, number, leg);
+        self.complete_transfer(sh, now, number, id);
     }
 
     /// The new leg is up: tell the agent, put the new leg in its place, release
     /// the agent.
-    fn complete_transfer(&mut self, sh: &mut Shared, now: Instant, number: String, leg: Leg) {
+    fn complete_transfer(&mut self, sh: &mut Shared, now: Instant, number: String, id: LegId) {
         self.notify_agent(sh, now, "SIP/2.0 200 OK", true);
         let at_ms = sh.unix_ms(now);
         let call = &mut *self;
-        let new_id = leg.dialog.call_id.clone();
-        let old_b = call.b.replace(leg);
+        let Some(new_id) = call.legs.get(id).map(|l| l.dialog.call_id.clone()) else {
+            return;
+        };
+        let old_b = call.make_callee(id);
         call.transferred_to = Some(number.clone());
         call.events.push(crate::cdr::Event {
             at_ms,
@@ -281,8 +294,10 @@ impl Call {
         let Some(t) = self.end_transfer() else {
             return;
         };
-        if !t.leg.pending {
+        if self.legs.get(t.leg).is_some_and(|l| !l.pending) {
             self.release_leg(sh, now, t.leg);
+        } else {
+            self.legs.remove(t.leg);
         }
         self.notify_agent(sh, now, "SIP/2.0 408 Request Timeout", true);
     }
@@ -293,17 +308,27 @@ impl Call {
         let Some(t) = self.end_transfer() else {
             return;
         };
-        if !t.leg.pending {
-            return self.release_leg(sh, now, t.leg);
+        let Some(leg) = self.legs.remove(t.leg) else {
+            return;
+        };
+        if !leg.pending {
+            return self.release_invited(sh, now, leg);
         }
-        match sh.tl.cancel(now, t.leg.invite) {
+        match sh.tl.cancel(now, leg.invite) {
             Ok(c) => self.track(sh, c, Role::Fire),
             Err(e) => debug!(error = %e, "transfer leg: CANCEL not sent"),
         }
     }
 
     /// Ends a leg that answered but is not wanted: ACK its 2xx and send BYE.
-    fn release_leg(&mut self, sh: &mut Shared, now: Instant, mut leg: Leg) {
+    fn release_leg(&mut self, sh: &mut Shared, now: Instant, id: LegId) {
+        if let Some(leg) = self.legs.remove(id) {
+            self.release_invited(sh, now, leg);
+        }
+    }
+
+    /// [`Self::release_leg`] for a leg already out of the table.
+    fn release_invited(&mut self, sh: &mut Shared, now: Instant, mut leg: Leg) {
         let ack = leg.ack(None, Bytes::new());
         sh.tl.send_ack(Some(leg.invite), leg.dialog.peer, ack);
         let bye = leg.dialog.request(Method::Bye, None, Bytes::new());
@@ -314,7 +339,7 @@ impl Call {
     /// A NOTIFY with a sipfrag of the transfer's progress to the agent (RFC 3515 §2.4.5).
     fn notify_agent(&mut self, sh: &mut Shared, now: Instant, frag: &str, last: bool) {
         let key = self.key;
-        let Some(leg) = self.b.as_mut().filter(|l| l.has_dialog()) else {
+        let Some(leg) = self.b_mut().filter(|l| l.has_dialog()) else {
             return;
         };
         let mut req = leg.dialog.request(

@@ -145,7 +145,7 @@ impl Call {
             self.release_acd(sh, now);
             return self.finish(sh);
         }
-        let Some(leg) = self.b.as_mut() else {
+        let Some(leg) = self.b_mut() else {
             return self.finish(sh);
         };
         match leg.pending {
@@ -176,7 +176,7 @@ impl Call {
         if matches!(self.state, CallState::Queued { .. }) && self.waiting() {
             return self.ring_failed(sh, now);
         }
-        if let Some(leg) = self.b.as_mut().filter(|l| l.invite == tx) {
+        if let Some(leg) = self.b_mut().filter(|l| l.invite == tx) {
             leg.pending = false;
         }
         // Answers the caller 408 if it still waits, then ends the call.
