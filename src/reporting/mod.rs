@@ -21,6 +21,7 @@
 //! either way.
 
 mod alerts;
+pub mod report;
 pub mod telemetry;
 mod writer;
 

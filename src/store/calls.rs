@@ -137,6 +137,32 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
+    /// Calls first offered in `[from_ms, to_ms)`, in order of first offer (then
+    /// id), after the given (offered_at_ms, id): one page of a report's read.
+    pub async fn calls_offered(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        after: Option<&(i64, String)>,
+        limit: i64,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        let page = match after {
+            None => "",
+            Some(_) => " AND (offered_at_ms > $3 OR (offered_at_ms = $3 AND id > $4))",
+        };
+        let sql = format!(
+            "SELECT {COLUMNS} FROM call_records WHERE offered_at_ms >= $1 AND offered_at_ms < $2{page} \
+             ORDER BY offered_at_ms, id LIMIT ${}",
+            if after.is_some() { 5 } else { 3 }
+        );
+        let mut q = sqlx::query(&sql).bind(from_ms).bind(to_ms);
+        if let Some((at, id)) = after {
+            q = q.bind(*at).bind(id.clone());
+        }
+        let rows = q.bind(limit.max(0)).fetch_all(&self.pool).await?;
+        rows.iter().map(from_row).collect()
+    }
+
     /// How many calls are stored.
     pub async fn count_calls(&self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) FROM call_records")
