@@ -410,7 +410,7 @@ fn run(args: RunArgs) -> Result<()> {
         cfg.http.limits(),
     ))?;
     let reporting = runtime
-        .block_on(reporting::start(reporting_config(&cfg)))
+        .block_on(reporting::start(reporting_config(&cfg, &plan)))
         .context("opening the call-record store")?;
     if recorder_tx.send(reporting.recorder).is_err() {
         bail!("SIP thread ended before it started");
@@ -523,8 +523,9 @@ fn refuse_exposed_defaults(cfg: &Config, plan: &Dialplan) -> Result<()> {
 /// How long shutdown waits for the SIP task and the writer.
 const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-fn reporting_config(cfg: &Config) -> reporting::ReportingConfig {
+fn reporting_config(cfg: &Config, plan: &Dialplan) -> reporting::ReportingConfig {
     reporting::ReportingConfig {
+        utc_offset_minutes: plan.utc_offset_minutes,
         sla: cfg.sla.clone(),
         database: cfg.database_url(),
         queue_capacity: cfg.store.queue_capacity,

@@ -7,6 +7,7 @@ pub mod auth;
 mod conns;
 mod guard;
 mod metrics;
+mod report_api;
 mod reports;
 mod tickets;
 mod tls;
@@ -80,6 +81,7 @@ pub fn router(state: AppState) -> Router {
     let access = state.access.clone();
     Router::new()
         .route("/", get(reports::wallboard))
+        .route("/reports", get(report_api::page))
         .route("/healthz", get(healthz))
         .route(
             "/metrics",
@@ -89,6 +91,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/sla/intervals",
             get(reports::intervals).route_layer(needs!(Viewer)),
+        )
+        .route(
+            "/api/v1/reports",
+            get(report_api::reports).route_layer(needs!(Viewer)),
         )
         .route(
             "/api/v1/calls",

@@ -61,6 +61,8 @@ pub struct Shared {
     /// Set once the database is open (at start, or later if it was down).
     store: OnceLock<Store>,
     pub sla: SlaConfig,
+    /// Reports' local time (the dialplan's `utc_offset` at start).
+    pub zone: report::Zone,
 }
 
 impl Shared {
@@ -85,6 +87,8 @@ pub struct ReportingConfig {
     pub batch_max: usize,
     /// Work-order stubs: where they are delivered (none: kept in the store).
     pub tickets: deliver::TicketsConfig,
+    /// Minutes east of UTC of reports' local days (the dialplan's `utc_offset`).
+    pub utc_offset_minutes: i32,
 }
 
 /// The running service: the SIP task's [`Recorder`], HTTP's [`Shared`], and the
@@ -108,6 +112,9 @@ pub async fn start(cfg: ReportingConfig) -> Result<Reporting, StoreError> {
         tickets: Arc::default(),
         store: OnceLock::new(),
         sla: cfg.sla.clone(),
+        zone: report::Zone {
+            offset_minutes: cfg.utc_offset_minutes,
+        },
     });
     let (tx, rx) = mpsc::channel(cfg.queue_capacity);
     let connect = match &cfg.database {

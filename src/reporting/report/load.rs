@@ -12,19 +12,30 @@ const PAGE: i64 = 5000;
 
 /// Computes a report from the stored call records.
 pub async fn run(store: &Store, spec: ReportSpec) -> Result<Report, StoreError> {
+    run_paged(store, spec, PAGE).await
+}
+
+/// [`run`], reading `page_size` records per query.
+pub(crate) async fn run_paged(
+    store: &Store,
+    spec: ReportSpec,
+    page_size: i64,
+) -> Result<Report, StoreError> {
     let sla = spec.sla.clone();
     let to = spec.to_ms;
     let mut engine = Engine::new(spec);
     let mut after: Option<(i64, String)> = None;
     let from = engine.feed_from_ms();
     loop {
-        let page = store.calls_offered(from, to, after.as_ref(), PAGE).await?;
+        let page = store
+            .calls_offered(from, to, after.as_ref(), page_size)
+            .await?;
         for r in &page {
             if let Some(f) = CallFact::of(r, &sla) {
                 engine.add(&f);
             }
         }
-        if (page.len() as i64) < PAGE {
+        if (page.len() as i64) < page_size {
             break;
         }
         after = page

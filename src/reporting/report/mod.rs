@@ -30,6 +30,8 @@ use serde::Serialize;
 pub use csv::to_csv;
 pub use engine::Engine;
 pub use fact::{CallFact, Callback, Dimension, NONE_KEY, Part, SEATS_12345};
+#[cfg(test)]
+pub(crate) use load::run_paged;
 pub use load::{MAX_RANGE_DAYS, run};
 pub use period::{PeriodKind, Zone};
 pub use tally::{Figures, Tally};
