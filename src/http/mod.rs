@@ -329,6 +329,7 @@ async fn reload_dialplan(State(state): State<AppState>, body: JsonBody<NoFields>
             let queues = plan.queues.len();
             let agents = plan.agents.len();
             let plan = Arc::new(plan);
+            let running = plan.clone();
             let (tx, rx) = tokio::sync::oneshot::channel();
             let unavailable = || {
                 error(
@@ -346,7 +347,11 @@ async fn reload_dialplan(State(state): State<AppState>, body: JsonBody<NoFields>
                 return unavailable();
             }
             match rx.await {
-                Ok(Ok(())) => {}
+                Ok(Ok(())) => crate::reporting::plan_reloaded(
+                    &state.reporting,
+                    &running,
+                    state.reporting.sla.answer_within_s,
+                ),
                 // Valid on its own, refused by the running gateway (a prompt it
                 // has not loaded, queues the ACD refuses): nothing changed.
                 Ok(Err(e)) => {

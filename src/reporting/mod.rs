@@ -291,6 +291,17 @@ async fn replay(store: &Store, shared: &Shared, now: i64) -> Result<usize, Store
     }
 }
 
+/// A new dialplan runs: its calendar goes to the metrics, and its warnings
+/// (`dialplan::warnings`) to the log.
+pub fn plan_reloaded(shared: &Shared, plan: &crate::dialplan::Dialplan, answer_within_s: u32) {
+    shared.telemetry.set_calendar(plan);
+    let now = crate::util::time::unix_ms();
+    let today = shared.zone.date(now);
+    for w in crate::dialplan::warnings(plan, answer_within_s, today) {
+        tracing::warn!("dialplan: {w}");
+    }
+}
+
 /// The SIP task's end of the service. Never waits.
 #[derive(Debug)]
 pub struct Recorder {

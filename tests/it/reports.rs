@@ -490,6 +490,23 @@ fn stored_records(database: Option<String>) {
     );
     assert_eq!(n(total(&r, "人社"), "offered"), 2);
 
+    // The test dialplan has no holiday calendar: the metrics say so.
+    let (code, metrics) = http_get_as(gw.http, "/metrics", Some(VIEWER_TOKEN)).unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("\nhotline_calendar_last_year 0\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("\nhotline_calendar_next_year_missing 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        gw.log().contains("no [[calendar]] for"),
+        "warned at start: {}",
+        gw.log()
+    );
+
     // The attacker: no token, a wrong one, bad parameters.
     let path = format!("/api/v1/reports?{q}");
     assert_eq!(http_get_as(gw.http, &path, None).unwrap().0, 401);
