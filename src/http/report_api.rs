@@ -16,9 +16,10 @@ use crate::reporting::report::{self, Dimension, MAX_RANGE_DAYS, PeriodKind, Repo
 /// The printable report page, embedded in the binary.
 const PAGE: &str = include_str!("report.html");
 
-/// Reports computed at once; more get `503 reports_busy` (each may read a
-/// month of records).
-const MAX_RUNNING: usize = 2;
+/// Reports computed at once; more get `503 reports_busy`. Each may read
+/// months of records on the runtime the store writer shares (it yields every
+/// thousand records): one at a time keeps the writer's share.
+const MAX_RUNNING: usize = 1;
 static RUNNING: AtomicUsize = AtomicUsize::new(0);
 
 const DAY_MS: i64 = 86_400_000;
@@ -92,7 +93,7 @@ pub(super) async fn reports(
         let mut r = error(
             StatusCode::SERVICE_UNAVAILABLE,
             "reports_busy",
-            format!("{MAX_RUNNING} reports are being computed; try again shortly"),
+            "another report is being computed; try again shortly".to_string(),
         );
         r.headers_mut()
             .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));

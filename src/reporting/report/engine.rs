@@ -3,8 +3,8 @@
 //! memory grows with the keys and periods of the report, and with the callers
 //! of one repeat window, never with the number of calls.
 
+use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 
 use super::fact::{CallFact, Part};
@@ -31,13 +31,20 @@ struct HourTally {
     answered_within: u64,
 }
 
+/// What one key has counted.
+#[derive(Debug)]
+struct KeyState {
+    periods: Vec<Tally>,
+    hours: [HourTally; 24],
+}
+
 /// The report under construction. Feed it calls in order of first offer.
 #[derive(Debug)]
 pub struct Engine {
     spec: ReportSpec,
     periods: Vec<(i64, i64)>,
-    rows: BTreeMap<(String, usize), Tally>,
-    hours: BTreeMap<String, [HourTally; 24]>,
+    /// Per key: a tally per period, and the hour profile.
+    keys: HashMap<String, KeyState>,
     /// By hash of (key, caller).
     episodes: HashMap<u64, Episode>,
     purge_at: usize,
@@ -51,8 +58,7 @@ impl Engine {
         Engine {
             spec,
             periods,
-            rows: BTreeMap::new(),
-            hours: BTreeMap::new(),
+            keys: HashMap::new(),
             episodes: HashMap::new(),
             purge_at: 4096,
             clock: i64::MIN,
@@ -92,16 +98,20 @@ impl Engine {
 
     fn count(&mut self, pi: usize, part: &Part<'_>, f: &CallFact) {
         let key = part.key.as_ref();
-        match self.rows.get_mut(&(key.to_string(), pi)) {
-            Some(t) => t.add(part),
-            None => {
-                let mut t = Tally::default();
-                t.add(part);
-                self.rows.insert((key.to_string(), pi), t);
-            }
+        if !self.keys.contains_key(key) {
+            let state = KeyState {
+                periods: vec![Tally::default(); self.periods.len()],
+                hours: [HourTally::default(); 24],
+            };
+            self.keys.insert(key.to_string(), state);
         }
-        let hours = self.hours.entry(key.to_string()).or_default();
-        let h = &mut hours[self.spec.zone.hour(f.offered_ms)];
+        let Some(k) = self.keys.get_mut(key) else {
+            return;
+        };
+        if let Some(t) = k.periods.get_mut(pi) {
+            t.add(part);
+        }
+        let h = &mut k.hours[self.spec.zone.hour(f.offered_ms)];
         h.offered += 1;
         if part.outcome != Outcome::ShortAbandoned {
             h.counted += 1;
@@ -130,7 +140,7 @@ impl Engine {
                 if served && !e.answered {
                     e.answered = true;
                     if let Some(pi) = e.period
-                        && let Some(t) = self.rows.get_mut(&(key.to_string(), pi))
+                        && let Some(t) = self.tally(key, pi)
                     {
                         t.callers_answered += 1;
                     }
@@ -146,7 +156,7 @@ impl Engine {
                     },
                 );
                 if let Some(pi) = period
-                    && let Some(t) = self.rows.get_mut(&(key.to_string(), pi))
+                    && let Some(t) = self.tally(key, pi)
                 {
                     t.callers += 1;
                     t.callers_answered_first_call += u64::from(served);
@@ -156,20 +166,22 @@ impl Engine {
         }
     }
 
+    fn tally(&mut self, key: &str, pi: usize) -> Option<&mut Tally> {
+        self.keys.get_mut(key)?.periods.get_mut(pi)
+    }
+
     /// The finished report: every key seen, with a row for each period (zeros
     /// where it had no calls), its totals and its hour profile.
     pub fn finish(self) -> Report {
         let spec = &self.spec;
         let zone = spec.zone;
-        let mut keys: Vec<&String> = self.hours.keys().collect();
-        keys.dedup();
+        let mut keys: Vec<(&String, &KeyState)> = self.keys.iter().collect();
+        keys.sort_by(|a, b| a.0.cmp(b.0));
         let mut rows = Vec::new();
         let mut totals = Vec::new();
-        let empty = Tally::default();
-        for key in keys {
+        for (key, state) in keys {
             let mut total = Tally::default();
-            for (pi, &(start, end)) in self.periods.iter().enumerate() {
-                let t = self.rows.get(&(key.clone(), pi)).unwrap_or(&empty);
+            for (t, &(start, end)) in state.periods.iter().zip(&self.periods) {
                 total.merge(t);
                 rows.push(Row {
                     period: zone.label(spec.period, start, end),
@@ -181,7 +193,7 @@ impl Engine {
                     figures: t.figures(),
                 });
             }
-            let hours = self.hours.get(key).copied().unwrap_or_default();
+            let hours = state.hours;
             totals.push(Total {
                 key: key.clone(),
                 figures: total.figures(),

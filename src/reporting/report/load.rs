@@ -10,6 +10,9 @@ pub const MAX_RANGE_DAYS: i64 = 400;
 /// Records per store query.
 const PAGE: i64 = 5000;
 
+/// Records counted between two yields to the runtime (about 10 ms of work).
+const YIELD_EVERY: usize = 1000;
+
 /// Computes a report from the stored call records.
 pub async fn run(store: &Store, spec: ReportSpec) -> Result<Report, StoreError> {
     run_paged(store, spec, PAGE).await
@@ -30,10 +33,15 @@ pub(crate) async fn run_paged(
         let page = store
             .calls_offered(from, to, after.as_ref(), page_size)
             .await?;
-        for r in &page {
-            if let Some(f) = CallFact::of(r, &sla) {
-                engine.add(&f);
+        for chunk in page.chunks(YIELD_EVERY) {
+            for r in chunk {
+                if let Some(f) = CallFact::of(r, &sla) {
+                    engine.add(&f);
+                }
             }
+            // The store writer and the alert ticker share this runtime: a long
+            // report never holds it for more than a chunk.
+            tokio::task::yield_now().await;
         }
         if (page.len() as i64) < page_size {
             break;
