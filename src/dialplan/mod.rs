@@ -20,6 +20,7 @@ mod schema;
 pub mod seats;
 pub mod time;
 mod values;
+mod warnings;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -27,6 +28,7 @@ use std::net::SocketAddr;
 pub use file::{MIN_PASSWORD, check, check_sources, load, parse_sources};
 pub use route::{CallFacts, Decision, DecisionView, Outcome};
 pub use seats::{AgentDef, Overflow, QueueDef};
+pub use warnings::{calendar_last_year, warnings};
 
 /// The example dialplan (`dialplans/default/`), embedded for running outside a
 /// checkout.

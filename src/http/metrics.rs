@@ -199,6 +199,20 @@ pub fn render(
         "Alerts the webhook did not take.",
         t.webhook_failures.load(Ordering::Relaxed),
     );
+    let last_year = t.calendar_last_year.load(Ordering::Relaxed);
+    gauge(
+        o,
+        "hotline_calendar_last_year",
+        "The last year the dialplan's holiday calendar has days for (0: none).",
+        last_year as f64,
+    );
+    let this_year = i64::from(rep.zone.date(crate::util::time::unix_ms()).year());
+    gauge(
+        o,
+        "hotline_calendar_next_year_missing",
+        "1 when the holiday calendar lacks next year (deadlines crossing into it ignore its holidays).",
+        if last_year > this_year { 0.0 } else { 1.0 },
+    );
 
     head(
         o,

@@ -440,6 +440,28 @@ fn dialplan_check_says_what_it_checked() {
     ] {
         assert!(out.contains(part), "{part:?} missing from: {out}");
     }
+    // Warnings, not errors: 12333 rings its legacy seats 20 s (> 15 s), and the
+    // shipped calendar stops at 2026.
+    assert!(
+        err.contains("warning: ")
+            && err.contains("lines.toml:")
+            && err.contains("ring_time_s: line 12333")
+            && err.contains("longer than the service level ([sla] answer_within_s = 15)"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("line 12328"),
+        "ring_time_s = 15 meets 15 s: {err}"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let year = hotline_gateway::dialplan::time::local_time(now, 480).year;
+    if year >= 2026 {
+        let missing = format!("warning: calendar: no [[calendar]] for {}", year + 1);
+        assert!(err.contains(&missing), "{missing:?} missing from: {err}");
+    }
     let (ok, out, err) = dialplan_check(&root.join("config/lab.toml"));
     assert!(ok, "{err}");
     assert!(
