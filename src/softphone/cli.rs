@@ -187,12 +187,7 @@ pub fn run(command: SoftphoneCommand) -> Result<()> {
                 transfer_to: a.transfer_to,
                 transfer_after: Duration::from_millis(a.transfer_after_ms),
             };
-            let s = rt.block_on(async {
-                tokio::select! {
-                    r = run::agent(opts) => r,
-                    _ = tokio::signal::ctrl_c() => Ok(run::Summary::default()),
-                }
-            })?;
+            let s = rt.block_on(run::agent(opts, stop_signal()))?;
             (s, a.json)
         }
         SoftphoneCommand::Call(c) => {
@@ -236,6 +231,30 @@ pub fn run(command: SoftphoneCommand) -> Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM: the agent then hangs up, unregisters
+/// and prints its summary. Never completes if no handler can be installed.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => std::future::pending::<()>().await,
+        }
+    }
+    #[cfg(not(unix))]
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// A caller run whose calls were not all answered: the summary is printed, and

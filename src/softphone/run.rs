@@ -201,6 +201,16 @@ impl Driver {
         }
     }
 
+    /// Stops the audio of calls that never reported their end, keeping their
+    /// reports (the run is over).
+    async fn stop_all_audio(&mut self, summary: &mut Summary) {
+        self.offered.clear();
+        let calls: Vec<u64> = self.tasks.keys().copied().collect();
+        for call in calls {
+            self.stop_audio(call, summary).await;
+        }
+    }
+
     /// Sends what the UA produced.
     async fn flush(&mut self) -> Result<(), SoftphoneError> {
         self.bind_offered().await;
@@ -228,8 +238,18 @@ impl Driver {
     }
 }
 
-/// Registers and answers calls until told to stop.
-pub async fn agent(opts: AgentOpts) -> Result<Summary, SoftphoneError> {
+/// How long a stopping agent waits for its calls to hang up, and then for the
+/// gateway to answer its unregistration.
+const GOODBYE: Duration = Duration::from_secs(2);
+
+/// Registers and answers calls until told to stop: after `--calls`, at
+/// `--run-s`, or when `stop` completes (Ctrl-C). Either way the calls still up
+/// are hung up (their audio reported), the binding is removed (`Expires: 0`)
+/// and the summary covers everything that happened.
+pub async fn agent(
+    opts: AgentOpts,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<Summary, SoftphoneError> {
     let cfg = UaConfig {
         local: opts.listen,
         server: opts.server,
@@ -250,25 +270,95 @@ pub async fn agent(opts: AgentOpts) -> Result<Summary, SoftphoneError> {
     if !opts.quiet {
         eprintln!("registering {} at {}…", opts.user, opts.server);
     }
-    let mut summary = Summary::default();
-    let mut registered = false;
-    let mut answered_at: BTreeMap<u64, Instant> = BTreeMap::new();
+    let mut a = AgentRun {
+        summary: Summary::default(),
+        registered: false,
+        unregistered: false,
+        quiet: opts.quiet,
+        user: opts.user.clone(),
+        server: opts.server,
+    };
+    let mut stop = std::pin::pin!(stop);
     loop {
         let now = Instant::now();
         if end.is_some_and(|e| now >= e)
-            || (opts.calls > 0 && summary.answered >= opts.calls && d.ua.active_calls() == 0)
+            || (opts.calls > 0 && a.summary.answered >= opts.calls && d.ua.active_calls() == 0)
         {
             break;
         }
-        d.step(end.unwrap_or(now + Duration::from_secs(1))).await?;
+        let stopped = tokio::select! {
+            r = d.step(end.unwrap_or(now + Duration::from_secs(1))) => { r?; false }
+            _ = &mut stop => true,
+        };
+        a.drain(&mut d).await?;
+        if stopped {
+            if !opts.quiet {
+                eprintln!("stopping: hanging up and unregistering {}", opts.user);
+            }
+            break;
+        }
+    }
+    if !a.registered {
+        return Err(SoftphoneError::NeverRegistered(start.elapsed().as_secs()));
+    }
+    // Calls still up are hung up, so that their audio is reported.
+    d.ua.hangup_all(Instant::now());
+    let bye = Instant::now() + GOODBYE;
+    while d.ua.active_calls() > 0 && Instant::now() < bye {
+        d.step(bye).await?;
+        a.drain(&mut d).await?;
+    }
+    d.stop_all_audio(&mut a.summary).await;
+    // Unregister, and wait for the gateway's answer (a challenge is answered).
+    d.ua.register(Instant::now(), 0);
+    let bye = Instant::now() + GOODBYE;
+    while !a.unregistered && Instant::now() < bye {
+        d.step(bye).await?;
+        a.drain(&mut d).await?;
+    }
+    if !opts.quiet {
+        if a.unregistered {
+            eprintln!("unregistered {} at {}", opts.user, opts.server);
+        } else {
+            eprintln!(
+                "no answer to the unregistration of {} within {} s: the gateway keeps \
+                 the binding until it expires",
+                opts.user,
+                GOODBYE.as_secs()
+            );
+        }
+    }
+    a.summary.elapsed_ms = start.elapsed().as_millis() as u64;
+    Ok(a.summary)
+}
+
+/// What an agent run has seen so far.
+#[derive(Debug)]
+struct AgentRun {
+    summary: Summary,
+    registered: bool,
+    /// The gateway confirmed the binding's removal (`Expires: 0`).
+    unregistered: bool,
+    quiet: bool,
+    user: String,
+    server: SocketAddr,
+}
+
+impl AgentRun {
+    /// Takes in every event the UA has for us.
+    async fn drain(&mut self, d: &mut Driver) -> Result<(), SoftphoneError> {
         while let Some(ev) = d.ua.poll_event() {
+            let summary = &mut self.summary;
             match ev {
+                UaEvent::Registered { expires: 0 } => self.unregistered = true,
                 UaEvent::Registered { expires } => {
-                    if !registered && !opts.quiet {
-                        eprintln!("registered {} at {} ({expires} s)", opts.user, opts.server);
+                    if !self.registered && !self.quiet {
+                        eprintln!("registered {} at {} ({expires} s)", self.user, self.server);
                     }
-                    registered = true;
+                    self.registered = true;
                 }
+                // A failed unregistration leaves the binding to expire.
+                UaEvent::RegisterFailed { .. } if self.registered => {}
                 UaEvent::RegisterFailed { status } => return Err(SoftphoneError::Register(status)),
                 UaEvent::Incoming {
                     call,
@@ -276,7 +366,7 @@ pub async fn agent(opts: AgentOpts) -> Result<Summary, SoftphoneError> {
                     screen_pop,
                 } => {
                     summary.placed += 1;
-                    if !opts.quiet {
+                    if !self.quiet {
                         eprintln!("incoming call {call} from {from}");
                         for (name, value) in &screen_pop {
                             eprintln!("  {name}: {value}");
@@ -286,10 +376,7 @@ pub async fn agent(opts: AgentOpts) -> Result<Summary, SoftphoneError> {
                         *summary.screen_pop_seen.entry(name).or_default() += 1;
                     }
                 }
-                UaEvent::Answered { call } => {
-                    summary.answered += 1;
-                    answered_at.insert(call, Instant::now());
-                }
+                UaEvent::Answered { .. } => summary.answered += 1,
                 // Agents place no calls of their own.
                 UaEvent::Refused { .. } => {}
                 UaEvent::TransferDone { code, .. } => {
@@ -301,8 +388,7 @@ pub async fn agent(opts: AgentOpts) -> Result<Summary, SoftphoneError> {
                     remote,
                 } => d.start_audio(call, local_port, remote).await,
                 UaEvent::Ended { call, code, by_us } => {
-                    d.stop_audio(call, &mut summary).await;
-                    answered_at.remove(&call);
+                    d.stop_audio(call, summary).await;
                     if code != 200 {
                         summary.failed += 1;
                         *summary.failures_by_code.entry(code).or_default() += 1;
@@ -312,18 +398,8 @@ pub async fn agent(opts: AgentOpts) -> Result<Summary, SoftphoneError> {
                 }
             }
         }
+        Ok(())
     }
-    if !registered {
-        return Err(SoftphoneError::NeverRegistered(start.elapsed().as_secs()));
-    }
-    // Unregister and give the gateway a moment to answer.
-    d.ua.register(Instant::now(), 0);
-    let bye = Instant::now() + Duration::from_millis(500);
-    while Instant::now() < bye {
-        d.step(bye).await?;
-    }
-    summary.elapsed_ms = start.elapsed().as_millis() as u64;
-    Ok(summary)
 }
 
 /// Places `count` calls at `rate` per second and reports how they went.

@@ -2,6 +2,7 @@
 //! They start the real `hotline-gw` and talk to it over loopback sockets.
 
 mod acd;
+mod agent_life;
 mod calls;
 mod corpus;
 mod dialplan;

@@ -247,6 +247,15 @@ impl Ua {
         }
     }
 
+    /// Hangs up every call (the softphone is stopping).
+    pub fn hangup_all(&mut self, now: Instant) {
+        let mut keys: Vec<u64> = self.calls.keys().copied().collect();
+        keys.sort_unstable();
+        for key in keys {
+            self.hangup(now, key);
+        }
+    }
+
     /// Gives up on a call: as [`hangup`](Self::hangup), except that an outgoing
     /// call no response has come for (a server that is down) ends here and now
     /// with 408, rather than when the INVITE transaction times out (64·T1).

@@ -21,6 +21,15 @@ impl Softphone {
         Softphone { child }
     }
 
+    /// Sends it a signal (`INT` as Ctrl-C does, `KILL`…).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name}");
+    }
+
     /// Waits for it to exit; returns its summary, or its stderr as the error.
     pub fn finish(mut self, limit: Duration) -> Result<serde_json::Value, String> {
         let start = Instant::now();

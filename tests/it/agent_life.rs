@@ -1,0 +1,109 @@
+//! An agent's life seen from the gateway: a softphone stopped with Ctrl-C
+//! reports what it did and logs out; a phone that dies without a word is found
+//! by the keepalive OPTIONS and no longer rung.
+
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+/// Line 12345 → queue `q` of agent 2001 (password `secret-2001`), no wrap-up.
+fn gateway(extra_config: &str) -> Gateway {
+    let mut opts = GwOpts::to("queue:q");
+    opts.extra_dialplan = "[[queue]]\nname = \"q\"\nring_timeout_s = 5\nwrap_up_s = 0\n\
+max_wait_s = 60\nagents = [\"2001\"]\n\n[[agent]]\nid = \"2001\"\nname = \"Agent 2001\"\n\
+password = \"secret-2001\"\n"
+        .into();
+    opts.extra_config = extra_config.into();
+    Gateway::start(opts)
+}
+
+/// Agent 2001 as the API shows it.
+fn agent_2001(gw: &Gateway) -> serde_json::Value {
+    gw.get_json("/api/v1/agents")["agents"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["id"] == "2001").cloned())
+        .expect("agent 2001 in /api/v1/agents")
+}
+
+/// Waits until agent 2001 satisfies `pred`.
+fn wait_agent(
+    gw: &Gateway,
+    what: &str,
+    limit: Duration,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) {
+    let start = Instant::now();
+    loop {
+        let a = agent_2001(gw);
+        if pred(&a) {
+            return;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "timed out waiting for agent 2001 to be {what}: {a}\nlog:\n{}",
+            gw.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn caller(gw: &Gateway, extra: &[&str]) -> Softphone {
+    let mut args: Vec<String> = ["call", "12345", "--server", &gw.sip.to_string()]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Softphone::start(&args)
+}
+
+#[test]
+fn an_agent_stopped_with_ctrl_c_reports_its_calls_hangs_up_and_logs_out() {
+    // No survey: the caller is hung up on when the agent hangs up.
+    let gw = gateway("[media]\nqueued = \"early_media\"\nsurvey = false\n");
+    // No --calls, no --run-s: it runs until Ctrl-C.
+    let a = agent(
+        &gw,
+        2001,
+        "secret-2001",
+        &["--answer-after-ms", "100", "--tone-hz", "1500"],
+    );
+    wait_agent(&gw, "ready", Duration::from_secs(15), |a| {
+        a["state"] == "ready"
+    });
+    // A first call ends by itself.
+    let first = caller(&gw, &["--hangup-after-ms", "1500", "--tone-hz", "700"])
+        .finish(Duration::from_secs(20))
+        .expect("first caller");
+    assert_eq!(first["answered"], 1, "{first}");
+    wait_agent(
+        &gw,
+        "ready after the first call",
+        Duration::from_secs(10),
+        |a| a["state"] == "ready" && a["calls_answered"] == 1,
+    );
+    // A second one is still up when the agent is stopped.
+    let second = caller(&gw, &["--hangup-after-ms", "30000", "--tone-hz", "700"]);
+    wait_agent(&gw, "on a call", Duration::from_secs(10), |a| {
+        a["state"] == "on_call"
+    });
+    a.signal("INT");
+    let s = a
+        .finish(Duration::from_secs(10))
+        .expect("the agent's summary");
+    assert_eq!(s["placed"], 2, "both calls counted: {s}");
+    assert_eq!(s["answered"], 2, "{s}");
+    let audio = s["audio"].as_array().expect("audio reports");
+    assert_eq!(audio.len(), 2, "each call's audio reported: {s}");
+    for r in audio {
+        assert_eq!(r["peak_hz"], 700, "heard the caller: {r}");
+    }
+    // The call in progress was hung up by the agent...
+    let second = second
+        .finish(Duration::from_secs(10))
+        .expect("second caller");
+    assert_eq!(second["ended_by_far_end"], 1, "{second}");
+    // ...and the agent unregistered: logged out at once, not at expiry.
+    wait_agent(&gw, "logged out", Duration::from_secs(5), |a| {
+        a["state"] == "logged_out" && a["registered"] == false
+    });
+}
