@@ -26,6 +26,7 @@ mod media;
 mod media_flow;
 #[cfg(test)]
 mod media_tests;
+mod qualify;
 mod queued;
 pub mod reason;
 mod record;
@@ -286,6 +287,8 @@ pub struct Core {
     store_backlog: bool,
     /// Rate limits and counters for strangers.
     guard: guard::Guard,
+    /// Keepalive OPTIONS to agents in flight.
+    probes: qualify::Probes,
     /// Prefix of call record ids: this core's random boot id.
     id_prefix: String,
     /// An instant and the Unix time it corresponds to: the core's wall clock for
@@ -340,6 +343,7 @@ impl Core {
             wall: (now, 0),
             store_backlog: false,
             guard,
+            probes: Default::default(),
             id_prefix,
         }
     }
@@ -577,7 +581,11 @@ impl Core {
                     cancels,
                 } => self.on_request(now, tx, request, peer, cancels),
                 TxEvent::Ack { tx, request, .. } => self.on_ack(tx, &request),
+                TxEvent::Response { tx, response } if self.probes.owns(tx) => {
+                    self.on_probe_response(now, tx, &response)
+                }
                 TxEvent::Response { tx, response } => self.on_response(now, tx, response),
+                TxEvent::Timeout { tx } if self.probes.owns(tx) => self.on_probe_lost(now, tx),
                 TxEvent::Timeout { tx } => self.on_timeout(now, tx),
                 TxEvent::AckTimeout { tx } => self.on_ack_timeout(now, tx),
             }

@@ -398,6 +398,7 @@ impl Core {
                 }
             }
         }
+        self.drain_qualify(now);
         self.drain_acd(now);
     }
 }

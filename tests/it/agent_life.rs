@@ -107,3 +107,79 @@ fn an_agent_stopped_with_ctrl_c_reports_its_calls_hangs_up_and_logs_out() {
         a["state"] == "logged_out" && a["registered"] == false
     });
 }
+
+/// The call records so far.
+fn records(gw: &Gateway) -> Vec<serde_json::Value> {
+    gw.get_json("/api/v1/calls")["calls"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn an_agent_killed_without_unregistering_is_unreachable_within_the_keepalive_and_not_rung() {
+    // Keepalive every second, answered within half a second; registrations of
+    // at most 8 s (the softphone asks 300 s and refreshes at 3/4 of what it got).
+    let gw = gateway(
+        "[registrar]\nqualify_every_s = 1\nqualify_timeout_ms = 500\n\
+min_expires_s = 1\nmax_expires_s = 8\ndefault_expires_s = 8\n",
+    );
+    let a = agent(&gw, 2001, "secret-2001", &["--answer-after-ms", "100"]);
+    wait_agent(&gw, "ready", Duration::from_secs(15), |a| {
+        a["state"] == "ready"
+    });
+    // It answers the probes: still ready, and reachable, after a few intervals
+    // (the first caller below is answered by it).
+    let first = caller(&gw, &["--hangup-after-ms", "200", "--max-wait-s", "10"])
+        .finish(Duration::from_secs(20))
+        .expect("first caller");
+    assert_eq!(first["answered"], 1, "the live agent answers: {first}");
+    wait_agent(&gw, "ready after the call", Duration::from_secs(10), |a| {
+        a["state"] == "ready" && a["reachable"] == true
+    });
+    // Killed: no unregistration, no BYE, nothing.
+    a.signal("KILL");
+    drop(a);
+    // Unreachable within the interval and the probe's timeout (slack for a
+    // loaded machine): every second a probe, half a second to answer.
+    wait_agent(&gw, "unreachable", Duration::from_secs(5), |a| {
+        a["state"] == "unreachable" && a["reachable"] == false && a["registered"] == true
+    });
+    let q = gw.get_json("/api/v1/queues");
+    assert_eq!(q["queues"][0]["agents"]["unreachable"], 1, "{q}");
+    // The next caller waits for nobody instead of being rung to the dead phone.
+    let second = caller(&gw, &["--max-wait-s", "2"])
+        .finish(Duration::from_secs(20))
+        .expect("second caller");
+    assert_eq!(second["answered"], 0, "{second}");
+    let start = Instant::now();
+    let rec = loop {
+        let recs = records(&gw);
+        if recs.len() >= 2 {
+            break recs
+                .into_iter()
+                .find(|r| r["answered_at_ms"].is_null())
+                .expect("the second call's record");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no second record: {recs:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let rung = rec["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["kind"] == "agent_ringing");
+    assert!(!rung, "the unreachable agent was rung: {rec}");
+    // Its registration runs out: logged out of the ACD.
+    wait_agent(&gw, "logged out at expiry", Duration::from_secs(15), |a| {
+        a["state"] == "logged_out" && a["registered"] == false
+    });
+    // A phone that registers again is ready again.
+    let _b = agent(&gw, 2001, "secret-2001", &["--answer-after-ms", "100"]);
+    wait_agent(&gw, "ready again", Duration::from_secs(15), |a| {
+        a["state"] == "ready" && a["reachable"] == true
+    });
+}
