@@ -27,7 +27,8 @@ pub struct AudioOpts {
     pub wav: Option<Arc<Vec<i16>>>,
     /// Digits to send as RFC 4733 events, this long after the audio starts.
     pub digits: Option<(Duration, String)>,
-    /// Write what was heard to `<dir>/<prefix>-<call>.wav`.
+    /// Write what was heard to `<dir>/<prefix>-<call>.wav` (`~2`, `~3`… when
+    /// taken: see [`write_new_wav`]).
     pub record_dir: Option<PathBuf>,
     pub record_prefix: String,
 }
@@ -47,21 +48,25 @@ pub struct AudioReport {
     pub digits_heard: String,
     /// The file of what was heard, when recording.
     pub recording: Option<String>,
+    /// Why the file of what was heard could not be written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recording_error: Option<String>,
     /// Packets whose sequence number did not follow the previous one.
     pub sequence_jumps: u64,
     /// Distinct SSRCs seen (1 for one continuous stream).
     pub ssrcs: u64,
 }
 
-/// Runs one call's audio until `stop` fires; returns what happened. `moves`
-/// says where the far end wants its audio (a later SDP may move it).
+/// Runs one call's audio until `stop` fires; returns what happened, and the
+/// socket (for the next call). `moves` says where the far end wants its audio
+/// (a later SDP may move it).
 pub async fn run(
     call: u64,
     sock: UdpSocket,
     moves: tokio::sync::watch::Receiver<Remote>,
     opts: AudioOpts,
     mut stop: oneshot::Receiver<()>,
-) -> AudioReport {
+) -> (AudioReport, UdpSocket) {
     let mut report = AudioReport {
         call,
         ..Default::default()
@@ -187,12 +192,48 @@ pub async fn run(
     let tail = &heard[heard.len().saturating_sub(16_000)..];
     report.peak_hz = peak_hz(tail);
     if let Some(dir) = &opts.record_dir {
-        let path = dir.join(format!("{}-{call}.wav", opts.record_prefix));
-        if write_wav(&path, &heard).is_ok() {
-            report.recording = Some(path.display().to_string());
+        match write_new_wav(dir, &format!("{}-{call}", opts.record_prefix), &heard) {
+            Ok(path) => report.recording = Some(path.display().to_string()),
+            Err(e) => report.recording_error = Some(e),
         }
     }
-    report
+    (report, sock)
+}
+
+/// Writes `samples` to `<dir>/<stem>.wav`, or, when that file exists (an
+/// earlier run's), to `<stem>~2.wav`, `<stem>~3.wav`…: a recording never
+/// overwrites another. The name is claimed atomically (`create_new`), so two
+/// softphones writing at once get two files too.
+pub fn write_new_wav(
+    dir: &std::path::Path,
+    stem: &str,
+    samples: &[i16],
+) -> Result<PathBuf, String> {
+    for n in 1..10_000u32 {
+        let name = if n == 1 {
+            format!("{stem}.wav")
+        } else {
+            format!("{stem}~{n}.wav")
+        };
+        let path = dir.join(name);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(file) => {
+                return write_wav_to(std::io::BufWriter::new(file), samples)
+                    .map(|()| path.clone())
+                    .map_err(|e| format!("{}: {e}", path.display()));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        }
+    }
+    Err(format!(
+        "{}: 9,999 recordings named {stem} already",
+        dir.display()
+    ))
 }
 
 fn header(buf: &mut [u8], pt: u8, marker: bool, seq: u16, ts: u32, ssrc: u32) {
@@ -203,15 +244,19 @@ fn header(buf: &mut [u8], pt: u8, marker: bool, seq: u16, ts: u32, ssrc: u32) {
     buf[8..12].copy_from_slice(&ssrc.to_be_bytes());
 }
 
-/// A mono 8 kHz 16-bit WAV of `samples`.
-pub fn write_wav(path: &std::path::Path, samples: &[i16]) -> Result<(), hound::Error> {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec)?;
+const WAV_SPEC: hound::WavSpec = hound::WavSpec {
+    channels: 1,
+    sample_rate: 8000,
+    bits_per_sample: 16,
+    sample_format: hound::SampleFormat::Int,
+};
+
+/// A mono 8 kHz 16-bit WAV of `samples`, written to `out`.
+fn write_wav_to<W: std::io::Write + std::io::Seek>(
+    out: W,
+    samples: &[i16],
+) -> Result<(), hound::Error> {
+    let mut w = hound::WavWriter::new(out, WAV_SPEC)?;
     for &s in samples {
         w.write_sample(s)?;
     }
@@ -287,6 +332,24 @@ mod tests {
         (0..n)
             .map(|i| ((2.0 * PI * hz * i as f64 / 8000.0).sin() * 8000.0) as i16)
             .collect()
+    }
+
+    #[test]
+    fn a_recording_never_overwrites_an_earlier_one() {
+        let dir = std::env::temp_dir().join(format!("hgw-wav-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let first = write_new_wav(&dir, "13800138000-1", &tone(700.0, 800)).unwrap();
+        let second = write_new_wav(&dir, "13800138000-1", &tone(1500.0, 1600)).unwrap();
+        let third = write_new_wav(&dir, "13800138000-1", &[]).unwrap();
+        assert_eq!(first, dir.join("13800138000-1.wav"));
+        assert_eq!(second, dir.join("13800138000-1~2.wav"));
+        assert_eq!(third, dir.join("13800138000-1~3.wav"));
+        assert_eq!(read_wav(&first).unwrap().len(), 800, "the first is kept");
+        assert_eq!(read_wav(&second).unwrap().len(), 1600);
+        let err = write_new_wav(&dir.join("missing"), "x", &[]).unwrap_err();
+        assert!(err.contains("missing"), "names the path: {err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

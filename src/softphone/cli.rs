@@ -79,7 +79,8 @@ pub struct AudioArgs {
     /// When to send --send-digits: this many milliseconds after the call's audio starts.
     #[arg(long, default_value_t = 1000)]
     digits_after_ms: u64,
-    /// Write what each call heard to DIR/<agent id or caller number>-<call>.wav.
+    /// Write what each call heard to DIR/<agent id or caller number>-<call>.wav
+    /// (an existing file is kept: the new one is named …~2.wav, …~3.wav).
     #[arg(long)]
     record_dir: Option<PathBuf>,
 }
@@ -357,6 +358,7 @@ mod tests {
             rms: 3276.8,
             digits_heard: "1".into(),
             recording: Some("/tmp/x-1.wav".into()),
+            recording_error: None,
             sequence_jumps: 0,
             ssrcs: 1,
         });

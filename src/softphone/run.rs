@@ -99,7 +99,8 @@ struct AudioTask {
     stop: tokio::sync::oneshot::Sender<()>,
     /// Where to send: a later SDP may move the far end.
     remote: tokio::sync::watch::Sender<crate::media::command::Remote>,
-    handle: tokio::task::JoinHandle<AudioReport>,
+    /// Its report, and its socket back to the held block.
+    handle: tokio::task::JoinHandle<(AudioReport, UdpSocket)>,
 }
 
 struct Driver {
@@ -110,6 +111,10 @@ struct Driver {
     tasks: BTreeMap<u64, AudioTask>,
     /// RTP sockets bound for calls whose audio has not started yet.
     offered: BTreeMap<u64, UdpSocket>,
+    /// The RTP block's sockets not in use by a call, held (bound) for the
+    /// softphone's life: no other program can take a port between the choice
+    /// of the block and a call's use of it.
+    held: BTreeMap<u16, std::net::UdpSocket>,
 }
 
 impl Driver {
@@ -120,8 +125,11 @@ impl Driver {
             .map_err(|error| SoftphoneError::Bind { addr, error })?;
         let mut cfg = cfg;
         cfg.local = sock.local_addr()?;
+        let mut held = BTreeMap::new();
         if audio.is_some() && cfg.rtp_ports.is_none() {
-            cfg.rtp_ports = Some(free_rtp_range(cfg.local.ip(), cfg.local.port()));
+            let (range, sockets) = super::rtp_block::hold(cfg.local.ip(), cfg.local.port())?;
+            cfg.rtp_ports = Some(range);
+            held = sockets;
         }
         let seed = crate::util::seed::process_seed();
         Ok(Driver {
@@ -131,7 +139,27 @@ impl Driver {
             audio,
             tasks: BTreeMap::new(),
             offered: BTreeMap::new(),
+            held,
         })
+    }
+
+    /// The socket of RTP port `port`: the held one, or (outside the block) a
+    /// new one.
+    async fn rtp_socket(&mut self, port: u16) -> std::io::Result<UdpSocket> {
+        match self.held.remove(&port) {
+            Some(sock) => {
+                sock.set_nonblocking(true)?;
+                UdpSocket::from_std(sock)
+            }
+            None => audio::bind(self.ip(), port).await,
+        }
+    }
+
+    /// A call is done with its RTP socket: back to the held block.
+    fn give_back(&mut self, sock: UdpSocket) {
+        if let (Ok(addr), Ok(sock)) = (sock.local_addr(), sock.into_std()) {
+            self.held.insert(addr.port(), sock);
+        }
     }
 
     /// Binds the RTP port of every call whose SDP is about to go out (an
@@ -142,7 +170,7 @@ impl Driver {
             if self.audio.is_none() {
                 continue;
             }
-            match audio::bind(self.ip(), port).await {
+            match self.rtp_socket(port).await {
                 Ok(sock) => {
                     self.offered.insert(call, sock);
                 }
@@ -169,7 +197,7 @@ impl Driver {
         }
         let sock = match self.offered.remove(&call) {
             Some(sock) => sock,
-            None => match audio::bind(self.ip(), port).await {
+            None => match self.rtp_socket(port).await {
                 Ok(sock) => sock,
                 Err(e) => {
                     eprintln!("call {call}: cannot bind RTP port {port}: {e}");
@@ -192,11 +220,14 @@ impl Driver {
 
     /// A call ended: stop its audio and keep its report.
     async fn stop_audio(&mut self, call: u64, summary: &mut Summary) {
-        self.offered.remove(&call);
+        if let Some(sock) = self.offered.remove(&call) {
+            self.give_back(sock);
+        }
         if let Some(task) = self.tasks.remove(&call) {
             let _ = task.stop.send(());
-            if let Ok(r) = task.handle.await {
+            if let Ok((r, sock)) = task.handle.await {
                 summary.audio.push(r);
+                self.give_back(sock);
             }
         }
     }
@@ -204,8 +235,12 @@ impl Driver {
     /// Stops the audio of calls that never reported their end, keeping their
     /// reports (the run is over).
     async fn stop_all_audio(&mut self, summary: &mut Summary) {
-        self.offered.clear();
-        let calls: Vec<u64> = self.tasks.keys().copied().collect();
+        let calls: Vec<u64> = self
+            .tasks
+            .keys()
+            .chain(self.offered.keys())
+            .copied()
+            .collect();
         for call in calls {
             self.stop_audio(call, summary).await;
         }
@@ -500,22 +535,6 @@ pub async fn call(opts: CallOpts) -> Result<Summary, SoftphoneError> {
     summary.mean_answer_ms = (answer_ms_total / u128::from(summary.answered.max(1))) as u64;
     summary.elapsed_ms = start.elapsed().as_millis() as u64;
     Ok(summary)
-}
-
-/// A block of 64 RTP ports that are free right now, chosen from the SIP port
-/// (so that softphones side by side pick different blocks), above the kernel's
-/// usual ephemeral range (61000-64839) and so clear of the gateway's ranges.
-fn free_rtp_range(ip: std::net::IpAddr, sip_port: u16) -> (u16, u16) {
-    let blocks = 60u16;
-    let first = sip_port % blocks;
-    for i in 0..blocks {
-        let lo = 61_000 + ((first + i) % blocks) * 64;
-        let free = (lo..lo + 64).all(|p| std::net::UdpSocket::bind(SocketAddr::new(ip, p)).is_ok());
-        if free {
-            return (lo, lo + 63);
-        }
-    }
-    (61_000, 61_063)
 }
 
 fn progress(s: &Summary, total: u64) -> String {
