@@ -182,6 +182,8 @@ impl Core {
         self.note(now, key, cdr::EventKind::Answered, Some(who));
         self.media_answered(key);
         self.arm_call_timer(key, CallTimer::MaxDuration, now + max_duration);
+        // The caller's 200 was the gateway's: say a person has taken the call.
+        self.tell_caller(now, key, super::tell_caller::ANSWERED_BY, "agent");
     }
 
     /// Relays a callee response (1xx or final) to the caller's pending INVITE.
@@ -199,6 +201,13 @@ impl Core {
         let mut m = response_to(req, resp.code, &resp.reason, Some(&call.a.local_tag));
         if resp.code < 300 {
             m.header("Contact", &contact);
+        }
+        if resp.code >= 200
+            && resp.code < 300
+            && let Some(by) = call.answered_by
+        {
+            let by = super::tell_caller::answered_by_value(by);
+            m.header(super::tell_caller::ANSWERED_BY, by);
         }
         relay_headers(&mut m, resp);
         let tx = *tx;

@@ -66,6 +66,9 @@ impl Core {
         };
         let mut m = response_to(req, code, phrase, Some(&call.a.local_tag));
         m.header("Contact", &contact);
+        if code == 200 {
+            m.header(super::tell_caller::ANSWERED_BY, "gateway");
+        }
         let bytes = m.finish(Some("application/sdp"), &body);
         if code == 200 {
             call.answered_invite = call.a_invite.take().map(|(_, r)| r);
@@ -178,6 +181,7 @@ impl Core {
             },
         );
         self.arm_call_timer(key, CallTimer::Survey, until);
+        self.tell_caller(now, key, super::tell_caller::SURVEY, "start");
         if release {
             if let Err(e) = self.acd.call_ended(now, key) {
                 debug!(error = %e, "ACD call_ended at the survey");

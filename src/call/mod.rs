@@ -33,6 +33,7 @@ mod record;
 #[cfg(test)]
 mod security_tests;
 mod strangers;
+mod tell_caller;
 #[cfg(test)]
 mod tests;
 mod timer;

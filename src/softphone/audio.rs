@@ -39,9 +39,12 @@ pub struct AudioReport {
     pub call: u64,
     pub packets_sent: u64,
     pub packets_received: u64,
-    /// The strongest frequency (10 Hz steps, 100–3500 Hz) in the last two
-    /// seconds heard.
+    /// The strongest frequency (10 Hz steps, 100–3500 Hz) over the whole call.
     pub peak_hz: Option<u32>,
+    /// The call in segments, as the gateway announced them (its greeting and
+    /// hold music, the agent, the survey), each with its strongest frequency.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<Segment>,
     /// RMS of everything heard (full scale = 32768).
     pub rms: f64,
     /// RFC 4733 digits heard.
@@ -57,6 +60,18 @@ pub struct AudioReport {
     pub ssrcs: u64,
 }
 
+/// A stretch of a call with one source of audio.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Segment {
+    /// `early media`, `gateway` (its greeting and hold music), `agent`, `survey`
+    /// (or `call` when the far end says nothing).
+    pub name: String,
+    /// When it started, from the call's first audio.
+    pub from_ms: u64,
+    /// Its strongest frequency, as [`AudioReport::peak_hz`].
+    pub peak_hz: Option<u32>,
+}
+
 /// Runs one call's audio until `stop` fires; returns what happened, and the
 /// socket (for the next call). `moves` says where the far end wants its audio
 /// (a later SDP may move it).
@@ -66,6 +81,7 @@ pub async fn run(
     moves: tokio::sync::watch::Receiver<Remote>,
     opts: AudioOpts,
     mut stop: oneshot::Receiver<()>,
+    segment: tokio::sync::watch::Receiver<&'static str>,
 ) -> (AudioReport, UdpSocket) {
     let mut report = AudioReport {
         call,
@@ -91,6 +107,8 @@ pub async fn run(
     let mut last_event: Option<(u32, u8)> = None;
     // Where the far end is: a later SDP may move it (read once per frame).
     let mut remote = *moves.borrow();
+    // Where each segment starts in `heard`, and when.
+    let mut marks: Vec<(&'static str, usize, u64)> = Vec::new();
     loop {
         tokio::select! {
             _ = &mut stop => break,
@@ -182,6 +200,11 @@ pub async fn run(
                 } else if let Some(c) = Codec::from_payload_type(pt)
                     && n > start
                 {
+                    let name = *segment.borrow();
+                    if marks.last().is_none_or(|(m, ..)| *m != name) {
+                        let at = started.elapsed().as_millis() as u64;
+                        marks.push((name, heard.len(), at));
+                    }
                     heard.extend(buf[start..n].iter().map(|&b| c.decode_sample(b)));
                 }
             }
@@ -189,8 +212,15 @@ pub async fn run(
     }
     report.ssrcs = ssrcs.len() as u64;
     report.rms = rms(&heard);
-    let tail = &heard[heard.len().saturating_sub(16_000)..];
-    report.peak_hz = peak_hz(tail);
+    report.peak_hz = peak_hz_of(&heard);
+    for (i, (name, from, at)) in marks.iter().enumerate() {
+        let to = marks.get(i + 1).map_or(heard.len(), |m| m.1);
+        report.segments.push(Segment {
+            name: name.to_string(),
+            from_ms: *at,
+            peak_hz: peak_hz_of(&heard[*from..to]),
+        });
+    }
     if let Some(dir) = &opts.record_dir {
         match write_new_wav(dir, &format!("{}-{call}", opts.record_prefix), &heard) {
             Ok(path) => report.recording = Some(path.display().to_string()),
@@ -301,6 +331,29 @@ pub fn peak_hz(samples: &[i16]) -> Option<u32> {
         .map(|(hz, _)| hz)
 }
 
+/// As [`peak_hz`], over any length in two passes so that a whole call costs
+/// little: the strongest of every 50 Hz over 20 ms pieces (each as wide as a
+/// 50 Hz step), then 10 Hz steps around it over 100 ms pieces.
+pub fn peak_hz_of(samples: &[i16]) -> Option<u32> {
+    if rms(samples) < 100.0 {
+        return None;
+    }
+    let best = |hz: &mut dyn Iterator<Item = u32>, piece: usize| {
+        hz.map(|hz| {
+            let p: f64 = samples
+                .chunks(piece)
+                .map(|c| tone_power(c, f64::from(hz)))
+                .sum();
+            (hz, p)
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(hz, _)| hz)
+    };
+    let coarse = best(&mut (2..=70).map(|i| i * 50), 160)?;
+    let around = coarse.saturating_sub(40).max(100)..=(coarse + 40).min(3500);
+    best(&mut around.step_by(10), 800)
+}
+
 /// Reads a mono 8 kHz 16-bit WAV (what `--send-wav` takes).
 pub fn read_wav(path: &std::path::Path) -> Result<Vec<i16>, String> {
     let r = hound::WavReader::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -350,6 +403,16 @@ mod tests {
         let err = write_new_wav(&dir.join("missing"), "x", &[]).unwrap_err();
         assert!(err.contains("missing"), "names the path: {err}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_whole_call_and_each_segment_have_their_strongest_frequency() {
+        let mut call = tone(700.0, 16_000);
+        call.extend(tone(1500.0, 24_000));
+        assert_eq!(peak_hz_of(&call), Some(1500), "the longer, louder part");
+        assert_eq!(peak_hz_of(&call[..16_000]), Some(700));
+        assert_eq!(peak_hz_of(&tone(440.0, 8000)), Some(440));
+        assert_eq!(peak_hz_of(&vec![0; 8000]), None);
     }
 
     #[test]

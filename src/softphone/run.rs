@@ -68,6 +68,9 @@ pub struct CallOpts {
     /// Give up on a call not answered within this time.
     pub max_wait: Duration,
     pub quiet: bool,
+    /// A call only counts as answered when a person took it (the caller's
+    /// exit code): the gateway's own answer is not enough.
+    pub expect_agent: bool,
     /// Real audio (RTP) on every call.
     pub audio: Option<AudioOpts>,
 }
@@ -77,6 +80,14 @@ pub struct CallOpts {
 pub struct Summary {
     pub placed: u64,
     pub answered: u64,
+    /// Caller: calls a person took (an agent, a parallel line's legacy seats,
+    /// a department's phone; a 200 that does not say who answered counts).
+    pub answered_by_agent: u64,
+    /// Caller: calls the gateway answered itself, to play its greeting and
+    /// hold music (an agent may have taken them after).
+    pub answered_by_gateway: u64,
+    /// Caller: mean time from the INVITE to a person's answer.
+    pub mean_agent_answer_ms: u64,
     pub failed: u64,
     /// Final status codes of calls that were not answered.
     pub failures_by_code: BTreeMap<u16, u64>,
@@ -101,6 +112,8 @@ struct AudioTask {
     remote: tokio::sync::watch::Sender<crate::media::command::Remote>,
     /// Its report, and its socket back to the held block.
     handle: tokio::task::JoinHandle<(AudioReport, UdpSocket)>,
+    /// The segment the audio heard now belongs to.
+    segment: tokio::sync::watch::Sender<&'static str>,
 }
 
 struct Driver {
@@ -115,6 +128,8 @@ struct Driver {
     /// softphone's life: no other program can take a port between the choice
     /// of the block and a call's use of it.
     held: BTreeMap<u16, std::net::UdpSocket>,
+    /// Per call, the segment of the call its audio is in (see [`audio::Segment`]).
+    segments: BTreeMap<u64, &'static str>,
 }
 
 impl Driver {
@@ -140,6 +155,7 @@ impl Driver {
             tasks: BTreeMap::new(),
             offered: BTreeMap::new(),
             held,
+            segments: BTreeMap::new(),
         })
     }
 
@@ -152,6 +168,14 @@ impl Driver {
                 UdpSocket::from_std(sock)
             }
             None => audio::bind(self.ip(), port).await,
+        }
+    }
+
+    /// What a call's audio hears from now on belongs to segment `name`.
+    fn set_segment(&mut self, call: u64, name: &'static str) {
+        self.segments.insert(call, name);
+        if let Some(t) = self.tasks.get(&call) {
+            let _ = t.segment.send(name);
         }
     }
 
@@ -207,19 +231,23 @@ impl Driver {
         };
         let (stop, stop_rx) = tokio::sync::oneshot::channel();
         let (remote_tx, remote_rx) = tokio::sync::watch::channel(remote);
-        let handle = tokio::spawn(audio::run(call, sock, remote_rx, opts, stop_rx));
+        let name = self.segments.get(&call).copied().unwrap_or("call");
+        let (segment, segment_rx) = tokio::sync::watch::channel(name);
+        let handle = tokio::spawn(audio::run(call, sock, remote_rx, opts, stop_rx, segment_rx));
         self.tasks.insert(
             call,
             AudioTask {
                 stop,
                 remote: remote_tx,
                 handle,
+                segment,
             },
         );
     }
 
     /// A call ended: stop its audio and keep its report.
     async fn stop_audio(&mut self, call: u64, summary: &mut Summary) {
+        self.segments.remove(&call);
         if let Some(sock) = self.offered.remove(&call) {
             self.give_back(sock);
         }
@@ -413,7 +441,9 @@ impl AgentRun {
                 }
                 UaEvent::Answered { .. } => summary.answered += 1,
                 // Agents place no calls of their own.
-                UaEvent::Refused { .. } => {}
+                UaEvent::Refused { .. }
+                | UaEvent::AnsweredBy { .. }
+                | UaEvent::SurveyStarted { .. } => {}
                 UaEvent::TransferDone { code, .. } => {
                     *summary.transfers_by_code.entry(code).or_default() += 1;
                 }
@@ -458,6 +488,10 @@ pub async fn call(opts: CallOpts) -> Result<Summary, SoftphoneError> {
     let mut summary = Summary::default();
     let mut started: BTreeMap<u64, Instant> = BTreeMap::new();
     let mut answer_ms_total = 0u128;
+    let mut agent_ms_total = 0u128;
+    // When each call was placed, and the calls a person took.
+    let mut placed_at: BTreeMap<u64, Instant> = BTreeMap::new();
+    let mut by_person: std::collections::BTreeSet<u64> = Default::default();
     let mut next = start;
     let mut last_progress = start;
     // The bar is redrawn in place on a terminal; elsewhere (a log, a pipe) only
@@ -468,6 +502,7 @@ pub async fn call(opts: CallOpts) -> Result<Summary, SoftphoneError> {
         if summary.placed < opts.count && now >= next {
             let key = d.ua.call(now, &opts.number);
             started.insert(key, now);
+            placed_at.insert(key, now);
             summary.placed += 1;
             next += interval;
         }
@@ -498,11 +533,30 @@ pub async fn call(opts: CallOpts) -> Result<Summary, SoftphoneError> {
                         d.ua.hangup(Instant::now(), call);
                     }
                 }
+                UaEvent::AnsweredBy { call, by } => {
+                    if by == "gateway" {
+                        summary.answered_by_gateway += 1;
+                        d.set_segment(call, "gateway");
+                    } else if by_person.insert(call) {
+                        summary.answered_by_agent += 1;
+                        if let Some(t) = placed_at.get(&call) {
+                            agent_ms_total += t.elapsed().as_millis();
+                        }
+                        d.set_segment(call, segment_of(&by));
+                    }
+                }
+                UaEvent::SurveyStarted { call } => d.set_segment(call, "survey"),
                 UaEvent::Media {
                     call,
                     local_port,
                     remote,
-                } => d.start_audio(call, local_port, remote).await,
+                } => {
+                    // Audio before any answer: the gateway's early media.
+                    if !d.segments.contains_key(&call) {
+                        d.set_segment(call, "early media");
+                    }
+                    d.start_audio(call, local_port, remote).await
+                }
                 UaEvent::Refused { call, status } => {
                     // Every refusal up to a screenful; the rest only in the summary.
                     if !opts.quiet && summary.failed < REFUSALS_SHOWN {
@@ -514,6 +568,7 @@ pub async fn call(opts: CallOpts) -> Result<Summary, SoftphoneError> {
                 UaEvent::Ended { call, code, by_us } => {
                     d.stop_audio(call, &mut summary).await;
                     started.remove(&call);
+                    placed_at.remove(&call);
                     if code != 200 {
                         summary.failed += 1;
                         *summary.failures_by_code.entry(code).or_default() += 1;
@@ -533,8 +588,20 @@ pub async fn call(opts: CallOpts) -> Result<Summary, SoftphoneError> {
         eprintln!("\r{}", progress(&summary, opts.count));
     }
     summary.mean_answer_ms = (answer_ms_total / u128::from(summary.answered.max(1))) as u64;
+    summary.mean_agent_answer_ms =
+        (agent_ms_total / u128::from(summary.answered_by_agent.max(1))) as u64;
     summary.elapsed_ms = start.elapsed().as_millis() as u64;
     Ok(summary)
+}
+
+/// The segment a call's audio enters when `by` answers it.
+fn segment_of(by: &str) -> &'static str {
+    match by {
+        "agent" => "agent",
+        "legacy" => "legacy seats",
+        "direct" => "callee",
+        _ => "far end",
+    }
 }
 
 fn progress(s: &Summary, total: u64) -> String {

@@ -122,6 +122,12 @@ impl Ua {
             c.state = State::Confirmed;
             c.answered = true;
             self.events.push_back(UaEvent::Answered { call: key });
+            // A server that does not say is taken at its word: the far end.
+            let by = resp.header("X-Hotline-Answered-By").unwrap_or("far end");
+            self.events.push_back(UaEvent::AnsweredBy {
+                call: key,
+                by: by.trim().to_string(),
+            });
             let remote = remote_audio(resp.content_type(), &resp.body);
             announce_media(&mut self.events, key, c, remote);
             if let Some(t) = self.cfg.talk_for {

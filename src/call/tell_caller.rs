@@ -1,0 +1,45 @@
+//! Telling the caller's phone who it is talking to: the gateway's own answer
+//! carries `X-Hotline-Answered-By: gateway`, a relayed answer `agent`, `legacy`
+//! or `direct`; when an agent takes a call the gateway had answered, and when
+//! the satisfaction survey starts, the caller gets a bodiless INFO (RFC 6086
+//! legacy usage) naming it. Phones that do not care answer 200 (or 4xx/5xx,
+//! which is ignored); the project's softphone reports the answers apart and
+//! its audio per segment.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::{CallKey, Core, Role};
+use crate::sip::message::Method;
+
+/// The header naming who answered (on a 2xx, or an INFO).
+pub(super) const ANSWERED_BY: &str = "X-Hotline-Answered-By";
+/// The header of the INFO sent when the survey starts.
+pub(super) const SURVEY: &str = "X-Hotline-Survey";
+
+/// What `X-Hotline-Answered-By` says for a call's `answered_by`.
+pub(super) fn answered_by_value(by: &str) -> &'static str {
+    match by {
+        "legacy" => "legacy",
+        "direct" => "direct",
+        _ => "agent",
+    }
+}
+
+impl Core {
+    /// Sends the caller an INFO carrying `header: value`; its answer is ignored.
+    pub(super) fn tell_caller(&mut self, now: Instant, key: CallKey, header: &str, value: &str) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if call.a.remote_tag.is_none() {
+            return;
+        }
+        let mut info = call.a.request(Method::Info, None, Bytes::new());
+        info.extra.push((header.to_string(), value.to_string()));
+        let peer = call.a.peer;
+        let tx = self.tl.send_request(now, peer, info);
+        self.track(key, tx, Role::Fire);
+    }
+}
