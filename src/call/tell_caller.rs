@@ -1,17 +1,18 @@
 //! Telling the caller's phone who it is talking to: the gateway's own answer
 //! carries `X-Hotline-Answered-By: gateway`, a relayed answer `agent`, `legacy`
-//! or `direct`; when an agent takes a call the gateway had answered, and when
-//! the satisfaction survey starts, the caller gets a bodiless INFO (RFC 6086
-//! legacy usage) naming it. Phones that do not care answer 200 (or 4xx/5xx,
-//! which is ignored); the project's softphone reports the answers apart and
-//! its audio per segment.
+//! or `direct`. On a call the gateway answered itself, when an agent takes it
+//! over and when the satisfaction survey starts, the caller gets a bodiless
+//! INFO (RFC 6086 legacy usage) naming it, but only if its INVITE's `Allow`
+//! lists INFO: a phone or carrier that did not say it takes INFO mid-call gets
+//! none (a strict UA would drop the call over it). The project's softphone
+//! says so, and reports the answers apart and its audio per segment.
 
 use std::time::Instant;
 
 use bytes::Bytes;
 
 use super::{CallKey, Core, Role};
-use crate::sip::message::Method;
+use crate::sip::message::{Headers, Method};
 
 /// The header naming who answered (on a 2xx, or an INFO).
 pub(super) const ANSWERED_BY: &str = "X-Hotline-Answered-By";
@@ -33,7 +34,12 @@ impl Core {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        if call.a.remote_tag.is_none() {
+        let allows_info = call.answered_invite.as_ref().is_some_and(|r| {
+            r.header_all("Allow")
+                .flat_map(|v| v.split(','))
+                .any(|m| m.trim().eq_ignore_ascii_case("INFO"))
+        });
+        if call.a.remote_tag.is_none() || !allows_info {
             return;
         }
         let mut info = call.a.request(Method::Info, None, Bytes::new());

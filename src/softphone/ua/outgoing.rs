@@ -75,6 +75,11 @@ impl Ua {
             sdp(self.cfg.local, self.ids.next_u64() % 1_000_000, rtp_port),
         );
         req.extra.push(("Contact".into(), self.contact()));
+        // INFO: the gateway says mid-call when an agent takes over (and the survey).
+        req.extra.push((
+            "Allow".into(),
+            "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, UPDATE".into(),
+        ));
         if let Some(a) = authorization {
             req.extra.push(("Proxy-Authorization".into(), a));
         }
