@@ -27,6 +27,9 @@ pub enum AgentState {
     Paused {
         reason: String,
     },
+    /// Logged in, but its phone does not answer the keepalive: not offered
+    /// calls until it does (or registers) again.
+    Unreachable,
 }
 
 impl AgentState {
@@ -38,6 +41,7 @@ impl AgentState {
             AgentState::OnCall { .. } => AgentStatus::OnCall,
             AgentState::WrapUp { .. } => AgentStatus::WrapUp,
             AgentState::Paused { .. } => AgentStatus::Paused,
+            AgentState::Unreachable => AgentStatus::Unreachable,
         }
     }
 
@@ -65,6 +69,7 @@ pub enum AgentStatus {
     OnCall,
     WrapUp,
     Paused,
+    Unreachable,
 }
 
 /// Where a seat is rung.
@@ -104,6 +109,9 @@ pub(super) struct Agent {
     pub pending: Option<Pending>,
     /// Gone from the configuration: logged out and forgotten once idle.
     pub removed: bool,
+    /// Its phone answers the keepalive (or has not been asked yet). While not,
+    /// it is `Unreachable` instead of `Ready`.
+    pub reachable: bool,
 }
 
 impl Agent {
@@ -120,6 +128,7 @@ impl Agent {
             missed_in_row: 0,
             pending: None,
             removed: false,
+            reachable: true,
         }
     }
 
@@ -135,11 +144,11 @@ impl Agent {
         }
     }
 
-    /// Logged in and not paused: counts for a distribution round.
+    /// Logged in, not paused and reachable: counts for a distribution round.
     pub fn is_available(&self) -> bool {
         !matches!(
             self.state,
-            AgentState::LoggedOut | AgentState::Paused { .. }
+            AgentState::LoggedOut | AgentState::Paused { .. } | AgentState::Unreachable
         )
     }
 

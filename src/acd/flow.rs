@@ -35,9 +35,13 @@ impl Acd {
         });
     }
 
-    /// Enters Ready; `fresh` (after work, login, unpause) restarts the idle clock,
+    /// Enters Ready (Unreachable while its phone does not answer the
+    /// keepalive); `fresh` (after work, login, unpause) restarts the idle clock,
     /// a ring that ended without an answer does not.
     pub(super) fn make_ready(&mut self, id: &str, now: Instant, fresh: bool) {
+        if self.agents.get(id).is_some_and(|a| !a.reachable) {
+            return self.set_state(id, AgentState::Unreachable, now);
+        }
         if let Some(a) = self.agents.get_mut(id)
             && fresh
         {

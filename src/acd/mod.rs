@@ -38,6 +38,8 @@ mod timer;
 mod view;
 
 #[cfg(test)]
+mod reach_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -166,6 +168,7 @@ impl Acd {
         if a.state == AgentState::LoggedOut {
             a.answered = 0;
             a.missed_in_row = 0;
+            a.reachable = true;
             self.make_ready(agent, now, true);
             self.dispatch(now);
         }
@@ -198,6 +201,32 @@ impl Acd {
                 }
             }
             _ => self.set_state(agent, AgentState::Paused { reason }, now),
+        }
+        Ok(())
+    }
+
+    /// Whether `agent`'s phone answers the keepalive. An unreachable agent is
+    /// never rung: Ready becomes Unreachable now, and the end of a ring, call,
+    /// wrap-up or pause leads to Unreachable instead of Ready; reachable again,
+    /// an Unreachable agent is Ready. A call in progress is left alone.
+    pub fn set_reachable(
+        &mut self,
+        agent: &str,
+        reachable: bool,
+        now: Instant,
+    ) -> Result<(), AcdError> {
+        let a = self.agent_mut(agent)?;
+        if a.is_static() {
+            return Err(AcdError::StaticMember(agent.to_owned()));
+        }
+        a.reachable = reachable;
+        match (&a.state, reachable) {
+            (AgentState::Ready, false) => self.set_state(agent, AgentState::Unreachable, now),
+            (AgentState::Unreachable, true) => {
+                self.make_ready(agent, now, true);
+                self.dispatch(now);
+            }
+            _ => {}
         }
         Ok(())
     }

@@ -761,13 +761,14 @@ fn views_serialize_with_stable_field_names() {
         "id": "1001", "name": "agent 1001", "is_static": false, "state": "paused",
         "call": null, "pause_reason": "meeting", "in_state_ms": 2000,
         "calls_answered": 0, "missed_in_row": 0, "change_pending": false,
-        "pending_state": null, "pending_reason": null,
+        "pending_state": null, "pending_reason": null, "reachable": true,
     });
     assert_eq!(agent, expect);
     let queue = serde_json::to_value(&h.acd.queues(h.now)[0]).unwrap();
     let expect = serde_json::json!({
         "name": "q", "strategy": "skills", "waiting": 1, "ringing": 0, "longest_wait_ms": 2000,
-        "agents": {"logged_out": 0, "ready": 0, "ringing": 0, "on_call": 0, "wrap_up": 0, "paused": 1},
+        "agents": {"logged_out": 0, "ready": 0, "ringing": 0, "on_call": 0, "wrap_up": 0, "paused": 1,
+            "unreachable": 0},
     });
     assert_eq!(queue, expect);
 }

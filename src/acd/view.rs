@@ -31,6 +31,9 @@ pub struct AgentView {
     /// The state it waits to go to (`paused`, `logged_out`), and a pause's reason.
     pub pending_state: Option<&'static str>,
     pub pending_reason: Option<String>,
+    /// Its phone answers the keepalive OPTIONS (or has not been asked yet);
+    /// `false` with any state (a call in progress) as well as `unreachable`.
+    pub reachable: bool,
 }
 
 /// How many members of a queue are in each state.
@@ -42,6 +45,7 @@ pub struct AgentCounts {
     pub on_call: usize,
     pub wrap_up: usize,
     pub paused: usize,
+    pub unreachable: usize,
 }
 
 /// One queue.
@@ -87,6 +91,7 @@ fn agent_view(id: &str, a: &Agent, now: Instant) -> AgentView {
             Some(Pending::Pause(r)) => Some(r.clone()),
             _ => None,
         },
+        reachable: a.reachable,
     }
 }
 
@@ -120,6 +125,7 @@ impl Acd {
                         AgentStatus::OnCall => &mut agents.on_call,
                         AgentStatus::WrapUp => &mut agents.wrap_up,
                         AgentStatus::Paused => &mut agents.paused,
+                        AgentStatus::Unreachable => &mut agents.unreachable,
                     } += 1;
                 }
                 QueueView {

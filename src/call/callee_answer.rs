@@ -183,6 +183,8 @@ impl Call {
         self.media_answered(sh);
         let until = now + sh.cfg.max_duration;
         self.arm(sh, CallTimer::MaxDuration, until);
+        // The caller's 200 was the gateway's: say a person has taken the call.
+        self.tell_caller(sh, now, super::tell_caller::ANSWERED_BY, "agent");
     }
 
     /// Relays a callee response (1xx or final) to the caller's pending INVITE.
@@ -194,6 +196,13 @@ impl Call {
         let mut m = response_to(req, resp.code, &resp.reason, Some(&self.a.local_tag));
         if resp.code < 300 {
             m.header("Contact", &contact);
+        }
+        if resp.code >= 200
+            && resp.code < 300
+            && let Some(by) = self.answered_by
+        {
+            let by = super::tell_caller::answered_by_value(by);
+            m.header(super::tell_caller::ANSWERED_BY, by);
         }
         relay_headers(&mut m, resp);
         let tx = *tx;

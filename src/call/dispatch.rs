@@ -25,7 +25,11 @@ impl Core {
                     cancels,
                 } => self.on_request(now, tx, request, peer, cancels),
                 TxEvent::Ack { tx, request, .. } => self.on_ack(tx, &request),
+                TxEvent::Response { tx, response } if self.probes.owns(tx) => {
+                    self.on_probe_response(now, tx, &response)
+                }
                 TxEvent::Response { tx, response } => self.on_response(now, tx, response),
+                TxEvent::Timeout { tx } if self.probes.owns(tx) => self.on_probe_lost(now, tx),
                 TxEvent::Timeout { tx } => self.on_timeout(now, tx),
                 TxEvent::AckTimeout { tx } => self.on_ack_timeout(now, tx),
             }

@@ -67,6 +67,9 @@ impl Call {
         };
         let mut m = response_to(req, code, phrase, Some(&self.a.local_tag));
         m.header("Contact", &contact);
+        if code == 200 {
+            m.header(super::tell_caller::ANSWERED_BY, "gateway");
+        }
         let bytes = m.finish(Some("application/sdp"), &body);
         if code == 200 {
             self.answered_invite = self.a_invite.take().map(|(_, r)| r);
@@ -148,6 +151,7 @@ impl Call {
             },
         );
         self.arm(sh, CallTimer::SurveyKey, until);
+        self.tell_caller(sh, now, super::tell_caller::SURVEY, "start");
         // The agent is free for the next caller while this one rates the call.
         self.release_acd(sh, now);
         true

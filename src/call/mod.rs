@@ -26,6 +26,7 @@ mod media_flow;
 mod media_sdp;
 #[cfg(test)]
 mod media_tests;
+mod qualify;
 mod queued;
 pub mod reason;
 mod record;
@@ -34,6 +35,7 @@ mod security_tests;
 mod shared;
 mod state;
 mod strangers;
+mod tell_caller;
 #[cfg(test)]
 mod tests;
 mod timer;
@@ -253,6 +255,8 @@ pub struct Core {
     store_backlog: bool,
     /// Rate limits and counters for strangers.
     guard: guard::Guard,
+    /// Keepalive OPTIONS to agents in flight.
+    probes: qualify::Probes,
 }
 
 /// Everything of the core but its call table: what a call's handlers use.
@@ -336,6 +340,7 @@ impl Core {
             records: VecDeque::new(),
             store_backlog: false,
             guard,
+            probes: Default::default(),
         }
     }
 

@@ -389,6 +389,7 @@ impl Core {
                 }
             }
         }
+        self.drain_qualify(now);
         self.settle(now);
     }
 }

@@ -98,6 +98,13 @@ pub struct RegistrarSection {
     pub max_failures_per_source: u32,
     pub failure_window_s: u64,
     pub block_for_s: u64,
+    /// Keepalive OPTIONS to each registered contact this often (0: never); an
+    /// agent whose phones all leave one unanswered is `unreachable`.
+    pub qualify_every_s: u64,
+    /// How long a keepalive OPTIONS may take to be answered.
+    pub qualify_timeout_ms: u64,
+    /// Most keepalive OPTIONS in flight at once.
+    pub qualify_max_outstanding: usize,
 }
 
 impl Default for RegistrarSection {
@@ -119,6 +126,9 @@ impl Default for RegistrarSection {
             max_failures_per_source: d.max_failures_per_source,
             failure_window_s: d.failure_window.as_secs(),
             block_for_s: d.block_for.as_secs(),
+            qualify_every_s: d.qualify.every.as_secs(),
+            qualify_timeout_ms: d.qualify.timeout.as_millis() as u64,
+            qualify_max_outstanding: d.qualify.max_outstanding,
         }
     }
 }
@@ -151,6 +161,11 @@ impl RegistrarSection {
             failure_window: Duration::from_secs(self.failure_window_s),
             block_for: Duration::from_secs(self.block_for_s),
             algorithms,
+            qualify: crate::registrar::QualifyConfig {
+                every: Duration::from_secs(self.qualify_every_s),
+                timeout: Duration::from_millis(self.qualify_timeout_ms),
+                max_outstanding: self.qualify_max_outstanding,
+            },
         };
         cfg.validate().map_err(|e| match e {
             RegistrarError::Config { key, reason } => {
@@ -158,6 +173,7 @@ impl RegistrarSection {
                 let written = match key {
                     "min_expires" | "max_expires" | "default_expires" | "nonce_ttl"
                     | "failure_window" | "block_for" => format!("{key}_s"),
+                    "qualify_timeout" => "qualify_timeout_ms".into(),
                     other => other.to_string(),
                 };
                 (format!("registrar.{written}"), reason.to_string())

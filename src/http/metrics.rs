@@ -251,6 +251,7 @@ pub fn render(
         "on_call",
         "wrap_up",
         "paused",
+        "unreachable",
         "logged_out",
     ]
     .iter()

@@ -44,11 +44,14 @@ mod contact;
 mod digest;
 mod limiter;
 mod nonce;
+mod qualify;
 
 #[cfg(test)]
 mod flow_tests;
 #[cfg(test)]
 mod lockout_tests;
+#[cfg(test)]
+mod qualify_tests;
 #[cfg(test)]
 mod tests;
 
@@ -63,12 +66,14 @@ use crate::sip::message::{Headers, Method, Request, SipUri, addr_spec};
 pub use auth::Credential;
 pub use bindings::Binding;
 pub use digest::{Algorithm, ResponseInput};
+pub use qualify::{Probe, ProbeId, QualifyConfig, Reachability};
 
 use auth::{Auth, Secret};
 use bindings::{ApplyReject, BindingTable, Writer};
 use contact::{ContactReject, ContactRequest, parse_contacts};
 use limiter::{Blocked, FailureLimiter};
 use nonce::{NonceKey, ReplayGuard};
+use qualify::Qualifier;
 
 /// Most events held for [`Registrar::poll_event`]; the oldest is dropped beyond it.
 const MAX_EVENTS: usize = 65_536;
@@ -108,6 +113,8 @@ pub struct RegistrarConfig {
     /// first). Some older softphones read only the first challenge, so a lab may
     /// put MD5 first.
     pub algorithms: Vec<Algorithm>,
+    /// Keepalive OPTIONS to registered contacts (`qualify`).
+    pub qualify: QualifyConfig,
 }
 
 impl Default for RegistrarConfig {
@@ -124,6 +131,7 @@ impl Default for RegistrarConfig {
             failure_window: Duration::from_secs(60),
             block_for: Duration::from_secs(300),
             algorithms: Algorithm::OFFERED.to_vec(),
+            qualify: QualifyConfig::default(),
         }
     }
 }
@@ -155,6 +163,16 @@ impl RegistrarConfig {
         }
         if self.nonce_ttl.is_zero() {
             return bad("nonce_ttl", "must be positive");
+        }
+        let q = &self.qualify;
+        if !q.every.is_zero() && (q.timeout.is_zero() || q.timeout >= q.every) {
+            return bad(
+                "qualify_timeout",
+                "must be positive and shorter than qualify_every",
+            );
+        }
+        if !q.every.is_zero() && q.max_outstanding == 0 {
+            return bad("qualify_max_outstanding", "must be at least 1");
         }
         if self.algorithms.is_empty()
             || (self.algorithms.len() == 2 && self.algorithms[0] == self.algorithms[1])
@@ -258,6 +276,8 @@ pub struct Registrar {
     limiter: FailureLimiter,
     events: VecDeque<RegistrarEvent>,
     dropped_events: u64,
+    /// Keepalive probes of the bindings.
+    qualify: Qualifier,
 }
 
 impl fmt::Debug for Registrar {
@@ -299,6 +319,7 @@ impl Registrar {
             ),
             events: VecDeque::new(),
             dropped_events: 0,
+            qualify: Qualifier::new(cfg.qualify),
             cfg,
         }
     }
@@ -482,20 +503,58 @@ impl Registrar {
         self.events.pop_front()
     }
 
-    /// The earliest binding expiry or block end.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.bindings.next_expiry(), self.limiter.next_unblock()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+    /// The next keepalive OPTIONS to send (see `qualify.rs`): the caller sends it
+    /// to `peer` and reports its end with [`probe_answered`](Self::probe_answered)
+    /// or [`probe_lost`](Self::probe_lost).
+    pub fn poll_probe(&mut self) -> Option<Probe> {
+        self.qualify.poll_probe()
     }
 
-    /// Expires bindings and ends blocks due by `now`.
+    /// A final response to keepalive probe `id` arrived.
+    pub fn probe_answered(&mut self, now: Instant, id: ProbeId) {
+        self.qualify.answered(now, id);
+    }
+
+    /// Keepalive probe `id`'s transaction ended with no response.
+    pub fn probe_lost(&mut self, now: Instant, id: ProbeId) {
+        self.qualify.lost(now, id);
+    }
+
+    /// The next change of an agent's reachability (all its bindings stopped
+    /// answering the keepalive, or one answers again).
+    pub fn poll_reachability(&mut self) -> Option<Reachability> {
+        self.qualify.poll_change()
+    }
+
+    /// Whether `user` is registered and none of its bindings answers the keepalive.
+    pub fn is_unreachable(&self, user: &str) -> bool {
+        self.qualify.unreachable(user)
+    }
+
+    /// Keepalive probes in flight.
+    pub fn probes_outstanding(&self) -> usize {
+        self.qualify.outstanding()
+    }
+
+    /// The earliest binding expiry, block end or keepalive deadline.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.bindings.next_expiry(),
+            self.limiter.next_unblock(),
+            self.qualify.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Expires bindings, ends blocks and runs the keepalive probes due by `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         let mut events = Vec::new();
         self.bindings.expire(now, &mut events);
         self.limiter.handle_timeout(now);
         self.push_events(events);
+        self.qualify.handle_timeout(now);
     }
 
     /// Events dropped because nobody polled them (should stay 0).
@@ -550,6 +609,10 @@ impl Registrar {
             Ok(()) => {
                 let mut r = RegisterReply::new(200, "OK");
                 for b in self.bindings.lookup(now, user) {
+                    // Those this REGISTER wrote answer for themselves.
+                    if b.updated_at == now && b.source == source {
+                        self.qualify.bound(now, user, &b.contact, b.ring_at());
+                    }
                     let mut v = format!("<{}>;expires={}", b.contact, b.remaining_secs(now));
                     if let Some(q) = b.q {
                         v.push_str(&format!(";q={q}"));
@@ -563,6 +626,11 @@ impl Registrar {
 
     fn push_events(&mut self, events: impl IntoIterator<Item = RegistrarEvent>) {
         for e in events {
+            if let RegistrarEvent::Unregistered { user, contact }
+            | RegistrarEvent::Expired { user, contact } = &e
+            {
+                self.qualify.unbound(user, contact);
+            }
             if self.events.len() >= MAX_EVENTS {
                 self.events.pop_front();
                 self.dropped_events += 1;

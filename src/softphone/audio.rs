@@ -27,7 +27,8 @@ pub struct AudioOpts {
     pub wav: Option<Arc<Vec<i16>>>,
     /// Digits to send as RFC 4733 events, this long after the audio starts.
     pub digits: Option<(Duration, String)>,
-    /// Write what was heard to `<dir>/<prefix>-<call>.wav`.
+    /// Write what was heard to `<dir>/<prefix>-<call>.wav` (`~2`, `~3`… when
+    /// taken: see [`write_new_wav`]).
     pub record_dir: Option<PathBuf>,
     pub record_prefix: String,
 }
@@ -38,30 +39,50 @@ pub struct AudioReport {
     pub call: u64,
     pub packets_sent: u64,
     pub packets_received: u64,
-    /// The strongest frequency (10 Hz steps, 100–3500 Hz) in the last two
-    /// seconds heard.
+    /// The strongest frequency (10 Hz steps, 100–3500 Hz) over the whole call.
     pub peak_hz: Option<u32>,
+    /// The call in segments, as the gateway announced them (its greeting and
+    /// hold music, the agent, the survey), each with its strongest frequency.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<Segment>,
     /// RMS of everything heard (full scale = 32768).
     pub rms: f64,
     /// RFC 4733 digits heard.
     pub digits_heard: String,
     /// The file of what was heard, when recording.
     pub recording: Option<String>,
+    /// Why the file of what was heard could not be written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recording_error: Option<String>,
     /// Packets whose sequence number did not follow the previous one.
     pub sequence_jumps: u64,
     /// Distinct SSRCs seen (1 for one continuous stream).
     pub ssrcs: u64,
 }
 
-/// Runs one call's audio until `stop` fires; returns what happened. `moves`
-/// says where the far end wants its audio (a later SDP may move it).
+/// A stretch of a call with one source of audio.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Segment {
+    /// `early media`, `gateway` (its greeting and hold music), `agent`, `survey`
+    /// (or `call` when the far end says nothing).
+    pub name: String,
+    /// When it started, from the call's first audio.
+    pub from_ms: u64,
+    /// Its strongest frequency, as [`AudioReport::peak_hz`].
+    pub peak_hz: Option<u32>,
+}
+
+/// Runs one call's audio until `stop` fires; returns what happened, and the
+/// socket (for the next call). `moves` says where the far end wants its audio
+/// (a later SDP may move it).
 pub async fn run(
     call: u64,
     sock: UdpSocket,
     moves: tokio::sync::watch::Receiver<Remote>,
     opts: AudioOpts,
     mut stop: oneshot::Receiver<()>,
-) -> AudioReport {
+    segment: tokio::sync::watch::Receiver<&'static str>,
+) -> (AudioReport, UdpSocket) {
     let mut report = AudioReport {
         call,
         ..Default::default()
@@ -86,6 +107,8 @@ pub async fn run(
     let mut last_event: Option<(u32, u8)> = None;
     // Where the far end is: a later SDP may move it (read once per frame).
     let mut remote = *moves.borrow();
+    // Where each segment starts in `heard`, and when.
+    let mut marks: Vec<(&'static str, usize, u64)> = Vec::new();
     loop {
         tokio::select! {
             _ = &mut stop => break,
@@ -177,6 +200,11 @@ pub async fn run(
                 } else if let Some(c) = Codec::from_payload_type(pt)
                     && n > start
                 {
+                    let name = *segment.borrow();
+                    if marks.last().is_none_or(|(m, ..)| *m != name) {
+                        let at = started.elapsed().as_millis() as u64;
+                        marks.push((name, heard.len(), at));
+                    }
                     heard.extend(buf[start..n].iter().map(|&b| c.decode_sample(b)));
                 }
             }
@@ -184,15 +212,58 @@ pub async fn run(
     }
     report.ssrcs = ssrcs.len() as u64;
     report.rms = rms(&heard);
-    let tail = &heard[heard.len().saturating_sub(16_000)..];
-    report.peak_hz = peak_hz(tail);
+    report.peak_hz = peak_hz_of(&heard);
+    for (i, (name, from, at)) in marks.iter().enumerate() {
+        let to = marks.get(i + 1).map_or(heard.len(), |m| m.1);
+        report.segments.push(Segment {
+            name: name.to_string(),
+            from_ms: *at,
+            peak_hz: peak_hz_of(&heard[*from..to]),
+        });
+    }
     if let Some(dir) = &opts.record_dir {
-        let path = dir.join(format!("{}-{call}.wav", opts.record_prefix));
-        if write_wav(&path, &heard).is_ok() {
-            report.recording = Some(path.display().to_string());
+        match write_new_wav(dir, &format!("{}-{call}", opts.record_prefix), &heard) {
+            Ok(path) => report.recording = Some(path.display().to_string()),
+            Err(e) => report.recording_error = Some(e),
         }
     }
-    report
+    (report, sock)
+}
+
+/// Writes `samples` to `<dir>/<stem>.wav`, or, when that file exists (an
+/// earlier run's), to `<stem>~2.wav`, `<stem>~3.wav`…: a recording never
+/// overwrites another. The name is claimed atomically (`create_new`), so two
+/// softphones writing at once get two files too.
+pub fn write_new_wav(
+    dir: &std::path::Path,
+    stem: &str,
+    samples: &[i16],
+) -> Result<PathBuf, String> {
+    for n in 1..10_000u32 {
+        let name = if n == 1 {
+            format!("{stem}.wav")
+        } else {
+            format!("{stem}~{n}.wav")
+        };
+        let path = dir.join(name);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(file) => {
+                return write_wav_to(std::io::BufWriter::new(file), samples)
+                    .map(|()| path.clone())
+                    .map_err(|e| format!("{}: {e}", path.display()));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        }
+    }
+    Err(format!(
+        "{}: 9,999 recordings named {stem} already",
+        dir.display()
+    ))
 }
 
 fn header(buf: &mut [u8], pt: u8, marker: bool, seq: u16, ts: u32, ssrc: u32) {
@@ -203,15 +274,19 @@ fn header(buf: &mut [u8], pt: u8, marker: bool, seq: u16, ts: u32, ssrc: u32) {
     buf[8..12].copy_from_slice(&ssrc.to_be_bytes());
 }
 
-/// A mono 8 kHz 16-bit WAV of `samples`.
-pub fn write_wav(path: &std::path::Path, samples: &[i16]) -> Result<(), hound::Error> {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec)?;
+const WAV_SPEC: hound::WavSpec = hound::WavSpec {
+    channels: 1,
+    sample_rate: 8000,
+    bits_per_sample: 16,
+    sample_format: hound::SampleFormat::Int,
+};
+
+/// A mono 8 kHz 16-bit WAV of `samples`, written to `out`.
+fn write_wav_to<W: std::io::Write + std::io::Seek>(
+    out: W,
+    samples: &[i16],
+) -> Result<(), hound::Error> {
+    let mut w = hound::WavWriter::new(out, WAV_SPEC)?;
     for &s in samples {
         w.write_sample(s)?;
     }
@@ -256,6 +331,29 @@ pub fn peak_hz(samples: &[i16]) -> Option<u32> {
         .map(|(hz, _)| hz)
 }
 
+/// As [`peak_hz`], over any length in two passes so that a whole call costs
+/// little: the strongest of every 50 Hz over 20 ms pieces (each as wide as a
+/// 50 Hz step), then 10 Hz steps around it over 100 ms pieces.
+pub fn peak_hz_of(samples: &[i16]) -> Option<u32> {
+    if rms(samples) < 100.0 {
+        return None;
+    }
+    let best = |hz: &mut dyn Iterator<Item = u32>, piece: usize| {
+        hz.map(|hz| {
+            let p: f64 = samples
+                .chunks(piece)
+                .map(|c| tone_power(c, f64::from(hz)))
+                .sum();
+            (hz, p)
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(hz, _)| hz)
+    };
+    let coarse = best(&mut (2..=70).map(|i| i * 50), 160)?;
+    let around = coarse.saturating_sub(40).max(100)..=(coarse + 40).min(3500);
+    best(&mut around.step_by(10), 800)
+}
+
 /// Reads a mono 8 kHz 16-bit WAV (what `--send-wav` takes).
 pub fn read_wav(path: &std::path::Path) -> Result<Vec<i16>, String> {
     let r = hound::WavReader::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -287,6 +385,34 @@ mod tests {
         (0..n)
             .map(|i| ((2.0 * PI * hz * i as f64 / 8000.0).sin() * 8000.0) as i16)
             .collect()
+    }
+
+    #[test]
+    fn a_recording_never_overwrites_an_earlier_one() {
+        let dir = std::env::temp_dir().join(format!("hgw-wav-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let first = write_new_wav(&dir, "13800138000-1", &tone(700.0, 800)).unwrap();
+        let second = write_new_wav(&dir, "13800138000-1", &tone(1500.0, 1600)).unwrap();
+        let third = write_new_wav(&dir, "13800138000-1", &[]).unwrap();
+        assert_eq!(first, dir.join("13800138000-1.wav"));
+        assert_eq!(second, dir.join("13800138000-1~2.wav"));
+        assert_eq!(third, dir.join("13800138000-1~3.wav"));
+        assert_eq!(read_wav(&first).unwrap().len(), 800, "the first is kept");
+        assert_eq!(read_wav(&second).unwrap().len(), 1600);
+        let err = write_new_wav(&dir.join("missing"), "x", &[]).unwrap_err();
+        assert!(err.contains("missing"), "names the path: {err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_whole_call_and_each_segment_have_their_strongest_frequency() {
+        let mut call = tone(700.0, 16_000);
+        call.extend(tone(1500.0, 24_000));
+        assert_eq!(peak_hz_of(&call), Some(1500), "the longer, louder part");
+        assert_eq!(peak_hz_of(&call[..16_000]), Some(700));
+        assert_eq!(peak_hz_of(&tone(440.0, 8000)), Some(440));
+        assert_eq!(peak_hz_of(&vec![0; 8000]), None);
     }
 
     #[test]

@@ -18,7 +18,8 @@ pub enum SoftphoneCommand {
     /// Register as an agent and answer calls.
     Agent(AgentArgs),
     /// Call a number, once or many times at a rate. Exits 0 when every call was
-    /// answered, 3 when some were not (the summary says why), 1 on an error.
+    /// answered (with --expect-agent: by a person), 3 when some were not (the
+    /// summary says why), 1 on an error.
     Call(CallArgs),
 }
 
@@ -79,7 +80,8 @@ pub struct AudioArgs {
     /// When to send --send-digits: this many milliseconds after the call's audio starts.
     #[arg(long, default_value_t = 1000)]
     digits_after_ms: u64,
-    /// Write what each call heard to DIR/<agent id or caller number>-<call>.wav.
+    /// Write what each call heard to DIR/<agent id or caller number>-<call>.wav
+    /// (an existing file is kept: the new one is named …~2.wav, …~3.wav).
     #[arg(long)]
     record_dir: Option<PathBuf>,
 }
@@ -156,6 +158,11 @@ pub struct CallArgs {
     /// Give up on a call not answered within this many seconds.
     #[arg(long, default_value_t = 60)]
     max_wait_s: u64,
+    /// Count a call as answered only when a person took it (an agent, legacy
+    /// seats, a department's phone), not when the gateway answered it itself
+    /// to play its greeting: exit 3 unless every call reached a person.
+    #[arg(long)]
+    expect_agent: bool,
     #[command(flatten)]
     audio: AudioArgs,
     /// Print the summary as JSON.
@@ -170,6 +177,7 @@ pub fn run(command: SoftphoneCommand) -> Result<()> {
         .enable_all()
         .build()?;
     let agent = matches!(command, SoftphoneCommand::Agent(_));
+    let mut expect_agent = false;
     let (summary, json) = match command {
         SoftphoneCommand::Agent(a) => {
             let audio = a.audio.to_opts(&a.user)?;
@@ -187,12 +195,7 @@ pub fn run(command: SoftphoneCommand) -> Result<()> {
                 transfer_to: a.transfer_to,
                 transfer_after: Duration::from_millis(a.transfer_after_ms),
             };
-            let s = rt.block_on(async {
-                tokio::select! {
-                    r = run::agent(opts) => r,
-                    _ = tokio::signal::ctrl_c() => Ok(run::Summary::default()),
-                }
-            })?;
+            let s = rt.block_on(run::agent(opts, stop_signal()))?;
             (s, a.json)
         }
         SoftphoneCommand::Call(c) => {
@@ -211,12 +214,16 @@ pub fn run(command: SoftphoneCommand) -> Result<()> {
                 hangup_after: c.hangup_after_ms.map(Duration::from_millis),
                 max_wait: Duration::from_secs(c.max_wait_s),
                 quiet: c.json,
+                expect_agent: c.expect_agent,
             };
+            expect_agent = c.expect_agent;
             (rt.block_on(run::call(opts))?, c.json)
         }
     };
     let failed = if agent {
         0
+    } else if expect_agent {
+        summary.placed.saturating_sub(summary.answered_by_agent)
     } else {
         summary.placed.saturating_sub(summary.answered)
     };
@@ -232,19 +239,46 @@ pub fn run(command: SoftphoneCommand) -> Result<()> {
         return Err(CallsNotAnswered {
             failed,
             placed: summary.placed,
+            by: if expect_agent { " by a person" } else { "" },
         }
         .into());
     }
     Ok(())
 }
 
+/// Completes on Ctrl-C (SIGINT) or SIGTERM: the agent then hangs up, unregisters
+/// and prints its summary. Never completes if no handler can be installed.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => std::future::pending::<()>().await,
+        }
+    }
+    #[cfg(not(unix))]
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// A caller run whose calls were not all answered: the summary is printed, and
 /// the process exits with [`CallsNotAnswered::EXIT_CODE`] so that a script sees it.
 #[derive(Debug, thiserror::Error)]
-#[error("{failed} of {placed} call(s) not answered")]
+#[error("{failed} of {placed} call(s) not answered{by}")]
 pub struct CallsNotAnswered {
     pub failed: u64,
     pub placed: u64,
+    /// What counted as an answer (` by a person` with `--expect-agent`).
+    pub by: &'static str,
 }
 
 impl CallsNotAnswered {
@@ -267,6 +301,14 @@ fn describe(s: &run::Summary, verb: &str) -> String {
         "{verb} {}, answered {}, failed {}, hung up by the far end {}; mean answer {} ms; {} ms in all\n",
         s.placed, s.answered, s.failed, s.ended_by_far_end, s.mean_answer_ms, s.elapsed_ms
     );
+    if verb == "placed" && s.answered > 0 {
+        let _ = writeln!(
+            out,
+            "  answered by the gateway itself (greeting, hold music) {}, by a person {}; \
+             mean answer by a person {} ms",
+            s.answered_by_gateway, s.answered_by_agent, s.mean_agent_answer_ms
+        );
+    }
     if !s.failures_by_code.is_empty() {
         let _ = writeln!(
             out,
@@ -304,11 +346,27 @@ fn describe(s: &run::Summary, verb: &str) -> String {
             a.ssrcs,
             a.sequence_jumps
         );
-        match &a.recording {
-            Some(path) => {
+        match (&a.recording, &a.recording_error) {
+            (Some(path), _) => {
                 let _ = writeln!(out, "; heard audio in {path}");
             }
-            None => out.push('\n'),
+            (None, Some(e)) => {
+                let _ = writeln!(out, "; no recording: {e}");
+            }
+            (None, None) => out.push('\n'),
+        }
+        if a.segments.len() > 1 {
+            let parts: Vec<String> = a
+                .segments
+                .iter()
+                .map(|g| {
+                    let hz = g
+                        .peak_hz
+                        .map_or_else(|| "nothing".into(), |hz| format!("{hz} Hz"));
+                    format!("{} from {} ms: {hz}", g.name, g.from_ms)
+                })
+                .collect();
+            let _ = writeln!(out, "    heard per segment: {}", parts.join("; "));
         }
     }
     out
@@ -323,6 +381,9 @@ mod tests {
         let mut s = run::Summary {
             placed: 3,
             answered: 2,
+            answered_by_agent: 1,
+            answered_by_gateway: 2,
+            mean_agent_answer_ms: 4000,
             failed: 1,
             ended_by_far_end: 1,
             mean_answer_ms: 40,
@@ -338,6 +399,19 @@ mod tests {
             rms: 3276.8,
             digits_heard: "1".into(),
             recording: Some("/tmp/x-1.wav".into()),
+            recording_error: None,
+            segments: vec![
+                super::super::audio::Segment {
+                    name: "gateway".into(),
+                    from_ms: 0,
+                    peak_hz: Some(440),
+                },
+                super::super::audio::Segment {
+                    name: "agent".into(),
+                    from_ms: 3900,
+                    peak_hz: Some(1500),
+                },
+            ],
             sequence_jumps: 0,
             ssrcs: 1,
         });
@@ -348,9 +422,12 @@ mod tests {
         assert_eq!(
             describe(&s, "placed"),
             "placed 3, answered 2, failed 1, hung up by the far end 1; mean answer 40 ms; 5000 ms in all\n\
+             \x20 answered by the gateway itself (greeting, hold music) 2, by a person 1; \
+             mean answer by a person 4000 ms\n\
              \x20 failed calls by final status: 486 ×1\n\
              \x20 call 1 audio: sent 150 packets, received 149; heard 1500 Hz (rms 0.100); digits \"1\"; \
              1 SSRC(s), 0 sequence jump(s); heard audio in /tmp/x-1.wav\n\
+             \x20   heard per segment: gateway from 0 ms: 440 Hz; agent from 3900 ms: 1500 Hz\n\
              \x20 call 2 audio: sent 0 packets, received 0; heard nothing (rms 0.000); digits \"\"; \
              0 SSRC(s), 0 sequence jump(s)\n"
         );

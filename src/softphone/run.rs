@@ -68,6 +68,9 @@ pub struct CallOpts {
     /// Give up on a call not answered within this time.
     pub max_wait: Duration,
     pub quiet: bool,
+    /// A call only counts as answered when a person took it (the caller's
+    /// exit code): the gateway's own answer is not enough.
+    pub expect_agent: bool,
     /// Real audio (RTP) on every call.
     pub audio: Option<AudioOpts>,
 }
@@ -77,6 +80,14 @@ pub struct CallOpts {
 pub struct Summary {
     pub placed: u64,
     pub answered: u64,
+    /// Caller: calls a person took (an agent, a parallel line's legacy seats,
+    /// a department's phone; a 200 that does not say who answered counts).
+    pub answered_by_agent: u64,
+    /// Caller: calls the gateway answered itself, to play its greeting and
+    /// hold music (an agent may have taken them after).
+    pub answered_by_gateway: u64,
+    /// Caller: mean time from the INVITE to a person's answer.
+    pub mean_agent_answer_ms: u64,
     pub failed: u64,
     /// Final status codes of calls that were not answered.
     pub failures_by_code: BTreeMap<u16, u64>,
@@ -99,7 +110,10 @@ struct AudioTask {
     stop: tokio::sync::oneshot::Sender<()>,
     /// Where to send: a later SDP may move the far end.
     remote: tokio::sync::watch::Sender<crate::media::command::Remote>,
-    handle: tokio::task::JoinHandle<AudioReport>,
+    /// Its report, and its socket back to the held block.
+    handle: tokio::task::JoinHandle<(AudioReport, UdpSocket)>,
+    /// The segment the audio heard now belongs to.
+    segment: tokio::sync::watch::Sender<&'static str>,
 }
 
 struct Driver {
@@ -110,6 +124,12 @@ struct Driver {
     tasks: BTreeMap<u64, AudioTask>,
     /// RTP sockets bound for calls whose audio has not started yet.
     offered: BTreeMap<u64, UdpSocket>,
+    /// The RTP block's sockets not in use by a call, held (bound) for the
+    /// softphone's life: no other program can take a port between the choice
+    /// of the block and a call's use of it.
+    held: BTreeMap<u16, std::net::UdpSocket>,
+    /// Per call, the segment of the call its audio is in (see [`audio::Segment`]).
+    segments: BTreeMap<u64, &'static str>,
 }
 
 impl Driver {
@@ -120,8 +140,11 @@ impl Driver {
             .map_err(|error| SoftphoneError::Bind { addr, error })?;
         let mut cfg = cfg;
         cfg.local = sock.local_addr()?;
+        let mut held = BTreeMap::new();
         if audio.is_some() && cfg.rtp_ports.is_none() {
-            cfg.rtp_ports = Some(free_rtp_range(cfg.local.ip(), cfg.local.port()));
+            let (range, sockets) = super::rtp_block::hold(cfg.local.ip(), cfg.local.port())?;
+            cfg.rtp_ports = Some(range);
+            held = sockets;
         }
         let seed = crate::util::seed::process_seed();
         Ok(Driver {
@@ -131,7 +154,36 @@ impl Driver {
             audio,
             tasks: BTreeMap::new(),
             offered: BTreeMap::new(),
+            held,
+            segments: BTreeMap::new(),
         })
+    }
+
+    /// The socket of RTP port `port`: the held one, or (outside the block) a
+    /// new one.
+    async fn rtp_socket(&mut self, port: u16) -> std::io::Result<UdpSocket> {
+        match self.held.remove(&port) {
+            Some(sock) => {
+                sock.set_nonblocking(true)?;
+                UdpSocket::from_std(sock)
+            }
+            None => audio::bind(self.ip(), port).await,
+        }
+    }
+
+    /// What a call's audio hears from now on belongs to segment `name`.
+    fn set_segment(&mut self, call: u64, name: &'static str) {
+        self.segments.insert(call, name);
+        if let Some(t) = self.tasks.get(&call) {
+            let _ = t.segment.send(name);
+        }
+    }
+
+    /// A call is done with its RTP socket: back to the held block.
+    fn give_back(&mut self, sock: UdpSocket) {
+        if let (Ok(addr), Ok(sock)) = (sock.local_addr(), sock.into_std()) {
+            self.held.insert(addr.port(), sock);
+        }
     }
 
     /// Binds the RTP port of every call whose SDP is about to go out (an
@@ -142,7 +194,7 @@ impl Driver {
             if self.audio.is_none() {
                 continue;
             }
-            match audio::bind(self.ip(), port).await {
+            match self.rtp_socket(port).await {
                 Ok(sock) => {
                     self.offered.insert(call, sock);
                 }
@@ -169,7 +221,7 @@ impl Driver {
         }
         let sock = match self.offered.remove(&call) {
             Some(sock) => sock,
-            None => match audio::bind(self.ip(), port).await {
+            None => match self.rtp_socket(port).await {
                 Ok(sock) => sock,
                 Err(e) => {
                     eprintln!("call {call}: cannot bind RTP port {port}: {e}");
@@ -179,25 +231,46 @@ impl Driver {
         };
         let (stop, stop_rx) = tokio::sync::oneshot::channel();
         let (remote_tx, remote_rx) = tokio::sync::watch::channel(remote);
-        let handle = tokio::spawn(audio::run(call, sock, remote_rx, opts, stop_rx));
+        let name = self.segments.get(&call).copied().unwrap_or("call");
+        let (segment, segment_rx) = tokio::sync::watch::channel(name);
+        let handle = tokio::spawn(audio::run(call, sock, remote_rx, opts, stop_rx, segment_rx));
         self.tasks.insert(
             call,
             AudioTask {
                 stop,
                 remote: remote_tx,
                 handle,
+                segment,
             },
         );
     }
 
     /// A call ended: stop its audio and keep its report.
     async fn stop_audio(&mut self, call: u64, summary: &mut Summary) {
-        self.offered.remove(&call);
+        self.segments.remove(&call);
+        if let Some(sock) = self.offered.remove(&call) {
+            self.give_back(sock);
+        }
         if let Some(task) = self.tasks.remove(&call) {
             let _ = task.stop.send(());
-            if let Ok(r) = task.handle.await {
+            if let Ok((r, sock)) = task.handle.await {
                 summary.audio.push(r);
+                self.give_back(sock);
             }
+        }
+    }
+
+    /// Stops the audio of calls that never reported their end, keeping their
+    /// reports (the run is over).
+    async fn stop_all_audio(&mut self, summary: &mut Summary) {
+        let calls: Vec<u64> = self
+            .tasks
+            .keys()
+            .chain(self.offered.keys())
+            .copied()
+            .collect();
+        for call in calls {
+            self.stop_audio(call, summary).await;
         }
     }
 
@@ -228,8 +301,18 @@ impl Driver {
     }
 }
 
-/// Registers and answers calls until told to stop.
-pub async fn agent(opts: AgentOpts) -> Result<Summary, SoftphoneError> {
+/// How long a stopping agent waits for its calls to hang up, and then for the
+/// gateway to answer its unregistration.
+const GOODBYE: Duration = Duration::from_secs(2);
+
+/// Registers and answers calls until told to stop: after `--calls`, at
+/// `--run-s`, or when `stop` completes (Ctrl-C). Either way the calls still up
+/// are hung up (their audio reported), the binding is removed (`Expires: 0`)
+/// and the summary covers everything that happened.
+pub async fn agent(
+    opts: AgentOpts,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<Summary, SoftphoneError> {
     let cfg = UaConfig {
         local: opts.listen,
         server: opts.server,
@@ -250,25 +333,95 @@ pub async fn agent(opts: AgentOpts) -> Result<Summary, SoftphoneError> {
     if !opts.quiet {
         eprintln!("registering {} at {}…", opts.user, opts.server);
     }
-    let mut summary = Summary::default();
-    let mut registered = false;
-    let mut answered_at: BTreeMap<u64, Instant> = BTreeMap::new();
+    let mut a = AgentRun {
+        summary: Summary::default(),
+        registered: false,
+        unregistered: false,
+        quiet: opts.quiet,
+        user: opts.user.clone(),
+        server: opts.server,
+    };
+    let mut stop = std::pin::pin!(stop);
     loop {
         let now = Instant::now();
         if end.is_some_and(|e| now >= e)
-            || (opts.calls > 0 && summary.answered >= opts.calls && d.ua.active_calls() == 0)
+            || (opts.calls > 0 && a.summary.answered >= opts.calls && d.ua.active_calls() == 0)
         {
             break;
         }
-        d.step(end.unwrap_or(now + Duration::from_secs(1))).await?;
+        let stopped = tokio::select! {
+            r = d.step(end.unwrap_or(now + Duration::from_secs(1))) => { r?; false }
+            _ = &mut stop => true,
+        };
+        a.drain(&mut d).await?;
+        if stopped {
+            if !opts.quiet {
+                eprintln!("stopping: hanging up and unregistering {}", opts.user);
+            }
+            break;
+        }
+    }
+    if !a.registered {
+        return Err(SoftphoneError::NeverRegistered(start.elapsed().as_secs()));
+    }
+    // Calls still up are hung up, so that their audio is reported.
+    d.ua.hangup_all(Instant::now());
+    let bye = Instant::now() + GOODBYE;
+    while d.ua.active_calls() > 0 && Instant::now() < bye {
+        d.step(bye).await?;
+        a.drain(&mut d).await?;
+    }
+    d.stop_all_audio(&mut a.summary).await;
+    // Unregister, and wait for the gateway's answer (a challenge is answered).
+    d.ua.register(Instant::now(), 0);
+    let bye = Instant::now() + GOODBYE;
+    while !a.unregistered && Instant::now() < bye {
+        d.step(bye).await?;
+        a.drain(&mut d).await?;
+    }
+    if !opts.quiet {
+        if a.unregistered {
+            eprintln!("unregistered {} at {}", opts.user, opts.server);
+        } else {
+            eprintln!(
+                "no answer to the unregistration of {} within {} s: the gateway keeps \
+                 the binding until it expires",
+                opts.user,
+                GOODBYE.as_secs()
+            );
+        }
+    }
+    a.summary.elapsed_ms = start.elapsed().as_millis() as u64;
+    Ok(a.summary)
+}
+
+/// What an agent run has seen so far.
+#[derive(Debug)]
+struct AgentRun {
+    summary: Summary,
+    registered: bool,
+    /// The gateway confirmed the binding's removal (`Expires: 0`).
+    unregistered: bool,
+    quiet: bool,
+    user: String,
+    server: SocketAddr,
+}
+
+impl AgentRun {
+    /// Takes in every event the UA has for us.
+    async fn drain(&mut self, d: &mut Driver) -> Result<(), SoftphoneError> {
         while let Some(ev) = d.ua.poll_event() {
+            let summary = &mut self.summary;
             match ev {
+                UaEvent::Registered { expires: 0 } => self.unregistered = true,
                 UaEvent::Registered { expires } => {
-                    if !registered && !opts.quiet {
-                        eprintln!("registered {} at {} ({expires} s)", opts.user, opts.server);
+                    if !self.registered && !self.quiet {
+                        eprintln!("registered {} at {} ({expires} s)", self.user, self.server);
                     }
-                    registered = true;
+                    self.registered = true;
                 }
+                // A failed unregistration leaves the binding to expire.
+                UaEvent::RegisterFailed { .. } if self.registered => {}
                 UaEvent::RegisterFailed { status } => return Err(SoftphoneError::Register(status)),
                 UaEvent::Incoming {
                     call,
@@ -276,7 +429,7 @@ pub async fn agent(opts: AgentOpts) -> Result<Summary, SoftphoneError> {
                     screen_pop,
                 } => {
                     summary.placed += 1;
-                    if !opts.quiet {
+                    if !self.quiet {
                         eprintln!("incoming call {call} from {from}");
                         for (name, value) in &screen_pop {
                             eprintln!("  {name}: {value}");
@@ -286,12 +439,11 @@ pub async fn agent(opts: AgentOpts) -> Result<Summary, SoftphoneError> {
                         *summary.screen_pop_seen.entry(name).or_default() += 1;
                     }
                 }
-                UaEvent::Answered { call } => {
-                    summary.answered += 1;
-                    answered_at.insert(call, Instant::now());
-                }
+                UaEvent::Answered { .. } => summary.answered += 1,
                 // Agents place no calls of their own.
-                UaEvent::Refused { .. } => {}
+                UaEvent::Refused { .. }
+                | UaEvent::AnsweredBy { .. }
+                | UaEvent::SurveyStarted { .. } => {}
                 UaEvent::TransferDone { code, .. } => {
                     *summary.transfers_by_code.entry(code).or_default() += 1;
                 }
@@ -301,8 +453,7 @@ pub async fn agent(opts: AgentOpts) -> Result<Summary, SoftphoneError> {
                     remote,
                 } => d.start_audio(call, local_port, remote).await,
                 UaEvent::Ended { call, code, by_us } => {
-                    d.stop_audio(call, &mut summary).await;
-                    answered_at.remove(&call);
+                    d.stop_audio(call, summary).await;
                     if code != 200 {
                         summary.failed += 1;
                         *summary.failures_by_code.entry(code).or_default() += 1;
@@ -312,18 +463,8 @@ pub async fn agent(opts: AgentOpts) -> Result<Summary, SoftphoneError> {
                 }
             }
         }
+        Ok(())
     }
-    if !registered {
-        return Err(SoftphoneError::NeverRegistered(start.elapsed().as_secs()));
-    }
-    // Unregister and give the gateway a moment to answer.
-    d.ua.register(Instant::now(), 0);
-    let bye = Instant::now() + Duration::from_millis(500);
-    while Instant::now() < bye {
-        d.step(bye).await?;
-    }
-    summary.elapsed_ms = start.elapsed().as_millis() as u64;
-    Ok(summary)
 }
 
 /// Places `count` calls at `rate` per second and reports how they went.
@@ -347,6 +488,10 @@ pub async fn call(opts: CallOpts) -> Result<Summary, SoftphoneError> {
     let mut summary = Summary::default();
     let mut started: BTreeMap<u64, Instant> = BTreeMap::new();
     let mut answer_ms_total = 0u128;
+    let mut agent_ms_total = 0u128;
+    // When each call was placed, and the calls a person took.
+    let mut placed_at: BTreeMap<u64, Instant> = BTreeMap::new();
+    let mut by_person: std::collections::BTreeSet<u64> = Default::default();
     let mut next = start;
     let mut last_progress = start;
     // The bar is redrawn in place on a terminal; elsewhere (a log, a pipe) only
@@ -357,6 +502,7 @@ pub async fn call(opts: CallOpts) -> Result<Summary, SoftphoneError> {
         if summary.placed < opts.count && now >= next {
             let key = d.ua.call(now, &opts.number);
             started.insert(key, now);
+            placed_at.insert(key, now);
             summary.placed += 1;
             next += interval;
         }
@@ -387,11 +533,30 @@ pub async fn call(opts: CallOpts) -> Result<Summary, SoftphoneError> {
                         d.ua.hangup(Instant::now(), call);
                     }
                 }
+                UaEvent::AnsweredBy { call, by } => {
+                    if by == "gateway" {
+                        summary.answered_by_gateway += 1;
+                        d.set_segment(call, "gateway");
+                    } else if by_person.insert(call) {
+                        summary.answered_by_agent += 1;
+                        if let Some(t) = placed_at.get(&call) {
+                            agent_ms_total += t.elapsed().as_millis();
+                        }
+                        d.set_segment(call, segment_of(&by));
+                    }
+                }
+                UaEvent::SurveyStarted { call } => d.set_segment(call, "survey"),
                 UaEvent::Media {
                     call,
                     local_port,
                     remote,
-                } => d.start_audio(call, local_port, remote).await,
+                } => {
+                    // Audio before any answer: the gateway's early media.
+                    if !d.segments.contains_key(&call) {
+                        d.set_segment(call, "early media");
+                    }
+                    d.start_audio(call, local_port, remote).await
+                }
                 UaEvent::Refused { call, status } => {
                     // Every refusal up to a screenful; the rest only in the summary.
                     if !opts.quiet && summary.failed < REFUSALS_SHOWN {
@@ -403,6 +568,7 @@ pub async fn call(opts: CallOpts) -> Result<Summary, SoftphoneError> {
                 UaEvent::Ended { call, code, by_us } => {
                     d.stop_audio(call, &mut summary).await;
                     started.remove(&call);
+                    placed_at.remove(&call);
                     if code != 200 {
                         summary.failed += 1;
                         *summary.failures_by_code.entry(code).or_default() += 1;
@@ -422,24 +588,20 @@ pub async fn call(opts: CallOpts) -> Result<Summary, SoftphoneError> {
         eprintln!("\r{}", progress(&summary, opts.count));
     }
     summary.mean_answer_ms = (answer_ms_total / u128::from(summary.answered.max(1))) as u64;
+    summary.mean_agent_answer_ms =
+        (agent_ms_total / u128::from(summary.answered_by_agent.max(1))) as u64;
     summary.elapsed_ms = start.elapsed().as_millis() as u64;
     Ok(summary)
 }
 
-/// A block of 64 RTP ports that are free right now, chosen from the SIP port
-/// (so that softphones side by side pick different blocks), above the kernel's
-/// usual ephemeral range (61000-64839) and so clear of the gateway's ranges.
-fn free_rtp_range(ip: std::net::IpAddr, sip_port: u16) -> (u16, u16) {
-    let blocks = 60u16;
-    let first = sip_port % blocks;
-    for i in 0..blocks {
-        let lo = 61_000 + ((first + i) % blocks) * 64;
-        let free = (lo..lo + 64).all(|p| std::net::UdpSocket::bind(SocketAddr::new(ip, p)).is_ok());
-        if free {
-            return (lo, lo + 63);
-        }
+/// The segment a call's audio enters when `by` answers it.
+fn segment_of(by: &str) -> &'static str {
+    match by {
+        "agent" => "agent",
+        "legacy" => "legacy seats",
+        "direct" => "callee",
+        _ => "far end",
     }
-    (61_000, 61_063)
 }
 
 fn progress(s: &Summary, total: u64) -> String {

@@ -2,6 +2,8 @@
 //! They start the real `hotline-gw` and talk to it over loopback sockets.
 
 mod acd;
+mod agent_life;
+mod caller_summary;
 mod calls;
 mod corpus;
 mod dialplan;

@@ -133,7 +133,27 @@ fn locate(want: &[i16], heard: &[i16], range: std::ops::Range<usize>) -> (usize,
 }
 
 fn samples(path: &str) -> Vec<i16> {
-    read_wav(Path::new(path)).unwrap()
+    read_wav(Path::new(path)).unwrap_or_else(|e| panic!("reading {path}: {e}"))
+}
+
+/// What a softphone heard on its first call (`who` names it in a failure,
+/// which says what was missing: the audio report, or its recording).
+fn heard(who: &str, summary: &serde_json::Value) -> Vec<i16> {
+    let Some(report) = summary["audio"].as_array().and_then(|a| a.first()) else {
+        panic!(
+            "the {who}'s summary has no audio report: its call's audio never started \
+             (its RTP port could not be bound?) or the run ended before the call: {summary}"
+        );
+    };
+    match report["recording"].as_str() {
+        Some(path) => samples(path),
+        None => panic!(
+            "the {who}'s audio report names no recording ({}): {report}",
+            report["recording_error"]
+                .as_str()
+                .unwrap_or("no --record-dir?")
+        ),
+    }
 }
 
 #[test]
@@ -170,7 +190,7 @@ fn a_caller_and_an_agent_hear_each_other_and_the_call_is_recorded() {
     let (ca, aa) = (&cs["audio"][0], &asum["audio"][0]);
     assert_eq!(asum["answered"], 1, "{asum}");
     // Each side hears the other's tone, and not its own.
-    let agent_heard = samples(aa["recording"].as_str().unwrap());
+    let agent_heard = heard("agent", &asum);
     assert!(agent_heard.len() > 8000, "the agent heard audio: {aa}");
     let (p700, p1500) = (
         tone_power(&agent_heard, 700.0),
@@ -180,7 +200,7 @@ fn a_caller_and_an_agent_hear_each_other_and_the_call_is_recorded() {
         p700 > 100.0 * p1500,
         "agent hears the caller's 700 Hz: {p700} vs {p1500}"
     );
-    let caller_heard = samples(ca["recording"].as_str().unwrap());
+    let caller_heard = heard("caller", &cs);
     let tail = &caller_heard[caller_heard.len() - 8000..];
     let (p1500, p700) = (tone_power(tail, 1500.0), tone_power(tail, 700.0));
     assert!(
@@ -248,7 +268,7 @@ fn a_queued_caller_hears_the_greeting_then_hold_music() {
         cs["answered"], 1,
         "the gateway answers a queued caller: {cs}"
     );
-    let heard = samples(cs["audio"][0]["recording"].as_str().unwrap());
+    let heard = heard("caller", &cs);
     let greeting = prompt("greeting");
     // The greeting's first words, at the start of what was heard (the softphone
     // binds its RTP socket with the offer: nothing is lost). A quarter of a
@@ -291,7 +311,7 @@ fn with_early_media_a_queued_caller_hears_the_greeting_from_its_start_before_any
     let c = caller(&gw, "12345", &["--max-wait-s", "7", "--record-dir", &d]);
     let cs = c.finish(Duration::from_secs(20)).expect("caller");
     assert_eq!(cs["answered"], 0, "early media is not an answer: {cs}");
-    let heard = samples(cs["audio"][0]["recording"].as_str().unwrap());
+    let heard = heard("caller", &cs);
     // The softphone binds its RTP socket with the offer, so the greeting's first
     // words are there, at the very start of what was heard.
     let greeting = prompt("greeting");
@@ -319,7 +339,7 @@ fn a_call_forwarded_line_plays_its_prompt_before_the_agent_rings() {
     let cs = c.finish(Duration::from_secs(20)).expect("caller");
     let asum = a.finish(Duration::from_secs(30)).expect("agent");
     assert_eq!(asum["answered"], 1, "{asum}");
-    let heard = samples(cs["audio"][0]["recording"].as_str().unwrap());
+    let heard = heard("caller", &cs);
     let fwd = prompt("forwarded");
     let (_, score) = locate(&fwd[MID..MID + 8000], &heard, 0..MID + 8000);
     assert!(score > 0.9, "the line's prompt is heard first ({score:.3})");

@@ -176,3 +176,130 @@ fn the_wallboard_asks_for_a_token() {
     let updates: u32 = text(&dom, "update-count").parse().unwrap();
     assert!(updates >= 1, "a viewer token reads the figures: {updates}");
 }
+
+/// Loads the page at `width`×`height` and returns its DOM; with `shot`, also
+/// saves a screenshot there (a second run of the same page).
+fn render_at(
+    chromium: &Path,
+    gw: &Gateway,
+    (width, height): (u32, u32),
+    shot: Option<&Path>,
+) -> String {
+    let run = |extra: &[String]| {
+        let profile = TempDir::new("chromium");
+        let url = format!("http://{}/?interval_ms=300#token={VIEWER_TOKEN}", gw.http);
+        Command::new("timeout")
+            .arg("90")
+            .arg(chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-extensions",
+                "--hide-scrollbars",
+                "--force-device-scale-factor=1",
+            ])
+            .arg(format!("--window-size={width},{height}"))
+            .arg(format!("--user-data-dir={}", profile.0.display()))
+            .arg("--virtual-time-budget=3000")
+            .args(extra)
+            .arg(&url)
+            .output()
+            .expect("run chromium")
+    };
+    if let Some(path) = shot {
+        let out = run(&[format!("--screenshot={}", path.display())]);
+        let png = std::fs::read(path).unwrap_or_else(|e| {
+            panic!(
+                "no screenshot at {}: {e}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        // The PNG's IHDR: the screenshot is as wide as the screen asked for.
+        assert_eq!(&png[1..4], b"PNG");
+        let w = u32::from_be_bytes([png[16], png[17], png[18], png[19]]);
+        assert_eq!(w, width, "{}", path.display());
+    }
+    let out = run(&["--dump-dom".to_string()]);
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// An attribute of the `<html>` element.
+fn html_attr(dom: &str, name: &str) -> String {
+    let start = dom.find("<html").expect("an <html> element");
+    let end = start + dom[start..].find('>').unwrap();
+    let t = &dom[start..=end];
+    let key = format!("{name}=\"");
+    let at = t
+        .find(&key)
+        .unwrap_or_else(|| panic!("<html> has no {name}: {t}"))
+        + key.len();
+    t[at..at + t[at..].find('"').unwrap()].to_string()
+}
+
+#[test]
+fn the_wallboard_fits_wall_and_portrait_screens_and_says_what_it_counts() {
+    let Some(sipp) = sipp() else { return };
+    let Some(chromium) = tool("chromium", "chromium") else {
+        return;
+    };
+    let seat_port = free_port();
+    let _seats = Sipp::start(
+        &sipp,
+        "uas.xml",
+        &["-p".into(), seat_port.to_string()],
+        Duration::from_secs(120),
+    );
+    let mut opts = GwOpts::to("queue:seats");
+    opts.extra_dialplan = format!(
+        "[[queue]]\nname = \"seats\"\nstrategy = \"longest_idle\"\nring_timeout_s = 15\nwrap_up_s = 0\n\
+max_wait_s = 120\noverflow = \"callback\"\nstatic_members = [\"sip:127.0.0.1:{seat_port}\"]\nstatic_seats = 5\n\n\
+[[line]]\nnumber = \"12315\"\nname = \"市场监管投诉举报热线\"\nmode = \"call_forwarding\"\nqueue = \"seats\"\n"
+    );
+    let gw = Gateway::start(opts);
+    // Every call answered: the widest rate there is, "100.0%".
+    calls(&sipp, &gw, "uac.xml", "12345", 3);
+    calls(&sipp, &gw, "uac.xml", "12315", 2);
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    for (size, layout) in [
+        ((1280, 720), "compact"),
+        ((1440, 900), "compact"),
+        ((1920, 1080), "full"),
+        ((1080, 1920), "narrow"),
+    ] {
+        let shot = shots.join(format!("wallboard-{}x{}.png", size.0, size.1));
+        let dom = render_at(&chromium, &gw, size, Some(&shot));
+        let at = format!("{}x{} (screenshot {})", size.0, size.1, shot.display());
+        assert_eq!(html_attr(&dom, "data-width"), size.0.to_string(), "{at}");
+        assert_eq!(
+            html_attr(&dom, "data-overflow"),
+            "none",
+            "{at}: wider than its box"
+        );
+        assert_eq!(html_attr(&dom, "data-layout"), layout, "{at}");
+        assert_eq!(text(&dom, "overall-rate-24h"), "100.0%", "{at}");
+        // Every figure of the 24 h window is in the table, at every width.
+        for field in [
+            "offered",
+            "answered",
+            "abandoned",
+            "short_abandoned",
+            "transferred_out",
+            "failed",
+            "answer_rate",
+            "service_level",
+        ] {
+            let cell = format!("data-field=\"{field}\" data-window=\"24h\"");
+            assert!(dom.contains(&cell), "{at}: no 24 h {field} column");
+        }
+        // The counted calls beside the rate, the formula in its tooltip.
+        assert_eq!(attr(&dom, "overall-counted-24h", "data-value"), "5", "{at}");
+        let tip = attr(&dom, "overall-rate-24h", "title");
+        assert!(
+            tip.contains("(offered − short abandoned)") && tip.contains("(5 + 0) ÷ (5 − 0)"),
+            "{at}: {tip}"
+        );
+    }
+}

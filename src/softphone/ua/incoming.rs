@@ -68,9 +68,20 @@ impl Ua {
                         .push_back(UaEvent::TransferDone { call: key, code });
                 }
             }
-            (Method::Options | Method::Info | Method::Update, Some(_)) => {
+            (Method::Options | Method::Info | Method::Update, Some(key)) => {
                 let bytes = response_to(&req, 200, "OK", None).finish_empty();
                 let _ = self.tl.respond(now, tx, 200, bytes);
+                if req.method == Method::Info {
+                    if let Some(by) = req.header("X-Hotline-Answered-By") {
+                        self.events.push_back(UaEvent::AnsweredBy {
+                            call: key,
+                            by: by.trim().to_string(),
+                        });
+                    }
+                    if req.header("X-Hotline-Survey").is_some() {
+                        self.events.push_back(UaEvent::SurveyStarted { call: key });
+                    }
+                }
             }
             (Method::Options, None) => {
                 let bytes = response_to(&req, 200, "OK", Some(&self.ids.tag())).finish_empty();

@@ -83,6 +83,19 @@ pub enum UaEvent {
         code: u16,
         by_us: bool,
     },
+    /// The gateway said who answered an outgoing call (`X-Hotline-Answered-By`
+    /// on its 200 or, once an agent takes a call the gateway answered, on an
+    /// INFO): `gateway`, `agent`, `legacy` or `direct`; `far end` for a 200
+    /// that does not say.
+    AnsweredBy {
+        call: u64,
+        by: String,
+    },
+    /// The gateway started the satisfaction survey on an outgoing call (an
+    /// INFO with `X-Hotline-Survey`).
+    SurveyStarted {
+        call: u64,
+    },
     /// A transfer we asked for finished with this sipfrag status.
     TransferDone {
         call: u64,
@@ -244,6 +257,15 @@ impl Ua {
                 self.by_tx.insert(tx, Role::Bye(key));
             }
             (State::Ending, _) => {}
+        }
+    }
+
+    /// Hangs up every call (the softphone is stopping).
+    pub fn hangup_all(&mut self, now: Instant) {
+        let mut keys: Vec<u64> = self.calls.keys().copied().collect();
+        keys.sort_unstable();
+        for key in keys {
+            self.hangup(now, key);
         }
     }
 

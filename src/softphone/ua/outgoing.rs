@@ -75,6 +75,11 @@ impl Ua {
             sdp(self.cfg.local, self.ids.next_u64() % 1_000_000, rtp_port),
         );
         req.extra.push(("Contact".into(), self.contact()));
+        // INFO: the gateway says mid-call when an agent takes over (and the survey).
+        req.extra.push((
+            "Allow".into(),
+            "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, UPDATE".into(),
+        ));
         if let Some(a) = authorization {
             req.extra.push(("Proxy-Authorization".into(), a));
         }
@@ -122,6 +127,12 @@ impl Ua {
             c.state = State::Confirmed;
             c.answered = true;
             self.events.push_back(UaEvent::Answered { call: key });
+            // A server that does not say is taken at its word: the far end.
+            let by = resp.header("X-Hotline-Answered-By").unwrap_or("far end");
+            self.events.push_back(UaEvent::AnsweredBy {
+                call: key,
+                by: by.trim().to_string(),
+            });
             let remote = remote_audio(resp.content_type(), &resp.body);
             announce_media(&mut self.events, key, c, remote);
             if let Some(t) = self.cfg.talk_for {

@@ -15,7 +15,13 @@ static RTP_LEASED: std::sync::Mutex<[bool; RTP_BLOCKS]> =
 
 /// A gateway's own RTP ports, leased for its life: gateways of parallel tests
 /// never share one, and a block goes back only once its gateway has exited.
-struct RtpBlock(usize);
+/// Across test processes (two `cargo test` runs at once) the block's first
+/// port, bound by the lease and left out of the gateway's range, says it is
+/// taken.
+struct RtpBlock {
+    index: usize,
+    _sentinel: UdpSocket,
+}
 
 impl RtpBlock {
     fn lease() -> RtpBlock {
@@ -23,9 +29,18 @@ impl RtpBlock {
         loop {
             {
                 let mut leased = RTP_LEASED.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(i) = leased.iter().position(|l| !l) {
-                    leased[i] = true;
-                    return RtpBlock(i);
+                for (index, taken) in leased.iter_mut().enumerate() {
+                    if *taken {
+                        continue;
+                    }
+                    let lo = 20_000 + index as u32 * RTP_BLOCK;
+                    if let Ok(sentinel) = UdpSocket::bind(("127.0.0.1", lo as u16)) {
+                        *taken = true;
+                        return RtpBlock {
+                            index,
+                            _sentinel: sentinel,
+                        };
+                    }
                 }
             }
             assert!(
@@ -38,9 +53,11 @@ impl RtpBlock {
 
     /// The `[media]` keys.
     fn config(&self) -> String {
-        let lo = 20_000 + self.0 as u32 * RTP_BLOCK;
+        let lo = 20_000 + self.index as u32 * RTP_BLOCK;
+        // The first pair is the lease's sentinel.
         format!(
-            "rtp_port_min = {lo}\nrtp_port_max = {}\n",
+            "rtp_port_min = {}\nrtp_port_max = {}\n",
+            lo + 2,
             lo + RTP_BLOCK - 1
         )
     }
@@ -48,7 +65,7 @@ impl RtpBlock {
 
 impl Drop for RtpBlock {
     fn drop(&mut self) {
-        RTP_LEASED.lock().unwrap_or_else(|e| e.into_inner())[self.0] = false;
+        RTP_LEASED.lock().unwrap_or_else(|e| e.into_inner())[self.index] = false;
     }
 }
 

@@ -21,8 +21,26 @@ impl Softphone {
         Softphone { child }
     }
 
+    /// Sends it a signal (`INT` as Ctrl-C does, `KILL`…).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name}");
+    }
+
     /// Waits for it to exit; returns its summary, or its stderr as the error.
-    pub fn finish(mut self, limit: Duration) -> Result<serde_json::Value, String> {
+    pub fn finish(self, limit: Duration) -> Result<serde_json::Value, String> {
+        self.finish_with_code(limit).map(|(_, summary)| summary)
+    }
+
+    /// As [`finish`](Self::finish), with the exit code (0, or 3: not every call
+    /// was answered).
+    pub fn finish_with_code(
+        mut self,
+        limit: Duration,
+    ) -> Result<(Option<i32>, serde_json::Value), String> {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -40,7 +58,9 @@ impl Softphone {
                     return Err(format!("softphone exited with {status}: {err}"));
                 }
                 let line = out.lines().last().unwrap_or_default();
-                return serde_json::from_str(line).map_err(|e| format!("{e}: {out}"));
+                return serde_json::from_str(line)
+                    .map(|v| (status.code(), v))
+                    .map_err(|e| format!("{e}: {out}"));
             }
             if start.elapsed() > limit {
                 let _ = self.child.kill();
