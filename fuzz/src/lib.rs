@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hotline_gateway::call::{Core, CoreConfig, MediaConfig};
+use hotline_gateway::call::{Core, CoreConfig};
 use hotline_gateway::media::command::{Leg, MediaEvent};
 use hotline_gateway::sip::framing::{self, Frame};
 
@@ -65,7 +65,7 @@ pub fn core() -> Core {
     let plan = hotline_gateway::dialplan::embedded_default()
     .expect("the default dialplan parses");
     // The default [media] settings, as a gateway with no [media] section runs.
-    let media = MediaConfig::from_section(
+    let media = hotline_gateway::transport::media::core_media_config(
         &hotline_gateway::config::MediaSection::default(),
         "127.0.0.1".parse().unwrap(),
         prompts(),

@@ -88,7 +88,7 @@ pub(crate) fn start(
 
 /// The core's media settings from `[media]`, for SDP naming `address` and
 /// with these prompts.
-fn core_media_config(
+pub fn core_media_config(
     m: &crate::config::MediaSection,
     address: std::net::IpAddr,
     prompts: Arc<crate::media::Prompts>,
