@@ -15,6 +15,9 @@
 //!   reporting (service: records → sla (pure) → store (sqlx); tickets delivery)
 //!   media (RTP relay thread, port pool, prompts, playout, DTMF, recording);
 //!   call drives it through commands (Core::poll_media) and events (handle_media)
+//!
+//!   util (hex, id maps, seeds, redaction, UTC time, TOML spans, HTTP posts):
+//!   below every layer, uses nothing of the crate
 //! ```
 //!
 //! `sip/`, `dialplan/` and the call core are pure: state + input + `now`.

@@ -211,6 +211,9 @@ fn run_cli(cli: Cli) -> Result<()> {
                     bail!("{} unknown prompt(s)", missing.len());
                 }
             }
+            for w in plan_warnings(&cfg, &plan) {
+                eprintln!("warning: {w}");
+            }
             println!("ok: {checked}: {}", plan.summary());
             Ok(())
         }
@@ -382,6 +385,9 @@ fn run(args: RunArgs) -> Result<()> {
     init_tracing(&cfg.log.level);
     let plan = Arc::new(load_dialplan(&cfg).context("loading the dialplan")?);
     refuse_exposed_defaults(&cfg, &plan)?;
+    for w in plan_warnings(&cfg, &plan) {
+        warn!("dialplan: {w}");
+    }
     for w in hotline_gateway::config::cleartext_urls(&cfg) {
         warn!("{w}");
     }
@@ -410,8 +416,9 @@ fn run(args: RunArgs) -> Result<()> {
         cfg.http.limits(),
     ))?;
     let reporting = runtime
-        .block_on(reporting::start(reporting_config(&cfg)))
+        .block_on(reporting::start(reporting_config(&cfg, &plan)))
         .context("opening the call-record store")?;
+    reporting.shared.telemetry.set_calendar(&plan);
     if recorder_tx.send(reporting.recorder).is_err() {
         bail!("SIP thread ended before it started");
     }
@@ -426,6 +433,8 @@ fn run(args: RunArgs) -> Result<()> {
     let listens = hotline_gateway::config::Listens::of(&cfg);
     let reload_tx = control_tx.clone();
     let shared = reporting.shared;
+    let sighup_shared = shared.clone();
+    let answer_within_s = cfg.sla.answer_within_s;
     let writer = reporting.writer;
     let result = runtime.block_on(async move {
         let state = hotline_gateway::http::AppState {
@@ -459,7 +468,7 @@ fn run(args: RunArgs) -> Result<()> {
                 info!("shutting down");
                 Ok(())
             }
-            _ = reload_on_sighup(dialplan_dir, listens, reload_tx) => {
+            _ = reload_on_sighup(dialplan_dir, listens, reload_tx, sighup_shared, answer_within_s) => {
                 Err(anyhow::anyhow!("SIGHUP handler stopped"))
             }
         };
@@ -478,6 +487,14 @@ fn run(args: RunArgs) -> Result<()> {
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     result
+}
+
+/// What the plan is warned about (`dialplan check`, the start, SIGHUP reloads):
+/// legacy ringing longer than the service level, a calendar without next year.
+fn plan_warnings(cfg: &Config, plan: &Dialplan) -> Vec<String> {
+    let now = hotline_gateway::util::time::unix_ms() / 1000;
+    let today = dialplan::time::local_time(now, plan.utc_offset_minutes).date();
+    dialplan::warnings(plan, cfg.sla.answer_within_s, today)
 }
 
 /// Refuses to run a config that other machines can reach while it keeps shipped
@@ -523,8 +540,9 @@ fn refuse_exposed_defaults(cfg: &Config, plan: &Dialplan) -> Result<()> {
 /// How long shutdown waits for the SIP task and the writer.
 const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-fn reporting_config(cfg: &Config) -> reporting::ReportingConfig {
+fn reporting_config(cfg: &Config, plan: &Dialplan) -> reporting::ReportingConfig {
     reporting::ReportingConfig {
+        utc_offset_minutes: plan.utc_offset_minutes,
         sla: cfg.sla.clone(),
         database: cfg.database_url(),
         queue_capacity: cfg.store.queue_capacity,
@@ -659,6 +677,8 @@ async fn reload_on_sighup(
     dir: PathBuf,
     listens: hotline_gateway::config::Listens,
     control: mpsc::Sender<Control>,
+    shared: Arc<reporting::Shared>,
+    answer_within_s: u32,
 ) {
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => s,
@@ -681,16 +701,21 @@ async fn reload_on_sighup(
                     lines = plan.len(),
                     "SIGHUP: dialplan checked, swapping it in"
                 );
+                let plan_now = Arc::new(plan);
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 if control
-                    .send(Control::ReloadDialplan(Arc::new(plan), tx))
+                    .send(Control::ReloadDialplan(plan_now.clone(), tx))
                     .await
                     .is_err()
                 {
                     continue;
                 }
-                if let Ok(Err(e)) = rx.await {
-                    error!(error = %e, "SIGHUP: dialplan refused; the running plan stays");
+                match rx.await {
+                    Ok(Err(e)) => {
+                        error!(error = %e, "SIGHUP: dialplan refused; the running plan stays")
+                    }
+                    Ok(Ok(())) => reporting::plan_reloaded(&shared, &plan_now, answer_within_s),
+                    Err(_) => {}
                 }
             }
             Ok(Err(e)) => error!(error = %e, "SIGHUP: dialplan refused; the running plan stays"),

@@ -19,6 +19,7 @@ fuzz_target!(|data: &[u8]| {
     let again = Sdp::parse(&printed).expect("printed SDP parses");
     assert_eq!(again.to_string(), printed, "printing is stable");
     let _ = sdp.audio_endpoint();
+    let _ = sdp.audio_target();
     let _ = sdp.is_hold();
     let _ = sdp.direction();
     sdp.anchor(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 40_000, true);

@@ -41,12 +41,13 @@ impl Core {
     /// `GET /api/v1/agents`.
     pub fn agents_view(&self, now: Instant) -> Value {
         let agents: Vec<Value> = self
+            .sh
             .acd
             .agents(now)
             .map(|a| {
                 let mut v = serde_json::to_value(&a).unwrap_or(Value::Null);
                 if let Value::Object(m) = &mut v {
-                    let registered = !self.registrar.lookup(now, &a.id).is_empty();
+                    let registered = !self.sh.registrar.lookup(now, &a.id).is_empty();
                     m.insert("registered".into(), registered.into());
                 }
                 v
@@ -57,7 +58,7 @@ impl Core {
 
     /// `GET /api/v1/queues`.
     pub fn queues_view(&self, now: Instant) -> Value {
-        json!({ "queues": self.acd.queues(now) })
+        json!({ "queues": self.sh.acd.queues(now) })
     }
 
     /// `POST /api/v1/agents/{id}/state`.
@@ -67,25 +68,27 @@ impl Core {
         agent: &str,
         action: AgentAction,
     ) -> Result<Value, ApiError> {
-        if self.acd.agent(agent, now).is_none() {
+        if self.sh.acd.agent(agent, now).is_none() {
             return Err(ApiError::UnknownAgent(agent.to_string()));
         }
         let result = match action {
-            AgentAction::Paused { reason } => self.acd.pause(agent, reason, now),
-            AgentAction::LoggedOut {} => self.acd.logout(agent, now),
+            AgentAction::Paused { reason } => self.sh.acd.pause(agent, reason, now),
+            AgentAction::LoggedOut {} => self.sh.acd.logout(agent, now),
             AgentAction::Ready {} => {
                 let logged_out = self
+                    .sh
                     .acd
                     .agent_state(agent)
                     .is_some_and(|s| matches!(s, crate::acd::AgentState::LoggedOut));
                 if logged_out {
                     let contact = self
+                        .sh
                         .registrar
                         .lookup(now, agent)
                         .first()
                         .map(|b| b.contact.clone());
                     match contact {
-                        Some(c) => self.acd.login(agent, c, now),
+                        Some(c) => self.sh.acd.login(agent, c, now),
                         None => {
                             return Err(ApiError::Refused(format!(
                                 "agent {agent} is not registered: register a softphone first"
@@ -93,13 +96,13 @@ impl Core {
                         }
                     }
                 } else {
-                    self.acd.unpause(agent, now)
+                    self.sh.acd.unpause(agent, now)
                 }
             }
         };
         result.map_err(|e| ApiError::Refused(e.to_string()))?;
-        self.drain_acd(now);
-        Ok(serde_json::to_value(self.acd.agent(agent, now)).unwrap_or(Value::Null))
+        self.settle(now);
+        Ok(serde_json::to_value(self.sh.acd.agent(agent, now)).unwrap_or(Value::Null))
     }
 }
 

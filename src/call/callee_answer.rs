@@ -7,28 +7,41 @@ use std::time::Instant;
 use bytes::Bytes;
 use tracing::debug;
 
-use super::{CallKey, CallTimer, Core, Phase, Reason, Role, Side};
+use super::{AnsweredBy, Call, CallState, CallTimer, Core, Reason, Role, Shared, Side};
 use crate::cdr;
 use crate::sip::builder::{MessageBuf, response_to};
-use crate::sip::dialog::Dialog;
 use crate::sip::message::{Headers, Method, Response};
 use crate::sip::transaction::TxId;
 
 impl Core {
     pub(super) fn on_response(&mut self, now: Instant, tx: TxId, resp: Response) {
-        let Some(&(key, role)) = self.by_tx.get(&tx) else {
+        let Some(&(key, role)) = self.sh.by_tx.get(&tx) else {
+            // Its call has ended and forgotten the transaction.
+            self.sh.stats.stale_events += 1;
             return;
         };
         match role {
-            Role::BInvite => self.on_b_invite_response(now, key, tx, resp),
             Role::Fire => {
                 if resp.code >= 200 {
-                    self.by_tx.remove(&tx);
+                    self.sh.by_tx.remove(&tx);
                 }
+                return;
             }
+            Role::Orphan => return self.sh.on_orphan_response(now, key, tx, resp),
+            _ => {}
+        }
+        let Some(call) = self.calls.get_mut(&key) else {
+            self.sh.stats.stale_events += 1;
+            return;
+        };
+        let span = call.span.clone();
+        let _enter = span.enter();
+        let sh = &mut self.sh;
+        match role {
+            Role::BInvite => call.on_b_invite_response(sh, now, tx, resp),
             Role::Bye => {
                 if resp.code >= 200 {
-                    self.bye_done(now, key, tx);
+                    call.bye_done(sh, tx);
                 }
             }
             Role::Relay {
@@ -36,175 +49,157 @@ impl Core {
                 to,
                 invite,
                 cseq,
-            } => self.relay_response(now, key, tx, (server, to, invite, cseq), resp),
-            Role::Orphan => self.on_orphan_response(now, key, tx, resp),
-            Role::TransferInvite => self.on_transfer_invite_response(now, key, resp),
-            Role::TransferReinvite => self.on_transfer_reinvite_response(now, key, tx, resp),
-            Role::AInvite | Role::AwaitAck { .. } => {}
+            } => call.relay_response(sh, now, tx, (server, to, invite, cseq), resp),
+            Role::TransferInvite => call.on_transfer_invite_response(sh, now, resp),
+            Role::TransferReinvite => call.on_transfer_reinvite_response(sh, now, tx, resp),
+            Role::Fire | Role::Orphan | Role::AInvite | Role::AwaitAck { .. } => {}
         }
     }
+}
 
-    pub(super) fn on_b_invite_response(
-        &mut self,
-        now: Instant,
-        key: CallKey,
-        tx: TxId,
-        resp: Response,
-    ) {
+impl Call {
+    fn on_b_invite_response(&mut self, sh: &mut Shared, now: Instant, tx: TxId, resp: Response) {
         let code = resp.code;
-        let ring_timeout = self.cfg.ring_timeout;
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        call.b.learn_from_response(&resp);
+        let ring_timeout = sh.cfg.ring_timeout;
         // A queued call's seat is the ACD's business: it owns the ring timeout, and
         // the caller already hears ringback.
-        let queued = call.queue.is_some();
+        let queued = matches!(self.state, CallState::Queued { .. });
+        let ringing = matches!(self.state, CallState::Ringing);
+        let Some(leg) = self.b_mut().filter(|l| l.invite == tx) else {
+            return;
+        };
+        leg.dialog.learn_from_response(&resp);
         if code < 200 {
-            let first = !call.b_provisional;
-            call.b_provisional = true;
-            if call.cancel_pending {
-                call.cancel_pending = false;
-                self.cancel_b(now, key, tx);
-                return;
+            let first = !leg.provisional;
+            leg.provisional = true;
+            if leg.cancel_pending {
+                leg.cancel_pending = false;
+                return self.cancel_b(sh, now, tx);
             }
             // Queued calls: the ACD owns the ring timeout; parallel calls: the line's
             // ring time, armed when the legacy leg was placed.
-            if first && !queued && call.parallel.is_none() {
-                self.arm_call_timer(key, CallTimer::Ring, now + ring_timeout);
+            if first && ringing {
+                self.arm(sh, CallTimer::Ring, now + ring_timeout);
             }
             if code > 100 {
                 if let Some(rseq) = resp.header("RSeq").filter(|_| requires_100rel(&resp)) {
-                    self.prack(now, key, rseq.trim().to_string());
+                    self.prack(sh, now, rseq.trim().to_string());
                 }
                 if !queued {
-                    self.relay_to_caller(now, key, &resp);
+                    self.relay_to_caller(sh, now, &resp);
                 }
             }
             return;
         }
-        if code >= 300 && call.parallel.is_some() && !queued && call.a_invite.is_some() {
-            // Busy or failed legacy seats: the call goes to 12345. The leg is over
-            // (its INVITE got a final), so only forget it.
-            let dialog = std::mem::replace(&mut call.b, Dialog::none());
-            call.b_invite = None;
-            call.b_invite_tx = None;
-            self.by_b.remove(&dialog.call_id);
-            let q = call.parallel.clone().unwrap_or_default();
-            let line = call.line.clone();
-            call.ring_deadline = None;
-            call.queue = Some(q.clone());
-            call.overflowed = true;
-            self.note(now, key, cdr::EventKind::Overflowed, Some(q.clone()));
-            return self.enqueue(now, key, &q, &line);
+        leg.pending = false;
+        if code >= 300 && self.overflow_from_legacy(sh, now, true) {
+            // Busy or failed legacy seats: the call goes to 12345.
+            return;
         }
-        call.b_invite = None;
-        call.ring_deadline = None;
-        if queued && code >= 300 && call.waiting() {
-            return self.ring_failed(now, key);
+        for t in [
+            CallTimer::Ring,
+            CallTimer::LegacyRing,
+            CallTimer::CancelGuard,
+        ] {
+            self.timers.stop(t);
+        }
+        if queued && code >= 300 && self.waiting() {
+            return self.ring_failed(sh, now);
         }
         if code < 300 {
-            if queued && let Some(agent) = call.agent.clone() {
-                if let Err(e) = self.acd.answered(now, key, &agent) {
-                    debug!(error = %e, "ACD answered");
-                }
-                self.drain_acd(now);
+            if queued
+                && let Some(agent) = self.agent.clone()
+                && let Err(e) = sh.acd.answered(now, self.key, &agent)
+            {
+                debug!(error = %e, "ACD answered");
             }
-            self.b_answered(now, key, &resp);
+            self.b_answered(sh, now, &resp);
         } else {
-            call.set_reason(Reason::from_callee_status(code));
-            self.relay_to_caller(now, key, &resp);
-            self.finish(now, key);
+            self.set_reason(Reason::from_callee_status(code));
+            self.relay_to_caller(sh, now, &resp);
+            self.finish(sh);
         }
     }
 
     /// The callee answered: relay the 2xx, unless the caller has already gone (the
     /// CANCEL/200 race), in which case the callee gets ACK and BYE at once.
-    pub(super) fn b_answered(&mut self, now: Instant, key: CallKey, resp: &Response) {
-        let max_duration = self.cfg.max_duration;
-        if self.gateway_answered(key) {
-            return self.b_answered_queued(now, key, resp);
+    fn b_answered(&mut self, sh: &mut Shared, now: Instant, resp: &Response) {
+        if self.gateway_answered() {
+            return self.b_answered_queued(sh, now, resp);
         }
-        let Some(call) = self.calls.get_mut(&key) else {
+        let Some(leg) = self.b() else {
             return;
         };
-        if call.a_invite.is_none() || call.phase == Phase::Ending {
-            let ack = call
-                .b
-                .request_with_cseq(Method::Ack, call.b_invite_cseq, None, Bytes::new());
-            self.tl.send_ack(call.b_invite_tx, call.b.peer, ack);
-            self.hang_up_side(now, key, Side::B);
-            return;
+        if self.a_invite.is_none() || matches!(self.state, CallState::Ending) {
+            let (ack, peer) = (leg.ack(None, Bytes::new()), leg.dialog.peer);
+            sh.tl.send_ack(Some(leg.invite), peer, ack);
+            return self.hang_up_side(sh, now, Side::B);
         }
-        call.phase = Phase::Answered;
-        call.answered_at = Some(now);
-        let by = if call.parallel.is_some() && call.queue.is_none() {
-            "legacy"
-        } else if call.queue.is_some() {
-            "12345"
-        } else {
-            // A line routed straight to a SIP destination (a department's own phone).
-            "direct"
+        let by = match self.state {
+            CallState::Legacy { .. } => AnsweredBy::Legacy,
+            CallState::Queued { .. } => AnsweredBy::Seats12345,
+            _ => AnsweredBy::Direct,
         };
-        call.answered_by = Some(by);
+        self.state = CallState::Connected { by };
+        self.answered_at = Some(now);
+        self.answered_by = Some(by);
         let who = match by {
-            "legacy" => "legacy".to_string(),
-            _ => call.agent.clone().unwrap_or_else(|| by.to_string()),
+            AnsweredBy::Legacy => "legacy".to_string(),
+            _ => self
+                .agent
+                .clone()
+                .unwrap_or_else(|| by.as_str().to_string()),
         };
-        self.note(now, key, cdr::EventKind::Answered, Some(who));
-        self.relay_to_caller(now, key, resp);
-        if self.calls.get(&key).is_some_and(|c| c.media.is_some()) {
+        self.note(sh, now, cdr::EventKind::Answered, Some(who));
+        self.relay_to_caller(sh, now, resp);
+        if self.media.is_some() {
             // The caller stops hearing the gateway (early media) and hears the callee.
-            self.media_answered(key);
+            self.media_answered(sh);
         }
-        self.arm_call_timer(key, CallTimer::MaxDuration, now + max_duration);
+        let until = now + sh.cfg.max_duration;
+        self.arm(sh, CallTimer::MaxDuration, until);
     }
 
     /// An agent answered a caller the gateway had answered itself: ACK the
     /// agent (the offer was ours), connect the audio. A caller already gone (the
     /// BYE/200 race) leaves the agent with ACK and BYE.
-    pub(super) fn b_answered_queued(&mut self, now: Instant, key: CallKey, resp: &Response) {
-        let max_duration = self.cfg.max_duration;
-        self.learn(key, Side::B, resp.content_type(), &resp.body);
-        let Some(call) = self.calls.get_mut(&key) else {
+    fn b_answered_queued(&mut self, sh: &mut Shared, now: Instant, resp: &Response) {
+        self.learn(sh, Side::B, resp.content_type(), &resp.body);
+        let Some(leg) = self.b() else {
             return;
         };
-        let ack = call
-            .b
-            .request_with_cseq(Method::Ack, call.b_invite_cseq, None, Bytes::new());
-        self.tl.send_ack(call.b_invite_tx, call.b.peer, ack);
-        if call.phase == Phase::Ending || call.answered_at.is_some() {
-            return self.hang_up_side(now, key, Side::B);
+        let (ack, peer) = (leg.ack(None, Bytes::new()), leg.dialog.peer);
+        sh.tl.send_ack(Some(leg.invite), peer, ack);
+        if !matches!(self.state, CallState::Queued { .. }) {
+            return self.hang_up_side(sh, now, Side::B);
         }
-        call.answered_at = Some(now);
-        call.answered_by = Some("12345");
-        let who = call.agent.clone().unwrap_or_else(|| "12345".to_string());
-        self.note(now, key, cdr::EventKind::Answered, Some(who));
-        self.media_answered(key);
-        self.arm_call_timer(key, CallTimer::MaxDuration, now + max_duration);
+        self.state = CallState::Connected {
+            by: AnsweredBy::Seats12345,
+        };
+        self.answered_at = Some(now);
+        self.answered_by = Some(AnsweredBy::Seats12345);
+        let who = self.agent.clone().unwrap_or_else(|| "12345".to_string());
+        self.note(sh, now, cdr::EventKind::Answered, Some(who));
+        self.media_answered(sh);
+        let until = now + sh.cfg.max_duration;
+        self.arm(sh, CallTimer::MaxDuration, until);
         // The caller's 200 was the gateway's: say a person has taken the call.
-        self.tell_caller(now, key, super::tell_caller::ANSWERED_BY, "agent");
+        self.tell_caller(sh, now, super::tell_caller::ANSWERED_BY, "agent");
     }
 
     /// Relays a callee response (1xx or final) to the caller's pending INVITE.
-    pub(super) fn relay_to_caller(&mut self, now: Instant, key: CallKey, resp: &Response) {
-        let Some(transport) = self.calls.get(&key).map(|c| c.a.peer.transport) else {
+    pub(super) fn relay_to_caller(&mut self, sh: &mut Shared, now: Instant, resp: &Response) {
+        let contact = sh.contact(self.a.peer.transport);
+        let Some((tx, req)) = &self.a_invite else {
             return;
         };
-        let contact = self.contact(transport);
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        let Some((tx, req)) = &call.a_invite else {
-            return;
-        };
-        let mut m = response_to(req, resp.code, &resp.reason, Some(&call.a.local_tag));
+        let mut m = response_to(req, resp.code, &resp.reason, Some(&self.a.local_tag));
         if resp.code < 300 {
             m.header("Contact", &contact);
         }
         if resp.code >= 200
             && resp.code < 300
-            && let Some(by) = call.answered_by
+            && let Some(by) = self.answered_by
         {
             let by = super::tell_caller::answered_by_value(by);
             m.header(super::tell_caller::ANSWERED_BY, by);
@@ -212,46 +207,37 @@ impl Core {
         relay_headers(&mut m, resp);
         let tx = *tx;
         let anchored = if resp.code < 300 {
-            self.body_to_caller(key, resp.content_type(), &resp.body)
+            self.body_to_caller(sh, resp.content_type(), &resp.body)
         } else {
             None
-        };
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
         };
         let bytes = match &anchored {
             Some(body) => m.finish(Some("application/sdp"), body),
             None => m.finish(resp.content_type(), &resp.body),
         };
         if resp.code >= 200 {
-            call.a_invite = None;
-            call.final_code = resp.code;
+            self.a_invite = None;
+            self.final_code = resp.code;
         }
-        let ringback = (180..=183).contains(&resp.code)
-            && !call
-                .events
-                .iter()
-                .any(|e| e.kind == cdr::EventKind::Ringback);
-        self.respond(now, tx, resp.code, bytes);
+        let ringback = (180..=183).contains(&resp.code) && !self.ringback_noted;
+        sh.respond(now, tx, resp.code, bytes);
         if ringback {
-            self.note(now, key, cdr::EventKind::Ringback, None);
+            self.note(sh, now, cdr::EventKind::Ringback, None);
         }
     }
 
     /// Acknowledges a reliable provisional on the callee leg (the gateway does
     /// not offer 100rel to the caller, so it ends here).
-    pub(super) fn prack(&mut self, now: Instant, key: CallKey, rseq: String) {
-        let Some(call) = self.calls.get_mut(&key) else {
+    fn prack(&mut self, sh: &mut Shared, now: Instant, rseq: String) {
+        let Some(leg) = self.b_mut() else {
             return;
         };
-        let mut req = call.b.request(Method::Prack, None, Bytes::new());
-        req.extra.push((
-            "RAck".into(),
-            format!("{rseq} {} INVITE", call.b_invite_cseq),
-        ));
-        let peer = call.b.peer;
-        let tx = self.tl.send_request(now, peer, req);
-        self.track(key, tx, Role::Fire);
+        let mut req = leg.dialog.request(Method::Prack, None, Bytes::new());
+        req.extra
+            .push(("RAck".into(), format!("{rseq} {} INVITE", leg.invite_cseq)));
+        let peer = leg.dialog.peer;
+        let tx = sh.tl.send_request(now, peer, req);
+        self.track(sh, tx, Role::Fire);
     }
 }
 

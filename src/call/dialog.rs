@@ -6,7 +6,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use tracing::debug;
 
-use super::{CallKey, Core, Phase, Reason, Role, Side};
+use super::{Call, CallKey, CallState, CallTimer, Core, Reason, Role, Shared, Side};
 use crate::sip::builder::response_to;
 use crate::sip::message::{Headers, Method, Request, Response};
 use crate::sip::transaction::TxId;
@@ -27,8 +27,8 @@ impl Core {
     pub(super) fn find_dialog(&self, req: &Request) -> Option<(CallKey, Side)> {
         let call_id = req.call_id()?;
         let (from, to) = (req.from_tag()?, req.to_tag()?);
-        if let Some(&key) = self.by_b.get(call_id) {
-            let b = &self.calls.get(&key)?.b;
+        if let Some(&key) = self.sh.by_b.get(call_id) {
+            let b = &self.calls.get(&key)?.b()?.dialog;
             return (b.remote_tag.as_deref() == Some(from.as_str()) && *b.local_tag == *to)
                 .then_some((key, Side::B));
         }
@@ -43,185 +43,169 @@ impl Core {
         req: Request,
         peer: crate::sip::Peer,
     ) {
-        let Some((key, side)) = self.find_dialog(&req) else {
-            return self.reply(now, tx, &req, 481, "Call/Transaction Does Not Exist");
+        let call = self
+            .find_dialog(&req)
+            .and_then(|(key, side)| Some((self.calls.get_mut(&key)?, side)));
+        let Some((call, side)) = call else {
+            return self
+                .sh
+                .reply(now, tx, &req, 481, "Call/Transaction Does Not Exist");
         };
-        let span = self
-            .calls
-            .get(&key)
-            .map_or_else(tracing::Span::none, |c| c.span.clone());
+        let span = call.span.clone();
         let _enter = span.enter();
+        let sh = &mut self.sh;
         match req.method {
-            Method::Bye => self.on_bye(now, tx, &req, key, side),
-            Method::Refer => self.on_refer(now, tx, &req, peer, key, side),
-            _ => self.relay(now, key, side, tx, req),
-        }
-    }
-
-    fn on_bye(&mut self, now: Instant, tx: TxId, req: &Request, key: CallKey, side: Side) {
-        self.reply(now, tx, req, 200, "OK");
-        let surveyed = side == Side::B
-            && self
-                .calls
-                .get(&key)
-                .is_some_and(|c| matches!(c.phase, Phase::Answered | Phase::Confirmed))
-            && self.start_survey(now, key);
-        if surveyed {
-            if let Some(call) = self.calls.get_mut(&key) {
-                call.set_reason(Reason::CalleeHangup);
-            }
-            return;
-        }
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        match (call.phase, side) {
-            (Phase::Early, Side::A) => {
-                // A BYE before any answer ends the attempt like a CANCEL.
-                self.abandon_early(now, key, Reason::CallerCancelled, 487, "Request Terminated");
-            }
-            (Phase::Answered | Phase::Confirmed, Side::A) if call.waiting() => {
-                // Answered by the gateway, not yet by an agent: an abandon.
-                call.a.remote_tag = None;
-                self.leave_queue(now, key, Reason::CallerCancelled);
-            }
-            (Phase::Answered | Phase::Confirmed, _) => {
-                call.set_reason(match side {
-                    Side::A => Reason::CallerHangup,
-                    Side::B => Reason::CalleeHangup,
-                });
-                // The side that hung up has no dialog left: forget it.
-                self.hang_up_side(now, key, side.other());
-            }
-            _ => {}
-        }
-    }
-
-    /// Sends BYE on both legs that have a dialog.
-    pub(super) fn hang_up(&mut self, now: Instant, key: CallKey) {
-        self.hang_up_side(now, key, Side::A);
-        self.hang_up_side(now, key, Side::B);
-    }
-
-    /// Sends BYE on one leg; the call ends when every BYE has been answered.
-    pub(super) fn hang_up_side(&mut self, now: Instant, key: CallKey, side: Side) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        call.phase = Phase::Ending;
-        call.end_deadline = None;
-        let leg = call.leg(side);
-        if leg.remote_tag.is_none() {
-            return self.finish_if_idle(now, key);
-        }
-        let peer = leg.peer;
-        let bye = leg.request(Method::Bye, None, Bytes::new());
-        call.byes += 1;
-        let tx = self.tl.send_request(now, peer, bye);
-        self.track(key, tx, Role::Bye);
-    }
-
-    pub(super) fn bye_done(&mut self, now: Instant, key: CallKey, tx: TxId) {
-        self.by_tx.remove(&tx);
-        if let Some(call) = self.calls.get_mut(&key) {
-            call.byes = call.byes.saturating_sub(1);
-        }
-        self.finish_if_idle(now, key);
-    }
-
-    fn finish_if_idle(&mut self, now: Instant, key: CallKey) {
-        let idle = self
-            .calls
-            .get(&key)
-            .is_some_and(|c| c.byes == 0 && c.b_invite.is_none());
-        if idle {
-            self.finish(now, key);
+            Method::Bye => call.on_bye(sh, now, tx, &req, side),
+            Method::Refer => call.on_refer(sh, now, tx, &req, peer, side),
+            _ => call.relay(sh, now, side, tx, req),
         }
     }
 
     pub(super) fn on_ack(&mut self, tx: Option<TxId>, req: &Request) {
-        let Some(&(key, role)) = tx.and_then(|t| self.by_tx.get(&t)) else {
+        let Some(&(key, role)) = tx.and_then(|t| self.sh.by_tx.get(&t)) else {
             debug!("ACK for no pending 2xx: absorbed");
             return;
         };
-        let gateway_answered = self.gateway_answered(key);
+        let Some(call) = self.calls.get_mut(&key) else {
+            self.sh.stats.stale_events += 1;
+            return;
+        };
+        call.on_ack(&mut self.sh, tx, role, req);
+    }
+}
+
+impl Call {
+    fn on_bye(&mut self, sh: &mut Shared, now: Instant, tx: TxId, req: &Request, side: Side) {
+        sh.reply(now, tx, req, 200, "OK");
+        let surveyed = side == Side::B
+            && matches!(self.state, CallState::Connected { .. })
+            && self.start_survey(sh, now);
+        if surveyed {
+            self.set_reason(Reason::CalleeHangup);
+            return;
+        }
+        if side == Side::A && self.waiting() {
+            if self.a_invite.is_some() {
+                // A BYE before any answer ends the attempt like a CANCEL.
+                let (r, phrase) = (Reason::CallerCancelled, "Request Terminated");
+                return self.abandon_early(sh, now, r, 487, phrase);
+            }
+            // Answered by the gateway, not yet by an agent: an abandon.
+            self.a.remote_tag = None;
+            return self.leave_queue(sh, now, Reason::CallerCancelled);
+        }
+        if self.state.answered() {
+            self.set_reason(match side {
+                Side::A => Reason::CallerHangup,
+                Side::B => Reason::CalleeHangup,
+            });
+            // The side that hung up has no dialog left: BYE the other.
+            self.hang_up_side(sh, now, side.other());
+        }
+    }
+
+    /// Sends BYE on both legs that have a dialog.
+    pub(super) fn hang_up(&mut self, sh: &mut Shared, now: Instant) {
+        self.hang_up_side(sh, now, Side::A);
+        self.hang_up_side(sh, now, Side::B);
+    }
+
+    /// Sends BYE on one leg; the call ends when every BYE has been answered.
+    pub(super) fn hang_up_side(&mut self, sh: &mut Shared, now: Instant, side: Side) {
+        self.drop_transfer(sh, now);
+        self.state = CallState::Ending;
+        self.timers.stop(CallTimer::MaxDuration);
+        let Some(leg) = self.dialog(side).filter(|d| d.remote_tag.is_some()) else {
+            return self.finish_if_idle(sh);
+        };
+        let peer = leg.peer;
+        let bye = leg.request(Method::Bye, None, Bytes::new());
+        self.byes += 1;
+        let tx = sh.tl.send_request(now, peer, bye);
+        self.track(sh, tx, Role::Bye);
+    }
+
+    pub(super) fn bye_done(&mut self, sh: &mut Shared, tx: TxId) {
+        sh.by_tx.remove(&tx);
+        self.byes = self.byes.saturating_sub(1);
+        self.finish_if_idle(sh);
+    }
+
+    fn finish_if_idle(&mut self, sh: &mut Shared) {
+        if self.byes == 0 && !self.b_pending() {
+            self.finish(sh);
+        }
+    }
+
+    fn on_ack(&mut self, sh: &mut Shared, tx: Option<TxId>, role: Role, req: &Request) {
         let to = match role {
             Role::AwaitAck { to, .. } => to,
             _ => Side::B,
         };
-        let (ct, body) = match self.sdp_to(key, to, req.content_type(), &req.body) {
+        let (ct, body) = match self.sdp_to(sh, to, req.content_type(), &req.body) {
             Some(b) => (Some("application/sdp".to_string()), b),
             None => (
                 req.content_type().map(str::to_string),
                 Bytes::from(req.body.clone()),
             ),
         };
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
         match role {
-            // The gateway's own 200 to a queued caller: the agent has its own ACK.
-            Role::AInvite if call.phase == Phase::Answered && gateway_answered => {
-                call.phase = Phase::Confirmed;
-            }
-            Role::AInvite if call.phase == Phase::Answered => {
-                call.phase = Phase::Confirmed;
-                let ack = call
-                    .b
-                    .request_with_cseq(Method::Ack, call.b_invite_cseq, ct, body);
-                self.tl.send_ack(call.b_invite_tx, call.b.peer, ack);
+            Role::AInvite if !self.a_acked => {
+                self.a_acked = true;
+                // The gateway's own 200 to a queued caller: the agent has its own ACK.
+                if self.gateway_answered() || !self.state.answered() {
+                    return;
+                }
+                if let Some(leg) = self.b() {
+                    let ack = leg.ack(ct, body);
+                    sh.tl.send_ack(Some(leg.invite), leg.dialog.peer, ack);
+                }
             }
             Role::AwaitAck { client, to, cseq } => {
-                let leg = call.leg(to);
+                let Some(leg) = self.dialog(to) else {
+                    return;
+                };
                 let ack = leg.request_with_cseq(Method::Ack, cseq, ct, body);
                 let peer = leg.peer;
-                self.tl.send_ack(Some(client), peer, ack);
-                self.by_tx.remove(&tx.unwrap_or(client));
+                sh.tl.send_ack(Some(client), peer, ack);
+                sh.by_tx.remove(&tx.unwrap_or(client));
             }
             _ => {}
         }
     }
 
     /// Relays an in-dialog request to the other leg.
-    fn relay(&mut self, now: Instant, key: CallKey, from: Side, server: TxId, req: Request) {
-        if self.answers_locally(key, from) {
-            return self.answer_locally(now, key, server, &req);
+    fn relay(&mut self, sh: &mut Shared, now: Instant, from: Side, server: TxId, req: Request) {
+        if self.answers_locally(from) {
+            return self.answer_locally(sh, now, server, &req);
         }
-        if self.interwork_info(now, key, from, server, &req) {
+        if self.interwork_info(sh, now, from, server, &req) {
             return;
         }
         let to = from.other();
-        let established = self.calls.get(&key).is_some_and(|c| {
-            c.phase != Phase::Ending
-                && match to {
-                    Side::A => true,
-                    Side::B => c.b.remote_tag.is_some(),
-                }
-        });
-        if !established {
-            return self.reply(now, server, &req, 481, "Call/Transaction Does Not Exist");
-        }
-        let to_transport = self.calls.get(&key).map(|c| c.leg_peer(to).transport);
-        let contact = to_transport.map(|t| self.contact(t)).unwrap_or_default();
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
+        let up = !matches!(self.state, CallState::Ending)
+            && (to == Side::A || self.dialog_ref(to).is_some_and(|d| d.remote_tag.is_some()));
+        let Some(to_peer) = self.peer_of(to).filter(|_| up) else {
+            return sh.reply(now, server, &req, 481, "Call/Transaction Does Not Exist");
         };
+        let contact = sh.contact(to_peer.transport);
         let refresh = matches!(req.method, Method::Invite | Method::Update);
-        if refresh && let Some(c) = req.contact_uri() {
-            call.leg(from).remote_target = c.text.to_string();
+        if refresh
+            && let Some(c) = req.contact_uri()
+            && let Some(d) = self.dialog(from)
+        {
+            d.remote_target = c.text.to_string();
         }
-        let anchored = self.sdp_to(key, to, req.content_type(), &req.body);
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        let (ct, body) = match anchored {
+        let (ct, body) = match self.sdp_to(sh, to, req.content_type(), &req.body) {
             Some(b) => (Some("application/sdp".to_string()), b),
             None => (
                 req.content_type().map(str::to_string),
                 Bytes::from(req.body.clone()),
             ),
         };
-        let leg = call.leg(to);
+        let Some(leg) = self.dialog(to) else {
+            return;
+        };
         let mut out = leg.request(req.method.clone(), ct, body);
         if refresh {
             out.extra.push(("Contact".into(), contact));
@@ -233,25 +217,22 @@ impl Core {
         }
         let (peer, cseq) = (leg.peer, leg.local_cseq);
         let invite = req.method == Method::Invite;
-        call.relays.push((server, Box::new(req)));
-        let client = self.tl.send_request(now, peer, out);
-        self.track(
-            key,
-            client,
-            Role::Relay {
-                server,
-                to,
-                invite,
-                cseq,
-            },
-        );
+        self.relays.push((server, Box::new(req)));
+        let client = sh.tl.send_request(now, peer, out);
+        let role = Role::Relay {
+            server,
+            to,
+            invite,
+            cseq,
+        };
+        self.track(sh, client, role);
     }
 
     /// Relays a response to a relayed request back to its origin.
     pub(super) fn relay_response(
         &mut self,
+        sh: &mut Shared,
         now: Instant,
-        key: CallKey,
         client: TxId,
         (server, to, invite, cseq): (TxId, Side, bool, u32),
         resp: Response,
@@ -259,22 +240,21 @@ impl Core {
         if resp.code == 100 {
             return;
         }
-        let from_transport = self
-            .calls
-            .get(&key)
-            .map(|c| c.leg_peer(to.other()).transport);
-        let contact = from_transport.map(|t| self.contact(t)).unwrap_or_default();
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        let Some(i) = call.relays.iter().position(|(t, _)| *t == server) else {
+        let contact = self
+            .peer_of(to.other())
+            .map(|p| sh.contact(p.transport))
+            .unwrap_or_default();
+        let Some(i) = self.relays.iter().position(|(t, _)| *t == server) else {
             return;
         };
         let success = (200..300).contains(&resp.code);
-        if success && let Some(c) = resp.contact_uri() {
-            call.leg(to).remote_target = c.text.to_string();
+        if success
+            && let Some(c) = resp.contact_uri()
+            && let Some(d) = self.dialog(to)
+        {
+            d.remote_target = c.text.to_string();
         }
-        let req = &call.relays[i].1;
+        let req = &self.relays[i].1;
         let mut m = response_to(req, resp.code, &resp.reason, None);
         if success && matches!(req.method, Method::Invite | Method::Update) {
             m.header("Contact", &contact);
@@ -286,7 +266,7 @@ impl Core {
         }
         // The response travels back to the leg that sent the request.
         let anchored = if success {
-            self.sdp_to(key, to.other(), resp.content_type(), &resp.body)
+            self.sdp_to(sh, to.other(), resp.content_type(), &resp.body)
         } else {
             None
         };
@@ -294,38 +274,31 @@ impl Core {
             Some(b) => m.finish(Some("application/sdp"), b),
             None => m.finish(resp.content_type(), &resp.body),
         };
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
         if resp.code >= 200 {
-            call.relays.swap_remove(i);
-            self.by_tx.remove(&client);
+            self.relays.swap_remove(i);
+            sh.by_tx.remove(&client);
             if success && invite {
-                self.track(key, server, Role::AwaitAck { client, to, cseq });
+                self.track(sh, server, Role::AwaitAck { client, to, cseq });
             }
         }
-        self.respond(now, server, resp.code, bytes);
+        sh.respond(now, server, resp.code, bytes);
     }
 
     /// Answers a relayed request `408` when the other leg never responded.
-    pub(super) fn fail_relay(&mut self, now: Instant, key: CallKey, server: TxId) {
-        let Some(call) = self.calls.get_mut(&key) else {
+    pub(super) fn fail_relay(&mut self, sh: &mut Shared, now: Instant, server: TxId) {
+        let Some(i) = self.relays.iter().position(|(t, _)| *t == server) else {
             return;
         };
-        let Some(i) = call.relays.iter().position(|(t, _)| *t == server) else {
-            return;
-        };
-        let (_, req) = call.relays.swap_remove(i);
+        let (_, req) = self.relays.swap_remove(i);
         let bytes = response_to(&req, 408, "Request Timeout", None).finish_empty();
-        self.respond(now, server, 408, bytes);
+        sh.respond(now, server, 408, bytes);
     }
-}
 
-impl super::Call {
-    fn leg_peer(&self, side: Side) -> crate::sip::Peer {
+    /// The dialog of one side, when it has one.
+    fn dialog_ref(&self, side: Side) -> Option<&crate::sip::dialog::Dialog> {
         match side {
-            Side::A => self.a.peer,
-            Side::B => self.b.peer,
+            Side::A => Some(&self.a),
+            Side::B => self.b().map(|l| &l.dialog),
         }
     }
 }

@@ -3,9 +3,7 @@
 
 use std::time::Instant;
 
-use tracing::debug;
-
-use super::record::{CallRecord, ending_kind};
+use super::record::{FinishedCall, ending_kind};
 use super::{CallKey, Core, Reason};
 use crate::cdr;
 use crate::sip::builder::response_to;
@@ -18,50 +16,35 @@ impl Core {
         let Some(mut call) = self.calls.remove(&key) else {
             return;
         };
+        call.release_acd(&mut self.sh, now);
         for (tx, req) in std::mem::take(&mut call.relays) {
-            let tag = self.ids.tag();
+            let tag = self.sh.ids.tag();
             // RFC 3261 §15.1.2: requests pending when the dialog ends get 487.
             let bytes = response_to(&req, 487, "Request Terminated", Some(&tag));
-            self.respond(now, tx, 487, bytes.finish_empty());
+            self.sh.respond(now, tx, 487, bytes.finish_empty());
         }
         if let Some((tx, req)) = call.a_invite.take() {
             let bytes = response_to(&req, 500, "Server Internal Error", Some(&call.a.local_tag));
             call.final_code = 500;
-            self.respond(now, tx, 500, bytes.finish_empty());
+            self.sh.respond(now, tx, 500, bytes.finish_empty());
         }
         if let Some(tag) = &call.a.remote_tag {
             self.by_a.remove(&(call.a.call_id.clone(), tag.clone()));
         }
-        self.by_b.remove(&call.b.call_id);
-        for tx in &call.txs {
-            self.by_tx.remove(tx);
+        if let Some(b) = call.b() {
+            self.sh.by_b.remove(&b.dialog.call_id);
         }
-        if call.queue.is_some() && !call.acd_done {
-            let result = if call.answered_at.is_some() {
-                self.acd.call_ended(now, key)
-            } else {
-                self.acd.abandon(now, key)
-            };
-            if let Err(e) = result {
-                debug!(error = %e, "ACD already done with the call");
-            }
+        for tx in &call.txs {
+            self.sh.by_tx.remove(tx);
         }
         let media = call.media.take();
         let (survey, recording) = media
             .as_ref()
             .map_or((None, None), |m| (m.survey_digit, m.recording.clone()));
-        self.media_close(key, media);
+        self.sh.media_close(key, media);
         let reason = call.reason.unwrap_or(Reason::CalleeRejected);
-        let ended_ms = self.unix_ms(now);
-        let ended = call.events.iter().any(|e| {
-            matches!(
-                e.kind,
-                cdr::EventKind::CallerHungUp
-                    | cdr::EventKind::CalleeHungUp
-                    | cdr::EventKind::GatewayEnded
-            )
-        });
-        if !ended {
+        let ended_ms = self.sh.unix_ms(now);
+        if !call.end_noted {
             call.events.push(cdr::Event {
                 at_ms: ended_ms,
                 kind: ending_kind(reason),
@@ -72,10 +55,11 @@ impl Core {
         tracing::info!(
             reason = reason.as_str(),
             code = call.final_code,
+            state = call.state.name(),
             caller = %Pii(&call.caller),
             "call ended"
         );
-        self.records.push_back(CallRecord {
+        self.records.push_back(FinishedCall {
             key,
             call_id: call.a.call_id.to_string(),
             caller: call.caller,
@@ -93,7 +77,7 @@ impl Core {
             offered_at: call.offered_at,
             answered_at: call.answered_at,
             ended_at: now,
-            id: self.call_id_of(key),
+            id: self.sh.call_id_of(key),
             original: call.original,
             received_ms: call.events.first().map_or(ended_ms, |e| e.at_ms),
             ended_ms,
@@ -103,8 +87,6 @@ impl Core {
             survey,
             recording,
         });
-        drop(_enter);
-        self.drain_acd(now);
     }
 
     /// Ends every call because the gateway is stopping: callers still waiting get
@@ -113,14 +95,18 @@ impl Core {
     pub fn shutdown(&mut self, now: Instant) {
         let keys: Vec<CallKey> = self.calls.keys().copied().collect();
         for key in keys {
-            let waiting = self.calls.get(&key).is_some_and(|c| c.waiting());
-            if waiting {
-                self.abandon_early(now, key, Reason::Shutdown, 503, "Service Unavailable");
-            } else if let Some(c) = self.calls.get_mut(&key) {
-                c.set_reason(Reason::Shutdown);
-                self.hang_up(now, key);
+            let Some(call) = self.calls.get_mut(&key) else {
+                continue;
+            };
+            if call.waiting() {
+                let phrase = "Service Unavailable";
+                call.abandon_early(&mut self.sh, now, Reason::Shutdown, 503, phrase);
+            } else {
+                call.set_reason(Reason::Shutdown);
+                call.hang_up(&mut self.sh, now);
             }
             self.finish(now, key);
         }
+        self.settle(now);
     }
 }

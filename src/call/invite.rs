@@ -6,10 +6,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use tracing::{debug, info_span};
 
-use super::{Call, CallKey, CallTimer, Core, Phase, Reason, Role};
+use super::{Call, CallState, CallTimer, Core, Leg, Legs, Reason, Role, Shared, Timers};
 use super::{called_number, caller_number};
 use crate::cdr;
-use crate::dialplan::{CallFacts, Outcome, number};
+use crate::dialplan::{CallFacts, Line, Outcome, number};
 use crate::registrar::RequestAuth;
 use crate::sip::builder::response_to;
 use crate::sip::dialog::Dialog;
@@ -23,7 +23,7 @@ impl Core {
         let called = called_number(&req);
         // Trunks are trusted by network; anyone else counts as an agent only with
         // digest credentials (DESIGN.md §7), not for sharing an agent's address.
-        let from_agent = self.dialplan.trunk_for(peer.addr.ip()).is_none()
+        let from_agent = self.sh.dialplan.trunk_for(peer.addr.ip()).is_none()
             && match self.agent_auth(now, tx, &req, peer) {
                 Some(agent) => agent,
                 None => return, // challenged or refused
@@ -34,9 +34,9 @@ impl Core {
             original: number::original_called(&req),
             source: peer.addr.ip(),
             from_agent,
-            at: self.local_time(now),
+            at: self.sh.local_time(now),
         };
-        let plan = self.dialplan.clone();
+        let plan = self.sh.dialplan.clone();
         let decision = plan.decide(&facts);
         let (line, outcome) = match (decision.line, &decision.outcome) {
             (_, Outcome::Reject { code, reason }) => {
@@ -47,12 +47,12 @@ impl Core {
                     "Not Found"
                 };
                 tracing::info!(code, reason = reason.as_str(), source = %Pii(peer.addr.ip()), called = %Pii(&called), "call refused by the dialplan");
-                self.reply(now, tx, &req, *code, phrase);
+                self.sh.reply(now, tx, &req, *code, phrase);
                 return self.record_refused(now, &req, reason, *code);
             }
             (Some(line), outcome) => (line.clone(), outcome.clone()),
             (None, _) => {
-                self.reply(now, tx, &req, 404, "Not Found");
+                self.sh.reply(now, tx, &req, 404, "Not Found");
                 return self.record_refused(now, &req, Reason::NoRoute, 404);
             }
         };
@@ -63,16 +63,16 @@ impl Core {
             .is_some_and(|t| t.trusted)
             .then(|| number::asserted_caller(&req))
             .flatten();
-        let overload = if self.calls.len() >= self.cfg.max_calls {
+        let overload = if self.calls.len() >= self.sh.cfg.max_calls {
             Some(Reason::Overload)
         } else {
             self.store_backlog.then_some(Reason::StoreBacklog)
         };
         if let Some(reason) = overload {
-            let tag = self.ids.tag();
+            let tag = self.sh.ids.tag();
             let mut m = response_to(&req, 503, "Service Unavailable", Some(&tag));
-            m.header("Retry-After", &self.cfg.retry_after_s.to_string());
-            self.respond(now, tx, 503, m.finish_empty());
+            m.header("Retry-After", &self.sh.cfg.retry_after_s.to_string());
+            self.sh.respond(now, tx, 503, m.finish_empty());
             // A citizen dialled a line and was turned away: that counts against the
             // line's answer rate, and asks for a callback.
             let offered = match &outcome {
@@ -87,72 +87,66 @@ impl Core {
         let caller = caller_from_pai.unwrap_or_else(|| caller_number(&req));
         let span = info_span!("call", id = key, line = %line.number, mode = line.mode.as_str());
         span.in_scope(|| debug!(caller = %Pii(&caller), called = %Pii(&called), "offered"));
-        let a = Dialog::uas(&req, peer, self.ids.tag());
+        let a = Dialog::uas(&req, peer, self.sh.ids.tag());
         if let Some(tag) = &a.remote_tag {
             self.by_a.insert((a.call_id.clone(), tag.clone()), key);
         }
-        let queue = match &outcome {
-            Outcome::Queue(q) => Some(q.clone()),
-            _ => None,
+        let (state, queue) = match &outcome {
+            Outcome::Queue(q) => (CallState::Queued { prompt: false }, Some(q.clone())),
+            Outcome::Legacy { queue, .. } => (
+                CallState::Legacy {
+                    overflow: queue.clone(),
+                },
+                None,
+            ),
+            _ => (CallState::Ringing, None),
         };
-        let parallel = match &outcome {
-            Outcome::Legacy { queue, .. } => Some(queue.clone()),
-            _ => None,
-        };
-        self.calls.insert(
+        let mut call = Call {
             key,
-            Call {
-                span,
-                phase: Phase::Early,
-                a,
-                b: Dialog::none(),
-                a_invite: Some((tx, Box::new(req))),
-                b_invite: None,
-                b_invite_tx: None,
-                relays: Vec::new(),
-                b_invite_cseq: 1,
-                b_provisional: false,
-                cancel_pending: false,
-                byes: 0,
-                txs: Vec::with_capacity(4),
-                caller,
-                called: called.clone(),
-                line: line.number.clone(),
-                queue: queue.clone(),
-                agent: None,
-                overflowed: false,
-                acd_done: false,
-                transfer: None,
-                transferred_to: None,
-                parallel,
-                answered_by: None,
-                mode: line.mode,
-                department: line.department.clone(),
-                offered_at: now,
-                answered_at: None,
-                original: facts.original.clone().map(|(n, _)| n),
-                events: Vec::with_capacity(8),
-                line_name: line.name.clone(),
-                deadline: self.deadline(now, line.deadline_workdays),
-                reason: None,
-                final_code: 0,
-                ring_deadline: None,
-                end_deadline: None,
-                survey_deadline: None,
-                progress_deadline: None,
-                media: None,
-                answered_invite: None,
-            },
-        );
-        self.track(key, tx, Role::AInvite);
-        self.arm_call_timer(key, CallTimer::Progress, now + super::timer::PROGRESS_EVERY);
-        self.note(now, key, cdr::EventKind::Received, Some(called.clone()));
-        let opened = self
-            .calls
-            .get(&key)
-            .and_then(|c| c.a_invite.as_ref())
-            .map(|(_, req)| req.clone())
-            .map(|req| self.media_open(key, &req, &line));
+            span,
+            state,
+            a,
+            a_invite: Some((tx, Box::new(req))),
+            answered_invite: None,
+            a_acked: false,
+            legs: Legs::default(),
+            callee: None,
+            relays: Vec::new(),
+            byes: 0,
+            txs: Vec::with_capacity(4),
+            caller,
+            called: called.clone(),
+            line: line.number.clone(),
+            queue,
+            in_acd: false,
+            agent: None,
+            overflowed: false,
+            transferred_to: None,
+            answered_by: None,
+            mode: line.mode,
+            department: line.department.clone(),
+            offered_at: now,
+            answered_at: None,
+            offer_noted: false,
+            ringback_noted: false,
+            end_noted: false,
+            original: facts.original.clone().map(|(n, _)| n),
+            events: Vec::with_capacity(8),
+            line_name: line.name.clone(),
+            deadline: self.sh.deadline(now, line.deadline_workdays),
+            reason: None,
+            final_code: 0,
+            timers: Timers::default(),
+            media: None,
+        };
+        let sh = &mut self.sh;
+        call.track(sh, tx, Role::AInvite);
+        call.arm(sh, CallTimer::Progress, now + super::timer::PROGRESS_EVERY);
+        call.note(sh, now, cdr::EventKind::Received, Some(called.clone()));
+        let req = call.a_invite.as_ref().map(|(_, r)| r.clone());
+        let opened = req.map(|req| call.media_open(sh, &req, &line));
+        let span = call.span.clone();
+        let _enter = span.enter();
         if let Some(Err(refusal)) = opened {
             let (reason, code, phrase) = match refusal {
                 super::media::MediaRefusal::NoCodec => (
@@ -169,38 +163,11 @@ impl Core {
                 }
             };
             tracing::info!(code, reason = reason.as_str(), "call refused: no media");
-            return self.abandon_early(now, key, reason, code, phrase);
+            call.abandon_early(sh, now, reason, code, phrase);
+        } else {
+            call.route(sh, now, outcome, &line);
         }
-        match outcome {
-            Outcome::Sip(target) => {
-                let at = format!("sip:{}", line.number);
-                self.note(now, key, cdr::EventKind::Offered, Some(at));
-                let user = target.user.clone().unwrap_or(called);
-                let uri = sip_uri(&user, target.addr, target.transport);
-                let peer = Peer {
-                    transport: target.transport,
-                    addr: target.addr,
-                };
-                self.place_b(now, key, uri, peer, Vec::new());
-            }
-            Outcome::Queue(q) => self.enqueue(now, key, &q, &line.number),
-            Outcome::Legacy {
-                target, ring_time, ..
-            } => {
-                // Parallel answering: the legacy seats ring first.
-                let at = format!("legacy:{}", line.number);
-                self.note(now, key, cdr::EventKind::Offered, Some(at));
-                let user = target.user.clone().unwrap_or(line.number.clone());
-                let uri = sip_uri(&user, target.addr, target.transport);
-                let peer = Peer {
-                    transport: target.transport,
-                    addr: target.addr,
-                };
-                self.place_b(now, key, uri, peer, Vec::new());
-                self.arm_call_timer(key, CallTimer::Ring, now + ring_time);
-            }
-            Outcome::Reject { .. } => {}
-        }
+        self.calls.insert(key, call);
     }
 
     /// Whether a request from a source that is no trunk comes from an agent:
@@ -218,59 +185,91 @@ impl Core {
     ) -> Option<bool> {
         let from = crate::call::caller_number(req);
         let reply = match self
+            .sh
             .registrar
             .authenticate_request(now, req, peer, Some(&from))
         {
             RequestAuth::Agent(_) => return Some(true),
-            RequestAuth::Absent if !self.registrar.is_registered_source(peer.addr.ip()) => {
+            RequestAuth::Absent if !self.sh.registrar.is_registered_source(peer.addr.ip()) => {
                 return Some(false);
             }
-            RequestAuth::Absent => self.registrar.challenge_request(now, peer, Some(&from)),
+            RequestAuth::Absent => self.sh.registrar.challenge_request(now, peer, Some(&from)),
             RequestAuth::Reply(r) => r,
         };
-        self.send_registrar_reply(now, tx, req, &reply);
+        self.sh.send_registrar_reply(now, tx, req, &reply);
         None
+    }
+}
+
+impl Call {
+    /// Places the first leg of a new call as its route says.
+    fn route(&mut self, sh: &mut Shared, now: Instant, outcome: Outcome, line: &Line) {
+        match outcome {
+            Outcome::Sip(target) => {
+                let at = format!("sip:{}", line.number);
+                self.note(sh, now, cdr::EventKind::Offered, Some(at));
+                let user = target.user.clone().unwrap_or(self.called.clone());
+                let uri = sip_uri(&user, target.addr, target.transport);
+                let peer = Peer {
+                    transport: target.transport,
+                    addr: target.addr,
+                };
+                self.place_b(sh, now, uri, peer, Vec::new());
+            }
+            Outcome::Queue(q) => self.enqueue(sh, now, &q, &line.number, false),
+            Outcome::Legacy {
+                target, ring_time, ..
+            } => {
+                // Parallel answering: the legacy seats ring first.
+                let at = format!("legacy:{}", line.number);
+                self.note(sh, now, cdr::EventKind::Offered, Some(at));
+                let user = target.user.clone().unwrap_or(line.number.clone());
+                let uri = sip_uri(&user, target.addr, target.transport);
+                let peer = Peer {
+                    transport: target.transport,
+                    addr: target.addr,
+                };
+                self.place_b(sh, now, uri, peer, Vec::new());
+                self.arm(sh, CallTimer::LegacyRing, now + ring_time);
+            }
+            Outcome::Reject { .. } => {}
+        }
     }
 
     /// The legacy seats of a parallel line did not take the call: 12345 does.
-    /// Returns false when the call is not a parallel call still on its legacy leg.
+    /// `leg_done`: the legacy INVITE is over (a final response, or Timer B), so
+    /// the leg is only forgotten; otherwise it is cancelled like an unanswered
+    /// seat (ACK and BYE if a 200 races the CANCEL). Returns false when the call
+    /// is not ringing legacy seats.
     pub(super) fn overflow_from_legacy(
         &mut self,
+        sh: &mut Shared,
         now: Instant,
-        key: CallKey,
         leg_done: bool,
     ) -> bool {
-        let Some(call) = self.calls.get_mut(&key) else {
+        let CallState::Legacy { overflow } = &self.state else {
             return false;
         };
-        if call.a_invite.is_none() || call.queue.is_some() {
+        if self.a_invite.is_none() {
             return false;
         }
-        let Some(queue) = call.parallel.clone() else {
-            return false;
-        };
-        call.ring_deadline = None;
-        call.queue = Some(queue.clone());
-        call.overflowed = true;
+        let queue = overflow.clone();
+        self.state = CallState::Queued { prompt: false };
+        self.timers.stop(CallTimer::LegacyRing);
+        self.queue = Some(queue.clone());
+        self.overflowed = true;
+        let line = self.line.clone();
         if leg_done {
-            // The legacy INVITE is over (Timer B): just forget the leg.
-            let dialog = std::mem::replace(&mut call.b, Dialog::none());
-            call.b_invite = None;
-            call.b_invite_tx = None;
-            self.by_b.remove(&dialog.call_id);
+            if let Some(leg) = self.take_b() {
+                sh.by_b.remove(&leg.dialog.call_id);
+            }
         } else {
-            // Dropped like an unanswered seat: CANCEL, and ACK+BYE if a 200 races it.
-            call.agent = Some("legacy".into());
-            self.cancel_ring(now, key, "legacy");
+            self.agent = Some("legacy".into());
+            self.cancel_ring(sh, now, "legacy");
         }
-        let line = self
-            .calls
-            .get(&key)
-            .map(|c| c.line.clone())
-            .unwrap_or_default();
-        tracing::debug!(queue, "parallel line overflows to 12345");
-        self.note(now, key, cdr::EventKind::Overflowed, Some(queue.clone()));
-        self.enqueue(now, key, &queue, &line);
+        debug!(queue, "parallel line overflows to 12345");
+        self.note(sh, now, cdr::EventKind::Overflowed, Some(queue.clone()));
+        self.enqueue(sh, now, &queue, &line, true);
         true
     }
 
@@ -278,33 +277,32 @@ impl Core {
     /// own) carrying the caller's offer to `uri` at `peer`.
     pub(super) fn place_b(
         &mut self,
+        sh: &mut Shared,
         now: Instant,
-        key: CallKey,
         uri: String,
         peer: Peer,
         extra: Vec<(String, String)>,
     ) {
-        let b_tag = self.ids.tag();
-        let call_id: Box<str> = self.ids.call_id(self.cfg.shard).into();
-        let contact = self.contact(peer.transport);
-        let contact_host = self.cfg.contact_host.clone();
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
+        let b_tag = sh.ids.tag();
+        let call_id: Box<str> = sh.ids.call_id(sh.cfg.shard).into();
+        let contact = sh.contact(peer.transport);
         // The caller's INVITE: pending, or answered by the gateway itself.
-        let Some(req) = call
+        let Some(req) = self
             .a_invite
             .as_ref()
             .map(|(_, r)| r)
-            .or(call.answered_invite.as_ref())
+            .or(self.answered_invite.as_ref())
         else {
             return;
         };
         let display = display_name(req.header("From").unwrap_or_default());
         let to = addr_of(&uri);
-        call.b = Dialog {
+        let dialog = Dialog {
             call_id,
-            local_hdr: format!("{display}<sip:{}@{contact_host}>;tag={b_tag}", call.caller),
+            local_hdr: format!(
+                "{display}<sip:{}@{}>;tag={b_tag}",
+                self.caller, sh.cfg.contact_host
+            ),
             local_tag: b_tag.into(),
             remote_tag: None,
             remote_hdr: format!("<{to}>"),
@@ -329,9 +327,9 @@ impl Core {
         let mut out = OutRequest {
             method: Some(Method::Invite),
             uri,
-            from: call.b.local_hdr.clone(),
-            to: call.b.remote_hdr.clone(),
-            call_id: call.b.call_id.to_string(),
+            from: dialog.local_hdr.clone(),
+            to: dialog.remote_hdr.clone(),
+            call_id: dialog.call_id.to_string(),
             cseq: 1,
             max_forwards,
             route: Vec::new(),
@@ -339,32 +337,15 @@ impl Core {
             content_type: a_type,
             body: a_body,
         };
-        if let Some(offer) = self.b_offer(key) {
+        if let Some(offer) = self.b_offer(sh) {
             out.content_type = Some("application/sdp".into());
             out.body = offer;
         }
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        call.b_invite_cseq = 1;
-        call.b_provisional = false;
-        call.cancel_pending = false;
-        let b_call_id = call.b.call_id.clone();
-        let b_tx = self.tl.send_request(now, peer, out);
-        if let Some(call) = self.calls.get_mut(&key) {
-            call.b_invite = Some(b_tx);
-            call.b_invite_tx = Some(b_tx);
-        }
-        self.by_b.insert(b_call_id, key);
-        self.track(key, b_tx, Role::BInvite);
-    }
-
-    /// Our Contact for a leg on `transport`.
-    pub(super) fn contact(&self, transport: Transport) -> String {
-        match transport {
-            Transport::Udp => format!("<sip:gw@{}>", self.cfg.contact_host),
-            Transport::Tcp => format!("<sip:gw@{};transport=tcp>", self.cfg.contact_host),
-        }
+        sh.by_b.insert(dialog.call_id.clone(), self.key);
+        let b_tx = sh.tl.send_request(now, peer, out);
+        let id = self.legs.add(Leg::placed(dialog, b_tx));
+        self.make_callee(id);
+        self.track(sh, b_tx, Role::BInvite);
     }
 }
 

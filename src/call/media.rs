@@ -12,14 +12,15 @@
 //! agent answers (the `answered` event is the agent's). What the caller hears,
 //! the survey and the relay's events are in `media_flow.rs`.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use tracing::{debug, warn};
 
-use super::{CallKey, Core, Side};
+use super::media_sdp::{codec_name, leg_of, remote_of, side_index};
+use super::{Call, CallKey, Core, Shared, Side};
 use crate::media::command::{Leg, MediaCommand, Playlist, Remote};
 use crate::media::{Codec, Prompts};
 use crate::sip::message::{Headers, Request};
@@ -60,48 +61,6 @@ pub struct MediaConfig {
     pub record: bool,
 }
 
-impl MediaConfig {
-    /// The core's settings from `[media]`, for SDP naming `address` and with
-    /// these prompts.
-    pub fn from_section(
-        m: &crate::config::MediaSection,
-        address: IpAddr,
-        prompts: Arc<Prompts>,
-    ) -> MediaConfig {
-        MediaConfig {
-            address,
-            ports: (m.rtp_port_min, m.rtp_port_max),
-            queued: match m.queued {
-                crate::config::QueuedMode::Answer => QueuedAudio::Answer,
-                crate::config::QueuedMode::EarlyMedia => QueuedAudio::EarlyMedia,
-            },
-            prompts,
-            greeting: m.greeting.clone(),
-            hold_music: m.hold_music.clone(),
-            hold_message: m.hold_message.clone(),
-            hold_message_every: Duration::from_secs(m.hold_message_every_s),
-            survey: m.survey,
-            survey_prompt: m.survey_prompt.clone(),
-            survey_thanks: m.survey_thanks.clone(),
-            survey_timeout: Duration::from_secs(m.survey_timeout_s),
-            record: m.record,
-        }
-    }
-}
-
-/// Where a call's satisfaction survey stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Survey {
-    /// The line asks none, or the call is not one to rate.
-    Off,
-    /// The line asks one if an agent answers and hangs up first.
-    Due,
-    /// The prompt plays; the digit is awaited until the call timer fires.
-    Asking,
-    /// A digit came (or none did): the thanks prompt plays, then BYE.
-    Closing,
-}
-
 /// One call's media.
 #[derive(Debug)]
 pub(super) struct CallMedia {
@@ -111,16 +70,13 @@ pub(super) struct CallMedia {
     pub(super) offer: Sdp,
     /// The audio codec the caller sends.
     pub(super) codec: Codec,
-    /// The gateway itself answered the caller (queued, answer mode).
-    pub answered_a: bool,
     /// The SDP answer the caller got from the gateway, repeated in the 200 that
     /// follows a 183.
     pub(super) a_answer: Option<Bytes>,
     /// Our `o=` session id and version, per leg.
     pub(super) origin: [(u64, u64); 2],
-    /// Queue and line to enter once the line's prompt has played.
-    pub(super) queue_after_prompt: Option<(String, String)>,
-    pub survey: Survey,
+    /// The line asks for a rating and none has been asked yet.
+    pub(super) survey_due: bool,
     pub survey_digit: Option<u8>,
     /// The recording's file name (`<call id>.wav`), when the line records.
     pub recording: Option<String>,
@@ -147,24 +103,33 @@ pub(super) enum MediaRefusal {
 impl Core {
     /// The next order for the relay.
     pub fn poll_media(&mut self) -> Option<MediaCommand> {
-        self.media_out.pop_front()
+        self.sh.media_out.pop_front()
     }
+}
 
-    pub(super) fn media_cmd(&mut self, cmd: MediaCommand) {
-        self.media_out.push_back(cmd);
+impl Shared {
+    /// Gives a finished call's ports back and tells the relay the call is over.
+    pub(super) fn media_close(&mut self, key: CallKey, media: Option<Box<CallMedia>>) {
+        if let Some(m) = media {
+            self.media_cmd(MediaCommand::Close { session: key });
+            for p in m.ports {
+                self.ports.give_back(p);
+            }
+        }
     }
+}
 
+impl Call {
     /// The caller hears `playlist`, numbered so that its end is told apart
     /// from the end of the one before.
-    pub(super) fn media_play(&mut self, key: CallKey, playlist: Playlist) {
-        let Some(m) = self.calls.get_mut(&key).and_then(|c| c.media.as_mut()) else {
+    pub(super) fn play(&mut self, sh: &mut Shared, playlist: Playlist) {
+        let Some(m) = self.media.as_mut() else {
             return;
         };
         m.plays = m.plays.wrapping_add(1);
-        let play = m.plays;
-        self.media_cmd(MediaCommand::Play {
-            session: key,
-            play,
+        sh.media_cmd(MediaCommand::Play {
+            session: self.key,
+            play: m.plays,
             playlist,
         });
     }
@@ -174,11 +139,11 @@ impl Core {
     /// relayed end to end).
     pub(super) fn media_open(
         &mut self,
-        key: CallKey,
+        sh: &mut Shared,
         req: &Request,
         line: &crate::dialplan::Line,
     ) -> Result<bool, MediaRefusal> {
-        let Some(cfg) = self.cfg.media.clone() else {
+        let Some(cfg) = sh.cfg.media.clone() else {
             return Ok(false);
         };
         let is_sdp = req
@@ -200,48 +165,38 @@ impl Core {
             Err(e) => return Err(MediaRefusal::BadSdp(e)),
         }
         let remote = remote_of(&offer, None).ok_or(MediaRefusal::NoCodec)?;
-        let Some(a) = self.ports.take(self.ids.next_u64()) else {
+        let Some(a) = sh.ports.take(sh.ids.next_u64()) else {
             return Err(MediaRefusal::NoPorts);
         };
-        let Some(b) = self.ports.take(self.ids.next_u64()) else {
-            self.ports.give_back(a);
+        let Some(b) = sh.ports.take(sh.ids.next_u64()) else {
+            sh.ports.give_back(a);
             return Err(MediaRefusal::NoPorts);
         };
-        let id = self.call_id_of(key);
+        let id = sh.call_id_of(self.key);
         let recording = line
             .record
             .unwrap_or(cfg.record)
             .then(|| format!("{id}.wav"));
-        let survey = if line.survey.unwrap_or(cfg.survey) {
-            Survey::Due
-        } else {
-            Survey::Off
-        };
-        let seed = self.ids.next_u64();
-        self.media_cmd(MediaCommand::Open {
-            session: key,
+        let survey_due = line.survey.unwrap_or(cfg.survey);
+        let seed = sh.ids.next_u64();
+        sh.media_cmd(MediaCommand::Open {
+            session: self.key,
             ports: [a, b],
             record: recording.as_ref().map(|_| id.clone()),
         });
-        let signal = self.signal_ip(key, Side::A);
-        self.media_cmd(MediaCommand::Remote {
-            session: key,
+        sh.media_cmd(MediaCommand::Remote {
+            session: self.key,
             leg: Leg::A,
             remote,
-            signal,
+            signal: self.signal_ip(Side::A),
         });
-        let Some(call) = self.calls.get_mut(&key) else {
-            return Ok(false);
-        };
-        call.media = Some(Box::new(CallMedia {
+        self.media = Some(Box::new(CallMedia {
             ports: [a, b],
             codec: remote.codec,
             offer,
-            answered_a: false,
             a_answer: None,
             origin: [(seed >> 1 & 0xffff_ffff, 1), (seed >> 33, 1)],
-            queue_after_prompt: None,
-            survey,
+            survey_due,
             survey_digit: None,
             recording,
             playing: false,
@@ -253,22 +208,13 @@ impl Core {
         Ok(true)
     }
 
-    /// Gives the call's ports back and tells the relay the call is over.
-    pub(super) fn media_close(&mut self, key: CallKey, media: Option<Box<CallMedia>>) {
-        if let Some(m) = media {
-            self.media_cmd(MediaCommand::Close { session: key });
-            for p in m.ports {
-                self.ports.give_back(p);
-            }
-        }
-    }
-
     /// The SDP the callee leg is offered: the caller's codecs (only the agreed one
     /// once the gateway has answered the caller), anchored at the callee port.
-    pub(super) fn b_offer(&mut self, key: CallKey) -> Option<Bytes> {
-        let m = self.calls.get_mut(&key)?.media.as_mut()?;
+    pub(super) fn b_offer(&mut self, sh: &mut Shared) -> Option<Bytes> {
+        let gateway_answered = self.gateway_answered();
+        let m = self.media.as_mut()?;
         let mut sdp = m.offer.clone();
-        if m.answered_a || m.a_answer.is_some() {
+        if gateway_answered || m.a_answer.is_some() {
             let codec = codec_name(m.codec);
             if let Err(e) = sdp.restrict_codecs(&[codec, "telephone-event/8000"]) {
                 debug!(error = %e, "callee offer keeps the caller's codecs");
@@ -276,33 +222,32 @@ impl Core {
         }
         // The callee always gets a two-way offer, whatever the caller's hold state.
         sdp.set_direction(Direction::SendRecv);
-        Some(self.present(key, Side::B, sdp))
+        Some(self.present(sh, Side::B, sdp))
     }
 
     /// The offer for a transfer target: the codec the caller already uses, at the
     /// callee-side port (the caller keeps its media session: no re-INVITE).
-    pub(super) fn transfer_offer(&mut self, key: CallKey) -> Option<Bytes> {
-        let m = self.calls.get_mut(&key)?.media.as_mut()?;
+    pub(super) fn transfer_offer(&mut self, sh: &mut Shared) -> Option<Bytes> {
+        let m = self.media.as_mut()?;
         let mut sdp = m.offer.clone();
         let codec = codec_name(m.codec);
         if let Err(e) = sdp.restrict_codecs(&[codec, "telephone-event/8000"]) {
             debug!(error = %e, "transfer offer keeps the caller's codecs");
         }
         sdp.set_direction(Direction::SendRecv);
-        Some(self.present(key, Side::B, sdp))
+        Some(self.present(sh, Side::B, sdp))
     }
 
     /// Anchors `sdp` for the leg `to` and prints it.
-    fn present(&mut self, key: CallKey, to: Side, mut sdp: Sdp) -> Bytes {
-        let Some(cfg) = self.cfg.media.as_ref() else {
+    fn present(&mut self, sh: &Shared, to: Side, mut sdp: Sdp) -> Bytes {
+        let Some(cfg) = sh.cfg.media.as_ref() else {
             return Bytes::from(sdp.to_string());
         };
-        let address = cfg.address;
-        let Some(m) = self.calls.get_mut(&key).and_then(|c| c.media.as_mut()) else {
+        let Some(m) = self.media.as_mut() else {
             return Bytes::from(sdp.to_string());
         };
         let i = side_index(to);
-        sdp.anchor(address, m.ports[i], false);
+        sdp.anchor(cfg.address, m.ports[i], false);
         // Only the first active audio stream is relayed: refuse the others
         // (RFC 3264 §6: port 0), so that nobody sends video to a relay port.
         let relayed = sdp
@@ -327,24 +272,20 @@ impl Core {
     /// unchanged (no media for this call, or no SDP in it).
     pub(super) fn sdp_to(
         &mut self,
-        key: CallKey,
+        sh: &mut Shared,
         to: Side,
         content_type: Option<&str>,
         body: &[u8],
     ) -> Option<Bytes> {
-        let sdp = self.learn(key, to.other(), content_type, body)?;
-        Some(self.present(key, to, sdp))
+        let sdp = self.learn(sh, to.other(), content_type, body)?;
+        Some(self.present(sh, to, sdp))
     }
 
     /// The IP address leg `side`'s signalling comes from (its dialog's peer):
     /// the relay also hears that leg's RTP from any port of it (a phone behind
     /// NAT). `None` before the leg has a peer.
-    pub(super) fn signal_ip(&self, key: CallKey, side: Side) -> Option<IpAddr> {
-        let call = self.calls.get(&key)?;
-        let peer = match side {
-            Side::A => call.a.peer,
-            Side::B => call.b.peer,
-        };
+    pub(super) fn signal_ip(&self, side: Side) -> Option<IpAddr> {
+        let peer = self.peer_of(side)?;
         Some(peer.addr.ip()).filter(|ip| !ip.is_unspecified())
     }
 
@@ -352,27 +293,28 @@ impl Core {
     /// listens. Returns the SDP restricted to the relayed codecs.
     pub(super) fn learn(
         &mut self,
-        key: CallKey,
+        sh: &mut Shared,
         from: Side,
         content_type: Option<&str>,
         body: &[u8],
     ) -> Option<Sdp> {
-        let signal = self.signal_ip(key, from);
-        self.learn_from(key, from, signal, content_type, body)
+        let signal = self.signal_ip(from);
+        self.learn_from(sh, from, signal, content_type, body)
     }
 
     /// [`Self::learn`] for a leg whose signalling comes from `signal` (a
     /// transfer target not yet in the call's callee dialog).
     pub(super) fn learn_from(
         &mut self,
-        key: CallKey,
+        sh: &mut Shared,
         from: Side,
         signal: Option<IpAddr>,
         content_type: Option<&str>,
         body: &[u8],
     ) -> Option<Sdp> {
-        let a_signal = self.signal_ip(key, Side::A);
-        let m = self.calls.get(&key)?.media.as_ref()?;
+        let a_signal = self.signal_ip(Side::A);
+        let key = self.key;
+        let m = self.media.as_mut()?;
         let is_sdp = content_type.is_some_and(|c| c.trim().eq_ignore_ascii_case("application/sdp"));
         if !is_sdp || body.is_empty() {
             return None;
@@ -391,29 +333,23 @@ impl Core {
         let leg = leg_of(from);
         match remote_of(&sdp, Some(fallback)) {
             Some(remote) => {
-                let mut caller_update = None;
-                if let Some(m) = self.calls.get_mut(&key).and_then(|c| c.media.as_mut()) {
-                    m.dtmf[side_index(from)] = remote.dtmf_pt;
-                    if from == Side::A {
-                        m.codec = remote.codec;
-                        m.a_remote = remote;
-                    } else if m.a_answer.is_none() && remote.codec != m.a_remote.codec {
-                        // The callee chose the other law of the caller's offer: the
-                        // caller sends that one too (no transcoding).
-                        m.codec = remote.codec;
-                        m.a_remote.codec = remote.codec;
-                        caller_update = Some(m.a_remote);
-                    }
-                }
-                if let Some(remote) = caller_update {
-                    self.media_cmd(MediaCommand::Remote {
+                m.dtmf[side_index(from)] = remote.dtmf_pt;
+                if from == Side::A {
+                    m.codec = remote.codec;
+                    m.a_remote = remote;
+                } else if m.a_answer.is_none() && remote.codec != m.a_remote.codec {
+                    // The callee chose the other law of the caller's offer: the
+                    // caller sends that one too (no transcoding).
+                    m.codec = remote.codec;
+                    m.a_remote.codec = remote.codec;
+                    sh.media_cmd(MediaCommand::Remote {
                         session: key,
                         leg: Leg::A,
-                        remote,
+                        remote: m.a_remote,
                         signal: a_signal,
                     });
                 }
-                self.media_cmd(MediaCommand::Remote {
+                sh.media_cmd(MediaCommand::Remote {
                     session: key,
                     leg,
                     remote,
@@ -429,8 +365,8 @@ impl Core {
 
     /// The SDP answer the gateway gives the caller itself: one codec (the first
     /// the caller offered) and telephone-event, anchored at the caller port.
-    pub(super) fn a_answer(&mut self, key: CallKey) -> Option<Bytes> {
-        let m = self.calls.get_mut(&key)?.media.as_mut()?;
+    pub(super) fn a_answer(&mut self, sh: &mut Shared) -> Option<Bytes> {
+        let m = self.media.as_mut()?;
         if let Some(b) = &m.a_answer {
             return Some(b.clone());
         }
@@ -441,8 +377,8 @@ impl Core {
         }
         let dir = sdp.direction().unwrap_or(Direction::SendRecv).reversed();
         sdp.set_direction(dir);
-        let body = self.present(key, Side::A, sdp);
-        if let Some(m) = self.calls.get_mut(&key).and_then(|c| c.media.as_mut()) {
+        let body = self.present(sh, Side::A, sdp);
+        if let Some(m) = self.media.as_mut() {
             m.a_answer = Some(body.clone());
         }
         Some(body)
@@ -452,187 +388,25 @@ impl Core {
     /// if the caller already has one, else the callee's SDP anchored.
     pub(super) fn body_to_caller(
         &mut self,
-        key: CallKey,
+        sh: &mut Shared,
         content_type: Option<&str>,
         body: &[u8],
     ) -> Option<Bytes> {
-        let given = self
-            .calls
-            .get(&key)
-            .and_then(|c| c.media.as_ref())
-            .and_then(|m| m.a_answer.clone());
+        let given = self.media.as_ref().and_then(|m| m.a_answer.clone());
         match given {
             Some(answer) => {
-                self.learn(key, Side::B, content_type, body);
+                self.learn(sh, Side::B, content_type, body);
                 Some(answer)
             }
             None => {
-                let out = self.sdp_to(key, Side::A, content_type, body);
-                let playing = self
-                    .calls
-                    .get(&key)
-                    .and_then(|c| c.media.as_ref())
-                    .is_some_and(|m| m.playing);
+                let out = self.sdp_to(sh, Side::A, content_type, body);
+                let playing = self.media.as_ref().is_some_and(|m| m.playing);
                 if out.is_some() && !playing {
                     // Early media or the answer of a direct route: bridge at once.
-                    self.media_cmd(MediaCommand::Bridge { session: key });
+                    sh.media_cmd(MediaCommand::Bridge { session: self.key });
                 }
                 out
             }
         }
-    }
-}
-
-pub(super) fn call_transport(core: &Core, key: CallKey) -> crate::sip::Transport {
-    core.calls
-        .get(&key)
-        .map_or(crate::sip::Transport::Udp, |c| c.a.peer.transport)
-}
-
-pub(super) fn side_index(side: Side) -> usize {
-    match side {
-        Side::A => 0,
-        Side::B => 1,
-    }
-}
-
-pub(super) fn leg_of(side: Side) -> Leg {
-    match side {
-        Side::A => Leg::A,
-        Side::B => Leg::B,
-    }
-}
-
-pub(super) fn codec_name(c: Codec) -> &'static str {
-    match c {
-        Codec::Pcma => "PCMA/8000",
-        Codec::Pcmu => "PCMU/8000",
-    }
-}
-
-/// Where a phone wants its audio, from its SDP: `None` when held, or without
-/// PCMA or PCMU.
-pub fn sdp_remote(sdp: &Sdp) -> Option<Remote> {
-    remote_of(sdp, None)
-}
-
-/// Where a phone wants its audio, from its SDP: `None` when held (`c=0.0.0.0`,
-/// port 0) or without a relayed codec (then `fallback` is used if given).
-pub(super) fn remote_of(sdp: &Sdp, fallback: Option<Codec>) -> Option<Remote> {
-    let (ip, port) = sdp.audio_endpoint()?;
-    let m = sdp.audio()?;
-    let mut codec = None;
-    let mut dtmf_pt = None;
-    for pt in m.payload_types() {
-        let enc = m.encoding(pt).unwrap_or("").to_ascii_lowercase();
-        if codec.is_none() {
-            codec = match (pt, enc.as_str()) {
-                (_, e) if e.starts_with("pcma/8000") => Some(Codec::Pcma),
-                (_, e) if e.starts_with("pcmu/8000") => Some(Codec::Pcmu),
-                (0, "") => Some(Codec::Pcmu),
-                (8, "") => Some(Codec::Pcma),
-                _ => None,
-            };
-        }
-        if dtmf_pt.is_none() && enc.starts_with("telephone-event/8000") {
-            dtmf_pt = Some(pt);
-        }
-    }
-    let rtcp = match m.rtcp() {
-        Some(r) => SocketAddr::new(
-            r.address.as_ref().and_then(|a| a.ip()).unwrap_or(ip),
-            r.port,
-        ),
-        None => SocketAddr::new(ip, port.wrapping_add(1)),
-    };
-    Some(Remote {
-        rtp: SocketAddr::new(ip, port),
-        rtcp,
-        codec: codec.or(fallback)?,
-        dtmf_pt,
-    })
-}
-
-/// Every line prompt of `plan` that `prompts` lacks, as an error message naming
-/// the line (and the prompts there are).
-pub fn missing_line_prompts(plan: &crate::dialplan::Dialplan, prompts: &Prompts) -> Vec<String> {
-    plan.lines()
-        .filter_map(|l| {
-            let p = l.prompt.as_ref().filter(|p| prompts.get(p).is_none())?;
-            Some(format!(
-                "{}: line {}: prompt: no prompt named {p:?} (known: {})",
-                l.defined_at,
-                l.number,
-                prompts.names().collect::<Vec<_>>().join(", ")
-            ))
-        })
-        .collect()
-}
-
-/// The digit of a SIP INFO (`application/dtmf-relay`: `Signal=5`, or
-/// `application/dtmf`: `5`).
-pub(super) fn info_digit(content_type: Option<&str>, body: &[u8]) -> Option<char> {
-    let ct = content_type?.trim().to_ascii_lowercase();
-    let text = std::str::from_utf8(body).ok()?;
-    let value = match ct.as_str() {
-        "application/dtmf-relay" => text.lines().find_map(|l| {
-            let (k, v) = l.split_once('=')?;
-            k.trim().eq_ignore_ascii_case("signal").then(|| v.trim())
-        })?,
-        "application/dtmf" => text.trim(),
-        _ => return None,
-    };
-    let c = value.chars().next()?;
-    (value.len() == 1 && (c.is_ascii_digit() || "*#ABCDabcd".contains(c))).then_some(c)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn info_digits() {
-        let relay = Some("application/dtmf-relay");
-        assert_eq!(
-            info_digit(relay, b"Signal=2\r\nDuration=160\r\n"),
-            Some('2')
-        );
-        assert_eq!(info_digit(relay, b"signal = #\r\n"), Some('#'));
-        assert_eq!(info_digit(Some("application/dtmf"), b"3"), Some('3'));
-        assert_eq!(info_digit(relay, b"Duration=160\r\n"), None);
-        assert_eq!(info_digit(relay, b"Signal=12\r\n"), None);
-        assert_eq!(info_digit(Some("text/plain"), b"1"), None);
-        assert_eq!(info_digit(None, b"1"), None);
-    }
-
-    #[test]
-    fn remotes_from_sdp() {
-        let sdp = Sdp::parse(
-            "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n\
-             m=audio 4000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\n\
-             a=rtcp:4009\r\n",
-        )
-        .unwrap();
-        let r = remote_of(&sdp, None).unwrap();
-        assert_eq!(r.rtp, "10.0.0.1:4000".parse().unwrap());
-        assert_eq!(r.rtcp, "10.0.0.1:4009".parse().unwrap());
-        assert_eq!(r.codec, Codec::Pcmu, "the first offered codec");
-        assert_eq!(r.dtmf_pt, Some(101));
-        let held = Sdp::parse(
-            "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n\
-             m=audio 4000 RTP/AVP 8\r\n",
-        )
-        .unwrap();
-        assert_eq!(remote_of(&held, None), None, "c=0.0.0.0 is hold");
-        let g729 = Sdp::parse(
-            "v=0\r\no=- 1 1 IN IP4 10.0.0.2\r\ns=-\r\nc=IN IP4 10.0.0.2\r\nt=0 0\r\n\
-             m=audio 5000 RTP/AVP 18\r\n",
-        )
-        .unwrap();
-        assert_eq!(remote_of(&g729, None), None);
-        assert_eq!(
-            remote_of(&g729, Some(Codec::Pcma)).map(|r| r.codec),
-            Some(Codec::Pcma)
-        );
     }
 }

@@ -533,10 +533,10 @@ fn each_legs_signalling_ip_goes_to_the_relay_with_its_sdp() {
 #[test]
 fn a_pair_the_relay_cannot_bind_ends_the_call_with_503_and_goes_back_to_the_pool() {
     let mut net = net(&format!("sip:{CALLEE}"), QueuedAudio::Answer);
-    let capacity = net.core.ports.capacity();
+    let capacity = net.core.sh.ports.capacity();
     net.send(net.caller, &caller_invite());
     let ports = ports_of(&commands(&mut net));
-    assert_eq!(net.core.ports.in_use(), 2);
+    assert_eq!(net.core.sh.ports.in_use(), 2);
     net.core.handle_media(
         net.now,
         MediaEvent::Failed {
@@ -548,6 +548,6 @@ fn a_pair_the_relay_cannot_bind_ends_the_call_with_503_and_goes_back_to_the_pool
     net.response(net.caller, 503);
     net.advance(Duration::from_secs(40));
     assert_eq!(net.record().reason, Reason::MediaPortUnavailable);
-    assert_eq!(net.core.ports.in_use(), 0, "both pairs given back");
-    assert_eq!(net.core.ports.capacity(), capacity, "none retired");
+    assert_eq!(net.core.sh.ports.in_use(), 0, "both pairs given back");
+    assert_eq!(net.core.sh.ports.capacity(), capacity, "none retired");
 }

@@ -1,29 +1,29 @@
-//! The B2BUA core: calls made of two independent legs, driven by transaction events.
+//! The B2BUA core: calls made of a caller's dialog and a callee [`leg::Leg`],
+//! driven by transaction events.
 //!
 //! Sans-IO like `sip/`: [`Core`] takes raw bytes with the peer they came from and
 //! the current time, and hands back bytes to send, its next deadline and records
-//! of finished calls. The transport task owns one `Core` (one per shard when
-//! sharded by Call-ID: outgoing Call-IDs carry the shard number).
+//! of finished calls. The transport task owns one `Core`. Callee Call-IDs carry
+//! the core's shard number, so that a driver running several cores could route
+//! by Call-ID; today there is one.
 //!
-//! A call's phases:
-//!
-//! ```text
-//!  INVITE ─► route ─► Early ──2xx──► Answered ──ACK──► Confirmed ──BYE──► Ending ─► record
-//!              │        │                                              ▲
-//!              │        ├─ CANCEL / ring timeout ─► (487 / 408 to A) ──┤
-//!              │        └─ callee ≥300 / Timer B ─► relayed / 408 ─────┘
-//!              └─ 404 no route / 503 overload ─► record
-//! ```
+//! Where a call stands is one `CallState`; its chart is at the top of `state.rs`.
+//! The call's timers, one per purpose, are in `timer.rs`.
 
 pub mod api;
 mod callee_answer;
+mod core_config;
 mod dialog;
+mod dispatch;
 mod finish;
+#[cfg(test)]
+mod flow_tests;
 mod guard;
 mod invite;
 pub mod leg;
 mod media;
 mod media_flow;
+mod media_sdp;
 #[cfg(test)]
 mod media_tests;
 mod qualify;
@@ -32,6 +32,8 @@ pub mod reason;
 mod record;
 #[cfg(test)]
 mod security_tests;
+mod shared;
+mod state;
 mod strangers;
 mod tell_caller;
 #[cfg(test)]
@@ -43,93 +45,39 @@ mod unanswered;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use bytes::Bytes;
 use tracing::{debug, warn};
 
 use crate::acd::Acd;
 use crate::call::api::ApiError;
 use crate::cdr;
 use crate::dialplan::Dialplan;
-use crate::registrar::{Registrar, RegistrarConfig};
+use crate::registrar::Registrar;
 use crate::sip::builder::response_to;
 use crate::sip::dialog::Dialog;
 use crate::sip::framing;
 use crate::sip::ids::{IdGen, Seed};
-use crate::sip::message::{self, Headers, Message, Method, Request};
-use crate::sip::transaction::{LayerConfig, TransactionLayer, TxEvent, TxId};
+use crate::sip::message::{self, Message, Method, Request};
+use crate::sip::transaction::{TransactionLayer, TxId};
 use crate::sip::validate::check_request;
 use crate::sip::{Peer, Transmit, salvage};
 use crate::util::idmap::IdMap;
+pub use core_config::CoreConfig;
 pub use guard::{GuardConfig, GuardCounts};
 pub use leg::Side;
-pub use media::{MediaConfig, QueuedAudio, missing_line_prompts, sdp_remote as remote_of};
+use leg::{Leg, LegId, Legs};
+pub use media::{MediaConfig, QueuedAudio};
+pub use media_sdp::missing_line_prompts;
 pub use reason::Reason;
-pub use record::CallRecord;
+pub use record::FinishedCall;
 use record::ending_kind;
-use timer::CallTimer;
-
-/// What the core needs to know about its deployment.
-#[derive(Debug, Clone)]
-pub struct CoreConfig {
-    pub layer: LayerConfig,
-    /// `host:port` for our Contact header.
-    pub contact_host: String,
-    pub max_calls: usize,
-    pub retry_after_s: u32,
-    pub ring_timeout: Duration,
-    pub max_duration: Duration,
-    pub max_message_bytes: usize,
-    /// This core's shard number, embedded in outgoing Call-IDs.
-    pub shard: u16,
-    /// How agents' REGISTERs are authenticated.
-    pub registrar: RegistrarConfig,
-    /// Work-order stubs are kept: the agent's INVITE names the call's stub
-    /// (`X-Hotline-Ticket`).
-    pub tickets: bool,
-    /// Anchor RTP at the gateway's relay; `None` relays SDP end to end.
-    pub media: Option<MediaConfig>,
-    /// What sources that are neither trunks nor registered agents may send.
-    pub strangers: GuardConfig,
-}
-
-impl Default for CoreConfig {
-    /// A core on 127.0.0.1:5060 with RFC timers and the shipped call limits.
-    fn default() -> Self {
-        CoreConfig {
-            layer: LayerConfig {
-                timers: Default::default(),
-                sent_by: "127.0.0.1:5060".into(),
-            },
-            contact_host: "127.0.0.1:5060".into(),
-            max_calls: 2000,
-            retry_after_s: 30,
-            ring_timeout: Duration::from_secs(60),
-            max_duration: Duration::from_secs(7200),
-            max_message_bytes: 65_535,
-            shard: 0,
-            registrar: RegistrarConfig::default(),
-            tickets: true,
-            media: None,
-            strangers: GuardConfig::default(),
-        }
-    }
-}
+pub use state::AnsweredBy;
+use state::{CallState, SurveyStep};
+use timer::{CallTimer, Timers};
 
 /// Identifies a call inside one core.
 pub type CallKey = u64;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// B leg placed, no final response yet.
-    Early,
-    /// 2xx relayed to the caller, waiting for its ACK.
-    Answered,
-    Confirmed,
-    /// Hanging up: waiting for outstanding BYEs or the B INVITE's final response.
-    Ending,
-}
 
 /// What a transaction means to its call.
 #[derive(Debug, Clone, Copy)]
@@ -138,7 +86,7 @@ enum Role {
     AInvite,
     /// Client transaction of the INVITE to the callee.
     BInvite,
-    /// Our CANCEL or PRACK: the response needs no action.
+    /// Our CANCEL, PRACK, NOTIFY or a BYE whose answer changes nothing.
     Fire,
     /// A BYE we sent as part of hanging up.
     Bye,
@@ -159,25 +107,27 @@ enum Role {
     TransferReinvite,
 }
 
-/// One call: two legs and what ties them together.
+/// One call: the caller's dialog, the callee leg, and what ties them together.
 #[derive(Debug)]
 struct Call {
+    key: CallKey,
     span: tracing::Span,
-    phase: Phase,
+    state: CallState,
+    /// The caller's dialog (the gateway is its UAS).
     a: Dialog,
-    b: Dialog,
     /// The caller's INVITE while it awaits a final response.
     a_invite: Option<(TxId, Box<Request>)>,
-    /// The callee INVITE's client transaction while it awaits a final response.
-    b_invite: Option<TxId>,
-    /// The callee INVITE's client transaction, kept for the ACK of its 2xx.
-    b_invite_tx: Option<TxId>,
-    b_invite_cseq: u32,
+    /// The caller's INVITE after the gateway answered it itself (queued callers
+    /// with media): callee legs are still built from it.
+    answered_invite: Option<Box<Request>>,
+    /// The caller acknowledged the 2xx it got (the gateway's or the callee's).
+    a_acked: bool,
+    /// The legs the call placed (the callee; a transfer's new leg).
+    legs: Legs,
+    /// The callee among them: the destination, agent or legacy seat rung or connected.
+    callee: Option<LegId>,
     /// Requests relayed to the other leg, by their server transaction, until final.
     relays: Vec<(TxId, Box<Request>)>,
-    b_provisional: bool,
-    /// CANCEL requested before the callee sent any provisional response.
-    cancel_pending: bool,
     /// BYEs sent and not yet answered.
     byes: u8,
     txs: Vec<TxId>,
@@ -186,23 +136,22 @@ struct Call {
     line: String,
     /// The ACD queue the call is in (or was answered from).
     queue: Option<String>,
+    /// The ACD knows the call: it must be told once when the call leaves it.
+    in_acd: bool,
     /// The agent being rung, or who answered.
     agent: Option<String>,
     overflowed: bool,
-    /// The ACD has been told the call is over for it (after a transfer).
-    acd_done: bool,
-    /// A transfer in progress.
-    transfer: Option<Box<transfer::Transfer>>,
     /// The directory number the call was transferred to.
     transferred_to: Option<String>,
-    /// A parallel line's 12345 queue while its legacy seats ring.
-    parallel: Option<String>,
-    /// Who answered: `"12345"` or `"legacy"` (a parallel line's seats).
-    answered_by: Option<&'static str>,
+    answered_by: Option<AnsweredBy>,
     mode: crate::dialplan::Mode,
     department: Option<String>,
     offered_at: Instant,
     answered_at: Option<Instant>,
+    /// Milestones already written to the event log (never read back from it).
+    offer_noted: bool,
+    ringback_noted: bool,
+    end_noted: bool,
     /// The number originally dialled (Diversion / History-Info).
     original: Option<String>,
     /// The raw event log, kept with the call record.
@@ -213,36 +162,69 @@ struct Call {
     deadline: Option<String>,
     reason: Option<Reason>,
     final_code: u16,
-    ring_deadline: Option<Instant>,
-    end_deadline: Option<Instant>,
-    survey_deadline: Option<Instant>,
-    progress_deadline: Option<Instant>,
+    timers: Timers,
     /// The call's media at the relay, when anchored.
     media: Option<Box<media::CallMedia>>,
-    /// The caller's INVITE after the gateway answered it itself (callee legs
-    /// are still built from it).
-    answered_invite: Option<Box<Request>>,
 }
 
 impl Call {
-    fn leg(&mut self, side: Side) -> &mut Dialog {
-        match side {
-            Side::A => &mut self.a,
-            Side::B => &mut self.b,
-        }
-    }
-
     fn set_reason(&mut self, r: Reason) {
         self.reason.get_or_insert(r);
+    }
+
+    /// The gateway answered the caller itself (its 200 is not the callee's).
+    fn gateway_answered(&self) -> bool {
+        self.answered_invite.is_some()
     }
 
     /// The caller still waits for a person: its INVITE is pending, or the
     /// gateway answered it and no callee has yet.
     fn waiting(&self) -> bool {
         self.a_invite.is_some()
-            || (self.media.as_ref().is_some_and(|m| m.answered_a)
-                && self.answered_at.is_none()
-                && self.phase != Phase::Ending)
+            || (self.gateway_answered() && matches!(self.state, CallState::Queued { .. }))
+    }
+
+    /// The dialog of one side, when it has one.
+    fn dialog(&mut self, side: Side) -> Option<&mut Dialog> {
+        match side {
+            Side::A => Some(&mut self.a),
+            Side::B => self.b_mut().map(|l| &mut l.dialog),
+        }
+    }
+
+    /// Where one side's messages go.
+    fn peer_of(&self, side: Side) -> Option<Peer> {
+        match side {
+            Side::A => Some(self.a.peer),
+            Side::B => self.b().map(|l| l.dialog.peer),
+        }
+    }
+
+    /// The callee INVITE still awaits its final response.
+    fn b_pending(&self) -> bool {
+        self.b().is_some_and(|l| l.pending)
+    }
+
+    /// The callee leg.
+    fn b(&self) -> Option<&Leg> {
+        self.legs.get(self.callee?)
+    }
+
+    fn b_mut(&mut self) -> Option<&mut Leg> {
+        self.legs.get_mut(self.callee?)
+    }
+
+    /// Lets the callee leg go (the caller has no callee until the next one).
+    fn take_b(&mut self) -> Option<Leg> {
+        let id = self.callee.take()?;
+        self.legs.remove(id)
+    }
+
+    /// Makes a leg of the table the callee; the one before is let go.
+    fn make_callee(&mut self, id: LegId) -> Option<Leg> {
+        let old = self.take_b();
+        self.callee = Some(id);
+        old
     }
 }
 
@@ -256,24 +238,38 @@ pub struct CoreStats {
     pub strangers: GuardCounts,
     /// Responses from another address than their request went to (dropped).
     pub foreign_responses: u64,
+    /// Transaction events and timers for calls that had already ended (ignored).
+    pub stale_events: u64,
 }
 
-/// The B2BUA core of one shard.
+/// The B2BUA core: the call table and what the calls share.
 #[derive(Debug)]
 pub struct Core {
-    cfg: CoreConfig,
-    tl: TransactionLayer,
-    ids: IdGen,
-    dialplan: Arc<Dialplan>,
+    sh: Shared,
     calls: IdMap<CallKey, Call>,
     next_key: CallKey,
     /// Caller dialogs by (Call-ID, caller's tag).
     by_a: HashMap<(Box<str>, Box<str>), CallKey>,
+    records: VecDeque<FinishedCall>,
+    /// Finished calls wait for the database: refuse new ones.
+    store_backlog: bool,
+    /// Rate limits and counters for strangers.
+    guard: guard::Guard,
+    /// Keepalive OPTIONS to agents in flight.
+    probes: qualify::Probes,
+}
+
+/// Everything of the core but its call table: what a call's handlers use.
+#[derive(Debug)]
+pub(super) struct Shared {
+    cfg: CoreConfig,
+    tl: TransactionLayer,
+    ids: IdGen,
+    dialplan: Arc<Dialplan>,
     /// Callee dialogs by our Call-ID.
     by_b: HashMap<Box<str>, CallKey>,
     by_tx: IdMap<TxId, (CallKey, Role)>,
     timers: BinaryHeap<Reverse<(Instant, CallKey, CallTimer)>>,
-    records: VecDeque<CallRecord>,
     /// Calls offered to a person since the last `poll_offer`: their stubs open.
     offers: VecDeque<cdr::Offer>,
     stats: CoreStats,
@@ -284,17 +280,13 @@ pub struct Core {
     ports: crate::media::pool::PortPool,
     /// Orders for the relay since the last `poll_media`.
     media_out: VecDeque<crate::media::command::MediaCommand>,
-    /// Finished calls wait for the database: refuse new ones.
-    store_backlog: bool,
-    /// Rate limits and counters for strangers.
-    guard: guard::Guard,
-    /// Keepalive OPTIONS to agents in flight.
-    probes: qualify::Probes,
     /// Prefix of call record ids: this core's random boot id.
     id_prefix: String,
     /// An instant and the Unix time it corresponds to: the core's wall clock for
     /// time rules, set by the driver (the core never reads the clock).
     wall: (Instant, i64),
+    /// Calls whose handlers have finished them: removed once the event settles.
+    finished: Vec<CallKey>,
 }
 
 impl Core {
@@ -323,38 +315,41 @@ impl Core {
         let id_prefix = format!("{:012x}", ids.next_u64() & 0xffff_ffff_ffff);
         let guard = guard::Guard::new(cfg.strangers, now);
         Core {
-            ports: crate::media::pool::PortPool::new(lo, hi),
-            media_out: VecDeque::new(),
-            cfg,
-            tl,
-            ids,
-            dialplan,
+            sh: Shared {
+                ports: crate::media::pool::PortPool::new(lo, hi),
+                media_out: VecDeque::new(),
+                cfg,
+                tl,
+                ids,
+                dialplan,
+                by_b: HashMap::new(),
+                by_tx: IdMap::default(),
+                timers: BinaryHeap::new(),
+                offers: VecDeque::new(),
+                stats: CoreStats::default(),
+                acd,
+                registrar,
+                orphans: IdMap::default(),
+                wall: (now, 0),
+                id_prefix,
+                finished: Vec::new(),
+            },
             calls: IdMap::default(),
             next_key: 1,
             by_a: HashMap::new(),
-            by_b: HashMap::new(),
-            by_tx: IdMap::default(),
-            timers: BinaryHeap::new(),
             records: VecDeque::new(),
-            offers: VecDeque::new(),
-            stats: CoreStats::default(),
-            acd,
-            registrar,
-            orphans: IdMap::default(),
-            wall: (now, 0),
             store_backlog: false,
             guard,
             probes: Default::default(),
-            id_prefix,
         }
     }
 
     /// Mixes fresh entropy from the OS into every generator the core holds (the
     /// driver calls it now and then).
     pub fn reseed(&mut self, fresh: Seed) {
-        self.ids.reseed(fresh);
-        let forked = self.ids.fork();
-        self.tl.reseed(forked);
+        self.sh.ids.reseed(fresh);
+        let forked = self.sh.ids.fork();
+        self.sh.tl.reseed(forked);
     }
 
     /// While set, new calls get `503` + Retry-After with reason `store.backlog`.
@@ -365,63 +360,7 @@ impl Core {
     /// Tells the core which Unix time (in milliseconds) `at` is, for time-of-day
     /// rules and call records.
     pub fn set_wall_clock(&mut self, at: Instant, unix_ms: i64) {
-        self.wall = (at, unix_ms);
-    }
-
-    /// Unix milliseconds at `now`.
-    pub(crate) fn unix_ms(&self, now: Instant) -> i64 {
-        let (at, unix) = self.wall;
-        match now.checked_duration_since(at) {
-            Some(d) => unix + d.as_millis() as i64,
-            None => unix - at.duration_since(now).as_millis() as i64,
-        }
-    }
-
-    /// Local time (the dialplan's UTC offset) at `now`.
-    fn local_time(&self, now: Instant) -> crate::dialplan::time::LocalTime {
-        let secs = self.unix_ms(now).div_euclid(1000);
-        crate::dialplan::time::local_time(secs, self.dialplan.utc_offset_minutes)
-    }
-
-    /// Adds an event to a call's log.
-    pub(super) fn note(
-        &mut self,
-        now: Instant,
-        key: CallKey,
-        kind: cdr::EventKind,
-        detail: Option<String>,
-    ) {
-        let at_ms = self.unix_ms(now);
-        let id = self.call_id_of(key);
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        let first_offer = kind == cdr::EventKind::Offered
-            && !call
-                .events
-                .iter()
-                .any(|e| e.kind == cdr::EventKind::Offered);
-        if first_offer {
-            self.offers.push_back(cdr::Offer {
-                id,
-                sip_call_id: call.a.call_id.to_string(),
-                caller: call.caller.clone(),
-                called: call.called.clone(),
-                original: call.original.clone(),
-                line: call.line.clone(),
-                line_name: call.line_name.clone(),
-                mode: call.mode.as_str().to_string(),
-                department: call.department.clone(),
-                offered_to: detail.clone().unwrap_or_default(),
-                at_ms,
-                deadline: call.deadline.clone(),
-            });
-        }
-        call.events.push(cdr::Event {
-            at_ms,
-            kind,
-            detail,
-        });
+        self.sh.wall = (at, unix_ms);
     }
 
     /// Replaces the dialplan; calls in progress keep the route they took, logged-in
@@ -429,41 +368,44 @@ impl Core {
     /// whole or not at all: a line naming a prompt the gateway has not loaded,
     /// or queues the ACD refuses, leave everything as it was.
     pub fn set_dialplan(&mut self, now: Instant, plan: Arc<Dialplan>) -> Result<(), ApiError> {
-        if let Some(m) = &self.cfg.media {
-            let missing = media::missing_line_prompts(&plan, &m.prompts);
+        if let Some(m) = &self.sh.cfg.media {
+            let missing = media_sdp::missing_line_prompts(&plan, &m.prompts);
             if !missing.is_empty() {
                 return Err(ApiError::Refused(missing.join("; ")));
             }
         }
-        self.acd
+        self.sh
+            .acd
             .reload(queued::acd_config(&plan), now)
             .map_err(|e| ApiError::Refused(format!("queues: {e}")))?;
-        self.registrar.set_users(queued::agent_credentials(&plan));
-        self.dialplan = plan;
+        self.sh
+            .registrar
+            .set_users(queued::agent_credentials(&plan));
+        self.sh.dialplan = plan;
         self.drain_registrar(now);
         Ok(())
     }
 
     /// The ACD, for the HTTP API's views and agent state changes.
     pub fn acd(&self) -> &Acd {
-        &self.acd
+        &self.sh.acd
     }
 
     /// Changes an agent's state from the API; the ACD's resulting commands run.
     pub fn with_acd<T>(&mut self, now: Instant, f: impl FnOnce(&mut Acd) -> T) -> T {
-        let r = f(&mut self.acd);
-        self.drain_acd(now);
+        let r = f(&mut self.sh.acd);
+        self.settle(now);
         r
     }
 
     /// Feeds one UDP datagram.
     pub fn handle_datagram(&mut self, now: Instant, data: &[u8], peer: Peer) {
-        match framing::frame_datagram(data, self.cfg.max_message_bytes) {
+        match framing::frame_datagram(data, self.sh.cfg.max_message_bytes) {
             Ok(len) => self.handle_frame(now, &data[..len], peer),
             Err(framing::FrameError::TooLarge { .. }) => {
-                self.stats.parse_errors += 1;
+                self.sh.stats.parse_errors += 1;
                 if let Some(bytes) = salvage::error_response(data, 513, "Message Too Large") {
-                    self.tl.send_stateless(peer, bytes);
+                    self.sh.tl.send_stateless(peer, bytes);
                 }
             }
             Err(e) => self.reject_unparsed(data, peer, &e.to_string()),
@@ -472,7 +414,7 @@ impl Core {
 
     /// Feeds one complete message framed off a stream.
     pub fn handle_frame(&mut self, now: Instant, frame: &[u8], peer: Peer) {
-        self.stats.messages_in += 1;
+        self.sh.stats.messages_in += 1;
         let msg = match message::parse(frame) {
             Ok(m) => m,
             Err(e) => return self.reject_unparsed(frame, peer, &e.to_string()),
@@ -480,14 +422,14 @@ impl Core {
         if let Message::Request(req) = &msg
             && let Err(reject) = check_request(req)
         {
-            self.stats.rejected_requests += 1;
+            self.sh.stats.rejected_requests += 1;
             debug!(code = reject.code, reason = %reject.reason, %peer, "request refused");
             if req.method != Method::Ack {
                 let mut m = response_to(req, reject.code, &reject.reason, None);
                 for (name, value) in &reject.headers {
                     m.header(name, value);
                 }
-                self.tl.send_stateless(peer, m.finish_empty());
+                self.sh.tl.send_stateless(peer, m.finish_empty());
             }
             return;
         }
@@ -497,7 +439,7 @@ impl Core {
         {
             return;
         }
-        self.tl.handle_message(now, msg, peer);
+        self.sh.tl.handle_message(now, msg, peer);
         self.process_events(now);
     }
 
@@ -505,52 +447,36 @@ impl Core {
     /// generation number that changes whenever this set does: the TCP acceptor
     /// keeps a copy to tell known sources from strangers.
     pub fn registered_sources(&self) -> (u64, impl Iterator<Item = std::net::IpAddr> + '_) {
-        self.registrar.registered_sources()
+        self.sh.registrar.registered_sources()
     }
 
     /// A TCP connection closed (the peer's, or one the gateway opened): agents
     /// who registered over it are rung at their Contact's port from now on.
     pub fn handle_closed(&mut self, peer: Peer) {
-        self.registrar.connection_closed(peer);
+        self.sh.registrar.connection_closed(peer);
     }
 
     /// Answers a message the parser or framer refused: `400` when addressable.
     pub fn reject_unparsed(&mut self, data: &[u8], peer: Peer, detail: &str) {
-        self.stats.parse_errors += 1;
+        self.sh.stats.parse_errors += 1;
         debug!(%peer, detail, "unparseable message");
         if let Some(bytes) = salvage::bad_request(data, detail) {
-            self.tl.send_stateless(peer, bytes);
+            self.sh.tl.send_stateless(peer, bytes);
         }
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.tl.poll_transmit()
+        self.sh.tl.poll_transmit()
     }
 
     /// The next finished call.
-    pub fn poll_record(&mut self) -> Option<CallRecord> {
+    pub fn poll_record(&mut self) -> Option<FinishedCall> {
         self.records.pop_front()
     }
 
     /// The next call offered to a person (its work-order stub opens now).
     pub fn poll_offer(&mut self) -> Option<cdr::Offer> {
-        self.offers.pop_front()
-    }
-
-    /// The id of a call: the record's, the stub's and the screen pop's.
-    pub(super) fn call_id_of(&self, key: CallKey) -> String {
-        format!("{}-{key}", self.id_prefix)
-    }
-
-    /// The local date `workdays` working days after `now`, on the calendar.
-    pub(super) fn deadline(&self, now: Instant, workdays: u32) -> Option<String> {
-        let today = self.local_time(now).date();
-        Some(
-            self.dialplan
-                .calendar
-                .add_working_days(today, workdays)
-                .to_string(),
-        )
+        self.sh.offers.pop_front()
     }
 
     /// Calls in progress.
@@ -560,88 +486,15 @@ impl Core {
 
     /// Live transactions (for leak checks).
     pub fn transactions(&self) -> usize {
-        self.tl.len()
+        self.sh.tl.len()
     }
 
     /// The core's counters, with the strangers' and the transaction layer's.
     pub fn stats(&self) -> CoreStats {
         CoreStats {
             strangers: self.guard.counts(),
-            foreign_responses: self.tl.foreign_responses(),
-            ..self.stats.clone()
-        }
-    }
-
-    pub(crate) fn process_events(&mut self, now: Instant) {
-        while let Some(ev) = self.tl.poll_event() {
-            match ev {
-                TxEvent::Request {
-                    tx,
-                    request,
-                    peer,
-                    cancels,
-                } => self.on_request(now, tx, request, peer, cancels),
-                TxEvent::Ack { tx, request, .. } => self.on_ack(tx, &request),
-                TxEvent::Response { tx, response } if self.probes.owns(tx) => {
-                    self.on_probe_response(now, tx, &response)
-                }
-                TxEvent::Response { tx, response } => self.on_response(now, tx, response),
-                TxEvent::Timeout { tx } if self.probes.owns(tx) => self.on_probe_lost(now, tx),
-                TxEvent::Timeout { tx } => self.on_timeout(now, tx),
-                TxEvent::AckTimeout { tx } => self.on_ack_timeout(now, tx),
-            }
-        }
-    }
-
-    fn on_request(
-        &mut self,
-        now: Instant,
-        tx: TxId,
-        req: Request,
-        peer: Peer,
-        cancels: Option<TxId>,
-    ) {
-        match req.method {
-            Method::Cancel => self.on_cancel(now, tx, &req, cancels),
-            Method::Invite if req.to_tag().is_none() => self.new_call(now, tx, req, peer),
-            _ if req.to_tag().is_some() => self.in_dialog(now, tx, req, peer),
-            Method::Register => self.on_register(now, tx, &req, peer),
-            Method::Options => {
-                let mut m = response_to(&req, 200, "OK", Some(&self.ids.tag()));
-                m.header("Allow", ALLOW)
-                    .header("Accept", "application/sdp")
-                    .header("Supported", "");
-                self.respond(now, tx, 200, m.finish_empty());
-            }
-            Method::Bye | Method::Info | Method::Update | Method::Prack | Method::Invite => {
-                self.reply(now, tx, &req, 481, "Call/Transaction Does Not Exist");
-            }
-            Method::Other(_) => self.reply(now, tx, &req, 501, "Not Implemented"),
-            _ => {
-                let mut m = response_to(&req, 405, "Method Not Allowed", Some(&self.ids.tag()));
-                m.header("Allow", ALLOW);
-                self.respond(now, tx, 405, m.finish_empty());
-            }
-        }
-    }
-
-    /// Sends a plain response on a server transaction.
-    fn reply(&mut self, now: Instant, tx: TxId, req: &Request, code: u16, reason: &str) {
-        let tag = self.ids.tag();
-        let bytes = response_to(req, code, reason, Some(&tag)).finish_empty();
-        self.respond(now, tx, code, bytes);
-    }
-
-    fn respond(&mut self, now: Instant, tx: TxId, code: u16, bytes: Bytes) {
-        if let Err(e) = self.tl.respond(now, tx, code, bytes) {
-            debug!(error = %e, "response not sent");
-        }
-    }
-
-    fn track(&mut self, key: CallKey, tx: TxId, role: Role) {
-        self.by_tx.insert(tx, (key, role));
-        if let Some(c) = self.calls.get_mut(&key) {
-            c.txs.push(tx);
+            foreign_responses: self.sh.tl.foreign_responses(),
+            ..self.sh.stats.clone()
         }
     }
 }

@@ -33,30 +33,30 @@ impl Probes {
 impl Core {
     /// Sends the probes the registrar has due, and applies reachability
     /// changes to the ACD (its commands are carried out by the caller's
-    /// `drain_acd`).
+    /// `settle`).
     pub(super) fn drain_qualify(&mut self, now: Instant) {
-        while let Some(p) = self.registrar.poll_probe() {
-            let tag = self.ids.tag();
+        while let Some(p) = self.sh.registrar.poll_probe() {
+            let tag = self.sh.ids.tag();
             let req = OutRequest {
                 method: Some(Method::Options),
                 uri: p.contact.clone(),
-                from: format!("<sip:hotline@{}>;tag={tag}", self.cfg.contact_host),
+                from: format!("<sip:hotline@{}>;tag={tag}", self.sh.cfg.contact_host),
                 to: format!("<{}>", p.contact),
-                call_id: self.ids.call_id(self.cfg.shard),
+                call_id: self.sh.ids.call_id(self.sh.cfg.shard),
                 cseq: 1,
                 max_forwards: 70,
                 ..Default::default()
             };
-            let tx = self.tl.send_request(now, p.peer, req);
+            let tx = self.sh.tl.send_request(now, p.peer, req);
             self.probes.by_tx.insert(tx, p.id);
         }
-        while let Some(r) = self.registrar.poll_reachability() {
+        while let Some(r) = self.sh.registrar.poll_reachability() {
             if r.reachable {
                 info!(agent = %r.user, "agent reachable again");
             } else {
                 info!(agent = %r.user, "agent unreachable: its phone does not answer the keepalive");
             }
-            if let Err(e) = self.acd.set_reachable(&r.user, r.reachable, now) {
+            if let Err(e) = self.sh.acd.set_reachable(&r.user, r.reachable, now) {
                 debug!(error = %e, agent = %r.user, "reachability of no ACD agent");
             }
         }
@@ -68,18 +68,18 @@ impl Core {
             return;
         }
         if let Some(id) = self.probes.by_tx.remove(&tx) {
-            self.registrar.probe_answered(now, id);
+            self.sh.registrar.probe_answered(now, id);
         }
         self.drain_qualify(now);
-        self.drain_acd(now);
+        self.settle(now);
     }
 
     /// A keepalive probe's transaction ended unanswered (Timer F).
     pub(super) fn on_probe_lost(&mut self, now: Instant, tx: TxId) {
         if let Some(id) = self.probes.by_tx.remove(&tx) {
-            self.registrar.probe_lost(now, id);
+            self.sh.registrar.probe_lost(now, id);
         }
         self.drain_qualify(now);
-        self.drain_acd(now);
+        self.settle(now);
     }
 }

@@ -7,11 +7,11 @@ use std::time::Instant;
 use bytes::Bytes;
 use tracing::{debug, info, warn};
 
-use super::{CallKey, Core, Reason, Role};
+use super::{Call, CallKey, Core, Reason, Role, Shared};
 use crate::acd::{self, AcdConfig, AgentConfig, Command, Member, QueueConfig};
 use crate::cdr;
 use crate::dialplan::{Dialplan, Overflow};
-use crate::registrar::{Credential, RegisterReply, RegistrarEvent};
+use crate::registrar::{Credential, RegistrarEvent};
 use crate::sip::builder::response_to;
 use crate::sip::dialog::Dialog;
 use crate::sip::message::{Method, Request, Response, SipUri};
@@ -94,204 +94,229 @@ pub fn agent_credentials(plan: &Dialplan) -> Vec<(String, Credential)> {
 }
 
 impl Core {
+    /// Carries out one ACD command, on the call it names.
+    pub(super) fn on_acd_command(&mut self, now: Instant, cmd: Command) {
+        let key = match &cmd {
+            Command::Ring { call, .. }
+            | Command::CancelRing { call, .. }
+            | Command::Overflow { call, .. }
+            | Command::Expire { call, .. } => *call,
+        };
+        let Some(call) = self.calls.get_mut(&key) else {
+            self.sh.stats.stale_events += 1;
+            if let Command::Ring { .. } = cmd {
+                // A call the core no longer has: the ACD must not hold its agent.
+                let _ = self.sh.acd.abandon(now, key);
+            }
+            return;
+        };
+        let span = call.span.clone();
+        let _enter = span.enter();
+        let sh = &mut self.sh;
+        match cmd {
+            Command::Ring { agent, target, .. } => call.ring_agent(sh, now, agent, &target),
+            Command::CancelRing { agent, .. } => call.cancel_ring(sh, now, &agent),
+            Command::Overflow { to, .. } => {
+                call.note(sh, now, cdr::EventKind::Overflowed, Some(to.clone()));
+                call.queue = Some(to);
+                call.overflowed = true;
+            }
+            Command::Expire { cause, .. } => {
+                // The ACD has forgotten the call already.
+                call.in_acd = false;
+                let reason = match cause {
+                    acd::Cause::MaxWait => Reason::QueueCallback,
+                    acd::Cause::QueueRemoved => Reason::QueueRemoved,
+                };
+                let phrase = "Temporarily Unavailable (you will be called back)";
+                call.abandon_early(sh, now, reason, 480, phrase);
+            }
+        }
+    }
+}
+
+impl Call {
     /// Queues a call. With media the gateway answers the caller (or sends early
     /// media) with the greeting and hold music, or first the line's prompt;
     /// without, the caller hears ringback (`180`) while it waits.
-    pub(super) fn enqueue(&mut self, now: Instant, key: CallKey, queue: &str, line: &str) {
+    pub(super) fn enqueue(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        queue: &str,
+        line: &str,
+        overflowed: bool,
+    ) {
         // An overflow (from a parallel line's legacy seats) was noted already.
-        let overflow = self.calls.get(&key).is_some_and(|c| {
-            c.events
-                .last()
-                .is_some_and(|e| e.kind == cdr::EventKind::Overflowed)
-        });
-        if !overflow {
-            self.note(now, key, cdr::EventKind::Offered, Some(queue.to_string()));
+        if !overflowed {
+            self.note(sh, now, cdr::EventKind::Offered, Some(queue.to_string()));
         }
-        let with_media = self.calls.get(&key).is_some_and(|c| c.media.is_some());
-        if with_media && self.cfg.media.is_some() {
-            let delayed = self.queue_audio(now, key, queue, line);
+        if self.media.is_some() && sh.cfg.media.is_some() {
+            let delayed = self.queue_audio(sh, now);
             if !delayed {
-                self.offer_to_acd(now, key, queue, line);
+                self.offer_to_acd(sh, now, queue, line);
             }
             return;
         }
-        let contact = self.contact(Transport::Udp);
-        if let Some(call) = self.calls.get(&key)
-            && let Some((tx, req)) = &call.a_invite
-        {
-            let contact = match call.a.peer.transport {
-                Transport::Udp => contact,
-                Transport::Tcp => self.contact(Transport::Tcp),
-            };
-            let mut m = response_to(req, 180, "Ringing", Some(&call.a.local_tag));
+        if let Some((tx, req)) = &self.a_invite {
+            let contact = sh.contact(self.a.peer.transport);
+            let mut m = response_to(req, 180, "Ringing", Some(&self.a.local_tag));
             m.header("Contact", &contact);
             let tx = *tx;
-            let first = !call
-                .events
-                .iter()
-                .any(|e| e.kind == cdr::EventKind::Ringback);
-            self.respond(now, tx, 180, m.finish_empty());
-            if first {
-                self.note(now, key, cdr::EventKind::Ringback, None);
+            sh.respond(now, tx, 180, m.finish_empty());
+            if !self.ringback_noted {
+                self.note(sh, now, cdr::EventKind::Ringback, None);
             }
         }
-        self.offer_to_acd(now, key, queue, line);
+        self.offer_to_acd(sh, now, queue, line);
     }
 
     /// Hands a queued call to the ACD.
-    pub(super) fn offer_to_acd(&mut self, now: Instant, key: CallKey, queue: &str, line: &str) {
-        match self.acd.offer(now, key, queue, Some(line.to_string()), 0) {
-            Ok(()) => self.drain_acd(now),
+    pub(super) fn offer_to_acd(&mut self, sh: &mut Shared, now: Instant, queue: &str, line: &str) {
+        match sh
+            .acd
+            .offer(now, self.key, queue, Some(line.to_string()), 0)
+        {
+            Ok(()) => self.in_acd = true,
             Err(e) => {
                 warn!(error = %e, queue, "cannot queue the call");
-                self.abandon_early(now, key, Reason::NoRoute, 503, "Service Unavailable");
+                self.abandon_early(sh, now, Reason::NoRoute, 503, "Service Unavailable");
             }
         }
     }
 
-    /// Carries out what the ACD asked for.
-    pub(super) fn drain_acd(&mut self, now: Instant) {
-        while let Some(cmd) = self.acd.poll_command() {
-            match cmd {
-                Command::Ring {
-                    call,
-                    agent,
-                    target,
-                } => self.ring_agent(now, call, agent, &target),
-                Command::CancelRing { call, agent } => self.cancel_ring(now, call, &agent),
-                Command::Overflow { call, to, .. } => {
-                    self.note(now, call, cdr::EventKind::Overflowed, Some(to.clone()));
-                    if let Some(c) = self.calls.get_mut(&call) {
-                        c.queue = Some(to);
-                        c.overflowed = true;
-                    }
-                }
-                Command::Expire { call, cause, .. } => {
-                    let reason = match cause {
-                        acd::Cause::MaxWait => Reason::QueueCallback,
-                        acd::Cause::QueueRemoved => Reason::QueueRemoved,
-                    };
-                    let phrase = "Temporarily Unavailable (you will be called back)";
-                    self.abandon_early(now, call, reason, 480, phrase);
-                }
-            }
-        }
-        while let Some(acd::AcdEvent::AgentState { agent, state }) = self.acd.poll_event() {
-            debug!(agent, ?state, "agent state");
-        }
-    }
-
-    fn ring_agent(&mut self, now: Instant, key: CallKey, agent: String, target: &str) {
-        let waiting = self.calls.get(&key).is_some_and(|c| c.waiting());
-        if !waiting {
-            let _ = self.acd.abandon(now, key);
+    /// Tells the ACD, once, that the call has left it: answered calls end (the
+    /// agent goes to wrap-up), others are abandoned (a ring in progress is
+    /// cancelled). Later calls do nothing.
+    pub(super) fn release_acd(&mut self, sh: &mut Shared, now: Instant) {
+        if !std::mem::replace(&mut self.in_acd, false) {
             return;
         }
-        let Some((uri, peer)) = self.resolve_seat(now, key, &agent, target) else {
+        let result = if self.answered_at.is_some() {
+            sh.acd.call_ended(now, self.key)
+        } else {
+            sh.acd.abandon(now, self.key)
+        };
+        if let Err(e) = result {
+            debug!(error = %e, "ACD release");
+        }
+    }
+
+    fn ring_agent(&mut self, sh: &mut Shared, now: Instant, agent: String, target: &str) {
+        if !self.waiting() {
+            let _ = sh.acd.abandon(now, self.key);
+            return;
+        }
+        let Some((uri, peer)) = resolve_seat(sh, now, &self.called, &agent, target) else {
             warn!(agent, target, "agent contact is not a reachable SIP URI");
-            let _ = self.acd.ring_failed(now, key, &agent);
+            let _ = sh.acd.ring_failed(now, self.key, &agent);
             return;
         };
-        let ticket = self.call_id_of(key);
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
+        let ticket = sh.call_id_of(self.key);
         let mut pop = vec![
             // The call record's id (as in /api/v1/calls and the stub), unique
             // across restarts; not the core's per-process call counter.
             ("X-Hotline-Call-Id".to_string(), ticket.clone()),
-            ("X-Hotline-Caller".to_string(), call.caller.clone()),
-            ("X-Hotline-Line".to_string(), call.line.clone()),
-            ("X-Hotline-Mode".to_string(), call.mode.as_str().to_string()),
+            ("X-Hotline-Caller".to_string(), self.caller.clone()),
+            ("X-Hotline-Line".to_string(), self.line.clone()),
+            ("X-Hotline-Mode".to_string(), self.mode.as_str().to_string()),
             (
                 "X-Hotline-Department".to_string(),
-                call.department.clone().unwrap_or_default(),
+                self.department.clone().unwrap_or_default(),
             ),
             (
                 "X-Hotline-Queue".to_string(),
-                call.queue.clone().unwrap_or_default(),
+                self.queue.clone().unwrap_or_default(),
             ),
         ];
-        if self.cfg.tickets {
+        if sh.cfg.tickets {
             pop.push(("X-Hotline-Ticket".to_string(), ticket));
         }
-        call.agent = Some(agent.clone());
-        let span = call.span.clone();
-        self.note(now, key, cdr::EventKind::AgentRinging, Some(agent.clone()));
-        span.in_scope(|| debug!(agent, "ringing agent"));
-        self.place_b(now, key, uri, peer, pop);
-    }
-
-    /// The Request-URI and address for ringing a seat. An agent: its registered
-    /// contact as the Request-URI, sent to the transport and address its REGISTER
-    /// came from (never to a host the Contact names: DESIGN.md §7; over TCP, once
-    /// that connection has closed, the Contact's port on that IP:
-    /// [`crate::registrar::Binding::ring_at`]), or nothing once it has no binding. A static member: its URI (whose missing user part
-    /// becomes the called number).
-    fn resolve_seat(
-        &self,
-        now: Instant,
-        key: CallKey,
-        agent: &str,
-        target: &str,
-    ) -> Option<(String, Peer)> {
-        if self.registrar.is_user(agent) {
-            let bindings = self.registrar.lookup(now, agent);
-            let b = bindings
-                .iter()
-                .find(|b| b.contact.eq_ignore_ascii_case(target))
-                .or(bindings.first())?;
-            return Some((b.contact.clone(), b.ring_at()));
-        }
-        let uri = SipUri::parse(target).ok()?;
-        let ip = uri.ip()?;
-        let transport = match uri.transport.as_deref() {
-            Some("tcp") => Transport::Tcp,
-            _ => Transport::Udp,
-        };
-        let addr = std::net::SocketAddr::new(ip, uri.port.unwrap_or(5060));
-        let text = match uri.user {
-            Some(_) => uri.text.to_string(),
-            None => {
-                let called = self.calls.get(&key).map(|c| c.called.clone())?;
-                super::invite::sip_uri(&called, addr, transport)
-            }
-        };
-        Some((text, Peer { transport, addr }))
+        self.agent = Some(agent.clone());
+        self.note(sh, now, cdr::EventKind::AgentRinging, Some(agent.clone()));
+        debug!(agent, "ringing agent");
+        self.place_b(sh, now, uri, peer, pop);
     }
 
     /// Gives up on the current callee leg of a call (the ACD moved on).
-    pub(super) fn cancel_ring(&mut self, now: Instant, key: CallKey, agent: &str) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        if call.agent.as_deref() != Some(agent) {
+    pub(super) fn cancel_ring(&mut self, sh: &mut Shared, now: Instant, agent: &str) {
+        if self.agent.as_deref() != Some(agent) {
             return;
         }
-        call.agent = None;
-        let dialog = std::mem::replace(&mut call.b, Dialog::none());
-        let provisional = call.b_provisional;
-        call.b_invite_tx = None;
-        call.cancel_pending = false;
-        let Some(tx) = call.b_invite.take() else {
-            self.by_b.remove(&dialog.call_id);
+        self.agent = None;
+        let Some(leg) = self.take_b() else {
             return;
         };
-        call.txs.retain(|t| *t != tx);
-        self.by_b.remove(&dialog.call_id);
-        self.by_tx.insert(tx, (key, Role::Orphan));
-        self.orphans.insert(
+        sh.by_b.remove(&leg.dialog.call_id);
+        if !leg.pending {
+            return;
+        }
+        let tx = leg.invite;
+        self.txs.retain(|t| *t != tx);
+        sh.by_tx.insert(tx, (self.key, Role::Orphan));
+        let cancelled = leg.provisional;
+        sh.orphans.insert(
             tx,
             Orphan {
-                dialog,
-                cancelled: provisional,
+                dialog: leg.dialog,
+                cancelled,
             },
         );
-        if provisional && let Ok(c) = self.tl.cancel(now, tx) {
-            self.by_tx.insert(c, (key, Role::Fire));
+        if cancelled && let Ok(c) = sh.tl.cancel(now, tx) {
+            sh.by_tx.insert(c, (self.key, Role::Fire));
         }
     }
 
+    /// The callee leg of a queued call failed: the ACD tries the next seat.
+    pub(super) fn ring_failed(&mut self, sh: &mut Shared, now: Instant) {
+        let Some(agent) = self.agent.take() else {
+            return;
+        };
+        if let Some(leg) = self.take_b() {
+            sh.by_b.remove(&leg.dialog.call_id);
+        }
+        if let Err(e) = sh.acd.ring_failed(now, self.key, &agent) {
+            debug!(error = %e, "ring_failed");
+        }
+    }
+}
+
+/// The Request-URI and address for ringing a seat. An agent: its registered
+/// contact as the Request-URI, sent to the transport and address its REGISTER
+/// came from (never to a host the Contact names: DESIGN.md §7; over TCP, once
+/// that connection has closed, the Contact's port on that IP:
+/// [`crate::registrar::Binding::ring_at`]), or nothing once it has no binding.
+/// A static member: its URI (whose missing user part becomes the called number).
+fn resolve_seat(
+    sh: &Shared,
+    now: Instant,
+    called: &str,
+    agent: &str,
+    target: &str,
+) -> Option<(String, Peer)> {
+    if sh.registrar.is_user(agent) {
+        let bindings = sh.registrar.lookup(now, agent);
+        let b = bindings
+            .iter()
+            .find(|b| b.contact.eq_ignore_ascii_case(target))
+            .or(bindings.first())?;
+        return Some((b.contact.clone(), b.ring_at()));
+    }
+    let uri = SipUri::parse(target).ok()?;
+    let ip = uri.ip()?;
+    let transport = match uri.transport.as_deref() {
+        Some("tcp") => Transport::Tcp,
+        _ => Transport::Udp,
+    };
+    let addr = std::net::SocketAddr::new(ip, uri.port.unwrap_or(5060));
+    let text = match uri.user {
+        Some(_) => uri.text.to_string(),
+        None => super::invite::sip_uri(called, addr, transport),
+    };
+    Some((text, Peer { transport, addr }))
+}
+
+impl Shared {
     /// A response on an orphaned callee leg.
     pub(super) fn on_orphan_response(
         &mut self,
@@ -328,68 +353,34 @@ impl Core {
             self.by_tx.insert(b, (key, Role::Fire));
         }
     }
+}
 
-    /// The callee leg of a queued call failed: the ACD tries the next seat.
-    pub(super) fn ring_failed(&mut self, now: Instant, key: CallKey) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        let Some(agent) = call.agent.take() else {
-            return;
-        };
-        call.b_invite = None;
-        call.b_invite_tx = None;
-        call.cancel_pending = false;
-        let dialog = std::mem::replace(&mut call.b, Dialog::none());
-        self.by_b.remove(&dialog.call_id);
-        if let Err(e) = self.acd.ring_failed(now, key, &agent) {
-            debug!(error = %e, "ring_failed");
-        }
-        self.drain_acd(now);
-    }
-
+impl Core {
     /// REGISTER from an agent's softphone.
     pub(super) fn on_register(&mut self, now: Instant, tx: TxId, req: &Request, peer: Peer) {
-        let reply = self.registrar.handle_register(now, req, peer);
+        let reply = self.sh.registrar.handle_register(now, req, peer);
         if let Some(account) = &reply.failed_account {
             info!(account = %account, source = %Pii(peer.addr.ip()), status = reply.code, reason = %reply.reason, "registration failed");
         }
-        self.send_registrar_reply(now, tx, req, &reply);
+        self.sh.send_registrar_reply(now, tx, req, &reply);
         self.drain_registrar(now);
-    }
-
-    /// Sends the registrar's answer (to a REGISTER, or a challenge or refusal of
-    /// an agent's INVITE or REFER) on `tx`.
-    pub(super) fn send_registrar_reply(
-        &mut self,
-        now: Instant,
-        tx: TxId,
-        req: &Request,
-        reply: &RegisterReply,
-    ) {
-        let tag = self.ids.tag();
-        let mut m = response_to(req, reply.code, &reply.reason, Some(&tag));
-        for (name, value) in &reply.headers {
-            m.header(name, value);
-        }
-        self.respond(now, tx, reply.code, m.finish_empty());
     }
 
     /// Logs agents in and out as their registrations come and go.
     pub(super) fn drain_registrar(&mut self, now: Instant) {
-        while let Some(ev) = self.registrar.poll_event() {
+        while let Some(ev) = self.sh.registrar.poll_event() {
             match ev {
                 RegistrarEvent::Registered { user, contact } => {
                     info!(agent = %user, "agent registered");
-                    if let Err(e) = self.acd.login(&user, contact, now) {
+                    if let Err(e) = self.sh.acd.login(&user, contact, now) {
                         debug!(error = %e, agent = %user, "registered user is not an ACD agent");
                     }
                 }
                 RegistrarEvent::Unregistered { user, .. }
                 | RegistrarEvent::Expired { user, .. } => {
-                    if self.registrar.lookup(now, &user).is_empty() {
+                    if self.sh.registrar.lookup(now, &user).is_empty() {
                         info!(agent = %user, "agent unregistered");
-                        let _ = self.acd.logout(&user, now);
+                        let _ = self.sh.acd.logout(&user, now);
                     }
                 }
                 RegistrarEvent::Blocked { ip, user } => {
@@ -399,6 +390,6 @@ impl Core {
             }
         }
         self.drain_qualify(now);
-        self.drain_acd(now);
+        self.settle(now);
     }
 }

@@ -3,16 +3,17 @@
 
 use std::time::Instant;
 
-use super::{CallKey, Core, Reason, called_number, caller_number};
+use super::{AnsweredBy, CallKey, Core, Reason, called_number, caller_number};
 use crate::cdr;
 use crate::dialplan::number;
 use crate::sip::message::{self, Request};
 use crate::util::pii::Pii;
 use tracing::{debug, warn};
 
-/// What is known about a finished call: the seed of a call record.
+/// What the core knows of a finished call (or a refused request): the seed of
+/// the public call record, [`cdr::CallRecord`].
 #[derive(Debug, Clone)]
-pub struct CallRecord {
+pub struct FinishedCall {
     pub key: CallKey,
     /// The caller's Call-ID (A leg).
     pub call_id: String,
@@ -28,8 +29,8 @@ pub struct CallRecord {
     pub overflowed: bool,
     /// The transfer-directory number an agent transferred it to.
     pub transferred_to: Option<String>,
-    /// `"12345"` or `"legacy"` when answered.
-    pub answered_by: Option<&'static str>,
+    /// Who answered, when someone did.
+    pub answered_by: Option<AnsweredBy>,
     /// The line's integration mode (`hotline`, `parallel`…).
     pub mode: Option<&'static str>,
     pub department: Option<String>,
@@ -56,7 +57,7 @@ pub struct CallRecord {
     pub recording: Option<String>,
 }
 
-impl CallRecord {
+impl FinishedCall {
     /// The public call record. Its SLA `outcome` is left for `sla::classify`.
     pub fn to_cdr(&self) -> cdr::CallRecord {
         let at = |k: cdr::EventKind| self.events.iter().find(|e| e.kind == k).map(|e| e.at_ms);
@@ -75,7 +76,7 @@ impl CallRecord {
             department: self.department.clone(),
             queue: self.queue.clone(),
             agent: self.agent.clone(),
-            answered_by: self.answered_by.map(str::to_string),
+            answered_by: self.answered_by.map(|a| a.as_str().to_string()),
             transferred_to: self.transferred_to.clone(),
             outcome: None,
             reason: self.reason.as_str().to_string(),
@@ -104,7 +105,7 @@ impl Core {
         offered: String,
     ) {
         self.record_refused(now, req, reason, 503);
-        let at_ms = self.unix_ms(now);
+        let at_ms = self.sh.unix_ms(now);
         if let Some(r) = self.records.back_mut() {
             r.line = Some(line.number.clone());
             r.line_name = Some(line.name.clone());
@@ -133,14 +134,14 @@ impl Core {
         warn_refused(reason, code, &called);
         let key = self.next_key;
         self.next_key += 1;
-        let at_ms = self.unix_ms(now);
+        let at_ms = self.sh.unix_ms(now);
         let event = |kind, detail| cdr::Event {
             at_ms,
             kind,
             detail: Some(detail),
         };
-        self.records.push_back(CallRecord {
-            id: self.call_id_of(key),
+        self.records.push_back(FinishedCall {
+            id: self.sh.call_id_of(key),
             original: number::original_called(req).map(|(n, _)| n),
             events: vec![
                 event(cdr::EventKind::Received, called.clone()),

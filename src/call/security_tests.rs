@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::media_tests::media_cfg;
 use super::tests::*;
 use super::*;
+use crate::sip::message::Headers;
 use crate::sip::message::Message;
 
 const STRANGER: &str = "198.51.100.7:5060";

@@ -16,7 +16,7 @@ impl Core {
     /// A trunk's or a registered agent's address: its requests are served
     /// statefully.
     pub(super) fn known_source(&self, ip: IpAddr) -> bool {
-        self.dialplan.trunk_for(ip).is_some() || self.registrar.is_registered_source(ip)
+        self.sh.dialplan.trunk_for(ip).is_some() || self.sh.registrar.is_registered_source(ip)
     }
 
     /// Handles a stranger's request that needs no transaction; `false` lets it
@@ -27,12 +27,17 @@ impl Core {
     pub(super) fn stranger(&mut self, now: Instant, req: &Request, peer: Peer) -> bool {
         let in_dialog = req.to_tag().is_some();
         if in_dialog && req.method != Method::Register && self.find_dialog(req).is_some()
-            || self.tl.has_server_transaction(req)
+            || self.sh.tl.has_server_transaction(req)
         {
             return false;
         }
         let class = match req.method {
-            Method::Register if self.registrar.answers_our_nonce(now, req, peer.addr.ip()) => {
+            Method::Register
+                if self
+                    .sh
+                    .registrar
+                    .answers_our_nonce(now, req, peer.addr.ip()) =>
+            {
                 Class::ProvenRegister
             }
             Method::Register => Class::Register,
@@ -57,12 +62,12 @@ impl Core {
             Method::Other(_) => (501, "Not Implemented"),
             _ => (405, "Method Not Allowed"),
         };
-        let tag = self.ids.tag();
+        let tag = self.sh.ids.tag();
         let mut m = response_to(req, code, phrase, Some(&tag));
         if code == 200 || code == 405 {
             m.header("Allow", ALLOW);
         }
-        self.tl.send_stateless(peer, m.finish_empty());
+        self.sh.tl.send_stateless(peer, m.finish_empty());
         self.guard.refused();
         self.log_strangers(now);
         true

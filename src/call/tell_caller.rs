@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::{CallKey, Core, Role};
+use super::{AnsweredBy, Call, Role, Shared};
 use crate::sip::message::{Headers, Method};
 
 /// The header naming who answered (on a 2xx, or an INFO).
@@ -19,34 +19,31 @@ pub(super) const ANSWERED_BY: &str = "X-Hotline-Answered-By";
 /// The header of the INFO sent when the survey starts.
 pub(super) const SURVEY: &str = "X-Hotline-Survey";
 
-/// What `X-Hotline-Answered-By` says for a call's `answered_by`.
-pub(super) fn answered_by_value(by: &str) -> &'static str {
+/// What `X-Hotline-Answered-By` says for who answered.
+pub(super) fn answered_by_value(by: AnsweredBy) -> &'static str {
     match by {
-        "legacy" => "legacy",
-        "direct" => "direct",
-        _ => "agent",
+        AnsweredBy::Legacy => "legacy",
+        AnsweredBy::Direct => "direct",
+        AnsweredBy::Seats12345 => "agent",
     }
 }
 
-impl Core {
+impl Call {
     /// Sends the caller an INFO carrying `header: value`; its answer is ignored.
-    pub(super) fn tell_caller(&mut self, now: Instant, key: CallKey, header: &str, value: &str) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        let allows_info = call.answered_invite.as_ref().is_some_and(|r| {
+    pub(super) fn tell_caller(&mut self, sh: &mut Shared, now: Instant, header: &str, value: &str) {
+        let allows_info = self.answered_invite.as_ref().is_some_and(|r| {
             r.header_all("Allow")
                 .flat_map(|v| v.split(','))
                 .any(|m| m.trim().eq_ignore_ascii_case("INFO"))
         });
-        if call.a.remote_tag.is_none() || !allows_info {
+        if self.a.remote_tag.is_none() || !allows_info {
             return;
         }
-        let mut info = call.a.request(Method::Info, None, Bytes::new());
+        let mut info = self.a.request(Method::Info, None, Bytes::new());
         info.extra.push((header.to_string(), value.to_string()));
-        let peer = call.a.peer;
-        let tx = self.tl.send_request(now, peer, info);
-        self.track(key, tx, Role::Fire);
+        let peer = self.a.peer;
+        let tx = sh.tl.send_request(now, peer, info);
+        self.track(sh, tx, Role::Fire);
     }
 }
 

@@ -139,7 +139,7 @@ impl Net {
             .collect()
     }
 
-    pub(super) fn record(&mut self) -> CallRecord {
+    pub(super) fn record(&mut self) -> FinishedCall {
         self.core.poll_record().expect("a finished call")
     }
 
@@ -607,4 +607,62 @@ fn a_transfer_outside_the_directory_is_refused() {
     assert_eq!(&*r.reason, "Forbidden (not in the transfer directory)");
     net.none_to(peer(POLICE), "anything", |_| true);
     assert_eq!(net.core.active_calls(), 1, "the call goes on");
+}
+
+#[test]
+fn a_caller_who_hangs_up_during_a_transfer_cancels_the_new_leg() {
+    let mut net = Net::new();
+    let police = peer(POLICE);
+    let (b_inv, gw_tag) = answered(&mut net);
+    net.send(net.callee, &callee_refer(&b_inv, "110", 2));
+    net.response(net.callee, 202);
+    let c_inv = net.request(police, Method::Invite);
+    net.send(police, &callee_reply(&c_inv, 180, "Ringing", &[], ""));
+    // The caller leaves while 110 rings: the agent gets BYE, 110 a CANCEL.
+    net.send(
+        net.caller,
+        &caller_request("BYE", 2, "z9hG4bKbye2", &gw_tag),
+    );
+    net.response(net.caller, 200);
+    let bye = net.request(net.callee, Method::Bye);
+    let cancel = net.request(police, Method::Cancel);
+    assert_eq!(cancel.call_id(), c_inv.call_id());
+    net.send(police, &callee_reply(&cancel, 200, "OK", &[], ""));
+    net.send(
+        police,
+        &callee_reply(&c_inv, 487, "Request Terminated", &[], ""),
+    );
+    net.request(police, Method::Ack);
+    net.send(net.callee, &callee_reply(&bye, 200, "OK", &[], ""));
+    let r = net.record();
+    assert_eq!(r.reason, Reason::CallerHangup);
+    assert_eq!(r.transferred_to, None, "the transfer never completed");
+    net.drained();
+}
+
+#[test]
+fn a_callee_answer_after_the_call_ended_is_counted_not_acted_on() {
+    let mut net = Net::new();
+    let (b_inv, _) = ringing(&mut net);
+    // The caller gives up; the callee ignores the CANCEL, and the CANCEL guard
+    // (64·T1) ends the call.
+    net.send(net.caller, &caller_cancel());
+    net.response(net.caller, 200);
+    net.response(net.caller, 487);
+    net.request(net.callee, Method::Cancel);
+    net.advance(Duration::from_secs(33));
+    assert_eq!(net.core.active_calls(), 0, "the guard ended the call");
+    net.record();
+    let before = net.core.stats().stale_events;
+    // The INVITE's final answer comes late: acknowledged by the transaction
+    // layer, counted, and no call comes back to life.
+    net.send(
+        net.callee,
+        &callee_reply(&b_inv, 487, "Request Terminated", &[], ""),
+    );
+    net.request(net.callee, Method::Ack);
+    assert_eq!(net.core.stats().stale_events, before + 1);
+    assert_eq!(net.core.active_calls(), 0);
+    assert!(net.core.poll_record().is_none(), "no second record");
+    net.drained();
 }

@@ -8,54 +8,48 @@ use std::time::Instant;
 use bytes::Bytes;
 use tracing::{debug, info};
 
-use super::{CallKey, Core, Phase, Role, Side};
+use super::{Call, CallState, Leg, LegId, Role, Shared, Side};
 use crate::registrar::RequestAuth;
 use crate::sip::Peer;
 use crate::sip::dialog::Dialog;
 use crate::sip::message::{Headers, Method, Request, Response, SipUri, addr_spec};
 use crate::sip::transaction::{OutRequest, TxId};
 
-/// A transfer in progress.
+/// A transfer in progress: the directory number and the new leg (answered
+/// once its INVITE is no longer pending: its offer goes to the caller).
 #[derive(Debug)]
 pub(super) struct Transfer {
     number: String,
-    /// The new leg.
-    c: Dialog,
-    c_invite: TxId,
-    /// The new leg's 2xx, once it answered: its offer goes to the caller.
-    c_answered: bool,
+    leg: LegId,
 }
 
-impl Core {
+impl Call {
     /// A REFER inside a call.
     pub(super) fn on_refer(
         &mut self,
+        sh: &mut Shared,
         now: Instant,
         tx: TxId,
         req: &Request,
         peer: Peer,
-        key: CallKey,
         side: Side,
     ) {
         if side != Side::B {
-            return self.reply(now, tx, req, 403, "Forbidden (only the agent may transfer)");
+            return sh.reply(now, tx, req, 403, "Forbidden (only the agent may transfer)");
         }
-        if !self.refer_authorised(now, tx, req, peer, key) {
+        if !self.refer_authorised(sh, now, tx, req, peer) {
             return;
         }
-        let ready = self
-            .calls
-            .get(&key)
-            .is_some_and(|c| c.phase == Phase::Confirmed && c.transfer.is_none());
+        let ready = self.a_acked && matches!(self.state, CallState::Connected { .. });
         if !ready {
-            return self.reply(now, tx, req, 491, "Request Pending");
+            return sh.reply(now, tx, req, 491, "Request Pending");
         }
         let number = req
             .header("Refer-To")
             .and_then(|v| SipUri::parse(addr_spec(v)).ok())
             .and_then(|u| u.user.map(|u| u.to_string()));
         let Some(number) = number else {
-            return self.reply(
+            return sh.reply(
                 now,
                 tx,
                 req,
@@ -63,9 +57,9 @@ impl Core {
                 "Bad Request (Refer-To is missing or not a SIP URI)",
             );
         };
-        let Some(entry) = self.dialplan.transfer(&number).cloned() else {
+        let Some(entry) = sh.dialplan.transfer(&number).cloned() else {
             info!(number = %number, "transfer refused: not in the transfer directory");
-            return self.reply(
+            return sh.reply(
                 now,
                 tx,
                 req,
@@ -73,8 +67,8 @@ impl Core {
                 "Forbidden (not in the transfer directory)",
             );
         };
-        self.reply(now, tx, req, 202, "Accepted");
-        self.notify_agent(now, key, "SIP/2.0 100 Trying", false);
+        sh.reply(now, tx, req, 202, "Accepted");
+        self.notify_agent(sh, now, "SIP/2.0 100 Trying", false);
         let target = &entry.target;
         let user = target.user.clone().unwrap_or_else(|| entry.number.clone());
         let uri = super::invite::sip_uri(&user, target.addr, target.transport);
@@ -82,13 +76,11 @@ impl Core {
             transport: target.transport,
             addr: target.addr,
         };
-        let tag = self.ids.tag();
-        let call_id: Box<str> = self.ids.call_id(self.cfg.shard).into();
-        let contact = self.contact(peer.transport);
-        let host = self.cfg.contact_host.clone();
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
+        let tag = sh.ids.tag();
+        let call_id: Box<str> = sh.ids.call_id(sh.cfg.shard).into();
+        let contact = sh.contact(peer.transport);
+        let host = sh.cfg.contact_host.clone();
+        let call = &mut *self;
         let c = Dialog {
             call_id,
             local_hdr: format!("<sip:{}@{host}>;tag={tag}", call.caller),
@@ -119,21 +111,23 @@ impl Core {
             ],
             ..Default::default()
         };
-        if let Some(offer) = self.transfer_offer(key) {
+        if let Some(offer) = self.transfer_offer(sh) {
             out.content_type = Some("application/sdp".into());
             out.body = offer;
         }
-        let c_invite = self.tl.send_request(now, peer, out);
+        let c_invite = sh.tl.send_request(now, peer, out);
         debug!(number = %entry.number, "transfer: calling the new leg");
-        if let Some(call) = self.calls.get_mut(&key) {
-            call.transfer = Some(Box::new(Transfer {
-                number: entry.number.clone(),
-                c,
-                c_invite,
-                c_answered: false,
-            }));
+        if let CallState::Connected { by } = self.state {
+            let leg = self.legs.add(Leg::placed(c, c_invite));
+            self.state = CallState::Transferring {
+                by,
+                transfer: Box::new(Transfer {
+                    number: entry.number.clone(),
+                    leg,
+                }),
+            };
         }
-        self.track(key, c_invite, Role::TransferInvite);
+        self.track(sh, c_invite, Role::TransferInvite);
     }
 
     /// Whether the REFER may go on. A registered agent proves it is the agent of
@@ -142,89 +136,79 @@ impl Core {
     /// seats and legacy platforms are trusted by network, as their calls are.
     fn refer_authorised(
         &mut self,
+        sh: &mut Shared,
         now: Instant,
         tx: TxId,
         req: &Request,
         peer: Peer,
-        key: CallKey,
     ) -> bool {
-        let Some(agent) = self
-            .calls
-            .get(&key)
-            .and_then(|c| c.agent.clone())
-            .filter(|a| self.registrar.is_user(a))
-        else {
+        let Some(agent) = self.agent.clone().filter(|a| sh.registrar.is_user(a)) else {
             return true;
         };
-        let reply = match self
+        let reply = match sh
             .registrar
             .authenticate_request(now, req, peer, Some(&agent))
         {
             RequestAuth::Agent(user) if user == agent => return true,
             RequestAuth::Agent(_) => {
-                self.reply(now, tx, req, 403, "Forbidden (not the agent of this call)");
+                sh.reply(now, tx, req, 403, "Forbidden (not the agent of this call)");
                 return false;
             }
-            RequestAuth::Absent => self.registrar.challenge_request(now, peer, Some(&agent)),
+            RequestAuth::Absent => sh.registrar.challenge_request(now, peer, Some(&agent)),
             RequestAuth::Reply(r) => r,
         };
-        self.send_registrar_reply(now, tx, req, &reply);
+        sh.send_registrar_reply(now, tx, req, &reply);
         false
     }
 
     /// A response on the new leg's INVITE.
     pub(super) fn on_transfer_invite_response(
         &mut self,
+        sh: &mut Shared,
         now: Instant,
-        key: CallKey,
         resp: Response,
     ) {
         if resp.code < 200 {
             return;
         }
-        let Some(a_transport) = self.calls.get(&key).map(|c| c.a.peer.transport) else {
-            return;
-        };
-        let contact = self.contact(a_transport);
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        let Some(t) = call.transfer.as_mut() else {
+        let contact = sh.contact(self.a.peer.transport);
+        let call = &mut *self;
+        let CallState::Transferring { transfer, .. } = &mut call.state else {
             return;
         };
         if resp.code >= 300 {
-            call.transfer = None;
+            if let Some(t) = call.end_transfer() {
+                call.legs.remove(t.leg);
+            }
             let frag = format!("SIP/2.0 {} {}", resp.code, resp.reason);
-            return self.notify_agent(now, key, &frag, true);
+            return self.notify_agent(sh, now, &frag, true);
         }
-        t.c.learn_from_response(&resp);
-        t.c_answered = true;
-        let anchored = call.media.is_some();
-        if anchored {
+        if let Some(leg) = call.legs.get_mut(transfer.leg) {
+            leg.dialog.learn_from_response(&resp);
+            leg.pending = false;
+        }
+        if call.media.is_some() {
             // The new leg answered the relay's offer: point the relay at it, ACK it.
-            let Some(t) = call.transfer.take() else {
+            let Some(Transfer { number, leg: id }) = call.end_transfer() else {
                 return;
             };
-            let Transfer {
-                number,
-                c,
-                c_invite,
-                ..
-            } = *t;
+            let Some(leg) = call.legs.get(id) else {
+                return;
+            };
             // The new leg is not the callee dialog yet: its own peer is the
             // signalling source the relay may hear it from.
-            let signal = Some(c.peer.addr.ip());
-            self.learn_from(key, Side::B, signal, resp.content_type(), &resp.body);
-            let ack = c.request_with_cseq(Method::Ack, 1, None, Bytes::new());
-            self.tl.send_ack(Some(c_invite), c.peer, ack);
-            return self.complete_transfer(now, key, number, c, c_invite);
+            let signal = Some(leg.dialog.peer.addr.ip());
+            let ack = leg.ack(None, Bytes::new());
+            sh.tl.send_ack(Some(leg.invite), leg.dialog.peer, ack);
+            self.learn_from(sh, Side::B, signal, resp.content_type(), &resp.body);
+            return self.complete_transfer(sh, now, number, id);
         }
         if resp.body.is_empty() {
             // No offer to give the caller: give up on the new leg.
-            let (c, tx) = (std::mem::replace(&mut t.c, Dialog::none()), t.c_invite);
-            call.transfer = None;
-            self.release_leg(now, key, c, tx);
-            return self.notify_agent(now, key, "SIP/2.0 488 Not Acceptable Here", true);
+            if let Some(t) = call.end_transfer() {
+                self.release_leg(sh, now, t.leg);
+            }
+            return self.notify_agent(sh, now, "SIP/2.0 488 Not Acceptable Here", true);
         }
         // Give the new leg's offer to the caller.
         let mut reinvite = call.a.request(
@@ -234,37 +218,29 @@ impl Core {
         );
         reinvite.extra.push(("Contact".into(), contact));
         let peer = call.a.peer;
-        let tx = self.tl.send_request(now, peer, reinvite);
-        self.track(key, tx, Role::TransferReinvite);
+        let tx = sh.tl.send_request(now, peer, reinvite);
+        self.track(sh, tx, Role::TransferReinvite);
     }
 
     /// The caller's answer to the re-INVITE carrying the new leg's offer.
     pub(super) fn on_transfer_reinvite_response(
         &mut self,
+        sh: &mut Shared,
         now: Instant,
-        key: CallKey,
         tx: TxId,
         resp: Response,
     ) {
         if resp.code < 200 {
             return;
         }
-        let Some(call) = self.calls.get_mut(&key) else {
+        let call = &mut *self;
+        let Some(Transfer { number, leg: id }) = call.end_transfer() else {
             return;
         };
-        let Some(t) = call.transfer.take() else {
-            return;
-        };
-        let Transfer {
-            number,
-            c,
-            c_invite,
-            ..
-        } = *t;
         if resp.code >= 300 {
-            self.release_leg(now, key, c, c_invite);
+            self.release_leg(sh, now, id);
             let frag = format!("SIP/2.0 {} {}", resp.code, resp.reason);
-            return self.notify_agent(now, key, &frag, true);
+            return self.notify_agent(sh, now, &frag, true);
         }
         // Complete both offer/answer exchanges: ACK the caller, ACK the new leg
         // with the caller's answer.
@@ -272,95 +248,101 @@ impl Core {
             .a
             .request_with_cseq(Method::Ack, call.a.local_cseq, None, Bytes::new());
         let a_peer = call.a.peer;
-        self.tl.send_ack(Some(tx), a_peer, a_ack);
-        let c_ack = c.request_with_cseq(
-            Method::Ack,
-            1,
+        sh.tl.send_ack(Some(tx), a_peer, a_ack);
+        let Some(leg) = self.legs.get(id) else {
+            return;
+        };
+        let c_ack = leg.ack(
             resp.content_type().map(str::to_string),
             Bytes::from(resp.body.clone()),
         );
-        self.tl.send_ack(Some(c_invite), c.peer, c_ack);
-        self.complete_transfer(now, key, number, c, c_invite);
+        sh.tl.send_ack(Some(leg.invite), leg.dialog.peer, c_ack);
+        self.complete_transfer(sh, now, number, id);
     }
 
     /// The new leg is up: tell the agent, put the new leg in its place, release
     /// the agent.
-    fn complete_transfer(
-        &mut self,
-        now: Instant,
-        key: CallKey,
-        number: String,
-        c: Dialog,
-        c_invite: TxId,
-    ) {
-        self.notify_agent(now, key, "SIP/2.0 200 OK", true);
-        // Release the agent and put the new leg in its place.
-        let at_ms = self.unix_ms(now);
-        let Some(call) = self.calls.get_mut(&key) else {
+    fn complete_transfer(&mut self, sh: &mut Shared, now: Instant, number: String, id: LegId) {
+        self.notify_agent(sh, now, "SIP/2.0 200 OK", true);
+        let at_ms = sh.unix_ms(now);
+        let call = &mut *self;
+        let Some(new_id) = call.legs.get(id).map(|l| l.dialog.call_id.clone()) else {
             return;
         };
-        let old_b = std::mem::replace(&mut call.b, c);
-        call.b_invite_tx = Some(c_invite);
+        let old_b = call.make_callee(id);
         call.transferred_to = Some(number.clone());
         call.events.push(crate::cdr::Event {
             at_ms,
             kind: crate::cdr::EventKind::TransferredOut,
             detail: Some(number.clone()),
         });
-        let new_id = call.b.call_id.clone();
-        let bye = {
-            let mut b = old_b;
-            let peer = b.peer;
-            let req = b.request(Method::Bye, None, Bytes::new());
-            self.by_b.remove(&b.call_id);
-            (peer, req)
-        };
-        self.by_b.insert(new_id, key);
-        let t = self.tl.send_request(now, bye.0, bye.1);
-        self.by_tx.insert(t, (key, Role::Fire));
-        info!(number = %number, "call transferred");
-        let release_agent = self
-            .calls
-            .get_mut(&key)
-            .is_some_and(|c| c.queue.is_some() && !std::mem::replace(&mut c.acd_done, true));
-        if release_agent {
-            if let Err(e) = self.acd.call_ended(now, key) {
-                debug!(error = %e, "ACD call_ended after transfer");
-            }
-            self.drain_acd(now);
+        sh.by_b.insert(new_id, self.key);
+        if let Some(mut old) = old_b {
+            sh.by_b.remove(&old.dialog.call_id);
+            let peer = old.dialog.peer;
+            let bye = old.dialog.request(Method::Bye, None, Bytes::new());
+            let t = sh.tl.send_request(now, peer, bye);
+            sh.by_tx.insert(t, (self.key, Role::Fire));
         }
+        info!(number = %number, "call transferred");
+        self.release_acd(sh, now);
     }
 
     /// The new leg or the caller's re-INVITE never answered: tell the agent, and
     /// release the new leg if it had answered.
-    pub(super) fn on_transfer_timeout(&mut self, now: Instant, key: CallKey) {
-        let Some(t) = self.calls.get_mut(&key).and_then(|c| c.transfer.take()) else {
+    pub(super) fn on_transfer_timeout(&mut self, sh: &mut Shared, now: Instant) {
+        let Some(t) = self.end_transfer() else {
             return;
         };
-        if t.c_answered {
-            self.release_leg(now, key, t.c, t.c_invite);
+        if self.legs.get(t.leg).is_some_and(|l| !l.pending) {
+            self.release_leg(sh, now, t.leg);
+        } else {
+            self.legs.remove(t.leg);
         }
-        self.notify_agent(now, key, "SIP/2.0 408 Request Timeout", true);
+        self.notify_agent(sh, now, "SIP/2.0 408 Request Timeout", true);
+    }
+
+    /// The call ends during a transfer: the new leg is cancelled while it
+    /// rings, or released if it has answered.
+    pub(super) fn drop_transfer(&mut self, sh: &mut Shared, now: Instant) {
+        let Some(t) = self.end_transfer() else {
+            return;
+        };
+        let Some(leg) = self.legs.remove(t.leg) else {
+            return;
+        };
+        if !leg.pending {
+            return self.release_invited(sh, now, leg);
+        }
+        match sh.tl.cancel(now, leg.invite) {
+            Ok(c) => self.track(sh, c, Role::Fire),
+            Err(e) => debug!(error = %e, "transfer leg: CANCEL not sent"),
+        }
     }
 
     /// Ends a leg that answered but is not wanted: ACK its 2xx and send BYE.
-    fn release_leg(&mut self, now: Instant, key: CallKey, mut leg: Dialog, invite: TxId) {
-        let ack = leg.request_with_cseq(Method::Ack, 1, None, Bytes::new());
-        self.tl.send_ack(Some(invite), leg.peer, ack);
-        let bye = leg.request(Method::Bye, None, Bytes::new());
-        let t = self.tl.send_request(now, leg.peer, bye);
-        self.by_tx.insert(t, (key, Role::Fire));
+    fn release_leg(&mut self, sh: &mut Shared, now: Instant, id: LegId) {
+        if let Some(leg) = self.legs.remove(id) {
+            self.release_invited(sh, now, leg);
+        }
+    }
+
+    /// [`Self::release_leg`] for a leg already out of the table.
+    fn release_invited(&mut self, sh: &mut Shared, now: Instant, mut leg: Leg) {
+        let ack = leg.ack(None, Bytes::new());
+        sh.tl.send_ack(Some(leg.invite), leg.dialog.peer, ack);
+        let bye = leg.dialog.request(Method::Bye, None, Bytes::new());
+        let t = sh.tl.send_request(now, leg.dialog.peer, bye);
+        sh.by_tx.insert(t, (self.key, Role::Fire));
     }
 
     /// A NOTIFY with a sipfrag of the transfer's progress to the agent (RFC 3515 §2.4.5).
-    fn notify_agent(&mut self, now: Instant, key: CallKey, frag: &str, last: bool) {
-        let Some(call) = self.calls.get_mut(&key) else {
+    fn notify_agent(&mut self, sh: &mut Shared, now: Instant, frag: &str, last: bool) {
+        let key = self.key;
+        let Some(leg) = self.b_mut().filter(|l| l.has_dialog()) else {
             return;
         };
-        if call.b.remote_tag.is_none() {
-            return;
-        }
-        let mut req = call.b.request(
+        let mut req = leg.dialog.request(
             Method::Notify,
             Some("message/sipfrag;version=2.0".into()),
             Bytes::from(format!("{frag}\r\n")),
@@ -372,8 +354,22 @@ impl Core {
             "active;expires=60"
         };
         req.extra.push(("Subscription-State".into(), state.into()));
-        let peer = call.b.peer;
-        let tx = self.tl.send_request(now, peer, req);
-        self.by_tx.insert(tx, (key, Role::Fire));
+        let peer = leg.dialog.peer;
+        let tx = sh.tl.send_request(now, peer, req);
+        sh.by_tx.insert(tx, (key, Role::Fire));
+    }
+}
+
+impl Call {
+    /// Ends the transfer in progress, if any: the call is connected as before
+    /// (the caller and the agent) and the transfer is handed back.
+    fn end_transfer(&mut self) -> Option<Transfer> {
+        let CallState::Transferring { by, .. } = self.state else {
+            return None;
+        };
+        match std::mem::replace(&mut self.state, CallState::Connected { by }) {
+            CallState::Transferring { transfer, .. } => Some(*transfer),
+            _ => None,
+        }
     }
 }

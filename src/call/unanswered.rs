@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use tracing::debug;
 
-use super::{CallKey, CallTimer, Core, Phase, Reason, Role};
+use super::{Call, CallKey, CallState, CallTimer, Core, Reason, Role, Shared};
 use crate::sip::builder::response_to;
 use crate::sip::message::Request;
 use crate::sip::transaction::TxId;
@@ -18,188 +18,194 @@ impl Core {
         req: &Request,
         cancels: Option<TxId>,
     ) {
-        let target = cancels.and_then(|inv| self.by_tx.get(&inv).copied());
+        let target = cancels.and_then(|inv| self.sh.by_tx.get(&inv).copied());
         let Some((key, Role::AInvite)) = target else {
-            return self.reply(now, tx, req, 481, "Call/Transaction Does Not Exist");
+            return self
+                .sh
+                .reply(now, tx, req, 481, "Call/Transaction Does Not Exist");
         };
-        self.reply(now, tx, req, 200, "OK");
-        let pending = self.calls.get(&key).is_some_and(|c| c.a_invite.is_some());
-        if !pending {
+        self.sh.reply(now, tx, req, 200, "OK");
+        let Some(call) = self.calls.get_mut(&key) else {
+            self.sh.stats.stale_events += 1;
+            return;
+        };
+        if call.a_invite.is_none() {
             return; // Already answered or failed: the CANCEL has no effect.
         }
-        self.abandon_early(now, key, Reason::CallerCancelled, 487, "Request Terminated");
+        let (r, phrase) = (Reason::CallerCancelled, "Request Terminated");
+        call.abandon_early(&mut self.sh, now, r, 487, phrase);
     }
 
+    /// A client transaction timed out (Timer B or F).
+    pub(super) fn on_timeout(&mut self, now: Instant, tx: TxId) {
+        let Some(&(key, role)) = self.sh.by_tx.get(&tx) else {
+            self.sh.stats.stale_events += 1;
+            return;
+        };
+        match role {
+            Role::Fire => {
+                self.sh.by_tx.remove(&tx);
+                return;
+            }
+            Role::Orphan => {
+                self.sh.by_tx.remove(&tx);
+                self.sh.orphans.remove(&tx);
+                return;
+            }
+            _ => {}
+        }
+        let Some(call) = self.calls.get_mut(&key) else {
+            self.sh.stats.stale_events += 1;
+            return;
+        };
+        let sh = &mut self.sh;
+        match role {
+            Role::BInvite => call.on_b_invite_timeout(sh, now, tx),
+            Role::Bye => call.bye_done(sh, tx),
+            Role::Relay { server, .. } => {
+                sh.by_tx.remove(&tx);
+                call.fail_relay(sh, now, server);
+            }
+            Role::TransferInvite | Role::TransferReinvite => call.on_transfer_timeout(sh, now),
+            Role::AInvite => {
+                // The caller's INVITE outlived its guard: it can no longer be
+                // answered, so the call must not wait on (a leak otherwise).
+                if call.a_invite.as_ref().is_some_and(|(t, _)| *t == tx) {
+                    debug!("the caller's INVITE timed out unanswered");
+                    let (r, phrase) = (Reason::CallerTimeout, "Request Timeout");
+                    call.abandon_early(sh, now, r, 408, phrase);
+                }
+            }
+            Role::Fire | Role::Orphan | Role::AwaitAck { .. } => {}
+        }
+    }
+
+    /// The caller never acknowledged a 2xx.
+    pub(super) fn on_ack_timeout(&mut self, now: Instant, tx: TxId) {
+        let Some(&(key, Role::AInvite)) = self.sh.by_tx.get(&tx) else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&key) else {
+            self.sh.stats.stale_events += 1;
+            return;
+        };
+        if call.waiting() {
+            // The gateway's own 200 was never acknowledged: the caller is gone.
+            return call.leave_queue(&mut self.sh, now, Reason::CallerNoAck);
+        }
+        if call.state.answered() && !call.a_acked {
+            call.set_reason(Reason::CallerNoAck);
+            call.hang_up(&mut self.sh, now);
+        }
+    }
+
+    /// One of a call's own timers expired.
+    pub(super) fn on_call_timer(&mut self, now: Instant, key: CallKey, timer: CallTimer) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            self.sh.stats.stale_events += 1;
+            return;
+        };
+        let span = call.span.clone();
+        let _enter = span.enter();
+        call.on_timer(&mut self.sh, now, timer);
+    }
+}
+
+impl Call {
     /// Ends an unanswered call from the gateway's side: the caller gets `code`,
     /// the callee a CANCEL (now, or once it has sent a provisional response).
     pub(super) fn abandon_early(
         &mut self,
+        sh: &mut Shared,
         now: Instant,
-        key: CallKey,
         reason: Reason,
         code: u16,
         phrase: &str,
     ) {
-        if self.gateway_answered(key)
-            && self
-                .calls
-                .get(&key)
-                .is_some_and(|c| c.a_invite.is_none() && c.answered_at.is_none())
-        {
+        if self.waiting() && self.a_invite.is_none() {
             // The gateway answered this caller itself: it gets BYE, not `code`.
-            return self.leave_queue(now, key, reason);
+            return self.leave_queue(sh, now, reason);
         }
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        call.set_reason(reason);
-        call.phase = Phase::Ending;
-        call.ring_deadline = None;
-        let reason = call.reason.unwrap_or(reason);
-        if let Some((a_tx, req)) = call.a_invite.take() {
-            let bytes = response_to(&req, code, phrase, Some(&call.a.local_tag)).finish_empty();
-            call.final_code = code;
-            self.respond(now, a_tx, code, bytes);
+        self.set_reason(reason);
+        let queued = matches!(self.state, CallState::Queued { .. });
+        self.state = CallState::Ending;
+        self.timers.stop(CallTimer::Ring);
+        self.timers.stop(CallTimer::LegacyRing);
+        let reason = self.reason.unwrap_or(reason);
+        if let Some((a_tx, req)) = self.a_invite.take() {
+            let bytes = response_to(&req, code, phrase, Some(&self.a.local_tag)).finish_empty();
+            self.final_code = code;
+            sh.respond(now, a_tx, code, bytes);
             // The caller's side is over now, whatever the callee leg still takes.
             let kind = super::ending_kind(reason);
-            self.note(now, key, kind, Some(reason.as_str().to_string()));
+            self.note(sh, now, kind, Some(reason.as_str().to_string()));
         }
-        if self.calls.get(&key).is_some_and(|c| c.queue.is_some()) {
+        if queued {
             // The ACD cancels any ring in progress (CancelRing orphans the leg).
-            if let Err(e) = self.acd.abandon(now, key) {
-                debug!(error = %e, "ACD abandon");
-            }
-            self.drain_acd(now);
-            return self.finish(now, key);
+            self.release_acd(sh, now);
+            return self.finish(sh);
         }
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
+        let Some(leg) = self.b_mut() else {
+            return self.finish(sh);
         };
-        match call.b_invite {
-            Some(b_tx) if call.b_provisional => self.cancel_b(now, key, b_tx),
-            Some(_) => call.cancel_pending = true,
-            None => self.finish(now, key),
+        match leg.pending {
+            true if leg.provisional => {
+                let tx = leg.invite;
+                self.cancel_b(sh, now, tx)
+            }
+            true => leg.cancel_pending = true,
+            false => self.finish(sh),
         }
     }
 
-    pub(super) fn cancel_b(&mut self, now: Instant, key: CallKey, b_tx: TxId) {
-        match self.tl.cancel(now, b_tx) {
-            Ok(c) => self.track(key, c, Role::Fire),
+    pub(super) fn cancel_b(&mut self, sh: &mut Shared, now: Instant, b_tx: TxId) {
+        match sh.tl.cancel(now, b_tx) {
+            Ok(c) => self.track(sh, c, Role::Fire),
             Err(e) => debug!(error = %e, "CANCEL not sent"),
         }
         // RFC 3261 §9.1: give up on the INVITE 64·T1 after CANCEL if no final comes.
-        let guard = now + self.tl.config().timers.timeout();
-        self.arm_call_timer(key, CallTimer::Ring, guard);
+        let guard = now + sh.tl.config().timers.timeout();
+        self.arm(sh, CallTimer::CancelGuard, guard);
     }
 
-    pub(super) fn on_timeout(&mut self, now: Instant, tx: TxId) {
-        let Some(&(key, role)) = self.by_tx.get(&tx) else {
+    /// The callee INVITE got no final response (Timer B).
+    fn on_b_invite_timeout(&mut self, sh: &mut Shared, now: Instant, tx: TxId) {
+        if self.overflow_from_legacy(sh, now, true) {
             return;
-        };
-        match role {
-            Role::BInvite => {
-                if self.overflow_from_legacy(now, key, true) {
-                    return;
-                }
-                let queued_waiting = self
-                    .calls
-                    .get(&key)
-                    .is_some_and(|c| c.queue.is_some() && c.waiting());
-                if queued_waiting {
-                    return self.ring_failed(now, key);
-                }
-                if let Some(c) = self.calls.get_mut(&key) {
-                    c.b_invite = None;
-                }
-                // Answers the caller 408 if it still waits, then ends the call.
-                self.abandon_early(now, key, Reason::CalleeTimeout, 408, "Request Timeout");
-            }
-            Role::Bye => self.bye_done(now, key, tx),
-            Role::Relay { server, .. } => {
-                self.by_tx.remove(&tx);
-                self.fail_relay(now, key, server);
-            }
-            Role::Fire => {
-                self.by_tx.remove(&tx);
-            }
-            Role::Orphan => {
-                self.by_tx.remove(&tx);
-                self.orphans.remove(&tx);
-            }
-            Role::TransferInvite | Role::TransferReinvite => self.on_transfer_timeout(now, key),
-            Role::AInvite => {
-                // The caller's INVITE outlived its guard: it can no longer be
-                // answered, so the call must not wait on (a leak otherwise).
-                if let Some(c) = self.calls.get_mut(&key)
-                    && c.a_invite.as_ref().is_some_and(|(t, _)| *t == tx)
-                {
-                    debug!("the caller's INVITE timed out unanswered");
-                    self.abandon_early(now, key, Reason::CallerTimeout, 408, "Request Timeout");
-                }
-            }
-            Role::AwaitAck { .. } => {}
         }
+        if matches!(self.state, CallState::Queued { .. }) && self.waiting() {
+            return self.ring_failed(sh, now);
+        }
+        if let Some(leg) = self.b_mut().filter(|l| l.invite == tx) {
+            leg.pending = false;
+        }
+        // Answers the caller 408 if it still waits, then ends the call.
+        self.abandon_early(sh, now, Reason::CalleeTimeout, 408, "Request Timeout");
     }
 
-    pub(super) fn on_ack_timeout(&mut self, now: Instant, tx: TxId) {
-        let Some(&(key, Role::AInvite)) = self.by_tx.get(&tx) else {
-            return;
-        };
-        if self.calls.get(&key).is_some_and(|c| c.waiting()) {
-            // The gateway's own 200 was never acknowledged: the caller is gone.
-            return self.leave_queue(now, key, Reason::CallerNoAck);
-        }
-        let answered = self
-            .calls
-            .get(&key)
-            .is_some_and(|c| c.phase == Phase::Answered);
-        if answered {
-            if let Some(c) = self.calls.get_mut(&key) {
-                c.set_reason(Reason::CallerNoAck);
-            }
-            self.hang_up(now, key);
-        }
-    }
-
-    pub(super) fn on_call_timer(&mut self, now: Instant, key: CallKey, timer: CallTimer) {
+    fn on_timer(&mut self, sh: &mut Shared, now: Instant, timer: CallTimer) {
         match timer {
             CallTimer::Ring => {
-                if self.overflow_from_legacy(now, key, false) {
-                    return;
-                }
-                let ending = self
-                    .calls
-                    .get(&key)
-                    .is_some_and(|c| c.phase == Phase::Ending);
-                if ending {
-                    // The callee never answered our CANCEL's INVITE: give up.
-                    self.finish(now, key);
-                } else {
-                    self.abandon_early(now, key, Reason::CalleeNoAnswer, 408, "Request Timeout");
-                }
+                self.abandon_early(sh, now, Reason::CalleeNoAnswer, 408, "Request Timeout");
             }
-            CallTimer::Survey => self.on_survey_timer(now, key),
+            CallTimer::LegacyRing => {
+                self.overflow_from_legacy(sh, now, false);
+            }
+            // The callee never answered our CANCEL's INVITE: give up on it.
+            CallTimer::CancelGuard => self.finish(sh),
+            CallTimer::PromptGuard => self.on_prompt_guard(sh, now),
+            CallTimer::SurveyKey | CallTimer::SurveyThanks => self.on_survey_timer(sh, now),
             CallTimer::Progress => {
-                let pending = self
-                    .calls
-                    .get(&key)
-                    .and_then(|c| c.a_invite.as_ref().map(|(tx, _)| *tx));
+                let pending = self.a_invite.as_ref().map(|(tx, _)| *tx);
                 if let Some(tx) = pending
-                    && self.tl.refresh_provisional(now, tx).is_ok()
+                    && sh.tl.refresh_provisional(now, tx).is_ok()
                 {
-                    self.arm_call_timer(
-                        key,
-                        CallTimer::Progress,
-                        now + super::timer::PROGRESS_EVERY,
-                    );
+                    self.arm(sh, CallTimer::Progress, now + super::timer::PROGRESS_EVERY);
                 }
             }
             CallTimer::MaxDuration => {
-                if let Some(c) = self.calls.get_mut(&key) {
-                    c.set_reason(Reason::MaxDuration);
-                    c.end_deadline = None;
-                }
-                self.hang_up(now, key);
+                self.set_reason(Reason::MaxDuration);
+                self.hang_up(sh, now);
             }
         }
     }

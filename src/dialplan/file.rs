@@ -9,7 +9,7 @@ use super::records::{References, line_def, queue_def};
 use super::schema::DialplanFile;
 use super::seats::{AgentDef, QueueDef};
 use super::values::{parse_network, parse_offset, parse_target};
-use super::{Dialplan, DialplanError, Line, Mode, Route, Transfer, Trunk};
+use super::{Dialplan, DialplanError, Line, Mode, Route, Transfer, Trunk, TrunkKind};
 use crate::util::toml_where::KeyLines;
 
 /// Loads every `*.toml` file of a directory, in name order.
@@ -262,19 +262,23 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
             let name = t.name.clone();
             let record = || -> Result<(), DialplanError> {
                 let err = |key: &str, message: String| o.error(keys, key, message);
-                if t.kind != "carrier" && t.kind != "legacy" {
-                    return Err(err(
-                        "kind",
-                        format!("{:?}: use \"carrier\" or \"legacy\"", t.kind),
-                    ));
-                }
+                let kind = match t.kind.as_str() {
+                    "carrier" => TrunkKind::Carrier,
+                    "legacy" => TrunkKind::Legacy,
+                    other => {
+                        return Err(err(
+                            "kind",
+                            format!("{other:?}: use \"carrier\" or \"legacy\""),
+                        ));
+                    }
+                };
                 let mut sources = Vec::new();
                 for src in &t.sources {
                     sources.push(parse_network(src).map_err(|m| err("sources", m))?);
                 }
                 let target = match &t.target {
                     Some(x) => Some(parse_target(x).map_err(|m| err("target", m))?),
-                    None if t.kind == "legacy" => {
+                    None if kind == TrunkKind::Legacy => {
                         return Err(err(
                             "target",
                             "a legacy trunk needs the platform's SIP target".into(),
@@ -287,7 +291,7 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
                 }
                 trunks.push(Trunk {
                     name: t.name,
-                    kind: t.kind,
+                    kind,
                     sources,
                     target,
                     trusted: t.trusted,

@@ -20,13 +20,15 @@ mod schema;
 pub mod seats;
 pub mod time;
 mod values;
+mod warnings;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
 pub use file::{MIN_PASSWORD, check, check_sources, load, parse_sources};
 pub use route::{CallFacts, Decision, DecisionView, Outcome};
-pub use seats::{AgentDef, Overflow, QueueDef, Strategy};
+pub use seats::{AgentDef, Overflow, QueueDef};
+pub use warnings::{calendar_last_year, warnings};
 
 /// The example dialplan (`dialplans/default/`), embedded for running outside a
 /// checkout.
@@ -186,14 +188,38 @@ impl Line {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trunk {
     pub name: String,
-    /// `carrier` trunks bring citizens' calls; `legacy` trunks are old platforms.
-    pub kind: String,
+    pub kind: TrunkKind,
     /// Source networks (`127.0.0.0/8`, `198.51.100.7`).
     pub sources: Vec<(std::net::IpAddr, u8)>,
     /// Where calls to this trunk go (legacy platforms).
     pub target: Option<Target>,
     /// Take the caller from P-Asserted-Identity on calls from this trunk.
     pub trusted: bool,
+}
+
+/// What a trunk connects to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrunkKind {
+    /// A carrier: citizens' calls come in over it.
+    Carrier,
+    /// An old department platform (a parallel line's legacy seats).
+    Legacy,
+}
+
+impl TrunkKind {
+    /// The name in dialplan files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrunkKind::Carrier => "carrier",
+            TrunkKind::Legacy => "legacy",
+        }
+    }
+}
+
+impl std::fmt::Display for TrunkKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Trunk {

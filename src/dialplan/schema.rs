@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::Mode;
-use super::seats::Strategy;
+use crate::acd::Strategy;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

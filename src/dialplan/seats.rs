@@ -3,9 +3,7 @@
 
 use std::collections::BTreeMap;
 
-/// How a queue picks the next agent: the ACD's own strategies, named in files as
-/// `longest_idle` (the default), `round_robin`, `fewest_calls` or `skills`.
-pub use crate::acd::Strategy;
+use crate::acd::Strategy;
 
 /// Where a caller goes after the queue's maximum wait.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +18,9 @@ pub enum Overflow {
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueueDef {
     pub name: String,
+    /// How the queue picks the next agent: the ACD's own type (not re-exported
+    /// here), named in files as `longest_idle` (the default), `round_robin`,
+    /// `fewest_calls` or `skills`.
     pub strategy: Strategy,
     pub ring_timeout_s: u64,
     pub wrap_up_s: u64,

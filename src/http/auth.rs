@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
-    /// The wallboard's data, answer rates, intervals, metrics, queues, the agents list.
+    /// The wallboard's data, answer rates, intervals, reports, metrics, queues, the agents list.
     Viewer,
     /// And: agent state changes, callback marking, call records (CSV too), tickets.
     Supervisor,

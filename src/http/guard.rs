@@ -61,8 +61,8 @@ pub async fn authenticate(
             ),
         );
     }
-    // The wallboard page itself holds no data; it asks for a token.
-    if get && path == "/" {
+    // The wallboard and report pages themselves hold no data; they ask for a token.
+    if get && (path == "/" || path == "/reports") {
         return next.run(req).await;
     }
     let presented = req

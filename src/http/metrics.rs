@@ -86,6 +86,12 @@ pub fn render(
         "Responses dropped because they came from another address than their request went to.",
         status.foreign_responses.load(Ordering::Relaxed),
     );
+    counter(
+        o,
+        "hotline_call_stale_events_total",
+        "Transaction events that arrived for a call that had already ended (ignored).",
+        status.stale_events.load(Ordering::Relaxed),
+    );
     gauge(
         o,
         "hotline_sip_tcp_connections",
@@ -192,6 +198,20 @@ pub fn render(
         "hotline_sla_webhook_failures_total",
         "Alerts the webhook did not take.",
         t.webhook_failures.load(Ordering::Relaxed),
+    );
+    let last_year = t.calendar_last_year.load(Ordering::Relaxed);
+    gauge(
+        o,
+        "hotline_calendar_last_year",
+        "The last year the dialplan's holiday calendar has days for (0: none).",
+        last_year as f64,
+    );
+    let this_year = i64::from(rep.zone.date(crate::util::time::unix_ms()).year());
+    gauge(
+        o,
+        "hotline_calendar_next_year_missing",
+        "1 when the holiday calendar lacks next year (deadlines crossing into it ignore its holidays).",
+        if last_year > this_year { 0.0 } else { 1.0 },
     );
 
     head(

@@ -7,6 +7,7 @@ pub mod auth;
 mod conns;
 mod guard;
 mod metrics;
+mod report_api;
 mod reports;
 mod tickets;
 mod tls;
@@ -80,6 +81,7 @@ pub fn router(state: AppState) -> Router {
     let access = state.access.clone();
     Router::new()
         .route("/", get(reports::wallboard))
+        .route("/reports", get(report_api::page))
         .route("/healthz", get(healthz))
         .route(
             "/metrics",
@@ -89,6 +91,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/sla/intervals",
             get(reports::intervals).route_layer(needs!(Viewer)),
+        )
+        .route(
+            "/api/v1/reports",
+            get(report_api::reports).route_layer(needs!(Viewer)),
         )
         .route(
             "/api/v1/calls",
@@ -323,6 +329,7 @@ async fn reload_dialplan(State(state): State<AppState>, body: JsonBody<NoFields>
             let queues = plan.queues.len();
             let agents = plan.agents.len();
             let plan = Arc::new(plan);
+            let running = plan.clone();
             let (tx, rx) = tokio::sync::oneshot::channel();
             let unavailable = || {
                 error(
@@ -340,7 +347,11 @@ async fn reload_dialplan(State(state): State<AppState>, body: JsonBody<NoFields>
                 return unavailable();
             }
             match rx.await {
-                Ok(Ok(())) => {}
+                Ok(Ok(())) => crate::reporting::plan_reloaded(
+                    &state.reporting,
+                    &running,
+                    state.reporting.sla.answer_within_s,
+                ),
                 // Valid on its own, refused by the running gateway (a prompt it
                 // has not loaded, queues the ACD refuses): nothing changed.
                 Ok(Err(e)) => {

@@ -21,6 +21,7 @@
 //! either way.
 
 mod alerts;
+pub mod report;
 pub mod telemetry;
 mod writer;
 
@@ -60,6 +61,8 @@ pub struct Shared {
     /// Set once the database is open (at start, or later if it was down).
     store: OnceLock<Store>,
     pub sla: SlaConfig,
+    /// Reports' local time (the dialplan's `utc_offset` at start).
+    pub zone: report::Zone,
 }
 
 impl Shared {
@@ -84,6 +87,8 @@ pub struct ReportingConfig {
     pub batch_max: usize,
     /// Work-order stubs: where they are delivered (none: kept in the store).
     pub tickets: deliver::TicketsConfig,
+    /// Minutes east of UTC of reports' local days (the dialplan's `utc_offset`).
+    pub utc_offset_minutes: i32,
 }
 
 /// The running service: the SIP task's [`Recorder`], HTTP's [`Shared`], and the
@@ -107,6 +112,9 @@ pub async fn start(cfg: ReportingConfig) -> Result<Reporting, StoreError> {
         tickets: Arc::default(),
         store: OnceLock::new(),
         sla: cfg.sla.clone(),
+        zone: report::Zone {
+            offset_minutes: cfg.utc_offset_minutes,
+        },
     });
     let (tx, rx) = mpsc::channel(cfg.queue_capacity);
     let connect = match &cfg.database {
@@ -283,6 +291,17 @@ async fn replay(store: &Store, shared: &Shared, now: i64) -> Result<usize, Store
     }
 }
 
+/// A new dialplan runs: its calendar goes to the metrics, and its warnings
+/// (`dialplan::warnings`) to the log.
+pub fn plan_reloaded(shared: &Shared, plan: &crate::dialplan::Dialplan, answer_within_s: u32) {
+    shared.telemetry.set_calendar(plan);
+    let now = crate::util::time::unix_ms();
+    let today = shared.zone.date(now);
+    for w in crate::dialplan::warnings(plan, answer_within_s, today) {
+        tracing::warn!("dialplan: {w}");
+    }
+}
+
 /// The SIP task's end of the service. Never waits.
 #[derive(Debug)]
 pub struct Recorder {
@@ -315,7 +334,7 @@ impl Recorder {
     }
 
     /// Counts a finished call and queues it for the store.
-    pub fn finished(&mut self, record: &crate::call::CallRecord) {
+    pub fn finished(&mut self, record: &crate::call::FinishedCall) {
         let mut cdr = record.to_cdr();
         let classified = sla::classify(&cdr, &self.sla);
         let outcome = classified.as_ref().map(|c| c.outcome);

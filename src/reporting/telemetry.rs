@@ -1,7 +1,7 @@
 //! Counters and histograms the reporting service keeps for `/metrics`: atomics,
 //! written by the SIP task and the writer, read by HTTP without locks.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use crate::sla::Outcome;
 
@@ -81,6 +81,9 @@ pub struct Telemetry {
     pub alerts_breach: AtomicU64,
     pub alerts_recovery: AtomicU64,
     pub webhook_failures: AtomicU64,
+    /// The last year the running dialplan's holiday calendar has days for (0:
+    /// none), for `hotline_calendar_last_year`.
+    pub calendar_last_year: AtomicI64,
 }
 
 impl Default for Telemetry {
@@ -99,11 +102,19 @@ impl Default for Telemetry {
             alerts_breach: AtomicU64::new(0),
             alerts_recovery: AtomicU64::new(0),
             webhook_failures: AtomicU64::new(0),
+            calendar_last_year: AtomicI64::new(0),
         }
     }
 }
 
 impl Telemetry {
+    /// Notes the running plan's calendar (at start and after each reload).
+    pub fn set_calendar(&self, plan: &crate::dialplan::Dialplan) {
+        let last = crate::dialplan::calendar_last_year(plan).unwrap_or(0);
+        self.calendar_last_year
+            .store(i64::from(last), Ordering::Relaxed);
+    }
+
     pub fn count_outcome(&self, o: Option<Outcome>) {
         match o.and_then(|o| Outcome::ALL.iter().position(|x| *x == o)) {
             Some(i) => self.outcomes[i].fetch_add(1, Ordering::Relaxed),

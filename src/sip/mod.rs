@@ -9,6 +9,7 @@ pub mod ids;
 pub mod message;
 pub mod salvage;
 pub mod sdp;
+pub mod sdp_audio;
 pub mod transaction;
 pub mod validate;
 

@@ -137,6 +137,36 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
+    /// Calls first offered in `[from_ms, to_ms)`, in order of first offer (then
+    /// id), after the given (offered_at_ms, id): one page of a report's read.
+    /// Only the columns reports use are read ([`REPORT_COLUMNS`]); the others
+    /// are left empty.
+    pub async fn calls_offered(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        after: Option<&(i64, String)>,
+        limit: i64,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        let page = match after {
+            None => "",
+            // The bound on offered_at_ms alone lets the index seek to the page
+            // (an OR on its own would scan from the range's start every page).
+            Some(_) => " AND offered_at_ms >= $3 AND (offered_at_ms > $3 OR id > $4)",
+        };
+        let sql = format!(
+            "SELECT {REPORT_COLUMNS} FROM call_records WHERE offered_at_ms >= $1 AND offered_at_ms < $2{page} \
+             ORDER BY offered_at_ms, id LIMIT ${}",
+            if after.is_some() { 5 } else { 3 }
+        );
+        let mut q = sqlx::query(&sql).bind(from_ms).bind(to_ms);
+        if let Some((at, id)) = after {
+            q = q.bind(*at).bind(id.clone());
+        }
+        let rows = q.bind(limit.max(0)).fetch_all(&self.pool).await?;
+        rows.iter().map(from_report_row).collect()
+    }
+
     /// How many calls are stored.
     pub async fn count_calls(&self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) FROM call_records")
@@ -155,6 +185,43 @@ impl Store {
         .await?;
         Ok(done.rows_affected() == 1)
     }
+}
+
+/// What a report reads of a call (each column read costs, over millions).
+const REPORT_COLUMNS: &str = "id, caller, line, mode, department, answered_by, transferred_to, \
+    reason, offered_at_ms, ended_at_ms, survey, callback_pending, events";
+
+fn from_report_row(row: &AnyRow) -> Result<CallRecord, StoreError> {
+    let events: String = row.try_get("events")?;
+    let events: Vec<Event> =
+        serde_json::from_str(&events).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(CallRecord {
+        id: row.try_get("id")?,
+        sip_call_id: String::new(),
+        caller: row.try_get("caller")?,
+        called: String::new(),
+        original: None,
+        line: row.try_get("line")?,
+        mode: row.try_get("mode")?,
+        department: row.try_get("department")?,
+        queue: None,
+        agent: None,
+        answered_by: row.try_get("answered_by")?,
+        transferred_to: row.try_get("transferred_to")?,
+        outcome: None,
+        reason: row.try_get("reason")?,
+        final_code: 0,
+        received_at_ms: 0,
+        offered_at_ms: row.try_get("offered_at_ms")?,
+        answered_at_ms: None,
+        ended_at_ms: row.try_get("ended_at_ms")?,
+        survey: row
+            .try_get::<Option<i64>, _>("survey")?
+            .and_then(|v| u8::try_from(v).ok()),
+        recording: None,
+        callback_pending: row.try_get::<i64, _>("callback_pending")? != 0,
+        events,
+    })
 }
 
 fn insert_sql(rows: usize) -> String {

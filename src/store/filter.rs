@@ -51,8 +51,11 @@ impl Filter {
         let t = self.params.len();
         self.params.push(Param::Int(ended_at_ms));
         self.params.push(Param::Text(id.to_string()));
+        // The plain bound first lets the index seek to the page; the OR alone
+        // would scan from the first row every page (quadratic over an export).
+        let bound = if ascending { ">=" } else { "<=" };
         self.sql += &format!(
-            " AND (ended_at_ms {op} ${t} OR (ended_at_ms = ${} AND id {op} ${}))",
+            " AND ended_at_ms {bound} ${t} AND (ended_at_ms {op} ${t} OR (ended_at_ms = ${} AND id {op} ${}))",
             t + 1,
             t + 2
         );

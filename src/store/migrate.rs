@@ -15,6 +15,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0002_tickets.sql"),
         include_str!("../../migrations/postgres/0002_tickets.sql"),
     ),
+    (
+        3,
+        include_str!("../../migrations/sqlite/0003_reports.sql"),
+        include_str!("../../migrations/postgres/0003_reports.sql"),
+    ),
 ];
 
 /// Applies every migration the database has not seen yet.

@@ -404,3 +404,79 @@ fn sqlite_disk_errors_are_retried() {
         assert!(!sqlite_transient(code), "{code}");
     }
 }
+
+/// A report read from the store page by page (pages of 2, offers tied on the
+/// same millisecond) equals the report over the same records in memory; calls
+/// never offered and calls offered outside the range stay out.
+#[tokio::test]
+async fn reports_read_calls_by_first_offer_in_pages() {
+    use crate::reporting::report::{self, Dimension, PeriodKind, ReportSpec, Zone};
+    let (_scratch, urls) = backends("reports").await;
+    let t0 = 1_793_548_800_000; // 2026-11-02T00:00:00+08:00
+    let mut records = Vec::new();
+    for i in 0..9i64 {
+        // Offered at t0 + i/2 hours (two share each millisecond), answered
+        // after i seconds.
+        let at = t0 + (i / 2) * 3_600_000;
+        let mut r = record(&format!("r-{i}"), at + 60_000, "answered", false);
+        r.caller = format!("1380000000{i}");
+        r.offered_at_ms = Some(at);
+        r.events = vec![
+            Event {
+                at_ms: at,
+                kind: EventKind::Offered,
+                detail: Some("hotline".into()),
+            },
+            Event {
+                at_ms: at + i * 1000,
+                kind: EventKind::Answered,
+                detail: None,
+            },
+            Event {
+                at_ms: at + 60_000,
+                kind: EventKind::CallerHungUp,
+                detail: None,
+            },
+        ];
+        records.push(r);
+    }
+    let mut before = records[0].clone();
+    before.id = "before".into();
+    before.offered_at_ms = Some(t0 - 1);
+    for e in &mut before.events {
+        e.at_ms -= 1;
+    }
+    let mut never = records[1].clone();
+    never.id = "never".into();
+    never.offered_at_ms = None;
+    never.events.retain(|e| e.kind != EventKind::Offered);
+    let spec = ReportSpec {
+        period: PeriodKind::Day,
+        dimension: Dimension::Line,
+        from_ms: t0,
+        to_ms: t0 + 86_400_000,
+        zone: Zone {
+            offset_minutes: 480,
+        },
+        repeat_window_ms: 3_600_000,
+        sla: crate::sla::SlaConfig::default(),
+    };
+    let mut every = records.clone();
+    every.push(before.clone());
+    every.push(never.clone());
+    let want = report::build(&every, spec.clone());
+    assert_eq!(want.totals[0].figures.offered, 9);
+    assert_eq!(
+        want.totals[0].figures.callers, 8,
+        "r-0 repeats the caller of `before`, offered 1 ms ahead of the range"
+    );
+    for url in urls {
+        let store = Store::open(&url).await.expect(&url);
+        let mut all: Vec<CallWrite> = records.iter().cloned().map(|r| write(r, vec![])).collect();
+        all.push(write(before.clone(), vec![]));
+        all.push(write(never.clone(), vec![]));
+        store.insert_calls(&all).await.unwrap();
+        let got = report::run_paged(&store, spec.clone(), 2).await.unwrap();
+        assert_eq!(got, want, "{url}");
+    }
+}

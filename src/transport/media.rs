@@ -82,6 +82,33 @@ pub(crate) fn start(
         tx,
     )?;
     info!(%address, ports = %format!("{}-{}", m.rtp_port_min, m.rtp_port_max), prompts = prompts.len(), "media relay running");
-    let core = MediaConfig::from_section(m, address, Arc::new(prompts));
+    let core = core_media_config(m, address, Arc::new(prompts));
     Ok(Some((core, MediaPlane { handle, events: rx })))
+}
+
+/// The core's media settings from `[media]`, for SDP naming `address` and
+/// with these prompts.
+fn core_media_config(
+    m: &crate::config::MediaSection,
+    address: std::net::IpAddr,
+    prompts: Arc<crate::media::Prompts>,
+) -> MediaConfig {
+    MediaConfig {
+        address,
+        ports: (m.rtp_port_min, m.rtp_port_max),
+        queued: match m.queued {
+            crate::config::QueuedMode::Answer => crate::call::QueuedAudio::Answer,
+            crate::config::QueuedMode::EarlyMedia => crate::call::QueuedAudio::EarlyMedia,
+        },
+        prompts,
+        greeting: m.greeting.clone(),
+        hold_music: m.hold_music.clone(),
+        hold_message: m.hold_message.clone(),
+        hold_message_every: Duration::from_secs(m.hold_message_every_s),
+        survey: m.survey,
+        survey_prompt: m.survey_prompt.clone(),
+        survey_thanks: m.survey_thanks.clone(),
+        survey_timeout: Duration::from_secs(m.survey_timeout_s),
+        record: m.record,
+    }
 }

@@ -21,6 +21,7 @@ pub struct Status {
     pub strangers_dropped: AtomicU64,
     /// Responses from another address than their request went to (dropped).
     pub foreign_responses: AtomicU64,
+    pub stale_events: AtomicU64,
     /// Finished calls by reason, indexed like [`Reason::ALL`].
     pub ended: [AtomicU64; Reason::ALL.len()],
     /// The media relay's counters, once it runs.
@@ -45,6 +46,7 @@ impl Default for Status {
             strangers_refused: AtomicU64::new(0),
             strangers_dropped: AtomicU64::new(0),
             foreign_responses: AtomicU64::new(0),
+            stale_events: AtomicU64::new(0),
             ended: Default::default(),
             media: Default::default(),
             tcp_open: AtomicU64::new(0),
@@ -93,6 +95,7 @@ impl Status {
             .store(s.strangers.dropped, Ordering::Relaxed);
         self.foreign_responses
             .store(s.foreign_responses, Ordering::Relaxed);
+        self.stale_events.store(s.stale_events, Ordering::Relaxed);
     }
 
     /// Finished calls per reason code.

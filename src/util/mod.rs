@@ -1,4 +1,5 @@
-//! Small helpers shared by every layer.
+//! Small helpers shared by every layer. They use nothing else of the crate: util
+//! sits below every layer, so none of them can form a cycle through it.
 
 pub mod hex;
 pub mod idmap;

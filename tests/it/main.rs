@@ -10,6 +10,7 @@ mod dialplan;
 mod interop;
 mod media;
 mod openapi;
+mod reports;
 mod security;
 mod sla;
 mod support;

@@ -194,7 +194,20 @@ fn scripted_traffic(database: Option<String>) {
             .iter()
             .any(|a| a["dimension"] == "overall" && a["window"] == "24h")
     });
-    std::thread::sleep(Duration::from_millis(2500));
+    // The three windows' alerts are in, and every alert the gateway raised (its
+    // own count) has reached the hook: a repeat would show in either.
+    let raised = || {
+        let (_, text) = http_get(gw.http, "/metrics").unwrap();
+        ["breach", "recovery"]
+            .iter()
+            .filter_map(|k| metric(&text, &format!("hotline_sla_alerts_total{{kind=\"{k}\"}}")))
+            .sum::<f64>() as usize
+    };
+    gw.wait_until("every alert raised posted", Duration::from_secs(10), || {
+        let got = hook.received();
+        let overall = got.iter().filter(|a| a["dimension"] == "overall").count();
+        overall >= 3 && got.len() == raised()
+    });
     let overall_alerts: Vec<Value> = hook
         .received()
         .into_iter()

@@ -129,7 +129,12 @@ max_wait_s = 120\noverflow = \"callback\"\nstatic_members = [\"sip:127.0.0.1:{se
 
     // Five calls fail: 10 of 15 answered, below 95% with 15 ≥ 5 counted.
     calls(&sipp, &gw, "uac_expect_486.xml", "12398", 5);
-    std::thread::sleep(Duration::from_millis(1500));
+    gw.wait_json(
+        "/api/v1/sla",
+        "15 calls counted",
+        Duration::from_secs(10),
+        |v| v["overall"]["24h"]["offered"] == 15,
+    );
     let dom = render(&chromium, &gw, 3000);
     assert_eq!(attr(&dom, "overall-offered-24h", "data-value"), "15");
     assert_eq!(text(&dom, "overall-rate-24h"), "66.7%");

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 
 use super::{UaCall, UaEvent};
+use crate::sip::sdp_audio::G711;
 
 /// Tells the driver where a call's audio goes, when a new SDP names a new place.
 pub(super) fn announce_media(
@@ -42,7 +43,17 @@ pub(super) fn remote_audio(
         return None;
     }
     let sdp = crate::sip::sdp::Sdp::parse(std::str::from_utf8(body).ok()?).ok()?;
-    crate::call::remote_of(&sdp)
+    let t = sdp.audio_target()?;
+    let codec = match t.g711? {
+        G711::ALaw => crate::media::Codec::Pcma,
+        G711::MuLaw => crate::media::Codec::Pcmu,
+    };
+    Some(crate::media::command::Remote {
+        rtp: t.rtp,
+        rtcp: t.rtcp,
+        codec,
+        dtmf_pt: t.dtmf_pt,
+    })
 }
 
 /// A PCMA/PCMU offer or answer for our address: on `rtp_port` with real audio,

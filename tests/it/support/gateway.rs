@@ -290,6 +290,19 @@ impl Gateway {
         }
     }
 
+    /// Waits until `done` holds, checking every 50 ms; after `timeout` the test
+    /// fails naming `what`, with the gateway's log. For conditions not in a
+    /// JSON answer (the log, what a peer received, a call that now routes).
+    pub fn wait_until(&self, what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !done() {
+            if start.elapsed() > timeout {
+                panic!("timed out waiting for {what}\nlog:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Sends the gateway a signal (`HUP`, `TERM`…).
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")

@@ -1,0 +1,525 @@
+//! Every figure of a scripted set of calls, compared with a count made by hand
+//! (the comments show the count).
+
+use super::*;
+use crate::cdr::{Event, EventKind as K};
+
+const S: i64 = 1000;
+const H: i64 = 3_600_000;
+
+fn ms(s: &str) -> i64 {
+    crate::dialplan::time::parse_rfc3339(s).unwrap() * 1000
+}
+
+/// Local midnight opening Monday 2026-11-02 (Asia/Shanghai).
+fn day1() -> i64 {
+    ms("2026-11-02T00:00:00+08:00")
+}
+
+/// A call offered at `at` on `line` to `place`, with the events that follow.
+fn call(
+    id: &str,
+    caller: &str,
+    line: &str,
+    place: &str,
+    at: i64,
+    rest: &[(i64, K, &str)],
+) -> CallRecord {
+    let (mode, dept) = match line {
+        "12345" => ("hotline", None),
+        "12315" => ("call_forwarding", Some("市场监管")),
+        _ => ("parallel", Some("人社")),
+    };
+    let mut events = vec![
+        Event {
+            at_ms: at - 200,
+            kind: K::Received,
+            detail: Some(line.into()),
+        },
+        Event {
+            at_ms: at,
+            kind: K::Offered,
+            detail: Some(place.into()),
+        },
+    ];
+    for (dt, kind, d) in rest {
+        events.push(Event {
+            at_ms: at + dt,
+            kind: *kind,
+            detail: (!d.is_empty()).then(|| d.to_string()),
+        });
+    }
+    let ended = events.last().unwrap().at_ms;
+    CallRecord {
+        id: id.into(),
+        sip_call_id: format!("{id}@test"),
+        caller: caller.into(),
+        called: line.into(),
+        original: None,
+        line: Some(line.into()),
+        mode: Some(mode.into()),
+        department: dept.map(str::to_string),
+        queue: Some(place.into()),
+        agent: None,
+        answered_by: None,
+        transferred_to: None,
+        outcome: None,
+        reason: "call.caller_hangup".into(),
+        final_code: 200,
+        received_at_ms: at - 200,
+        offered_at_ms: Some(at),
+        answered_at_ms: None,
+        ended_at_ms: ended,
+        survey: None,
+        recording: None,
+        callback_pending: false,
+        events,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+/// Answered after `wait` by a 12345 agent, ended after `talk` by the agent
+/// (the survey case) or the caller.
+fn answered(
+    id: &str,
+    caller: &str,
+    line: &str,
+    place: &str,
+    at: i64,
+    wait: i64,
+    talk: i64,
+    agent_first: bool,
+) -> CallRecord {
+    let end = if agent_first {
+        K::CalleeHungUp
+    } else {
+        K::CallerHungUp
+    };
+    let mut r = call(
+        id,
+        caller,
+        line,
+        place,
+        at,
+        &[(wait, K::Answered, "a1"), (wait + talk, end, "")],
+    );
+    r.answered_by = Some("12345".into());
+    if agent_first {
+        r.reason = "call.callee_hangup".into();
+    }
+    r
+}
+
+fn abandoned(id: &str, caller: &str, at: i64, after: i64, callback_pending: bool) -> CallRecord {
+    let mut r = call(
+        id,
+        caller,
+        "12345",
+        "hotline",
+        at,
+        &[(after, K::CallerHungUp, "call.caller_cancelled")],
+    );
+    r.reason = "call.caller_cancelled".into();
+    r.callback_pending = callback_pending;
+    r
+}
+
+fn records() -> Vec<CallRecord> {
+    let d1 = day1();
+    let mut v = Vec::new();
+    // A: 09:00, wait 10 s, talk 120 s, the agent hangs up, rated 1.
+    let mut a = answered(
+        "A",
+        "c1",
+        "12345",
+        "hotline",
+        d1 + 9 * H,
+        10 * S,
+        120 * S,
+        true,
+    );
+    a.survey = Some(1);
+    v.push(a);
+    // B: 09:10, wait 20 s (late), talk 60 s, the agent hangs up, no rating.
+    v.push(answered(
+        "B",
+        "c2",
+        "12345",
+        "hotline",
+        d1 + 9 * H + 600 * S,
+        20 * S,
+        60 * S,
+        true,
+    ));
+    // C: 09:20, abandoned after 30 s, callback pending.
+    v.push(abandoned("C", "c3", d1 + 9 * H + 1200 * S, 30 * S, true));
+    // D: 09:30, short abandon after 3 s.
+    v.push(abandoned("D", "c4", d1 + 9 * H + 1800 * S, 3 * S, false));
+    // E: 10:00, c3 again (same episode as C), wait 5 s, talk 30 s, rated 3.
+    let mut e = answered(
+        "E",
+        "c3",
+        "12345",
+        "hotline",
+        d1 + 10 * H,
+        5 * S,
+        30 * S,
+        true,
+    );
+    e.survey = Some(3);
+    v.push(e);
+    // F: 10:30 on 12315, wait exactly 15 s (within), transferred to 110 after 60 s
+    // of talk, ends 140 s later.
+    let mut f = call(
+        "F",
+        "c5",
+        "12315",
+        "market",
+        d1 + 10 * H + 1800 * S,
+        &[
+            (15 * S, K::Answered, "a2"),
+            (75 * S, K::TransferredOut, "110"),
+            (215 * S, K::CallerHungUp, ""),
+        ],
+    );
+    f.answered_by = Some("12345".into());
+    f.transferred_to = Some("110".into());
+    v.push(f);
+    // G: 11:00 on 12333, answered by the legacy seats after 8 s, talk 100 s.
+    let mut g = call(
+        "G",
+        "c6",
+        "12333",
+        "legacy:12333",
+        d1 + 11 * H,
+        &[
+            (8 * S, K::Answered, "legacy"),
+            (108 * S, K::CalleeHungUp, ""),
+        ],
+    );
+    g.answered_by = Some("legacy".into());
+    g.reason = "call.callee_hangup".into();
+    g.queue = None;
+    v.push(g);
+    // H: 11:10 on 12333, legacy for 20 s, overflowed to the 12345 queue, answered
+    // 6 s later (26 s after the first offer), talk 40 s, the agent hangs up, rated 2.
+    let mut h = call(
+        "H",
+        "c7",
+        "12333",
+        "legacy:12333",
+        d1 + 11 * H + 600 * S,
+        &[
+            (20 * S, K::Overflowed, "hotline"),
+            (26 * S, K::Answered, "a1"),
+            (66 * S, K::CalleeHungUp, ""),
+        ],
+    );
+    h.answered_by = Some("12345".into());
+    h.reason = "call.callee_hangup".into();
+    h.survey = Some(2);
+    v.push(h);
+    // I: 23:59:50, abandoned after 40 s (ends on day 2, counts on day 1), called back.
+    v.push(abandoned("I", "c8", d1 + 24 * H - 10 * S, 40 * S, false));
+    // L: 08:00, c9 abandons after 40 s, pending; c9 already called yesterday at
+    // 20:00 (before the range, within 24 h): not a new caller.
+    v.push(abandoned("L", "c9", d1 + 8 * H, 40 * S, true));
+    v.push(answered(
+        "L0",
+        "c9",
+        "12345",
+        "hotline",
+        d1 - 4 * H,
+        4 * S,
+        50 * S,
+        false,
+    ));
+    // J: day 2, 10:00, c1 again 25 h after A (a new caller episode): waited the
+    // queue's maximum, ended by the gateway with a callback pending.
+    let mut j = call(
+        "J",
+        "c1",
+        "12345",
+        "hotline",
+        d1 + 34 * H,
+        &[(120 * S, K::GatewayEnded, "acd.max_wait_callback")],
+    );
+    j.reason = "acd.max_wait_callback".into();
+    j.callback_pending = true;
+    v.push(j);
+    // K: no line (never offered): not counted.
+    let mut k = call("K", "c1", "99999", "x", d1 + 9 * H, &[]);
+    k.events.retain(|e| e.kind != K::Offered);
+    v.push(k);
+    v
+}
+
+fn spec(period: PeriodKind, dimension: Dimension) -> ReportSpec {
+    ReportSpec {
+        period,
+        dimension,
+        from_ms: day1(),
+        to_ms: day1() + 48 * H,
+        zone: Zone {
+            offset_minutes: 480,
+        },
+        repeat_window_ms: 24 * H,
+        sla: SlaConfig {
+            min_offered: 2,
+            ..SlaConfig::default()
+        },
+    }
+}
+
+fn row<'a>(r: &'a Report, key: &str, period: &str) -> &'a Figures {
+    &r.rows
+        .iter()
+        .find(|x| x.key == key && x.period == period)
+        .unwrap_or_else(|| {
+            panic!(
+                "no row {key} {period}: {:#?}",
+                r.rows
+                    .iter()
+                    .map(|x| (&x.key, &x.period))
+                    .collect::<Vec<_>>()
+            )
+        })
+        .figures
+}
+
+fn close(a: Option<f64>, b: f64) -> bool {
+    a.is_some_and(|a| (a - b).abs() < 1e-9)
+}
+
+#[test]
+fn overall_by_day_matches_the_hand_count() {
+    let r = build(&records(), spec(PeriodKind::Day, Dimension::Overall));
+    let f = row(&r, "all", "2026-11-02");
+    // A B C D E F G H I L; K never offered, L0 before the range.
+    assert_eq!(f.offered, 10);
+    assert_eq!(f.short_abandoned, 1, "D");
+    assert_eq!(f.counted, 9);
+    assert_eq!(f.answered, 6, "A B E F G H");
+    assert_eq!(f.transferred_out, 1, "F");
+    assert_eq!(f.abandoned, 3, "C I L");
+    assert_eq!(f.failed, 0);
+    assert_eq!(
+        f.answered_within, 4,
+        "A 10 s, E 5 s, F 15 s, G 8 s (B 20 s, H 26 s late)"
+    );
+    assert!(close(f.answer_rate, 6.0 / 9.0));
+    assert!(close(f.answered_within_per_counted, 4.0 / 9.0));
+    assert!(close(f.answered_within_per_answered, 4.0 / 6.0));
+    assert!(close(
+        f.wait_avg_s,
+        (10.0 + 20.0 + 5.0 + 15.0 + 8.0 + 26.0) / 6.0
+    ));
+    assert_eq!(
+        f.wait_p90_s,
+        Some(26),
+        "rank ⌈0.9 × 6⌉ = 6 of 5 8 10 15 20 26"
+    );
+    assert!(
+        close(
+            f.talk_avg_s,
+            (120.0 + 60.0 + 30.0 + 60.0 + 100.0 + 40.0) / 6.0
+        ),
+        "F's talk ends at the transfer"
+    );
+    assert_eq!(
+        (f.satisfied, f.basically_satisfied, f.dissatisfied),
+        (1, 1, 1),
+        "A 1, H 2, E 3"
+    );
+    assert_eq!(f.surveyed, 3);
+    assert_eq!(
+        f.survey_eligible, 4,
+        "A B E H: a 12345 agent hung up first, not transferred"
+    );
+    assert!(close(f.survey_response_rate, 3.0 / 4.0));
+    assert!(close(f.satisfied_share, 1.0 / 3.0));
+    assert!(close(f.dissatisfied_share, 1.0 / 3.0));
+    assert_eq!(
+        (f.callbacks_owed, f.callbacks_pending, f.callbacks_done),
+        (3, 2, 1),
+        "C L pending, I done"
+    );
+    // Callers: c1 (A) c2 (B) c3 (C, then E) c5 (F) c6 (G) c7 (H) c8 (I); c4 only
+    // short-abandoned; c9 (L) repeats yesterday's L0.
+    assert_eq!(f.callers, 7);
+    assert_eq!(f.callers_answered_first_call, 5, "c1 c2 c5 c6 c7");
+    assert_eq!(f.callers_answered, 6, "and c3 at E");
+    assert!(close(f.first_call_answer_rate, 5.0 / 7.0));
+    assert!(close(f.caller_answer_rate, 6.0 / 7.0));
+
+    let f = row(&r, "all", "2026-11-03");
+    assert_eq!(
+        (f.offered, f.counted, f.answered, f.failed),
+        (1, 1, 0, 1),
+        "J"
+    );
+    assert!(close(f.answer_rate, 0.0));
+    assert_eq!(f.answered_within_per_answered, None, "no answered call");
+    assert_eq!(
+        (
+            f.callbacks_pending,
+            f.callers,
+            f.callers_answered_first_call
+        ),
+        (1, 1, 0)
+    );
+
+    let t = &r.totals[0];
+    assert_eq!(
+        (t.key.as_str(), t.figures.offered, t.figures.answered),
+        ("all", 11, 6)
+    );
+    assert_eq!(t.figures.callers, 8);
+    assert_eq!(t.figures.wait_p90_s, Some(26));
+    // Hours: 8 L | 9 A B C D | 10 E F J | 11 G H | 23 I.
+    assert_eq!(t.hours[9].offered, 4);
+    assert_eq!(t.hours[10].offered, 3);
+    assert_eq!(t.peak_hour, Some(9));
+    // Counted ≥ 2: 9 → 2/3, 10 → 2/3, 11 → 2/2: the earliest of the tie.
+    assert_eq!(t.worst_hour, Some(9));
+    assert_eq!(
+        r.notes.len(),
+        2,
+        "7x24 coverage and callback limits are named as missing"
+    );
+}
+
+#[test]
+fn lines_departments_and_modes_split_the_same_calls() {
+    let r = build(&records(), spec(PeriodKind::Day, Dimension::Line));
+    let f = row(&r, "12345", "2026-11-02");
+    // A B C D E I L.
+    assert_eq!(
+        (f.offered, f.counted, f.answered, f.answered_within),
+        (7, 6, 3, 2)
+    );
+    let f = row(&r, "12333", "2026-11-02");
+    assert_eq!(
+        (f.offered, f.answered, f.answered_within),
+        (2, 2, 1),
+        "G within, H 26 s from arrival"
+    );
+    let f = row(&r, "12315", "2026-11-02");
+    assert_eq!(
+        (f.offered, f.answered, f.transferred_out, f.answered_within),
+        (1, 1, 1, 1)
+    );
+    let keys: Vec<&str> = r.totals.iter().map(|t| t.key.as_str()).collect();
+    assert_eq!(keys, ["12315", "12333", "12345"]);
+    assert_eq!(r.rows.len(), 6, "every key has both days, zeros included");
+    assert_eq!(row(&r, "12333", "2026-11-03").offered, 0);
+
+    let r = build(&records(), spec(PeriodKind::Range, Dimension::Department));
+    let keys: Vec<(&str, u64)> = r
+        .totals
+        .iter()
+        .map(|t| (t.key.as_str(), t.figures.offered))
+        .collect();
+    assert_eq!(keys, [("(none)", 8), ("人社", 2), ("市场监管", 1)]);
+    assert_eq!(r.rows.len(), 3, "one period: the range");
+
+    let r = build(&records(), spec(PeriodKind::Week, Dimension::Mode));
+    let f = row(&r, "parallel", "2026-11-02/2026-11-03");
+    assert_eq!(f.offered, 2);
+    let f = row(&r, "hotline", "2026-11-02/2026-11-03");
+    assert_eq!(f.offered, 8, "A B C D E I L J");
+}
+
+#[test]
+fn twelve345_seats_leave_out_legacy_answers_and_time_from_reaching_12345() {
+    let r = build(&records(), spec(PeriodKind::Day, Dimension::Seats));
+    let f = row(&r, "12345", "2026-11-02");
+    // Queue visits: A B C D E I L (hotline), F (market), H after its overflow.
+    assert_eq!(f.offered, 9);
+    assert_eq!(
+        f.answered, 5,
+        "A B E F H; not G, answered by the legacy seats"
+    );
+    assert_eq!(f.counted, 8);
+    assert_eq!(
+        f.answered_within, 4,
+        "A E F, and H 6 s after reaching 12345"
+    );
+    assert!(close(f.answer_rate, 5.0 / 8.0));
+    assert_eq!(f.overflowed, 0);
+    let f = row(&r, "legacy:12333", "2026-11-02");
+    assert_eq!(
+        (f.offered, f.answered, f.overflowed, f.answered_within),
+        (2, 1, 1, 1),
+        "G answered, H overflowed"
+    );
+    assert!(close(f.answer_rate, 0.5));
+
+    let r = build(&records(), spec(PeriodKind::Day, Dimension::Queue));
+    let f = row(&r, "hotline", "2026-11-02");
+    assert_eq!(
+        (f.offered, f.answered),
+        (8, 4),
+        "A B C D E I L, H's second visit"
+    );
+    let f = row(&r, "market", "2026-11-02");
+    assert_eq!((f.offered, f.answered), (1, 1));
+    assert!(close(f.wait_avg_s, 15.0));
+}
+
+#[test]
+fn a_call_counts_when_first_offered_and_the_range_is_half_open() {
+    let mut s = spec(PeriodKind::Range, Dimension::Overall);
+    s.to_ms = day1() + 24 * H - 10 * S; // I is offered exactly here: left out
+    let r = build(&records(), s.clone());
+    assert_eq!(r.totals[0].figures.offered, 9);
+    s.to_ms += 1;
+    let r = build(&records(), s);
+    assert_eq!(r.totals[0].figures.offered, 10);
+    assert_eq!(r.from, "2026-11-02T00:00:00+08:00");
+}
+
+#[test]
+fn a_shorter_repeat_window_counts_more_callers() {
+    let mut s = spec(PeriodKind::Range, Dimension::Overall);
+    s.repeat_window_ms = 30 * 60 * S; // E (40 min after C) is a new caller; L0→L too
+    let r = build(&records(), s);
+    let f = &r.totals[0].figures;
+    // c1 (A) c2 c3 (C) c3 (E) c5 c6 c7 c8 c9 (L) c1 (J).
+    assert_eq!(f.callers, 10);
+    assert_eq!(f.callers_answered_first_call, 6, "A B E F G H");
+}
+
+#[test]
+fn nothing_offered_gives_an_empty_report() {
+    let r = build(&[], spec(PeriodKind::Day, Dimension::Line));
+    assert!(r.rows.is_empty() && r.totals.is_empty());
+    let csv = to_csv(&r);
+    assert_eq!(csv.lines().count(), 1, "the header only");
+}
+
+#[test]
+fn csv_has_one_line_per_row_and_total_with_the_same_figures() {
+    let r = build(&records(), spec(PeriodKind::Day, Dimension::Overall));
+    let csv = to_csv(&r);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 1 + 2 + 1);
+    let head: Vec<&str> = lines[0].split(',').collect();
+    let cell = |line: &str, name: &str| {
+        let i = head.iter().position(|h| *h == name).unwrap();
+        line.split(',').nth(i).unwrap().to_string()
+    };
+    assert_eq!(cell(lines[1], "period"), "2026-11-02");
+    assert_eq!(cell(lines[1], "offered"), "10");
+    assert_eq!(cell(lines[1], "answer_rate"), "0.6667");
+    assert_eq!(cell(lines[1], "answered_within_per_counted"), "0.4444");
+    assert_eq!(cell(lines[1], "answered_within_per_answered"), "0.6667");
+    assert_eq!(cell(lines[1], "wait_p90_s"), "26");
+    assert_eq!(cell(lines[3], "period"), "total");
+    assert_eq!(cell(lines[3], "peak_hour"), "9");
+    assert_eq!(
+        cell(lines[2], "answered_within_per_answered"),
+        "",
+        "no answered call on day 2"
+    );
+}
