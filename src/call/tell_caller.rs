@@ -46,3 +46,49 @@ impl Call {
         self.track(sh, tx, Role::Fire);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::media_tests::net;
+    use super::super::tests::*;
+    use crate::call::QueuedAudio;
+    use crate::sip::message::{Headers, Message, Method};
+
+    #[test]
+    fn the_caller_learns_who_answered_and_gets_an_info_only_if_it_allows_info() {
+        for allow in [false, true] {
+            let mut net = net("queue:q", QueuedAudio::Answer);
+            let mut invite = String::from_utf8(caller_invite()).unwrap();
+            if allow {
+                invite = invite.replace(
+                    "Content-Type:",
+                    "Allow: INVITE, ACK, BYE, CANCEL, INFO\r\nContent-Type:",
+                );
+            }
+            net.send(net.caller, invite.as_bytes());
+            let ok = net.response(net.caller, 200);
+            assert_eq!(ok.header(super::ANSWERED_BY), Some("gateway"));
+            let gw_tag = ok.to_tag().unwrap();
+            net.send(
+                net.caller,
+                &caller_request("ACK", 1, "z9hG4bKack1", &gw_tag),
+            );
+            let seat = net.request(net.callee, Method::Invite);
+            let sdp = "v=0\r\no=agent 7 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n\
+t=0 0\r\nm=audio 6000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n";
+            net.send(net.callee, &callee_reply(&seat, 200, "OK", &[], sdp));
+            net.request(net.callee, Method::Ack);
+            if allow {
+                let info = net.request(net.caller, Method::Info);
+                assert_eq!(info.header(super::ANSWERED_BY), Some("agent"));
+                assert!(info.body.is_empty());
+            } else {
+                net.none_to(
+                    net.caller,
+                    "an INFO it did not allow",
+                    |m| matches!(m, Message::Request(r) if r.method == Method::Info),
+                );
+            }
+        }
+    }
+}

@@ -8,6 +8,7 @@
 pub mod audio;
 pub mod cli;
 pub mod digest;
+mod driver;
 mod rtp_block;
 pub mod run;
 pub mod ua;
