@@ -11,6 +11,7 @@ mod interop;
 mod media;
 mod openapi;
 mod reports;
+mod reports_stored;
 mod security;
 mod sla;
 mod support;

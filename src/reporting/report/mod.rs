@@ -24,6 +24,8 @@ mod period;
 mod tally;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_dims;
 
 use serde::Serialize;
 
