@@ -75,11 +75,7 @@ impl Core {
             self.sh.respond(now, tx, 503, m.finish_empty());
             // A citizen dialled a line and was turned away: that counts against the
             // line's answer rate, and asks for a callback.
-            let offered = match &outcome {
-                Outcome::Queue(q) => q.clone(),
-                Outcome::Legacy { .. } => format!("legacy:{}", line.number),
-                _ => format!("sip:{}", line.number),
-            };
+            let offered = offered_to(&outcome, &line);
             return self.record_turned_away(now, &req, reason, &line, offered);
         }
         let key = self.next_key;
@@ -163,6 +159,9 @@ impl Core {
                 }
             };
             tracing::info!(code, reason = reason.as_str(), "call refused: no media");
+            // The caller reached a line and was not served: offered, and missed.
+            let offered = offered_to(&outcome, &line);
+            call.note(sh, now, cdr::EventKind::Offered, Some(offered));
             call.abandon_early(sh, now, reason, code, phrase);
         } else {
             call.route(sh, now, outcome, &line);
@@ -346,6 +345,16 @@ impl Call {
         let id = self.legs.add(Leg::placed(dialog, b_tx));
         self.make_callee(id);
         self.track(sh, b_tx, Role::BInvite);
+    }
+}
+
+/// Where a call to `line` is offered, as its `offered` event names it: the
+/// queue, `legacy:<line>` or `sip:<line>`.
+fn offered_to(outcome: &Outcome, line: &Line) -> String {
+    match outcome {
+        Outcome::Queue(q) => q.clone(),
+        Outcome::Legacy { .. } => format!("legacy:{}", line.number),
+        _ => format!("sip:{}", line.number),
     }
 }
 

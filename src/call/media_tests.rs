@@ -222,7 +222,17 @@ fn an_offer_without_g711_is_refused_with_488() {
     net.send(net.caller, invite.as_bytes());
     net.response(net.caller, 488);
     net.none_to(net.callee, "INVITE", |m| matches!(m, Message::Request(_)));
-    assert_eq!(net.record().reason, Reason::MediaNoCodec);
+    let rec = net.record();
+    assert_eq!(rec.reason, Reason::MediaNoCodec);
+    // The caller reached a line and was not served: offered, missed, owed a
+    // call back, and its work-order stub opened.
+    let cdr = rec.to_cdr();
+    assert_eq!(cdr.offered_at_ms, Some(cdr.received_at_ms));
+    assert!(cdr.callback_pending, "a refused caller is called back");
+    let sla = crate::sla::classify(&cdr, &crate::sla::SlaConfig::default()).expect("counted");
+    assert_eq!(sla.outcome, crate::sla::Outcome::Failed);
+    let offer = net.core.poll_offer().expect("a stub opens");
+    assert_eq!(offer.offered_to, format!("sip:{}", "12345"));
     net.drained();
 }
 

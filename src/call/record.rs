@@ -61,8 +61,17 @@ impl FinishedCall {
     /// The public call record. Its SLA `outcome` is left for `sla::classify`.
     pub fn to_cdr(&self) -> cdr::CallRecord {
         let at = |k: cdr::EventKind| self.events.iter().find(|e| e.kind == k).map(|e| e.at_ms);
-        let turned_away =
-            self.line.is_some() && matches!(self.reason, Reason::Overload | Reason::StoreBacklog);
+        // Callers who reached a line and were not served for the gateway's
+        // reasons (its load, its store, its RTP ports, no codec in common) are
+        // owed a call back.
+        let turned_away = self.line.is_some()
+            && matches!(
+                self.reason,
+                Reason::Overload
+                    | Reason::StoreBacklog
+                    | Reason::MediaNoPorts
+                    | Reason::MediaNoCodec
+            );
         let callback =
             turned_away || matches!(self.reason, Reason::QueueCallback | Reason::QueueRemoved);
         cdr::CallRecord {
