@@ -293,12 +293,4 @@ impl Call {
         let bytes = response_to(&req, 408, "Request Timeout", None).finish_empty();
         sh.respond(now, server, 408, bytes);
     }
-
-    /// The dialog of one side, when it has one.
-    fn dialog_ref(&self, side: Side) -> Option<&crate::sip::dialog::Dialog> {
-        match side {
-            Side::A => Some(&self.a),
-            Side::B => self.b().map(|l| &l.dialog),
-        }
-    }
 }

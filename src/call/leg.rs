@@ -115,24 +115,21 @@ mod tests {
     use crate::sip::Peer;
 
     fn leg(n: u64) -> Leg {
-        let mut d = Dialog::uas(
-            &crate::sip::message::parse(
-                b"INVITE sip:a@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:b@h>;tag=f\r\nTo: <sip:a@h>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
-            )
-            .ok()
-            .and_then(|m| match m {
-                crate::sip::message::Message::Request(r) => Some(r),
-                _ => None,
-            })
-            .expect("a request"),
-            Peer {
+        let dialog = Dialog {
+            call_id: format!("leg-{n}").into(),
+            local_tag: format!("t{n}").into(),
+            remote_tag: None,
+            local_hdr: String::new(),
+            remote_hdr: String::new(),
+            remote_target: "sip:a@127.0.0.1".into(),
+            route: Vec::new(),
+            peer: Peer {
                 transport: crate::sip::Transport::Udp,
                 addr: "127.0.0.1:5060".parse().expect("an address"),
             },
-            format!("t{n}"),
-        );
-        d.call_id = format!("leg-{n}").into();
-        Leg::placed(d, crate::sip::transaction::TxId(n))
+            local_cseq: 1,
+        };
+        Leg::placed(dialog, TxId(n))
     }
 
     #[test]

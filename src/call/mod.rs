@@ -192,12 +192,17 @@ impl Call {
         }
     }
 
+    /// The dialog of one side, when it has one.
+    fn dialog_ref(&self, side: Side) -> Option<&Dialog> {
+        match side {
+            Side::A => Some(&self.a),
+            Side::B => self.b().map(|l| &l.dialog),
+        }
+    }
+
     /// Where one side's messages go.
     fn peer_of(&self, side: Side) -> Option<Peer> {
-        match side {
-            Side::A => Some(self.a.peer),
-            Side::B => self.b().map(|l| l.dialog.peer),
-        }
+        self.dialog_ref(side).map(|d| d.peer)
     }
 
     /// The callee INVITE still awaits its final response.
