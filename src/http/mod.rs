@@ -154,6 +154,14 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
 }
 
 /// A JSON error body with a stable `error` code and a human `message`.
+/// Whether `format=` asks for CSV (`json` or `csv`; when absent, `default`),
+/// or the `400 bad_format` of [`one_of`].
+#[allow(clippy::result_large_err)]
+fn wants_csv(format: &Option<String>, default: bool) -> Result<bool, Response> {
+    one_of("format", format, &["json", "csv"])?;
+    Ok(format.as_deref().map_or(default, |f| f == "csv"))
+}
+
 fn error(code: StatusCode, error: &str, message: String) -> Response {
     (code, Json(json!({ "error": error, "message": message }))).into_response()
 }

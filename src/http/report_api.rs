@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{AppState, error, query_and_store};
+use super::{AppState, error, query_and_store, wants_csv};
 use crate::dialplan::time::{Date, parse_date, parse_rfc3339};
 use crate::reporting::report::{self, Dimension, MAX_RANGE_DAYS, PeriodKind, ReportSpec, Zone};
 
@@ -76,17 +76,9 @@ pub(super) async fn reports(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/csv"));
-    let csv = match q.format.as_deref() {
-        None => accept_csv,
-        Some("json") => false,
-        Some("csv") => true,
-        Some(f) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bad_format",
-                format!("format={f:?}: use json or csv"),
-            );
-        }
+    let csv = match wants_csv(&q.format, accept_csv) {
+        Ok(csv) => csv,
+        Err(r) => return r,
     };
     if RUNNING.fetch_add(1, Ordering::AcqRel) >= MAX_RUNNING {
         RUNNING.fetch_sub(1, Ordering::AcqRel);

@@ -12,7 +12,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{
-    AppState, JsonBody, NoFields, ask, error, json_body, one_of, query_and_store, store, time_param,
+    AppState, JsonBody, NoFields, ask, error, json_body, one_of, query_and_store, store,
+    time_param, wants_csv,
 };
 use crate::cdr::CallRecord;
 use crate::store::CallFilter;
@@ -92,16 +93,9 @@ pub(super) async fn calls(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let csv = match q.format.as_deref() {
-        None | Some("json") => false,
-        Some("csv") => true,
-        Some(f) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bad_format",
-                format!("format={f:?}: use json or csv"),
-            );
-        }
+    let csv = match wants_csv(&q.format, false) {
+        Ok(csv) => csv,
+        Err(r) => return r,
     };
     let callback_pending = match q.callback.as_deref() {
         None => None,
