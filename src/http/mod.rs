@@ -203,24 +203,39 @@ fn one_of(name: &str, v: &Option<String>, allowed: &[&str]) -> Result<(), Respon
     }
 }
 
+/// Unix milliseconds of years 0000 to 9999: what RFC 3339 can write, and what
+/// keeps range arithmetic on query times from overflowing.
+const INSTANT_MS: std::ops::RangeInclusive<i64> = -62_167_219_200_000..=253_402_300_799_999;
+
+/// An instant in a query: Unix milliseconds or RFC 3339 (an unescaped `+` of
+/// the offset arrives as a space), within years 0000 to 9999.
+fn parse_instant(v: &str) -> Result<i64, String> {
+    let ms = match v.parse::<i64>() {
+        Ok(ms) => ms,
+        Err(_) => crate::dialplan::time::parse_rfc3339(&v.replace(' ', "+"))
+            .map(|secs| secs * 1000)
+            .map_err(|e| e.to_string())?,
+    };
+    if INSTANT_MS.contains(&ms) {
+        Ok(ms)
+    } else {
+        Err("outside the years 0000 to 9999".into())
+    }
+}
+
 /// A time query parameter: RFC 3339 or Unix milliseconds; `400 bad_time` otherwise.
 #[allow(clippy::result_large_err)]
 fn time_param(name: &str, v: &Option<String>) -> Result<Option<i64>, Response> {
     let Some(v) = v else {
         return Ok(None);
     };
-    if let Ok(ms) = v.parse::<i64>() {
-        return Ok(Some(ms));
-    }
-    crate::dialplan::time::parse_rfc3339(v)
-        .map(|s| Some(s * 1000))
-        .map_err(|e| {
-            error(
-                StatusCode::BAD_REQUEST,
-                "bad_time",
-                format!("{name}={v:?}: {e}"),
-            )
-        })
+    parse_instant(v).map(Some).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "bad_time",
+            format!("{name}={v:?}: {e}"),
+        )
+    })
 }
 
 /// A handler's JSON body, as axum's extractor gives it.

@@ -9,8 +9,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{AppState, error, query_and_store, wants_csv};
-use crate::dialplan::time::{Date, parse_date, parse_rfc3339};
+use super::{AppState, error, parse_instant, query_and_store, wants_csv};
+use crate::dialplan::time::{Date, parse_date};
 use crate::reporting::report::{self, Dimension, MAX_RANGE_DAYS, PeriodKind, ReportSpec, Zone};
 
 /// The printable report page, embedded in the binary.
@@ -191,14 +191,8 @@ fn spec_of(
 /// A time parameter: Unix ms, RFC 3339, a local date or a local month. A date
 /// or month given as the end of a range (`end`) includes it whole.
 fn instant(s: &str, zone: Zone, end: bool) -> Result<i64, String> {
-    if let Ok(ms) = s.parse::<i64>() {
-        return Ok(ms);
-    }
-    if s.contains('T') {
-        // An unescaped `+` of the offset arrives as a space.
-        return parse_rfc3339(&s.replace(' ', "+"))
-            .map(|secs| secs * 1000)
-            .map_err(|e| e.to_string());
+    if s.parse::<i64>().is_ok() || s.contains('T') {
+        return parse_instant(s);
     }
     let bad = || "use a date 2026-11-01, a month 2026-11, RFC 3339 or Unix ms".to_string();
     if s.len() == 7 {
@@ -280,6 +274,15 @@ mod tests {
             "bad_range"
         );
         assert_eq!(code(&[("repeat_hours", "0")]), "bad_repeat_hours");
+        // Extreme Unix times that would wrap the range arithmetic (and ask for
+        // 10^11 days) are refused, whatever the token.
+        let (lo, hi) = ("-4611686018427387904", "4611686018427387904");
+        assert_eq!(code(&[("from", lo), ("to", hi)]), "bad_time");
+        assert_eq!(code(&[("to", "-9223372036854775808")]), "bad_time");
+        assert_eq!(
+            code(&[("from", "0"), ("to", "253402300799999")]),
+            "bad_range"
+        );
         let msg = spec(&[("from", "2026-11-05"), ("to", "2026-11-04")])
             .unwrap_err()
             .1;

@@ -304,6 +304,11 @@ fn stored_records(database: Option<String>) {
         ("from=2026-11-05&to=2026-11-01", "bad_range"),
         ("from=2020-01-01&to=2026-01-01", "bad_range"),
         ("from=tomorrow", "bad_time"),
+        // Times that would wrap the range arithmetic into 10^11 days of periods.
+        (
+            "from=-4611686018427387904&to=4611686018427387904",
+            "bad_time",
+        ),
         ("format=xlsx", "bad_format"),
         ("sql=1", "bad_query"),
     ] {
