@@ -2,8 +2,6 @@
 //! `GET /reports` (docs/reports-api.md). The figures come from
 //! `reporting::report`; this file reads the query and picks the format.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -19,8 +17,7 @@ const PAGE: &str = include_str!("report.html");
 /// Reports computed at once; more get `503 reports_busy`. Each may read
 /// months of records on the runtime the store writer shares (it yields every
 /// thousand records): one at a time keeps the writer's share.
-const MAX_RUNNING: usize = 1;
-static RUNNING: AtomicUsize = AtomicUsize::new(0);
+static RUNNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -48,15 +45,6 @@ pub(super) struct ReportQuery {
     format: Option<String>,
 }
 
-/// Frees a report slot when dropped.
-struct Slot;
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        RUNNING.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 /// `GET /api/v1/reports`.
 pub(super) async fn reports(
     State(state): State<AppState>,
@@ -80,8 +68,7 @@ pub(super) async fn reports(
         Ok(csv) => csv,
         Err(r) => return r,
     };
-    if RUNNING.fetch_add(1, Ordering::AcqRel) >= MAX_RUNNING {
-        RUNNING.fetch_sub(1, Ordering::AcqRel);
+    let Ok(_slot) = RUNNING.try_acquire() else {
         let mut r = error(
             StatusCode::SERVICE_UNAVAILABLE,
             "reports_busy",
@@ -90,8 +77,7 @@ pub(super) async fn reports(
         r.headers_mut()
             .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
         return r;
-    }
-    let _slot = Slot;
+    };
     let report = match report::run(store, spec).await {
         Ok(r) => r,
         Err(e) => {

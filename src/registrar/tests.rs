@@ -22,7 +22,7 @@ pub(super) fn h(alg: &str, data: &str) -> String {
         "SHA-256" => Sha256::digest(data.as_bytes()).to_vec(),
         other => panic!("no such algorithm {other}"),
     };
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::util::hex::hex(&bytes)
 }
 
 /// What a client puts in `response=` for qop=auth.

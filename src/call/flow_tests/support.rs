@@ -279,12 +279,7 @@ Content-Length: 0\r\n\r\n",
                 .to_string()
         };
         let (realm, nonce) = (param("realm"), param("nonce"));
-        let md5 = |s: String| -> String {
-            Md5::digest(s.as_bytes())
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect()
-        };
+        let md5 = |s: String| crate::util::hex::hex(&Md5::digest(s.as_bytes()));
         let ha1 = md5(format!("{}:{realm}:{}", self.id, self.password));
         let ha2 = md5(format!("{method}:{uri}"));
         let (nc, cnonce) = ("00000001", "0a4f113b");
