@@ -16,6 +16,7 @@
 //! Every flow ends with the leak check: no call left once it is over, and no
 //! transaction left 64·T1 later.
 
+mod keepalive;
 mod orphan;
 mod parallel;
 mod queued;

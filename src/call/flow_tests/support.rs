@@ -151,6 +151,11 @@ pub(super) fn flow_net(queued: Option<QueuedAudio>) -> Net {
     Net::with(cfg, parse(PLAN))
 }
 
+/// A core on the flow plan with this configuration (keepalive probes on by default).
+pub(super) fn plan_net(cfg: CoreConfig) -> Net {
+    Net::with(cfg, parse(PLAN))
+}
+
 /// A core whose 12345 goes straight to the callee, with this configuration.
 pub(super) fn direct_net(cfg: CoreConfig) -> Net {
     Net::with(cfg, parse(DIRECT))
