@@ -213,7 +213,7 @@ impl Call {
                     transport: target.transport,
                     addr: target.addr,
                 };
-                self.place_b(sh, now, uri, peer, Vec::new());
+                self.place_b(sh, now, (uri, peer, Vec::new()), Vec::new());
             }
             Outcome::Queue(q) => self.enqueue(sh, now, &q, &line.number, false),
             Outcome::Legacy {
@@ -228,7 +228,7 @@ impl Call {
                     transport: target.transport,
                     addr: target.addr,
                 };
-                self.place_b(sh, now, uri, peer, Vec::new());
+                self.place_b(sh, now, (uri, peer, Vec::new()), Vec::new());
                 self.arm(sh, CallTimer::LegacyRing, now + ring_time);
             }
             Outcome::Reject { .. } => {}
@@ -273,13 +273,13 @@ impl Call {
     }
 
     /// Places the callee leg: a new dialog (Call-ID, tags, Via, Contact of its
-    /// own) carrying the caller's offer to `uri` at `peer`.
+    /// own) carrying the caller's offer to `uri` at `peer`, with a preloaded
+    /// `route` (the Path a proxy in front of an agent recorded; RFC 3327).
     pub(super) fn place_b(
         &mut self,
         sh: &mut Shared,
         now: Instant,
-        uri: String,
-        peer: Peer,
+        (uri, peer, route): (String, Peer, Vec<String>),
         extra: Vec<(String, String)>,
     ) {
         let b_tag = sh.ids.tag();
@@ -331,7 +331,7 @@ impl Call {
             call_id: dialog.call_id.to_string(),
             cseq: 1,
             max_forwards,
-            route: Vec::new(),
+            route,
             extra: headers,
             content_type: a_type,
             body: a_body,

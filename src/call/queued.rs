@@ -207,7 +207,7 @@ impl Call {
             let _ = sh.acd.abandon(now, self.key);
             return;
         }
-        let Some((uri, peer)) = resolve_seat(sh, now, &self.called, &agent, target) else {
+        let Some(seat) = resolve_seat(sh, now, &self.called, &agent, target) else {
             warn!(agent, target, "agent contact is not a reachable SIP URI");
             let _ = sh.acd.ring_failed(now, self.key, &agent);
             return;
@@ -235,7 +235,7 @@ impl Call {
         self.agent = Some(agent.clone());
         self.note(sh, now, cdr::EventKind::AgentRinging, Some(agent.clone()));
         debug!(agent, "ringing agent");
-        self.place_b(sh, now, uri, peer, pop);
+        self.place_b(sh, now, seat, pop);
     }
 
     /// Gives up on the current callee leg of a call (the ACD moved on).
@@ -287,20 +287,22 @@ impl Call {
 /// that connection has closed, the Contact's port on that IP:
 /// [`crate::registrar::Binding::ring_at`]), or nothing once it has no binding.
 /// A static member: its URI (whose missing user part becomes the called number).
+/// The third part is the route set to preload: the agent's Path, when a proxy
+/// relayed its REGISTER.
 fn resolve_seat(
     sh: &Shared,
     now: Instant,
     called: &str,
     agent: &str,
     target: &str,
-) -> Option<(String, Peer)> {
+) -> Option<(String, Peer, Vec<String>)> {
     if sh.registrar.is_user(agent) {
         let bindings = sh.registrar.lookup(now, agent);
         let b = bindings
             .iter()
             .find(|b| b.contact.eq_ignore_ascii_case(target))
             .or(bindings.first())?;
-        return Some((b.contact.clone(), b.ring_at()));
+        return Some((b.contact.clone(), b.ring_at(), b.path.clone()));
     }
     let uri = SipUri::parse(target).ok()?;
     let ip = uri.ip()?;
@@ -313,7 +315,7 @@ fn resolve_seat(
         Some(_) => uri.text.to_string(),
         None => super::invite::sip_uri(called, addr, transport),
     };
-    Some((text, Peer { transport, addr }))
+    Some((text, Peer { transport, addr }, Vec::new()))
 }
 
 impl Shared {

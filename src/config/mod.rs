@@ -105,6 +105,10 @@ pub struct RegistrarSection {
     pub qualify_timeout_ms: u64,
     /// Most keepalive OPTIONS in flight at once.
     pub qualify_max_outstanding: usize,
+    /// Proxies in front of the gateway (Kamailio, an SBC) whose REGISTERs may
+    /// carry Path (RFC 3327): agents behind them are rung through them, and
+    /// their Contacts may name hosts other than the proxy. Empty by default.
+    pub path_from: Vec<std::net::IpAddr>,
 }
 
 impl Default for RegistrarSection {
@@ -129,6 +133,7 @@ impl Default for RegistrarSection {
             qualify_every_s: d.qualify.every.as_secs(),
             qualify_timeout_ms: d.qualify.timeout.as_millis() as u64,
             qualify_max_outstanding: d.qualify.max_outstanding,
+            path_from: d.path_from,
         }
     }
 }
@@ -166,6 +171,7 @@ impl RegistrarSection {
                 timeout: Duration::from_millis(self.qualify_timeout_ms),
                 max_outstanding: self.qualify_max_outstanding,
             },
+            path_from: self.path_from.clone(),
         };
         cfg.validate().map_err(|e| match e {
             RegistrarError::Config { key, reason } => {

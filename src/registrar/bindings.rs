@@ -33,6 +33,9 @@ pub struct Binding {
     /// The TCP connection the REGISTER came over has closed since (see
     /// [`ring_at`](Self::ring_at)).
     pub flow_closed: bool,
+    /// The Path (RFC 3327) a trusted proxy added, in order: the Route set of
+    /// the requests that ring this contact. Empty without a proxy.
+    pub path: Vec<String>,
 }
 
 impl Binding {
@@ -44,6 +47,14 @@ impl Binding {
     pub fn ring_at(&self) -> Peer {
         if self.source.transport != Transport::Tcp || !self.flow_closed {
             return self.source;
+        }
+        // Behind a proxy (only a trusted one writes a Path): its address, as
+        // the first Path entry names it.
+        if let Some(addr) = self.path.first().and_then(|p| path_addr(p)) {
+            return Peer {
+                transport: Transport::Tcp,
+                addr,
+            };
         }
         let port = SipUri::parse(&self.contact)
             .ok()
@@ -70,6 +81,8 @@ pub struct Writer<'a> {
     pub call_id: &'a str,
     pub cseq: u32,
     pub max_contacts: usize,
+    /// The Path a trusted proxy added (empty otherwise).
+    pub path: &'a [String],
 }
 
 /// Why a REGISTER's binding changes were not applied.
@@ -276,7 +289,17 @@ fn binding(u: &ContactUpdate, w: Writer<'_>) -> Binding {
         q: u.q,
         updated_at: w.now,
         flow_closed: false,
+        path: w.path.to_vec(),
     }
+}
+
+/// The address a Path entry (`<sip:proxy:port;lr>`) names, when it is an IP.
+fn path_addr(entry: &str) -> Option<std::net::SocketAddr> {
+    let uri = SipUri::parse(crate::sip::message::addr_spec(entry)).ok()?;
+    Some(std::net::SocketAddr::new(
+        uri.ip()?,
+        uri.port.unwrap_or(5060),
+    ))
 }
 
 fn contains(list: &[Binding], uri: &str) -> bool {

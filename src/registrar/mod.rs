@@ -51,6 +51,8 @@ mod flow_tests;
 #[cfg(test)]
 mod lockout_tests;
 #[cfg(test)]
+mod path_tests;
+#[cfg(test)]
 mod qualify_tests;
 #[cfg(test)]
 mod tests;
@@ -61,7 +63,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use crate::sip::Peer;
-use crate::sip::message::{Headers, Method, Request, SipUri, addr_spec};
+use crate::sip::message::{Headers, Method, Request, SipUri, addr_spec, split_list};
 
 pub use auth::Credential;
 pub use bindings::Binding;
@@ -115,6 +117,9 @@ pub struct RegistrarConfig {
     pub algorithms: Vec<Algorithm>,
     /// Keepalive OPTIONS to registered contacts (`qualify`).
     pub qualify: QualifyConfig,
+    /// Proxies whose REGISTERs may carry Path (RFC 3327). From anyone else a
+    /// Path is ignored: a softphone cannot make the gateway add Route lines.
+    pub path_from: Vec<IpAddr>,
 }
 
 impl Default for RegistrarConfig {
@@ -132,6 +137,7 @@ impl Default for RegistrarConfig {
             block_for: Duration::from_secs(300),
             algorithms: Algorithm::OFFERED.to_vec(),
             qualify: QualifyConfig::default(),
+            path_from: Vec::new(),
         }
     }
 }
@@ -578,7 +584,21 @@ impl Registrar {
                 return r;
             }
         };
+        // A proxy's REGISTER names agents behind it, and how to reach them.
+        let proxied = self
+            .cfg
+            .path_from
+            .contains(&source.addr.ip().to_canonical());
+        let path: Vec<String> = if proxied {
+            req.header_all("Path")
+                .flat_map(split_list)
+                .map(str::to_string)
+                .collect()
+        } else {
+            Vec::new()
+        };
         if let ContactRequest::Update(updates) = &changes
+            && !proxied
             && contact::foreign_host(updates, source.addr.ip())
         {
             return RegisterReply::new(
@@ -598,6 +618,7 @@ impl Registrar {
             call_id,
             cseq,
             max_contacts: self.cfg.max_contacts,
+            path: &path,
         };
         let applied = self.bindings.apply(user, &changes, writer, &mut events);
         self.push_events(events);
@@ -618,6 +639,10 @@ impl Registrar {
                         v.push_str(&format!(";q={q}"));
                     }
                     r.headers.push(("Contact", v));
+                }
+                // The Path stored is echoed to a UA that supports it (RFC 3327 §5.3).
+                if !path.is_empty() && supports(req, "path") {
+                    r.headers.push(("Path", path.join(", ")));
                 }
                 r
             }
@@ -663,4 +688,12 @@ fn aor_user(req: &Request) -> Result<String, RegistrarError> {
     uri.user
         .map(String::from)
         .ok_or_else(|| malformed("To", "no user part"))
+}
+
+/// Whether `req` lists `tag` in a Supported header (`k` is its compact form).
+fn supports(req: &Request, tag: &str) -> bool {
+    req.header_all("Supported")
+        .chain(req.header_all("k"))
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(tag))
 }

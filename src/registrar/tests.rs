@@ -59,6 +59,8 @@ pub(super) struct Reg {
     pub(super) call_id: String,
     pub(super) cseq: u32,
     pub(super) auth: Option<String>,
+    /// Further header lines, written as they are (`Path: <sip:p;lr>`).
+    pub(super) extra: Vec<String>,
 }
 
 impl Reg {
@@ -70,6 +72,7 @@ impl Reg {
             call_id: "reg-1@192.0.2.20".into(),
             cseq: 1,
             auth: None,
+            extra: Vec::new(),
         }
     }
 
@@ -104,6 +107,9 @@ impl Reg {
         }
         if let Some(a) = &self.auth {
             t.push_str(&format!("Authorization: {a}\r\n"));
+        }
+        for line in &self.extra {
+            t.push_str(&format!("{line}\r\n"));
         }
         t.push_str("Content-Length: 0\r\n\r\n");
         t

@@ -106,10 +106,20 @@ pub fn reason_phrase(code: u16) -> &'static str {
 
 /// Starts a response to `req` (RFC 3261 §8.2.6.2): Via lines, From, To (with
 /// `to_tag` added when the request's To has none), Call-ID and CSeq copied.
+/// A provisional (101–199) or success response also copies the request's
+/// Record-Route lines in order (RFC 3261 §12.1.1): when it forms a dialog, the
+/// far end learns from them to send its ACK, BYE and re-INVITE back through the
+/// proxies that record-routed (Kamailio, a carrier's SBC); on a response that
+/// forms none they are ignored.
 pub fn response_to(req: &Request, code: u16, reason: &str, to_tag: Option<&str>) -> MessageBuf {
     let mut m = MessageBuf::response(code, reason);
     for via in req.header_all("Via") {
         m.header("Via", via);
+    }
+    if (101..300).contains(&code) {
+        for rr in req.header_all("Record-Route") {
+            m.header("Record-Route", rr);
+        }
     }
     if let Some(from) = req.header("From") {
         m.header("From", from);
@@ -154,5 +164,34 @@ Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
         assert_eq!(&*resp.reason, "Busy Here");
         assert_eq!(resp.to_tag().as_deref(), Some("gw1"));
         assert_eq!(resp.cseq(), Some((1, Method::Invite)));
+    }
+
+    #[test]
+    fn dialog_forming_responses_copy_record_route_in_order() {
+        let req = "INVITE sip:12345@gw SIP/2.0\r\nVia: SIP/2.0/UDP p1;branch=z9hG4bK2\r\n\
+Record-Route: <sip:p1;lr>\r\nRecord-Route: <sip:p2;lr;ftag=x>, <sip:p3;lr>\r\n\
+From: <sip:a@h>;tag=1\r\nTo: <sip:12345@gw>\r\nCall-ID: rr\r\nCSeq: 1 INVITE\r\n\
+Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+        let Message::Request(req) = parse(req.as_bytes()).unwrap() else {
+            panic!()
+        };
+        let rr = |code| {
+            let bytes = response_to(&req, code, "x", Some("gw1")).finish_empty();
+            let Message::Response(resp) = parse(&bytes).unwrap() else {
+                panic!()
+            };
+            resp.header_all("Record-Route")
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        let copied = vec!["<sip:p1;lr>", "<sip:p2;lr;ftag=x>, <sip:p3;lr>"];
+        assert_eq!(rr(200), copied, "a 200 copies every value, in order");
+        assert_eq!(
+            rr(180),
+            copied,
+            "so does a 180 with a tag (an early dialog)"
+        );
+        assert!(rr(100).is_empty(), "100 Trying forms no dialog");
+        assert!(rr(486).is_empty(), "nor does a failure");
     }
 }

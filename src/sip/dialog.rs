@@ -74,10 +74,15 @@ impl Dialog {
     }
 
     /// Learns the callee's tag, target and route set from a response to our INVITE.
+    /// The route set comes from the first response with a tag (an early
+    /// dialog), and again from the 2xx that confirms it (RFC 3261 §13.2.2.4).
     pub fn learn_from_response(&mut self, resp: &Response) {
-        if let (None, Some(tag)) = (&self.remote_tag, resp.to_tag()) {
+        let first = self.remote_tag.is_none() && resp.to_tag().is_some();
+        if let (true, Some(tag)) = (first, resp.to_tag()) {
             self.remote_tag = Some(tag.into());
             self.remote_hdr = resp.header("To").unwrap_or_default().to_string();
+        }
+        if first || (200..300).contains(&resp.code) {
             // A UAC reverses Record-Route (RFC 3261 §12.1.2).
             let mut route: Vec<String> = resp
                 .header_all("Record-Route")

@@ -1,0 +1,113 @@
+//! Path (RFC 3327): a proxy in front of the gateway (Kamailio) adds itself to
+//! the REGISTERs it relays; the gateway stores that Path with the binding, rings
+//! the agent through it, and echoes it to a UA that supports it. Only proxies
+//! the operator named (`registrar.path_from`) may do so.
+
+use super::tests::*;
+use super::*;
+use crate::sip::Transport;
+
+const PROXY: &str = "192.0.2.5:5060";
+const PATH: &str = "Path: <sip:192.0.2.5:5060;lr;received=sip:198.51.100.7:41000>";
+
+fn lab_behind_proxy() -> Lab {
+    let mut lab = Lab::new();
+    let cfg = RegistrarConfig {
+        realm: REALM.into(),
+        path_from: vec![PROXY.parse::<std::net::SocketAddr>().unwrap().ip()],
+        ..RegistrarConfig::default()
+    };
+    lab.reg = Registrar::new(cfg, [7; 32], lab.now);
+    lab.reg
+        .set_users([(AGENT.to_string(), PASSWORD.to_string())]);
+    lab.src = peer(PROXY);
+    lab
+}
+
+/// An agent on a public address behind the proxy (its Contact names neither
+/// the proxy nor a private network).
+fn behind(extra: &[&str]) -> Reg {
+    let mut r = Reg::new(AGENT).contacts(&["<sip:agent1001@198.51.100.7:41000>"]);
+    r.extra = extra.iter().map(|s| s.to_string()).collect();
+    r
+}
+
+#[test]
+fn a_trusted_proxy_path_is_stored_and_echoed_to_a_ua_that_supports_it() {
+    let mut lab = lab_behind_proxy();
+    let reply = lab.register(behind(&[PATH, "Supported: path, replaces"]));
+    assert_eq!(reply.code, 200, "{reply:?}");
+    let echoed: Vec<_> = reply.headers.iter().filter(|(n, _)| *n == "Path").collect();
+    assert_eq!(echoed.len(), 1, "{reply:?}");
+    assert_eq!(
+        echoed[0].1,
+        "<sip:192.0.2.5:5060;lr;received=sip:198.51.100.7:41000>"
+    );
+    let b = lab.reg.lookup(lab.now, AGENT);
+    assert_eq!(b.len(), 1);
+    assert_eq!(
+        b[0].path,
+        vec![echoed[0].1.clone()],
+        "stored as the route set"
+    );
+    assert_eq!(b[0].ring_at(), peer(PROXY), "rung through the proxy");
+}
+
+#[test]
+fn a_path_is_not_echoed_without_supported_path() {
+    let mut lab = lab_behind_proxy();
+    let reply = lab.register(behind(&[PATH]));
+    assert_eq!(reply.code, 200, "{reply:?}");
+    assert!(reply.headers.iter().all(|(n, _)| *n != "Path"), "{reply:?}");
+    assert_eq!(
+        lab.reg.lookup(lab.now, AGENT)[0].path.len(),
+        1,
+        "but stored"
+    );
+}
+
+#[test]
+fn attacker_a_path_from_anyone_else_is_ignored() {
+    // A softphone that writes a Path of its own cannot make the gateway preload
+    // Route lines (nor send elsewhere than where its REGISTER came from), and
+    // its Contact must still name its own host.
+    let mut lab = Lab::new();
+    let mut r = Reg::new(AGENT);
+    r.extra = vec![
+        "Path: <sip:203.0.113.66;lr>".into(),
+        "Supported: path".into(),
+    ];
+    let reply = lab.register(r);
+    assert_eq!(reply.code, 200, "{reply:?}");
+    assert!(reply.headers.iter().all(|(n, _)| *n != "Path"), "{reply:?}");
+    let b = lab.reg.lookup(lab.now, AGENT);
+    assert!(b[0].path.is_empty());
+    assert_eq!(b[0].ring_at(), lab.src);
+    let foreign = behind(&["Path: <sip:203.0.113.66;lr>"]);
+    let reply = lab.register(foreign);
+    assert_eq!(
+        reply.code, 403,
+        "a public Contact of another host: {reply:?}"
+    );
+}
+
+#[test]
+fn over_tcp_a_closed_proxy_connection_is_reopened_to_the_path_address() {
+    let mut lab = lab_behind_proxy();
+    let conn = Peer {
+        transport: Transport::Tcp,
+        addr: "192.0.2.5:38000".parse().unwrap(),
+    };
+    lab.src = conn;
+    let reply = lab.register(behind(&["Path: <sip:192.0.2.5:5061;transport=tcp;lr>"]));
+    assert_eq!(reply.code, 200, "{reply:?}");
+    assert_eq!(lab.reg.lookup(lab.now, AGENT)[0].ring_at(), conn);
+    lab.reg.connection_closed(conn);
+    let again = lab.reg.lookup(lab.now, AGENT)[0].ring_at();
+    assert_eq!(again.transport, Transport::Tcp);
+    assert_eq!(
+        again.addr,
+        "192.0.2.5:5061".parse().unwrap(),
+        "the proxy's port, not the agent's"
+    );
+}
