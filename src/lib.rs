@@ -13,6 +13,7 @@
 //!                         (pure)         validation, transactions: sans-IO)
 //!
 //!   reporting (service: records → sla (pure) → store (sqlx); tickets delivery)
+//!   cluster (lease keeper: store ─► transport Control; docs/cluster.md)
 //!   media (RTP relay thread, port pool, prompts, playout, DTMF, recording);
 //!   call drives it through commands (Core::poll_media) and events (handle_media)
 //!
@@ -26,6 +27,7 @@
 pub mod acd;
 pub mod call;
 pub mod cdr;
+pub mod cluster;
 pub mod config;
 pub mod dialplan;
 pub mod http;

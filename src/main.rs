@@ -436,7 +436,26 @@ fn run(args: RunArgs) -> Result<()> {
     let sighup_shared = shared.clone();
     let answer_within_s = cfg.sla.answer_within_s;
     let writer = reporting.writer;
+    let node_name = cfg
+        .cluster
+        .as_ref()
+        .map_or("local", |c| c.node.as_str())
+        .to_string();
+    let node = Arc::new(hotline_gateway::cluster::ClusterStatus::new(
+        &node_name,
+        &cfg.dialplan_dir(),
+    ));
+    let sighup_node = node.clone();
     let result = runtime.block_on(async move {
+        // In a cluster the lease keeper decides when this node answers calls.
+        let member = cfg.cluster.clone().map(|c| {
+            hotline_gateway::cluster::spawn(c, shared.clone(), control_tx.clone(), node.clone())
+        });
+        let drain_for = cfg
+            .cluster
+            .as_ref()
+            .map(|c| std::time::Duration::from_secs(c.drain_s));
+        let drain_status = status.clone();
         let state = hotline_gateway::http::AppState {
             status,
             control: control_tx.clone(),
@@ -445,6 +464,7 @@ fn run(args: RunArgs) -> Result<()> {
             access: Arc::new(cfg.http.access()),
             listens: hotline_gateway::config::Listens::of(&cfg),
             connections: Default::default(),
+            node,
         };
         let http = tokio::spawn(hotline_gateway::http::serve(listener, state));
         let mut sip_done = tokio::task::spawn_blocking(move || sip.join());
@@ -465,10 +485,13 @@ fn run(args: RunArgs) -> Result<()> {
                 Err(e) => Err(anyhow::anyhow!("HTTP task panicked: {e}")),
             },
             _ = shutdown_signal() => {
-                info!("shutting down");
+                match (&member, drain_for) {
+                    (Some(m), Some(limit)) => drain(m, &drain_status, limit).await,
+                    _ => info!("shutting down"),
+                }
                 Ok(())
             }
-            _ = reload_on_sighup(dialplan_dir, listens, reload_tx, sighup_shared, answer_within_s) => {
+            _ = reload_on_sighup(dialplan_dir, listens, reload_tx, sighup_shared, answer_within_s, sighup_node) => {
                 Err(anyhow::anyhow!("SIGHUP handler stopped"))
             }
         };
@@ -548,6 +571,11 @@ fn reporting_config(cfg: &Config, plan: &Dialplan) -> reporting::ReportingConfig
         queue_capacity: cfg.store.queue_capacity,
         batch_max: cfg.store.batch_max,
         tickets: cfg.tickets.clone(),
+        node: cfg
+            .cluster
+            .as_ref()
+            .map_or_else(|| "local".to_string(), |c| c.node.clone()),
+        clustered: cfg.cluster.is_some(),
     }
 }
 
@@ -679,6 +707,7 @@ async fn reload_on_sighup(
     control: mpsc::Sender<Control>,
     shared: Arc<reporting::Shared>,
     answer_within_s: u32,
+    node: Arc<hotline_gateway::cluster::ClusterStatus>,
 ) {
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => s,
@@ -714,12 +743,58 @@ async fn reload_on_sighup(
                     Ok(Err(e)) => {
                         error!(error = %e, "SIGHUP: dialplan refused; the running plan stays")
                     }
-                    Ok(Ok(())) => reporting::plan_reloaded(&shared, &plan_now, answer_within_s),
+                    Ok(Ok(())) => {
+                        reporting::plan_reloaded(&shared, &plan_now, answer_within_s);
+                        node.set_plan_version(hotline_gateway::cluster::plan_version_of(&dir));
+                    }
                     Err(_) => {}
                 }
             }
             Ok(Err(e)) => error!(error = %e, "SIGHUP: dialplan refused; the running plan stays"),
             Err(e) => error!(error = %e, "SIGHUP: reload task failed"),
+        }
+    }
+}
+
+/// A cluster node's clean stop (SIGTERM): new calls are refused (`503`, and
+/// OPTIONS `503` so the proxy stops sending them), the lease goes to the
+/// standby at once, and calls in progress go on until they end or `limit`
+/// passes (a second signal cuts it short). Then the usual shutdown ends what
+/// is left, each call with a record.
+async fn drain(
+    member: &hotline_gateway::cluster::Member,
+    status: &Status,
+    limit: std::time::Duration,
+) {
+    member.drain();
+    let calls = || {
+        status
+            .active_calls
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    info!(
+        calls = calls(),
+        limit_s = limit.as_secs(),
+        "draining: new calls go to another node; waiting for calls in progress"
+    );
+    let deadline = tokio::time::Instant::now() + limit;
+    // Let the core take the order before its call count is read.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    loop {
+        if calls() == 0 {
+            info!("drained: no call in progress");
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
+            _ = tokio::time::sleep_until(deadline) => {
+                warn!(calls = calls(), "drain limit reached: ending the calls still in progress");
+                return;
+            }
+            _ = shutdown_signal() => {
+                warn!(calls = calls(), "second signal: ending the calls still in progress");
+                return;
+            }
         }
     }
 }

@@ -28,6 +28,11 @@ pub struct CoreConfig {
     pub media: Option<MediaConfig>,
     /// What sources that are neither trunks nor registered agents may send.
     pub strangers: GuardConfig,
+    /// Hand every answered REGISTER's bindings out (`Core::poll_registration`)
+    /// for the database the nodes of a cluster share.
+    pub share_registrations: bool,
+    /// Start as a standby (a cluster node takes calls once it holds the lease).
+    pub start_standby: bool,
 }
 
 impl Default for CoreConfig {
@@ -49,6 +54,8 @@ impl Default for CoreConfig {
             tickets: true,
             media: None,
             strangers: GuardConfig::default(),
+            share_registrations: false,
+            start_standby: false,
         }
     }
 }

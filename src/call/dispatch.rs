@@ -70,6 +70,9 @@ impl Core {
             Method::Cancel => self.on_cancel(now, tx, &req, cancels),
             Method::Invite if req.to_tag().is_none() => self.new_call(now, tx, req, peer),
             _ if req.to_tag().is_some() => self.in_dialog(now, tx, req, peer),
+            Method::Register | Method::Options if self.serving != super::Serving::Active => {
+                self.sh.not_active(now, tx, &req, self.serving);
+            }
             Method::Register => self.on_register(now, tx, &req, peer),
             Method::Options => {
                 let mut m = response_to(&req, 200, "OK", Some(&self.sh.ids.tag()));

@@ -20,6 +20,15 @@ use crate::util::pii::Pii;
 
 impl Core {
     pub(super) fn new_call(&mut self, now: Instant, tx: TxId, req: Request, peer: Peer) {
+        if self.serving != super::Serving::Active {
+            // The proxy tries the active node; the record says why this one refused.
+            self.sh.not_active(now, tx, &req, self.serving);
+            let reason = match self.serving {
+                super::Serving::Draining => Reason::ClusterDraining,
+                _ => Reason::ClusterStandby,
+            };
+            return self.record_refused(now, &req, reason, 503);
+        }
         let called = called_number(&req);
         // Trunks are trusted by network; anyone else counts as an agent only with
         // digest credentials (DESIGN.md §7), not for sharing an agent's address.

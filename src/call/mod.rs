@@ -32,6 +32,7 @@ pub mod reason;
 mod record;
 #[cfg(test)]
 mod security_tests;
+mod serving;
 mod shared;
 mod state;
 mod strangers;
@@ -72,6 +73,7 @@ pub use media_sdp::missing_line_prompts;
 pub use reason::Reason;
 pub use record::FinishedCall;
 use record::ending_kind;
+pub use serving::Serving;
 pub use state::AnsweredBy;
 use state::{CallState, SurveyStep};
 use timer::{CallTimer, Timers};
@@ -262,6 +264,9 @@ pub struct Core {
     guard: guard::Guard,
     /// Keepalive OPTIONS to agents in flight.
     probes: qualify::Probes,
+    /// Whether this node answers calls (always, alone; in a cluster, while it
+    /// holds the ACD lease).
+    serving: Serving,
 }
 
 /// Everything of the core but its call table: what a call's handlers use.
@@ -277,6 +282,9 @@ pub(super) struct Shared {
     timers: BinaryHeap<Reverse<(Instant, CallKey, CallTimer)>>,
     /// Calls offered to a person since the last `poll_offer`: their stubs open.
     offers: VecDeque<cdr::Offer>,
+    /// Agents whose REGISTER was answered since the last `poll_registration`,
+    /// with their bindings then (for the database, when clustered).
+    registrations: VecDeque<(String, Vec<crate::registrar::PortableBinding>)>,
     stats: CoreStats,
     acd: Acd,
     registrar: Registrar,
@@ -319,6 +327,7 @@ impl Core {
         // Its own random draw: it tells nothing of the generator's state.
         let id_prefix = format!("{:012x}", ids.next_u64() & 0xffff_ffff_ffff);
         let guard = guard::Guard::new(cfg.strangers, now);
+        let start_standby = cfg.start_standby;
         Core {
             sh: Shared {
                 ports: crate::media::pool::PortPool::new(lo, hi),
@@ -331,6 +340,7 @@ impl Core {
                 by_tx: IdMap::default(),
                 timers: BinaryHeap::new(),
                 offers: VecDeque::new(),
+                registrations: VecDeque::new(),
                 stats: CoreStats::default(),
                 acd,
                 registrar,
@@ -346,6 +356,11 @@ impl Core {
             store_backlog: false,
             guard,
             probes: Default::default(),
+            serving: if start_standby {
+                Serving::Standby
+            } else {
+                Serving::Active
+            },
         }
     }
 

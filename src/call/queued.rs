@@ -281,6 +281,10 @@ impl Call {
     }
 }
 
+/// Registrations waiting to be written before the oldest are dropped (the
+/// driver takes them after every event, so this is only reached if it stalls).
+const MAX_PENDING_REGISTRATIONS: usize = 65_536;
+
 /// The Request-URI and address for ringing a seat. An agent: its registered
 /// contact as the Request-URI, sent to the transport and address its REGISTER
 /// came from (never to a host the Contact names: DESIGN.md §7; over TCP, once
@@ -365,6 +369,16 @@ impl Core {
             info!(account = %account, source = %Pii(peer.addr.ip()), status = reply.code, reason = %reply.reason, "registration failed");
         }
         self.sh.send_registrar_reply(now, tx, req, &reply);
+        if reply.code == 200
+            && self.sh.cfg.share_registrations
+            && let Some(user) = crate::registrar::aor_of(req)
+        {
+            let unix = self.sh.unix_ms(now);
+            let bindings = self.sh.registrar.export(now, unix, &user);
+            if self.sh.registrations.len() < MAX_PENDING_REGISTRATIONS {
+                self.sh.registrations.push_back((user, bindings));
+            }
+        }
         self.drain_registrar(now);
     }
 

@@ -63,6 +63,14 @@ pub enum Reason {
     /// without a provisional): it can no longer be answered. Never expected, as
     /// a pending INVITE's provisional is repeated every 50 s.
     CallerTimeout,
+    /// A standby node (it does not hold the cluster's ACD lease) refused a new
+    /// call with `503`, for the proxy to try the active node.
+    ClusterStandby,
+    /// A node stopping (SIGTERM) refused a new call with `503`, for the proxy
+    /// to try another node.
+    ClusterDraining,
+    /// The node that held the call died; another node closed its record.
+    ClusterNodeLost,
 }
 
 impl Reason {
@@ -94,11 +102,14 @@ impl Reason {
             Reason::MediaPortUnavailable => "media.port_unavailable",
             Reason::MediaRelayBusy => "media.relay_busy",
             Reason::CallerTimeout => "leg.caller_timeout",
+            Reason::ClusterStandby => "cluster.standby",
+            Reason::ClusterDraining => "cluster.draining",
+            Reason::ClusterNodeLost => "cluster.node_lost",
         }
     }
 
     /// Every code, for documentation and metrics pre-registration.
-    pub const ALL: [Reason; 25] = [
+    pub const ALL: [Reason; 28] = [
         Reason::CallerHangup,
         Reason::CalleeHangup,
         Reason::CallerCancelled,
@@ -124,6 +135,9 @@ impl Reason {
         Reason::MediaPortUnavailable,
         Reason::MediaRelayBusy,
         Reason::CallerTimeout,
+        Reason::ClusterStandby,
+        Reason::ClusterDraining,
+        Reason::ClusterNodeLost,
     ];
 
     /// The reason with this stable code.

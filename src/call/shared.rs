@@ -62,6 +62,28 @@ impl Shared {
         }
     }
 
+    /// `503` with a short Retry-After from a node that does not answer calls
+    /// now (standby or draining): the proxy in front tries the active node.
+    pub(super) fn not_active(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        req: &Request,
+        serving: super::Serving,
+    ) {
+        let tag = self.ids.tag();
+        let phrase = match serving {
+            super::Serving::Draining => "Service Unavailable (draining)",
+            _ => "Service Unavailable (standby)",
+        };
+        let mut m = response_to(req, 503, phrase, Some(&tag));
+        m.header(
+            "Retry-After",
+            &super::serving::NOT_ACTIVE_RETRY_AFTER_S.to_string(),
+        );
+        self.respond(now, tx, 503, m.finish_empty());
+    }
+
     /// Sends the registrar's answer (to a REGISTER, or a challenge or refusal of
     /// an agent's INVITE or REFER) on `tx`.
     pub(super) fn send_registrar_reply(

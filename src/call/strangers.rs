@@ -55,6 +55,9 @@ impl Core {
             // No dialog of the gateway's has these tags.
             _ if in_dialog => (481, "Call/Transaction Does Not Exist"),
             Method::Invite => (403, "Forbidden"),
+            Method::Options if self.serving != super::Serving::Active => {
+                (503, "Service Unavailable (not active)")
+            }
             Method::Options => (200, "OK"),
             Method::Cancel | Method::Bye | Method::Info | Method::Update | Method::Prack => {
                 (481, "Call/Transaction Does Not Exist")

@@ -10,10 +10,12 @@ use serde::Deserialize;
 use crate::registrar::{Algorithm, RegistrarConfig, RegistrarError};
 use crate::util::toml_where::KeyLines;
 
+mod cluster;
 mod exposure;
 mod http;
 mod media;
 mod sip;
+pub use cluster::ClusterSection;
 pub use exposure::{Exposure, Listens, cleartext_urls, read_dialplan_files, shipped_password};
 pub use http::{ClientSection, HttpConfig, TlsSection, TokenSection};
 pub use media::{MediaSection, QueuedMode};
@@ -54,6 +56,9 @@ pub struct Config {
     /// The RTP relay, prompts, survey and recording.
     #[serde(default)]
     pub media: MediaSection,
+    /// Several nodes behind a SIP proxy, sharing PostgreSQL (docs/cluster.md).
+    #[serde(default)]
+    pub cluster: Option<ClusterSection>,
     /// Where the file was read from; relative paths are resolved against its folder.
     #[serde(skip)]
     pub origin: Option<PathBuf>,
@@ -339,6 +344,11 @@ impl Config {
                 "store.database",
                 "use sqlite:PATH, postgres://… or none",
             ));
+        }
+        if let Some(c) = &self.cluster
+            && let Err((key, reason)) = c.validate(db)
+        {
+            return Err(err(key, &reason));
         }
         if self.store.queue_capacity < 2 || self.store.batch_max == 0 {
             return Err(err(

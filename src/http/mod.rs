@@ -50,6 +50,8 @@ pub struct AppState {
     pub listens: crate::config::Listens,
     /// Open and refused connections, for `/metrics` (kept by [`serve`]).
     pub connections: Arc<ConnStats>,
+    /// This node's name, lease and dialplan version (`/healthz`).
+    pub node: Arc<crate::cluster::ClusterStatus>,
 }
 
 /// Why the HTTP server could not run.
@@ -370,11 +372,20 @@ async fn reload_dialplan(State(state): State<AppState>, body: JsonBody<NoFields>
                 return unavailable();
             }
             match rx.await {
-                Ok(Ok(())) => crate::reporting::plan_reloaded(
-                    &state.reporting,
-                    &running,
-                    state.reporting.sla.answer_within_s,
-                ),
+                Ok(Ok(())) => {
+                    crate::reporting::plan_reloaded(
+                        &state.reporting,
+                        &running,
+                        state.reporting.sla.answer_within_s,
+                    );
+                    let dir = state.dialplan_dir.clone();
+                    if let Ok(v) =
+                        tokio::task::spawn_blocking(move || crate::cluster::plan_version_of(&dir))
+                            .await
+                    {
+                        state.node.set_plan_version(v);
+                    }
+                }
                 // Valid on its own, refused by the running gateway (a prompt it
                 // has not loaded, queues the ACD refuses): nothing changed.
                 Ok(Err(e)) => {
@@ -431,6 +442,12 @@ async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
         "parse_errors": s.parse_errors.load(Ordering::Relaxed),
         "rejected_requests": s.rejected_requests.load(Ordering::Relaxed),
         "calls_ended": ended,
+        "node": {
+            "name": state.node.node,
+            "role": s.serving().as_str(),
+            "lease_epoch": state.node.epoch.load(Ordering::Relaxed),
+            "plan_version": state.node.plan_version(),
+        },
         "store": {
             "backend": state.reporting.store().map(|s| s.backend().as_str()),
             "written": t.written.load(Ordering::Relaxed),

@@ -255,6 +255,14 @@ impl BindingTable {
                 next
             }
         };
+        self.replace(user, next, events);
+        Ok(())
+    }
+
+    /// Sets `user`'s bindings to `next`, emitting `Registered` for contacts new
+    /// to it and `Unregistered` for those gone.
+    pub fn replace(&mut self, user: &str, next: Vec<Binding>, events: &mut Vec<RegistrarEvent>) {
+        let old: &[Binding] = self.by_user.get(user).map_or(&[], Vec::as_slice);
         for b in old.iter().filter(|b| !contains(&next, &b.contact)) {
             events.push(RegistrarEvent::Unregistered {
                 user: user.to_string(),
@@ -275,7 +283,17 @@ impl BindingTable {
         if !next.is_empty() {
             self.by_user.insert(user.to_string(), next);
         }
-        Ok(())
+    }
+
+    /// The users with bindings.
+    pub fn users(&self) -> Vec<String> {
+        self.by_user.keys().cloned().collect()
+    }
+
+    /// `user`'s bindings as they are stored (expired ones included until the
+    /// expiry timer removes them).
+    pub fn of(&self, user: &str) -> &[Binding] {
+        self.by_user.get(user).map_or(&[], Vec::as_slice)
     }
 }
 

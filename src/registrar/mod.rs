@@ -44,6 +44,7 @@ mod contact;
 mod digest;
 mod limiter;
 mod nonce;
+mod portable;
 mod qualify;
 
 #[cfg(test)]
@@ -68,6 +69,7 @@ use crate::sip::message::{Headers, Method, Request, SipUri, addr_spec, split_lis
 pub use auth::Credential;
 pub use bindings::Binding;
 pub use digest::{Algorithm, ResponseInput};
+pub use portable::PortableBinding;
 pub use qualify::{Probe, ProbeId, QualifyConfig, Reachability};
 
 use auth::{Auth, Secret};
@@ -682,6 +684,11 @@ fn malformed(what: &'static str, detail: &str) -> RegistrarError {
 }
 
 /// The user part of the To URI: the address-of-record (RFC 3261 §10.3 step 5).
+/// The user a REGISTER's To names (its address-of-record), if readable.
+pub fn aor_of(req: &Request) -> Option<String> {
+    aor_user(req).ok()
+}
+
 fn aor_user(req: &Request) -> Result<String, RegistrarError> {
     let to = req.header("To").ok_or_else(|| malformed("To", "missing"))?;
     let uri = SipUri::parse(addr_spec(to)).map_err(|e| malformed("To", &e))?;

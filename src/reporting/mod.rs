@@ -21,6 +21,7 @@
 //! either way.
 
 mod alerts;
+mod live;
 pub mod report;
 pub mod telemetry;
 mod writer;
@@ -36,6 +37,7 @@ use crate::cdr::EventKind;
 use crate::sla::{self, Outcome, SlaConfig, Tracker};
 use crate::store::{CallFilter, CallWrite, IntervalRow, Store, StoreError, TicketWrite};
 use crate::tickets::{self, Stub, deliver};
+pub use live::{finalize_orphans, portable_binding};
 pub use telemetry::Telemetry;
 
 /// Held records beyond this many times the queue's capacity are dropped (loudly).
@@ -48,6 +50,10 @@ enum Item {
     Call(Box<CallWrite>),
     /// A stub opened by a call just offered.
     TicketOpen(TicketWrite),
+    /// A call just offered, in progress on this node.
+    LiveOpen(crate::store::LiveCall),
+    /// An agent's bindings after a REGISTER (none: unregistered).
+    Registrations(String, Vec<crate::store::RegistrationRow>),
     Alert(sla::Alert),
 }
 
@@ -63,6 +69,11 @@ pub struct Shared {
     pub sla: SlaConfig,
     /// Reports' local time (the dialplan's `utc_offset` at start).
     pub zone: report::Zone,
+    /// This node's name (see [`ReportingConfig::node`]).
+    pub node: String,
+    pub clustered: bool,
+    /// Ticket settings (an orphaned call's stub is delivered like any other).
+    pub deliver_tickets: bool,
 }
 
 impl Shared {
@@ -89,6 +100,11 @@ pub struct ReportingConfig {
     pub tickets: deliver::TicketsConfig,
     /// Minutes east of UTC of reports' local days (the dialplan's `utc_offset`).
     pub utc_offset_minutes: i32,
+    /// This node's name (`[cluster] node`; `local` alone): its calls in
+    /// progress are kept under it, and closed by it when it starts again.
+    pub node: String,
+    /// Part of a cluster: other nodes' open stubs are theirs, not closed at start.
+    pub clustered: bool,
 }
 
 /// The running service: the SIP task's [`Recorder`], HTTP's [`Shared`], and the
@@ -115,6 +131,9 @@ pub async fn start(cfg: ReportingConfig) -> Result<Reporting, StoreError> {
         zone: report::Zone {
             offset_minutes: cfg.utc_offset_minutes,
         },
+        node: cfg.node.clone(),
+        clustered: cfg.clustered,
+        deliver_tickets: cfg.tickets.url.is_some(),
     });
     let (tx, rx) = mpsc::channel(cfg.queue_capacity);
     let connect = match &cfg.database {
@@ -172,7 +191,12 @@ pub(super) async fn attach(shared: &Shared, store: Store) -> Result<(), StoreErr
     let now = crate::util::time::unix_ms();
     let replayed = replay(&store, shared, now).await?;
     restore_breaches(&store, shared, now).await?;
-    close_interrupted(&store, now).await?;
+    // This node's calls cut short by its last stop get a record and a callback.
+    live::finalize_orphans(shared, &store, None).await?;
+    if !shared.clustered {
+        // Stubs from before live calls were kept (one node per database then).
+        close_interrupted(&store, now).await?;
+    }
     tracing::info!(
         backend = store.backend().as_str(),
         replayed,
@@ -182,9 +206,9 @@ pub(super) async fn attach(shared: &Shared, store: Store) -> Result<(), StoreErr
     Ok(())
 }
 
-/// Gives the stubs of calls cut short by the last stop their final revision
-/// (`interrupted`): no call survives a restart. (With several nodes on one
-/// PostgreSQL this would close the other nodes' calls too: one node per database.)
+/// Gives the stubs still open after [`live::finalize_orphans`] (calls from
+/// before live calls were kept) their final revision (`interrupted`). Alone
+/// only: in a cluster an open stub may be another node's call in progress.
 async fn close_interrupted(store: &Store, now: i64) -> Result<(), StoreError> {
     loop {
         let open = store.open_stubs(1000).await?;
@@ -318,19 +342,45 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Opens the work-order stub of a call just offered.
+    /// Notes a call just offered as in progress on this node, and opens its
+    /// work-order stub.
     pub fn offered(&mut self, offer: &crate::cdr::Offer) {
-        if self.tx.is_none() || !self.tickets {
+        if self.tx.is_none() {
             return;
         }
-        let stub = tickets::open(offer);
-        let item = Item::TicketOpen(ticket_write(&stub, offer.at_ms, self.deliver_tickets));
+        let live = Item::LiveOpen(crate::store::LiveCall {
+            id: offer.id.clone(),
+            node: self.shared.node.clone(),
+            at_ms: offer.at_ms,
+            offer: serde_json::to_string(offer).unwrap_or_default(),
+        });
+        self.queue(live);
+        if self.tickets {
+            let stub = tickets::open(offer);
+            self.queue(Item::TicketOpen(ticket_write(
+                &stub,
+                offer.at_ms,
+                self.deliver_tickets,
+            )));
+        }
+        self.update_gauges();
+    }
+
+    /// An agent's bindings after a REGISTER, for the node that takes over.
+    pub fn registered(&mut self, user: &str, bindings: &[crate::registrar::PortableBinding]) {
+        if self.tx.is_none() {
+            return;
+        }
+        let rows = bindings.iter().map(live::registration_row).collect();
+        self.queue(Item::Registrations(user.to_string(), rows));
+    }
+
+    fn queue(&mut self, item: Item) {
         if self.held.is_empty() {
             self.send_or_hold(item, true);
         } else {
             self.hold(item);
         }
-        self.update_gauges();
     }
 
     /// Counts a finished call and queues it for the store.

@@ -52,11 +52,34 @@ pub(super) async fn run(
         let mut calls = Vec::with_capacity(batch.len());
         let mut opens = Vec::new();
         let mut alerts = Vec::new();
+        let mut lives = Vec::new();
+        let mut registrations = Vec::new();
         for item in batch.drain(..) {
             match item {
                 Item::Call(w) => calls.push(*w),
                 Item::TicketOpen(t) => opens.push(t),
+                Item::LiveOpen(l) => lives.push(l),
+                Item::Registrations(aor, rows) => registrations.push((aor, rows)),
                 Item::Alert(a) => alerts.push(a),
+            }
+        }
+        // Calls in progress before the records that end them (same batch: the
+        // record's transaction deletes the row just written).
+        if !lives.is_empty()
+            && retry(&shared, "live calls", || store.open_live(&lives))
+                .await
+                .is_none()
+        {
+            tracing::error!(calls = lives.len(), "live calls refused by the database");
+        }
+        for (aor, rows) in &registrations {
+            if retry(&shared, "registrations", || {
+                store.put_registrations(aor, rows)
+            })
+            .await
+            .is_none()
+            {
+                tracing::error!(agent = %aor, "registration refused by the database");
             }
         }
         // Stubs opened by calls still in progress (a stub's later revision in the

@@ -113,6 +113,16 @@ impl Store {
         for t in stubs {
             super::tickets::write(&mut tx, t).await?;
         }
+        // The calls are over: no longer in progress on any node.
+        for chunk in batch.chunks(CHUNK) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!("DELETE FROM live_calls WHERE id IN ({})", marks.join(", "));
+            let mut q = sqlx::query(&sql);
+            for w in chunk {
+                q = q.bind(w.record.id.clone());
+            }
+            q.execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         conn.ended_cleanly();
         Ok(inserted.len())

@@ -20,6 +20,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0003_reports.sql"),
         include_str!("../../migrations/postgres/0003_reports.sql"),
     ),
+    (
+        4,
+        include_str!("../../migrations/sqlite/0004_cluster.sql"),
+        include_str!("../../migrations/postgres/0004_cluster.sql"),
+    ),
 ];
 
 /// Applies every migration the database has not seen yet.

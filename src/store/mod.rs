@@ -8,6 +8,7 @@
 //! driver.
 
 mod calls;
+mod cluster;
 mod filter;
 mod intervals;
 mod migrate;
@@ -23,6 +24,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use calls::{CallFilter, CallWrite};
+pub use cluster::{LiveCall, NodeRow, RegistrationRow};
 pub use intervals::{AlertRow, IntervalRow};
 pub use tickets::{Attempt, OutboxItem, TicketFilter, TicketRow, TicketWrite};
 

@@ -90,6 +90,12 @@ pub enum Control {
     /// has not loaded, queues the ACD refuses), and says so.
     ReloadDialplan(Arc<Dialplan>, oneshot::Sender<Result<(), ApiError>>),
     Shutdown,
+    /// This node took the cluster's ACD lease: answer calls, and ring the agents
+    /// registered in the database at once.
+    Activate(Vec<crate::registrar::PortableBinding>),
+    /// The lease is lost (standby) or the node is stopping (draining): refuse
+    /// new calls, ring nobody; calls in progress go on.
+    StepDown(crate::call::Serving),
     Agents(oneshot::Sender<serde_json::Value>),
     Queues(oneshot::Sender<serde_json::Value>),
     AgentAction {
@@ -182,6 +188,8 @@ impl SipServer {
             tickets: cfg.tickets.enabled && cfg.database_url().is_some(),
             media: None,
             strangers: cfg.sip.strangers.to_guard(),
+            share_registrations: cfg.cluster.is_some(),
+            start_standby: cfg.cluster.is_some(),
         };
         let (core_cfg, media) = match media::start(cfg, &plan)? {
             Some((m, plane)) => {
@@ -286,6 +294,10 @@ impl SipServer {
                             info!(active_calls = core.active_calls(), "SIP transport stopping");
                             return Ok(());
                         }
+                        Some(Control::Activate(bindings)) => {
+                            core.activate(Instant::now(), bindings);
+                        }
+                        Some(Control::StepDown(to)) => core.step_down(Instant::now(), to),
                         Some(Control::Agents(reply)) => {
                             let _ = reply.send(core.agents_view(Instant::now()));
                         }

@@ -12,6 +12,8 @@ use crate::reporting::Recorder;
 pub struct Status {
     pub started: Instant,
     pub active_calls: AtomicU64,
+    /// [`crate::call::Serving`] as its discriminant (0 active, 1 standby, 2 draining).
+    pub serving: std::sync::atomic::AtomicU8,
     pub transactions: AtomicU64,
     pub messages_in: AtomicU64,
     pub parse_errors: AtomicU64,
@@ -39,6 +41,7 @@ impl Default for Status {
         Status {
             started: Instant::now(),
             active_calls: AtomicU64::new(0),
+            serving: std::sync::atomic::AtomicU8::new(0),
             transactions: AtomicU64::new(0),
             messages_in: AtomicU64::new(0),
             parse_errors: AtomicU64::new(0),
@@ -66,6 +69,11 @@ impl Status {
                 rec.offered(&o);
             }
         }
+        while let Some((user, bindings)) = core.poll_registration() {
+            if let Some(rec) = recorder.as_deref_mut() {
+                rec.registered(&user, &bindings);
+            }
+        }
         while let Some(r) = core.poll_record() {
             if let Some(i) = Reason::ALL.iter().position(|x| *x == r.reason) {
                 self.ended[i].fetch_add(1, Ordering::Relaxed);
@@ -83,6 +91,7 @@ impl Status {
         let s = core.stats();
         self.active_calls
             .store(core.active_calls() as u64, Ordering::Relaxed);
+        self.serving.store(core.serving() as u8, Ordering::Relaxed);
         self.transactions
             .store(core.transactions() as u64, Ordering::Relaxed);
         self.messages_in.store(s.messages_in, Ordering::Relaxed);
@@ -96,6 +105,15 @@ impl Status {
         self.foreign_responses
             .store(s.foreign_responses, Ordering::Relaxed);
         self.stale_events.store(s.stale_events, Ordering::Relaxed);
+    }
+
+    /// Whether the core answers calls now.
+    pub fn serving(&self) -> crate::call::Serving {
+        match self.serving.load(Ordering::Relaxed) {
+            0 => crate::call::Serving::Active,
+            1 => crate::call::Serving::Standby,
+            _ => crate::call::Serving::Draining,
+        }
     }
 
     /// Finished calls per reason code.

@@ -1,0 +1,45 @@
+-- Several gateways on one database (issue 16). Used by a single node too: its
+-- live calls are closed as interrupted when it starts again.
+
+-- The ACD lease: one row per lease name; its holder answers calls. `epoch`
+-- grows whenever the holder changes (a fencing token); `expires_at_ms` is on the
+-- database's clock, so nodes' clocks never decide who holds it.
+CREATE TABLE cluster_lease (
+    name          TEXT PRIMARY KEY,
+    holder        TEXT NOT NULL,
+    epoch         BIGINT NOT NULL,
+    expires_at_ms BIGINT NOT NULL
+);
+
+-- Each node's heartbeat (database clock), role and dialplan version.
+CREATE TABLE cluster_nodes (
+    node         TEXT PRIMARY KEY,
+    seen_at_ms   BIGINT NOT NULL,
+    role         TEXT NOT NULL,
+    plan_version TEXT NOT NULL,
+    started_at_ms BIGINT NOT NULL
+);
+
+-- A call in progress, written when it is offered and deleted with its record.
+-- `offer` is the offer's JSON (what its work-order stub opened with).
+CREATE TABLE live_calls (
+    id             TEXT PRIMARY KEY,
+    node           TEXT NOT NULL,
+    at_ms          BIGINT NOT NULL,
+    offer          TEXT NOT NULL
+);
+CREATE INDEX live_calls_node ON live_calls (node);
+
+-- Agents' registrations, so that the node taking over rings them at once.
+CREATE TABLE registrations (
+    aor           TEXT NOT NULL,
+    contact       TEXT NOT NULL,
+    transport     TEXT NOT NULL,
+    source        TEXT NOT NULL,
+    path          TEXT NOT NULL,
+    q             TEXT,
+    call_id       TEXT NOT NULL,
+    cseq          BIGINT NOT NULL,
+    expires_at_ms BIGINT NOT NULL,
+    PRIMARY KEY (aor, contact)
+);

@@ -1,0 +1,78 @@
+//! Whether this node answers calls: alone it always does; in a cluster only
+//! while it holds the ACD lease (docs/cluster.md). A standby or draining node
+//! answers OPTIONS, REGISTER and new INVITEs with `503`, so that the proxy in
+//! front (Kamailio's dispatcher) sends them to the active node.
+
+use std::time::Instant;
+
+use tracing::info;
+
+use super::Core;
+use crate::registrar::PortableBinding;
+
+/// This node's part in answering calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serving {
+    /// Takes calls, rings agents (alone, or the lease holder).
+    Active,
+    /// Holds no lease: refuses new calls and registrations; rings nobody.
+    Standby,
+    /// Stopping: refuses new calls; calls in progress go on to their end.
+    Draining,
+}
+
+impl Serving {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Serving::Active => "active",
+            Serving::Standby => "standby",
+            Serving::Draining => "draining",
+        }
+    }
+}
+
+/// `Retry-After` seconds on a `503` from a node that is not active: the proxy
+/// should come back soon, another node takes over within a lease.
+pub(super) const NOT_ACTIVE_RETRY_AFTER_S: u32 = 1;
+
+impl Core {
+    pub fn serving(&self) -> Serving {
+        self.serving
+    }
+
+    /// Becomes active and rings the agents registered in `bindings` (the
+    /// database's registrations, read when this node took the lease) at once.
+    /// Returns how many bindings were taken.
+    pub fn activate(&mut self, now: Instant, bindings: Vec<PortableBinding>) -> usize {
+        let unix = self.sh.unix_ms(now);
+        let taken = self.sh.registrar.import(now, unix, bindings);
+        self.serving = Serving::Active;
+        info!(bindings = taken, "active: this node answers calls");
+        self.drain_registrar(now);
+        taken
+    }
+
+    /// Stops ringing agents: the lease is lost (another node may hold it) or
+    /// the node is stopping. Registrations are forgotten here (not in the
+    /// database): agents are logged out of this node's ACD, so callers still
+    /// queued here are offered to nobody. Calls already connected go on.
+    pub fn step_down(&mut self, now: Instant, to: Serving) {
+        if self.serving == to {
+            return;
+        }
+        info!(
+            from = self.serving.as_str(),
+            to = to.as_str(),
+            "no longer active"
+        );
+        self.serving = to;
+        self.sh.registrar.forget_all();
+        self.drain_registrar(now);
+    }
+
+    /// Agents whose REGISTER this node answered since the last call, with
+    /// their bindings now (empty: none left), for the database.
+    pub fn poll_registration(&mut self) -> Option<(String, Vec<PortableBinding>)> {
+        self.sh.registrations.pop_front()
+    }
+}

@@ -1,0 +1,240 @@
+//! Several gateways behind one SIP proxy, sharing PostgreSQL (docs/cluster.md):
+//! active/standby, decided by a lease row in the database.
+//!
+//! ```text
+//!  every renew_every_ms:  lease (take / renew) ─► Lease (pure) ─► Activate / StepDown ─► SIP core
+//!                         heartbeat (role, dialplan version)
+//!                         active: close the calls of nodes whose heartbeat stopped
+//!  SIGTERM:               release the lease, StepDown(Draining)
+//! ```
+//!
+//! Owns the timing of the lease; the SQL is in `store/`, what a lost call
+//! becomes is in `reporting/`, and what a standby answers is in `call/`.
+
+pub mod lease;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+
+use crate::call::Serving;
+use crate::config::ClusterSection;
+use crate::reporting::{self, Shared};
+use crate::store::Store;
+use crate::transport::Control;
+use lease::{Change, Lease, Step};
+
+/// The lease's name in `cluster_lease`.
+pub const ACD_LEASE: &str = "acd";
+
+/// What `/healthz` shows of this node's part in the cluster.
+#[derive(Debug, Default)]
+pub struct ClusterStatus {
+    pub node: String,
+    /// The lease epoch held (0: none).
+    pub epoch: AtomicI64,
+    /// The running dialplan's version (a digest of its files).
+    pub plan_version: std::sync::Mutex<String>,
+}
+
+impl ClusterStatus {
+    /// This node (`local` when alone) running the dialplan in `dir`.
+    pub fn new(node: &str, dir: &std::path::Path) -> ClusterStatus {
+        ClusterStatus {
+            node: node.to_string(),
+            epoch: AtomicI64::new(0),
+            plan_version: std::sync::Mutex::new(plan_version_of(dir)),
+        }
+    }
+
+    pub fn plan_version(&self) -> String {
+        self.plan_version
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn set_plan_version(&self, v: String) {
+        *self.plan_version.lock().unwrap_or_else(|p| p.into_inner()) = v;
+    }
+}
+
+/// A running cluster member: `drain` starts the handover, `task` ends once the
+/// lease is released.
+#[derive(Debug)]
+pub struct Member {
+    pub status: Arc<ClusterStatus>,
+    drain: watch::Sender<bool>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl Member {
+    /// Stops answering calls and hands the lease over (SIGTERM).
+    pub fn drain(&self) {
+        let _ = self.drain.send(true);
+    }
+}
+
+/// Starts the lease keeper for this node.
+pub fn spawn(
+    cfg: ClusterSection,
+    shared: Arc<Shared>,
+    control: mpsc::Sender<Control>,
+    status: Arc<ClusterStatus>,
+) -> Member {
+    let (drain, drain_rx) = watch::channel(false);
+    let task = tokio::spawn(run(cfg, shared, control, status.clone(), drain_rx));
+    Member {
+        status,
+        drain,
+        task,
+    }
+}
+
+async fn run(
+    cfg: ClusterSection,
+    shared: Arc<Shared>,
+    control: mpsc::Sender<Control>,
+    status: Arc<ClusterStatus>,
+    mut drain: watch::Receiver<bool>,
+) {
+    let ttl = Duration::from_millis(cfg.lease_ttl_ms);
+    let every = Duration::from_millis(cfg.renew_every_ms);
+    // A node is dead to the others once its heartbeat is this old.
+    let stale_ms = (2 * cfg.lease_ttl_ms + cfg.renew_every_ms) as i64;
+    let started_ms = crate::util::time::unix_ms();
+    let mut lease = Lease::new(Instant::now(), ttl, every);
+    // Ask no longer than this for one answer: past it the deadline decides.
+    let ask_for = ttl / 3;
+    loop {
+        let store = match shared.store() {
+            Some(s) => s.clone(),
+            None => {
+                // Not connected yet (the reporting service keeps trying).
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => continue,
+                    _ = drain.changed() => return,
+                }
+            }
+        };
+        let (step, change) = lease.poll(Instant::now());
+        if let Some(c) = change {
+            apply(c, &cfg, &shared, &store, &control, &status).await;
+        }
+        if step == Step::Acquire {
+            let sent = Instant::now();
+            let asked = tokio::time::timeout(
+                ask_for,
+                store.acquire_lease(ACD_LEASE, &cfg.node, cfg.lease_ttl_ms as i64),
+            )
+            .await;
+            let answer = match asked {
+                Ok(Ok(granted)) => Ok(granted),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cluster lease: no answer from the database");
+                    Err(())
+                }
+                Err(_) => Err(()),
+            };
+            if let Some(c) = lease.answered(Instant::now(), sent, answer) {
+                apply(c, &cfg, &shared, &store, &control, &status).await;
+            }
+            let role = match lease.role() {
+                lease::Role::Active { .. } => "active",
+                lease::Role::Standby => "standby",
+                lease::Role::Draining => "draining",
+            };
+            let version = status.plan_version();
+            let beat = store.heartbeat(&cfg.node, role, &version, started_ms);
+            let _ = tokio::time::timeout(ask_for, beat).await;
+            if matches!(lease.role(), lease::Role::Active { .. }) {
+                // Calls a dead node left behind get their records here.
+                if let Err(e) = reporting::finalize_orphans(&shared, &store, Some(stale_ms)).await {
+                    tracing::warn!(error = %e, "cluster: closing a dead node's calls failed; retrying");
+                }
+            }
+        }
+        let wake = lease.next_at();
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake.into()) => {}
+            _ = drain.changed() => {
+                let held = lease.drain();
+                let _ = control.send(Control::StepDown(Serving::Draining)).await;
+                status.epoch.store(0, Ordering::Relaxed);
+                if let Some(epoch) = held {
+                    match store.release_lease(ACD_LEASE, &cfg.node, epoch).await {
+                        Ok(_) => tracing::info!("cluster: lease released for the standby to take over"),
+                        Err(e) => tracing::warn!(error = %e, "cluster: lease not released; it lapses by itself"),
+                    }
+                }
+                let _ = store
+                    .heartbeat(&cfg.node, "draining", &status.plan_version(), started_ms)
+                    .await;
+                return;
+            }
+        }
+    }
+}
+
+async fn apply(
+    change: Change,
+    cfg: &ClusterSection,
+    shared: &Shared,
+    store: &Store,
+    control: &mpsc::Sender<Control>,
+    status: &ClusterStatus,
+) {
+    match change {
+        Change::BecameActive { epoch } => {
+            let now_ms = crate::util::time::unix_ms();
+            let bindings = match store.registrations(now_ms).await {
+                Ok(rows) => rows
+                    .iter()
+                    .filter_map(reporting::portable_binding)
+                    .collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cluster: registrations not read; agents are rung once they register again");
+                    Vec::new()
+                }
+            };
+            tracing::info!(node = %cfg.node, epoch, agents = bindings.len(), "cluster: this node holds the ACD lease");
+            status.epoch.store(epoch, Ordering::Relaxed);
+            let _ = control.send(Control::Activate(bindings)).await;
+            // Calls the last holder left behind, if it died.
+            let stale_ms = (2 * cfg.lease_ttl_ms + cfg.renew_every_ms) as i64;
+            if let Err(e) = reporting::finalize_orphans(shared, store, Some(stale_ms)).await {
+                tracing::warn!(error = %e, "cluster: closing a dead node's calls failed; retrying");
+            }
+        }
+        Change::LostLease => {
+            tracing::warn!(node = %cfg.node, "cluster: ACD lease lost or lapsed; standing by");
+            status.epoch.store(0, Ordering::Relaxed);
+            let _ = control.send(Control::StepDown(Serving::Standby)).await;
+        }
+    }
+}
+
+/// The version of the dialplan files in `dir` (see [`plan_version`]).
+pub fn plan_version_of(dir: &std::path::Path) -> String {
+    plan_version(&crate::config::read_dialplan_files(dir))
+}
+
+/// A dialplan's version: the first 12 hex digits of SHA-256 over its files'
+/// names and texts, in name order. Two nodes with the same files agree.
+pub fn plan_version(files: &[(String, String)]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (name, text) in files {
+        let base = std::path::Path::new(name)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        h.update(base.as_bytes());
+        h.update([0]);
+        h.update(text.as_bytes());
+        h.update([0]);
+    }
+    crate::util::hex::hex(&h.finalize()[..6])
+}

@@ -1,0 +1,71 @@
+//! `[cluster]`: this node's name and the lease that decides which node of a pair
+//! answers calls (docs/cluster.md). Without the section the gateway runs alone.
+
+use serde::Deserialize;
+
+/// `[cluster]`, present only when the gateway runs as one of several nodes on
+/// one PostgreSQL behind a SIP proxy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// This node's name, unique in the cluster (letters, digits, `-`, `_`).
+    pub node: String,
+    /// How long the ACD lease lasts without renewal (database clock). A node
+    /// that dies is replaced after at most this long.
+    #[serde(default = "default_lease_ttl_ms")]
+    pub lease_ttl_ms: u64,
+    /// How often the holder renews the lease and every node beats its heart;
+    /// also how often the standby tries to take a lapsed lease.
+    #[serde(default = "default_renew_every_ms")]
+    pub renew_every_ms: u64,
+    /// After SIGTERM, how long calls in progress may go on before they are ended.
+    #[serde(default = "default_drain_s")]
+    pub drain_s: u64,
+}
+
+fn default_lease_ttl_ms() -> u64 {
+    3000
+}
+fn default_renew_every_ms() -> u64 {
+    500
+}
+fn default_drain_s() -> u64 {
+    300
+}
+
+impl ClusterSection {
+    /// `(key, reason)` of the first bad setting.
+    pub fn validate(&self, database: &str) -> Result<(), (&'static str, String)> {
+        let name_ok = !self.node.is_empty()
+            && self.node.len() <= 64
+            && self
+                .node
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !name_ok {
+            return Err((
+                "cluster.node",
+                "1-64 letters, digits, '-' or '_', unique in the cluster".into(),
+            ));
+        }
+        if !(database.starts_with("postgres://") || database.starts_with("postgresql://")) {
+            return Err((
+                "cluster.node",
+                "a cluster shares PostgreSQL: set store.database = \"postgres://…\"".into(),
+            ));
+        }
+        if self.lease_ttl_ms < 500 {
+            return Err(("cluster.lease_ttl_ms", "must be at least 500".into()));
+        }
+        if self.renew_every_ms == 0 || self.renew_every_ms * 3 > self.lease_ttl_ms {
+            return Err((
+                "cluster.renew_every_ms",
+                "must be positive and at most a third of lease_ttl_ms (two renewals may fail before the lease lapses)".into(),
+            ));
+        }
+        if self.drain_s == 0 {
+            return Err(("cluster.drain_s", "must be at least 1".into()));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,319 @@
+//! What nodes of one hotline share in the database (issue 16): the ACD lease,
+//! node heartbeats, calls in progress and agents' registrations. The lease and
+//! heartbeats use PostgreSQL's clock; the rest works on SQLite too (a single
+//! node's own live calls).
+
+use sqlx::Row;
+
+use super::{Backend, Store, StoreError};
+
+/// The database's clock in Unix milliseconds (PostgreSQL).
+const DB_NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
+
+/// A call in progress, as its node wrote it when the call was offered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveCall {
+    pub id: String,
+    pub node: String,
+    pub at_ms: i64,
+    /// The offer's JSON.
+    pub offer: String,
+}
+
+/// One stored registration (see `registrar::Binding`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegistrationRow {
+    pub aor: String,
+    pub contact: String,
+    /// `udp` or `tcp`.
+    pub transport: String,
+    /// `IP:port` the REGISTER came from.
+    pub source: String,
+    /// The Path entries joined by `\n` (empty: none).
+    pub path: String,
+    pub q: Option<String>,
+    pub call_id: String,
+    pub cseq: i64,
+    pub expires_at_ms: i64,
+}
+
+/// A node as its heartbeat shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRow {
+    pub node: String,
+    pub role: String,
+    pub plan_version: String,
+    /// Milliseconds since its last heartbeat, on the database's clock.
+    pub age_ms: i64,
+}
+
+impl Store {
+    fn require_postgres(&self) -> Result<(), StoreError> {
+        match self.backend {
+            Backend::Postgres => Ok(()),
+            Backend::Sqlite => Err(StoreError::Url(
+                "a cluster needs PostgreSQL (store.database = \"postgres://…\")".into(),
+            )),
+        }
+    }
+
+    /// Takes or renews lease `name` for `node` for `ttl_ms` (database clock):
+    /// granted when nobody holds it, `node` holds it (even lapsed), or the
+    /// holder's time has run out. Returns the epoch held, which grows whenever
+    /// the holder changes; `None`: another node holds it.
+    pub async fn acquire_lease(
+        &self,
+        name: &str,
+        node: &str,
+        ttl_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        self.require_postgres()?;
+        let sql = format!(
+            "INSERT INTO cluster_lease AS l (name, holder, epoch, expires_at_ms) \
+             VALUES ($1, $2, 1, {DB_NOW_MS} + $3) \
+             ON CONFLICT (name) DO UPDATE SET \
+               epoch = CASE WHEN l.holder = EXCLUDED.holder THEN l.epoch ELSE l.epoch + 1 END, \
+               holder = EXCLUDED.holder, expires_at_ms = EXCLUDED.expires_at_ms \
+             WHERE l.holder = EXCLUDED.holder OR l.expires_at_ms < {DB_NOW_MS} \
+             RETURNING epoch"
+        );
+        let row = sqlx::query(&sql)
+            .bind(name.to_string())
+            .bind(node.to_string())
+            .bind(ttl_ms)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get(0)?),
+            None => None,
+        })
+    }
+
+    /// Gives lease `name` up at once when `node` still holds it at `epoch`, so
+    /// that another node may take it without waiting for it to lapse.
+    pub async fn release_lease(
+        &self,
+        name: &str,
+        node: &str,
+        epoch: i64,
+    ) -> Result<bool, StoreError> {
+        self.require_postgres()?;
+        let done = sqlx::query(
+            "UPDATE cluster_lease SET expires_at_ms = 0 WHERE name = $1 AND holder = $2 AND epoch = $3",
+        )
+        .bind(name.to_string())
+        .bind(node.to_string())
+        .bind(epoch)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Who holds lease `name`, and whether its time has run out.
+    pub async fn lease_holder(
+        &self,
+        name: &str,
+    ) -> Result<Option<(String, i64, bool)>, StoreError> {
+        self.require_postgres()?;
+        let sql = format!(
+            "SELECT holder, epoch, expires_at_ms < {DB_NOW_MS} FROM cluster_lease WHERE name = $1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(name.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            None => Ok(None),
+            Some(r) => Ok(Some((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))),
+        }
+    }
+
+    /// Writes `node`'s heartbeat.
+    pub async fn heartbeat(
+        &self,
+        node: &str,
+        role: &str,
+        plan_version: &str,
+        started_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.require_postgres()?;
+        let sql = format!(
+            "INSERT INTO cluster_nodes (node, seen_at_ms, role, plan_version, started_at_ms) \
+             VALUES ($1, {DB_NOW_MS}, $2, $3, $4) \
+             ON CONFLICT (node) DO UPDATE SET seen_at_ms = EXCLUDED.seen_at_ms, \
+               role = EXCLUDED.role, plan_version = EXCLUDED.plan_version, \
+               started_at_ms = EXCLUDED.started_at_ms"
+        );
+        sqlx::query(&sql)
+            .bind(node.to_string())
+            .bind(role.to_string())
+            .bind(plan_version.to_string())
+            .bind(started_at_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Every node that ever beat, with the age of its last heartbeat.
+    pub async fn nodes(&self) -> Result<Vec<NodeRow>, StoreError> {
+        self.require_postgres()?;
+        let sql = format!(
+            "SELECT node, role, plan_version, {DB_NOW_MS} - seen_at_ms FROM cluster_nodes ORDER BY node"
+        );
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(NodeRow {
+                    node: r.try_get(0)?,
+                    role: r.try_get(1)?,
+                    plan_version: r.try_get(2)?,
+                    age_ms: r.try_get(3)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// Writes calls just offered (idempotent).
+    pub async fn open_live(&self, calls: &[LiveCall]) -> Result<(), StoreError> {
+        let mut conn = self.write_conn().await?;
+        let mut tx = conn.begin().await?;
+        for c in calls {
+            sqlx::query(
+                "INSERT INTO live_calls (id, node, at_ms, offer) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(c.id.clone())
+            .bind(c.node.clone())
+            .bind(c.at_ms)
+            .bind(c.offer.clone())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        conn.ended_cleanly();
+        Ok(())
+    }
+
+    /// Live calls of the nodes `stale` selects: `node` itself (its previous
+    /// run), or, with `others_older_than_ms`, every other node whose heartbeat
+    /// is older than that (or that never beat). Oldest first, at most `limit`.
+    pub async fn orphaned_live(
+        &self,
+        node: &str,
+        others_older_than_ms: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<LiveCall>, StoreError> {
+        let sql = match others_older_than_ms {
+            None => "SELECT id, node, at_ms, offer FROM live_calls WHERE node = $1 \
+                     ORDER BY at_ms LIMIT $2"
+                .to_string(),
+            Some(_) => format!(
+                "SELECT c.id, c.node, c.at_ms, c.offer FROM live_calls c \
+                 LEFT JOIN cluster_nodes n ON n.node = c.node \
+                 WHERE c.node <> $1 AND (n.node IS NULL OR n.seen_at_ms < {DB_NOW_MS} - $3) \
+                 ORDER BY c.at_ms LIMIT $2"
+            ),
+        };
+        let mut q = sqlx::query(&sql).bind(node.to_string()).bind(limit);
+        if let Some(age) = others_older_than_ms {
+            self.require_postgres()?;
+            q = q.bind(age);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LiveCall {
+                    id: r.try_get(0)?,
+                    node: r.try_get(1)?,
+                    at_ms: r.try_get(2)?,
+                    offer: r.try_get(3)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// Deletes live rows that cannot be read (logged by the caller).
+    pub async fn forget_live(&self, ids: &[String]) -> Result<(), StoreError> {
+        for id in ids {
+            sqlx::query("DELETE FROM live_calls WHERE id = $1")
+                .bind(id.clone())
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// How many calls each node has in progress.
+    pub async fn live_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT node, COUNT(*) FROM live_calls GROUP BY node ORDER BY node")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// Replaces the stored registrations of `aor` with `rows` (none: removed).
+    pub async fn put_registrations(
+        &self,
+        aor: &str,
+        rows: &[RegistrationRow],
+    ) -> Result<(), StoreError> {
+        let mut conn = self.write_conn().await?;
+        let mut tx = conn.begin().await?;
+        sqlx::query("DELETE FROM registrations WHERE aor = $1")
+            .bind(aor.to_string())
+            .execute(&mut *tx)
+            .await?;
+        for r in rows {
+            sqlx::query(
+                "INSERT INTO registrations (aor, contact, transport, source, path, q, call_id, \
+                 cseq, expires_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(r.aor.clone())
+            .bind(r.contact.clone())
+            .bind(r.transport.clone())
+            .bind(r.source.clone())
+            .bind(r.path.clone())
+            .bind(r.q.clone())
+            .bind(r.call_id.clone())
+            .bind(r.cseq)
+            .bind(r.expires_at_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        conn.ended_cleanly();
+        Ok(())
+    }
+
+    /// Registrations that have not expired by `now_ms`.
+    pub async fn registrations(&self, now_ms: i64) -> Result<Vec<RegistrationRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT aor, contact, transport, source, path, q, call_id, cseq, expires_at_ms \
+             FROM registrations WHERE expires_at_ms > $1 ORDER BY aor, contact",
+        )
+        .bind(now_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RegistrationRow {
+                    aor: r.try_get(0)?,
+                    contact: r.try_get(1)?,
+                    transport: r.try_get(2)?,
+                    source: r.try_get(3)?,
+                    path: r.try_get(4)?,
+                    q: r.try_get(5)?,
+                    call_id: r.try_get(6)?,
+                    cseq: r.try_get(7)?,
+                    expires_at_ms: r.try_get(8)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+}
