@@ -207,6 +207,9 @@ impl SipServer {
         let now = Instant::now();
         let mut core = Core::new(core_cfg, plan.clone(), Seed::from_os(), now);
         core.set_wall_clock(now, crate::util::time::unix_ms());
+        status
+            .serving
+            .store(core.serving() as u8, std::sync::atomic::Ordering::Relaxed);
         Ok(SipServer {
             udp,
             tcp,

@@ -5,6 +5,7 @@ mod acd;
 mod agent_life;
 mod caller_summary;
 mod calls;
+mod cluster;
 mod corpus;
 mod dialplan;
 mod interop;

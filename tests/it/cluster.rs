@@ -1,0 +1,139 @@
+//! Two gateways on one PostgreSQL (issue 16): one holds the ACD lease and
+//! answers; the other stands by (OPTIONS, REGISTER and INVITE get 503). Killing
+//! the active node hands the lease over within a few seconds; the survivor
+//! rings the agents registered at the dead node without waiting for them to
+//! register again, and closes the calls the dead node held with a record.
+
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+const PLAN: &str = "[[queue]]\nname = \"q\"\nring_timeout_s = 5\nwrap_up_s = 0\n\
+max_wait_s = 60\nagents = [\"2001\", \"2002\"]\n\n\
+[[agent]]\nid = \"2001\"\nname = \"Agent 2001\"\npassword = \"secret-2001\"\n\n\
+[[agent]]\nid = \"2002\"\nname = \"Agent 2002\"\npassword = \"secret-2002\"\n";
+
+/// A node named `name` of the cluster on database `db`.
+fn node(name: &str, db: &str) -> Gateway {
+    let mut opts = GwOpts::to("queue:q");
+    opts.extra_dialplan = PLAN.into();
+    opts.extra_config = format!(
+        "[store]\ndatabase = \"{db}\"\n\
+[cluster]\nnode = \"{name}\"\nlease_ttl_ms = 2000\nrenew_every_ms = 400\ndrain_s = 20\n\
+[media]\nqueued = \"early_media\"\nsurvey = false\n"
+    );
+    Gateway::start(opts)
+}
+
+fn role(gw: &Gateway) -> String {
+    gw.health()["node"]["role"].as_str().unwrap_or("").to_string()
+}
+
+fn wait_role(gw: &Gateway, want: &str, limit: Duration) -> Duration {
+    let start = Instant::now();
+    gw.wait_until(&format!("role {want}"), limit, || role(gw) == want);
+    start.elapsed()
+}
+
+fn caller(gw: &Gateway, hangup_ms: u64) -> Softphone {
+    Softphone::start(&[
+        "call".into(),
+        "12345".into(),
+        "--server".into(),
+        gw.sip.to_string(),
+        "--hangup-after-ms".into(),
+        hangup_ms.to_string(),
+    ])
+}
+
+fn agent_ready(gw: &Gateway, id: &str) -> bool {
+    gw.get_json("/api/v1/agents")["agents"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|a| a["id"] == id && a["state"] == "ready"))
+}
+
+fn records(gw: &Gateway) -> Vec<serde_json::Value> {
+    gw.get_json("/api/v1/calls")["calls"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_standby_takes_over_a_killed_active_node_with_its_agents_and_closes_its_calls() {
+    let Some(db) = fresh_postgres("cluster_failover") else {
+        return;
+    };
+    let mut a = node("a", &db);
+    wait_role(&a, "active", Duration::from_secs(10));
+    let b = node("b", &db);
+    // B stands by: it answers nothing while A holds the lease.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(role(&b), "standby", "{}", b.health());
+    let refused = caller(&b, 500).finish(Duration::from_secs(15)).expect("caller");
+    assert_eq!(refused["answered"], 0, "the standby answered: {refused}");
+    b.wait_until("the refusal counted", Duration::from_secs(5), || {
+        b.ended("cluster.standby") == 1
+    });
+
+    // Two agents register at A (the only node they know); A rings them.
+    let _a1 = agent(&a, 2001, "secret-2001", &["--answer-after-ms", "100"]);
+    let _a2 = agent(&a, 2002, "secret-2002", &["--answer-after-ms", "100"]);
+    a.wait_until("agents ready at A", Duration::from_secs(15), || {
+        agent_ready(&a, "2001") && agent_ready(&a, "2002")
+    });
+    // A call in progress at A when it dies.
+    let _held = caller(&a, 60_000);
+    a.wait_until("a call answered at A", Duration::from_secs(10), || {
+        a.get_json("/api/v1/agents")["agents"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|x| x["state"] == "on_call"))
+    });
+
+    a.kill9();
+    let killed = Instant::now();
+    let took = wait_role(&b, "active", Duration::from_secs(10));
+    // B knows the agents from the database: no REGISTER reached it.
+    b.wait_until("an agent ready at B", Duration::from_secs(5), || {
+        agent_ready(&b, "2001") || agent_ready(&b, "2002")
+    });
+    // A new call is answered by B (by the agent that is free: the other
+    // phone may still be on the dead node's call and answer 486).
+    let after = caller(&b, 1000).finish(Duration::from_secs(30)).expect("caller");
+    let answered_after = killed.elapsed();
+    assert_eq!(after["answered"], 1, "no agent answered at B: {after}\n{}", b.log());
+    // The call A held is closed by B: a record with a reason, a callback owed.
+    b.wait_until("the lost call recorded", Duration::from_secs(10), || {
+        records(&b)
+            .iter()
+            .any(|r| r["reason"] == "cluster.node_lost" && r["callback_pending"] == true)
+    });
+    let lost: Vec<_> = records(&b)
+        .into_iter()
+        .filter(|r| r["reason"] == "cluster.node_lost")
+        .collect();
+    assert_eq!(lost.len(), 1, "exactly the one call A held: {lost:?}");
+    let stub = b.get_json(&format!(
+        "/api/v1/tickets/{}",
+        lost[0]["id"].as_str().unwrap()
+    ));
+    assert_eq!(stub["state"], "interrupted", "{stub}");
+    eprintln!(
+        "failover: standby active {:?} after the kill; first new call answered {:?} after it",
+        took, answered_after
+    );
+
+    // A comes back: it stands by and leaves B's calls alone.
+    a.restart();
+    wait_role(&a, "standby", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(role(&b), "active");
+    assert_eq!(
+        records(&b)
+            .iter()
+            .filter(|r| r["reason"] == "cluster.node_lost")
+            .count(),
+        1,
+        "a restarting node closes only its own calls"
+    );
+}
