@@ -26,7 +26,10 @@ fn node(name: &str, db: &str) -> Gateway {
 }
 
 fn role(gw: &Gateway) -> String {
-    gw.health()["node"]["role"].as_str().unwrap_or("").to_string()
+    gw.health()["node"]["role"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
 }
 
 fn wait_role(gw: &Gateway, want: &str, limit: Duration) -> Duration {
@@ -70,7 +73,9 @@ fn the_standby_takes_over_a_killed_active_node_with_its_agents_and_closes_its_ca
     // B stands by: it answers nothing while A holds the lease.
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(role(&b), "standby", "{}", b.health());
-    let refused = caller(&b, 500).finish(Duration::from_secs(15)).expect("caller");
+    let refused = caller(&b, 500)
+        .finish(Duration::from_secs(15))
+        .expect("caller");
     assert_eq!(refused["answered"], 0, "the standby answered: {refused}");
     b.wait_until("the refusal counted", Duration::from_secs(5), || {
         b.ended("cluster.standby") == 1
@@ -99,9 +104,16 @@ fn the_standby_takes_over_a_killed_active_node_with_its_agents_and_closes_its_ca
     });
     // A new call is answered by B (by the agent that is free: the other
     // phone may still be on the dead node's call and answer 486).
-    let after = caller(&b, 1000).finish(Duration::from_secs(30)).expect("caller");
+    let after = caller(&b, 1000)
+        .finish(Duration::from_secs(30))
+        .expect("caller");
     let answered_after = killed.elapsed();
-    assert_eq!(after["answered"], 1, "no agent answered at B: {after}\n{}", b.log());
+    assert_eq!(
+        after["answered"],
+        1,
+        "no agent answered at B: {after}\n{}",
+        b.log()
+    );
     // The call A held is closed by B: a record with a reason, a callback owed.
     b.wait_until("the lost call recorded", Duration::from_secs(10), || {
         records(&b)

@@ -9,6 +9,7 @@ mod cluster;
 mod corpus;
 mod dialplan;
 mod interop;
+mod kamailio;
 mod media;
 mod openapi;
 mod reports;
