@@ -149,3 +149,51 @@ fn the_standby_takes_over_a_killed_active_node_with_its_agents_and_closes_its_ca
         "a restarting node closes only its own calls"
     );
 }
+
+#[test]
+fn sigterm_drains_the_active_node_hands_the_lease_over_and_lets_its_call_finish() {
+    let Some(db) = fresh_postgres("cluster_drain") else {
+        return;
+    };
+    let mut a = node("a", &db);
+    wait_role(&a, "active", Duration::from_secs(10));
+    let b = node("b", &db);
+    let _a1 = agent(&a, 2001, "secret-2001", &["--answer-after-ms", "100"]);
+    a.wait_until("agent ready at A", Duration::from_secs(15), || {
+        agent_ready(&a, "2001")
+    });
+    let talking = caller(&a, 4000);
+    a.wait_until("the call answered at A", Duration::from_secs(10), || {
+        a.get_json("/api/v1/agents")["agents"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|x| x["state"] == "on_call"))
+    });
+    a.signal("TERM");
+    // The lease goes over at once (released, not lapsed).
+    let took = wait_role(&b, "active", Duration::from_secs(3));
+    assert_eq!(role(&a), "draining");
+    // New calls at the draining node are refused for the proxy to retry.
+    let refused = caller(&a, 300)
+        .finish(Duration::from_secs(10))
+        .expect("caller");
+    assert_eq!(refused["answered"], 0, "{refused}");
+    // The call in progress finishes normally, then the node exits by itself.
+    let s = talking
+        .finish(Duration::from_secs(15))
+        .expect("talking caller");
+    assert_eq!(s["answered"], 1, "{s}");
+    assert!(
+        a.wait_exit(Duration::from_secs(10)),
+        "drained node did not exit"
+    );
+    let records = records(&b);
+    assert!(
+        records.iter().any(|r| r["reason"] == "call.caller_hangup"),
+        "the drained call's record is in the shared store: {records:?}"
+    );
+    assert!(
+        records.iter().all(|r| r["reason"] != "cluster.node_lost"),
+        "nothing was lost: {records:?}"
+    );
+    eprintln!("drain: standby active {took:?} after SIGTERM");
+}
