@@ -23,11 +23,12 @@
 #                           ";transport=tcp" to reach it over TCP.
 #   --run-dir DIR           where to put dispatcher.list, pid and ctl socket
 #                           (created if missing; default: a new mktemp -d dir).
-#   --match-port auto|yes|no
-#                           recognise gateways by address AND port (yes) or by
-#                           address only (no). auto (default): yes when a gateway
-#                           shares its IP address with a --listen address or with
-#                           another gateway (typical on 127.0.0.1), else no.
+#   --match-port yes|no     recognise requests FROM a gateway by source address
+#                           AND port (yes, default: gateways, callers and agents
+#                           share 127.0.0.1 in a lab; a gateway must then send its
+#                           requests from its listening port, i.e. over UDP), or
+#                           by address only (no: gateways on addresses of their
+#                           own, e.g. 127.0.0.2 and 127.0.0.3; TCP works too).
 #   --fr-timer MS           how long a gateway may stay silent before failover
 #                           (default 1500).
 #   --ping-interval S       OPTIONS probe interval (default 1).
@@ -51,7 +52,7 @@ KAMAILIO=${KAMAILIO:-}
 LISTENS=()
 GATEWAYS=()
 RUN_DIR=""
-MATCH_PORT=auto
+MATCH_PORT=yes
 FR_TIMER=1500
 PING_INTERVAL=1
 LOG_LEVEL=2
@@ -104,27 +105,15 @@ RUN_DIR=$(cd "$RUN_DIR" && pwd)
 # Quotes and spaces would break the -A string defines below.
 [[ "$RUN_DIR" != *[\"\ \\]* ]] || die "--run-dir must not contain quotes, spaces or backslashes"
 
-# host part of "[proto:]host:port[;params]"
-host_of() {
-    local a=${1%%;*}
-    a=${a#udp:}; a=${a#tcp:}; a=${a#sip:}
-    echo "${a%:*}"
-}
+for l in "${LISTENS[@]}"; do
+    # Kamailio would write 0.0.0.0 into Record-Route and Path.
+    [[ "$l" != *0.0.0.0* && "$l" != *"[::]"* ]] || die "--listen needs a concrete address, not $l"
+done
 
-if [[ "$MATCH_PORT" == auto ]]; then
-    MATCH_PORT=no
-    declare -A seen=()
-    for l in "${LISTENS[@]}"; do seen[$(host_of "$l")]=1; done
-    for g in "${GATEWAYS[@]}"; do
-        h=$(host_of "$g")
-        if [[ -n "${seen[$h]:-}" ]]; then MATCH_PORT=yes; fi
-        seen[$h]=1
-    done
-fi
 case "$MATCH_PORT" in
     yes) DS_FROM_MODE=2 ;;   # address and port, any protocol
     no) DS_FROM_MODE=3 ;;    # address only
-    *) die "--match-port: auto, yes or no" ;;
+    *) die "--match-port: yes or no" ;;
 esac
 
 # Dispatcher list: set 1, first gateway highest priority.
