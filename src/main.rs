@@ -446,10 +446,18 @@ fn run(args: RunArgs) -> Result<()> {
         &cfg.dialplan_dir(),
     ));
     let sighup_node = node.clone();
+    // Reloads another node asked for (through the database) take the SIGHUP path.
+    let (reload_trigger, reload_requests) = mpsc::channel::<()>(4);
     let result = runtime.block_on(async move {
         // In a cluster the lease keeper decides when this node answers calls.
         let member = cfg.cluster.clone().map(|c| {
-            hotline_gateway::cluster::spawn(c, shared.clone(), control_tx.clone(), node.clone())
+            hotline_gateway::cluster::spawn(
+                c,
+                shared.clone(),
+                control_tx.clone(),
+                node.clone(),
+                reload_trigger.clone(),
+            )
         });
         let drain_for = cfg
             .cluster
@@ -491,7 +499,7 @@ fn run(args: RunArgs) -> Result<()> {
                 }
                 Ok(())
             }
-            _ = reload_on_sighup(dialplan_dir, listens, reload_tx, sighup_shared, answer_within_s, sighup_node) => {
+            _ = reload_on_sighup(dialplan_dir, listens, reload_tx, sighup_shared, answer_within_s, sighup_node, reload_requests) => {
                 Err(anyhow::anyhow!("SIGHUP handler stopped"))
             }
         };
@@ -708,6 +716,7 @@ async fn reload_on_sighup(
     shared: Arc<reporting::Shared>,
     answer_within_s: u32,
     node: Arc<hotline_gateway::cluster::ClusterStatus>,
+    mut requests: mpsc::Receiver<()>,
 ) {
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => s,
@@ -716,7 +725,15 @@ async fn reload_on_sighup(
             return std::future::pending().await;
         }
     };
-    while hup.recv().await.is_some() {
+    loop {
+        // A SIGHUP is an operator's; a request comes from another node's reload.
+        let by_operator = tokio::select! {
+            h = hup.recv() => match h {
+                Some(()) => true,
+                None => return,
+            },
+            Some(()) = requests.recv() => false,
+        };
         let d = dir.clone();
         let loaded = tokio::task::spawn_blocking(move || {
             let plan = dialplan::load(&d)?;
@@ -745,7 +762,12 @@ async fn reload_on_sighup(
                     }
                     Ok(Ok(())) => {
                         reporting::plan_reloaded(&shared, &plan_now, answer_within_s);
-                        node.set_plan_version(hotline_gateway::cluster::plan_version_of(&dir));
+                        let version = hotline_gateway::cluster::plan_version_of(&dir);
+                        if by_operator {
+                            node.reloaded_by_operator(version);
+                        } else {
+                            node.set_plan_version(version);
+                        }
                     }
                     Err(_) => {}
                 }

@@ -21,14 +21,28 @@ CREATE TABLE cluster_nodes (
 );
 
 -- A call in progress, written when it is offered and deleted with its record.
--- `offer` is the offer's JSON (what its work-order stub opened with).
+-- `offer` is the offer's JSON (what its work-order stub opened with); the
+-- answer's columns are set when it is answered (the agent is then busy at
+-- `node`, and a call lost with its node is recorded as answered).
 CREATE TABLE live_calls (
     id             TEXT PRIMARY KEY,
     node           TEXT NOT NULL,
     at_ms          BIGINT NOT NULL,
-    offer          TEXT NOT NULL
+    offer          TEXT NOT NULL,
+    agent          TEXT,
+    answered_by    TEXT,
+    answered_at_ms BIGINT
 );
+CREATE INDEX live_calls_agent ON live_calls (agent);
 CREATE INDEX live_calls_node ON live_calls (node);
+
+-- Dialplan reloads: a node that reloads bumps `generation`; every other node
+-- sees the change within a lease renewal and reloads its own copy of the files.
+CREATE TABLE cluster_plan (
+    name       TEXT PRIMARY KEY,
+    generation BIGINT NOT NULL,
+    by_node    TEXT NOT NULL
+);
 
 -- Agents' registrations, so that the node taking over rings them at once.
 CREATE TABLE registrations (

@@ -28,9 +28,10 @@ pub struct CoreConfig {
     pub media: Option<MediaConfig>,
     /// What sources that are neither trunks nor registered agents may send.
     pub strangers: GuardConfig,
-    /// Hand every answered REGISTER's bindings out (`Core::poll_registration`)
-    /// for the database the nodes of a cluster share.
-    pub share_registrations: bool,
+    /// A node of a cluster: every answered REGISTER's bindings and every answer
+    /// go out (`Core::poll_registration`, `Core::poll_answer`) for the database
+    /// the nodes share.
+    pub clustered: bool,
     /// Start as a standby (a cluster node takes calls once it holds the lease).
     pub start_standby: bool,
 }
@@ -54,7 +55,7 @@ impl Default for CoreConfig {
             tickets: true,
             media: None,
             strangers: GuardConfig::default(),
-            share_registrations: false,
+            clustered: false,
             start_standby: false,
         }
     }

@@ -285,6 +285,11 @@ pub(super) struct Shared {
     /// Agents whose REGISTER was answered since the last `poll_registration`,
     /// with their bindings then (for the database, when clustered).
     registrations: VecDeque<(String, Vec<crate::registrar::PortableBinding>)>,
+    /// Calls answered since the last `poll_answer` (clustered only).
+    answers: VecDeque<cdr::Answer>,
+    /// Agents on a call held by another node (from the database): not offered
+    /// calls here until that call ends.
+    busy_elsewhere: std::collections::HashSet<String>,
     stats: CoreStats,
     acd: Acd,
     registrar: Registrar,
@@ -341,6 +346,8 @@ impl Core {
                 timers: BinaryHeap::new(),
                 offers: VecDeque::new(),
                 registrations: VecDeque::new(),
+                answers: VecDeque::new(),
+                busy_elsewhere: Default::default(),
                 stats: CoreStats::default(),
                 acd,
                 registrar,

@@ -370,7 +370,7 @@ impl Core {
         }
         self.sh.send_registrar_reply(now, tx, req, &reply);
         if reply.code == 200
-            && self.sh.cfg.share_registrations
+            && self.sh.cfg.clustered
             && let Some(user) = crate::registrar::aor_of(req)
         {
             let unix = self.sh.unix_ms(now);
@@ -386,6 +386,11 @@ impl Core {
     pub(super) fn drain_registrar(&mut self, now: Instant) {
         while let Some(ev) = self.sh.registrar.poll_event() {
             match ev {
+                RegistrarEvent::Registered { user, .. }
+                    if self.sh.busy_elsewhere.contains(&user) =>
+                {
+                    info!(agent = %user, "agent registered; on a call at another node");
+                }
                 RegistrarEvent::Registered { user, contact } => {
                     info!(agent = %user, "agent registered");
                     if let Err(e) = self.sh.acd.login(&user, contact, now) {

@@ -3,6 +3,7 @@
 //! answers OPTIONS, REGISTER and new INVITEs with `503`, so that the proxy in
 //! front (Kamailio's dispatcher) sends them to the active node.
 
+use std::collections::HashSet;
 use std::time::Instant;
 
 use tracing::info;
@@ -68,6 +69,42 @@ impl Core {
         self.serving = to;
         self.sh.registrar.forget_all();
         self.drain_registrar(now);
+    }
+
+    /// The next call answered (clustered only), for its live row.
+    pub fn poll_answer(&mut self) -> Option<crate::cdr::Answer> {
+        self.sh.answers.pop_front()
+    }
+
+    /// Agents on a call another node holds (the database's live calls): they
+    /// are logged out of this node's ACD until their call ends there, so no
+    /// agent is offered two calls across a handover. Agents leaving the set
+    /// are logged in again if registered.
+    pub fn set_busy_elsewhere(&mut self, now: Instant, agents: HashSet<String>) {
+        let freed: Vec<String> = self
+            .sh
+            .busy_elsewhere
+            .difference(&agents)
+            .cloned()
+            .collect();
+        for a in agents.difference(&self.sh.busy_elsewhere) {
+            info!(agent = %a, "agent on a call at another node: not offered calls here");
+            let _ = self.sh.acd.logout(a, now);
+        }
+        self.sh.busy_elsewhere = agents;
+        for a in freed {
+            let contact = self
+                .sh
+                .registrar
+                .lookup(now, &a)
+                .first()
+                .map(|b| b.contact.clone());
+            if let Some(contact) = contact {
+                info!(agent = %a, "agent's call at another node ended: offered calls again");
+                let _ = self.sh.acd.login(&a, contact, now);
+            }
+        }
+        self.settle(now);
     }
 
     /// Agents whose REGISTER this node answered since the last call, with

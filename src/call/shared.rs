@@ -157,6 +157,20 @@ impl Call {
                 deadline: self.deadline.clone(),
             });
         }
+        if kind == cdr::EventKind::Answered
+            && sh.cfg.clustered
+            && !self
+                .events
+                .iter()
+                .any(|e| e.kind == cdr::EventKind::Answered)
+        {
+            sh.answers.push_back(cdr::Answer {
+                id: sh.call_id_of(self.key),
+                agent: self.agent.clone(),
+                answered_by: self.answered_by.map_or("12345", |b| b.as_str()).to_string(),
+                at_ms,
+            });
+        }
         self.events.push(cdr::Event {
             at_ms,
             kind,

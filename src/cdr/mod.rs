@@ -141,6 +141,18 @@ impl CallRecord {
     }
 }
 
+/// A call answered, as it happens (a cluster node notes it on the call's live
+/// row: who holds that agent, and how to record the call if the node dies).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The call's id.
+    pub id: String,
+    pub agent: Option<String>,
+    /// `12345`, `legacy` or `direct`.
+    pub answered_by: String,
+    pub at_ms: i64,
+}
+
 /// A call offered to a person, as it happens: what its work-order stub opens with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Offer {

@@ -37,6 +37,9 @@ pub struct ClusterStatus {
     pub epoch: AtomicI64,
     /// The running dialplan's version (a digest of its files).
     pub plan_version: std::sync::Mutex<String>,
+    /// Set when this node reloaded its dialplan on an operator's request
+    /// (HTTP, SIGHUP): the lease keeper tells the other nodes.
+    pub reloaded_here: std::sync::atomic::AtomicBool,
 }
 
 impl ClusterStatus {
@@ -46,7 +49,15 @@ impl ClusterStatus {
             node: node.to_string(),
             epoch: AtomicI64::new(0),
             plan_version: std::sync::Mutex::new(plan_version_of(dir)),
+            reloaded_here: Default::default(),
         }
+    }
+
+    /// An operator reloaded this node's dialplan (HTTP or SIGHUP): the running
+    /// version, and a note for the other nodes to reload theirs.
+    pub fn reloaded_by_operator(&self, version: String) {
+        self.set_plan_version(version);
+        self.reloaded_here.store(true, Ordering::Relaxed);
     }
 
     pub fn plan_version(&self) -> String {
@@ -83,9 +94,10 @@ pub fn spawn(
     shared: Arc<Shared>,
     control: mpsc::Sender<Control>,
     status: Arc<ClusterStatus>,
+    reload: mpsc::Sender<()>,
 ) -> Member {
     let (drain, drain_rx) = watch::channel(false);
-    let task = tokio::spawn(run(cfg, shared, control, status.clone(), drain_rx));
+    let task = tokio::spawn(run(cfg, shared, control, status.clone(), drain_rx, reload));
     Member {
         status,
         drain,
@@ -99,6 +111,7 @@ async fn run(
     control: mpsc::Sender<Control>,
     status: Arc<ClusterStatus>,
     mut drain: watch::Receiver<bool>,
+    reload: mpsc::Sender<()>,
 ) {
     let ttl = Duration::from_millis(cfg.lease_ttl_ms);
     let every = Duration::from_millis(cfg.renew_every_ms);
@@ -108,6 +121,9 @@ async fn run(
     let mut lease = Lease::new(Instant::now(), ttl, every);
     // Ask no longer than this for one answer: past it the deadline decides.
     let ask_for = ttl / 3;
+    let mut seen_plan: Option<i64> = None;
+    let mut busy: std::collections::HashSet<String> = Default::default();
+    let mut ticks: u64 = 0;
     loop {
         let store = match shared.store() {
             Some(s) => s.clone(),
@@ -149,18 +165,37 @@ async fn run(
             let version = status.plan_version();
             let beat = store.heartbeat(&cfg.node, role, &version, started_ms);
             let _ = tokio::time::timeout(ask_for, beat).await;
-            if matches!(lease.role(), lease::Role::Active { .. }) {
+            ticks += 1;
+            let active = matches!(lease.role(), lease::Role::Active { .. });
+            if active {
                 // Calls a dead node left behind get their records here.
                 if let Err(e) = reporting::finalize_orphans(&shared, &store, Some(stale_ms)).await {
                     tracing::warn!(error = %e, "cluster: closing a dead node's calls failed; retrying");
                 }
+                // Agents still on another node's calls (a draining node's).
+                if let Ok(Ok(list)) =
+                    tokio::time::timeout(ask_for, store.agents_busy_elsewhere(&cfg.node)).await
+                {
+                    let now_busy: std::collections::HashSet<String> = list.into_iter().collect();
+                    if now_busy != busy {
+                        busy = now_busy.clone();
+                        let _ = control.send(Control::BusyElsewhere(now_busy)).await;
+                    }
+                }
+            } else if ticks.is_multiple_of(STANDBY_REFRESH_TICKS) {
+                // The standby's figures follow the active node's stored calls.
+                if let Err(e) = reporting::refresh_live(&shared, &store).await {
+                    tracing::debug!(error = %e, "cluster: live figures not refreshed");
+                }
             }
+            sync_plan(&cfg.node, &store, &status, &reload, &mut seen_plan, ask_for).await;
         }
         let wake = lease.next_at();
         tokio::select! {
             _ = tokio::time::sleep_until(wake.into()) => {}
             _ = drain.changed() => {
                 let held = lease.drain();
+                shared.sends_alerts.store(false, Ordering::Relaxed);
                 let _ = control.send(Control::StepDown(Serving::Draining)).await;
                 status.epoch.store(0, Ordering::Relaxed);
                 if let Some(epoch) = held {
@@ -201,6 +236,12 @@ async fn apply(
             };
             tracing::info!(node = %cfg.node, epoch, agents = bindings.len(), "cluster: this node holds the ACD lease");
             status.epoch.store(epoch, Ordering::Relaxed);
+            // The live windows as the last holder left them (its calls are
+            // stored), and its open breaches: no alert is sent twice.
+            if let Err(e) = reporting::refresh_live(shared, store).await {
+                tracing::warn!(error = %e, "cluster: live figures not rebuilt from the store");
+            }
+            shared.sends_alerts.store(true, Ordering::Relaxed);
             let _ = control.send(Control::Activate(bindings)).await;
             // Calls the last holder left behind, if it died.
             let stale_ms = (2 * cfg.lease_ttl_ms + cfg.renew_every_ms) as i64;
@@ -211,8 +252,57 @@ async fn apply(
         Change::LostLease => {
             tracing::warn!(node = %cfg.node, "cluster: ACD lease lost or lapsed; standing by");
             status.epoch.store(0, Ordering::Relaxed);
+            shared.sends_alerts.store(false, Ordering::Relaxed);
             let _ = control.send(Control::StepDown(Serving::Standby)).await;
         }
+    }
+}
+
+/// A standby rebuilds its live figures from the store every this many lease
+/// periods (15 s at the default 500 ms).
+const STANDBY_REFRESH_TICKS: u64 = 30;
+
+/// One reload request reaches every node: a node an operator reloaded bumps
+/// the generation in the database; the others see it change and reload their
+/// own copy of the files (through the same path as SIGHUP).
+async fn sync_plan(
+    node: &str,
+    store: &Store,
+    status: &ClusterStatus,
+    reload: &mpsc::Sender<()>,
+    seen: &mut Option<i64>,
+    ask_for: Duration,
+) {
+    if status.reloaded_here.swap(false, Ordering::Relaxed) {
+        match tokio::time::timeout(ask_for, store.bump_plan_generation(node)).await {
+            Ok(Ok(g)) => {
+                tracing::info!(
+                    generation = g,
+                    "cluster: dialplan reloaded here; the other nodes follow"
+                );
+                *seen = Some(g);
+            }
+            _ => {
+                // Try again next time.
+                status.reloaded_here.store(true, Ordering::Relaxed);
+            }
+        }
+        return;
+    }
+    let Ok(Ok(g)) = tokio::time::timeout(ask_for, store.plan_generation()).await else {
+        return;
+    };
+    match *seen {
+        None => *seen = Some(g),
+        Some(s) if g > s => {
+            tracing::info!(
+                generation = g,
+                "cluster: another node reloaded the dialplan; reloading ours"
+            );
+            *seen = Some(g);
+            let _ = reload.try_send(());
+        }
+        _ => {}
     }
 }
 

@@ -383,7 +383,7 @@ async fn reload_dialplan(State(state): State<AppState>, body: JsonBody<NoFields>
                         tokio::task::spawn_blocking(move || crate::cluster::plan_version_of(&dir))
                             .await
                     {
-                        state.node.set_plan_version(v);
+                        state.node.reloaded_by_operator(v);
                     }
                 }
                 // Valid on its own, refused by the running gateway (a prompt it

@@ -33,6 +33,10 @@ pub(super) async fn ticker(
             t.advance(now);
             t.poll_alerts(now)
         };
+        // A standby keeps its windows moving but leaves alerts to the holder.
+        if !shared.sends_alerts.load(Ordering::Relaxed) {
+            continue;
+        }
         for a in alerts {
             let t = &shared.telemetry;
             match a.kind {

@@ -44,7 +44,7 @@ pub async fn finalize_orphans(
                 unreadable.push(live.id.clone());
                 continue;
             };
-            let (write, c) = lost_call(shared, &offer, now);
+            let (write, c) = lost_call(shared, &offer, live, now);
             writes.push(write);
             classified.extend(c);
         }
@@ -77,9 +77,33 @@ pub async fn finalize_orphans(
 }
 
 /// The record, interval increments and final stub of a call its node lost.
-fn lost_call(shared: &Shared, offer: &Offer, now: i64) -> (CallWrite, Option<sla::Classified>) {
+fn lost_call(
+    shared: &Shared,
+    offer: &Offer,
+    live: &crate::store::LiveCall,
+    now: i64,
+) -> (CallWrite, Option<sla::Classified>) {
     let reason = crate::call::Reason::ClusterNodeLost.as_str();
     let queue = (!offer.offered_to.contains(':')).then(|| offer.offered_to.clone());
+    let end = now.max(offer.at_ms);
+    let mut events = vec![Event {
+        at_ms: offer.at_ms,
+        kind: EventKind::Offered,
+        detail: Some(offer.offered_to.clone()),
+    }];
+    // Answered before the node died: a person took the call, and it was cut.
+    if let Some(at) = live.answered_at_ms {
+        events.push(Event {
+            at_ms: at,
+            kind: EventKind::Answered,
+            detail: live.agent.clone().or_else(|| live.answered_by.clone()),
+        });
+    }
+    events.push(Event {
+        at_ms: end,
+        kind: EventKind::GatewayEnded,
+        detail: Some(reason.to_string()),
+    });
     let mut record = CallRecord {
         id: offer.id.clone(),
         sip_call_id: offer.sip_call_id.clone(),
@@ -90,8 +114,8 @@ fn lost_call(shared: &Shared, offer: &Offer, now: i64) -> (CallWrite, Option<sla
         mode: Some(offer.mode.clone()),
         department: offer.department.clone(),
         queue,
-        agent: None,
-        answered_by: None,
+        agent: live.agent.clone(),
+        answered_by: live.answered_by.clone(),
         transferred_to: None,
         outcome: None,
         reason: reason.to_string(),
@@ -99,23 +123,12 @@ fn lost_call(shared: &Shared, offer: &Offer, now: i64) -> (CallWrite, Option<sla
         final_code: 0,
         received_at_ms: offer.at_ms,
         offered_at_ms: Some(offer.at_ms),
-        answered_at_ms: None,
-        ended_at_ms: now.max(offer.at_ms),
+        answered_at_ms: live.answered_at_ms,
+        ended_at_ms: end,
         survey: None,
         recording: None,
         callback_pending: true,
-        events: vec![
-            Event {
-                at_ms: offer.at_ms,
-                kind: EventKind::Offered,
-                detail: Some(offer.offered_to.clone()),
-            },
-            Event {
-                at_ms: now.max(offer.at_ms),
-                kind: EventKind::GatewayEnded,
-                detail: Some(reason.to_string()),
-            },
-        ],
+        events,
     };
     let classified = sla::classify(&record, &shared.sla);
     record.outcome = classified.as_ref().map(|c| c.outcome.as_str().to_string());
@@ -130,6 +143,8 @@ fn lost_call(shared: &Shared, offer: &Offer, now: i64) -> (CallWrite, Option<sla
         .unwrap_or_default();
     let mut stub = tickets::interrupted(&tickets::open(offer), now);
     stub.reason = Some(reason.to_string());
+    stub.outcome = record.outcome.clone().or(stub.outcome);
+    stub.agent = record.agent.clone().or(stub.agent);
     let ticket = Some(ticket_write(&stub, now, shared.deliver_tickets));
     (
         CallWrite {

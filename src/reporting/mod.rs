@@ -52,6 +52,8 @@ enum Item {
     TicketOpen(TicketWrite),
     /// A call just offered, in progress on this node.
     LiveOpen(crate::store::LiveCall),
+    /// A call in progress answered: (id, agent, answered_by, at_ms).
+    LiveAnswered(String, Option<String>, String, i64),
     /// An agent's bindings after a REGISTER (none: unregistered).
     Registrations(String, Vec<crate::store::RegistrationRow>),
     Alert(sla::Alert),
@@ -74,6 +76,9 @@ pub struct Shared {
     pub clustered: bool,
     /// Ticket settings (an orphaned call's stub is delivered like any other).
     pub deliver_tickets: bool,
+    /// Breach alerts go out from here (alone: always; in a cluster: only from
+    /// the lease holder, so an alert goes out once, not once per node).
+    pub sends_alerts: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -134,6 +139,7 @@ pub async fn start(cfg: ReportingConfig) -> Result<Reporting, StoreError> {
         node: cfg.node.clone(),
         clustered: cfg.clustered,
         deliver_tickets: cfg.tickets.url.is_some(),
+        sends_alerts: std::sync::atomic::AtomicBool::new(!cfg.clustered),
     });
     let (tx, rx) = mpsc::channel(cfg.queue_capacity);
     let connect = match &cfg.database {
@@ -204,6 +210,20 @@ pub(super) async fn attach(shared: &Shared, store: Store) -> Result<(), StoreErr
     );
     let _ = shared.store.set(store);
     Ok(())
+}
+
+/// Rebuilds the live answer-rate windows from the store (the last 24 hours)
+/// and the open breaches from the stored alerts: a cluster node taking over
+/// sees the calls the other node took, and re-sends no alert it already sent.
+/// Call it when this node records no calls of its own (standby, or right
+/// before it starts answering).
+pub async fn refresh_live(shared: &Shared, store: &Store) -> Result<usize, StoreError> {
+    let now = crate::util::time::unix_ms();
+    *shared.tracker() = Tracker::new(shared.sla.clone());
+    let n = replay(store, shared, now).await?;
+    restore_breaches(store, shared, now).await?;
+    shared.tracker().advance(now);
+    Ok(n)
 }
 
 /// Gives the stubs still open after [`live::finalize_orphans`] (calls from
@@ -353,6 +373,9 @@ impl Recorder {
             node: self.shared.node.clone(),
             at_ms: offer.at_ms,
             offer: serde_json::to_string(offer).unwrap_or_default(),
+            agent: None,
+            answered_by: None,
+            answered_at_ms: None,
         });
         self.queue(live);
         if self.tickets {
@@ -364,6 +387,20 @@ impl Recorder {
             )));
         }
         self.update_gauges();
+    }
+
+    /// A call in progress was answered (clustered): its live row says who holds
+    /// the agent now.
+    pub fn answered(&mut self, a: &crate::cdr::Answer) {
+        if self.tx.is_none() {
+            return;
+        }
+        self.queue(Item::LiveAnswered(
+            a.id.clone(),
+            a.agent.clone(),
+            a.answered_by.clone(),
+            a.at_ms,
+        ));
     }
 
     /// An agent's bindings after a REGISTER, for the node that takes over.

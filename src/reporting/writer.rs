@@ -54,11 +54,13 @@ pub(super) async fn run(
         let mut alerts = Vec::new();
         let mut lives = Vec::new();
         let mut registrations = Vec::new();
+        let mut answers = Vec::new();
         for item in batch.drain(..) {
             match item {
                 Item::Call(w) => calls.push(*w),
                 Item::TicketOpen(t) => opens.push(t),
                 Item::LiveOpen(l) => lives.push(l),
+                Item::LiveAnswered(id, agent, by, at) => answers.push((id, agent, by, at)),
                 Item::Registrations(aor, rows) => registrations.push((aor, rows)),
                 Item::Alert(a) => alerts.push(a),
             }
@@ -71,6 +73,16 @@ pub(super) async fn run(
                 .is_none()
         {
             tracing::error!(calls = lives.len(), "live calls refused by the database");
+        }
+        if !answers.is_empty()
+            && retry(&shared, "live answers", || store.answer_live(&answers))
+                .await
+                .is_none()
+        {
+            tracing::error!(
+                calls = answers.len(),
+                "live answers refused by the database"
+            );
         }
         for (aor, rows) in &registrations {
             if retry(&shared, "registrations", || {

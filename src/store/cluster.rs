@@ -18,6 +18,10 @@ pub struct LiveCall {
     pub at_ms: i64,
     /// The offer's JSON.
     pub offer: String,
+    /// Once answered: the agent, who answered (`12345`, `legacy`, `direct`), when.
+    pub agent: Option<String>,
+    pub answered_by: Option<String>,
+    pub answered_at_ms: Option<i64>,
 }
 
 /// One stored registration (see `registrar::Binding`).
@@ -174,6 +178,31 @@ impl Store {
             .map_err(StoreError::from)
     }
 
+    /// The dialplan reload generation (0 before the first reload).
+    pub async fn plan_generation(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT generation FROM cluster_plan WHERE name = 'dialplan'")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => r.try_get(0)?,
+            None => 0,
+        })
+    }
+
+    /// `node` reloaded its dialplan: the others should too. Returns the new
+    /// generation.
+    pub async fn bump_plan_generation(&self, node: &str) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO cluster_plan AS p (name, generation, by_node) VALUES ('dialplan', 1, $1) \
+             ON CONFLICT (name) DO UPDATE SET generation = p.generation + 1, by_node = EXCLUDED.by_node \
+             RETURNING generation",
+        )
+        .bind(node.to_string())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get(0)?)
+    }
+
     /// Writes calls just offered (idempotent).
     pub async fn open_live(&self, calls: &[LiveCall]) -> Result<(), StoreError> {
         let mut conn = self.write_conn().await?;
@@ -205,11 +234,12 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<LiveCall>, StoreError> {
         let sql = match others_older_than_ms {
-            None => "SELECT id, node, at_ms, offer FROM live_calls WHERE node = $1 \
-                     ORDER BY at_ms LIMIT $2"
+            None => "SELECT id, node, at_ms, offer, agent, answered_by, answered_at_ms \
+                     FROM live_calls WHERE node = $1 ORDER BY at_ms LIMIT $2"
                 .to_string(),
             Some(_) => format!(
-                "SELECT c.id, c.node, c.at_ms, c.offer FROM live_calls c \
+                "SELECT c.id, c.node, c.at_ms, c.offer, c.agent, c.answered_by, c.answered_at_ms \
+                 FROM live_calls c \
                  LEFT JOIN cluster_nodes n ON n.node = c.node \
                  WHERE c.node <> $1 AND (n.node IS NULL OR n.seen_at_ms < {DB_NOW_MS} - $3) \
                  ORDER BY c.at_ms LIMIT $2"
@@ -228,8 +258,48 @@ impl Store {
                     node: r.try_get(1)?,
                     at_ms: r.try_get(2)?,
                     offer: r.try_get(3)?,
+                    agent: r.try_get(4)?,
+                    answered_by: r.try_get(5)?,
+                    answered_at_ms: r.try_get(6)?,
                 })
             })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// Notes answers on calls in progress: `(id, agent, answered_by, at_ms)`.
+    pub async fn answer_live(
+        &self,
+        answers: &[(String, Option<String>, String, i64)],
+    ) -> Result<(), StoreError> {
+        let mut conn = self.write_conn().await?;
+        let mut tx = conn.begin().await?;
+        for (id, agent, by, at) in answers {
+            sqlx::query(
+                "UPDATE live_calls SET agent = $2, answered_by = $3, answered_at_ms = $4 WHERE id = $1",
+            )
+            .bind(id.clone())
+            .bind(agent.clone())
+            .bind(by.clone())
+            .bind(*at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        conn.ended_cleanly();
+        Ok(())
+    }
+
+    /// Agents on a call that a node other than `node` holds.
+    pub async fn agents_busy_elsewhere(&self, node: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT agent FROM live_calls WHERE node <> $1 AND agent IS NOT NULL",
+        )
+        .bind(node.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| r.try_get(0))
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
     }

@@ -96,6 +96,8 @@ pub enum Control {
     /// The lease is lost (standby) or the node is stopping (draining): refuse
     /// new calls, ring nobody; calls in progress go on.
     StepDown(crate::call::Serving),
+    /// Agents on calls other nodes hold (the database's live calls).
+    BusyElsewhere(std::collections::HashSet<String>),
     Agents(oneshot::Sender<serde_json::Value>),
     Queues(oneshot::Sender<serde_json::Value>),
     AgentAction {
@@ -188,7 +190,7 @@ impl SipServer {
             tickets: cfg.tickets.enabled && cfg.database_url().is_some(),
             media: None,
             strangers: cfg.sip.strangers.to_guard(),
-            share_registrations: cfg.cluster.is_some(),
+            clustered: cfg.cluster.is_some(),
             start_standby: cfg.cluster.is_some(),
         };
         let (core_cfg, media) = match media::start(cfg, &plan)? {
@@ -301,6 +303,9 @@ impl SipServer {
                             core.activate(Instant::now(), bindings);
                         }
                         Some(Control::StepDown(to)) => core.step_down(Instant::now(), to),
+                        Some(Control::BusyElsewhere(agents)) => {
+                            core.set_busy_elsewhere(Instant::now(), agents);
+                        }
                         Some(Control::Agents(reply)) => {
                             let _ = reply.send(core.agents_view(Instant::now()));
                         }

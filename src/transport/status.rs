@@ -69,6 +69,11 @@ impl Status {
                 rec.offered(&o);
             }
         }
+        while let Some(a) = core.poll_answer() {
+            if let Some(rec) = recorder.as_deref_mut() {
+                rec.answered(&a);
+            }
+        }
         while let Some((user, bindings)) = core.poll_registration() {
             if let Some(rec) = recorder.as_deref_mut() {
                 rec.registered(&user, &bindings);

@@ -125,6 +125,10 @@ fn the_standby_takes_over_a_killed_active_node_with_its_agents_and_closes_its_ca
         .filter(|r| r["reason"] == "cluster.node_lost")
         .collect();
     assert_eq!(lost.len(), 1, "exactly the one call A held: {lost:?}");
+    // It had been answered (A noted the answer on its live row): the record
+    // says so, and who had it.
+    assert!(lost[0]["answered_at_ms"].is_i64(), "{:?}", lost[0]);
+    assert!(lost[0]["agent"].is_string(), "{:?}", lost[0]);
     let stub = b.get_json(&format!(
         "/api/v1/tickets/{}",
         lost[0]["id"].as_str().unwrap()
@@ -172,6 +176,18 @@ fn sigterm_drains_the_active_node_hands_the_lease_over_and_lets_its_call_finish(
     // The lease goes over at once (released, not lapsed).
     let took = wait_role(&b, "active", Duration::from_secs(3));
     assert_eq!(role(&a), "draining");
+    // B knows the agent from the database, but the agent is on A's call: B
+    // does not offer it calls until that call ends.
+    let state_at_b = || {
+        b.get_json("/api/v1/agents")["agents"]
+            .as_array()
+            .and_then(|l| l.iter().find(|x| x["id"] == "2001").cloned())
+            .map(|x| x["state"].as_str().unwrap_or("").to_string())
+            .unwrap_or_default()
+    };
+    b.wait_until("agent 2001 held back at B", Duration::from_secs(3), || {
+        state_at_b() == "logged_out"
+    });
     // New calls at the draining node are refused for the proxy to retry.
     let refused = caller(&a, 300)
         .finish(Duration::from_secs(10))
@@ -186,6 +202,10 @@ fn sigterm_drains_the_active_node_hands_the_lease_over_and_lets_its_call_finish(
         a.wait_exit(Duration::from_secs(10)),
         "drained node did not exit"
     );
+    // Its call over, the agent is offered calls at B (no new REGISTER).
+    b.wait_until("agent 2001 ready at B", Duration::from_secs(5), || {
+        state_at_b() == "ready"
+    });
     let records = records(&b);
     assert!(
         records.iter().any(|r| r["reason"] == "call.caller_hangup"),
@@ -196,4 +216,42 @@ fn sigterm_drains_the_active_node_hands_the_lease_over_and_lets_its_call_finish(
         "nothing was lost: {records:?}"
     );
     eprintln!("drain: standby active {took:?} after SIGTERM");
+}
+
+#[test]
+fn one_reload_request_reaches_every_node() {
+    let Some(db) = fresh_postgres("cluster_reload") else {
+        return;
+    };
+    let a = node("a", &db);
+    wait_role(&a, "active", Duration::from_secs(10));
+    let b = node("b", &db);
+    let version = |gw: &Gateway| {
+        gw.health()["node"]["plan_version"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(version(&a), version(&b), "same files, same version");
+    let before = version(&a);
+    // The operator changes the files on both nodes (config management) and
+    // asks one node to reload.
+    for gw in [&a, &b] {
+        let f = gw.dir.0.join("dialplans/seats.toml");
+        let mut text = std::fs::read_to_string(&f).unwrap();
+        text.push_str("\n[[queue]]\nname = \"q2\"\nagents = [\"2001\"]\n");
+        std::fs::write(&f, text).unwrap();
+    }
+    let (code, body) = http_post(a.http, "/api/v1/dialplan/reload", "{}").unwrap();
+    assert_eq!(code, 200, "{body}");
+    let after = version(&a);
+    assert_ne!(after, before, "A runs the new plan");
+    b.wait_until("B reloads too", Duration::from_secs(5), || {
+        version(&b) == after
+    });
+    b.wait_until("B's ACD has the new queue", Duration::from_secs(5), || {
+        b.get_json("/api/v1/queues")["queues"]
+            .as_array()
+            .is_some_and(|q| q.iter().any(|q| q["name"] == "q2"))
+    });
 }
