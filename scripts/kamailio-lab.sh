@@ -119,15 +119,19 @@ esac
 # Dispatcher list: set 1, first gateway highest priority.
 DS_LIST="$RUN_DIR/dispatcher.list"
 {
-    echo "# written by kamailio-lab.sh: set 1, priority order = --gateway order"
-    prio=$((10 * ${#GATEWAYS[@]}))
-    n=0
-    for g in "${GATEWAYS[@]}"; do
-        uri=$g
-        [[ "$uri" == sip:* ]] || uri="sip:$uri"
-        echo "1 $uri 0 $prio name=gw$n"
-        prio=$((prio - 10))
-        n=$((n + 1))
+    echo "# written by kamailio-lab.sh: set 1 (probed: flags 8), priority order = --gateway order;"
+    echo "# set 2: the same gateways, never probed, tried when none of set 1 is active"
+    for set in 1 2; do
+        flags=$(( set == 1 ? 8 : 0 ))
+        prio=$((10 * ${#GATEWAYS[@]}))
+        n=0
+        for g in "${GATEWAYS[@]}"; do
+            uri=$g
+            [[ "$uri" == sip:* ]] || uri="sip:$uri"
+            echo "$set $uri $flags $prio name=gw$n"
+            prio=$((prio - 10))
+            n=$((n + 1))
+        done
     done
 } >"$DS_LIST"
 

@@ -34,6 +34,9 @@ pub struct CoreConfig {
     pub clustered: bool,
     /// Start as a standby (a cluster node takes calls once it holds the lease).
     pub start_standby: bool,
+    /// How long a standby holds a new INVITE in case it takes the lease
+    /// (`None`: refuse at once).
+    pub standby_hold: Option<Duration>,
 }
 
 impl Default for CoreConfig {
@@ -57,6 +60,7 @@ impl Default for CoreConfig {
             strangers: GuardConfig::default(),
             clustered: false,
             start_standby: false,
+            standby_hold: None,
         }
     }
 }

@@ -20,6 +20,13 @@ use crate::util::pii::Pii;
 
 impl Core {
     pub(super) fn new_call(&mut self, now: Instant, tx: TxId, req: Request, peer: Peer) {
+        let req = match self.serving {
+            super::Serving::Standby => match self.park(now, tx, req, peer) {
+                None => return,
+                Some(req) => req,
+            },
+            _ => req,
+        };
         if self.serving != super::Serving::Active {
             // The proxy tries the active node; the record says why this one refused.
             self.sh.not_active(now, tx, &req, self.serving);

@@ -267,6 +267,8 @@ pub struct Core {
     /// Whether this node answers calls (always, alone; in a cluster, while it
     /// holds the ACD lease).
     serving: Serving,
+    /// New INVITEs a standby holds, oldest first (see `serving.rs`).
+    parked: Vec<serving::Parked>,
 }
 
 /// Everything of the core but its call table: what a call's handlers use.
@@ -363,6 +365,7 @@ impl Core {
             store_backlog: false,
             guard,
             probes: Default::default(),
+            parked: Vec::new(),
             serving: if start_standby {
                 Serving::Standby
             } else {

@@ -10,6 +10,9 @@ use tracing::info;
 
 use super::Core;
 use crate::registrar::PortableBinding;
+use crate::sip::Peer;
+use crate::sip::message::Request;
+use crate::sip::transaction::TxId;
 
 /// This node's part in answering calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +39,20 @@ impl Serving {
 /// should come back soon, another node takes over within a lease.
 pub(super) const NOT_ACTIVE_RETRY_AFTER_S: u32 = 1;
 
+/// A new INVITE a standby holds (its `100 Trying` sent) while it may be about
+/// to take the lease: the proxy sends calls here only when the active node
+/// has stopped answering.
+#[derive(Debug)]
+pub(super) struct Parked {
+    pub tx: TxId,
+    pub req: Request,
+    pub peer: Peer,
+    pub until: Instant,
+}
+
+/// Most INVITEs a standby holds at once; more are refused at once.
+const MAX_PARKED: usize = 2048;
+
 impl Core {
     pub fn serving(&self) -> Serving {
         self.serving
@@ -48,9 +65,67 @@ impl Core {
         let unix = self.sh.unix_ms(now);
         let taken = self.sh.registrar.import(now, unix, bindings);
         self.serving = Serving::Active;
-        info!(bindings = taken, "active: this node answers calls");
+        info!(
+            bindings = taken,
+            parked = self.parked.len(),
+            "active: this node answers calls"
+        );
         self.drain_registrar(now);
+        // The calls that waited for this moment are served now, oldest first.
+        for p in std::mem::take(&mut self.parked) {
+            self.new_call(now, p.tx, p.req, p.peer);
+        }
+        self.process_events(now);
         taken
+    }
+
+    /// A standby holds a new INVITE for up to `hold` (set with the cluster):
+    /// `true` if held; then it is served if this node takes the lease in time,
+    /// else refused like any other when its time is up.
+    pub(super) fn park(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        req: Request,
+        peer: Peer,
+    ) -> Option<Request> {
+        let hold = self.sh.cfg.standby_hold?;
+        if self.serving != Serving::Standby || self.parked.len() >= MAX_PARKED {
+            return Some(req);
+        }
+        self.parked.push(Parked {
+            tx,
+            req,
+            peer,
+            until: now + hold,
+        });
+        None
+    }
+
+    /// Refuses the parked INVITEs whose time is up (and, when `cancelled`
+    /// names one, that one with 487).
+    pub(super) fn expire_parked(&mut self, now: Instant) {
+        while self.parked.first().is_some_and(|p| p.until <= now) {
+            let p = self.parked.remove(0);
+            self.sh.not_active(now, p.tx, &p.req, Serving::Standby);
+            self.record_refused(now, &p.req, super::Reason::ClusterStandby, 503);
+        }
+    }
+
+    /// A CANCEL for a parked INVITE: 487, and a record of the caller's cancel.
+    pub(super) fn cancel_parked(&mut self, now: Instant, invite: TxId) -> bool {
+        let Some(i) = self.parked.iter().position(|p| p.tx == invite) else {
+            return false;
+        };
+        let p = self.parked.remove(i);
+        self.sh.reply(now, p.tx, &p.req, 487, "Request Terminated");
+        self.record_refused(now, &p.req, super::Reason::CallerCancelled, 487);
+        true
+    }
+
+    /// When the oldest parked INVITE's time is up.
+    pub(super) fn parked_deadline(&self) -> Option<Instant> {
+        self.parked.first().map(|p| p.until)
     }
 
     /// Stops ringing agents: the lease is lost (another node may hold it) or

@@ -77,6 +77,7 @@ impl Core {
             self.sh.tl.poll_timeout(),
             self.sh.acd.poll_timeout(),
             self.sh.registrar.poll_timeout(),
+            self.parked_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -86,6 +87,7 @@ impl Core {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.sh.tl.handle_timeout(now);
         self.process_events(now);
+        self.expire_parked(now);
         self.sh.acd.handle_timeout(now);
         self.settle(now);
         self.sh.registrar.handle_timeout(now);

@@ -18,6 +18,13 @@ impl Core {
         req: &Request,
         cancels: Option<TxId>,
     ) {
+        if let Some(inv) = cancels
+            && self.parked.iter().any(|p| p.tx == inv)
+        {
+            self.sh.reply(now, tx, req, 200, "OK");
+            self.cancel_parked(now, inv);
+            return;
+        }
         let target = cancels.and_then(|inv| self.sh.by_tx.get(&inv).copied());
         let Some((key, Role::AInvite)) = target else {
             return self

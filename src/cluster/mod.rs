@@ -137,7 +137,7 @@ async fn run(
         };
         let (step, change) = lease.poll(Instant::now());
         if let Some(c) = change {
-            apply(c, &cfg, &shared, &store, &control, &status).await;
+            apply(c, &cfg, &shared, &store, &control, &status, &mut busy).await;
         }
         if step == Step::Acquire {
             let sent = Instant::now();
@@ -155,7 +155,7 @@ async fn run(
                 Err(_) => Err(()),
             };
             if let Some(c) = lease.answered(Instant::now(), sent, answer) {
-                apply(c, &cfg, &shared, &store, &control, &status).await;
+                apply(c, &cfg, &shared, &store, &control, &status, &mut busy).await;
             }
             let role = match lease.role() {
                 lease::Role::Active { .. } => "active",
@@ -220,6 +220,7 @@ async fn apply(
     store: &Store,
     control: &mpsc::Sender<Control>,
     status: &ClusterStatus,
+    busy: &mut std::collections::HashSet<String>,
 ) {
     match change {
         Change::BecameActive { epoch } => {
@@ -242,6 +243,12 @@ async fn apply(
                 tracing::warn!(error = %e, "cluster: live figures not rebuilt from the store");
             }
             shared.sends_alerts.store(true, Ordering::Relaxed);
+            // Agents still on the other node's calls are held back before any
+            // agent is logged in here.
+            if let Ok(list) = store.agents_busy_elsewhere(&cfg.node).await {
+                *busy = list.into_iter().collect();
+                let _ = control.send(Control::BusyElsewhere(busy.clone())).await;
+            }
             let _ = control.send(Control::Activate(bindings)).await;
             // Calls the last holder left behind, if it died.
             let stale_ms = (2 * cfg.lease_ttl_ms + cfg.renew_every_ms) as i64;

@@ -21,6 +21,11 @@ pub struct ClusterSection {
     /// After SIGTERM, how long calls in progress may go on before they are ended.
     #[serde(default = "default_drain_s")]
     pub drain_s: u64,
+    /// How long a standby holds a new INVITE (100 Trying sent) in case it is
+    /// about to take the lease: the proxy sends it calls only when the active
+    /// node stopped answering. Past it, `503`. 0: refuse at once.
+    #[serde(default = "default_standby_hold_ms")]
+    pub standby_hold_ms: u64,
 }
 
 fn default_lease_ttl_ms() -> u64 {
@@ -31,6 +36,10 @@ fn default_renew_every_ms() -> u64 {
 }
 fn default_drain_s() -> u64 {
     300
+}
+fn default_standby_hold_ms() -> u64 {
+    // The lease lapses within its TTL; the standby asks every renewal period.
+    default_lease_ttl_ms() + 2 * default_renew_every_ms()
 }
 
 impl ClusterSection {
@@ -61,6 +70,12 @@ impl ClusterSection {
             return Err((
                 "cluster.renew_every_ms",
                 "must be positive and at most a third of lease_ttl_ms (two renewals may fail before the lease lapses)".into(),
+            ));
+        }
+        if self.standby_hold_ms > 30_000 {
+            return Err((
+                "cluster.standby_hold_ms",
+                "at most 30000 (a caller waits that long in silence)".into(),
             ));
         }
         if self.drain_s == 0 {

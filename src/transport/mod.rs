@@ -192,6 +192,11 @@ impl SipServer {
             strangers: cfg.sip.strangers.to_guard(),
             clustered: cfg.cluster.is_some(),
             start_standby: cfg.cluster.is_some(),
+            standby_hold: cfg
+                .cluster
+                .as_ref()
+                .filter(|c| c.standby_hold_ms > 0)
+                .map(|c| Duration::from_millis(c.standby_hold_ms)),
         };
         let (core_cfg, media) = match media::start(cfg, &plan)? {
             Some((m, plane)) => {

@@ -12,10 +12,20 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 
-const PLAN: &str = "[[queue]]\nname = \"q\"\nring_timeout_s = 5\nwrap_up_s = 0\n\
-max_wait_s = 60\nagents = [\"2001\", \"2002\"]\n\n\
-[[agent]]\nid = \"2001\"\nname = \"Agent 2001\"\npassword = \"secret-2001\"\n\n\
-[[agent]]\nid = \"2002\"\nname = \"Agent 2002\"\npassword = \"secret-2002\"\n";
+/// Queue `q` of agents 2001-2006 (password `secret-<id>`), no wrap-up.
+fn plan() -> String {
+    let ids: Vec<String> = (2001..=2006).map(|n| format!("\"{n}\"")).collect();
+    let mut p = format!(
+        "[[queue]]\nname = \"q\"\nring_timeout_s = 5\nwrap_up_s = 0\nmax_wait_s = 60\nagents = [{}]\n",
+        ids.join(", ")
+    );
+    for n in 2001..=2006 {
+        p.push_str(&format!(
+            "\n[[agent]]\nid = \"{n}\"\nname = \"Agent {n}\"\npassword = \"secret-{n}\"\n"
+        ));
+    }
+    p
+}
 
 /// Kamailio in front of `gateways`, on a free loopback port; stopped on drop.
 struct Kamailio {
@@ -79,7 +89,7 @@ impl Drop for Kamailio {
 
 fn gateway(extra: &str) -> Gateway {
     let mut opts = GwOpts::to("queue:q");
-    opts.extra_dialplan = PLAN.into();
+    opts.extra_dialplan = plan();
     opts.extra_config = format!(
         "[registrar]\npath_from = [\"127.0.0.1\"]\n{extra}\
 [media]\nqueued = \"early_media\"\nsurvey = false\n"
@@ -225,4 +235,135 @@ lease_ttl_ms = 2000\nrenew_every_ms = 400\ndrain_s = 20\n"
     });
     eprintln!("failover through kamailio: first call answered {took:?} after kill -9");
     assert_eq!(b.health()["node"]["role"], "active");
+}
+
+/// Every call record in the shared database (either node's API reads it).
+fn all_records(gw: &Gateway) -> Vec<serde_json::Value> {
+    gw.get_json("/api/v1/calls?limit=10000")["calls"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_kill_under_load_loses_no_call_without_a_record_and_seats_no_agent_twice() {
+    let Some(sipp) = sipp() else {
+        return;
+    };
+    let Some(db) = fresh_postgres("kamailio_load") else {
+        return;
+    };
+    let cluster = |name: &str| {
+        format!(
+            "[store]\ndatabase = \"{db}\"\n[cluster]\nnode = \"{name}\"\n\
+lease_ttl_ms = 2000\nrenew_every_ms = 400\ndrain_s = 20\n"
+        )
+    };
+    let mut a = gateway(&cluster("a"));
+    a.wait_until("A active", Duration::from_secs(10), || {
+        a.health()["node"]["role"] == "active"
+    });
+    let b = gateway(&cluster("b"));
+    let Some(k) = Kamailio::start(&[a.sip, b.sip]) else {
+        return;
+    };
+    let ids: Vec<String> = (2001..=2006).map(|n| n.to_string()).collect();
+    let _agents: Vec<Softphone> = ids
+        .iter()
+        .map(|id| agent_via(&k, id, &["--answer-after-ms", "50"]))
+        .collect();
+    let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    a.wait_until("agents ready at A", Duration::from_secs(20), || {
+        agents_ready(&a, &id_refs)
+    });
+    // 200 calls at 20 per second through the proxy, each talking 200 ms; a
+    // call that hears nothing for 15 s fails (those the dead node held).
+    let args: Vec<String> = [
+        &k.sip.to_string(),
+        "-s",
+        "12345",
+        "-p",
+        &free_port().to_string(),
+        "-m",
+        "200",
+        "-r",
+        "20",
+        "-d",
+        "200",
+        "-l",
+        "150",
+        "-recv_timeout",
+        "15000",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let run = Sipp::start(&sipp, "uac.xml", &args, Duration::from_secs(90));
+    std::thread::sleep(Duration::from_secs(5));
+    a.kill9();
+    let killed_ms = hotline_gateway::util::time::unix_ms();
+    let r = run.finish();
+    assert_eq!(r.successful + r.failed, 200, "{r:?}");
+    // Let the survivor close the dead node's calls and write its records.
+    b.wait_until(
+        "the dead node's calls closed",
+        Duration::from_secs(15),
+        || {
+            b.health()["store"]["queued"] == 0
+                && all_records(&b)
+                    .iter()
+                    .all(|r| r["reason"] != serde_json::Value::Null)
+                && b.get_json("/api/v1/tickets?state=open&limit=10000")["count"] == 0
+        },
+    );
+    let records = all_records(&b);
+    // Every call sipp did not complete has a record with a reason (the dead
+    // node's as cluster.node_lost, the standby's refusals as cluster.standby,
+    // the survivor's own).
+    let unfinished: std::collections::HashSet<&str> = records
+        .iter()
+        .filter(|r| r["reason"] != "call.caller_hangup")
+        .filter_map(|r| r["sip_call_id"].as_str())
+        .collect();
+    assert!(
+        unfinished.len() as u64 >= r.failed,
+        "{} failed calls, {} records of unfinished calls: {records:?}",
+        r.failed,
+        unfinished.len()
+    );
+    // One stub per offered call, none left open.
+    let tickets = b.get_json("/api/v1/tickets?limit=10000");
+    let stub_ids: Vec<&str> = tickets["tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["id"].as_str())
+        .collect();
+    let distinct: std::collections::HashSet<&&str> = stub_ids.iter().collect();
+    assert_eq!(distinct.len(), stub_ids.len(), "a stub duplicated");
+    // No agent seated with two callers at once, across both nodes.
+    for id in &ids {
+        let mut spans: Vec<(i64, i64)> = records
+            .iter()
+            .filter(|r| r["agent"] == id.as_str())
+            .filter_map(|r| Some((r["answered_at_ms"].as_i64()?, r["ended_at_ms"].as_i64()?)))
+            .collect();
+        spans.sort();
+        for w in spans.windows(2) {
+            assert!(w[1].0 >= w[0].1, "agent {id} had two calls at once: {w:?}");
+        }
+    }
+    let after = records
+        .iter()
+        .filter(|r| r["answered_at_ms"].as_i64().is_some_and(|t| t > killed_ms))
+        .count();
+    let lost = records
+        .iter()
+        .filter(|r| r["reason"] == "cluster.node_lost")
+        .count();
+    eprintln!(
+        "kill under load: sipp {} answered, {} failed; {} answered after the kill; {} lost with the node",
+        r.successful, r.failed, after, lost
+    );
+    assert!(after > 0, "no call answered after the kill");
 }
