@@ -255,3 +255,44 @@ fn one_reload_request_reaches_every_node() {
             .is_some_and(|q| q.iter().any(|q| q["name"] == "q2"))
     });
 }
+
+#[test]
+fn postgres_away_for_a_moment_under_load_costs_no_call_and_no_record() {
+    let Some(sipp) = sipp() else {
+        return;
+    };
+    let Some(url) = fresh_postgres("cluster_pg_away") else {
+        return;
+    };
+    // Both nodes reach PostgreSQL through a forwarder that can cut it away
+    // (a PostgreSQL restart, as the nodes see it).
+    let proxy = Forwarder::new("127.0.0.1:5432");
+    proxy.open();
+    let db = url.replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port));
+    let a = node("a", &db);
+    wait_role(&a, "active", Duration::from_secs(10));
+    let b = node("b", &db);
+    let _agents: Vec<Softphone> = (2001..=2002)
+        .map(|n| agent(&a, n, &format!("secret-{n}"), &["--answer-after-ms", "50"]))
+        .collect();
+    a.wait_until("agents ready", Duration::from_secs(15), || {
+        agent_ready(&a, "2001") && agent_ready(&a, "2002")
+    });
+    // 60 calls at 10 per second; the database goes away for 1.2 s in the
+    // middle (shorter than the lease's margin: the active node keeps it).
+    let args = uac_args(&a, "12345", 60, &["-r", "10", "-d", "100", "-l", "40"]);
+    let run = Sipp::start(&sipp, "uac.xml", &args, Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(3));
+    proxy.close();
+    std::thread::sleep(Duration::from_millis(1200));
+    proxy.open();
+    let r = run.finish();
+    assert_eq!((r.successful, r.failed), (60, 0), "calls went on: {r:?}");
+    assert_eq!(role(&a), "active", "the active node kept the lease");
+    assert_eq!(role(&b), "standby");
+    // The records held meanwhile are written once it is back.
+    a.wait_until("every record written", Duration::from_secs(30), || {
+        a.health()["store"]["written"].as_u64() == Some(60)
+    });
+    assert_eq!(b.get_json("/api/v1/calls?outcome=answered")["count"], 60);
+}

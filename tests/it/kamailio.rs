@@ -88,8 +88,12 @@ impl Drop for Kamailio {
 }
 
 fn gateway(extra: &str) -> Gateway {
+    gateway_with(extra, "")
+}
+
+fn gateway_with(extra: &str, extra_plan: &str) -> Gateway {
     let mut opts = GwOpts::to("queue:q");
-    opts.extra_dialplan = plan();
+    opts.extra_dialplan = plan() + extra_plan;
     opts.extra_config = format!(
         "[registrar]\npath_from = [\"127.0.0.1\"]\n{extra}\
 [media]\nqueued = \"early_media\"\nsurvey = false\n"
@@ -366,4 +370,97 @@ lease_ttl_ms = 2000\nrenew_every_ms = 400\ndrain_s = 20\n"
         r.successful, r.failed, after, lost
     );
     assert!(after > 0, "no call answered after the kill");
+}
+
+#[test]
+fn through_kamailio_a_reinvite_and_a_refer_reach_the_far_end() {
+    let Some(sipp_bin) = sipp() else {
+        return;
+    };
+    // sipp plays 110 (the transfer directory's police): it answers the
+    // gateway's INVITE and takes the caller's BYE.
+    let police = free_port();
+    let uas = Sipp::start(
+        &sipp_bin,
+        "uas.xml",
+        &["-p".into(), police.to_string(), "-m".into(), "1".into()],
+        Duration::from_secs(60),
+    );
+    let gw = gateway_with(
+        "",
+        &format!(
+            "\n[[transfer]]\nnumber = \"110\"\nname = \"Police\"\ntarget = \"sip:110@127.0.0.1:{police}\"\n"
+        ),
+    );
+    let Some(k) = Kamailio::start(&[gw.sip]) else {
+        return;
+    };
+    let agent = agent_via(
+        &k,
+        "2001",
+        &[
+            "--answer-after-ms",
+            "50",
+            "--transfer-to",
+            "110",
+            "--transfer-after-ms",
+            "1500",
+            "--calls",
+            "1",
+            "--run-s",
+            "30",
+        ],
+    );
+    gw.wait_until("agent 2001 ready", Duration::from_secs(15), || {
+        agents_ready(&gw, &["2001"])
+    });
+    // The caller re-INVITEs (a hold) 300 ms after the answer: the gateway
+    // relays it to the agent through the proxy, and the 200 back. Then the
+    // agent's REFER (through the proxy) hands the caller to 110; the caller
+    // hangs up on 110 3 s after its re-INVITE.
+    let args: Vec<String> = [
+        &k.sip.to_string(),
+        "-s",
+        "12345",
+        "-p",
+        &free_port().to_string(),
+        "-m",
+        "1",
+        "-d",
+        "3000",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let caller = Sipp::start(
+        &sipp_bin,
+        "uac_reinvite.xml",
+        &args,
+        Duration::from_secs(40),
+    )
+    .finish();
+    assert_eq!(
+        (caller.successful, caller.failed),
+        (1, 0),
+        "{caller:?}\n{}\n{}",
+        gw.log(),
+        k.log()
+    );
+    let s = agent.finish(Duration::from_secs(30)).unwrap();
+    assert_eq!(
+        s["transfers_by_code"]["200"], 1,
+        "the REFER went through: {s}"
+    );
+    let r = uas.finish();
+    assert_eq!(
+        (r.successful, r.failed),
+        (1, 0),
+        "110 got the caller: {r:?}"
+    );
+    gw.wait_until("the transfer recorded", Duration::from_secs(10), || {
+        gw.get_json("/api/v1/calls")["calls"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|r| r["transferred_to"] == "110"))
+    });
+    assert!(!k.log().contains("answered 404"), "{}", k.log());
 }
