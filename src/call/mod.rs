@@ -33,6 +33,8 @@ mod record;
 #[cfg(test)]
 mod security_tests;
 mod serving;
+#[cfg(test)]
+mod serving_tests;
 mod shared;
 mod state;
 mod strangers;
@@ -268,7 +270,7 @@ pub struct Core {
     /// holds the ACD lease).
     serving: Serving,
     /// New INVITEs a standby holds, oldest first (see `serving.rs`).
-    parked: Vec<serving::Parked>,
+    parked: VecDeque<serving::Parked>,
 }
 
 /// Everything of the core but its call table: what a call's handlers use.
@@ -365,7 +367,7 @@ impl Core {
             store_backlog: false,
             guard,
             probes: Default::default(),
-            parked: Vec::new(),
+            parked: VecDeque::new(),
             serving: if start_standby {
                 Serving::Standby
             } else {

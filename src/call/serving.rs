@@ -51,7 +51,7 @@ pub(super) struct Parked {
 }
 
 /// Most INVITEs a standby holds at once; more are refused at once.
-const MAX_PARKED: usize = 2048;
+pub(super) const MAX_PARKED: usize = 2048;
 
 impl Core {
     pub fn serving(&self) -> Serving {
@@ -93,7 +93,7 @@ impl Core {
         if self.serving != Serving::Standby || self.parked.len() >= MAX_PARKED {
             return Some(req);
         }
-        self.parked.push(Parked {
+        self.parked.push_back(Parked {
             tx,
             req,
             peer,
@@ -105,8 +105,10 @@ impl Core {
     /// Refuses the parked INVITEs whose time is up (and, when `cancelled`
     /// names one, that one with 487).
     pub(super) fn expire_parked(&mut self, now: Instant) {
-        while self.parked.first().is_some_and(|p| p.until <= now) {
-            let p = self.parked.remove(0);
+        while self.parked.front().is_some_and(|p| p.until <= now) {
+            let Some(p) = self.parked.pop_front() else {
+                break;
+            };
             self.sh.not_active(now, p.tx, &p.req, Serving::Standby);
             self.record_refused(now, &p.req, super::Reason::ClusterStandby, 503);
         }
@@ -117,7 +119,9 @@ impl Core {
         let Some(i) = self.parked.iter().position(|p| p.tx == invite) else {
             return false;
         };
-        let p = self.parked.remove(i);
+        let Some(p) = self.parked.remove(i) else {
+            return false;
+        };
         self.sh.reply(now, p.tx, &p.req, 487, "Request Terminated");
         self.record_refused(now, &p.req, super::Reason::CallerCancelled, 487);
         true
@@ -125,7 +129,7 @@ impl Core {
 
     /// When the oldest parked INVITE's time is up.
     pub(super) fn parked_deadline(&self) -> Option<Instant> {
-        self.parked.first().map(|p| p.until)
+        self.parked.front().map(|p| p.until)
     }
 
     /// Stops ringing agents: the lease is lost (another node may hold it) or
