@@ -140,55 +140,73 @@ async fn run(
             apply(c, &cfg, &shared, &store, &control, &status, &mut busy).await;
         }
         if step == Step::Acquire {
-            let sent = Instant::now();
-            let asked = tokio::time::timeout(
-                ask_for,
-                store.acquire_lease(ACD_LEASE, &cfg.node, cfg.lease_ttl_ms as i64),
-            )
-            .await;
-            let answer = match asked {
-                Ok(Ok(granted)) => Ok(granted),
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "cluster lease: no answer from the database");
-                    Err(())
-                }
-                Err(_) => Err(()),
+            // The database work of one period, cut short at the lease's own
+            // deadline: a node cut off from the database (its queries hanging)
+            // steps down on time instead of waiting for them (see lease.rs).
+            let deadline = match lease.role() {
+                lease::Role::Active { valid_until, .. } => Some(valid_until),
+                _ => None,
             };
-            if let Some(c) = lease.answered(Instant::now(), sent, answer) {
-                apply(c, &cfg, &shared, &store, &control, &status, &mut busy).await;
-            }
-            let role = match lease.role() {
-                lease::Role::Active { .. } => "active",
-                lease::Role::Standby => "standby",
-                lease::Role::Draining => "draining",
-            };
-            let version = status.plan_version();
-            let beat = store.heartbeat(&cfg.node, role, &version, started_ms);
-            let _ = tokio::time::timeout(ask_for, beat).await;
-            ticks += 1;
-            let active = matches!(lease.role(), lease::Role::Active { .. });
-            if active {
-                // Calls a dead node left behind get their records here.
-                if let Err(e) = reporting::finalize_orphans(&shared, &store, Some(stale_ms)).await {
-                    tracing::warn!(error = %e, "cluster: closing a dead node's calls failed; retrying");
+            let work = async {
+                let sent = Instant::now();
+                let asked = tokio::time::timeout(
+                    ask_for,
+                    store.acquire_lease(ACD_LEASE, &cfg.node, cfg.lease_ttl_ms as i64),
+                )
+                .await;
+                let answer = match asked {
+                    Ok(Ok(granted)) => Ok(granted),
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "cluster lease: no answer from the database");
+                        Err(())
+                    }
+                    Err(_) => Err(()),
+                };
+                if let Some(c) = lease.answered(Instant::now(), sent, answer) {
+                    apply(c, &cfg, &shared, &store, &control, &status, &mut busy).await;
                 }
-                // Agents still on another node's calls (a draining node's).
-                if let Ok(Ok(list)) =
-                    tokio::time::timeout(ask_for, store.agents_busy_elsewhere(&cfg.node)).await
-                {
-                    let now_busy: std::collections::HashSet<String> = list.into_iter().collect();
-                    if now_busy != busy {
-                        busy = now_busy.clone();
-                        let _ = control.send(Control::BusyElsewhere(now_busy)).await;
+                let role = match lease.role() {
+                    lease::Role::Active { .. } => "active",
+                    lease::Role::Standby => "standby",
+                    lease::Role::Draining => "draining",
+                };
+                let version = status.plan_version();
+                let beat = store.heartbeat(&cfg.node, role, &version, started_ms);
+                let _ = tokio::time::timeout(ask_for, beat).await;
+                ticks += 1;
+                let active = matches!(lease.role(), lease::Role::Active { .. });
+                if active {
+                    // Calls a dead node left behind get their records here.
+                    if let Err(e) =
+                        reporting::finalize_orphans(&shared, &store, Some(stale_ms)).await
+                    {
+                        tracing::warn!(error = %e, "cluster: closing a dead node's calls failed; retrying");
+                    }
+                    // Agents still on another node's calls (a draining node's).
+                    if let Ok(Ok(list)) =
+                        tokio::time::timeout(ask_for, store.agents_busy_elsewhere(&cfg.node)).await
+                    {
+                        let now_busy: std::collections::HashSet<String> =
+                            list.into_iter().collect();
+                        if now_busy != busy {
+                            busy = now_busy.clone();
+                            let _ = control.send(Control::BusyElsewhere(now_busy)).await;
+                        }
+                    }
+                } else if ticks.is_multiple_of(STANDBY_REFRESH_TICKS) {
+                    // The standby's figures follow the active node's stored calls.
+                    if let Err(e) = reporting::refresh_live(&shared, &store).await {
+                        tracing::debug!(error = %e, "cluster: live figures not refreshed");
                     }
                 }
-            } else if ticks.is_multiple_of(STANDBY_REFRESH_TICKS) {
-                // The standby's figures follow the active node's stored calls.
-                if let Err(e) = reporting::refresh_live(&shared, &store).await {
-                    tracing::debug!(error = %e, "cluster: live figures not refreshed");
+                sync_plan(&cfg.node, &store, &status, &reload, &mut seen_plan, ask_for).await;
+            };
+            tokio::select! {
+                _ = work => {}
+                _ = sleep_until_opt(deadline) => {
+                    tracing::warn!(node = %cfg.node, "cluster: the database did not answer before the lease's deadline");
                 }
             }
-            sync_plan(&cfg.node, &store, &status, &reload, &mut seen_plan, ask_for).await;
         }
         let wake = lease.next_at();
         tokio::select! {
@@ -262,6 +280,14 @@ async fn apply(
             shared.sends_alerts.store(false, Ordering::Relaxed);
             let _ = control.send(Control::StepDown(Serving::Standby)).await;
         }
+    }
+}
+
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }
 

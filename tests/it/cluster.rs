@@ -296,3 +296,56 @@ fn postgres_away_for_a_moment_under_load_costs_no_call_and_no_record() {
     });
     assert_eq!(b.get_json("/api/v1/calls?outcome=answered")["count"], 60);
 }
+
+#[test]
+fn attacker_a_node_cut_off_from_postgres_steps_down_before_the_other_takes_over() {
+    // A split brain: the active node loses the database, the standby does
+    // not. The active node must stop answering before the standby may take
+    // the lease, so that two nodes never ring agents at once.
+    let Some(url) = fresh_postgres("cluster_split") else {
+        return;
+    };
+    let cut = Forwarder::new("127.0.0.1:5432");
+    cut.open();
+    let via_cut = url.replace("127.0.0.1:5432", &format!("127.0.0.1:{}", cut.port));
+    let a = node("a", &via_cut);
+    wait_role(&a, "active", Duration::from_secs(10));
+    let b = node("b", &url);
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(role(&b), "standby");
+    cut.close();
+    // Sample both roles until B has taken over.
+    let start = Instant::now();
+    let mut a_stood_down = None;
+    loop {
+        let (ra, rb) = (role(&a), role(&b));
+        assert!(
+            !(ra == "active" && rb == "active"),
+            "both nodes active {:?} after the cut",
+            start.elapsed()
+        );
+        if ra != "active" && a_stood_down.is_none() {
+            a_stood_down = Some(start.elapsed());
+        }
+        if rb == "active" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "B never took over\n{}",
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = start.elapsed();
+    let down = a_stood_down.expect("A stepped down first");
+    eprintln!("split brain: A stood down {down:?} after the cut, B active {took:?} after it");
+    assert!(down < took);
+    // The database comes back for A: it stays standby, B keeps the lease.
+    cut.open();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        (role(&a).as_str(), role(&b).as_str()),
+        ("standby", "active")
+    );
+}
