@@ -448,8 +448,10 @@ fn through_kamailio_a_reinvite_and_a_refer_reach_the_far_end() {
     );
     let s = agent.finish(Duration::from_secs(30)).unwrap();
     assert_eq!(
-        s["transfers_by_code"]["200"], 1,
-        "the REFER went through: {s}"
+        s["transfers_by_code"]["200"],
+        1,
+        "the REFER went through: {s}\n{}",
+        gw.log()
     );
     let r = uas.finish();
     assert_eq!(
