@@ -318,9 +318,10 @@ fn attacker_a_node_cut_off_from_postgres_steps_down_before_the_other_takes_over(
     let cut = Forwarder::new("127.0.0.1:5432");
     cut.open();
     let via_cut = url.replace("127.0.0.1:5432", &format!("127.0.0.1:{}", cut.port));
-    let a = node("a", &via_cut);
+    // The shipped lease (3 s): A stops 0.6 s before the lease can lapse.
+    let a = node_with("a", &via_cut, 3000, 500);
     wait_role(&a, "active", Duration::from_secs(10));
-    let b = node("b", &url);
+    let b = node_with("b", &url, 3000, 500);
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(role(&b), "standby");
     cut.close();

@@ -21,9 +21,16 @@ pub fn fresh_postgres(name: &str) -> Option<String> {
                 sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE 'hgw\\_it\\_%'")
                     .fetch_all(&mut admin)
                     .await?;
-            // Never this process's: its other tests run at the same time.
-            let mine = format!("_{}", std::process::id());
-            for (name,) in stale.into_iter().filter(|(n,)| !n.ends_with(&mine)) {
+            // Only those of test processes that have exited: never this
+            // process's (its other tests run at the same time), nor another
+            // suite's still running beside it (its pid ends the name).
+            let alive = |n: &str| {
+                n.rsplit('_')
+                    .next()
+                    .and_then(|pid| pid.parse::<u32>().ok())
+                    .is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+            };
+            for (name,) in stale.into_iter().filter(|(n,)| !alive(n)) {
                 let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
                     .execute(&mut admin)
                     .await;
