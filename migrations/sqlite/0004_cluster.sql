@@ -44,6 +44,16 @@ CREATE TABLE cluster_plan (
     by_node    TEXT NOT NULL
 );
 
+-- What the active node shows of its ACD (`/api/v1/agents`, `/api/v1/queues`),
+-- copied every lease period, so that a standby's API and wallboard show the
+-- same.
+CREATE TABLE cluster_views (
+    name  TEXT PRIMARY KEY,
+    node  TEXT NOT NULL,
+    at_ms BIGINT NOT NULL,
+    body  TEXT NOT NULL
+);
+
 -- Agents' registrations, so that the node taking over rings them at once.
 CREATE TABLE registrations (
     aor           TEXT NOT NULL,

@@ -182,6 +182,8 @@ async fn run(
                     {
                         tracing::warn!(error = %e, "cluster: closing a dead node's calls failed; retrying");
                     }
+                    // What the API shows of the ACD, for the standby to show too.
+                    share_views(&cfg.node, &store, &control, ask_for).await;
                     // Agents still on another node's calls (a draining node's).
                     if let Ok(Ok(list)) =
                         tokio::time::timeout(ask_for, store.agents_busy_elsewhere(&cfg.node)).await
@@ -280,6 +282,34 @@ async fn apply(
             shared.sends_alerts.store(false, Ordering::Relaxed);
             let _ = control.send(Control::StepDown(Serving::Standby)).await;
         }
+    }
+}
+
+/// Copies the core's agents and queues views into the database.
+async fn share_views(
+    node: &str,
+    store: &Store,
+    control: &mpsc::Sender<Control>,
+    ask_for: Duration,
+) {
+    let at_ms = crate::util::time::unix_ms();
+    type Ask = fn(tokio::sync::oneshot::Sender<serde_json::Value>) -> Control;
+    for (name, ask) in [
+        ("agents", Control::Agents as Ask),
+        ("queues", Control::Queues as Ask),
+    ] {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if control.send(ask(tx)).await.is_err() {
+            return;
+        }
+        let Ok(Ok(view)) = tokio::time::timeout(ask_for, rx).await else {
+            return;
+        };
+        let _ = tokio::time::timeout(
+            ask_for,
+            store.put_view(name, node, at_ms, &view.to_string()),
+        )
+        .await;
     }
 }
 

@@ -287,6 +287,9 @@ async fn ask<T>(
 
 /// `GET /api/v1/agents`: every agent and static seat with its state.
 async fn agents(State(state): State<AppState>) -> Response {
+    if let Some(r) = active_view(&state, "agents").await {
+        return r;
+    }
     match ask(&state, Control::Agents).await {
         Ok(v) => Json(v).into_response(),
         Err(r) => r,
@@ -295,10 +298,29 @@ async fn agents(State(state): State<AppState>) -> Response {
 
 /// `GET /api/v1/queues`: waiting callers, longest wait, agents by state.
 async fn queues(State(state): State<AppState>) -> Response {
+    if let Some(r) = active_view(&state, "queues").await {
+        return r;
+    }
     match ask(&state, Control::Queues).await {
         Ok(v) => Json(v).into_response(),
         Err(r) => r,
     }
+}
+
+/// On a cluster node that is not active: the active node's copy of a view
+/// (`X-Hotline-View-Of` names it, `X-Hotline-View-At` says when, Unix ms), so
+/// the API and the wallboard read the same on either node.
+async fn active_view(state: &AppState, name: &str) -> Option<Response> {
+    if state.node.node == "local" || state.status.serving() == crate::call::Serving::Active {
+        return None;
+    }
+    let (node, at_ms, body) = state.reporting.store()?.view(name).await.ok()??;
+    let value: serde_json::Value = serde_json::from_str(&body).ok()?;
+    let mut r = Json(value).into_response();
+    let h = r.headers_mut();
+    h.insert("x-hotline-view-of", node.parse().ok()?);
+    h.insert("x-hotline-view-at", at_ms.to_string().parse().ok()?);
+    Some(r)
 }
 
 /// `POST /api/v1/agents/{id}/state` with `{"state": "ready" | "paused" | "logged_out",
@@ -312,6 +334,17 @@ async fn agent_state(
         Ok(b) => b,
         Err(r) => return r,
     };
+    if state.node.node != "local" && state.status.serving() != crate::call::Serving::Active {
+        return error(
+            StatusCode::CONFLICT,
+            "not_active",
+            format!(
+                "node {} is {}: send agent changes to the active node",
+                state.node.node,
+                state.status.serving().as_str()
+            ),
+        );
+    }
     let answer = ask(&state, |reply| Control::AgentAction {
         agent: id,
         action,

@@ -178,6 +178,39 @@ impl Store {
             .map_err(StoreError::from)
     }
 
+    /// Stores the active node's copy of an API view (`agents`, `queues`).
+    pub async fn put_view(
+        &self,
+        name: &str,
+        node: &str,
+        at_ms: i64,
+        body: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO cluster_views (name, node, at_ms, body) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name) DO UPDATE SET node = EXCLUDED.node, at_ms = EXCLUDED.at_ms, body = EXCLUDED.body",
+        )
+        .bind(name.to_string())
+        .bind(node.to_string())
+        .bind(at_ms)
+        .bind(body.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The latest copy of an API view: (node, at_ms, body).
+    pub async fn view(&self, name: &str) -> Result<Option<(String, i64, String)>, StoreError> {
+        let row = sqlx::query("SELECT node, at_ms, body FROM cluster_views WHERE name = $1")
+            .bind(name.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            None => Ok(None),
+            Some(r) => Ok(Some((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))),
+        }
+    }
+
     /// The dialplan reload generation (0 before the first reload).
     pub async fn plan_generation(&self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT generation FROM cluster_plan WHERE name = 'dialplan'")

@@ -91,6 +91,39 @@ fn the_standby_takes_over_a_killed_active_node_with_its_agents_and_closes_its_ca
     a.wait_until("agents ready at A", Duration::from_secs(15), || {
         agent_ready(&a, "2001") && agent_ready(&a, "2002")
     });
+    // The standby's API and wallboard show the active node's ACD (its copy
+    // in the database), and refuse agent changes.
+    b.wait_until("A's agents seen at B", Duration::from_secs(5), || {
+        agent_ready(&b, "2001") && agent_ready(&b, "2002")
+    });
+    let view = http_request(
+        b.http,
+        "GET",
+        "/api/v1/queues",
+        &[format!("Authorization: Bearer {VIEWER_TOKEN}")],
+        None,
+    )
+    .expect("queues at B");
+    assert_eq!(view.code, 200, "{}", view.body);
+    assert_eq!(
+        view.header("x-hotline-view-of"),
+        Some("a"),
+        "{:?}",
+        view.headers
+    );
+    let change = http_request(
+        b.http,
+        "POST",
+        "/api/v1/agents/2001/state",
+        &[
+            format!("Authorization: Bearer {SUPERVISOR_TOKEN}"),
+            "Content-Type: application/json".into(),
+        ],
+        Some(r#"{"state": "paused"}"#),
+    )
+    .expect("agent change at B");
+    assert_eq!(change.code, 409, "{}", change.body);
+    assert_eq!(change.error_code().as_deref(), Some("not_active"));
     // A call in progress at A when it dies.
     let _held = caller(&a, 60_000);
     a.wait_until("a call answered at A", Duration::from_secs(10), || {
