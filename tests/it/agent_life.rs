@@ -108,14 +108,6 @@ fn an_agent_stopped_with_ctrl_c_reports_its_calls_hangs_up_and_logs_out() {
     });
 }
 
-/// The call records so far.
-fn records(gw: &Gateway) -> Vec<serde_json::Value> {
-    gw.get_json("/api/v1/calls")["calls"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
 #[test]
 fn an_agent_killed_without_unregistering_is_unreachable_within_the_keepalive_and_not_rung() {
     // Keepalive every second, answered within half a second; registrations of
@@ -154,7 +146,7 @@ min_expires_s = 1\nmax_expires_s = 8\ndefault_expires_s = 8\n",
     assert_eq!(second["answered"], 0, "{second}");
     let start = Instant::now();
     let rec = loop {
-        let recs = records(&gw);
+        let recs = gw.records();
         if recs.len() >= 2 {
             break recs
                 .into_iter()

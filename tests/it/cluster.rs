@@ -59,13 +59,6 @@ fn agent_ready(gw: &Gateway, id: &str) -> bool {
         .is_some_and(|a| a.iter().any(|a| a["id"] == id && a["state"] == "ready"))
 }
 
-fn records(gw: &Gateway) -> Vec<serde_json::Value> {
-    gw.get_json("/api/v1/calls")["calls"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
 #[test]
 fn the_standby_takes_over_a_killed_active_node_with_its_agents_and_closes_its_calls() {
     let Some(db) = fresh_postgres("cluster_failover") else {
@@ -157,11 +150,12 @@ fn the_standby_takes_over_a_killed_active_node_with_its_agents_and_closes_its_ca
     );
     // The call A held is closed by B: a record with a reason, a callback owed.
     b.wait_until("the lost call recorded", Duration::from_secs(10), || {
-        records(&b)
+        b.records()
             .iter()
             .any(|r| r["reason"] == "cluster.node_lost" && r["callback_pending"] == true)
     });
-    let lost: Vec<_> = records(&b)
+    let lost: Vec<_> = b
+        .records()
         .into_iter()
         .filter(|r| r["reason"] == "cluster.node_lost")
         .collect();
@@ -186,7 +180,7 @@ fn the_standby_takes_over_a_killed_active_node_with_its_agents_and_closes_its_ca
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(role(&b), "active");
     assert_eq!(
-        records(&b)
+        b.records()
             .iter()
             .filter(|r| r["reason"] == "cluster.node_lost")
             .count(),
@@ -247,7 +241,7 @@ fn sigterm_drains_the_active_node_hands_the_lease_over_and_lets_its_call_finish(
     b.wait_until("agent 2001 ready at B", Duration::from_secs(5), || {
         state_at_b() == "ready"
     });
-    let records = records(&b);
+    let records = b.records();
     assert!(
         records.iter().any(|r| r["reason"] == "call.caller_hangup"),
         "the drained call's record is in the shared store: {records:?}"

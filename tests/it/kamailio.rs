@@ -101,6 +101,21 @@ fn gateway_with(extra: &str, extra_plan: &str) -> Gateway {
     Gateway::start(opts)
 }
 
+/// Nodes `a` (active once this returns) and `b` of a cluster on `db`, 2 s lease.
+fn pair(db: &str) -> (Gateway, Gateway) {
+    let cluster = |name: &str| {
+        format!(
+            "[store]\ndatabase = \"{db}\"\n[cluster]\nnode = \"{name}\"\n\
+lease_ttl_ms = 2000\nrenew_every_ms = 400\ndrain_s = 20\n"
+        )
+    };
+    let a = gateway(&cluster("a"));
+    a.wait_until("A active", Duration::from_secs(10), || {
+        a.health()["node"]["role"] == "active"
+    });
+    (a, gateway(&cluster("b")))
+}
+
 fn via(k: &Kamailio, args: &[&str]) -> Softphone {
     let mut a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     a.extend(["--server".to_string(), k.sip.to_string()]);
@@ -192,17 +207,7 @@ fn kamailio_fails_over_to_the_standby_when_the_active_node_is_killed() {
     let Some(db) = fresh_postgres("kamailio_failover") else {
         return;
     };
-    let cluster = |name: &str| {
-        format!(
-            "[store]\ndatabase = \"{db}\"\n[cluster]\nnode = \"{name}\"\n\
-lease_ttl_ms = 2000\nrenew_every_ms = 400\ndrain_s = 20\n"
-        )
-    };
-    let mut a = gateway(&cluster("a"));
-    a.wait_until("A active", Duration::from_secs(10), || {
-        a.health()["node"]["role"] == "active"
-    });
-    let b = gateway(&cluster("b"));
+    let (mut a, b) = pair(&db);
     let Some(k) = Kamailio::start(&[a.sip, b.sip]) else {
         return;
     };
@@ -241,14 +246,6 @@ lease_ttl_ms = 2000\nrenew_every_ms = 400\ndrain_s = 20\n"
     assert_eq!(b.health()["node"]["role"], "active");
 }
 
-/// Every call record in the shared database (either node's API reads it).
-fn all_records(gw: &Gateway) -> Vec<serde_json::Value> {
-    gw.get_json("/api/v1/calls?limit=10000")["calls"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
 #[test]
 fn a_kill_under_load_loses_no_call_without_a_record_and_seats_no_agent_twice() {
     let Some(sipp) = sipp() else {
@@ -257,17 +254,7 @@ fn a_kill_under_load_loses_no_call_without_a_record_and_seats_no_agent_twice() {
     let Some(db) = fresh_postgres("kamailio_load") else {
         return;
     };
-    let cluster = |name: &str| {
-        format!(
-            "[store]\ndatabase = \"{db}\"\n[cluster]\nnode = \"{name}\"\n\
-lease_ttl_ms = 2000\nrenew_every_ms = 400\ndrain_s = 20\n"
-        )
-    };
-    let mut a = gateway(&cluster("a"));
-    a.wait_until("A active", Duration::from_secs(10), || {
-        a.health()["node"]["role"] == "active"
-    });
-    let b = gateway(&cluster("b"));
+    let (mut a, b) = pair(&db);
     let Some(k) = Kamailio::start(&[a.sip, b.sip]) else {
         return;
     };
@@ -314,13 +301,13 @@ lease_ttl_ms = 2000\nrenew_every_ms = 400\ndrain_s = 20\n"
         Duration::from_secs(15),
         || {
             b.health()["store"]["queued"] == 0
-                && all_records(&b)
+                && b.records()
                     .iter()
                     .all(|r| r["reason"] != serde_json::Value::Null)
                 && b.get_json("/api/v1/tickets?state=open&limit=10000")["count"] == 0
         },
     );
-    let records = all_records(&b);
+    let records = b.records();
     // Every call sipp did not complete has a record with a reason (the dead
     // node's as cluster.node_lost, the standby's refusals as cluster.standby,
     // the survivor's own).

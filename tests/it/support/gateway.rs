@@ -334,6 +334,14 @@ impl Gateway {
         self.wait_ready();
     }
 
+    /// The call records so far (`/api/v1/calls`, up to 10,000), newest first.
+    pub fn records(&self) -> Vec<serde_json::Value> {
+        self.get_json("/api/v1/calls?limit=10000")["calls"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// A JSON API answer that must be 200.
     pub fn get_json(&self, path: &str) -> serde_json::Value {
         let (code, body) = http_get(self.http, path).unwrap_or_else(|| panic!("GET {path}"));
