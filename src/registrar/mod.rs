@@ -359,7 +359,8 @@ impl Registrar {
         // Authentication before the To header (RFC 3261 §10.3 steps 3 and 5); the
         // address-of-record, when readable, names the account to check for a block.
         let aor = aor_user(req);
-        let user = match self.authenticate(now, req, source, aor.as_deref().ok()) {
+        let seen_from = self.register_source(req, source);
+        let user = match self.authenticate(now, req, seen_from, aor.as_deref().ok()) {
             Ok(user) => user,
             Err(reply) => return reply,
         };
@@ -371,6 +372,34 @@ impl Registrar {
             return RegisterReply::new(403, "Forbidden (username does not match AOR)");
         }
         self.update_bindings(now, req, source, &user)
+    }
+
+    /// Where a REGISTER really came from, for its nonces and failure counts:
+    /// behind a trusted proxy (`path_from`), the `received=` address its Path
+    /// names (the softphone, as the proxy saw it), so that one guessing
+    /// softphone behind the proxy blocks itself, not every agent behind it.
+    /// Otherwise, or without one, the packet's source. Bindings keep the
+    /// packet's source: agents are rung through the proxy.
+    fn register_source(&self, req: &Request, source: Peer) -> Peer {
+        if !self
+            .cfg
+            .path_from
+            .contains(&source.addr.ip().to_canonical())
+        {
+            return source;
+        }
+        let received = req
+            .header_all("Path")
+            .flat_map(split_list)
+            .filter_map(path_received)
+            .last();
+        match received {
+            Some(addr) => Peer {
+                transport: source.transport,
+                addr,
+            },
+            None => source,
+        }
     }
 
     /// Checks the credentials of an INVITE or REFER that arrived from `source`
@@ -703,4 +732,14 @@ fn supports(req: &Request, tag: &str) -> bool {
         .chain(req.header_all("k"))
         .flat_map(|v| v.split(','))
         .any(|t| t.trim().eq_ignore_ascii_case(tag))
+}
+
+/// The `received=sip:IP:port` parameter of a Path entry (Kamailio's
+/// `add_path_received`), as an address.
+fn path_received(entry: &str) -> Option<std::net::SocketAddr> {
+    let at = entry.find(";received=")? + ";received=".len();
+    let value = &entry[at..];
+    let value = value.strip_prefix("sip:").unwrap_or(value);
+    let end = value.find([';', '%', '>', ',']).unwrap_or(value.len());
+    value[..end].parse().ok()
 }

@@ -111,3 +111,60 @@ fn over_tcp_a_closed_proxy_connection_is_reopened_to_the_path_address() {
         "the proxy's port, not the agent's"
     );
 }
+
+#[test]
+fn attacker_a_guesser_behind_the_proxy_blocks_itself_not_the_agents_behind_it() {
+    // Every REGISTER comes from the proxy's address; Kamailio's Path says
+    // where each really came from. A guesser's failures count against its
+    // own address: an agent behind the same proxy still logs in.
+    let mut lab = lab_behind_proxy();
+    let guesser = "Path: <sip:192.0.2.5:5060;lr;received=sip:203.0.113.66:5060>";
+    let cfg = RegistrarConfig::default();
+    let mut blocked = false;
+    for i in 0..cfg.max_failures_per_source + 2 {
+        let mut r = behind(&[guesser]);
+        r.call_id = format!("guess-{i}");
+        r.cseq = lab.next_cseq();
+        let challenge = lab.send(&r);
+        if challenge.code == 403 {
+            blocked = true;
+            break;
+        }
+        let nonce = nonce_of(&challenge);
+        r.cseq = lab.next_cseq();
+        r.auth = Some(authorization("SHA-256", AGENT, "wrong", &nonce, "00000001"));
+        let reply = lab.send(&r);
+        assert!(matches!(reply.code, 401 | 403), "{reply:?}");
+    }
+    assert!(blocked, "the guesser's own address ends up refused");
+    let reply = lab.register(behind(&[PATH]));
+    assert_eq!(
+        reply.code, 200,
+        "the real agent is not locked out: {reply:?}"
+    );
+}
+
+#[test]
+fn the_received_address_is_read_from_kamailio_s_path_forms() {
+    for (entry, want) in [
+        (
+            "<sip:10.0.0.10;lr;received=sip:198.51.100.7:41000>",
+            "198.51.100.7:41000",
+        ),
+        (
+            "<sip:10.0.0.10;lr;received=sip:198.51.100.7:41000%3Btransport%3Dtcp>",
+            "198.51.100.7:41000",
+        ),
+        (
+            "<sip:10.0.0.10;lr;received=sip:[2001:db8::7]:5062>",
+            "[2001:db8::7]:5062",
+        ),
+    ] {
+        assert_eq!(
+            super::path_received(entry),
+            Some(want.parse().unwrap()),
+            "{entry}"
+        );
+    }
+    assert_eq!(super::path_received("<sip:10.0.0.10;lr>"), None);
+}
