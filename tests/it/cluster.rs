@@ -160,6 +160,18 @@ fn the_standby_takes_over_a_killed_active_node_with_its_agents_and_closes_its_ca
         .filter(|r| r["reason"] == "cluster.node_lost")
         .collect();
     assert_eq!(lost.len(), 1, "exactly the one call A held: {lost:?}");
+    // B's live figures count the calls A took (rebuilt from the store when B
+    // took over): the answer rate reads the same on either node.
+    let offered = b.get_json("/api/v1/sla")["overall"]["24h"]["offered"]
+        .as_u64()
+        .unwrap_or(0);
+    let stored = b
+        .records()
+        .iter()
+        .filter(|r| !r["offered_at_ms"].is_null())
+        .count() as u64;
+    assert_eq!(offered, stored, "B's 24 h window counts every offered call");
+    assert!(offered >= 2, "A's lost call and B's own: {offered}");
     // It had been answered (A noted the answer on its live row): the record
     // says so, and who had it.
     assert!(lost[0]["answered_at_ms"].is_i64(), "{:?}", lost[0]);
