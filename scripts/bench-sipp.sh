@@ -130,7 +130,7 @@ Kamailio in front (see above):
                          the lab script's default)
   --kamailio-shm MB      its shared memory (default $KAM_SHM, as the systemd unit). Short
                          calls hold ~0.15 MB per cps (kamshm= on each step line shows
-                         the peak): 256 MB lasts to ~1,700 cps, 1024 to ~6,500
+                         the peak): 256 MB lasts to ~1,700 cps (measured), 1024 to ~6,000 (estimate)
   --kamailio-lab PATH    the lab script (default $KAM_LAB)
 Addresses (loopback only; --gw-port must match what the config listens on, and
 the config must route --number to 127.0.0.1:--uas-port):
@@ -785,7 +785,7 @@ run_step() { # label dir target-port rate calls talk-ms
             S_GW_CPU_PCT=$(fcalc "%.0f" "($cpu1 - $cpu0) * 100 / $CLK_TCK / $wall")
         fi
         S_SIPP_CPU_MS=$(fcalc "%.3f" "($kids1 - $kids0) * 1000 / $calls")
-        if (( kcpu1 > 0 )); then
+        if [[ -n $KAM_PID ]]; then
             S_KAM_CPU_MS=$(fcalc "%.3f" "($kcpu1 - $kcpu0) * 1000 / $CLK_TCK / $calls")
             S_KAM_CPU_PCT=$(fcalc "%.0f" "($kcpu1 - $kcpu0) * 100 / $CLK_TCK / $wall")
         fi
