@@ -3,6 +3,11 @@
 #
 #   sipp UAC (tests/sipp/uac.xml) -> hotline-gw 127.0.0.1:5060 -> sipp UAS (tests/sipp/uas.xml) 127.0.0.1:5070
 #
+# With --via-kamailio the UAC calls Kamailio (scripts/kamailio-lab.sh, 127.0.0.1:5090),
+# which relays to the gateway and stays in the path of the caller's leg:
+#
+#   sipp UAC -> Kamailio 127.0.0.1:5090 -> hotline-gw 127.0.0.1:5060 -> sipp UAS 127.0.0.1:5070
+#
 # Run `scripts/bench-sipp.sh --help` for the options. The script builds nothing:
 # point GW_BIN (or --gw-bin) at an existing binary, e.g. after `cargo build --release`.
 set -euo pipefail
@@ -48,6 +53,15 @@ HOLD_SETTLE=5
 OUT_DIR=""
 TRACE_MSG=0
 BUFF_SIZE=4194304
+FIXED_RATE=0
+VIA_KAM=0
+KAM_PORT=5090
+KAM_CHILDREN=2
+KAM_SHM=256
+KAM_LAB=scripts/kamailio-lab.sh
+RTP_PORTS=""
+UAC_SCENARIO=""
+UAS_SCENARIO=""
 
 usage() {
     cat <<EOF
@@ -76,17 +90,48 @@ The lab profile anchors at most 4,192 calls (its RTP range fits an open-file
 limit of 20,000; see config/lab.toml): more held calls get 503 unless the range
 is widened on a machine with a higher hard limit.
 
-With --runs K (rate or hold) every run starts a fresh gateway; the summary table
-shows each run and the median.
+Fixed-rate mode (--fixed-rate R): no search; each run starts a fresh gateway and
+places R x --step-secs calls at R cps in one step, to the end even when calls fail
+(no early stop), and reports the failed calls (sipp's -trace_stat CSVs), the
+retransmissions, the setup time and the CPU per call, pass or fail. Implies
+--no-ceiling.
+
+With --runs K (rate, fixed or hold) every run starts a fresh gateway; the summary
+table shows each run and the median.
+
+Through Kamailio (--via-kamailio): every time a gateway is started, $KAM_LAB
+starts Kamailio (deploy/kamailio/kamailio.cfg) on --kamailio-port in front of
+it, and the UAC calls Kamailio instead of the gateway (the gateway's leg to the UAS
+is direct, as the lab dialplan routes 12300/12345 to 127.0.0.1:--uas-port).
+Kamailio relays from 127.0.0.1, which the lab dialplan trusts as a trunk. Each step
+then also shows Kamailio's CPU per call and share of one core: utime+stime of its
+main process and all its children (workers, timers) from /proc, before and after
+the step. Kamailio is restarted with the gateway (after a failed step) and stopped
+(SIGTERM to the lab script) at the end, on error and on Ctrl-C.
 
 Gateway:
   --gw-bin PATH          binary (env GW_BIN; default $GW_BIN)
   --config PATH          started as: GW_BIN run --config PATH  (default $GW_CONFIG)
   --gw-arg ARG           extra argument for 'GW_BIN run' (repeatable)
+  --rtp-ports MIN-MAX    run the gateway on a copy of --config (written to the output
+                         dir, its "../" and "./" paths made absolute) whose [media]
+                         rtp_port_min/rtp_port_max are MIN/MAX: keeps the relay's
+                         ports away from other programs on a shared machine (the
+                         integration tests' gateways take 20000-32287; a port
+                         someone else holds makes the gateway answer 503)
   --attach PID           use an already running gateway instead of starting one
   --no-gateway, --ceiling-only
                          only measure sipp -> sipp (no gateway needed)
   --no-ceiling           skip the sipp -> sipp measurement
+Kamailio in front (see above):
+  --via-kamailio         start Kamailio in front of the gateway; the UAC calls it
+  --kamailio-port N      its UDP/TCP port on --ip (default $KAM_PORT)
+  --kamailio-children N  its UDP (and TCP) worker processes (default $KAM_CHILDREN,
+                         the lab script's default)
+  --kamailio-shm MB      its shared memory (default $KAM_SHM, as the systemd unit). Short
+                         calls hold ~0.15 MB per cps (kamshm= on each step line shows
+                         the peak): 256 MB lasts to ~1,700 cps (measured), 1024 to ~6,000 (estimate)
+  --kamailio-lab PATH    the lab script (default $KAM_LAB)
 Addresses (loopback only; --gw-port must match what the config listens on, and
 the config must route --number to 127.0.0.1:--uas-port):
   --ip ADDR              default $IP (must be a loopback address)
@@ -109,6 +154,7 @@ Rate search:
   --max-setup-ms MS      allowed mean INVITE->200 time at the UAC (default $MAX_SETUP_MS ms;
                          SIP T1 is 500 ms, so slower answers mean queues are growing)
   --cooldown S           pause between steps (default $COOLDOWN s)
+  --fixed-rate R         fixed-rate mode: one step of R cps per run (see above)
   --fail-settle S        with --attach: after a failed step, wait up to S s for the
                          gateway to go idle before the next one (default $FAIL_SETTLE s;
                          a gateway started by this script is restarted instead)
@@ -124,12 +170,19 @@ General:
   --trace-msg            also keep sipp message traces (large at high rates)
   --sipp PATH            sipp binary (env SIPP; default $SIPP)
   --scenarios DIR        scenario directory (default $SCEN_DIR)
+  --uac-scenario FILE    caller scenario instead of DIR/uac.xml, e.g. scripts/sipp/uac_txn.xml
+                         (ignores a 180 that a multi-worker proxy relays after the 200)
+  --uas-scenario FILE    callee scenario instead of DIR/uas.xml, e.g.
+                         scripts/sipp/uas_bye_before_ack.xml
   -h, --help             this text
 
 Examples:
   scripts/bench-sipp.sh --ceiling-only
   GW_BIN=target/release/hotline-gw scripts/bench-sipp.sh --runs 3
   scripts/bench-sipp.sh --hold 5000 --hold-rate 300
+  scripts/bench-sipp.sh --no-ceiling --via-kamailio --start-rate 1500
+  scripts/bench-sipp.sh --fixed-rate 300 --step-secs 10 --via-kamailio
+  (scripts/bench-kamailio.sh alternates direct and via-Kamailio runs of both)
 EOF
 }
 
@@ -146,6 +199,7 @@ while [[ $# -gt 0 ]]; do
         --gw-bin) need_arg "$@"; GW_BIN=$2; shift 2 ;;
         --config) need_arg "$@"; GW_CONFIG=$2; shift 2 ;;
         --gw-arg) need_arg "$@"; GW_EXTRA_ARGS+=("$2"); shift 2 ;;
+        --rtp-ports) need_arg "$@"; RTP_PORTS=$2; shift 2 ;;
         --attach) need_arg "$@"; ATTACH_PID=$2; shift 2 ;;
         --no-gateway|--ceiling-only) DO_GATEWAY=0; shift ;;
         --no-ceiling) DO_CEILING=0; shift ;;
@@ -176,6 +230,14 @@ while [[ $# -gt 0 ]]; do
         --trace-msg) TRACE_MSG=1; shift ;;
         --sipp) need_arg "$@"; SIPP=$2; shift 2 ;;
         --scenarios) need_arg "$@"; SCEN_DIR=$2; shift 2 ;;
+        --uac-scenario) need_arg "$@"; UAC_SCENARIO=$2; shift 2 ;;
+        --uas-scenario) need_arg "$@"; UAS_SCENARIO=$2; shift 2 ;;
+        --fixed-rate) need_arg "$@"; FIXED_RATE=$2; shift 2 ;;
+        --via-kamailio) VIA_KAM=1; shift ;;
+        --kamailio-port) need_arg "$@"; KAM_PORT=$2; shift 2 ;;
+        --kamailio-children) need_arg "$@"; KAM_CHILDREN=$2; shift 2 ;;
+        --kamailio-shm) need_arg "$@"; KAM_SHM=$2; shift 2 ;;
+        --kamailio-lab) need_arg "$@"; KAM_LAB=$2; shift 2 ;;
         *) die "unknown option: $1 (see --help)" ;;
     esac
 done
@@ -184,7 +246,8 @@ done
 # validation
 # ---------------------------------------------------------------------------
 for v in GW_PORT UAS_PORT UAC_PORT MAX_SETUP_MS START_RATE MAX_RATE STEP_SECS MAX_STEP_CALLS TALK_MS \
-         COOLDOWN FAIL_SETTLE HOLD_N HOLD_RATE HOLD_SETTLE RUNS MAX_TIME UAS_GRACE; do
+         COOLDOWN FAIL_SETTLE HOLD_N HOLD_RATE HOLD_SETTLE RUNS MAX_TIME UAS_GRACE FIXED_RATE \
+         KAM_PORT KAM_CHILDREN KAM_SHM; do
     is_uint "${!v}" || die "$v must be a non-negative integer (got '${!v}')"
 done
 for v in RAMP_FACTOR PRECISION_PCT MAX_RETRANS_PCT; do
@@ -205,6 +268,13 @@ for p in GW_PORT UAS_PORT UAC_PORT; do
 done
 [[ $GW_PORT != "$UAS_PORT" && $GW_PORT != "$UAC_PORT" && $UAS_PORT != "$UAC_PORT" ]] ||
     die "--gw-port, --uas-port and --uac-port must differ"
+if (( VIA_KAM )); then
+    (( KAM_PORT >= 1 && KAM_PORT <= 65535 )) || die "--kamailio-port out of range"
+    [[ $KAM_PORT != "$GW_PORT" && $KAM_PORT != "$UAS_PORT" && $KAM_PORT != "$UAC_PORT" ]] ||
+        die "--kamailio-port must differ from --gw-port, --uas-port and --uac-port"
+    (( KAM_CHILDREN >= 1 && KAM_CHILDREN <= 64 )) || die "--kamailio-children must be 1..64"
+    (( KAM_SHM >= 16 )) || die "--kamailio-shm must be >= 16 MB"
+fi
 
 cd "$REPO_DIR"
 command -v timeout >/dev/null || die "coreutils 'timeout' not found"
@@ -214,10 +284,24 @@ for f in uac.xml uas.xml; do
 done
 UAC_XML=$(cd "$SCEN_DIR" && pwd)/uac.xml
 UAS_XML=$(cd "$SCEN_DIR" && pwd)/uas.xml
+if [[ -n $UAC_SCENARIO ]]; then
+    [[ -f $UAC_SCENARIO ]] || die "missing scenario $UAC_SCENARIO"
+    UAC_XML=$(cd "$(dirname "$UAC_SCENARIO")" && pwd)/$(basename "$UAC_SCENARIO")
+fi
+if [[ -n $UAS_SCENARIO ]]; then
+    [[ -f $UAS_SCENARIO ]] || die "missing scenario $UAS_SCENARIO"
+    UAS_XML=$(cd "$(dirname "$UAS_SCENARIO")" && pwd)/$(basename "$UAS_SCENARIO")
+fi
 
 if (( HOLD_N > 0 )); then
     MODE=hold
     (( DO_GATEWAY )) || die "--hold measures the gateway; it cannot be combined with --ceiling-only"
+    (( FIXED_RATE == 0 )) || die "--hold and --fixed-rate exclude each other"
+elif (( FIXED_RATE > 0 )); then
+    MODE=fixed
+    (( DO_GATEWAY )) || die "--fixed-rate measures the gateway; it cannot be combined with --ceiling-only"
+    [[ -z $QUEUE_NUMBER ]] || die "--fixed-rate and --queue-number exclude each other (use --number)"
+    DO_CEILING=0
 else
     MODE=rate
     (( DO_GATEWAY || DO_CEILING )) || die "nothing to do: both --no-ceiling and --ceiling-only given"
@@ -230,6 +314,22 @@ fi
 if [[ -n $ATTACH_PID ]]; then
     [[ -r /proc/$ATTACH_PID/stat ]] || die "--attach $ATTACH_PID: no such process"
 fi
+if (( VIA_KAM )); then
+    (( DO_GATEWAY )) || die "--via-kamailio needs the gateway (not --ceiling-only)"
+    [[ -x $KAM_LAB ]] || die "Kamailio lab script '$KAM_LAB' not found or not executable"
+    command -v kamailio >/dev/null || [[ -x /usr/sbin/kamailio || -n ${KAMAILIO:-} ]] ||
+        die "kamailio not found (install kamailio 5.6, or set KAMAILIO)"
+    KAM_LAB=$(cd "$(dirname "$KAM_LAB")" && pwd)/$(basename "$KAM_LAB")
+fi
+if [[ -n $RTP_PORTS ]]; then
+    [[ $RTP_PORTS =~ ^([0-9]+)-([0-9]+)$ ]] || die "--rtp-ports needs MIN-MAX, e.g. 10000-19999"
+    (( BASH_REMATCH[1] >= 1024 && BASH_REMATCH[2] > BASH_REMATCH[1] + 7 && BASH_REMATCH[2] <= 65535 )) ||
+        die "--rtp-ports: need 1024 <= MIN < MAX - 7 <= 65528"
+    [[ -z $ATTACH_PID ]] || die "--rtp-ports cannot change an --attach'ed gateway"
+fi
+# Where the UAC sends its calls when the gateway is measured.
+SUT_PORT=$GW_PORT
+(( VIA_KAM )) && SUT_PORT=$KAM_PORT
 
 if [[ -z $OUT_DIR ]]; then
     OUT_DIR=$(mktemp -d /tmp/hotline-bench.XXXXXX)
@@ -238,6 +338,28 @@ else
 fi
 OUT_DIR=$(cd "$OUT_DIR" && pwd)
 CLK_TCK=$(getconf CLK_TCK)
+
+if [[ -n $RTP_PORTS ]] && (( DO_GATEWAY )); then
+    # Derived config: same file, relative paths anchored to the original's directory,
+    # the [media] port range replaced (or added if the file has none).
+    cfg_dir=$(cd "$(dirname "$GW_CONFIG")" && pwd)
+    derived=$OUT_DIR/gateway-rtp-$RTP_PORTS.toml
+    awk -v dir="$cfg_dir" -v lo="${RTP_PORTS%-*}" -v hi="${RTP_PORTS#*-}" '
+        function anchor(line,   out) {
+            gsub(/"\.\.\//, "\"" dir "/../", line); gsub(/"\.\//, "\"" dir "/", line)
+            gsub(/"sqlite:\.\.\//, "\"sqlite:" dir "/../", line); gsub(/"sqlite:\.\//, "\"sqlite:" dir "/", line)
+            return line
+        }
+        /^[ \t]*\[/ { if (sect == "media" && !done) { print "rtp_port_min = " lo; print "rtp_port_max = " hi; done = 1 }
+                      sect = $0; gsub(/[][ \t]/, "", sect) }
+        sect == "media" && /^[ \t]*rtp_port_(min|max)[ \t]*=/ {
+            if (!done) { print "rtp_port_min = " lo; print "rtp_port_max = " hi; done = 1 }
+            next }
+        { print anchor($0) }
+        END { if (!done) { if (sect != "media") print "[media]"; print "rtp_port_min = " lo; print "rtp_port_max = " hi } }
+    ' "$GW_CONFIG" >"$derived"
+    GW_CONFIG=$derived
+fi
 T_START=$(date +%s)
 DEADLINE=$(( T_START + MAX_TIME ))
 
@@ -250,6 +372,11 @@ GW_PID=""                 # the gateway itself (for /proc)
 GW_RUN_DIR=""             # where its logs go
 GW_STARTS=0
 GW_LOG=""
+KAM_WRAPPER_PID=""        # `timeout` wrapping kamailio-lab.sh
+KAM_PID=""                # Kamailio's main process (its pid file)
+KAM_STARTS=0
+KAM_LOG=""
+KAM_CTL=""                # its binrpc socket, for kamcmd
 
 # Stop one of our background jobs. Each job is `timeout ... sipp|gateway`, so PID is
 # the `timeout` and its child is the real process: TERM the wrapper (timeout forwards
@@ -285,6 +412,7 @@ cleanup() {
     local rc=$? p
     trap - EXIT INT TERM
     for p in "${KILL_PIDS[@]}"; do stop_pid "$p" 2; done
+    if [[ -n $KAM_WRAPPER_PID ]]; then stop_pid "$KAM_WRAPPER_PID" 5; fi
     if [[ -n $GW_WRAPPER_PID ]]; then stop_pid "$GW_WRAPPER_PID" 5; fi
     rm -f "${OUT_DIR:-/nonexistent}/.times"
     exit "$rc"
@@ -424,6 +552,86 @@ stop_gateway() {
 gw_alive() { [[ -n $GW_PID ]] && kill -0 "$GW_PID" 2>/dev/null; }
 
 # ---------------------------------------------------------------------------
+# Kamailio in front of the gateway (--via-kamailio)
+# ---------------------------------------------------------------------------
+start_kamailio() { # run-dir
+    local dir=$1 i kdir
+    (( VIA_KAM )) || return 0
+    for (( i = 0; i < 30; i++ )); do
+        udp_or_tcp_bound "$KAM_PORT" || break
+        sleep 0.1
+    done
+    udp_or_tcp_bound "$KAM_PORT" && die "port $KAM_PORT is already in use (another Kamailio running?)"
+    KAM_STARTS=$(( KAM_STARTS + 1 ))
+    kdir=$dir/kamailio
+    (( KAM_STARTS > 1 )) && kdir=$dir/kamailio.$KAM_STARTS
+    mkdir -p "$kdir"
+    KAM_LOG=$kdir/kamailio.log
+    KAM_CTL=unix:$kdir/kamailio_ctl
+    local cmd=("$KAM_LAB" --listen "$IP:$KAM_PORT" --gateway "$IP:$GW_PORT" --run-dir "$kdir"
+               --children "$KAM_CHILDREN" --shm "$KAM_SHM")
+    echo "${cmd[*]}" >"$kdir/kamailio.cmd"
+    log "starting Kamailio: ${cmd[*]} (log: $KAM_LOG)"
+    # SIGTERM to the lab script (what timeout and stop_pid send) stops Kamailio and
+    # all its workers; if the script is SIGKILLed, its watchdog stops them.
+    timeout --kill-after=5 $(( MAX_TIME + 300 )) "${cmd[@]}" >"$KAM_LOG" 2>&1 &
+    KAM_WRAPPER_PID=$!
+    KAM_PID=""
+    for (( i = 0; i < 100; i++ )); do   # up to 10 s
+        if ! kill -0 "$KAM_WRAPPER_PID" 2>/dev/null; then
+            tail -n 30 "$KAM_LOG" >&2 || true
+            die "Kamailio exited during start-up (log: $KAM_LOG)"
+        fi
+        if [[ -z $KAM_PID && -s $kdir/kamailio.pid ]]; then
+            KAM_PID=$(tr -dc 0-9 <"$kdir/kamailio.pid")
+        fi
+        # listening, and its workers forked (a main process alone is still starting)
+        if [[ -n $KAM_PID ]] && udp_or_tcp_bound "$KAM_PORT" && (( $(kam_nchildren) >= KAM_CHILDREN + 3 )); then
+            sleep 0.3
+            log "Kamailio up: pid $KAM_PID ($(kam_nchildren) children), listening on $IP:$KAM_PORT"
+            return 0
+        fi
+        sleep 0.1
+    done
+    tail -n 30 "$KAM_LOG" >&2 || true
+    die "Kamailio did not start listening on port $KAM_PORT within 10 s (log: $KAM_LOG)"
+}
+
+stop_kamailio() {
+    if [[ -n $KAM_WRAPPER_PID ]]; then
+        stop_pid "$KAM_WRAPPER_PID" 5
+    fi
+    KAM_WRAPPER_PID=""
+    KAM_PID=""
+}
+
+kam_nchildren() { local n; n=$(pgrep -c -P "$KAM_PID" 2>/dev/null || true); echo "${n:-0}"; }
+
+kam_alive() { [[ -n $KAM_PID ]] && kill -0 "$KAM_PID" 2>/dev/null; }
+
+# Kamailio's peak shared memory use since it started, in MB ("-" without kamcmd):
+# tm keeps each transaction ~5 s after its final reply, so this grows with the rate.
+kam_shm_peak_mb() {
+    local out
+    command -v kamcmd >/dev/null && kam_alive || { echo -; return; }
+    out=$(timeout 3 kamcmd -s "$KAM_CTL" core.shmmem 2>/dev/null) || { echo -; return; }
+    awk '/max_used:/ { printf "%.0f", $2 / 1048576; found = 1 } END { if (!found) print "-" }' <<<"$out"
+}
+
+kam_cpu_ticks() { # utime+stime of Kamailio's main process and all its children
+    local t=0 p
+    kam_alive || { echo 0; return; }
+    for p in "$KAM_PID" $(pgrep -P "$KAM_PID" 2>/dev/null || true); do
+        t=$(( t + $(proc_cpu_ticks "$p") ))
+    done
+    echo "$t"
+}
+
+# The system under test: the gateway, and Kamailio in front of it if asked.
+start_sut() { start_gateway "$1"; start_kamailio "$1"; }
+stop_sut() { stop_kamailio; stop_gateway; }
+
+# ---------------------------------------------------------------------------
 # one step: place CALLS calls at RATE cps towards TARGET_PORT
 # sets S_PASS (0/1), S_REASON, S_LINE, and metrics S_*
 # ---------------------------------------------------------------------------
@@ -473,8 +681,9 @@ run_step() { # label dir target-port rate calls talk-ms
                    "$IP:$port")
     echo "${uac_cmd[*]}" >"$dir/uac.cmd"
 
-    local cpu0=0 cpu1=0 kids0 kids1 t0 t1
+    local cpu0=0 cpu1=0 kids0 kids1 t0 t1 kcpu0=0 kcpu1=0
     gw_alive && cpu0=$(proc_cpu_ticks "$GW_PID")
+    kam_alive && kcpu0=$(kam_cpu_ticks)
     children_cpu; kids0=$KIDS_CPU
     local drops0 drops1; drops0=$(udp_rcvbuf_errors)
     t0=$(now)
@@ -489,7 +698,7 @@ run_step() { # label dir target-port rate calls talk-ms
         sleep 0.5
         [[ -s $dir/uac_stat.csv ]] || continue
         f=$(csv_last "$dir/uac_stat.csv" 'FailedCall(C)' 2>/dev/null || true)
-        if [[ $f =~ ^[0-9]+$ ]] && (( f > 0 )); then
+        if [[ $MODE != fixed && $f =~ ^[0-9]+$ ]] && (( f > 0 )); then
             aborted=1
             stop_pid "$uac_pid" 2
             break
@@ -513,6 +722,7 @@ run_step() { # label dir target-port rate calls talk-ms
     fi
     forget_pid "$uas_pid"
     gw_alive && cpu1=$(proc_cpu_ticks "$GW_PID")
+    kam_alive && kcpu1=$(kam_cpu_ticks)
     children_cpu; kids1=$KIDS_CPU
     drops1=$(udp_rcvbuf_errors)
     S_DROPS=-
@@ -520,7 +730,7 @@ run_step() { # label dir target-port rate calls talk-ms
 
     # --- evaluate
     S_PASS=0; S_REASON=""; S_OK=0; S_FAIL=0; S_RETR=0; S_SETUP_MS=-; S_ACHIEVED=-
-    S_GW_CPU_MS=-; S_GW_CPU_PCT=-; S_SIPP_CPU_MS=-
+    S_GW_CPU_MS=-; S_GW_CPU_PCT=-; S_SIPP_CPU_MS=-; S_KAM_CPU_MS=-; S_KAM_CPU_PCT=-; S_UAS_FAIL=0
     local wall; wall=$(fcalc "%.2f" "$t1 - $t0")
     if [[ ! -s $dir/uac_stat.csv ]]; then
         S_REASON="no UAC stats (sipp rc=$uac_rc; see $dir/uac.out)"
@@ -534,6 +744,7 @@ run_step() { # label dir target-port rate calls talk-ms
             uas_fail=$(csv_last "$dir/uas_stat.csv" 'FailedCall(C)')
             uas_ok=$(csv_last "$dir/uas_stat.csv" 'SuccessfulCall(C)')
         fi
+        S_UAS_FAIL=$uas_fail
         S_RETR=$(( uac_retr + uas_retr ))
         S_SETUP_MS=$(csv_ms "$dir/uac_stat.csv" 'ResponseTimesetup(C)')
         run_s=$(fcalc "%.3f" "$(csv_epoch "$dir/uac_stat.csv" CurrentTime) - $(csv_epoch "$dir/uac_stat.csv" StartTime)")
@@ -563,6 +774,7 @@ run_step() { # label dir target-port rate calls talk-ms
             reasons+=("UAC fell behind: ${place_s}s to place calls planned for ${planned_s}s")
         fi
         if [[ -n $GW_PID ]] && ! gw_alive; then reasons+=("gateway died"); fi
+        if [[ -n $KAM_PID ]] && ! kam_alive; then reasons+=("Kamailio died"); fi
         if (( ${#reasons[@]} == 0 )); then
             S_PASS=1
         else
@@ -573,12 +785,22 @@ run_step() { # label dir target-port rate calls talk-ms
             S_GW_CPU_PCT=$(fcalc "%.0f" "($cpu1 - $cpu0) * 100 / $CLK_TCK / $wall")
         fi
         S_SIPP_CPU_MS=$(fcalc "%.3f" "($kids1 - $kids0) * 1000 / $calls")
+        if [[ -n $KAM_PID ]]; then
+            S_KAM_CPU_MS=$(fcalc "%.3f" "($kcpu1 - $kcpu0) * 1000 / $CLK_TCK / $calls")
+            S_KAM_CPU_PCT=$(fcalc "%.0f" "($kcpu1 - $kcpu0) * 100 / $CLK_TCK / $wall")
+        fi
+    fi
+    local kamtxt=""
+    S_KAM_SHM=-
+    if [[ -n $KAM_PID ]]; then
+        S_KAM_SHM=$(kam_shm_peak_mb)
+        kamtxt=" kamcpu=${S_KAM_CPU_MS}ms/call (${S_KAM_CPU_PCT}% core) kamshm=${S_KAM_SHM}/${KAM_SHM}MB"
     fi
     local verdict=FAIL
     (( S_PASS )) && verdict=PASS
-    S_LINE=$(printf '%-10s %6s cps x %6s calls: %s ok=%s fail=%s retrans=%s udpdrops=%s placed=%s cps setup=%sms wall=%ss gwcpu=%sms/call (%s%% core) sippcpu=%sms/call%s' \
+    S_LINE=$(printf '%-10s %6s cps x %6s calls: %s ok=%s fail=%s retrans=%s udpdrops=%s placed=%s cps setup=%sms wall=%ss gwcpu=%sms/call (%s%% core)%s sippcpu=%sms/call%s' \
         "$label" "$rate" "$calls" "$verdict" "$S_OK" "$S_FAIL" "$S_RETR" "$S_DROPS" "$S_ACHIEVED" "$S_SETUP_MS" "$wall" \
-        "$S_GW_CPU_MS" "$S_GW_CPU_PCT" "$S_SIPP_CPU_MS" "${S_REASON:+  <- $S_REASON}")
+        "$S_GW_CPU_MS" "$S_GW_CPU_PCT" "$kamtxt" "$S_SIPP_CPU_MS" "${S_REASON:+  <- $S_REASON}")
     echo "$S_LINE" >>"$OUT_DIR/steps.log"
     log "$S_LINE"
     (( S_PASS ))
@@ -599,6 +821,7 @@ try_rate() { # label dir port rate
     if (( rc == 0 )); then
         B_RATE=$rate; B_GW_CPU_MS=$S_GW_CPU_MS; B_GW_CPU_PCT=$S_GW_CPU_PCT
         B_SETUP_MS=$S_SETUP_MS; B_ACHIEVED=$S_ACHIEVED; B_SIPP_CPU_MS=$S_SIPP_CPU_MS
+        B_KAM_CPU_MS=$S_KAM_CPU_MS; B_KAM_CPU_PCT=$S_KAM_CPU_PCT; B_KAM_SHM=$S_KAM_SHM
     fi
     sleep "$COOLDOWN"
     if (( rc != 0 )); then
@@ -606,11 +829,13 @@ try_rate() { # label dir port rate
             # A gateway that was just overloaded still holds transactions that keep
             # retransmitting towards the sipp ports and would poison the next step:
             # start a fresh one (only possible when this script started it).
-            log "restarting the gateway after the failed step"
-            stop_gateway
-            start_gateway "$GW_RUN_DIR"
+            # (Kamailio too: it holds the same transactions.)
+            log "restarting the gateway${KAM_PID:+ and Kamailio} after the failed step"
+            stop_sut
+            start_sut "$GW_RUN_DIR"
         else
             settle_after_failure
+            if [[ -n $KAM_PID ]]; then stop_kamailio; start_kamailio "$GW_RUN_DIR"; fi
         fi
     fi
     return $rc
@@ -634,6 +859,7 @@ search() { # label dir port start-rate budget-end
     local label=$1 dir=$2 port=$3 rate=$4 budget_end=$5
     local lo=0 hi=0 est
     B_RATE=0; B_GW_CPU_MS=-; B_GW_CPU_PCT=-; B_SETUP_MS=-; B_ACHIEVED=-; B_SIPP_CPU_MS=-; B_NOTE=""
+    B_KAM_CPU_MS=-; B_KAM_CPU_PCT=-; B_KAM_SHM=-
     est=$(step_secs_estimate)
     # ramp
     while :; do
@@ -674,7 +900,7 @@ hold_run() { # run-dir
     H_BEFORE=-; H_HELD=-; H_AFTER=-; H_COUNT=0; H_KIB=-; H_NOTE=""
 
     # warm-up: a few calls so that lazily created state is part of the baseline
-    run_step "warmup" "$1/warmup" "$GW_PORT" 20 40 0 ||
+    run_step "warmup" "$1/warmup" "$SUT_PORT" 20 40 0 ||
         { H_NOTE="warm-up calls through the gateway failed: $S_REASON"; return 0; }
     sleep 1
     H_BEFORE=$(proc_rss_kib "$GW_PID")
@@ -693,7 +919,7 @@ hold_run() { # run-dir
     local uac_cmd=(timeout --kill-after=5 $(( lim + 5 )) "$SIPP" -sf "$UAC_XML" -s "$NUMBER" -p "$UAC_PORT"
                    -r "$HOLD_RATE" -rp 1000 -m "$HOLD_N" -l "$HOLD_N" -d "$hold_ms"
                    -recv_timeout 15000 -timeout "${lim}s" -timeout_error "${SIPP_COMMON[@]}"
-                   -stf "$dir/uac_stat.csv" -error_file "$dir/uac_err.log" "$IP:$GW_PORT")
+                   -stf "$dir/uac_stat.csv" -error_file "$dir/uac_err.log" "$IP:$SUT_PORT")
     echo "${uas_cmd[*]}" >"$dir/uas.cmd"; echo "${uac_cmd[*]}" >"$dir/uac.cmd"
     ( cd "$dir" && exec "${uas_cmd[@]}" ) >"$dir/uas.out" 2>&1 &
     local uas_pid=$!; KILL_PIDS+=("$uas_pid")
@@ -749,6 +975,11 @@ hold_run() { # run-dir
     echo "# bench-sipp $(date -Is)"
     echo "# host: $(uname -srm), $(nproc) CPUs; $("$SIPP" -v 2>&1 | grep -m1 -o 'SIPp v[^ ]*' || echo sipp)"
     echo "# args: mode=$MODE runs=$RUNS transport=$TRANSPORT step=${STEP_SECS}s talk=${TALK_MS}ms gw=$IP:$GW_PORT uas=$IP:$UAS_PORT uac=$IP:$UAC_PORT"
+    echo "# scenarios: $UAC_XML, $UAS_XML; gateway: $GW_BIN run --config $GW_CONFIG ${GW_EXTRA_ARGS[*]}"
+    if (( VIA_KAM )); then
+        echo "# via Kamailio $IP:$KAM_PORT ($KAM_CHILDREN children, ${KAM_SHM} MB shm): $(kamailio -v 2>/dev/null | head -n 1 || true)"
+    fi
+    if [[ $MODE == fixed ]]; then echo "# fixed rate: $FIXED_RATE cps"; fi
 } >"$OUT_DIR/steps.log"
 log "output: $OUT_DIR (mode $MODE, $RUNS run(s), budget ${MAX_TIME}s, $(nproc) CPUs)"
 
@@ -756,6 +987,9 @@ declare -a R_CEIL=() R_GW=()
 R_QGW=()
 R_QCPU=() R_CPU=() R_PCT=() R_SETUP=() R_SIPPCPU=() R_CEIL_NOTE=() R_GW_NOTE=() R_CEIL_SETUP=()
 declare -a H_B=() H_H=() H_A=() H_N=() H_K=() H_NOTES=()
+declare -a R_KCPU=() R_KPCT=() R_KSHM=()
+declare -a F_PASS=() F_OK=() F_FAIL=() F_UASFAIL=() F_RETR=() F_PLACED=() F_SETUP=() F_CPU=() F_PCT=() F_KCPU=() F_KPCT=() F_NOTE=()
+declare -a F_KSHM=()
 prev_ceil=0; prev_gw=0
 
 for (( run = 1; run <= RUNS; run++ )); do
@@ -766,10 +1000,33 @@ for (( run = 1; run <= RUNS; run++ )); do
     log "=== run $run/$RUNS (budget $(( run_budget_end - $(date +%s) ))s)"
 
     if [[ $MODE == hold ]]; then
-        start_gateway "$rdir"
+        start_sut "$rdir"
         hold_run "$rdir"
         H_B+=("$H_BEFORE"); H_H+=("$H_HELD"); H_A+=("$H_AFTER"); H_N+=("$H_COUNT"); H_K+=("$H_KIB"); H_NOTES+=("$H_NOTE")
-        stop_gateway
+        stop_sut
+        continue
+    fi
+
+    if [[ $MODE == fixed ]]; then
+        start_sut "$rdir"
+        log "--- run $run: $FIXED_RATE cps for ${STEP_SECS}s, sipp UAC -> ${KAM_PID:+Kamailio ($IP:$KAM_PORT) -> }hotline-gw ($IP:$GW_PORT) -> sipp UAS ($IP:$UAS_PORT)"
+        if ! run_step "sanity" "$rdir/gw-sanity" "$SUT_PORT" 10 10 0; then
+            echo "bench-sipp: calls through the gateway fail at 10 cps: $S_REASON" >&2
+            echo "  gateway log: $GW_LOG${KAM_LOG:+; Kamailio log: $KAM_LOG}; sipp logs: $rdir/gw-sanity/" >&2
+            F_PASS+=(FAIL); F_OK+=(-); F_FAIL+=(-); F_UASFAIL+=(-); F_RETR+=(-); F_PLACED+=(-); F_SETUP+=(-)
+            F_CPU+=(-); F_PCT+=(-); F_KCPU+=(-); F_KPCT+=(-); F_KSHM+=(-); F_NOTE+=("sanity step failed: $S_REASON")
+            stop_sut
+            continue
+        fi
+        sleep "$COOLDOWN"
+        calls=$(( FIXED_RATE * STEP_SECS ))
+        (( calls > MAX_STEP_CALLS )) && calls=$MAX_STEP_CALLS
+        verdict=PASS
+        run_step "fixed" "$rdir/fixed/r$(printf %06d "$FIXED_RATE")" "$SUT_PORT" "$FIXED_RATE" "$calls" "$TALK_MS" || verdict=FAIL
+        F_PASS+=("$verdict"); F_OK+=("$S_OK"); F_FAIL+=("$S_FAIL"); F_UASFAIL+=("$S_UAS_FAIL"); F_RETR+=("$S_RETR")
+        F_PLACED+=("$S_ACHIEVED"); F_SETUP+=("$S_SETUP_MS"); F_CPU+=("$S_GW_CPU_MS"); F_PCT+=("$S_GW_CPU_PCT")
+        F_KCPU+=("$S_KAM_CPU_MS"); F_KPCT+=("$S_KAM_CPU_PCT"); F_KSHM+=("$S_KAM_SHM"); F_NOTE+=("$S_REASON")
+        stop_sut
         continue
     fi
 
@@ -789,39 +1046,41 @@ for (( run = 1; run <= RUNS; run++ )); do
     fi
 
     if (( DO_GATEWAY )); then
-        start_gateway "$rdir"
-        log "--- run $run: gateway, sipp UAC -> hotline-gw ($IP:$GW_PORT) -> sipp UAS ($IP:$UAS_PORT)"
+        start_sut "$rdir"
+        log "--- run $run: gateway, sipp UAC -> ${KAM_PID:+Kamailio ($IP:$KAM_PORT) -> }hotline-gw ($IP:$GW_PORT) -> sipp UAS ($IP:$UAS_PORT)"
         # sanity: a handful of calls must go through before searching
-        if ! run_step "sanity" "$rdir/gw-sanity" "$GW_PORT" 10 10 0; then
+        if ! run_step "sanity" "$rdir/gw-sanity" "$SUT_PORT" 10 10 0; then
             echo "bench-sipp: calls through the gateway fail at 10 cps: $S_REASON" >&2
-            echo "  gateway log: $GW_LOG; sipp logs: $rdir/gw-sanity/" >&2
+            echo "  gateway log: $GW_LOG${KAM_LOG:+; Kamailio log: $KAM_LOG}; sipp logs: $rdir/gw-sanity/" >&2
             tail -n 20 "$GW_LOG" >&2 || true
             R_GW+=(0); R_CPU+=(-); R_PCT+=(-); R_SETUP+=(-); R_GW_NOTE+=("sanity step failed")
-            stop_gateway
+            R_KCPU+=(-); R_KPCT+=(-); R_KSHM+=(-)
+            stop_sut
             continue
         fi
         sleep "$COOLDOWN"
         start=$START_RATE
         (( prev_gw > 0 )) && start=$(( prev_gw * 7 / 10 ))
         (( start < 1 )) && start=1
-        search "gateway" "$rdir/gateway" "$GW_PORT" "$start" "$run_budget_end"
+        search "gateway" "$rdir/gateway" "$SUT_PORT" "$start" "$run_budget_end"
         R_GW+=("$B_RATE"); R_CPU+=("$B_GW_CPU_MS"); R_PCT+=("$B_GW_CPU_PCT"); R_SETUP+=("$B_SETUP_MS"); R_GW_NOTE+=("$B_NOTE")
+        R_KCPU+=("$B_KAM_CPU_MS"); R_KPCT+=("$B_KAM_CPU_PCT"); R_KSHM+=("$B_KAM_SHM")
         prev_gw=$B_RATE
-        log "run $run gateway: $B_RATE cps (placed at $B_ACHIEVED cps), ${B_GW_CPU_MS} ms CPU/call ($B_NOTE)"
+        log "run $run gateway: $B_RATE cps (placed at $B_ACHIEVED cps), ${B_GW_CPU_MS} ms CPU/call${KAM_PID:+, Kamailio $B_KAM_CPU_MS ms CPU/call} ($B_NOTE)"
         gw_alive || echo "bench-sipp: warning: the gateway is no longer running (log: $GW_LOG)" >&2
         if [[ -n $QUEUE_NUMBER ]]; then
-            stop_gateway
-            start_gateway "$rdir"
+            stop_sut
+            start_sut "$rdir"
             plain_number=$NUMBER
             NUMBER=$QUEUE_NUMBER
             log "--- run $run: the same through the ACD queue (called number $NUMBER)"
             qstart=$(( B_RATE * 7 / 10 )); (( qstart < 1 )) && qstart=1
-            search "queue" "$rdir/queue" "$GW_PORT" "$qstart" "$run_budget_end"
+            search "queue" "$rdir/queue" "$SUT_PORT" "$qstart" "$run_budget_end"
             R_QGW+=("$B_RATE"); R_QCPU+=("$B_GW_CPU_MS")
             log "run $run queue: $B_RATE cps, ${B_GW_CPU_MS} ms CPU/call ($B_NOTE)"
             NUMBER=$plain_number
         fi
-        stop_gateway
+        stop_sut
     fi
 done
 
@@ -831,7 +1090,31 @@ done
 {
 echo
 echo "================ bench-sipp summary ($(nproc) CPUs, transport $TRANSPORT, ${STEP_SECS}s steps, talk ${TALK_MS} ms) ================"
-if [[ $MODE == rate ]]; then
+if (( VIA_KAM )); then
+    echo "calls via Kamailio $IP:$KAM_PORT ($KAM_CHILDREN UDP workers, ${KAM_SHM} MB shm) -> hotline-gw $IP:$GW_PORT"
+fi
+if [[ $MODE == fixed ]]; then
+    printf '%-7s | %6s %6s %6s %6s %7s %8s %8s | %11s %6s | %11s %6s | %s\n' run verdict ok fail "uasfail" retrans "placed" "setup ms" \
+        "gw CPU/call" "gw %" "kam CPU/call" "kam %" notes
+    printf '%s\n' "-----------------------------------------------------------------------------------------------------------------------"
+    for (( i = 0; i < RUNS; i++ )); do
+        printf '%-7s | %6s %6s %6s %6s %7s %8s %8s | %11s %6s | %11s %6s | %s\n' "$(( i + 1 ))" "${F_PASS[i]:--}" "${F_OK[i]:--}" \
+            "${F_FAIL[i]:--}" "${F_UASFAIL[i]:--}" "${F_RETR[i]:--}" "${F_PLACED[i]:--}" "${F_SETUP[i]:--}" \
+            "${F_CPU[i]:--} ms" "${F_PCT[i]:--}" "${F_KCPU[i]:--} ms" "${F_KPCT[i]:--}" "${F_NOTE[i]:-}"
+    done
+    if (( RUNS > 1 )); then
+        printf '%s\n' "-----------------------------------------------------------------------------------------------------------------------"
+        md() { printf '%s\n' "$@" | median; }
+        printf '%-7s | %6s %6s %6s %6s %7s %8s %8s | %11s %6s | %11s %6s |\n' median "" "$(md "${F_OK[@]}")" "$(md "${F_FAIL[@]}")" \
+            "$(md "${F_UASFAIL[@]}")" "$(md "${F_RETR[@]}")" "$(md "${F_PLACED[@]}")" "$(md "${F_SETUP[@]}")" \
+            "$(md "${F_CPU[@]}") ms" "$(md "${F_PCT[@]}")" "$(md "${F_KCPU[@]}") ms" "$(md "${F_KPCT[@]}")"
+    fi
+    echo
+    echo "fixed rate $FIXED_RATE cps x ${STEP_SECS}s = $(( FIXED_RATE * STEP_SECS )) calls per run (one step, not stopped at the first failure);"
+    echo "ok/fail = SuccessfulCall(C)/FailedCall(C) of the UAC's -trace_stat CSV, uasfail = FailedCall(C) of the UAS's;"
+    echo "retrans = UAC + UAS retransmissions; placed = the rate sipp really placed calls at; CPU/call = utime+stime"
+    echo "from /proc over the step / calls (Kamailio: main process + all children); % = share of one core"
+elif [[ $MODE == rate ]]; then
     printf '%-7s | %12s %9s | %10s %12s %10s %9s | %s\n' run "ceiling cps" "setup ms" "gw cps" "gw CPU/call" "gw core %" "setup ms" notes
     printf '%s\n' "-------------------------------------------------------------------------------------------------------------"
     for (( i = 0; i < RUNS; i++ )); do
@@ -868,6 +1151,18 @@ if [[ $MODE == rate ]]; then
     echo "ceiling = highest rate sipp UAC -> sipp UAS sustained with zero failed calls (harness limit; sipp CPU/call: $(printf '%s\n' "${R_SIPPCPU[@]:-}" | median) ms)"
     echo "gw cps  = highest rate through hotline-gw with zero failed calls; gw CPU/call and core % measured at that rate"
     echo "          (sipp UAC, sipp UAS and the gateway share the same $(nproc) CPUs: when gw cps is close to the ceiling, sipp is the limit)"
+    if (( VIA_KAM )); then
+        echo
+        printf '%-7s | %10s | %14s %10s\n' run "gw cps" "kam CPU/call" "kam core %"
+        for (( i = 0; i < RUNS; i++ )); do
+            printf '%-7s | %10s | %14s %10s\n' "$(( i + 1 ))" "${R_GW[i]:--}" "${R_KCPU[i]:--} ms" "${R_KPCT[i]:--}"
+        done
+        if (( RUNS > 1 )); then
+            printf '%-7s | %10s | %14s %10s\n' median "$(printf '%s\n' "${R_GW[@]:-}" | median)" \
+                "$(printf '%s\n' "${R_KCPU[@]:-}" | median) ms" "$(printf '%s\n' "${R_KPCT[@]:-}" | median)"
+        fi
+        echo "kam CPU/call = Kamailio's CPU (main process + all children, from /proc) per call at the gw cps rate"
+    fi
 else
     printf '%-7s | %8s | %14s %14s %14s | %12s | %s\n' run "held" "RSS before KiB" "RSS held KiB" "RSS after KiB" "KiB per call" notes
     printf '%s\n' "--------------------------------------------------------------------------------------------------"
@@ -883,14 +1178,30 @@ else
     echo
     echo "KiB per call = (VmRSS with the calls held - VmRSS before) / calls held; $HOLD_N calls requested at $HOLD_RATE cps"
 fi
-echo "logs, sipp CSVs and commands: $OUT_DIR (steps: $OUT_DIR/steps.log)"
+echo "logs, sipp CSVs and commands: $OUT_DIR (steps: $OUT_DIR/steps.log; one line per run: $OUT_DIR/results.txt)"
 } | tee "$OUT_DIR/summary.txt"
 
+# Machine-readable results, one line per run (for scripts/bench-kamailio.sh and the like).
+{
+    for (( i = 0; i < RUNS; i++ )); do
+        if [[ $MODE == fixed ]]; then
+            echo "mode=fixed run=$(( i + 1 )) via_kamailio=$VIA_KAM rate=$FIXED_RATE verdict=${F_PASS[i]:--} ok=${F_OK[i]:--} fail=${F_FAIL[i]:--} uas_fail=${F_UASFAIL[i]:--} retrans=${F_RETR[i]:--} placed=${F_PLACED[i]:--} setup_ms=${F_SETUP[i]:--} gw_cpu_ms=${F_CPU[i]:--} gw_core_pct=${F_PCT[i]:--} kam_cpu_ms=${F_KCPU[i]:--} kam_core_pct=${F_KPCT[i]:--} kam_shm_peak_mb=${F_KSHM[i]:--}"
+        elif [[ $MODE == rate ]]; then
+            echo "mode=rate run=$(( i + 1 )) via_kamailio=$VIA_KAM ceiling_cps=${R_CEIL[i]:--} gw_cps=${R_GW[i]:--} gw_cpu_ms=${R_CPU[i]:--} gw_core_pct=${R_PCT[i]:--} setup_ms=${R_SETUP[i]:--} kam_cpu_ms=${R_KCPU[i]:--} kam_core_pct=${R_KPCT[i]:--} kam_shm_peak_mb=${R_KSHM[i]:--}"
+        else
+            echo "mode=hold run=$(( i + 1 )) via_kamailio=$VIA_KAM held=${H_N[i]:--} rss_before_kib=${H_B[i]:--} rss_held_kib=${H_H[i]:--} kib_per_call=${H_K[i]:--}"
+        fi
+    done
+} >"$OUT_DIR/results.txt"
+
 # exit status: 0 if every requested measurement found a passing rate / held calls
+# (fixed rate: every run passed)
 status=0
 if [[ $MODE == rate ]]; then
     if (( DO_CEILING )); then for v in "${R_CEIL[@]}"; do if [[ $v == 0 ]]; then status=1; fi; done; fi
     if (( DO_GATEWAY )); then for v in "${R_GW[@]}"; do if [[ $v == 0 ]]; then status=1; fi; done; fi
+elif [[ $MODE == fixed ]]; then
+    for v in "${F_PASS[@]}"; do if [[ $v != PASS ]]; then status=1; fi; done
 else
     for v in "${H_NOTES[@]}"; do if [[ -n $v ]]; then status=1; fi; done
 fi

@@ -8,7 +8,7 @@
 # The first --gateway gets the highest priority (normally active node), the next
 # ones lower priorities, in order. The script writes DIR/dispatcher.list and runs
 # kamailio with -DD -E (no daemon, log to stderr), its runtime dir, pid file and
-# control socket in DIR, and small memory pools (-m 64 -M 8).
+# control socket in DIR, and small memory pools (-m 64 -M 8; see --shm).
 #
 # A test spawns this script as a child process and stops it with SIGTERM (clean
 # stop, exit 0) or SIGKILL: either way every Kamailio process is gone within
@@ -33,6 +33,14 @@
 #                           (default 1500).
 #   --ping-interval S       OPTIONS probe interval (default 1).
 #   --log-level N           kamailio debug level (default 2 = info; 3 = debug).
+#   --children N            UDP worker processes per socket and TCP workers
+#                           (default 2; the shipped config's own default is 4).
+#   --shm MB                shared memory pool (default 64: enough for tests).
+#                           tm keeps each transaction a few seconds after its final
+#                           reply: a short call through the proxy holds about
+#                           0.15 MB per call/s (measured 2026-12-07), so 64 MB runs
+#                           out near 400 calls/s and the systemd unit's 256 MB near
+#                           1,700 (then: "out of mem", 500 to the caller).
 #   --config FILE           kamailio.cfg to run (default: deploy/kamailio/kamailio.cfg).
 #   --kamailio BIN          kamailio binary (default: $KAMAILIO or kamailio in PATH,
 #                           else /usr/sbin/kamailio).
@@ -56,6 +64,8 @@ MATCH_PORT=yes
 FR_TIMER=1500
 PING_INTERVAL=1
 LOG_LEVEL=2
+CHILDREN=2
+SHM_MB=64
 CHECK_ONLY=0
 EXEC=0
 EXTRA=()
@@ -73,6 +83,8 @@ while (($#)); do
         --fr-timer) FR_TIMER=${2:?}; shift 2 ;;
         --ping-interval) PING_INTERVAL=${2:?}; shift 2 ;;
         --log-level) LOG_LEVEL=${2:?}; shift 2 ;;
+        --children) CHILDREN=${2:?}; shift 2 ;;
+        --shm) SHM_MB=${2:?}; shift 2 ;;
         --config) CONFIG=${2:?}; shift 2 ;;
         --kamailio) KAMAILIO=${2:?}; shift 2 ;;
         --check) CHECK_ONLY=1; shift ;;
@@ -90,6 +102,8 @@ done
 [[ "$FR_TIMER" =~ ^[0-9]+$ ]] || die "--fr-timer: milliseconds expected"
 [[ "$PING_INTERVAL" =~ ^[0-9]+$ ]] || die "--ping-interval: seconds expected"
 [[ "$LOG_LEVEL" =~ ^-?[0-9]+$ ]] || die "--log-level: integer expected"
+[[ "$CHILDREN" =~ ^[1-9][0-9]?$ ]] || die "--children: 1..99 expected"
+[[ "$SHM_MB" =~ ^[1-9][0-9]*$ ]] || die "--shm: megabytes expected"
 
 if [[ -z "$KAMAILIO" ]]; then
     KAMAILIO=$(command -v kamailio || true)
@@ -142,7 +156,7 @@ ARGS=(-f "$CONFIG"
       -A "GW_FR_TIMER=$FR_TIMER"
       -A "DS_PING_INTERVAL=$PING_INTERVAL"
       -A "LOG_LEVEL=$LOG_LEVEL"
-      -A "CHILDREN=2" -A "TCP_CHILDREN=2")
+      -A "CHILDREN=$CHILDREN" -A "TCP_CHILDREN=$CHILDREN")
 i=0
 for l in "${LISTENS[@]}"; do
     case $i in 0) name=LISTEN ;; 1) name=LISTEN2 ;; *) name=LISTEN3 ;; esac
@@ -154,7 +168,7 @@ if ((CHECK_ONLY)); then
     exec "$KAMAILIO" -c "${ARGS[@]}" "${EXTRA[@]}"
 fi
 
-KAM_CMD=("$KAMAILIO" -DD -E -Y "$RUN_DIR" -P "$RUN_DIR/kamailio.pid" -m 64 -M 8
+KAM_CMD=("$KAMAILIO" -DD -E -Y "$RUN_DIR" -P "$RUN_DIR/kamailio.pid" -m "$SHM_MB" -M 8
          "${ARGS[@]}" "${EXTRA[@]}")
 # -DD: stay in the foreground (children are still forked); -E: log to stderr;
 # -Y: runtime dir (default /run/kamailio is root's); -m/-M: shm/pkg MB.
