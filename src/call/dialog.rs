@@ -99,6 +99,16 @@ impl Call {
                 Side::A => Reason::CallerHangup,
                 Side::B => Reason::CalleeHangup,
             });
+            if side == Side::A && !self.a_acked && !self.gateway_answered() {
+                // The caller's BYE overtook its ACK (a proxy's parallel
+                // workers reorder them): the callee's 200 still gets its ACK,
+                // before the BYE, or the callee resends it for 32 s.
+                self.a_acked = true;
+                if let Some(leg) = self.b() {
+                    let ack = leg.ack(None, Bytes::new());
+                    sh.tl.send_ack(Some(leg.invite), leg.dialog.peer, ack);
+                }
+            }
             // The side that hung up has no dialog left: BYE the other.
             self.hang_up_side(sh, now, side.other());
         }

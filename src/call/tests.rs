@@ -241,6 +241,50 @@ pub(super) fn answered(net: &mut Net) -> (Request, String) {
 }
 
 #[test]
+fn a_caller_bye_that_overtakes_its_ack_still_acks_the_callee_first() {
+    let mut net = Net::new();
+    let (b_inv, gw_tag) = ringing(&mut net);
+    net.send(net.callee, &callee_reply(&b_inv, 200, "OK", &[], SDP));
+    net.response(net.caller, 200);
+    // The BYE arrives before the ACK (reordered on the way).
+    net.send(
+        net.caller,
+        &caller_request("BYE", 2, "z9hG4bKbye1", &gw_tag),
+    );
+    net.response(net.caller, 200);
+    let i_ack = net
+        .inbox
+        .iter()
+        .position(|(p, m)| {
+            *p == net.callee && matches!(m, Message::Request(r) if r.method == Method::Ack)
+        })
+        .expect("the callee's 200 is acknowledged");
+    let i_bye = net
+        .inbox
+        .iter()
+        .position(|(p, m)| {
+            *p == net.callee && matches!(m, Message::Request(r) if r.method == Method::Bye)
+        })
+        .expect("the callee gets a BYE");
+    assert!(i_ack < i_bye, "ACK before BYE: {:#?}", net.summary());
+    let bye = net.request(net.callee, Method::Bye);
+    // The late ACK is absorbed: no second ACK to the callee.
+    net.inbox.clear();
+    net.send(
+        net.caller,
+        &caller_request("ACK", 1, "z9hG4bKack1", &gw_tag),
+    );
+    net.none_to(
+        net.callee,
+        "a second ACK",
+        |m| matches!(m, Message::Request(r) if r.method == Method::Ack),
+    );
+    net.send(net.callee, &callee_reply(&bye, 200, "OK", &[], ""));
+    assert_eq!(net.record().reason, Reason::CallerHangup);
+    net.drained();
+}
+
+#[test]
 fn the_callee_leg_shares_nothing_with_the_caller_leg() {
     let mut net = Net::new();
     net.send(net.caller, &caller_invite());
