@@ -369,8 +369,16 @@ async fn sync_plan(
     }
 }
 
-/// The version of the dialplan files in `dir` (see [`plan_version`]).
+/// The version of the dialplan files in `dir` (see [`plan_version`]); without
+/// that folder, of the embedded example plan the gateway then runs.
 pub fn plan_version_of(dir: &std::path::Path) -> String {
+    if !dir.exists() {
+        let embedded: Vec<(String, String)> = crate::dialplan::DEFAULT_FILES
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect();
+        return plan_version(&embedded);
+    }
     plan_version(&crate::config::read_dialplan_files(dir))
 }
 
@@ -390,4 +398,27 @@ pub fn plan_version(files: &[(String, String)]) -> String {
         h.update([0]);
     }
     crate::util::hex::hex(&h.finalize()[..6])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_version_follows_the_files_and_the_embedded_plan_matches_the_shipped_folder() {
+        let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dialplans/default");
+        let embedded = plan_version_of(std::path::Path::new("/nonexistent/dialplans"));
+        assert_eq!(
+            plan_version_of(&shipped),
+            embedded,
+            "same files, same version"
+        );
+        let a = plan_version(&[("lines.toml".into(), "x".into())]);
+        let b = plan_version(&[("lines.toml".into(), "y".into())]);
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 12);
+        // Where the files live does not matter, only their names and texts.
+        let c = plan_version(&[("/etc/hotline-gw/dialplans/lines.toml".into(), "x".into())]);
+        assert_eq!(a, c);
+    }
 }
