@@ -311,7 +311,8 @@ async fn queues(State(state): State<AppState>) -> Response {
 /// (`X-Hotline-View-Of` names it, `X-Hotline-View-At` says when, Unix ms), so
 /// the API and the wallboard read the same on either node.
 async fn active_view(state: &AppState, name: &str) -> Option<Response> {
-    if state.node.node == "local" || state.status.serving() == crate::call::Serving::Active {
+    // Only a cluster node is ever anything but active.
+    if state.status.serving() == crate::call::Serving::Active {
         return None;
     }
     let (node, at_ms, body) = state.reporting.store()?.view(name).await.ok()??;
@@ -334,7 +335,7 @@ async fn agent_state(
         Ok(b) => b,
         Err(r) => return r,
     };
-    if state.node.node != "local" && state.status.serving() != crate::call::Serving::Active {
+    if state.status.serving() != crate::call::Serving::Active {
         return error(
             StatusCode::CONFLICT,
             "not_active",

@@ -41,16 +41,6 @@ pub struct RegistrationRow {
     pub expires_at_ms: i64,
 }
 
-/// A node as its heartbeat shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeRow {
-    pub node: String,
-    pub role: String,
-    pub plan_version: String,
-    /// Milliseconds since its last heartbeat, on the database's clock.
-    pub age_ms: i64,
-}
-
 impl Store {
     fn require_postgres(&self) -> Result<(), StoreError> {
         match self.backend {
@@ -113,25 +103,6 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Who holds lease `name`, and whether its time has run out.
-    pub async fn lease_holder(
-        &self,
-        name: &str,
-    ) -> Result<Option<(String, i64, bool)>, StoreError> {
-        self.require_postgres()?;
-        let sql = format!(
-            "SELECT holder, epoch, expires_at_ms < {DB_NOW_MS} FROM cluster_lease WHERE name = $1"
-        );
-        let row = sqlx::query(&sql)
-            .bind(name.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-        match row {
-            None => Ok(None),
-            Some(r) => Ok(Some((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))),
-        }
-    }
-
     /// Writes `node`'s heartbeat.
     pub async fn heartbeat(
         &self,
@@ -156,26 +127,6 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
-    }
-
-    /// Every node that ever beat, with the age of its last heartbeat.
-    pub async fn nodes(&self) -> Result<Vec<NodeRow>, StoreError> {
-        self.require_postgres()?;
-        let sql = format!(
-            "SELECT node, role, plan_version, {DB_NOW_MS} - seen_at_ms FROM cluster_nodes ORDER BY node"
-        );
-        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(NodeRow {
-                    node: r.try_get(0)?,
-                    role: r.try_get(1)?,
-                    plan_version: r.try_get(2)?,
-                    age_ms: r.try_get(3)?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
     }
 
     /// Stores the active node's copy of an API view (`agents`, `queues`).
@@ -236,21 +187,37 @@ impl Store {
         Ok(row.try_get(0)?)
     }
 
-    /// Writes calls just offered (idempotent).
+    /// Writes calls just offered (idempotent), a few hundred rows per statement.
     pub async fn open_live(&self, calls: &[LiveCall]) -> Result<(), StoreError> {
+        /// 4 parameters a row: far under SQLite's 32,766.
+        const ROWS: usize = 400;
         let mut conn = self.write_conn().await?;
         let mut tx = conn.begin().await?;
-        for c in calls {
-            sqlx::query(
-                "INSERT INTO live_calls (id, node, at_ms, offer) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(c.id.clone())
-            .bind(c.node.clone())
-            .bind(c.at_ms)
-            .bind(c.offer.clone())
-            .execute(&mut *tx)
-            .await?;
+        for chunk in calls.chunks(ROWS) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    format!(
+                        "(${}, ${}, ${}, ${})",
+                        4 * i + 1,
+                        4 * i + 2,
+                        4 * i + 3,
+                        4 * i + 4
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO live_calls (id, node, at_ms, offer) VALUES {} ON CONFLICT (id) DO NOTHING",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for c in chunk {
+                q = q
+                    .bind(c.id.clone())
+                    .bind(c.node.clone())
+                    .bind(c.at_ms)
+                    .bind(c.offer.clone());
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         conn.ended_cleanly();
@@ -346,17 +313,6 @@ impl Store {
                 .await?;
         }
         Ok(())
-    }
-
-    /// How many calls each node has in progress.
-    pub async fn live_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows = sqlx::query("SELECT node, COUNT(*) FROM live_calls GROUP BY node ORDER BY node")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
     }
 
     /// Replaces the stored registrations of `aor` with `rows` (none: removed).
