@@ -457,6 +457,7 @@ fn run(args: RunArgs) -> Result<()> {
                 control_tx.clone(),
                 node.clone(),
                 reload_trigger.clone(),
+                cfg.advertise(),
             )
         });
         let drain_for = cfg

@@ -250,6 +250,11 @@ impl Acd {
         Ok(())
     }
 
+    /// Whether `queue` is one of this ACD's queues.
+    pub fn has_queue(&self, queue: &str) -> bool {
+        self.queue_index.contains_key(queue)
+    }
+
     /// Queues `call` in `queue`. `skill` is what `Skills` queues match (the line);
     /// `priority` 0 is served first, FIFO within a priority.
     pub fn offer(
@@ -260,6 +265,23 @@ impl Acd {
         skill: Option<String>,
         priority: u8,
     ) -> Result<(), AcdError> {
+        self.offer_since(now, now, call, queue, skill, priority)
+    }
+
+    /// [`Acd::offer`] for a call that has waited since `since` (no later than
+    /// `now`) elsewhere (another node handed it over): it takes its place
+    /// among the calls waiting by that time, and its queue's limits (max
+    /// wait) count from it.
+    pub fn offer_since(
+        &mut self,
+        now: Instant,
+        since: Instant,
+        call: CallId,
+        queue: &str,
+        skill: Option<String>,
+        priority: u8,
+    ) -> Result<(), AcdError> {
+        let since = since.min(now);
         if !self.queue_index.contains_key(queue) {
             return Err(AcdError::UnknownQueue(queue.to_owned()));
         }
@@ -269,7 +291,7 @@ impl Acd {
         self.next_seq += 1;
         let key = WaitKey {
             priority,
-            offered_at: now,
+            offered_at: since,
             seq: self.next_seq,
             call,
         };
@@ -277,7 +299,7 @@ impl Acd {
             queue: queue.to_owned(),
             skill,
             key,
-            entered_at: now,
+            entered_at: since,
             state: CallState::Waiting,
             tried: Vec::new(),
             last_miss: None,

@@ -72,6 +72,13 @@ impl Call {
         if code < 200 {
             let first = !leg.provisional;
             leg.provisional = true;
+            if code > 100 && !leg.cancel_pending {
+                // The node a draining one handed the caller to has taken it.
+                self.handover_accepted();
+            }
+            let Some(leg) = self.b_mut().filter(|l| l.invite == tx) else {
+                return;
+            };
             if leg.cancel_pending {
                 leg.cancel_pending = false;
                 return self.cancel_b(sh, now, tx);
@@ -102,6 +109,12 @@ impl Call {
             CallTimer::CancelGuard,
         ] {
             self.timers.stop(t);
+        }
+        if code >= 300 && self.handing_over() {
+            return self.handover_failed(sh, now, Some(code));
+        }
+        if code < 300 && self.handover.is_some() {
+            return self.handover_answered(sh, now, &resp);
         }
         if queued && code >= 300 && self.waiting() {
             return self.ring_failed(sh, now);

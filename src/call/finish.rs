@@ -59,6 +59,13 @@ impl Core {
             caller = %Pii(&call.caller),
             "call ended"
         );
+        let id = self.sh.call_id_of(key);
+        self.sh.adopted.remove(&key);
+        if let Some(h) = call.handover.as_ref().filter(|h| h.accepted) {
+            // Handed over: the node that took it writes its record (same id).
+            tracing::debug!(to = %h.node, "no record here: handed over");
+            return;
+        }
         self.records.push_back(FinishedCall {
             key,
             call_id: call.a.call_id.to_string(),
@@ -77,7 +84,7 @@ impl Core {
             offered_at: call.offered_at,
             answered_at: call.answered_at,
             ended_at: now,
-            id: self.sh.call_id_of(key),
+            id,
             original: call.original,
             received_ms: call.events.first().map_or(ended_ms, |e| e.at_ms),
             ended_ms,

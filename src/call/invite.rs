@@ -37,48 +37,21 @@ impl Core {
             return self.record_refused(now, &req, reason, 503);
         }
         let called = called_number(&req);
-        // Trunks are trusted by network; anyone else counts as an agent only with
-        // digest credentials (DESIGN.md §7), not for sharing an agent's address.
-        let from_agent = self.sh.dialplan.trunk_for(peer.addr.ip()).is_none()
-            && match self.agent_auth(now, tx, &req, peer) {
-                Some(agent) => agent,
-                None => return, // challenged or refused
-            };
-        let facts = CallFacts {
-            request_uri: number::digits_of(&req.uri),
-            to: number::to_digits(&req),
-            original: number::original_called(&req),
-            source: peer.addr.ip(),
-            from_agent,
-            at: self.sh.local_time(now),
-        };
+        let claim = self.handover_claim(&req, peer);
         let plan = self.sh.dialplan.clone();
-        let decision = plan.decide(&facts);
-        let (line, outcome) = match (decision.line, &decision.outcome) {
-            (_, Outcome::Reject { code, reason }) => {
-                let reason = Reason::from_code(reason).unwrap_or(Reason::NoRoute);
-                let phrase = if *code == 403 {
-                    "Forbidden"
-                } else {
-                    "Not Found"
-                };
-                tracing::info!(code, reason = reason.as_str(), source = %Pii(peer.addr.ip()), called = %Pii(&called), "call refused by the dialplan");
-                self.sh.reply(now, tx, &req, *code, phrase);
-                return self.record_refused(now, &req, reason, *code);
-            }
-            (Some(line), outcome) => (line.clone(), outcome.clone()),
-            (None, _) => {
-                self.sh.reply(now, tx, &req, 404, "Not Found");
-                return self.record_refused(now, &req, Reason::NoRoute, 404);
-            }
+        let routed = match &claim {
+            Some(c) => self.route_handed_over(now, tx, &req, &plan, c),
+            None => self.route_new(now, tx, &req, peer, &plan),
         };
-        let caller_from_pai = decision
-            .trunk
-            .as_deref()
-            .and_then(|t| plan.trunk(t))
-            .is_some_and(|t| t.trusted)
-            .then(|| number::asserted_caller(&req))
-            .flatten();
+        let Some(Routed {
+            line,
+            outcome,
+            caller_from_pai,
+            original,
+        }) = routed
+        else {
+            return; // answered and recorded
+        };
         let overload = if self.calls.len() >= self.sh.cfg.max_calls {
             Some(Reason::Overload)
         } else {
@@ -89,6 +62,9 @@ impl Core {
             let mut m = response_to(&req, 503, "Service Unavailable", Some(&tag));
             m.header("Retry-After", &self.sh.cfg.retry_after_s.to_string());
             self.sh.respond(now, tx, 503, m.finish_empty());
+            if claim.is_some() {
+                return; // the handing node records it
+            }
             // A citizen dialled a line and was turned away: that counts against the
             // line's answer rate, and asks for a callback.
             let offered = offered_to(&outcome, &line);
@@ -142,7 +118,7 @@ impl Core {
             offer_noted: false,
             ringback_noted: false,
             end_noted: false,
-            original: facts.original.clone().map(|(n, _)| n),
+            original,
             events: Vec::with_capacity(8),
             line_name: line.name.clone(),
             deadline: self.sh.deadline(now, line.deadline_workdays),
@@ -150,7 +126,19 @@ impl Core {
             final_code: 0,
             timers: Timers::default(),
             media: None,
+            handover: None,
+            adopted_offer_ms: None,
         };
+        if let Some(c) = claim {
+            // Handed over by a draining node: its id (one record, one work
+            // order) and its first offer's time (its place in the queue).
+            let now_ms = self.sh.unix_ms(now);
+            let offered_ms = super::handover::claimed_offer_ms(c.offered_ms, now_ms);
+            let waited = std::time::Duration::from_millis((now_ms - offered_ms).max(0) as u64);
+            call.offered_at = now.checked_sub(waited).unwrap_or(now);
+            call.adopted_offer_ms = Some(offered_ms);
+            self.sh.adopted.insert(key, c.id);
+        }
         let sh = &mut self.sh;
         call.track(sh, tx, Role::AInvite);
         call.arm(sh, CallTimer::Progress, now + super::timer::PROGRESS_EVERY);
@@ -183,6 +171,93 @@ impl Core {
             call.route(sh, now, outcome, &line);
         }
         self.calls.insert(key, call);
+    }
+
+    /// The line and route of a new call, from the dialplan; `None` when the
+    /// call was answered here already (refused, or challenged).
+    fn route_new(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        req: &Request,
+        peer: Peer,
+        plan: &crate::dialplan::Dialplan,
+    ) -> Option<Routed> {
+        // Trunks are trusted by network; anyone else counts as an agent only with
+        // digest credentials (DESIGN.md §7), not for sharing an agent's address.
+        let from_agent = self.sh.dialplan.trunk_for(peer.addr.ip()).is_none()
+            && self.agent_auth(now, tx, req, peer)?;
+        let called = called_number(req);
+        let facts = CallFacts {
+            request_uri: number::digits_of(&req.uri),
+            to: number::to_digits(req),
+            original: number::original_called(req),
+            source: peer.addr.ip(),
+            from_agent,
+            at: self.sh.local_time(now),
+        };
+        let decision = plan.decide(&facts);
+        let (line, outcome) = match (decision.line, &decision.outcome) {
+            (_, Outcome::Reject { code, reason }) => {
+                let reason = Reason::from_code(reason).unwrap_or(Reason::NoRoute);
+                let phrase = if *code == 403 {
+                    "Forbidden"
+                } else {
+                    "Not Found"
+                };
+                tracing::info!(code, reason = reason.as_str(), source = %Pii(peer.addr.ip()), called = %Pii(&called), "call refused by the dialplan");
+                self.sh.reply(now, tx, req, *code, phrase);
+                self.record_refused(now, req, reason, *code);
+                return None;
+            }
+            (Some(line), outcome) => (line.clone(), outcome.clone()),
+            (None, _) => {
+                self.sh.reply(now, tx, req, 404, "Not Found");
+                self.record_refused(now, req, Reason::NoRoute, 404);
+                return None;
+            }
+        };
+        let caller_from_pai = decision
+            .trunk
+            .as_deref()
+            .and_then(|t| plan.trunk(t))
+            .is_some_and(|t| t.trusted)
+            .then(|| number::asserted_caller(req))
+            .flatten();
+        Some(Routed {
+            line,
+            outcome,
+            caller_from_pai,
+            original: facts.original.map(|(n, _)| n),
+        })
+    }
+
+    /// The line and queue a peer handed a caller over to: as the claim says,
+    /// when this node's plan has both (the nodes run one plan); else `404`,
+    /// and the handing node ends and records the call, with a callback.
+    fn route_handed_over(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        req: &Request,
+        plan: &crate::dialplan::Dialplan,
+        claim: &super::handover::Claim,
+    ) -> Option<Routed> {
+        let line = plan
+            .lookup(&claim.line)
+            .filter(|l| l.number == claim.line && self.sh.acd.has_queue(&claim.queue));
+        let Some(line) = line else {
+            tracing::warn!(line = %claim.line, queue = %claim.queue, "handed-over call for a line or queue this node does not have");
+            // The handing node records the call (it ends there).
+            self.sh.reply(now, tx, req, 404, "Not Found");
+            return None;
+        };
+        Some(Routed {
+            line: line.clone(),
+            outcome: Outcome::Queue(claim.queue.clone()),
+            caller_from_pai: None,
+            original: None,
+        })
     }
 
     /// Whether a request from a source that is no trunk comes from an agent:
@@ -366,6 +441,16 @@ impl Call {
 
 /// Where a call to `line` is offered, as its `offered` event names it: the
 /// queue, `legacy:<line>` or `sip:<line>`.
+/// Where a new call goes, and who placed it.
+struct Routed {
+    line: Line,
+    outcome: Outcome,
+    /// The caller's number from a trusted trunk's P-Asserted-Identity.
+    caller_from_pai: Option<String>,
+    /// The number originally dialled (Diversion / History-Info).
+    original: Option<String>,
+}
+
 fn offered_to(outcome: &Outcome, line: &Line) -> String {
     match outcome {
         Outcome::Queue(q) => q.clone(),

@@ -43,10 +43,13 @@ impl Call {
         if self.media.is_none() || self.a_invite.is_none() {
             return false;
         }
+        // A caller handed over by another node heard the greeting there.
+        let adopted = self.adopted_offer_ms.is_some();
         let line_prompt = self
             .media
             .as_ref()
             .and_then(|m| m.line_prompt.as_deref())
+            .filter(|_| !adopted)
             .and_then(|p| cfg.prompts.get(p));
         // A parallel call overflowing from its legacy leg: forget that phone.
         sh.media_cmd(MediaCommand::DropLeg {
@@ -89,7 +92,7 @@ impl Call {
                 once: vec![p.clone()],
                 hold: None,
             },
-            None => hold_playlist(&cfg, true),
+            None => hold_playlist(&cfg, !adopted),
         };
         self.play(sh, playlist);
         // Should the relay never say the prompt ended, the caller is queued anyway.
@@ -120,7 +123,9 @@ impl Call {
             CallState::Connected {
                 by: AnsweredBy::Seats12345
             }
-        ) && self.transferred_to.is_none();
+        ) && self.transferred_to.is_none()
+            // A handed-over call is rated where it was answered.
+            && self.handover.is_none();
         let Some(m) = self.media.as_mut() else {
             return false;
         };

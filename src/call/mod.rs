@@ -19,6 +19,7 @@ mod finish;
 #[cfg(test)]
 mod flow_tests;
 mod guard;
+mod handover;
 mod invite;
 pub mod leg;
 mod media;
@@ -169,6 +170,11 @@ struct Call {
     timers: Timers,
     /// The call's media at the relay, when anchored.
     media: Option<Box<media::CallMedia>>,
+    /// Being handed to another node (this one is draining).
+    handover: Option<handover::Handover>,
+    /// Handed over by another node: the Unix time of its first offer there,
+    /// which this node's first offer takes.
+    adopted_offer_ms: Option<i64>,
 }
 
 impl Call {
@@ -309,6 +315,11 @@ pub(super) struct Shared {
     wall: (Instant, i64),
     /// Calls whose handlers have finished them: removed once the event settles.
     finished: Vec<CallKey>,
+    /// The other cluster nodes' SIP addresses: handed-over calls come only
+    /// from these.
+    peers: std::collections::HashSet<std::net::SocketAddr>,
+    /// Ids of calls handed over by another node (kept instead of this core's).
+    adopted: HashMap<CallKey, String>,
 }
 
 impl Core {
@@ -359,6 +370,8 @@ impl Core {
                 wall: (now, 0),
                 id_prefix,
                 finished: Vec::new(),
+                peers: Default::default(),
+                adopted: HashMap::new(),
             },
             calls: IdMap::default(),
             next_key: 1,

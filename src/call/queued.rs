@@ -173,9 +173,14 @@ impl Call {
 
     /// Hands a queued call to the ACD.
     pub(super) fn offer_to_acd(&mut self, sh: &mut Shared, now: Instant, queue: &str, line: &str) {
+        // A handed-over caller keeps its place: it queues from its first offer.
+        let since = match self.adopted_offer_ms {
+            Some(_) => self.offered_at.min(now),
+            None => now,
+        };
         match sh
             .acd
-            .offer(now, self.key, queue, Some(line.to_string()), 0)
+            .offer_since(now, since, self.key, queue, Some(line.to_string()), 0)
         {
             Ok(()) => self.in_acd = true,
             Err(e) => {
@@ -189,6 +194,10 @@ impl Call {
     /// agent goes to wrap-up), others are abandoned (a ring in progress is
     /// cancelled). Later calls do nothing.
     pub(super) fn release_acd(&mut self, sh: &mut Shared, now: Instant) {
+        // A caller leaving while being handed over: the other node forgets it too.
+        if self.handover.is_some() && self.b().is_some_and(|l| l.pending) {
+            self.orphan_b(sh, now);
+        }
         if !std::mem::replace(&mut self.in_acd, false) {
             return;
         }
@@ -244,6 +253,13 @@ impl Call {
             return;
         }
         self.agent = None;
+        self.orphan_b(sh, now);
+    }
+
+    /// Gives up on the callee leg: forgotten by the call; an INVITE still
+    /// pending is cancelled (or, before its first provisional, cancelled or
+    /// ended when its answer comes: see [`Orphan`]).
+    pub(super) fn orphan_b(&mut self, sh: &mut Shared, now: Instant) {
         let Some(leg) = self.take_b() else {
             return;
         };

@@ -71,6 +71,9 @@ pub enum Reason {
     ClusterDraining,
     /// The node that held the call died; another node closed its record.
     ClusterNodeLost,
+    /// A stopping node could not hand a waiting caller to the active node
+    /// (refused, or no answer): the call ended there, with a callback owed.
+    ClusterHandoverFailed,
 }
 
 impl Reason {
@@ -105,11 +108,12 @@ impl Reason {
             Reason::ClusterStandby => "cluster.standby",
             Reason::ClusterDraining => "cluster.draining",
             Reason::ClusterNodeLost => "cluster.node_lost",
+            Reason::ClusterHandoverFailed => "cluster.handover_failed",
         }
     }
 
     /// Every code, for documentation and metrics pre-registration.
-    pub const ALL: [Reason; 28] = [
+    pub const ALL: [Reason; 29] = [
         Reason::CallerHangup,
         Reason::CalleeHangup,
         Reason::CallerCancelled,
@@ -138,6 +142,7 @@ impl Reason {
         Reason::ClusterStandby,
         Reason::ClusterDraining,
         Reason::ClusterNodeLost,
+        Reason::ClusterHandoverFailed,
     ];
 
     /// The reason with this stable code.

@@ -72,8 +72,11 @@ impl FinishedCall {
                     | Reason::MediaNoPorts
                     | Reason::MediaNoCodec
             );
-        let callback =
-            turned_away || matches!(self.reason, Reason::QueueCallback | Reason::QueueRemoved);
+        let callback = turned_away
+            || matches!(
+                self.reason,
+                Reason::QueueCallback | Reason::QueueRemoved | Reason::ClusterHandoverFailed
+            );
         cdr::CallRecord {
             id: self.id.clone(),
             sip_call_id: self.call_id.clone(),

@@ -35,6 +35,9 @@ impl Shared {
 
     /// The id of a call: the record's, the stub's and the screen pop's.
     pub(super) fn call_id_of(&self, key: CallKey) -> String {
+        if let Some(id) = self.adopted.get(&key) {
+            return id.clone();
+        }
         format!("{}-{key}", self.id_prefix)
     }
 
@@ -131,8 +134,12 @@ impl Call {
         kind: cdr::EventKind,
         detail: Option<String>,
     ) {
-        let at_ms = sh.unix_ms(now);
         let first_offer = kind == cdr::EventKind::Offered && !self.offer_noted;
+        // A call handed over by another node was first offered there.
+        let at_ms = match self.adopted_offer_ms {
+            Some(ms) if first_offer => ms,
+            _ => sh.unix_ms(now),
+        };
         match kind {
             cdr::EventKind::Offered => self.offer_noted = true,
             cdr::EventKind::Ringback => self.ringback_noted = true,

@@ -5,7 +5,10 @@
 //!  every renew_every_ms:  lease (take / renew) ─► Lease (pure) ─► Activate / StepDown ─► SIP core
 //!                         heartbeat (role, dialplan version)
 //!                         active: close the calls of nodes whose heartbeat stopped
-//!  SIGTERM:               release the lease, StepDown(Draining)
+//!  SIGTERM:               release the lease, StepDown(Draining); then, every
+//!                         period until the process ends: heartbeat, and once
+//!                         another node holds the lease, HandOver (the callers
+//!                         still waiting here go to it, see call/handover.rs)
 //! ```
 //!
 //! Owns the timing of the lease; the SQL is in `store/`, what a lost call
@@ -22,7 +25,7 @@ use tokio::sync::{mpsc, watch};
 use crate::call::Serving;
 use crate::config::ClusterSection;
 use crate::reporting::{self, Shared};
-use crate::store::Store;
+use crate::store::{Heartbeat, Store};
 use crate::transport::Control;
 use lease::{Change, Lease, Step};
 
@@ -72,8 +75,8 @@ impl ClusterStatus {
     }
 }
 
-/// A running cluster member: `drain` starts the handover, `task` ends once the
-/// lease is released.
+/// A running cluster member: `drain` starts the handover; `task` runs until
+/// the process ends.
 #[derive(Debug)]
 pub struct Member {
     pub status: Arc<ClusterStatus>,
@@ -95,9 +98,18 @@ pub fn spawn(
     control: mpsc::Sender<Control>,
     status: Arc<ClusterStatus>,
     reload: mpsc::Sender<()>,
+    sip_addr: std::net::SocketAddr,
 ) -> Member {
     let (drain, drain_rx) = watch::channel(false);
-    let task = tokio::spawn(run(cfg, shared, control, status.clone(), drain_rx, reload));
+    let task = tokio::spawn(run(
+        cfg,
+        shared,
+        control,
+        status.clone(),
+        drain_rx,
+        reload,
+        sip_addr.to_string(),
+    ));
     Member {
         status,
         drain,
@@ -112,6 +124,7 @@ async fn run(
     status: Arc<ClusterStatus>,
     mut drain: watch::Receiver<bool>,
     reload: mpsc::Sender<()>,
+    sip_addr: String,
 ) {
     let ttl = Duration::from_millis(cfg.lease_ttl_ms);
     let every = Duration::from_millis(cfg.renew_every_ms);
@@ -123,6 +136,7 @@ async fn run(
     let ask_for = ttl / 3;
     let mut seen_plan: Option<i64> = None;
     let mut busy: std::collections::HashSet<String> = Default::default();
+    let mut peers: std::collections::HashSet<std::net::SocketAddr> = Default::default();
     let mut ticks: u64 = 0;
     loop {
         let store = match shared.store() {
@@ -171,9 +185,25 @@ async fn run(
                     lease::Role::Draining => "draining",
                 };
                 let version = status.plan_version();
-                let beat = store.heartbeat(&cfg.node, role, &version, started_ms);
-                let _ = tokio::time::timeout(ask_for, beat).await;
+                let beat = Heartbeat {
+                    node: &cfg.node,
+                    role,
+                    plan_version: &version,
+                    started_at_ms: started_ms,
+                    sip_addr: &sip_addr,
+                };
+                let _ = tokio::time::timeout(ask_for, store.heartbeat(&beat)).await;
                 ticks += 1;
+                // The nodes a handed-over call is accepted from.
+                if let Ok(Ok(list)) =
+                    tokio::time::timeout(ask_for, store.peer_addrs(&cfg.node, stale_ms)).await
+                {
+                    let now_peers = list.iter().filter_map(|a| a.parse().ok()).collect();
+                    if now_peers != peers {
+                        peers = now_peers;
+                        let _ = control.send(Control::Peers(peers.clone())).await;
+                    }
+                }
                 let active = matches!(lease.role(), lease::Role::Active { .. });
                 if active {
                     // Calls a dead node left behind get their records here.
@@ -224,12 +254,64 @@ async fn run(
                         Err(e) => tracing::warn!(error = %e, "cluster: lease not released; it lapses by itself"),
                     }
                 }
-                let _ = store
-                    .heartbeat(&cfg.node, "draining", &status.plan_version(), started_ms)
-                    .await;
-                return;
+                let beat = Beat {
+                    node: &cfg.node,
+                    started_ms,
+                    sip_addr: &sip_addr,
+                    status: &status,
+                };
+                return drain_forever(beat, &store, &control, every, ask_for).await;
             }
         }
+    }
+}
+
+/// What a node says of itself in each heartbeat.
+struct Beat<'a> {
+    node: &'a str,
+    started_ms: i64,
+    sip_addr: &'a str,
+    status: &'a ClusterStatus,
+}
+
+/// A draining node goes on beating (its calls in progress are not a dead
+/// node's to the others) until the process ends; once another node holds the
+/// lease, the callers still waiting here are handed to it, once.
+async fn drain_forever(
+    beat: Beat<'_>,
+    store: &Store,
+    control: &mpsc::Sender<Control>,
+    every: Duration,
+    ask_for: Duration,
+) {
+    let mut handed = false;
+    loop {
+        let version = beat.status.plan_version();
+        let hb = Heartbeat {
+            node: beat.node,
+            role: "draining",
+            plan_version: &version,
+            started_at_ms: beat.started_ms,
+            sip_addr: beat.sip_addr,
+        };
+        let _ = tokio::time::timeout(ask_for, store.heartbeat(&hb)).await;
+        if !handed
+            && let Ok(Ok(Some((node, addr)))) =
+                tokio::time::timeout(ask_for, store.other_holder(ACD_LEASE, beat.node)).await
+        {
+            match addr.parse() {
+                Ok(addr) => {
+                    tracing::info!(to = %node, %addr, "cluster: handing the waiting callers over");
+                    let _ = control.send(Control::HandOver { node, addr }).await;
+                    handed = true;
+                }
+                Err(_) => {
+                    tracing::warn!(to = %node, addr, "cluster: the lease holder's SIP address is unreadable; its callers wait here");
+                    handed = true;
+                }
+            }
+        }
+        tokio::time::sleep(every).await;
     }
 }
 

@@ -350,6 +350,18 @@ impl Config {
         {
             return Err(err(key, &reason));
         }
+        if self.cluster.is_some() {
+            let at = self.advertise();
+            if at.ip().is_unspecified() || at.port() == 0 {
+                return Err(err(
+                    "sip.advertise",
+                    &format!(
+                        "a cluster node is reached by its peers at one address, and {at} is none: \
+                         set [sip] advertise = \"IP:PORT\" (or listen on one address and port)"
+                    ),
+                ));
+            }
+        }
         if self.store.queue_capacity < 2 || self.store.batch_max == 0 {
             return Err(err(
                 "store.queue_capacity",

@@ -41,6 +41,17 @@ pub struct RegistrationRow {
     pub expires_at_ms: i64,
 }
 
+/// One heartbeat of a node (see [`Store::heartbeat`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Heartbeat<'a> {
+    pub node: &'a str,
+    pub role: &'a str,
+    pub plan_version: &'a str,
+    pub started_at_ms: i64,
+    /// `ip:port` where the other nodes reach this one for SIP.
+    pub sip_addr: &'a str,
+}
+
 impl Store {
     fn require_postgres(&self) -> Result<(), StoreError> {
         match self.backend {
@@ -103,30 +114,63 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Writes `node`'s heartbeat.
-    pub async fn heartbeat(
-        &self,
-        node: &str,
-        role: &str,
-        plan_version: &str,
-        started_at_ms: i64,
-    ) -> Result<(), StoreError> {
+    /// Writes `node`'s heartbeat: its role, dialplan version, start time and
+    /// the address its peers reach it at for SIP.
+    pub async fn heartbeat(&self, beat: &Heartbeat<'_>) -> Result<(), StoreError> {
         self.require_postgres()?;
         let sql = format!(
-            "INSERT INTO cluster_nodes (node, seen_at_ms, role, plan_version, started_at_ms) \
-             VALUES ($1, {DB_NOW_MS}, $2, $3, $4) \
+            "INSERT INTO cluster_nodes (node, seen_at_ms, role, plan_version, started_at_ms, sip_addr) \
+             VALUES ($1, {DB_NOW_MS}, $2, $3, $4, $5) \
              ON CONFLICT (node) DO UPDATE SET seen_at_ms = EXCLUDED.seen_at_ms, \
                role = EXCLUDED.role, plan_version = EXCLUDED.plan_version, \
-               started_at_ms = EXCLUDED.started_at_ms"
+               started_at_ms = EXCLUDED.started_at_ms, sip_addr = EXCLUDED.sip_addr"
         );
         sqlx::query(&sql)
-            .bind(node.to_string())
-            .bind(role.to_string())
-            .bind(plan_version.to_string())
-            .bind(started_at_ms)
+            .bind(beat.node.to_string())
+            .bind(beat.role.to_string())
+            .bind(beat.plan_version.to_string())
+            .bind(beat.started_at_ms)
+            .bind(beat.sip_addr.to_string())
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// The SIP addresses of the other nodes whose heartbeat is at most
+    /// `fresh_ms` old (database clock), in node order.
+    pub async fn peer_addrs(&self, node: &str, fresh_ms: i64) -> Result<Vec<String>, StoreError> {
+        self.require_postgres()?;
+        let sql = format!(
+            "SELECT sip_addr FROM cluster_nodes \
+             WHERE node <> $1 AND sip_addr <> '' AND seen_at_ms >= {DB_NOW_MS} - $2 ORDER BY node"
+        );
+        let rows: Vec<(String,)> = sqlx::query_as(&sql)
+            .bind(node.to_string())
+            .bind(fresh_ms)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|(a,)| a).collect())
+    }
+
+    /// The node holding lease `name` now (its time not run out) and its SIP
+    /// address, when it is not `node`.
+    pub async fn other_holder(
+        &self,
+        name: &str,
+        node: &str,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        self.require_postgres()?;
+        let sql = format!(
+            "SELECT l.holder, n.sip_addr FROM cluster_lease l \
+             JOIN cluster_nodes n ON n.node = l.holder \
+             WHERE l.name = $1 AND l.holder <> $2 AND l.expires_at_ms > {DB_NOW_MS}"
+        );
+        let row: Option<(String, String)> = sqlx::query_as(&sql)
+            .bind(name.to_string())
+            .bind(node.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.filter(|(_, addr)| !addr.is_empty()))
     }
 
     /// Stores the active node's copy of an API view (`agents`, `queues`).
@@ -188,7 +232,15 @@ impl Store {
     }
 
     /// Writes calls just offered (idempotent), a few hundred rows per statement.
+    /// A call another node handed over (same id) becomes this node's.
     pub async fn open_live(&self, calls: &[LiveCall]) -> Result<(), StoreError> {
+        // One row per id: an upsert may not touch a row twice in one statement.
+        let mut seen = std::collections::HashSet::new();
+        let calls: Vec<&LiveCall> = calls
+            .iter()
+            .rev()
+            .filter(|c| seen.insert(c.id.as_str()))
+            .collect();
         /// 4 parameters a row: far under SQLite's 32,766.
         const ROWS: usize = 400;
         let mut conn = self.write_conn().await?;
@@ -206,7 +258,7 @@ impl Store {
                 })
                 .collect();
             let sql = format!(
-                "INSERT INTO live_calls (id, node, at_ms, offer) VALUES {} ON CONFLICT (id) DO NOTHING",
+                "INSERT INTO live_calls (id, node, at_ms, offer) VALUES {} ON CONFLICT (id) DO UPDATE SET node = excluded.node",
                 values.join(", ")
             );
             let mut q = sqlx::query(&sql);

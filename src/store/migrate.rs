@@ -25,6 +25,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0004_cluster.sql"),
         include_str!("../../migrations/postgres/0004_cluster.sql"),
     ),
+    (
+        5,
+        include_str!("../../migrations/sqlite/0005_handover.sql"),
+        include_str!("../../migrations/postgres/0005_handover.sql"),
+    ),
 ];
 
 /// Applies every migration the database has not seen yet.

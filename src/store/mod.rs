@@ -24,7 +24,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use calls::{CallFilter, CallWrite};
-pub use cluster::{LiveCall, RegistrationRow};
+pub use cluster::{Heartbeat, LiveCall, RegistrationRow};
 pub use intervals::{AlertRow, IntervalRow};
 pub use tickets::{Attempt, OutboxItem, TicketFilter, TicketRow, TicketWrite};
 

@@ -98,6 +98,15 @@ pub enum Control {
     StepDown(crate::call::Serving),
     /// Agents on calls other nodes hold (the database's live calls).
     BusyElsewhere(std::collections::HashSet<String>),
+    /// The other cluster nodes' SIP addresses: a handed-over call is accepted
+    /// only from one of them.
+    Peers(std::collections::HashSet<std::net::SocketAddr>),
+    /// This node is draining and `node` (at `addr`) holds the lease now: the
+    /// callers still waiting here are handed to it.
+    HandOver {
+        node: String,
+        addr: std::net::SocketAddr,
+    },
     Agents(oneshot::Sender<serde_json::Value>),
     Queues(oneshot::Sender<serde_json::Value>),
     AgentAction {
@@ -308,6 +317,10 @@ impl SipServer {
                             core.activate(Instant::now(), bindings);
                         }
                         Some(Control::StepDown(to)) => core.step_down(Instant::now(), to),
+                        Some(Control::Peers(peers)) => core.set_peers(peers),
+                        Some(Control::HandOver { node, addr }) => {
+                            core.hand_over(Instant::now(), &node, addr);
+                        }
                         Some(Control::BusyElsewhere(agents)) => {
                             core.set_busy_elsewhere(Instant::now(), agents);
                         }

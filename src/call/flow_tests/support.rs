@@ -248,12 +248,17 @@ impl Agent {
 
     /// REGISTERs as a softphone does: challenged, then digest (MD5) on the nonce.
     pub(super) fn register(&self, net: &mut Net) {
+        self.log_in(net);
+        assert_eq!(agent_state(net, self.id), "ready", "{} logged in", self.id);
+    }
+
+    /// [`Agent::register`] when a caller waits: the agent is rung at once.
+    pub(super) fn log_in(&self, net: &mut Net) {
         net.send(self.peer(), &self.register_text(1, None));
         let challenge = net.response(self.peer(), 401);
         let auth = self.digest(&challenge, "REGISTER", "sip:127.0.0.1");
         net.send(self.peer(), &self.register_text(2, Some(&auth)));
         net.response(self.peer(), 200);
-        assert_eq!(agent_state(net, self.id), "ready", "{} logged in", self.id);
     }
 
     fn register_text(&self, cseq: u32, auth: Option<&str>) -> Vec<u8> {
