@@ -210,12 +210,16 @@ impl Call {
         if resp.code < 300 {
             m.header("Contact", &contact);
         }
-        if resp.code >= 200
-            && resp.code < 300
-            && let Some(by) = self.answered_by
-        {
-            let by = super::tell_caller::answered_by_value(by);
-            m.header(super::tell_caller::ANSWERED_BY, by);
+        if (200..300).contains(&resp.code) {
+            let by = match self.answered_by {
+                Some(by) => Some(super::tell_caller::answered_by_value(by)),
+                // Handed over: the node that took the call says who answered.
+                None if self.handover.is_some() => resp.header(super::tell_caller::ANSWERED_BY),
+                None => None,
+            };
+            if let Some(by) = by {
+                m.header(super::tell_caller::ANSWERED_BY, by);
+            }
         }
         relay_headers(&mut m, resp);
         let tx = *tx;

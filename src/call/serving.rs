@@ -59,18 +59,31 @@ impl Core {
     }
 
     /// Becomes active and rings the agents registered in `bindings` (the
-    /// database's registrations, read when this node took the lease) at once.
+    /// database's registrations, read when this node took the lease) at once,
+    /// but for those `paused` names (agent, reason): paused at the node that
+    /// held the lease before, they stay paused here.
     /// Returns how many bindings were taken.
-    pub fn activate(&mut self, now: Instant, bindings: Vec<PortableBinding>) -> usize {
+    pub fn activate(
+        &mut self,
+        now: Instant,
+        bindings: Vec<PortableBinding>,
+        paused: &[(String, String)],
+    ) -> usize {
         let unix = self.sh.unix_ms(now);
         let taken = self.sh.registrar.import(now, unix, bindings);
         self.serving = Serving::Active;
         info!(
             bindings = taken,
+            paused = paused.len(),
             parked = self.parked.len(),
             "active: this node answers calls"
         );
         self.drain_registrar(now);
+        for (agent, reason) in paused {
+            if let Err(e) = self.sh.acd.pause(agent, reason.clone(), now) {
+                tracing::debug!(agent, error = %e, "pause not carried over");
+            }
+        }
         // The calls that waited for this moment are served now, oldest first.
         for p in std::mem::take(&mut self.parked) {
             self.new_call(now, p.tx, p.req, p.peer);

@@ -58,7 +58,7 @@ Call-ID: probe@192.0.2.10\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
     net.none_to(net.callee, "INVITE", |m| matches!(m, Message::Request(_)));
     // The lease comes 1 s later: the held call is served.
     net.advance(Duration::from_secs(1));
-    net.core.activate(net.now, Vec::new());
+    net.core.activate(net.now, Vec::new(), &[]);
     net.collect();
     net.request(net.callee, Method::Invite);
     assert_eq!(net.core.active_calls(), 1);
@@ -87,7 +87,7 @@ fn a_cancel_for_a_held_invite_gets_487_and_a_record() {
     net.response(net.caller, 487);
     assert_eq!(net.record().reason, Reason::CallerCancelled);
     // Taking the lease later serves nothing.
-    net.core.activate(net.now, Vec::new());
+    net.core.activate(net.now, Vec::new(), &[]);
     net.collect();
     net.none_to(net.callee, "INVITE", |m| matches!(m, Message::Request(_)));
     net.drained();

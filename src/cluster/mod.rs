@@ -351,7 +351,14 @@ async fn apply(
                 *busy = list.into_iter().collect();
                 let _ = control.send(Control::BusyElsewhere(busy.clone())).await;
             }
-            let _ = control.send(Control::Activate(bindings)).await;
+            // Agents paused at the last holder stay paused (its last view).
+            let paused = match store.view("agents").await {
+                Ok(Some((_, _, body))) => serde_json::from_str(&body)
+                    .map(|v| paused_in(&v))
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            let _ = control.send(Control::Activate { bindings, paused }).await;
             // Calls the last holder left behind, if it died.
             let stale_ms = (2 * cfg.lease_ttl_ms + cfg.renew_every_ms) as i64;
             if let Err(e) = reporting::finalize_orphans(shared, store, Some(stale_ms)).await {
@@ -365,6 +372,28 @@ async fn apply(
             let _ = control.send(Control::StepDown(Serving::Standby)).await;
         }
     }
+}
+
+/// The agents an agents view shows paused, or about to be (a pause waiting
+/// for the call to end), with the pause's reason.
+pub fn paused_in(view: &serde_json::Value) -> Vec<(String, String)> {
+    let Some(agents) = view["agents"].as_array() else {
+        return Vec::new();
+    };
+    agents
+        .iter()
+        .filter_map(|a| {
+            let id = a["id"].as_str()?;
+            let reason = if a["state"] == "paused" {
+                a["pause_reason"].as_str()
+            } else if a["pending_state"] == "paused" {
+                a["pending_reason"].as_str()
+            } else {
+                return None;
+            };
+            Some((id.to_string(), reason.unwrap_or("api").to_string()))
+        })
+        .collect()
 }
 
 /// Copies the core's agents and queues views into the database.
@@ -502,5 +531,25 @@ mod tests {
         // Where the files live does not matter, only their names and texts.
         let c = plan_version(&[("/etc/hotline-gw/dialplans/lines.toml".into(), "x".into())]);
         assert_eq!(a, c);
+    }
+
+    #[test]
+    fn paused_and_about_to_pause_agents_are_read_from_a_view() {
+        let view = serde_json::json!({"agents": [
+            {"id": "1001", "state": "paused", "pause_reason": "lunch"},
+            {"id": "1002", "state": "on_call", "pending_state": "paused", "pending_reason": "training"},
+            {"id": "1003", "state": "ready"},
+            {"id": "1004", "state": "paused"},
+            {"state": "paused"},
+        ]});
+        assert_eq!(
+            paused_in(&view),
+            vec![
+                ("1001".to_string(), "lunch".to_string()),
+                ("1002".to_string(), "training".to_string()),
+                ("1004".to_string(), "api".to_string()),
+            ]
+        );
+        assert!(paused_in(&serde_json::json!({"nope": 1})).is_empty());
     }
 }

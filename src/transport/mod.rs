@@ -91,8 +91,12 @@ pub enum Control {
     ReloadDialplan(Arc<Dialplan>, oneshot::Sender<Result<(), ApiError>>),
     Shutdown,
     /// This node took the cluster's ACD lease: answer calls, and ring the agents
-    /// registered in the database at once.
-    Activate(Vec<crate::registrar::PortableBinding>),
+    /// registered in the database at once, but for those paused at the last
+    /// holder (agent, reason).
+    Activate {
+        bindings: Vec<crate::registrar::PortableBinding>,
+        paused: Vec<(String, String)>,
+    },
     /// The lease is lost (standby) or the node is stopping (draining): refuse
     /// new calls, ring nobody; calls in progress go on.
     StepDown(crate::call::Serving),
@@ -313,8 +317,8 @@ impl SipServer {
                             info!(active_calls = core.active_calls(), "SIP transport stopping");
                             return Ok(());
                         }
-                        Some(Control::Activate(bindings)) => {
-                            core.activate(Instant::now(), bindings);
+                        Some(Control::Activate { bindings, paused }) => {
+                            core.activate(Instant::now(), bindings, &paused);
                         }
                         Some(Control::StepDown(to)) => core.step_down(Instant::now(), to),
                         Some(Control::Peers(peers)) => core.set_peers(peers),

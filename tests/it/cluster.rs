@@ -266,6 +266,124 @@ fn sigterm_drains_the_active_node_hands_the_lease_over_and_lets_its_call_finish(
 }
 
 #[test]
+fn sigterm_hands_a_waiting_caller_to_the_new_active_node_with_its_place_and_work_order() {
+    let Some(db) = fresh_postgres("cluster_handover") else {
+        return;
+    };
+    let mut a = node("a", &db);
+    wait_role(&a, "active", Duration::from_secs(10));
+    let b = node("b", &db);
+    let _a1 = agent(&a, 2001, "secret-2001", &["--answer-after-ms", "100"]);
+    let _a2 = agent(&a, 2002, "secret-2002", &["--answer-after-ms", "100"]);
+    a.wait_until("agents ready at A", Duration::from_secs(15), || {
+        agent_ready(&a, "2001") && agent_ready(&a, "2002")
+    });
+    // 2002 goes on a break at A: it stays on it at B.
+    let pause = http_request(
+        a.http,
+        "POST",
+        "/api/v1/agents/2002/state",
+        &[
+            format!("Authorization: Bearer {SUPERVISOR_TOKEN}"),
+            "Content-Type: application/json".into(),
+        ],
+        Some(r#"{"state": "paused", "reason": "lunch"}"#),
+    )
+    .expect("pause at A");
+    assert_eq!(pause.code, 200, "{}", pause.body);
+    // The one agent left talks; a second caller waits in A's queue.
+    let talking = caller(&a, 5000);
+    a.wait_until("the call answered at A", Duration::from_secs(10), || {
+        a.get_json("/api/v1/agents")["agents"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|x| x["state"] == "on_call"))
+    });
+    let waiting = Softphone::start(&[
+        "call".into(),
+        "12345".into(),
+        "--from".into(),
+        "13700137000".into(),
+        "--server".into(),
+        a.sip.to_string(),
+        "--hangup-after-ms".into(),
+        "1500".into(),
+        "--expect-agent".into(),
+    ]);
+    a.wait_health("two calls at A", Duration::from_secs(10), |h| {
+        h["active_calls"] == 2
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let before_term_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    a.signal("TERM");
+    wait_role(&b, "active", Duration::from_secs(3));
+    let agent_at_b = |id: &str| {
+        b.get_json("/api/v1/agents")["agents"]
+            .as_array()
+            .and_then(|l| l.iter().find(|x| x["id"] == id).cloned())
+            .unwrap_or_default()
+    };
+    let paused = agent_at_b("2002");
+    assert_eq!(
+        paused["state"], "paused",
+        "the break carried over: {paused}"
+    );
+    assert_eq!(paused["pause_reason"], "lunch", "{paused}");
+    // The waiting caller goes to B, and is answered there once the agent's
+    // call at A ends (B holds the agent back until then).
+    let s = talking
+        .finish(Duration::from_secs(20))
+        .expect("talking caller");
+    assert_eq!(s["answered"], 1, "{s}");
+    let w = waiting
+        .finish(Duration::from_secs(30))
+        .expect("waiting caller");
+    assert_eq!(w["answered_by_agent"], 1, "a person answered at B: {w}");
+    assert!(
+        a.wait_exit(Duration::from_secs(10)),
+        "drained node did not exit"
+    );
+    // One record for it, written by B under A's id, with its first offer at A.
+    let records = b.records();
+    let handed: Vec<&serde_json::Value> = records
+        .iter()
+        .filter(|r| r["caller"] == "13700137000")
+        .collect();
+    assert_eq!(handed.len(), 1, "one record per call: {records:?}");
+    let r = handed[0];
+    assert_eq!(r["outcome"], "answered", "{r}");
+    assert_eq!(r["agent"], "2001", "{r}");
+    let offered = r["offered_at_ms"].as_i64().unwrap();
+    assert!(
+        offered < before_term_ms,
+        "its wait counts from its offer at A ({offered} < {before_term_ms}): {r}"
+    );
+    let id = r["id"].as_str().unwrap();
+    assert!(
+        records.iter().all(|r| r["reason"] != "cluster.handover_failed"
+            && r["reason"] != "cluster.node_lost"),
+        "nothing lost: {records:?}"
+    );
+    // One work order, opened at A and completed at B.
+    let tickets = b.get_json("/api/v1/tickets?limit=10000");
+    let mine: Vec<&serde_json::Value> = tickets["tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["id"] == id)
+        .collect();
+    assert_eq!(mine.len(), 1, "{tickets}");
+    assert_eq!(mine[0]["state"], "answered", "{tickets}");
+    let mut ids: Vec<&str> = records.iter().filter_map(|r| r["id"].as_str()).collect();
+    let n = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "no id twice: {records:?}");
+}
+
+#[test]
 fn one_reload_request_reaches_every_node() {
     let Some(db) = fresh_postgres("cluster_reload") else {
         return;

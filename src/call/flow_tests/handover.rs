@@ -74,9 +74,20 @@ fn a_draining_node_hands_its_waiting_caller_over_and_leaves_the_record_to_the_ta
     net.advance(Duration::from_secs(60));
     net.none_to(net.caller, "a failure", is_code(503));
     // The taker's agent answers: the caller is bridged through this node.
-    net.send(PEER.peer(), &PEER.reply(&inv, 200, "OK", SDP));
+    let answer = String::from_utf8(PEER.reply(&inv, 200, "OK", SDP))
+        .unwrap()
+        .replace(
+            "Content-Type:",
+            "X-Hotline-Answered-By: agent\r\nContent-Type:",
+        );
+    net.send(PEER.peer(), answer.as_bytes());
     let ok = net.response(net.caller, 200);
     assert_eq!(ok.to_tag().as_deref(), Some(gw_tag.as_str()));
+    assert_eq!(
+        ok.header("X-Hotline-Answered-By"),
+        Some("agent"),
+        "the caller learns a person answered, there"
+    );
     net.send(
         net.caller,
         &caller_request("ACK", 1, "z9hG4bKack1", &gw_tag),
