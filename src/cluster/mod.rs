@@ -14,7 +14,11 @@
 //! Owns the timing of the lease; the SQL is in `store/`, what a lost call
 //! becomes is in `reporting/`, and what a standby answers is in `call/`.
 
+mod drain;
 pub mod lease;
+mod views;
+
+pub use views::paused_in;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -213,7 +217,7 @@ async fn run(
                         tracing::warn!(error = %e, "cluster: closing a dead node's calls failed; retrying");
                     }
                     // What the API shows of the ACD, for the standby to show too.
-                    share_views(&cfg.node, &store, &control, ask_for).await;
+                    views::share_views(&cfg.node, &store, &control, ask_for).await;
                     // Agents still on another node's calls (a draining node's).
                     if let Ok(Ok(list)) =
                         tokio::time::timeout(ask_for, store.agents_busy_elsewhere(&cfg.node)).await
@@ -254,64 +258,15 @@ async fn run(
                         Err(e) => tracing::warn!(error = %e, "cluster: lease not released; it lapses by itself"),
                     }
                 }
-                let beat = Beat {
+                let beat = drain::Beat {
                     node: &cfg.node,
                     started_ms,
                     sip_addr: &sip_addr,
                     status: &status,
                 };
-                return drain_forever(beat, &store, &control, every, ask_for).await;
+                return drain::drain_forever(beat, &store, &control, every, ask_for).await;
             }
         }
-    }
-}
-
-/// What a node says of itself in each heartbeat.
-struct Beat<'a> {
-    node: &'a str,
-    started_ms: i64,
-    sip_addr: &'a str,
-    status: &'a ClusterStatus,
-}
-
-/// A draining node goes on beating (its calls in progress are not a dead
-/// node's to the others) until the process ends; once another node holds the
-/// lease, the callers still waiting here are handed to it, once.
-async fn drain_forever(
-    beat: Beat<'_>,
-    store: &Store,
-    control: &mpsc::Sender<Control>,
-    every: Duration,
-    ask_for: Duration,
-) {
-    let mut handed = false;
-    loop {
-        let version = beat.status.plan_version();
-        let hb = Heartbeat {
-            node: beat.node,
-            role: "draining",
-            plan_version: &version,
-            started_at_ms: beat.started_ms,
-            sip_addr: beat.sip_addr,
-        };
-        let _ = tokio::time::timeout(ask_for, store.heartbeat(&hb)).await;
-        if !handed
-            && let Ok(Ok(Some((node, addr)))) =
-                tokio::time::timeout(ask_for, store.other_holder(ACD_LEASE, beat.node)).await
-        {
-            match addr.parse() {
-                Ok(addr) => {
-                    tracing::info!(to = %node, %addr, "cluster: handing the waiting callers over");
-                    let _ = control.send(Control::HandOver { node, addr }).await;
-                    handed = true;
-                }
-                Err(_) => {
-                    tracing::warn!(to = %node, addr, "cluster: the lease holder's SIP address is unreadable; its callers wait here");
-                    handed = true;
-                }
-            }
-        }
-        tokio::time::sleep(every).await;
     }
 }
 
@@ -371,56 +326,6 @@ async fn apply(
             shared.sends_alerts.store(false, Ordering::Relaxed);
             let _ = control.send(Control::StepDown(Serving::Standby)).await;
         }
-    }
-}
-
-/// The agents an agents view shows paused, or about to be (a pause waiting
-/// for the call to end), with the pause's reason.
-pub fn paused_in(view: &serde_json::Value) -> Vec<(String, String)> {
-    let Some(agents) = view["agents"].as_array() else {
-        return Vec::new();
-    };
-    agents
-        .iter()
-        .filter_map(|a| {
-            let id = a["id"].as_str()?;
-            let reason = if a["state"] == "paused" {
-                a["pause_reason"].as_str()
-            } else if a["pending_state"] == "paused" {
-                a["pending_reason"].as_str()
-            } else {
-                return None;
-            };
-            Some((id.to_string(), reason.unwrap_or("api").to_string()))
-        })
-        .collect()
-}
-
-/// Copies the core's agents and queues views into the database.
-async fn share_views(
-    node: &str,
-    store: &Store,
-    control: &mpsc::Sender<Control>,
-    ask_for: Duration,
-) {
-    let at_ms = crate::util::time::unix_ms();
-    type Ask = fn(tokio::sync::oneshot::Sender<serde_json::Value>) -> Control;
-    for (name, ask) in [
-        ("agents", Control::Agents as Ask),
-        ("queues", Control::Queues as Ask),
-    ] {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        if control.send(ask(tx)).await.is_err() {
-            return;
-        }
-        let Ok(Ok(view)) = tokio::time::timeout(ask_for, rx).await else {
-            return;
-        };
-        let _ = tokio::time::timeout(
-            ask_for,
-            store.put_view(name, node, at_ms, &view.to_string()),
-        )
-        .await;
     }
 }
 
@@ -531,25 +436,5 @@ mod tests {
         // Where the files live does not matter, only their names and texts.
         let c = plan_version(&[("/etc/hotline-gw/dialplans/lines.toml".into(), "x".into())]);
         assert_eq!(a, c);
-    }
-
-    #[test]
-    fn paused_and_about_to_pause_agents_are_read_from_a_view() {
-        let view = serde_json::json!({"agents": [
-            {"id": "1001", "state": "paused", "pause_reason": "lunch"},
-            {"id": "1002", "state": "on_call", "pending_state": "paused", "pending_reason": "training"},
-            {"id": "1003", "state": "ready"},
-            {"id": "1004", "state": "paused"},
-            {"state": "paused"},
-        ]});
-        assert_eq!(
-            paused_in(&view),
-            vec![
-                ("1001".to_string(), "lunch".to_string()),
-                ("1002".to_string(), "training".to_string()),
-                ("1004".to_string(), "api".to_string()),
-            ]
-        );
-        assert!(paused_in(&serde_json::json!({"nope": 1})).is_empty());
     }
 }

@@ -53,6 +53,23 @@ fn caller(gw: &Gateway, hangup_ms: u64) -> Softphone {
     ])
 }
 
+/// Agent `id` as `/api/v1/agents` on `gw` shows it (null if absent).
+fn agent_json(gw: &Gateway, id: &str) -> serde_json::Value {
+    gw.get_json("/api/v1/agents")["agents"]
+        .as_array()
+        .and_then(|l| l.iter().find(|x| x["id"] == id).cloned())
+        .unwrap_or_default()
+}
+
+/// Waits until an agent at `gw` is on a call.
+fn wait_on_call(gw: &Gateway) {
+    gw.wait_until("a call answered", Duration::from_secs(10), || {
+        gw.get_json("/api/v1/agents")["agents"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|x| x["state"] == "on_call"))
+    });
+}
+
 fn agent_ready(gw: &Gateway, id: &str) -> bool {
     gw.get_json("/api/v1/agents")["agents"]
         .as_array()
@@ -214,11 +231,7 @@ fn sigterm_drains_the_active_node_hands_the_lease_over_and_lets_its_call_finish(
         agent_ready(&a, "2001")
     });
     let talking = caller(&a, 4000);
-    a.wait_until("the call answered at A", Duration::from_secs(10), || {
-        a.get_json("/api/v1/agents")["agents"]
-            .as_array()
-            .is_some_and(|l| l.iter().any(|x| x["state"] == "on_call"))
-    });
+    wait_on_call(&a);
     a.signal("TERM");
     // The lease goes over at once (released, not lapsed).
     let took = wait_role(&b, "active", Duration::from_secs(3));
@@ -226,11 +239,10 @@ fn sigterm_drains_the_active_node_hands_the_lease_over_and_lets_its_call_finish(
     // B knows the agent from the database, but the agent is on A's call: B
     // does not offer it calls until that call ends.
     let state_at_b = || {
-        b.get_json("/api/v1/agents")["agents"]
-            .as_array()
-            .and_then(|l| l.iter().find(|x| x["id"] == "2001").cloned())
-            .map(|x| x["state"].as_str().unwrap_or("").to_string())
-            .unwrap_or_default()
+        agent_json(&b, "2001")["state"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
     };
     b.wait_until("agent 2001 held back at B", Duration::from_secs(3), || {
         state_at_b() == "logged_out"
@@ -293,11 +305,7 @@ fn sigterm_hands_a_waiting_caller_to_the_new_active_node_with_its_place_and_work
     assert_eq!(pause.code, 200, "{}", pause.body);
     // The one agent left talks; a second caller waits in A's queue.
     let talking = caller(&a, 5000);
-    a.wait_until("the call answered at A", Duration::from_secs(10), || {
-        a.get_json("/api/v1/agents")["agents"]
-            .as_array()
-            .is_some_and(|l| l.iter().any(|x| x["state"] == "on_call"))
-    });
+    wait_on_call(&a);
     let waiting = Softphone::start(&[
         "call".into(),
         "12345".into(),
@@ -319,13 +327,7 @@ fn sigterm_hands_a_waiting_caller_to_the_new_active_node_with_its_place_and_work
         .as_millis() as i64;
     a.signal("TERM");
     wait_role(&b, "active", Duration::from_secs(3));
-    let agent_at_b = |id: &str| {
-        b.get_json("/api/v1/agents")["agents"]
-            .as_array()
-            .and_then(|l| l.iter().find(|x| x["id"] == id).cloned())
-            .unwrap_or_default()
-    };
-    let paused = agent_at_b("2002");
+    let paused = agent_json(&b, "2002");
     assert_eq!(
         paused["state"], "paused",
         "the break carried over: {paused}"
@@ -516,4 +518,45 @@ fn attacker_a_node_cut_off_from_postgres_steps_down_before_the_other_takes_over(
         (role(&a).as_str(), role(&b).as_str()),
         ("standby", "active")
     );
+}
+
+/// The wallboard works against either node: served by the standby, it shows
+/// the active node's agents and the calls it took.
+#[test]
+fn the_wallboard_served_by_the_standby_shows_the_active_nodes_figures() {
+    let Some(chromium) = tool("chromium", "chromium") else {
+        return;
+    };
+    let Some(db) = fresh_postgres("cluster_wallboard") else {
+        return;
+    };
+    let a = node("a", &db);
+    wait_role(&a, "active", Duration::from_secs(10));
+    let b = node("b", &db);
+    let _a1 = agent(&a, 2001, "secret-2001", &["--answer-after-ms", "100"]);
+    let _a2 = agent(&a, 2002, "secret-2002", &["--answer-after-ms", "100"]);
+    a.wait_until("agents ready at A", Duration::from_secs(15), || {
+        agent_ready(&a, "2001") && agent_ready(&a, "2002")
+    });
+    let s = caller(&a, 300)
+        .finish(Duration::from_secs(20))
+        .expect("caller");
+    assert_eq!(s["answered"], 1, "{s}");
+    // The standby rebuilds its windows from the store every 30 lease periods.
+    b.wait_json(
+        "/api/v1/sla",
+        "A's call counted at B",
+        Duration::from_secs(20),
+        |v| v["overall"]["24h"]["offered"] == 1,
+    );
+    b.wait_until("A's agents seen at B", Duration::from_secs(5), || {
+        agent_ready(&b, "2001") && agent_ready(&b, "2002")
+    });
+    assert_eq!(role(&b), "standby");
+    let dom = crate::wallboard::render(&chromium, &b, 3000);
+    use crate::wallboard::{attr, text};
+    assert_eq!(attr(&dom, "status", "data-state"), "ok", "{dom}");
+    assert_eq!(attr(&dom, "agents-ready", "data-value"), "2", "{dom}");
+    assert_eq!(attr(&dom, "overall-offered-24h", "data-value"), "1");
+    assert_eq!(text(&dom, "overall-rate-24h"), "100.0%");
 }

@@ -10,7 +10,7 @@ use crate::support::*;
 
 /// Loads the page in headless Chromium with a viewer token, lets it run
 /// `budget_ms` of page time, and returns the DOM.
-fn render(chromium: &Path, gw: &Gateway, budget_ms: u32) -> String {
+pub(crate) fn render(chromium: &Path, gw: &Gateway, budget_ms: u32) -> String {
     render_with(chromium, gw, budget_ms, Some(VIEWER_TOKEN))
 }
 
@@ -54,7 +54,7 @@ fn tag<'a>(dom: &'a str, id: &str) -> &'a str {
     &dom[start..=end]
 }
 
-fn attr(dom: &str, id: &str, name: &str) -> String {
+pub(crate) fn attr(dom: &str, id: &str, name: &str) -> String {
     let t = tag(dom, id);
     let key = format!("{name}=\"");
     let at = t
@@ -65,7 +65,7 @@ fn attr(dom: &str, id: &str, name: &str) -> String {
 }
 
 /// The text right after the element's opening tag.
-fn text(dom: &str, id: &str) -> String {
+pub(crate) fn text(dom: &str, id: &str) -> String {
     let t = tag(dom, id);
     let at = dom.find(t).unwrap() + t.len();
     dom[at..at + dom[at..].find('<').unwrap()]

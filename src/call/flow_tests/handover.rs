@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::support::*;
 use crate::call::tests::*;
-use crate::call::{CoreConfig, Reason, Serving};
+use crate::call::{Reason, Serving};
 use crate::cdr::EventKind;
 use crate::sip::message::{Headers, Method, Request};
 
@@ -18,22 +18,26 @@ const PEER: Party = Party {
 };
 const WALL_MS: i64 = 1_765_000_000_000;
 
-/// A cluster node (active) on the flow plan, its wall clock set.
-fn node() -> Net {
-    let mut net = plan_net(CoreConfig {
-        max_calls: 10,
-        clustered: true,
-        registrar: crate::registrar::RegistrarConfig {
-            qualify: crate::registrar::QualifyConfig {
-                every: Duration::ZERO,
-                ..Default::default()
-            },
-            ..Default::default()
-        },
-        ..Default::default()
-    });
+/// A cluster node (active) on the flow plan, its wall clock set, knowing
+/// [`PEER`] as a peer.
+fn node_with(queued: Option<crate::call::QueuedAudio>) -> Net {
+    let mut net = cluster_net(queued);
     net.core.set_wall_clock(net.now, WALL_MS);
+    net.core.set_peers([PEER.peer().addr].into_iter().collect());
     net
+}
+
+fn node() -> Net {
+    node_with(None)
+}
+
+/// A caller of the node's own, queued 5 s ago: its offer.
+fn own_caller_waiting(net: &mut Net) -> crate::cdr::Offer {
+    net.send(net.caller, &caller_invite());
+    net.response(net.caller, 180);
+    let own = net.core.poll_offer().unwrap();
+    net.advance(Duration::from_secs(5));
+    own
 }
 
 /// A caller queued at a node without agents, then the node drains and hands
@@ -202,12 +206,8 @@ fn answer_and_end(net: &mut Net, agent: &Agent, call: &str) -> Request {
 #[test]
 fn the_taker_adopts_a_peers_call_id_and_first_offer_ahead_of_newer_callers() {
     let mut net = node();
-    net.core.set_peers([PEER.peer().addr].into_iter().collect());
     // A caller of this node's own, waiting already.
-    net.send(net.caller, &caller_invite());
-    net.response(net.caller, 180);
-    let own = net.core.poll_offer().unwrap();
-    net.advance(Duration::from_secs(5));
+    let own = own_caller_waiting(&mut net);
     // The peer's caller first offered a minute ago, there.
     let offered = WALL_MS - 55_000;
     let claim = format!("id=peer0001-9;offered={offered};line=12345;queue=agents");
@@ -233,11 +233,7 @@ fn the_taker_adopts_a_peers_call_id_and_first_offer_ahead_of_newer_callers() {
 #[test]
 fn attacker_a_handover_header_from_a_non_peer_claims_nothing() {
     let mut net = node();
-    net.core.set_peers([PEER.peer().addr].into_iter().collect());
-    net.send(net.caller, &caller_invite());
-    net.response(net.caller, 180);
-    let own = net.core.poll_offer().unwrap();
-    net.advance(Duration::from_secs(5));
+    let own = own_caller_waiting(&mut net);
     // From the carrier's trunk range, but no cluster node: an old offer time
     // (to jump the queue) and another call's id (to take its work order).
     let impostor = "192.0.2.66:5060";
@@ -263,7 +259,7 @@ fn attacker_a_handover_header_from_a_non_peer_claims_nothing() {
 
 #[test]
 fn a_caller_the_draining_node_answered_is_bridged_to_the_takers_answer() {
-    let mut net = flow_net(Some(crate::call::QueuedAudio::Answer));
+    let mut net = node_with(Some(crate::call::QueuedAudio::Answer));
     net.send(net.caller, &caller_invite());
     let ok = net.response(net.caller, 200);
     let gw_tag = ok.to_tag().unwrap();
@@ -299,16 +295,7 @@ fn a_caller_the_draining_node_answered_is_bridged_to_the_takers_answer() {
 
 #[test]
 fn a_handed_over_caller_hears_hold_music_not_the_greeting_again() {
-    let mut net = plan_net(CoreConfig {
-        max_calls: 10,
-        clustered: true,
-        media: Some(crate::call::media_tests::media_cfg(
-            crate::call::QueuedAudio::Answer,
-        )),
-        ..Default::default()
-    });
-    net.core.set_wall_clock(net.now, WALL_MS);
-    net.core.set_peers([PEER.peer().addr].into_iter().collect());
+    let mut net = node_with(Some(crate::call::QueuedAudio::Answer));
     let claim = format!(
         "id=peer0001-3;offered={};line=12345;queue=agents",
         WALL_MS - 20_000

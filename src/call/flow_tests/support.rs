@@ -134,7 +134,20 @@ fn parse(text: &str) -> Dialplan {
 
 /// A core on the flow plan; media anchored when `queued` says how.
 pub(super) fn flow_net(queued: Option<QueuedAudio>) -> Net {
+    Net::with(flow_cfg(queued), parse(PLAN))
+}
+
+/// [`flow_net`] as one node of a cluster (active).
+pub(super) fn cluster_net(queued: Option<QueuedAudio>) -> Net {
     let cfg = CoreConfig {
+        clustered: true,
+        ..flow_cfg(queued)
+    };
+    Net::with(cfg, parse(PLAN))
+}
+
+fn flow_cfg(queued: Option<QueuedAudio>) -> CoreConfig {
+    CoreConfig {
         max_calls: 10,
         media: queued.map(media_cfg),
         // Keepalive probes have tests of their own (registrar::qualify_tests):
@@ -147,8 +160,7 @@ pub(super) fn flow_net(queued: Option<QueuedAudio>) -> Net {
             ..Default::default()
         },
         ..Default::default()
-    };
-    Net::with(cfg, parse(PLAN))
+    }
 }
 
 /// A core on the flow plan with this configuration (keepalive probes on by default).
