@@ -1,4 +1,4 @@
-//! Requests from strangers (neither a trunk nor a registered agent): answered
+//! Requests from strangers (neither a trunk, a registered agent nor a cluster node): answered
 //! statelessly or dropped, before the transaction layer sees them (see `guard.rs`).
 
 use std::net::IpAddr;
@@ -13,10 +13,12 @@ use crate::sip::builder::response_to;
 use crate::sip::message::{Headers, Method, Request};
 
 impl Core {
-    /// A trunk's or a registered agent's address: its requests are served
-    /// statefully.
+    /// A trunk's, a registered agent's or another cluster node's address: its
+    /// requests are served statefully.
     pub(super) fn known_source(&self, ip: IpAddr) -> bool {
-        self.sh.dialplan.trunk_for(ip).is_some() || self.sh.registrar.is_registered_source(ip)
+        self.sh.dialplan.trunk_for(ip).is_some()
+            || self.sh.registrar.is_registered_source(ip)
+            || self.sh.peers.iter().any(|p| p.ip() == ip)
     }
 
     /// Handles a stranger's request that needs no transaction; `false` lets it

@@ -19,7 +19,18 @@ fn node(name: &str, db: &str) -> Gateway {
 }
 
 fn node_with(name: &str, db: &str, ttl_ms: u64, renew_ms: u64) -> Gateway {
+    node_opts(name, db, ttl_ms, renew_ms, GwOpts::to("queue:q"))
+}
+
+/// A node whose only trunk is the carrier at 127.0.0.2 (callers place calls
+/// from there): the other node, at 127.0.0.1, is no trunk to it.
+fn node_apart(name: &str, db: &str) -> Gateway {
     let mut opts = GwOpts::to("queue:q");
+    opts.trunk_sources = vec!["127.0.0.2/32".into()];
+    node_opts(name, db, 2000, 400, opts)
+}
+
+fn node_opts(name: &str, db: &str, ttl_ms: u64, renew_ms: u64, mut opts: GwOpts) -> Gateway {
     opts.extra_dialplan = PLAN.into();
     opts.extra_config = format!(
         "[store]\ndatabase = \"{db}\"\n\
@@ -282,11 +293,15 @@ fn sigterm_hands_a_waiting_caller_to_the_new_active_node_with_its_place_and_work
     let Some(db) = fresh_postgres("cluster_handover") else {
         return;
     };
-    let mut a = node("a", &db);
+    // As on a LAN: the carrier (127.0.0.2), the agents' phones (127.0.0.3)
+    // and the nodes (127.0.0.1) apart, so that B takes A's handover as a
+    // cluster peer's, not as a trunk's or an agent's request.
+    let mut a = node_apart("a", &db);
     wait_role(&a, "active", Duration::from_secs(10));
-    let b = node("b", &db);
-    let _a1 = agent(&a, 2001, "secret-2001", &["--answer-after-ms", "100"]);
-    let _a2 = agent(&a, 2002, "secret-2002", &["--answer-after-ms", "100"]);
+    let b = node_apart("b", &db);
+    let phone = ["--answer-after-ms", "100", "--listen", "127.0.0.3:0"];
+    let _a1 = agent(&a, 2001, "secret-2001", &phone);
+    let _a2 = agent(&a, 2002, "secret-2002", &phone);
     a.wait_until("agents ready at A", Duration::from_secs(15), || {
         agent_ready(&a, "2001") && agent_ready(&a, "2002")
     });
@@ -304,19 +319,24 @@ fn sigterm_hands_a_waiting_caller_to_the_new_active_node_with_its_place_and_work
     .expect("pause at A");
     assert_eq!(pause.code, 200, "{}", pause.body);
     // The one agent left talks; a second caller waits in A's queue.
-    let talking = caller(&a, 5000);
+    let call_from = |from: &str, hangup_ms: &str| {
+        Softphone::start(&[
+            "call".into(),
+            "12345".into(),
+            "--from".into(),
+            from.into(),
+            "--listen".into(),
+            "127.0.0.2:0".into(),
+            "--server".into(),
+            a.sip.to_string(),
+            "--hangup-after-ms".into(),
+            hangup_ms.into(),
+            "--expect-agent".into(),
+        ])
+    };
+    let talking = call_from("13800138000", "5000");
     wait_on_call(&a);
-    let waiting = Softphone::start(&[
-        "call".into(),
-        "12345".into(),
-        "--from".into(),
-        "13700137000".into(),
-        "--server".into(),
-        a.sip.to_string(),
-        "--hangup-after-ms".into(),
-        "1500".into(),
-        "--expect-agent".into(),
-    ]);
+    let waiting = call_from("13700137000", "1500");
     a.wait_health("two calls at A", Duration::from_secs(10), |h| {
         h["active_calls"] == 2
     });

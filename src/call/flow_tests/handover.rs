@@ -11,9 +11,10 @@ use crate::call::{Reason, Serving};
 use crate::cdr::EventKind;
 use crate::sip::message::{Headers, Method, Request};
 
-/// The node that holds the lease, as the draining node knows it.
+/// The other node, as the draining node and the taker know it: on an address
+/// that is no trunk (a stranger to the dialplan).
 const PEER: Party = Party {
-    addr: "127.0.0.1:5099",
+    addr: "198.51.100.7:5060",
     tag: "pb",
 };
 const WALL_MS: i64 = 1_765_000_000_000;
@@ -58,7 +59,7 @@ fn queued_then_handed_over(net: &mut Net) -> (Request, String, crate::cdr::Offer
 fn a_draining_node_hands_its_waiting_caller_over_and_leaves_the_record_to_the_taker() {
     let mut net = node();
     let (inv, gw_tag, offer) = queued_then_handed_over(&mut net);
-    assert_eq!(&*inv.uri, "sip:12345@127.0.0.1:5099");
+    assert_eq!(&*inv.uri, "sip:12345@198.51.100.7:5060");
     let claim = inv
         .header("X-Hotline-Handover")
         .expect("the handover header");
