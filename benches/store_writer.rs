@@ -50,6 +50,7 @@ fn record(run: usize, i: usize, now: i64) -> CallRecord {
         line: Some("12345".into()),
         mode: Some("hotline".into()),
         department: None,
+        trunk: None,
         queue: Some("hotline".into()),
         agent: Some("1001".into()),
         answered_by: (!abandoned).then(|| "12345".into()),

@@ -79,6 +79,7 @@ impl Core {
             answered_by: call.answered_by,
             mode: Some(call.mode.as_str()),
             department: call.department,
+            trunk: call.trunk,
             reason,
             final_code: call.final_code,
             offered_at: call.offered_at,

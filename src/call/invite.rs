@@ -48,6 +48,7 @@ impl Core {
             outcome,
             caller_from_pai,
             original,
+            trunk,
         }) = routed
         else {
             return; // answered and recorded
@@ -68,7 +69,7 @@ impl Core {
             // A citizen dialled a line and was turned away: that counts against the
             // line's answer rate, and asks for a callback.
             let offered = offered_to(&outcome, &line);
-            return self.record_turned_away(now, &req, reason, &line, offered);
+            return self.record_turned_away(now, &req, reason, &line, offered, trunk);
         }
         let key = self.next_key;
         self.next_key += 1;
@@ -113,6 +114,7 @@ impl Core {
             answered_by: None,
             mode: line.mode,
             department: line.department.clone(),
+            trunk,
             offered_at: now,
             answered_at: None,
             offer_noted: false,
@@ -229,6 +231,7 @@ impl Core {
             outcome,
             caller_from_pai,
             original: facts.original.map(|(n, _)| n),
+            trunk: decision.trunk.clone(),
         })
     }
 
@@ -257,6 +260,7 @@ impl Core {
             outcome: Outcome::Queue(claim.queue.clone()),
             caller_from_pai: None,
             original: None,
+            trunk: None,
         })
     }
 
@@ -449,6 +453,8 @@ struct Routed {
     caller_from_pai: Option<String>,
     /// The number originally dialled (Diversion / History-Info).
     original: Option<String>,
+    /// The trunk whose address placed the call.
+    trunk: Option<String>,
 }
 
 fn offered_to(outcome: &Outcome, line: &Line) -> String {

@@ -151,6 +151,8 @@ struct Call {
     answered_by: Option<AnsweredBy>,
     mode: crate::dialplan::Mode,
     department: Option<String>,
+    /// The trunk the call came in over (its source address).
+    trunk: Option<String>,
     offered_at: Instant,
     answered_at: Option<Instant>,
     /// Milestones already written to the event log (never read back from it).

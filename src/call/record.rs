@@ -34,6 +34,8 @@ pub struct FinishedCall {
     /// The line's integration mode (`hotline`, `parallel`…).
     pub mode: Option<&'static str>,
     pub department: Option<String>,
+    /// The trunk the call came in over.
+    pub trunk: Option<String>,
     pub reason: Reason,
     /// The final status the caller received for its INVITE.
     pub final_code: u16,
@@ -86,6 +88,7 @@ impl FinishedCall {
             line: self.line.clone(),
             mode: self.mode.map(str::to_string),
             department: self.department.clone(),
+            trunk: self.trunk.clone(),
             queue: self.queue.clone(),
             agent: self.agent.clone(),
             answered_by: self.answered_by.map(|a| a.as_str().to_string()),
@@ -115,10 +118,12 @@ impl Core {
         reason: Reason,
         line: &crate::dialplan::Line,
         offered: String,
+        trunk: Option<String>,
     ) {
         self.record_refused(now, req, reason, 503);
         let at_ms = self.sh.unix_ms(now);
         if let Some(r) = self.records.back_mut() {
+            r.trunk = trunk;
             r.line = Some(line.number.clone());
             r.line_name = Some(line.name.clone());
             r.mode = Some(line.mode.as_str());
@@ -179,6 +184,7 @@ impl Core {
             answered_by: None,
             mode: None,
             department: None,
+            trunk: None,
             reason,
             final_code: code,
             offered_at: now,

@@ -159,6 +159,7 @@ impl Call {
                 line_name: self.line_name.clone(),
                 mode: self.mode.as_str().to_string(),
                 department: self.department.clone(),
+                trunk: self.trunk.clone(),
                 offered_to: detail.clone().unwrap_or_default(),
                 at_ms,
                 deadline: self.deadline.clone(),

@@ -57,7 +57,16 @@ impl Call {
                 "Bad Request (Refer-To is missing or not a SIP URI)",
             );
         };
-        let Some(entry) = sh.dialplan.transfer(&number).cloned() else {
+        // 110 of the caller's city: its area code, else the one it dialled.
+        let caller_area = crate::dialplan::number::national(&self.caller).area;
+        let called_area =
+            crate::dialplan::number::national(self.original.as_deref().unwrap_or(&self.called))
+                .area;
+        let areas: Vec<&str> = [caller_area.as_deref(), called_area.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        let Some(entry) = sh.dialplan.transfer_for(&number, &areas).cloned() else {
             info!(number = %number, "transfer refused: not in the transfer directory");
             return sh.reply(
                 now,
@@ -81,9 +90,16 @@ impl Call {
         let contact = sh.contact(peer.transport);
         let host = sh.cfg.contact_host.clone();
         let call = &mut *self;
+        // `From` per the entry; the citizen's number in P-Asserted-Identity
+        // either way (the carrier's trunk to 110 trusts the gateway's).
+        let shown = if entry.from_line {
+            call.line.clone()
+        } else {
+            call.caller.clone()
+        };
         let c = Dialog {
             call_id,
-            local_hdr: format!("<sip:{}@{host}>;tag={tag}", call.caller),
+            local_hdr: format!("<sip:{shown}@{host}>;tag={tag}"),
             local_tag: tag.into(),
             remote_tag: None,
             remote_hdr: format!("<sip:{user}@{}>", target.addr),
@@ -111,6 +127,13 @@ impl Call {
             ],
             ..Default::default()
         };
+        let digits = call.caller.strip_prefix('+').unwrap_or(&call.caller);
+        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+            out.extra.push((
+                "P-Asserted-Identity".into(),
+                format!("<sip:{}@{host}>", call.caller),
+            ));
+        }
         if let Some(offer) = self.transfer_offer(sh) {
             out.content_type = Some("application/sdp".into());
             out.body = offer;

@@ -104,6 +104,10 @@ pub struct CallRecord {
     /// `parallel`).
     pub mode: Option<String>,
     pub department: Option<String>,
+    /// The trunk the call came in over (`carrier`, a `110` trunk…), when a
+    /// trunk's address placed it: both directions of 分流 are counted by it.
+    #[serde(default)]
+    pub trunk: Option<String>,
     /// The last ACD queue the call was in.
     pub queue: Option<String>,
     /// The agent who answered (or was last rung).
@@ -166,6 +170,9 @@ pub struct Offer {
     pub line_name: String,
     pub mode: String,
     pub department: Option<String>,
+    /// The trunk the call came in over.
+    #[serde(default)]
+    pub trunk: Option<String>,
     /// The queue, `legacy:<line>` or `sip:<line>`.
     pub offered_to: String,
     /// Unix milliseconds.

@@ -338,14 +338,48 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
                 if t.number.is_empty() || !t.number.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(err("number", format!("{:?} must be digits only", t.number)));
                 }
-                if transfers.iter().any(|x| x.number == t.number) {
-                    return Err(err("number", format!("{} is listed twice", t.number)));
+                for a in &t.areas {
+                    let ok = a.starts_with('0')
+                        && (3..=4).contains(&a.len())
+                        && a.bytes().all(|b| b.is_ascii_digit());
+                    if !ok {
+                        return Err(err(
+                            "areas",
+                            format!("{a:?} is no area code (0 and 2-3 digits: \"010\", \"0351\")"),
+                        ));
+                    }
                 }
+                let clash = transfers.iter().filter(|x| x.number == t.number).find(|x| {
+                    (x.areas.is_empty() && t.areas.is_empty())
+                        || x.areas.iter().any(|a| t.areas.contains(a))
+                });
+                if let Some(x) = clash {
+                    let which = match x.areas.iter().find(|a| t.areas.contains(a)) {
+                        Some(a) => format!("for area {a}"),
+                        None => "without areas (the default entry)".to_string(),
+                    };
+                    return Err(err(
+                        "number",
+                        format!("{} is listed twice {which}", t.number),
+                    ));
+                }
+                let from_line = match t.from.as_deref() {
+                    None | Some("caller") => false,
+                    Some("line") => true,
+                    Some(other) => {
+                        return Err(err(
+                            "from",
+                            format!("{other:?}: use \"caller\" or \"line\""),
+                        ));
+                    }
+                };
                 let target = parse_target(&t.target).map_err(|m| err("target", m))?;
                 transfers.push(Transfer {
                     number: t.number,
                     name: t.name,
                     target,
+                    areas: t.areas,
+                    from_line,
                 });
                 Ok(())
             };

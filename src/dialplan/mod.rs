@@ -262,6 +262,10 @@ pub struct Transfer {
     pub number: String,
     pub name: String,
     pub target: Target,
+    /// The area codes whose callers this entry serves; empty: the default.
+    pub areas: Vec<String>,
+    /// `From` shows the hotline's line number, not the citizen's.
+    pub from_line: bool,
 }
 
 /// The loaded line registry, with the agents, queues and transfer directory.
@@ -301,10 +305,25 @@ impl Dialplan {
         self.trunks.iter().find(|t| t.name == name)
     }
 
-    /// The transfer-directory entry for a dialled number, if it is one.
+    /// The transfer-directory entry for a dialled number, if it is one (its
+    /// default entry, for a number listed per area).
     pub fn transfer(&self, number: &str) -> Option<&Transfer> {
+        self.transfer_for(number, &[])
+    }
+
+    /// The entry for a dialled number serving the first of `areas` (the
+    /// caller's area code, then the one it dialled) that one serves; else the
+    /// number's default entry; else its first (a number listed only per area:
+    /// a caller from elsewhere still reaches someone).
+    pub fn transfer_for(&self, number: &str, areas: &[&str]) -> Option<&Transfer> {
         let digits = number::digits_of(number)?;
-        self.transfers.iter().find(|t| t.number == digits)
+        let mut entries = self.transfers.iter().filter(|t| t.number == digits);
+        let first = entries.clone().next()?;
+        areas
+            .iter()
+            .find_map(|a| entries.clone().find(|t| t.areas.iter().any(|x| x == a)))
+            .or_else(|| entries.find(|t| t.areas.is_empty()))
+            .or(Some(first))
     }
 
     pub fn lines(&self) -> impl Iterator<Item = &Line> {

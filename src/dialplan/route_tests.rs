@@ -476,3 +476,65 @@ fn a_misspelt_table_name_is_one_error_however_many_records_use_it() {
         "{errors:#?}"
     );
 }
+
+#[test]
+fn a_directory_number_can_have_one_entry_per_area_and_a_default() {
+    let text = |extra: &str| {
+        format!(
+            "[[transfer]]\nnumber = \"110\"\nname = \"province\"\ntarget = \"sip:110@192.0.2.1\"\n\n\
+[[transfer]]\nnumber = \"110\"\nname = \"Taiyuan\"\ntarget = \"sip:110@192.0.2.2\"\nareas = [\"0351\"]\n\n\
+[[transfer]]\nnumber = \"110\"\nname = \"Datong\"\ntarget = \"sip:110@192.0.2.3\"\nareas = [\"0352\"]\nfrom = \"line\"\n{extra}"
+        )
+    };
+    let p = parse_sources(&[("t.toml".into(), text(""))]).unwrap();
+    let name = |areas: &[&str]| p.transfer_for("110", areas).map(|t| t.name.clone());
+    assert_eq!(name(&["0351"]).as_deref(), Some("Taiyuan"));
+    assert_eq!(
+        name(&["0999", "0352"]).as_deref(),
+        Some("Datong"),
+        "then the dialled area"
+    );
+    assert_eq!(
+        name(&["0999"]).as_deref(),
+        Some("province"),
+        "else the default"
+    );
+    assert_eq!(name(&[]).as_deref(), Some("province"));
+    assert!(p.transfer_for("110", &["0352"]).unwrap().from_line);
+    assert!(!p.transfer("110").unwrap().from_line);
+    assert!(p.transfer_for("119", &["0351"]).is_none());
+    for (extra, key, what) in [
+        (
+            "\n[[transfer]]\nnumber = \"110\"\nname = \"x\"\ntarget = \"sip:192.0.2.9\"\nareas = [\"0351\"]\n",
+            "number",
+            "area 0351",
+        ),
+        (
+            "\n[[transfer]]\nnumber = \"110\"\nname = \"x\"\ntarget = \"sip:192.0.2.9\"\n",
+            "number",
+            "default entry",
+        ),
+        (
+            "\n[[transfer]]\nnumber = \"119\"\nname = \"x\"\ntarget = \"sip:192.0.2.9\"\nareas = [\"351\"]\n",
+            "areas",
+            "no area code",
+        ),
+        (
+            "\n[[transfer]]\nnumber = \"119\"\nname = \"x\"\ntarget = \"sip:192.0.2.9\"\nfrom = \"agent\"\n",
+            "from",
+            "\"caller\" or \"line\"",
+        ),
+    ] {
+        let errors = super::check_sources(&[("t.toml".into(), text(extra))]).unwrap_err();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.key.ends_with(key) && e.message.contains(what)),
+            "{key}: {errors:?}"
+        );
+    }
+    // Listed only per area: a caller from elsewhere still reaches one.
+    let only = "[[transfer]]\nnumber = \"120\"\nname = \"Taiyuan\"\ntarget = \"sip:120@192.0.2.2\"\nareas = [\"0351\"]\n";
+    let p = parse_sources(&[("t.toml".into(), only.into())]).unwrap();
+    assert_eq!(p.transfer_for("120", &["0999"]).unwrap().name, "Taiyuan");
+}

@@ -51,6 +51,16 @@ pub(super) struct TransferFile {
     pub(super) name: String,
     /// `sip:[user@]IP[:port][;transport=tcp]` of the trunk or platform.
     pub(super) target: String,
+    /// The area codes (`0351`, `0571`…) whose callers this entry serves: 110
+    /// of the caller's city. Empty: every caller no other entry of the same
+    /// number serves.
+    #[serde(default)]
+    pub(super) areas: Vec<String>,
+    /// What `From` shows the target: `caller` (the citizen's number, the
+    /// default) or `line` (the hotline's number). `P-Asserted-Identity`
+    /// carries the citizen's number either way.
+    #[serde(default)]
+    pub(super) from: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -74,6 +74,8 @@ pub(super) struct CallsQuery {
     mode: Option<String>,
     queue: Option<String>,
     outcome: Option<String>,
+    /// The trunk the calls came in over (a `[[trunk]]` name).
+    trunk: Option<String>,
     /// `pending`: missed calls still waiting for a callback; `done`: the others.
     callback: Option<String>,
     /// Default 100 (JSON) or 100 000 (CSV).
@@ -149,6 +151,7 @@ pub(super) async fn calls(
         mode: q.mode,
         queue: q.queue,
         outcome: q.outcome,
+        trunk: q.trunk,
         callback_pending,
         limit,
         ascending,
@@ -345,7 +348,7 @@ pub(super) async fn intervals(
 /// as a JSON column.
 const CSV_HEADER: &str = "id,sip_call_id,caller,called,original,line,mode,department,queue,\
     agent,answered_by,transferred_to,outcome,reason,final_code,received_at,offered_at,\
-    answered_at,ended_at,wait_ms,talk_ms,survey,recording,callback_pending,events\n";
+    answered_at,ended_at,wait_ms,talk_ms,survey,recording,callback_pending,events,trunk\n";
 
 /// One call as a CSV row.
 fn csv_row(out: &mut String, c: &CallRecord) {
@@ -383,6 +386,7 @@ fn csv_row(out: &mut String, c: &CallRecord) {
         c.recording.clone().unwrap_or_default(),
         c.callback_pending.to_string(),
         serde_json::to_string(&c.events).unwrap_or_default(),
+        c.trunk.clone().unwrap_or_default(),
     ];
     for (i, f) in fields.iter().enumerate() {
         if i > 0 {

@@ -113,6 +113,7 @@ fn lost_call(
         line: Some(offer.line.clone()),
         mode: Some(offer.mode.clone()),
         department: offer.department.clone(),
+        trunk: offer.trunk.clone(),
         queue,
         agent: live.agent.clone(),
         answered_by: live.answered_by.clone(),

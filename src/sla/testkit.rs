@@ -36,6 +36,7 @@ pub(super) fn record(
         line: line.map(str::to_string),
         mode: mode.map(str::to_string),
         department: None,
+        trunk: None,
         queue: None,
         agent: None,
         answered_by: None,

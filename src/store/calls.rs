@@ -11,9 +11,9 @@ use crate::cdr::{CallRecord, Event};
 
 const COLUMNS: &str = "id, sip_call_id, caller, called, original, line, mode, department, \
     queue, agent, answered_by, transferred_to, outcome, reason, final_code, received_at_ms, \
-    offered_at_ms, answered_at_ms, ended_at_ms, survey, recording, callback_pending, events";
-const NCOLS: usize = 23;
-/// Records per INSERT statement: 23 × 400 parameters stays under SQLite's 32,766.
+    offered_at_ms, answered_at_ms, ended_at_ms, survey, recording, callback_pending, events, trunk";
+const NCOLS: usize = 24;
+/// Records per INSERT statement: 24 × 400 parameters stays under SQLite's 32,766.
 const CHUNK: usize = 400;
 /// SQLite gets slower per row as a statement grows (`benches/store_writer.rs`, 1 000
 /// records per transaction: 400 rows per statement 4,200 records/s, 50 rows 20,500,
@@ -40,6 +40,8 @@ pub struct CallFilter {
     pub mode: Option<String>,
     pub queue: Option<String>,
     pub outcome: Option<String>,
+    /// The trunk the calls came in over.
+    pub trunk: Option<String>,
     pub callback_pending: Option<bool>,
     /// At most this many, newest first (oldest first when `ascending`).
     pub limit: i64,
@@ -91,7 +93,8 @@ impl Store {
                     .bind(r.survey.map(i64::from))
                     .bind(r.recording.clone())
                     .bind(i64::from(r.callback_pending))
-                    .bind(events);
+                    .bind(events)
+                    .bind(r.trunk.clone());
             }
             for row in q.fetch_all(&mut *tx).await? {
                 inserted.insert(row.try_get::<String, _>(0)?);
@@ -137,6 +140,7 @@ impl Store {
         q.text("mode =", &f.mode);
         q.text("queue =", &f.queue);
         q.text("outcome =", &f.outcome);
+        q.text("trunk =", &f.trunk);
         q.int("callback_pending =", f.callback_pending.map(i64::from));
         if let Some((ended_at_ms, id)) = &f.after {
             q.after(*ended_at_ms, id, f.ascending);
@@ -214,6 +218,7 @@ fn from_report_row(row: &AnyRow) -> Result<CallRecord, StoreError> {
         line: row.try_get("line")?,
         mode: row.try_get("mode")?,
         department: row.try_get("department")?,
+        trunk: None,
         queue: None,
         agent: None,
         answered_by: row.try_get("answered_by")?,
@@ -267,6 +272,7 @@ fn from_row(row: &AnyRow) -> Result<CallRecord, StoreError> {
         line: row.try_get("line")?,
         mode: row.try_get("mode")?,
         department: row.try_get("department")?,
+        trunk: row.try_get("trunk")?,
         queue: row.try_get("queue")?,
         agent: row.try_get("agent")?,
         answered_by: row.try_get("answered_by")?,

@@ -30,6 +30,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0005_handover.sql"),
         include_str!("../../migrations/postgres/0005_handover.sql"),
     ),
+    (
+        6,
+        include_str!("../../migrations/sqlite/0006_call_trunk.sql"),
+        include_str!("../../migrations/postgres/0006_call_trunk.sql"),
+    ),
 ];
 
 /// Applies every migration the database has not seen yet.

@@ -69,6 +69,7 @@ fn record(id: &str, ended: i64, outcome: &str, callback: bool) -> CallRecord {
         line: Some("12315".into()),
         mode: Some("call_forwarding".into()),
         department: Some("市场监管".into()),
+        trunk: None,
         queue: Some("hotline".into()),
         agent: Some("1001".into()),
         answered_by: Some("12345".into()),
@@ -164,6 +165,9 @@ async fn filters_and_callbacks() {
             if i >= 5 {
                 r.line = Some("12345".into());
             }
+            if i == 7 {
+                r.trunk = Some("police-110".into());
+            }
             batch.push(write(r, Vec::new()));
         }
         store.insert_calls(&batch).await.unwrap();
@@ -187,6 +191,22 @@ async fn filters_and_callbacks() {
         })
         .await;
         assert_eq!(pending, ["f-9", "f-6", "f-3", "f-0"], "{url}");
+        // Calls 110 handed to 12345 are read apart by their trunk.
+        let from_110 = get(CallFilter {
+            trunk: Some("police-110".into()),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(from_110, ["f-7"], "{url}");
+        let stored = store
+            .calls(&CallFilter {
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let trunks: Vec<Option<&str>> = stored.iter().map(|r| r.trunk.as_deref()).collect();
+        assert_eq!(trunks.iter().filter(|t| t.is_some()).count(), 1, "{url}");
         let range = get(CallFilter {
             from_ms: Some(1_002_000),
             to_ms: Some(1_005_000),

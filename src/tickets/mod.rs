@@ -85,6 +85,9 @@ pub struct Stub {
     pub line_name: Option<String>,
     pub mode: Option<String>,
     pub department: Option<String>,
+    /// The trunk the call came in over (a 110 trunk for calls 110 handed over).
+    #[serde(default)]
+    pub trunk: Option<String>,
     pub caller: String,
     pub called: String,
     pub original: Option<String>,
@@ -119,6 +122,7 @@ pub fn open(offer: &Offer) -> Stub {
         line_name: Some(offer.line_name.clone()),
         mode: Some(offer.mode.clone()),
         department: offer.department.clone(),
+        trunk: offer.trunk.clone(),
         caller: offer.caller.clone(),
         called: offer.called.clone(),
         original: offer.original.clone(),
@@ -169,6 +173,7 @@ pub fn complete(
         line_name,
         mode: record.mode.clone(),
         department: record.department.clone(),
+        trunk: record.trunk.clone(),
         caller: record.caller.clone(),
         called: record.called.clone(),
         original: record.original.clone(),

@@ -13,6 +13,7 @@ fn offer() -> Offer {
         line_name: "12315 市场监管".into(),
         mode: "call_forwarding".into(),
         department: Some("市场监督管理局".into()),
+        trunk: Some("police-110".into()),
         offered_to: "hotline".into(),
         at_ms: 1_795_000_000_000,
         deadline: Some("2026-12-04".into()),
@@ -39,6 +40,7 @@ fn record(events: &[(i64, EventKind, &str)], outcome: &str) -> CallRecord {
         line: Some("12315".into()),
         mode: Some("call_forwarding".into()),
         department: None,
+        trunk: None,
         queue: Some("hotline".into()),
         agent: Some("1001".into()),
         answered_by: answered.map(|e| {
@@ -74,6 +76,7 @@ fn an_open_stub_carries_the_offer() {
     let json = serde_json::to_value(&s).unwrap();
     assert_eq!(json["state"], "open");
     assert_eq!(json["line_name"], "12315 市场监管");
+    assert_eq!(json["trunk"], "police-110", "where the call came in from");
 }
 
 #[test]

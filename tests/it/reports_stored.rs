@@ -57,6 +57,7 @@ fn rec(
         line: Some(line.into()),
         mode: Some(mode.into()),
         department: dept,
+        trunk: None,
         queue: Some(place.into()),
         agent: None,
         answered_by: answered.map(|_| {

@@ -70,6 +70,12 @@ fn an_agent_proves_who_it_is_transfers_a_queued_caller_to_110_and_is_freed() {
     let c_inv = net.request(POLICE.peer(), Method::Invite);
     assert!(c_inv.body.is_empty(), "late offer");
     assert!(c_inv.header("Referred-By").unwrap().contains("1001"));
+    // 110 learns the citizen's number: asserted, and shown.
+    assert_eq!(
+        c_inv.header("P-Asserted-Identity"),
+        Some("<sip:13800138000@127.0.0.1:5060>")
+    );
+    assert!(c_inv.header("From").unwrap().contains("<sip:13800138000@"));
     net.send(POLICE.peer(), &POLICE.reply(&c_inv, 200, "OK", SDP));
     let re = net.request(net.caller, Method::Invite);
     assert_eq!(re.from_tag().as_deref(), Some(gw_tag.as_str()));
@@ -101,6 +107,8 @@ fn an_agent_proves_who_it_is_transfers_a_queued_caller_to_110_and_is_freed() {
         Some("12345")
     );
     assert!(has_event(&r, EventKind::TransferredOut, "110"));
+    assert_eq!(r.trunk.as_deref(), Some("t"), "it came in over the carrier");
+    assert_eq!(r.to_cdr().trunk.as_deref(), Some("t"));
     no_leak(&mut net);
 }
 
@@ -167,4 +175,74 @@ fn a_silent_transfer_target_is_reported_as_408_after_timer_b_and_the_call_stays(
     );
     call_goes_on(&mut net, &gw_tag);
     no_leak(&mut net);
+}
+
+#[test]
+fn the_110_of_the_callers_city_gets_the_call_with_the_citizens_number_asserted() {
+    let plan = crate::dialplan::parse_sources(&[(
+        "t.toml".into(),
+        r#"
+[[trunk]]
+name = "t"
+kind = "carrier"
+sources = ["127.0.0.0/8", "192.0.2.0/24"]
+
+[[line]]
+number = "12345"
+name = "h"
+target = "sip:127.0.0.1:5070"
+
+[[transfer]]
+number = "110"
+name = "Police (the province's)"
+target = "sip:110@127.0.0.1:5080"
+
+[[transfer]]
+number = "110"
+name = "Police, Hangzhou"
+target = "sip:110@127.0.0.1:5081"
+areas = ["0571"]
+from = "line"
+"#
+        .into(),
+    )])
+    .unwrap();
+    let mut net = Net::with(
+        CoreConfig {
+            max_calls: 10,
+            ..Default::default()
+        },
+        plan,
+    );
+    // A landline of Hangzhou calls.
+    let invite = String::from_utf8(caller_invite())
+        .unwrap()
+        .replace("13800138000@", "057187654321@");
+    net.send(net.caller, invite.as_bytes());
+    let b_inv = net.request(net.callee, Method::Invite);
+    net.send(net.callee, &callee_reply(&b_inv, 200, "OK", &[], SDP));
+    let gw_tag = net.response(net.caller, 200).to_tag().unwrap();
+    net.send(
+        net.caller,
+        &caller_request("ACK", 1, "z9hG4bKack1", &gw_tag),
+    );
+    net.request(net.callee, Method::Ack);
+    net.send(net.callee, &callee_refer(&b_inv, "110", 2));
+    net.response(net.callee, 202);
+    let hangzhou = peer("127.0.0.1:5081");
+    let c_inv = net.request(hangzhou, Method::Invite);
+    net.none_to(
+        POLICE.peer(),
+        "the province's 110",
+        is_method(Method::Invite),
+    );
+    assert!(
+        c_inv.header("From").unwrap().contains("<sip:12345@"),
+        "this entry shows the hotline's number"
+    );
+    assert_eq!(
+        c_inv.header("P-Asserted-Identity"),
+        Some("<sip:057187654321@127.0.0.1:5060>"),
+        "and asserts the citizen's"
+    );
 }

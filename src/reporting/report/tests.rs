@@ -59,6 +59,7 @@ fn call(
         line: Some(line.into()),
         mode: Some(mode.into()),
         department: dept.map(str::to_string),
+        trunk: None,
         queue: Some(place.into()),
         agent: None,
         answered_by: None,
