@@ -86,6 +86,9 @@ fn an_agent_stopped_with_ctrl_c_reports_its_calls_hangs_up_and_logs_out() {
     wait_agent(&gw, "on a call", Duration::from_secs(10), |a| {
         a["state"] == "on_call"
     });
+    // Let its audio flow first: the answer's state comes before the first
+    // packet relayed (on a loaded machine, by more than a packet time).
+    std::thread::sleep(Duration::from_millis(800));
     a.signal("INT");
     let s = a
         .finish(Duration::from_secs(10))
