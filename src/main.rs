@@ -460,6 +460,11 @@ fn run(args: RunArgs) -> Result<()> {
                 cfg.advertise(),
             )
         });
+        // The numbers agents may call back, from the store to the core.
+        tokio::spawn(hotline_gateway::reporting::callbacks::feed(
+            shared.clone(),
+            control_tx.clone(),
+        ));
         let drain_for = cfg
             .cluster
             .as_ref()

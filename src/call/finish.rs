@@ -61,23 +61,26 @@ impl Core {
         );
         let id = self.sh.call_id_of(key);
         self.sh.adopted.remove(&key);
+        let callback = call.callback.take();
+        // A callback was offered to nobody: no line, no mode, not counted.
+        let on_line = callback.is_none();
         if let Some(h) = call.handover.as_ref().filter(|h| h.accepted) {
             // Handed over: the node that took it writes its record (same id).
             tracing::debug!(to = %h.node, "no record here: handed over");
             return;
         }
-        self.records.push_back(FinishedCall {
+        let record = FinishedCall {
             key,
             call_id: call.a.call_id.to_string(),
             caller: call.caller,
             called: call.called,
-            line: Some(call.line),
+            line: on_line.then_some(call.line),
             queue: call.queue,
             agent: call.agent,
             overflowed: call.overflowed,
             transferred_to: call.transferred_to,
             answered_by: call.answered_by,
-            mode: Some(call.mode.as_str()),
+            mode: on_line.then_some(call.mode.as_str()),
             department: call.department,
             trunk: call.trunk,
             reason,
@@ -90,11 +93,13 @@ impl Core {
             received_ms: call.events.first().map_or(ended_ms, |e| e.at_ms),
             ended_ms,
             events: call.events,
-            line_name: Some(call.line_name),
+            line_name: on_line.then_some(call.line_name),
             deadline: call.deadline,
             survey,
             recording,
-        });
+        };
+        self.note_callback(callback, &record);
+        self.records.push_back(record);
     }
 
     /// Ends every call because the gateway is stopping: callers still waiting get

@@ -7,6 +7,7 @@
 //! | file | flows |
 //! |---|---|
 //! | `queued.rs` | queued ringback with and without media, agents registered with digest |
+//! | `callback.rs` | an agent calls a citizen back over the outbound trunk; everything else it dials is refused, nothing leaves |
 //! | `handover.rs` | a draining node hands a waiting caller to the lease holder; the holder adopts it (from a peer only) |
 //! | `orphan.rs` | the ACD gives up on an agent and its 200 arrives afterwards |
 //! | `parallel.rs` | a parallel line's legacy seats: overflow on each trigger, and answering |
@@ -17,6 +18,7 @@
 //! Every flow ends with the leak check: no call left once it is over, and no
 //! transaction left 64·T1 later.
 
+mod callback;
 mod handover;
 mod keepalive;
 mod orphan;

@@ -49,6 +49,7 @@ impl Core {
             caller_from_pai,
             original,
             trunk,
+            callback,
         }) = routed
         else {
             return; // answered and recorded
@@ -65,6 +66,14 @@ impl Core {
             self.sh.respond(now, tx, 503, m.finish_empty());
             if claim.is_some() {
                 return; // the handing node records it
+            }
+            if let Some(a) = callback {
+                self.record_refused(now, &req, reason, 503);
+                if let Some(r) = self.records.pop_back() {
+                    self.note_callback(Some(a), &r);
+                    self.records.push_back(r);
+                }
+                return;
             }
             // A citizen dialled a line and was turned away: that counts against the
             // line's answer rate, and asks for a callback.
@@ -130,7 +139,11 @@ impl Core {
             media: None,
             handover: None,
             adopted_offer_ms: None,
+            callback,
         };
+        if let Some(a) = &call.callback {
+            call.agent = Some(a.agent.clone());
+        }
         if let Some(c) = claim {
             // Handed over by a draining node: its id (one record, one work
             // order) and its first offer's time (its place in the queue).
@@ -187,9 +200,18 @@ impl Core {
     ) -> Option<Routed> {
         // Trunks are trusted by network; anyone else counts as an agent only with
         // digest credentials (DESIGN.md §7), not for sharing an agent's address.
-        let from_agent = self.sh.dialplan.trunk_for(peer.addr.ip()).is_none()
-            && self.agent_auth(now, tx, req, peer)?;
+        let agent = match self.sh.dialplan.trunk_for(peer.addr.ip()) {
+            Some(_) => None,
+            None => self.agent_auth(now, tx, req, peer)?,
+        };
+        let from_agent = agent.is_some();
         let called = called_number(req);
+        // An agent dialling out: only a callback, and only over the outbound trunk.
+        if let Some(agent) = &agent
+            && plan.lookup(&called).is_none()
+        {
+            return self.route_callback(now, tx, req, agent, plan);
+        }
         let facts = CallFacts {
             request_uri: number::digits_of(&req.uri),
             to: number::to_digits(req),
@@ -232,6 +254,7 @@ impl Core {
             caller_from_pai,
             original: facts.original.map(|(n, _)| n),
             trunk: decision.trunk.clone(),
+            callback: None,
         })
     }
 
@@ -261,11 +284,12 @@ impl Core {
             caller_from_pai: None,
             original: None,
             trunk: None,
+            callback: None,
         })
     }
 
     /// Whether a request from a source that is no trunk comes from an agent:
-    /// `Some(true)` with valid credentials, `Some(false)` from a stranger (no
+    /// `Some(Some(agent))` with valid credentials, `Some(None)` from a stranger (no
     /// credentials, no registration from its address: the dialplan decides),
     /// `None` when it has been answered here: a 401 challenge (no credentials from
     /// an address an agent registered from, or stale/wrong ones), 403 to a blocked
@@ -276,16 +300,16 @@ impl Core {
         tx: TxId,
         req: &Request,
         peer: Peer,
-    ) -> Option<bool> {
+    ) -> Option<Option<String>> {
         let from = crate::call::caller_number(req);
         let reply = match self
             .sh
             .registrar
             .authenticate_request(now, req, peer, Some(&from))
         {
-            RequestAuth::Agent(_) => return Some(true),
+            RequestAuth::Agent(user) => return Some(Some(user)),
             RequestAuth::Absent if !self.sh.registrar.is_registered_source(peer.addr.ip()) => {
-                return Some(false);
+                return Some(None);
             }
             RequestAuth::Absent => self.sh.registrar.challenge_request(now, peer, Some(&from)),
             RequestAuth::Reply(r) => r,
@@ -300,15 +324,26 @@ impl Call {
     fn route(&mut self, sh: &mut Shared, now: Instant, outcome: Outcome, line: &Line) {
         match outcome {
             Outcome::Sip(target) => {
-                let at = format!("sip:{}", line.number);
-                self.note(sh, now, cdr::EventKind::Offered, Some(at));
+                // A callback is offered to nobody: the agent placed it.
+                if self.callback.is_none() {
+                    let at = format!("sip:{}", line.number);
+                    self.note(sh, now, cdr::EventKind::Offered, Some(at));
+                }
                 let user = target.user.clone().unwrap_or(self.called.clone());
                 let uri = sip_uri(&user, target.addr, target.transport);
                 let peer = Peer {
                     transport: target.transport,
                     addr: target.addr,
                 };
-                self.place_b(sh, now, (uri, peer, Vec::new()), Vec::new());
+                // A callback presents the hotline's number, asserted.
+                let extra = match self.callback {
+                    Some(_) => vec![(
+                        "P-Asserted-Identity".to_string(),
+                        format!("<sip:{}@{}>", self.caller, sh.cfg.contact_host),
+                    )],
+                    None => Vec::new(),
+                };
+                self.place_b(sh, now, (uri, peer, Vec::new()), extra);
             }
             Outcome::Queue(q) => self.enqueue(sh, now, &q, &line.number, false),
             Outcome::Legacy {
@@ -446,15 +481,18 @@ impl Call {
 /// Where a call to `line` is offered, as its `offered` event names it: the
 /// queue, `legacy:<line>` or `sip:<line>`.
 /// Where a new call goes, and who placed it.
-struct Routed {
-    line: Line,
-    outcome: Outcome,
-    /// The caller's number from a trusted trunk's P-Asserted-Identity.
-    caller_from_pai: Option<String>,
+pub(super) struct Routed {
+    pub line: Line,
+    pub outcome: Outcome,
+    /// The caller's number from a trusted trunk's P-Asserted-Identity (or the
+    /// number a callback presents).
+    pub caller_from_pai: Option<String>,
     /// The number originally dialled (Diversion / History-Info).
-    original: Option<String>,
-    /// The trunk whose address placed the call.
-    trunk: Option<String>,
+    pub original: Option<String>,
+    /// The trunk whose address placed the call (or a callback goes out on).
+    pub trunk: Option<String>,
+    /// An agent calling a citizen back.
+    pub callback: Option<super::callback::Attempt>,
 }
 
 fn offered_to(outcome: &Outcome, line: &Line) -> String {

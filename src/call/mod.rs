@@ -11,6 +11,7 @@
 //! The call's timers, one per purpose, are in `timer.rs`.
 
 pub mod api;
+mod callback;
 mod callee_answer;
 mod core_config;
 mod dialog;
@@ -177,6 +178,8 @@ struct Call {
     /// Handed over by another node: the Unix time of its first offer there,
     /// which this node's first offer takes.
     adopted_offer_ms: Option<i64>,
+    /// An agent calling a citizen back: which missed call, who.
+    callback: Option<callback::Attempt>,
 }
 
 impl Call {
@@ -322,6 +325,12 @@ pub(super) struct Shared {
     peers: std::collections::HashSet<std::net::SocketAddr>,
     /// Ids of calls handed over by another node (kept instead of this core's).
     adopted: HashMap<CallKey, String>,
+    /// The numbers owed a callback (see `callback.rs`).
+    callbacks: callback::CallbackList,
+    /// The outbound trunk's bounds.
+    outbound: callback::OutboundGate,
+    /// Callback attempts started and ended since the last `poll_callback`.
+    callback_events: VecDeque<cdr::CallbackEvent>,
 }
 
 impl Core {
@@ -374,6 +383,9 @@ impl Core {
                 finished: Vec::new(),
                 peers: Default::default(),
                 adopted: HashMap::new(),
+                callbacks: Default::default(),
+                outbound: Default::default(),
+                callback_events: VecDeque::new(),
             },
             calls: IdMap::default(),
             next_key: 1,

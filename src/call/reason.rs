@@ -74,6 +74,14 @@ pub enum Reason {
     /// A stopping node could not hand a waiting caller to the active node
     /// (refused, or no answer): the call ended there, with a callback owed.
     ClusterHandoverFailed,
+    /// An agent dialled a number that is no line and not owed a callback (or
+    /// that the outbound trunk does not allow): `403`, nothing dialled out.
+    CallbackNotListed,
+    /// An agent dialled a number that is no line and no outbound trunk is
+    /// configured: `403`.
+    CallbackNoTrunk,
+    /// The outbound trunk is at its calls at once or per second: `503`.
+    CallbackTrunkBusy,
 }
 
 impl Reason {
@@ -109,11 +117,14 @@ impl Reason {
             Reason::ClusterDraining => "cluster.draining",
             Reason::ClusterNodeLost => "cluster.node_lost",
             Reason::ClusterHandoverFailed => "cluster.handover_failed",
+            Reason::CallbackNotListed => "callback.not_listed",
+            Reason::CallbackNoTrunk => "callback.no_trunk",
+            Reason::CallbackTrunkBusy => "callback.trunk_busy",
         }
     }
 
     /// Every code, for documentation and metrics pre-registration.
-    pub const ALL: [Reason; 29] = [
+    pub const ALL: [Reason; 32] = [
         Reason::CallerHangup,
         Reason::CalleeHangup,
         Reason::CallerCancelled,
@@ -143,6 +154,9 @@ impl Reason {
         Reason::ClusterDraining,
         Reason::ClusterNodeLost,
         Reason::ClusterHandoverFailed,
+        Reason::CallbackNotListed,
+        Reason::CallbackNoTrunk,
+        Reason::CallbackTrunkBusy,
     ];
 
     /// The reason with this stable code.

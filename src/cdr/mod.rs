@@ -157,6 +157,67 @@ pub struct Answer {
     pub at_ms: i64,
 }
 
+/// What became of one attempt to call a citizen back (漏接回拨).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallbackResult {
+    Answered,
+    NoAnswer,
+    Busy,
+    /// The number does not exist or cannot be reached as dialled.
+    WrongNumber,
+    /// The gateway's or the trunk's side failed.
+    Failed,
+}
+
+impl CallbackResult {
+    pub const ALL: [CallbackResult; 5] = [
+        CallbackResult::Answered,
+        CallbackResult::NoAnswer,
+        CallbackResult::Busy,
+        CallbackResult::WrongNumber,
+        CallbackResult::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallbackResult::Answered => "answered",
+            CallbackResult::NoAnswer => "no_answer",
+            CallbackResult::Busy => "busy",
+            CallbackResult::WrongNumber => "wrong_number",
+            CallbackResult::Failed => "failed",
+        }
+    }
+}
+
+/// A callback attempt, as it happens: started (an agent dialled the citizen)
+/// or ended with its result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackEvent {
+    Started {
+        /// The missed call's id.
+        missed: String,
+        at_ms: i64,
+    },
+    Ended(CallbackAttempt),
+}
+
+/// One finished attempt to call a citizen back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallbackAttempt {
+    /// The attempt's own call record id.
+    pub id: String,
+    /// The missed call's id.
+    pub missed: String,
+    /// The agent who dialled.
+    pub agent: String,
+    /// The number dialled.
+    pub number: String,
+    /// When the attempt started (Unix ms).
+    pub at_ms: i64,
+    pub result: CallbackResult,
+}
+
 /// A call offered to a person, as it happens: what its work-order stub opens with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Offer {

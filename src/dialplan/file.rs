@@ -265,13 +265,16 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
                 let kind = match t.kind.as_str() {
                     "carrier" => TrunkKind::Carrier,
                     "legacy" => TrunkKind::Legacy,
+                    "outbound" => TrunkKind::Outbound,
                     other => {
                         return Err(err(
                             "kind",
-                            format!("{other:?}: use \"carrier\" or \"legacy\""),
+                            format!("{other:?}: use \"carrier\", \"legacy\" or \"outbound\""),
                         ));
                     }
                 };
+                let outbound =
+                    super::records::outbound_trunk(kind, &t).map_err(|(k, m)| err(k, m))?;
                 let mut sources = Vec::new();
                 for src in &t.sources {
                     sources.push(parse_network(src).map_err(|m| err("sources", m))?);
@@ -282,6 +285,12 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
                         return Err(err(
                             "target",
                             "a legacy trunk needs the platform's SIP target".into(),
+                        ));
+                    }
+                    None if kind == TrunkKind::Outbound => {
+                        return Err(err(
+                            "target",
+                            "an outbound trunk needs the SIP target calls go out to".into(),
                         ));
                     }
                     None => None,
@@ -295,6 +304,7 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
                     sources,
                     target,
                     trusted: t.trusted,
+                    outbound,
                 });
                 Ok(())
             };

@@ -12,6 +12,7 @@ mod file;
 pub mod hours;
 mod locate;
 pub mod number;
+pub mod outbound;
 mod records;
 mod route;
 #[cfg(test)]
@@ -195,6 +196,8 @@ pub struct Trunk {
     pub target: Option<Target>,
     /// Take the caller from P-Asserted-Identity on calls from this trunk.
     pub trusted: bool,
+    /// What an outbound trunk allows (only for `kind = "outbound"`).
+    pub outbound: Option<outbound::Outbound>,
 }
 
 /// What a trunk connects to.
@@ -204,6 +207,8 @@ pub enum TrunkKind {
     Carrier,
     /// An old department platform (a parallel line's legacy seats).
     Legacy,
+    /// The way out for callbacks to citizens (`target`, `caller_id`, `allow`).
+    Outbound,
 }
 
 impl TrunkKind {
@@ -212,6 +217,7 @@ impl TrunkKind {
         match self {
             TrunkKind::Carrier => "carrier",
             TrunkKind::Legacy => "legacy",
+            TrunkKind::Outbound => "outbound",
         }
     }
 }
@@ -303,6 +309,11 @@ impl Dialplan {
     /// A trunk by name.
     pub fn trunk(&self, name: &str) -> Option<&Trunk> {
         self.trunks.iter().find(|t| t.name == name)
+    }
+
+    /// The outbound trunk callbacks go out over (the first one listed).
+    pub fn outbound_trunk(&self) -> Option<&Trunk> {
+        self.trunks.iter().find(|t| t.kind == TrunkKind::Outbound)
     }
 
     /// The transfer-directory entry for a dialled number, if it is one (its

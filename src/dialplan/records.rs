@@ -3,10 +3,11 @@
 //! Pure: records in, definitions or errors (placed by the caller) out.
 
 use super::locate::Origin;
-use super::schema::{LineFile, QueueFile};
+use super::outbound::{self, Outbound};
+use super::schema::{LineFile, QueueFile, TrunkFile};
 use super::seats::{AgentDef, Overflow, QueueDef};
 use super::values::{parse_target, placeholder_target};
-use super::{DialplanError, Line, Mode, Route, Transfer};
+use super::{DialplanError, Line, Mode, Route, Transfer, TrunkKind};
 use crate::util::toml_where::KeyLines;
 
 /// Checks a line's values; `err` places an error at one of its keys.
@@ -221,4 +222,67 @@ impl References<'_> {
             }
         }
     }
+}
+
+/// An outbound trunk's settings (`None` for other kinds, which may not have
+/// them), or the key at fault and why.
+pub(super) fn outbound_trunk(
+    kind: TrunkKind,
+    t: &TrunkFile,
+) -> Result<Option<Outbound>, (&'static str, String)> {
+    if kind != TrunkKind::Outbound {
+        for (key, set) in [
+            ("caller_id", t.caller_id.is_some()),
+            ("allow", !t.allow.is_empty()),
+            ("max_concurrent", t.max_concurrent.is_some()),
+            ("cps", t.cps.is_some()),
+        ] {
+            if set {
+                return Err((key, format!("only an outbound trunk has {key}")));
+            }
+        }
+        return Ok(None);
+    }
+    if !t.sources.is_empty() {
+        return Err((
+            "sources",
+            "an outbound trunk only places calls; calls in come over a carrier trunk".into(),
+        ));
+    }
+    let caller_id = match &t.caller_id {
+        Some(c) if !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()) => c.clone(),
+        Some(c) => return Err(("caller_id", format!("{c:?} must be digits only"))),
+        None => {
+            return Err((
+                "caller_id",
+                "an outbound trunk needs the number citizens see (e.g. \"12345\")".into(),
+            ));
+        }
+    };
+    if t.allow.is_empty() {
+        return Err((
+            "allow",
+            "an outbound trunk needs the number patterns it may dial (e.g. [\"1XXXXXXXXXX\"])"
+                .into(),
+        ));
+    }
+    for p in &t.allow {
+        outbound::check_pattern(p).map_err(|m| ("allow", m))?;
+    }
+    let max_concurrent = t.max_concurrent.unwrap_or(outbound::DEFAULT_MAX_CONCURRENT);
+    let cps = t.cps.unwrap_or(outbound::DEFAULT_CPS);
+    if max_concurrent == 0 || cps == 0 {
+        let key = if max_concurrent == 0 {
+            "max_concurrent"
+        } else {
+            "cps"
+        };
+        return Err((key, "must be at least 1".into()));
+    }
+    Ok(Some(Outbound {
+        caller_id,
+        allow: t.allow.clone(),
+        max_concurrent,
+        cps,
+    }))
 }

@@ -178,4 +178,13 @@ pub(super) struct TrunkFile {
     pub(super) target: Option<String>,
     #[serde(default)]
     pub(super) trusted: bool,
+    /// Outbound trunks: the number citizens see.
+    pub(super) caller_id: Option<String>,
+    /// Outbound trunks: the number patterns that may be dialled.
+    #[serde(default)]
+    pub(super) allow: Vec<String>,
+    /// Outbound trunks: calls at once.
+    pub(super) max_concurrent: Option<usize>,
+    /// Outbound trunks: new calls per second.
+    pub(super) cps: Option<u32>,
 }

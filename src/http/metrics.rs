@@ -474,3 +474,31 @@ fn esc(v: &str) -> String {
         .replace('"', "\\\"")
         .replace('\n', "\\n")
 }
+
+/// The callbacks' gauges (漏接回拨), when the store answered.
+pub fn callbacks(out: &mut String, c: &crate::store::CallbackSummary) {
+    use std::fmt::Write as _;
+    let mut gauge = |name: &str, help: &str, v: f64| {
+        let _ = write!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"
+        );
+    };
+    gauge(
+        "hotline_callbacks_pending",
+        "Missed calls still owed a callback.",
+        c.pending as f64,
+    );
+    gauge(
+        "hotline_callback_oldest_pending_seconds",
+        "How long the oldest missed call owed a callback has waited.",
+        c.oldest_pending_age_s.unwrap_or(0) as f64,
+    );
+    if let Some(share) = c.within_limit_share {
+        gauge(
+            "hotline_callbacks_within_limit_ratio",
+            "Of the missed calls of the last 7 days whose limit has passed, the share called back within it.",
+            share,
+        );
+    }
+}

@@ -104,7 +104,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/api/v1/calls/{id}/callback",
-            post(reports::callback_done).route_layer(needs!(Supervisor)),
+            get(reports::callback_of)
+                .post(reports::callback_done)
+                .route_layer(needs!(Supervisor)),
         )
         .route(
             "/api/v1/tickets",

@@ -35,7 +35,58 @@ pub(super) async fn wallboard() -> Html<&'static str> {
 pub(super) async fn sla(State(state): State<AppState>) -> Response {
     let now = crate::util::time::unix_ms();
     let snap = state.reporting.tracker().snapshot(now);
-    Json(snap).into_response()
+    let mut body = serde_json::to_value(snap).unwrap_or_default();
+    // Where the callbacks stand (漏接回拨), from the store; null without one.
+    body["callbacks"] = match callback_summary(&state, now).await {
+        Some(s) => serde_json::to_value(s).unwrap_or_default(),
+        None => serde_json::Value::Null,
+    };
+    Json(body).into_response()
+}
+
+/// The callbacks' standing, when the store answers.
+async fn callback_summary(state: &AppState, now: i64) -> Option<crate::store::CallbackSummary> {
+    let store = state.reporting.store()?;
+    let within_h = state.reporting.sla.callback_within_h;
+    store.callback_summary(now, within_h).await.ok()
+}
+
+/// `GET /api/v1/calls/{id}/callback`: a missed call's callback state and its
+/// attempts (who, when, result).
+pub(super) async fn callback_of(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let store = match store(&state) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let unavailable = |e: crate::store::StoreError| {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            e.to_string(),
+        )
+    };
+    let (pending, callback_state, attempts_n) = match store.callback_of(&id).await {
+        Ok(Some(x)) => x,
+        Ok(None) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "no_such_call",
+                format!("no call {id:?}"),
+            );
+        }
+        Err(e) => return unavailable(e),
+    };
+    match store.callback_attempts(&id).await {
+        Ok(attempts) => Json(json!({
+            "id": id,
+            "callback_pending": pending,
+            "callback_state": callback_state,
+            "callback_attempts": attempts_n,
+            "attempts": attempts,
+        }))
+        .into_response(),
+        Err(e) => unavailable(e),
+    }
 }
 
 /// `GET /metrics`.
@@ -44,7 +95,7 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     let agents = ask(&state, Control::Agents).await.unwrap_or_default();
     let now = crate::util::time::unix_ms();
     let snap = state.reporting.tracker().snapshot(now);
-    let body = super::metrics::render(
+    let mut body = super::metrics::render(
         &state.status,
         &state.connections,
         &state.reporting,
@@ -52,6 +103,9 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         &queues,
         &agents,
     );
+    if let Some(c) = callback_summary(&state, now).await {
+        super::metrics::callbacks(&mut body, &c);
+    }
     (
         [(
             header::CONTENT_TYPE,

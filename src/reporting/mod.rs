@@ -21,6 +21,7 @@
 //! either way.
 
 mod alerts;
+pub mod callbacks;
 mod live;
 pub mod report;
 pub mod telemetry;
@@ -57,6 +58,8 @@ enum Item {
     /// An agent's bindings after a REGISTER (none: unregistered).
     Registrations(String, Vec<crate::store::RegistrationRow>),
     Alert(sla::Alert),
+    /// A callback attempt started or ended.
+    Callback(crate::cdr::CallbackEvent),
 }
 
 /// What HTTP reads: the live figures, the counters and the store.
@@ -403,6 +406,14 @@ impl Recorder {
         ));
     }
 
+    /// A callback attempt started or ended, for the missed call's state.
+    pub fn callback(&mut self, ev: crate::cdr::CallbackEvent) {
+        if self.tx.is_none() {
+            return;
+        }
+        self.queue(Item::Callback(ev));
+    }
+
     /// An agent's bindings after a REGISTER, for the node that takes over.
     pub fn registered(&mut self, user: &str, bindings: &[crate::registrar::PortableBinding]) {
         if self.tx.is_none() {
@@ -426,7 +437,9 @@ impl Recorder {
         let classified = sla::classify(&cdr, &self.sla);
         let outcome = classified.as_ref().map(|c| c.outcome);
         cdr.outcome = outcome.map(|o| o.as_str().to_string());
-        cdr.callback_pending |= outcome == Some(Outcome::Abandoned);
+        // Missed calls are owed a callback; short abandons per `[sla]`.
+        cdr.callback_pending |= outcome == Some(Outcome::Abandoned)
+            || (self.sla.callback_short_abandoned && outcome == Some(Outcome::ShortAbandoned));
         let t = &self.shared.telemetry;
         t.count_outcome(outcome);
         if let (Some(offered), Some(answered)) = (cdr.offered_at_ms, cdr.answered_at_ms) {

@@ -55,6 +55,7 @@ pub(super) async fn run(
         let mut lives = Vec::new();
         let mut registrations = Vec::new();
         let mut answers = Vec::new();
+        let mut callbacks = Vec::new();
         for item in batch.drain(..) {
             match item {
                 Item::Call(w) => calls.push(*w),
@@ -63,6 +64,7 @@ pub(super) async fn run(
                 Item::LiveAnswered(id, agent, by, at) => answers.push((id, agent, by, at)),
                 Item::Registrations(aor, rows) => registrations.push((aor, rows)),
                 Item::Alert(a) => alerts.push(a),
+                Item::Callback(c) => callbacks.push(c),
             }
         }
         // Calls in progress before the records that end them (same batch: the
@@ -145,6 +147,24 @@ pub(super) async fn run(
                         }
                     }
                 }
+            }
+        }
+        // After the records: an attempt updates the missed call's row.
+        let max_attempts = i64::from(shared.sla.callback_max_attempts);
+        for c in &callbacks {
+            let done = match c {
+                crate::cdr::CallbackEvent::Started { missed, .. } => {
+                    retry(&shared, "callback start", || store.callback_started(missed)).await
+                }
+                crate::cdr::CallbackEvent::Ended(a) => {
+                    retry(&shared, "callback attempt", || {
+                        store.callback_attempt(a, max_attempts)
+                    })
+                    .await
+                }
+            };
+            if done.is_none() {
+                tracing::error!("callback attempt refused by the database");
             }
         }
         for a in alerts {

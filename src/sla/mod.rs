@@ -92,6 +92,14 @@ pub struct SlaConfig {
     pub recover_margin: f64,
     /// Where the driver POSTs alerts. Carried, never used here.
     pub webhook: Option<String>,
+    /// A missed call is called back "in time" within this many hours of its
+    /// end (the share in time is reported).
+    pub callback_within_h: u32,
+    /// Attempts before a missed call's callback is given up.
+    pub callback_max_attempts: u32,
+    /// Short-abandoned calls (hung up within `short_abandon_s`) are owed a
+    /// callback too. Off by default: most are misdials.
+    pub callback_short_abandoned: bool,
 }
 
 impl Default for SlaConfig {
@@ -103,6 +111,9 @@ impl Default for SlaConfig {
             min_offered: 20,
             recover_margin: 0.01,
             webhook: None,
+            callback_within_h: 24,
+            callback_max_attempts: 3,
+            callback_short_abandoned: false,
         }
     }
 }
@@ -110,6 +121,18 @@ impl Default for SlaConfig {
 impl SlaConfig {
     /// Checks value ranges. The error names the key.
     pub fn validate(&self) -> Result<(), String> {
+        if !(1..=720).contains(&self.callback_within_h) {
+            return Err(format!(
+                "callback_within_h: must be 1..=720 hours, got {}",
+                self.callback_within_h
+            ));
+        }
+        if !(1..=20).contains(&self.callback_max_attempts) {
+            return Err(format!(
+                "callback_max_attempts: must be 1..=20, got {}",
+                self.callback_max_attempts
+            ));
+        }
         if !(self.target > 0.0 && self.target <= 1.0) {
             return Err(format!("target: must be in (0, 1], got {}", self.target));
         }

@@ -59,6 +59,8 @@ pub struct CallOpts {
     pub listen: SocketAddr,
     pub number: String,
     pub from: String,
+    /// Answer digest challenges as `from` (an agent dialling out).
+    pub password: Option<String>,
     pub count: u64,
     /// Calls per second.
     pub rate: f64,
@@ -275,7 +277,7 @@ pub async fn call(opts: CallOpts) -> Result<Summary, SoftphoneError> {
         local: opts.listen,
         server: opts.server,
         user: opts.from.clone(),
-        password: None,
+        password: opts.password.clone(),
         timers: TimerConfig::default(),
         answer_after: None,
         talk_for: opts.hangup_after,

@@ -192,9 +192,11 @@ impl Store {
     /// Marks a missed call as called back. Returns false when no such call waits.
     pub async fn clear_callback(&self, id: &str) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE call_records SET callback_pending = 0 WHERE id = $1 AND callback_pending = 1",
+            "UPDATE call_records SET callback_pending = 0, callback_state = 'done', \
+             callback_done_at_ms = $2 WHERE id = $1 AND callback_pending = 1",
         )
         .bind(id.to_string())
+        .bind(crate::util::time::unix_ms())
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)

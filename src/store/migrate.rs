@@ -35,6 +35,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0006_call_trunk.sql"),
         include_str!("../../migrations/postgres/0006_call_trunk.sql"),
     ),
+    (
+        7,
+        include_str!("../../migrations/sqlite/0007_callbacks.sql"),
+        include_str!("../../migrations/postgres/0007_callbacks.sql"),
+    ),
 ];
 
 /// Applies every migration the database has not seen yet.

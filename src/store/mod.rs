@@ -7,6 +7,7 @@
 //! databases (`$N` placeholders, `ON CONFLICT`, `RETURNING`), through sqlx's `Any`
 //! driver.
 
+mod callbacks;
 mod calls;
 mod cluster;
 mod filter;
@@ -23,6 +24,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
+pub use callbacks::CallbackSummary;
 pub use calls::{CallFilter, CallWrite};
 pub use cluster::{Heartbeat, LiveCall, RegistrationRow};
 pub use intervals::{AlertRow, IntervalRow};

@@ -500,3 +500,84 @@ async fn reports_read_calls_by_first_offer_in_pages() {
         assert_eq!(got, want, "{url}");
     }
 }
+
+#[tokio::test]
+async fn callback_attempts_move_a_missed_call_to_done_or_given_up() {
+    use crate::cdr::{CallbackAttempt, CallbackResult};
+    let (_scratch, urls) = backends("callbacks").await;
+    let hour = 3_600_000;
+    let now = 1_000 * hour;
+    for url in urls {
+        let store = Store::open(&url).await.expect(&url);
+        let mut a = record("m-a", now - 30 * hour, "abandoned", true);
+        a.caller = "13800000001".into();
+        let mut b = record("m-b", now - 30 * hour, "abandoned", true);
+        b.caller = "13800000002".into();
+        let c = record("m-c", now - 2 * hour, "abandoned", true);
+        store
+            .insert_calls(&[write(a, vec![]), write(b, vec![]), write(c, vec![])])
+            .await
+            .unwrap();
+        let list = store.pending_callbacks(now - 48 * hour, 10).await.unwrap();
+        assert_eq!(list.len(), 3, "{url}");
+        let attempt = |id: &str, missed: &str, at: i64, result| CallbackAttempt {
+            id: id.into(),
+            missed: missed.into(),
+            agent: "1001".into(),
+            number: "13800000001".into(),
+            at_ms: at,
+            result,
+        };
+        // m-a: no answer, then answered 20 hours after it was missed.
+        store.callback_started("m-a").await.unwrap();
+        assert_eq!(
+            store.callback_of("m-a").await.unwrap(),
+            Some((true, Some("in_progress".into()), 0)),
+            "{url}"
+        );
+        let first = attempt("t-1", "m-a", now - 12 * hour, CallbackResult::NoAnswer);
+        store.callback_attempt(&first, 3).await.unwrap();
+        store.callback_attempt(&first, 3).await.unwrap(); // a retried write
+        assert_eq!(
+            store.callback_of("m-a").await.unwrap(),
+            Some((true, Some("pending".into()), 1)),
+            "a retry counts nothing twice: {url}"
+        );
+        let done = attempt("t-2", "m-a", now - 10 * hour, CallbackResult::Answered);
+        store.callback_attempt(&done, 3).await.unwrap();
+        assert_eq!(
+            store.callback_of("m-a").await.unwrap(),
+            Some((false, Some("done".into()), 2)),
+            "{url}"
+        );
+        // m-b: three failures, given up.
+        for (i, r) in [
+            CallbackResult::Busy,
+            CallbackResult::NoAnswer,
+            CallbackResult::WrongNumber,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let t = attempt(&format!("u-{i}"), "m-b", now - 5 * hour + i as i64, r);
+            store.callback_attempt(&t, 3).await.unwrap();
+        }
+        assert_eq!(
+            store.callback_of("m-b").await.unwrap(),
+            Some((false, Some("given_up".into()), 3)),
+            "{url}"
+        );
+        let tried = store.callback_attempts("m-b").await.unwrap();
+        assert_eq!(tried.len(), 3, "{url}");
+        assert_eq!(tried[2].result, CallbackResult::WrongNumber);
+        // Only m-c is still owed; of the two whose 24 h are up, one was
+        // called back in time.
+        let list = store.pending_callbacks(now - 48 * hour, 10).await.unwrap();
+        assert_eq!(list, vec![("13800000000".to_string(), "m-c".to_string())]);
+        let s = store.callback_summary(now, 24).await.unwrap();
+        assert_eq!((s.pending, s.due, s.within_limit), (1, 2, 1), "{url}: {s:?}");
+        assert_eq!(s.within_limit_share, Some(0.5));
+        assert_eq!(s.oldest_pending_age_s, Some(2 * 3600));
+        assert!(store.callback_of("nope").await.unwrap().is_none());
+    }
+}

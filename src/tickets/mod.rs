@@ -155,9 +155,11 @@ pub fn complete(
         StubState::LegacyAnswered
     } else if record.answered_at_ms.is_some() {
         StubState::Answered
-    } else if record.callback_pending || outcome == "abandoned" || outcome == "short_abandoned" {
-        // Missed: the ticket system decides whether a short abandon is called back
-        // (the stub's `outcome` tells them apart).
+    } else if record.callback_pending {
+        // Missed and owed a callback, as the call list says: abandoned, given
+        // up, turned away; a short abandon only under `[sla]
+        // callback_short_abandoned` (otherwise `failed`, its `outcome` saying
+        // `short_abandoned`).
         StubState::Callback
     } else {
         StubState::Failed

@@ -102,6 +102,8 @@ pub enum Control {
     StepDown(crate::call::Serving),
     /// Agents on calls other nodes hold (the database's live calls).
     BusyElsewhere(std::collections::HashSet<String>),
+    /// The numbers owed a callback (number, missed call id), from the store.
+    Callbacks(Vec<(String, String)>),
     /// The other cluster nodes' SIP addresses: a handed-over call is accepted
     /// only from one of them.
     Peers(std::collections::HashSet<std::net::SocketAddr>),
@@ -322,6 +324,7 @@ impl SipServer {
                         }
                         Some(Control::StepDown(to)) => core.step_down(Instant::now(), to),
                         Some(Control::Peers(peers)) => core.set_peers(peers),
+                        Some(Control::Callbacks(list)) => core.set_callbacks(list),
                         Some(Control::HandOver { node, addr }) => {
                             core.hand_over(Instant::now(), &node, addr);
                         }

@@ -74,6 +74,11 @@ impl Status {
                 rec.answered(&a);
             }
         }
+        while let Some(ev) = core.poll_callback() {
+            if let Some(rec) = recorder.as_deref_mut() {
+                rec.callback(ev);
+            }
+        }
         while let Some((user, bindings)) = core.poll_registration() {
             if let Some(rec) = recorder.as_deref_mut() {
                 rec.registered(&user, &bindings);

@@ -163,6 +163,11 @@ fn flow_cfg(queued: Option<QueuedAudio>) -> CoreConfig {
     }
 }
 
+/// [`flow_net`] (no media) on the flow plan and `extra` dialplan text.
+pub(super) fn flow_net_with(extra: &str) -> Net {
+    Net::with(flow_cfg(None), parse(&format!("{PLAN}\n{extra}")))
+}
+
 /// A core on the flow plan with this configuration (keepalive probes on by default).
 pub(super) fn plan_net(cfg: CoreConfig) -> Net {
     Net::with(cfg, parse(PLAN))
@@ -249,7 +254,7 @@ Contact: <sip:party@{addr}>\r\n{extra}Content-Length: 0\r\n\r\n",
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Agent {
     pub(super) id: &'static str,
-    password: &'static str,
+    pub(super) password: &'static str,
     pub(super) at: Party,
 }
 
@@ -289,6 +294,17 @@ Content-Length: 0\r\n\r\n",
     /// The `Authorization` value answering `challenge`'s MD5 nonce for a
     /// request `method uri`, computed here with plain MD5 (RFC 7616, qop=auth).
     pub(super) fn digest(&self, challenge: &Response, method: &str, uri: &str) -> String {
+        self.digest_nc(challenge, method, uri, 1)
+    }
+
+    /// [`Agent::digest`] with nonce count `nc` (a phone counts its uses of a nonce).
+    pub(super) fn digest_nc(
+        &self,
+        challenge: &Response,
+        method: &str,
+        uri: &str,
+        nc: u32,
+    ) -> String {
         let www = challenge
             .header_all("WWW-Authenticate")
             .find(|v| v.contains("algorithm=MD5"))
@@ -304,7 +320,7 @@ Content-Length: 0\r\n\r\n",
         let md5 = |s: String| crate::util::hex::hex(&Md5::digest(s.as_bytes()));
         let ha1 = md5(format!("{}:{realm}:{}", self.id, self.password));
         let ha2 = md5(format!("{method}:{uri}"));
-        let (nc, cnonce) = ("00000001", "0a4f113b");
+        let (nc, cnonce) = (format!("{nc:08x}"), "0a4f113b");
         let response = md5(format!("{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}"));
         format!(
             "Digest username=\"{}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", \
