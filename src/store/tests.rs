@@ -575,7 +575,11 @@ async fn callback_attempts_move_a_missed_call_to_done_or_given_up() {
         let list = store.pending_callbacks(now - 48 * hour, 10).await.unwrap();
         assert_eq!(list, vec![("13800000000".to_string(), "m-c".to_string())]);
         let s = store.callback_summary(now, 24).await.unwrap();
-        assert_eq!((s.pending, s.due, s.within_limit), (1, 2, 1), "{url}: {s:?}");
+        assert_eq!(
+            (s.pending, s.due, s.within_limit),
+            (1, 2, 1),
+            "{url}: {s:?}"
+        );
         assert_eq!(s.within_limit_share, Some(0.5));
         assert_eq!(s.oldest_pending_age_s, Some(2 * 3600));
         assert!(store.callback_of("nope").await.unwrap().is_none());

@@ -3,6 +3,7 @@
 
 mod acd;
 mod agent_life;
+mod callbacks;
 mod caller_summary;
 mod calls;
 mod cluster;
