@@ -494,10 +494,20 @@ pub fn callbacks(out: &mut String, c: &crate::store::CallbackSummary) {
         "How long the oldest missed call owed a callback has waited.",
         c.oldest_pending_age_s.unwrap_or(0) as f64,
     );
+    gauge(
+        "hotline_callbacks_due",
+        "Missed calls of the last 7 days owed a callback whose limit (callback_within_h) has passed.",
+        c.due as f64,
+    );
+    gauge(
+        "hotline_callbacks_within_limit",
+        "Of those, called back within the limit.",
+        c.within_limit as f64,
+    );
     if let Some(share) = c.within_limit_share {
         gauge(
             "hotline_callbacks_within_limit_ratio",
-            "Of the missed calls of the last 7 days whose limit has passed, the share called back within it.",
+            "hotline_callbacks_within_limit / hotline_callbacks_due (absent with none due).",
             share,
         );
     }

@@ -9,6 +9,7 @@ mod calls;
 mod cluster;
 mod corpus;
 mod dialplan;
+mod grafana;
 mod interop;
 mod kamailio;
 mod media;
