@@ -39,6 +39,7 @@ PROMPTS=(
   "survey|请对本次服务进行评价。满意请按1，基本满意请按2，不满意请按3。|请对本次服务进行评价。满意请按1，基本满意请按2，不满意请按3。|Please rate this service. Press 1 if satisfied, 2 if fairly satisfied, 3 if dissatisfied."
   "thanks|感谢您的评价，再见。|感谢您的评价，再见。|Thank you for your feedback. Goodbye."
   "still-waiting|坐席正忙，请您耐心等待。|坐席正忙，请您耐心等待。|All agents are busy, please continue to hold."
+  "number-changed|您拨打的号码已调整，请拨打12345政务服务便民热线，谢谢。|您拨打的号码已调整，请拨打幺二三四五政务服务便民热线，谢谢。|The number you dialled has changed. Please call the 12345 government service hotline. Thank you."
 )
 
 # Hold music: one phrase of the C major pentatonic scale (C D E G A), 16 notes of 0.5 s
@@ -169,6 +170,7 @@ EOF
       survey)        use="after the agent hangs up: satisfaction survey, DTMF 1/2/3" ;;
       thanks)        use="after a survey key is pressed, before hanging up" ;;
       still-waiting) use="every so often while the caller is on hold" ;;
+      number-changed) use="a line out of service (before effective_from, after effective_until), before hanging up" ;;
       *)             use="" ;;
     esac
     printf '| `%s.wav` | %s | %s | %s |\n' "$name" "$use" "$shown" "$english"

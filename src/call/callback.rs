@@ -167,6 +167,7 @@ impl Core {
                 number,
                 started_ms,
             }),
+            announce: None,
         })
     }
 

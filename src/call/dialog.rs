@@ -94,6 +94,11 @@ impl Call {
             self.a.remote_tag = None;
             return self.leave_queue(sh, now, Reason::CallerCancelled);
         }
+        if side == Side::A && matches!(self.state, CallState::Announcing) {
+            // The caller hung up on the announcement: nothing left to BYE.
+            self.a.remote_tag = None;
+            return self.hang_up_side(sh, now, Side::A);
+        }
         if self.state.answered() {
             self.set_reason(match side {
                 Side::A => Reason::CallerHangup,

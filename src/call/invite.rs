@@ -50,6 +50,7 @@ impl Core {
             original,
             trunk,
             callback,
+            announce,
         }) = routed
         else {
             return; // answered and recorded
@@ -66,6 +67,10 @@ impl Core {
             self.sh.respond(now, tx, 503, m.finish_empty());
             if claim.is_some() {
                 return; // the handing node records it
+            }
+            if announce.is_some() {
+                // No line in service: nobody was offered the call.
+                return self.record_refused(now, &req, reason, 503);
             }
             if let Some(a) = callback {
                 self.record_refused(now, &req, reason, 503);
@@ -178,10 +183,18 @@ impl Core {
                 }
             };
             tracing::info!(code, reason = reason.as_str(), "call refused: no media");
+            if announce.is_some() {
+                // A line out of service offers the call to nobody: a plain 404.
+                call.abandon_early(sh, now, Reason::LineNotInService, 404, "Not Found");
+                self.calls.insert(key, call);
+                return;
+            }
             // The caller reached a line and was not served: offered, and missed.
             let offered = offered_to(&outcome, &line);
             call.note(sh, now, cdr::EventKind::Offered, Some(offered));
             call.abandon_early(sh, now, reason, code, phrase);
+        } else if let Some(prompt) = announce {
+            call.announce(sh, now, &prompt);
         } else {
             call.route(sh, now, outcome, &line);
         }
@@ -221,6 +234,21 @@ impl Core {
             at: self.sh.local_time(now),
         };
         let decision = plan.decide(&facts);
+        // A line out of service is announced, when media can.
+        if let (Some(line), Outcome::Reject { reason, .. }) = (decision.line, &decision.outcome)
+            && *reason == Reason::LineNotInService.as_str()
+            && let Some(prompt) = self.sh.not_in_service_prompt()
+        {
+            return Some(Routed {
+                line: line.clone(),
+                outcome: decision.outcome.clone(),
+                caller_from_pai: None,
+                original: facts.original.map(|(n, _)| n),
+                trunk: decision.trunk.clone(),
+                callback: None,
+                announce: Some(prompt),
+            });
+        }
         let (line, outcome) = match (decision.line, &decision.outcome) {
             (_, Outcome::Reject { code, reason }) => {
                 let reason = Reason::from_code(reason).unwrap_or(Reason::NoRoute);
@@ -255,6 +283,7 @@ impl Core {
             original: facts.original.map(|(n, _)| n),
             trunk: decision.trunk.clone(),
             callback: None,
+            announce: None,
         })
     }
 
@@ -285,6 +314,7 @@ impl Core {
             original: None,
             trunk: None,
             callback: None,
+            announce: None,
         })
     }
 
@@ -493,6 +523,8 @@ pub(super) struct Routed {
     pub trunk: Option<String>,
     /// An agent calling a citizen back.
     pub callback: Option<super::callback::Attempt>,
+    /// A line out of service: the announcement to play before hanging up.
+    pub announce: Option<String>,
 }
 
 fn offered_to(outcome: &Outcome, line: &Line) -> String {

@@ -57,6 +57,8 @@ pub struct MediaConfig {
     pub survey_thanks: Option<String>,
     /// How long the caller has to press a key once the survey prompt has played.
     pub survey_timeout: Duration,
+    /// The announcement of a line out of service.
+    pub not_in_service: Option<String>,
     /// Lines are recorded unless they say otherwise.
     pub record: bool,
 }

@@ -232,6 +232,7 @@ impl Call {
             debug!("the line's prompt never reported its end: queueing the caller");
             self.on_play_done(sh, now);
         }
+        self.announced(sh, now);
     }
 
     /// What the relay reported about this call.
@@ -295,6 +296,7 @@ impl Call {
             // The survey prompt is over: the key timer runs.
             CallState::Survey(SurveyStep::Asking) => {}
             CallState::Survey(SurveyStep::Closing) => self.hang_up_side(sh, now, Side::A),
+            CallState::Announcing => self.announced(sh, now),
             _ => {}
         }
     }

@@ -22,6 +22,7 @@ pub(super) fn media_cfg(queued: QueuedAudio) -> MediaConfig {
         ("hold", 4000),
         ("survey", 3000),
         ("thanks", 1000),
+        ("number-changed", 3000),
     ] {
         prompts.insert(Prompt::from_pcm(name, &vec![500; ms * 8]));
     }
@@ -37,6 +38,7 @@ pub(super) fn media_cfg(queued: QueuedAudio) -> MediaConfig {
         survey: true,
         survey_prompt: "survey".into(),
         survey_thanks: Some("thanks".into()),
+        not_in_service: Some("number-changed".into()),
         survey_timeout: Duration::from_secs(5),
         record: false,
     }
@@ -560,4 +562,102 @@ fn a_pair_the_relay_cannot_bind_ends_the_call_with_503_and_goes_back_to_the_pool
     assert_eq!(net.record().reason, Reason::MediaPortUnavailable);
     assert_eq!(net.core.sh.ports.in_use(), 0, "both pairs given back");
     assert_eq!(net.core.sh.ports.capacity(), capacity, "none retired");
+}
+
+/// A core whose line 12345 went out of service at the end of 2025.
+fn retired_line_net(media: bool) -> Net {
+    let plan = crate::dialplan::parse_sources(&[(
+        "l.toml".into(),
+        format!(
+            "[[trunk]]\nname = \"t\"\nkind = \"carrier\"\nsources = [\"127.0.0.0/8\", \"192.0.2.0/24\"]\n\
+[[line]]\nnumber = \"12345\"\nname = \"old\"\ntarget = \"sip:{CALLEE}\"\neffective_until = \"2025-12-31\"\n"
+        ),
+    )])
+    .unwrap();
+    let cfg = CoreConfig {
+        max_calls: 10,
+        media: media.then(|| media_cfg(QueuedAudio::Answer)),
+        ..Default::default()
+    };
+    let mut net = Net::with(cfg, plan);
+    net.core.set_wall_clock(net.now, 1_780_000_000_000); // 2026-05
+    net
+}
+
+#[test]
+fn a_line_out_of_service_is_announced_then_hung_up_and_counted_nowhere() {
+    let mut net = retired_line_net(true);
+    net.send(net.caller, &caller_invite());
+    let ok = net.response(net.caller, 200);
+    assert_eq!(ok.header("X-Hotline-Answered-By"), Some("gateway"));
+    let gw_tag = ok.to_tag().unwrap();
+    let cmds = commands(&mut net);
+    let play = cmds
+        .iter()
+        .find_map(|c| match c {
+            MediaCommand::Play { play, playlist, .. }
+                if playlist
+                    .once
+                    .first()
+                    .is_some_and(|p| p.name == "number-changed") =>
+            {
+                Some(*play)
+            }
+            _ => None,
+        })
+        .expect("the announcement plays");
+    net.send(
+        net.caller,
+        &caller_request("ACK", 1, "z9hG4bKack1", &gw_tag),
+    );
+    net.none_to(
+        net.callee,
+        "an INVITE to the old line",
+        |m| matches!(m, Message::Request(r) if r.method == Method::Invite),
+    );
+    net.core.handle_media(
+        net.now,
+        MediaEvent::PlayDone {
+            session: cmds[0].session(),
+            play,
+        },
+    );
+    net.collect();
+    let bye = net.request(net.caller, Method::Bye);
+    let ok = response_to(&bye, 200, "OK", None).finish_empty();
+    net.send(net.caller, &ok);
+    let r = net.record();
+    assert_eq!(r.reason, Reason::LineNotInService);
+    assert!(
+        r.events.iter().all(|e| e.kind != cdr::EventKind::Offered),
+        "offered to nobody: {:?}",
+        r.events
+    );
+    assert!(net.core.poll_offer().is_none(), "no work order");
+}
+
+#[test]
+fn a_caller_hanging_up_on_the_announcement_ends_the_call() {
+    let mut net = retired_line_net(true);
+    net.send(net.caller, &caller_invite());
+    let gw_tag = net.response(net.caller, 200).to_tag().unwrap();
+    net.send(
+        net.caller,
+        &caller_request("ACK", 1, "z9hG4bKack1", &gw_tag),
+    );
+    net.send(
+        net.caller,
+        &caller_request("BYE", 2, "z9hG4bKbye1", &gw_tag),
+    );
+    net.response(net.caller, 200);
+    assert_eq!(net.record().reason, Reason::LineNotInService);
+    assert_eq!(net.core.active_calls(), 0);
+}
+
+#[test]
+fn without_media_a_line_out_of_service_is_a_404() {
+    let mut net = retired_line_net(false);
+    net.send(net.caller, &caller_invite());
+    net.response(net.caller, 404);
+    assert_eq!(net.record().reason, Reason::LineNotInService);
 }

@@ -10,6 +10,7 @@
 //! Where a call stands is one `CallState`; its chart is at the top of `state.rs`.
 //! The call's timers, one per purpose, are in `timer.rs`.
 
+mod announce;
 pub mod api;
 mod callback;
 mod callee_answer;

@@ -47,6 +47,9 @@ pub(super) enum CallState {
     },
     /// The agent hung up first: the caller rates the call.
     Survey(SurveyStep),
+    /// A line out of service (before `effective_from`, after `effective_until`):
+    /// the gateway answered and plays its announcement, then hangs up.
+    Announcing,
     /// Hanging up: BYEs or the callee INVITE's final response outstanding.
     Ending,
 }
@@ -70,6 +73,7 @@ impl CallState {
             CallState::Connected { .. } => "connected",
             CallState::Transferring { .. } => "transferring",
             CallState::Survey(_) => "survey",
+            CallState::Announcing => "announcing",
             CallState::Ending => "ending",
         }
     }

@@ -50,6 +50,11 @@ pub struct MediaSection {
     pub survey_thanks: Option<String>,
     /// Seconds to press 1, 2 or 3 after the survey prompt.
     pub survey_timeout_s: u64,
+    /// What a caller hears on a line out of service (before its
+    /// `effective_from`, after its `effective_until`) before the gateway hangs
+    /// up: the number has changed, call 12345 (国办函〔2025〕66号). Without it
+    /// (or without media) such a call gets `404`.
+    pub not_in_service: Option<String>,
     /// Record calls (lines may override), as stereo WAV in `recordings`.
     pub record: bool,
     pub recordings: PathBuf,
@@ -77,6 +82,7 @@ impl Default for MediaSection {
             survey_prompt: "survey".into(),
             survey_thanks: Some("thanks".into()),
             survey_timeout_s: 8,
+            not_in_service: Some("number-changed".into()),
             record: false,
             recordings: PathBuf::from("data/recordings"),
             recordings_max_mb: 10_240,
@@ -121,6 +127,7 @@ impl MediaSection {
             ("hold_music", &self.hold_music),
             ("hold_message", &self.hold_message),
             ("survey_thanks", &self.survey_thanks),
+            ("not_in_service", &self.not_in_service),
         ] {
             if let Some(n) = n {
                 v.push((k, n.as_str()));

@@ -138,6 +138,10 @@ const EMBEDDED: &[(&str, &[u8])] = &[
         "still-waiting",
         include_bytes!("../../prompts/still-waiting.wav"),
     ),
+    (
+        "number-changed",
+        include_bytes!("../../prompts/number-changed.wav"),
+    ),
 ];
 
 impl Prompts {

@@ -108,6 +108,7 @@ pub fn core_media_config(
         survey: m.survey,
         survey_prompt: m.survey_prompt.clone(),
         survey_thanks: m.survey_thanks.clone(),
+        not_in_service: m.not_in_service.clone(),
         survey_timeout: Duration::from_secs(m.survey_timeout_s),
         record: m.record,
     }
