@@ -83,6 +83,7 @@ impl Core {
             mode: on_line.then_some(call.mode.as_str()),
             department: call.department,
             trunk: call.trunk,
+            transfer_number: call.transfer_number,
             reason,
             final_code: call.final_code,
             offered_at: call.offered_at,

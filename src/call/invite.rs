@@ -129,6 +129,7 @@ impl Core {
             mode: line.mode,
             department: line.department.clone(),
             trunk,
+            transfer_number: line.transfer_number.clone(),
             offered_at: now,
             answered_at: None,
             offer_noted: false,

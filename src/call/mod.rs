@@ -155,6 +155,8 @@ struct Call {
     department: Option<String>,
     /// The trunk the call came in over (its source address).
     trunk: Option<String>,
+    /// The line's department's transfer number (direct merge).
+    transfer_number: Option<String>,
     offered_at: Instant,
     answered_at: Option<Instant>,
     /// Milestones already written to the event log (never read back from it).

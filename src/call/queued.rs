@@ -238,6 +238,10 @@ impl Call {
                 self.queue.clone().unwrap_or_default(),
             ),
         ];
+        if let Some(n) = &self.transfer_number {
+            // The department's own number: where the agent transfers for it.
+            pop.push(("X-Hotline-Transfer-Number".to_string(), n.clone()));
+        }
         if sh.cfg.tickets {
             pop.push(("X-Hotline-Ticket".to_string(), ticket));
         }

@@ -36,6 +36,8 @@ pub struct FinishedCall {
     pub department: Option<String>,
     /// The trunk the call came in over.
     pub trunk: Option<String>,
+    /// The department's transfer number (a direct-merged line), for the stub.
+    pub transfer_number: Option<String>,
     pub reason: Reason,
     /// The final status the caller received for its INVITE.
     pub final_code: u16,
@@ -185,6 +187,7 @@ impl Core {
             mode: None,
             department: None,
             trunk: None,
+            transfer_number: None,
             reason,
             final_code: code,
             offered_at: now,

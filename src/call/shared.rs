@@ -160,6 +160,7 @@ impl Call {
                 mode: self.mode.as_str().to_string(),
                 department: self.department.clone(),
                 trunk: self.trunk.clone(),
+                transfer_number: self.transfer_number.clone(),
                 offered_to: detail.clone().unwrap_or_default(),
                 at_ms,
                 deadline: self.deadline.clone(),

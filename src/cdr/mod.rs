@@ -234,6 +234,9 @@ pub struct Offer {
     /// The trunk the call came in over.
     #[serde(default)]
     pub trunk: Option<String>,
+    /// The department's transfer number (a direct-merged line).
+    #[serde(default)]
+    pub transfer_number: Option<String>,
     /// The queue, `legacy:<line>` or `sip:<line>`.
     pub offered_to: String,
     /// Unix milliseconds.

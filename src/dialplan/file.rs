@@ -405,6 +405,17 @@ pub fn check_sources(sources: &[(String, String)]) -> Result<Dialplan, Vec<Dialp
             refused: &refused,
         };
         refs.check(&lines, &queues, &agents, &transfers, &mut errors);
+        // A direct-merged department's old number is 12345's transfer number
+        // for it (the seed's definition): dialled by a citizen it reaches the
+        // queue; transferred to by an agent, the directory's entry (its trunk).
+        for (line, _) in &mut lines {
+            if line.mode == super::Mode::DirectMerge
+                && line.transfer_number.is_none()
+                && transfers.iter().any(|t| t.number == line.number)
+            {
+                line.transfer_number = Some(line.number.clone());
+            }
+        }
         // Resolve parallel lines' legacy trunks.
         for (name, o, at) in &pending_trunks {
             let (line, _) = &mut lines[*at];

@@ -384,6 +384,24 @@ fn the_embedded_example_province_loads() {
     assert_eq!(super::DEFAULT_FILES.len(), shipped);
 }
 
+#[test]
+fn a_direct_merged_line_is_by_default_its_departments_transfer_number() {
+    let plan = super::embedded_default().unwrap_or_else(|e| panic!("{e}"));
+    let line = plan.lookup("03514040000").expect("the example's 住建 line");
+    assert_eq!(line.transfer_number.as_deref(), Some("03514040000"));
+    assert_eq!(
+        line.queue(),
+        Some("hotline"),
+        "a citizen dialling it reaches 12345"
+    );
+    let entry = plan.transfer("03514040000").expect("in the directory");
+    assert_eq!(
+        entry.target.addr.port(),
+        5080,
+        "an agent's transfer reaches the department's trunk"
+    );
+}
+
 /// The keys and lines of mistakes serde finds and of mistakes found by later
 /// checks: always the key's own line, the record's index, and the key's name
 /// (never the bad value), and no second error for a record that was refused.

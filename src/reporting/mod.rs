@@ -464,6 +464,10 @@ impl Recorder {
         }
         let ticket = tickets::complete(&cdr, record.line_name.clone(), record.deadline.clone())
             .filter(|_| self.tickets)
+            .map(|stub| tickets::Stub {
+                transfer_number: record.transfer_number.clone(),
+                ..stub
+            })
             .map(|stub| ticket_write(&stub, cdr.ended_at_ms, self.deliver_tickets));
         let item = Item::Call(Box::new(CallWrite {
             record: cdr,

@@ -88,6 +88,10 @@ pub struct Stub {
     /// The trunk the call came in over (a 110 trunk for calls 110 handed over).
     #[serde(default)]
     pub trunk: Option<String>,
+    /// A direct-merged department's transfer number (its old number): where
+    /// an agent transfers the citizen to reach the department itself.
+    #[serde(default)]
+    pub transfer_number: Option<String>,
     pub caller: String,
     pub called: String,
     pub original: Option<String>,
@@ -123,6 +127,7 @@ pub fn open(offer: &Offer) -> Stub {
         mode: Some(offer.mode.clone()),
         department: offer.department.clone(),
         trunk: offer.trunk.clone(),
+        transfer_number: offer.transfer_number.clone(),
         caller: offer.caller.clone(),
         called: offer.called.clone(),
         original: offer.original.clone(),
@@ -176,6 +181,7 @@ pub fn complete(
         mode: record.mode.clone(),
         department: record.department.clone(),
         trunk: record.trunk.clone(),
+        transfer_number: None,
         caller: record.caller.clone(),
         called: record.called.clone(),
         original: record.original.clone(),

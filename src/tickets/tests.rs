@@ -14,6 +14,7 @@ fn offer() -> Offer {
         mode: "call_forwarding".into(),
         department: Some("市场监督管理局".into()),
         trunk: Some("police-110".into()),
+        transfer_number: Some("03514040000".into()),
         offered_to: "hotline".into(),
         at_ms: 1_795_000_000_000,
         deadline: Some("2026-12-04".into()),
@@ -77,6 +78,7 @@ fn an_open_stub_carries_the_offer() {
     assert_eq!(json["state"], "open");
     assert_eq!(json["line_name"], "12315 市场监管");
     assert_eq!(json["trunk"], "police-110", "where the call came in from");
+    assert_eq!(json["transfer_number"], "03514040000");
 }
 
 #[test]

@@ -246,3 +246,61 @@ from = "line"
         "and asserts the citizen's"
     );
 }
+
+#[test]
+fn a_direct_merged_departments_old_number_reaches_12345_and_is_its_transfer_number() {
+    let dept = peer("127.0.0.1:5086");
+    let mut net = flow_net_with(
+        r#"
+[[line]]
+number = "03514040000"
+name = "住建服务电话"
+department = "住房和城乡建设厅"
+mode = "direct_merge"
+queue = "agents"
+
+[[transfer]]
+number = "03514040000"
+name = "住房和城乡建设厅"
+target = "sip:127.0.0.1:5086"
+"#,
+    );
+    A1.register(&mut net);
+    // A citizen dials the old number: the 12345 queue, and the agent is told
+    // the department's transfer number.
+    net.send(net.caller, &super::support::invite_to("03514040000"));
+    let gw_tag = net.response(net.caller, 180).to_tag().unwrap();
+    let inv = A1.invite(&mut net);
+    assert_eq!(inv.header("X-Hotline-Transfer-Number"), Some("03514040000"));
+    assert_eq!(inv.header("X-Hotline-Mode"), Some("direct_merge"));
+    net.send(A1.peer(), &A1.reply(&inv, 200, "OK", SDP));
+    net.response(net.caller, 200);
+    net.send(
+        net.caller,
+        &caller_request("ACK", 1, "z9hG4bKack1", &gw_tag),
+    );
+    net.request(A1.peer(), Method::Ack);
+    // The agent transfers to that same number: the department's own phone,
+    // never the queue again.
+    let refer_to = "<sip:03514040000@127.0.0.1:5060>";
+    let text = |cseq: u32, auth: Option<&str>| {
+        let mut h = vec![("Refer-To", refer_to)];
+        if let Some(a) = auth {
+            h.push(("Authorization", a));
+        }
+        A1.at
+            .request(&inv, "REFER", cseq, &format!("z9hG4bKdm{cseq}"), &h)
+    };
+    net.send(A1.peer(), &text(2, None));
+    let challenge = net.response(A1.peer(), 401);
+    let auth = A1.digest(&challenge, "REFER", "sip:gw@127.0.0.1:5060");
+    net.send(A1.peer(), &text(3, Some(&auth)));
+    net.response(A1.peer(), 202);
+    let to_dept = net.request(dept, Method::Invite);
+    assert_eq!(&*to_dept.uri, "sip:03514040000@127.0.0.1:5086");
+    assert_eq!(
+        agent_state(&net, "1002"),
+        "logged_out",
+        "no agent rung again"
+    );
+}
