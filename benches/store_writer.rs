@@ -65,6 +65,8 @@ fn record(run: usize, i: usize, now: i64) -> CallRecord {
         survey: None,
         recording: None,
         callback_pending: abandoned,
+        callback_state: None,
+        callback_done_at_ms: None,
         events,
     }
 }

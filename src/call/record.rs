@@ -105,6 +105,8 @@ impl FinishedCall {
             survey: self.survey,
             recording: self.recording.clone(),
             callback_pending: callback,
+            callback_state: None,
+            callback_done_at_ms: None,
             events: self.events.clone(),
         }
     }

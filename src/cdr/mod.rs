@@ -135,6 +135,14 @@ pub struct CallRecord {
     /// Whether a missed call still waits for a callback (abandoned, or given up at
     /// the queue's max wait). Cleared by an operator.
     pub callback_pending: bool,
+    /// The callback's state once one was owed and tried or closed: `pending`,
+    /// `in_progress`, `done`, `given_up` (null before the first attempt).
+    #[serde(default)]
+    pub callback_state: Option<String>,
+    /// When the citizen was called back (an answered attempt, or an
+    /// operator's mark), Unix ms.
+    #[serde(default)]
+    pub callback_done_at_ms: Option<i64>,
     pub events: Vec<Event>,
 }
 

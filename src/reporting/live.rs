@@ -129,6 +129,8 @@ fn lost_call(
         survey: None,
         recording: None,
         callback_pending: true,
+        callback_state: None,
+        callback_done_at_ms: None,
         events,
     };
     let classified = sla::classify(&record, &shared.sla);

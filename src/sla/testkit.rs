@@ -51,6 +51,8 @@ pub(super) fn record(
         survey: None,
         recording: None,
         callback_pending: false,
+        callback_state: None,
+        callback_done_at_ms: None,
         events,
     }
 }

@@ -13,6 +13,12 @@ const COLUMNS: &str = "id, sip_call_id, caller, called, original, line, mode, de
     queue, agent, answered_by, transferred_to, outcome, reason, final_code, received_at_ms, \
     offered_at_ms, answered_at_ms, ended_at_ms, survey, recording, callback_pending, events, trunk";
 const NCOLS: usize = 24;
+/// What a read returns: the written columns and the callback's state, kept
+/// by the callback writes (`store/callbacks.rs`).
+const SELECT_COLUMNS: &str = "id, sip_call_id, caller, called, original, line, mode, department, \
+    queue, agent, answered_by, transferred_to, outcome, reason, final_code, received_at_ms, \
+    offered_at_ms, answered_at_ms, ended_at_ms, survey, recording, callback_pending, events, trunk, \
+    callback_state, callback_done_at_ms";
 /// Records per INSERT statement: 24 × 400 parameters stays under SQLite's 32,766.
 const CHUNK: usize = 400;
 /// SQLite gets slower per row as a statement grows (`benches/store_writer.rs`, 1 000
@@ -133,7 +139,9 @@ impl Store {
 
     /// Calls matching `filter`.
     pub async fn calls(&self, f: &CallFilter) -> Result<Vec<CallRecord>, StoreError> {
-        let mut q = Filter::new(format!("SELECT {COLUMNS} FROM call_records WHERE 1 = 1"));
+        let mut q = Filter::new(format!(
+            "SELECT {SELECT_COLUMNS} FROM call_records WHERE 1 = 1"
+        ));
         q.int("ended_at_ms >=", f.from_ms);
         q.int("ended_at_ms <", f.to_ms);
         q.text("line =", &f.line);
@@ -205,7 +213,8 @@ impl Store {
 
 /// What a report reads of a call (each column read costs, over millions).
 const REPORT_COLUMNS: &str = "id, caller, line, mode, department, answered_by, transferred_to, \
-    reason, offered_at_ms, ended_at_ms, survey, callback_pending, events";
+    reason, offered_at_ms, ended_at_ms, survey, callback_pending, callback_state, \
+    callback_done_at_ms, events";
 
 fn from_report_row(row: &AnyRow) -> Result<CallRecord, StoreError> {
     let events: String = row.try_get("events")?;
@@ -237,6 +246,8 @@ fn from_report_row(row: &AnyRow) -> Result<CallRecord, StoreError> {
             .and_then(|v| u8::try_from(v).ok()),
         recording: None,
         callback_pending: row.try_get::<i64, _>("callback_pending")? != 0,
+        callback_state: row.try_get("callback_state")?,
+        callback_done_at_ms: row.try_get("callback_done_at_ms")?,
         events,
     })
 }
@@ -289,6 +300,8 @@ fn from_row(row: &AnyRow) -> Result<CallRecord, StoreError> {
         survey: small(row.try_get("survey")?),
         recording: row.try_get("recording")?,
         callback_pending: row.try_get::<i64, _>("callback_pending")? != 0,
+        callback_state: row.try_get("callback_state")?,
+        callback_done_at_ms: row.try_get("callback_done_at_ms")?,
         events,
     })
 }

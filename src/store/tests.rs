@@ -84,6 +84,8 @@ fn record(id: &str, ended: i64, outcome: &str, callback: bool) -> CallRecord {
         survey: Some(1),
         recording: None,
         callback_pending: callback,
+        callback_state: None,
+        callback_done_at_ms: None,
         events: vec![Event {
             at_ms: ended - 60_000,
             kind: EventKind::Received,

@@ -63,6 +63,8 @@ fn record(events: &[(i64, EventKind, &str)], outcome: &str) -> CallRecord {
         survey: None,
         recording: None,
         callback_pending: outcome == "abandoned",
+        callback_state: None,
+        callback_done_at_ms: None,
         events,
     }
 }

@@ -82,6 +82,8 @@ fn rec(
         survey: None,
         recording: None,
         callback_pending: false,
+        callback_state: None,
+        callback_done_at_ms: None,
         events,
     }
 }

@@ -5,7 +5,7 @@
 use super::{Figures, Report};
 
 /// The figure columns, in order.
-const FIGURES: [&str; 33] = [
+const FIGURES: [&str; 36] = [
     "offered",
     "counted",
     "answered",
@@ -33,6 +33,9 @@ const FIGURES: [&str; 33] = [
     "callbacks_owed",
     "callbacks_pending",
     "callbacks_done",
+    "callbacks_given_up",
+    "callbacks_within_limit",
+    "callbacks_within_limit_share",
     "callers",
     "callers_answered_first_call",
     "first_call_answer_rate",
@@ -41,7 +44,7 @@ const FIGURES: [&str; 33] = [
     "peak_hour",
 ];
 
-fn values(f: &Figures) -> [String; 32] {
+fn values(f: &Figures) -> [String; 35] {
     let n = |v: u64| v.to_string();
     let r = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_default();
     let s = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_default();
@@ -73,6 +76,9 @@ fn values(f: &Figures) -> [String; 32] {
         n(f.callbacks_owed),
         n(f.callbacks_pending),
         n(f.callbacks_done),
+        n(f.callbacks_given_up),
+        n(f.callbacks_within_limit),
+        r(f.callbacks_within_limit_share),
         n(f.callers),
         n(f.callers_answered_first_call),
         r(f.first_call_answer_rate),

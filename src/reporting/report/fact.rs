@@ -9,11 +9,14 @@ use crate::sla::{Outcome, SlaConfig, Visit, classify};
 
 /// Reason codes after which the gateway owes the caller a callback, besides an
 /// abandon (`call/record.rs` sets `callback_pending` for these).
-const CALLBACK_REASONS: [&str; 4] = [
+const CALLBACK_REASONS: [&str; 7] = [
     "acd.max_wait_callback",
     "acd.queue_removed_callback",
     "gateway.overload",
     "store.backlog",
+    "media.no_ports",
+    "media.no_common_codec",
+    "cluster.handover_failed",
 ];
 
 /// The key of calls with no line, mode or department.
@@ -28,8 +31,13 @@ pub enum Callback {
     /// No callback is owed.
     None,
     Pending,
-    /// Owed and marked done by an operator.
-    Done,
+    /// Called back (an answered attempt, or an operator's mark); `within`:
+    /// within `[sla] callback_within_h` of the missed call's end.
+    Done {
+        within: bool,
+    },
+    /// Given up after `[sla] callback_max_attempts` failed attempts.
+    GivenUp,
 }
 
 /// One offered call, as reports count it.
@@ -75,10 +83,17 @@ impl CallFact {
         let owed = r.callback_pending
             || c.outcome == Outcome::Abandoned
             || CALLBACK_REASONS.contains(&r.reason.as_str());
-        let callback = match (owed, r.callback_pending) {
-            (false, _) => Callback::None,
-            (true, true) => Callback::Pending,
-            (true, false) => Callback::Done,
+        let within_ms = i64::from(sla.callback_within_h) * 3_600_000;
+        let callback = match (owed, r.callback_pending, r.callback_state.as_deref()) {
+            (false, _, _) => Callback::None,
+            (true, true, _) => Callback::Pending,
+            (true, false, Some("given_up")) => Callback::GivenUp,
+            (true, false, _) => Callback::Done {
+                // Marked done before callbacks kept their time: not known in time.
+                within: r
+                    .callback_done_at_ms
+                    .is_some_and(|d| d - r.ended_at_ms <= within_ms),
+            },
         };
         let survey = r.survey.filter(|s| (1..=3).contains(s));
         let survey_eligible = survey.is_some()

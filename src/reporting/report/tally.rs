@@ -29,6 +29,8 @@ pub struct Tally {
     pub survey_eligible: u64,
     pub callbacks_pending: u64,
     pub callbacks_done: u64,
+    pub callbacks_within_limit: u64,
+    pub callbacks_given_up: u64,
     /// Callers (a number's calls within the repeat window count once).
     pub callers: u64,
     pub callers_answered_first_call: u64,
@@ -71,7 +73,11 @@ impl Tally {
         match p.callback {
             Callback::None => {}
             Callback::Pending => self.callbacks_pending += 1,
-            Callback::Done => self.callbacks_done += 1,
+            Callback::Done { within } => {
+                self.callbacks_done += 1;
+                self.callbacks_within_limit += u64::from(within);
+            }
+            Callback::GivenUp => self.callbacks_given_up += 1,
         }
     }
 
@@ -97,6 +103,8 @@ impl Tally {
         self.survey_eligible += o.survey_eligible;
         self.callbacks_pending += o.callbacks_pending;
         self.callbacks_done += o.callbacks_done;
+        self.callbacks_within_limit += o.callbacks_within_limit;
+        self.callbacks_given_up += o.callbacks_given_up;
         self.callers += o.callers;
         self.callers_answered_first_call += o.callers_answered_first_call;
         self.callers_answered += o.callers_answered;
@@ -157,9 +165,15 @@ impl Tally {
             satisfied_share: ratio(self.ratings[0], surveyed),
             basically_satisfied_share: ratio(self.ratings[1], surveyed),
             dissatisfied_share: ratio(self.ratings[2], surveyed),
-            callbacks_owed: self.callbacks_pending + self.callbacks_done,
+            callbacks_owed: self.callbacks_pending + self.callbacks_done + self.callbacks_given_up,
             callbacks_pending: self.callbacks_pending,
             callbacks_done: self.callbacks_done,
+            callbacks_given_up: self.callbacks_given_up,
+            callbacks_within_limit: self.callbacks_within_limit,
+            callbacks_within_limit_share: ratio(
+                self.callbacks_within_limit,
+                self.callbacks_pending + self.callbacks_done + self.callbacks_given_up,
+            ),
             callers: self.callers,
             callers_answered_first_call: self.callers_answered_first_call,
             first_call_answer_rate: ratio(self.callers_answered_first_call, self.callers),
@@ -208,10 +222,16 @@ pub struct Figures {
     pub satisfied_share: Option<f64>,
     pub basically_satisfied_share: Option<f64>,
     pub dissatisfied_share: Option<f64>,
-    /// Missed calls owed a callback: pending + done.
+    /// Missed calls owed a callback: pending + done + given up.
     pub callbacks_owed: u64,
     pub callbacks_pending: u64,
     pub callbacks_done: u64,
+    /// Given up after `[sla] callback_max_attempts` failed attempts.
+    pub callbacks_given_up: u64,
+    /// Called back within `[sla] callback_within_h` of the missed call's end.
+    pub callbacks_within_limit: u64,
+    /// callbacks_within_limit / callbacks_owed.
+    pub callbacks_within_limit_share: Option<f64>,
     /// Distinct callers: one number's calls within the repeat window count once
     /// (short abandons left out).
     pub callers: u64,

@@ -74,6 +74,8 @@ fn call(
         survey: None,
         recording: None,
         callback_pending: false,
+        callback_state: None,
+        callback_done_at_ms: None,
         events,
     }
 }
@@ -388,4 +390,44 @@ fn overall_by_day_matches_the_hand_count() {
         2,
         "7x24 coverage and callback limits are named as missing"
     );
+}
+
+#[test]
+fn callbacks_are_counted_done_in_time_late_given_up_or_pending() {
+    let d1 = day1();
+    let hour = 3_600_000;
+    // Four callers abandoned at 09:00 (after 30 s), each owed a callback.
+    let missed = |id: &str, state: Option<&str>, done_after_h: Option<i64>| {
+        let mut r = abandoned(
+            id,
+            &format!("1380000000{}", id.len()),
+            d1 + 9 * hour,
+            30_000,
+            true,
+        );
+        r.callback_state = state.map(str::to_string);
+        if let Some(h) = done_after_h {
+            r.callback_pending = false;
+            r.callback_done_at_ms = Some(r.ended_at_ms + h * hour);
+        }
+        if state == Some("given_up") {
+            r.callback_pending = false;
+        }
+        r
+    };
+    let records = vec![
+        missed("P", None, None),                // still owed
+        missed("IN", Some("done"), Some(3)),    // called back after 3 h
+        missed("LATE", Some("done"), Some(30)), // after 30 h: past the 24 h limit
+        missed("GONE", Some("given_up"), None), // three failed attempts
+    ];
+    let r = build(&records, spec(PeriodKind::Day, Dimension::Overall));
+    let f = row(&r, "all", "2026-11-02");
+    assert_eq!(f.callbacks_owed, 4);
+    assert_eq!(
+        (f.callbacks_pending, f.callbacks_done, f.callbacks_given_up),
+        (1, 2, 1)
+    );
+    assert_eq!(f.callbacks_within_limit, 1, "IN only");
+    assert!(close(f.callbacks_within_limit_share, 1.0 / 4.0));
 }
