@@ -107,6 +107,22 @@ impl Acd {
         self.agents.get(id).map(|a| agent_view(id, a, now))
     }
 
+    /// Whether any member of `queue` is logged in (in any state but logged
+    /// out or unreachable; a paused agent is at its desk). Unknown queue: no.
+    pub fn staffed(&self, queue: &str) -> bool {
+        let Some(&i) = self.queue_index.get(queue) else {
+            return false;
+        };
+        self.queues[i].cfg.members.iter().any(|m| {
+            self.agents.get(m.id()).is_some_and(|a| {
+                !matches!(
+                    a.state.status(),
+                    AgentStatus::LoggedOut | AgentStatus::Unreachable
+                )
+            })
+        })
+    }
+
     /// Every queue, in configured order.
     pub fn queues(&self, now: Instant) -> Vec<QueueView> {
         let mut views: Vec<QueueView> = self

@@ -173,6 +173,10 @@ impl Call {
 
     /// Hands a queued call to the ACD.
     pub(super) fn offer_to_acd(&mut self, sh: &mut Shared, now: Instant, queue: &str, line: &str) {
+        // 7×24 coverage: nobody at the queue's desks when a citizen reaches it.
+        if !sh.acd.staffed(queue) {
+            self.note(sh, now, cdr::EventKind::Unstaffed, Some(queue.to_string()));
+        }
         // A handed-over caller keeps its place: it queues from its first offer.
         let since = match self.adopted_offer_ms {
             Some(_) => self.offered_at.min(now),

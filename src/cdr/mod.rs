@@ -47,10 +47,13 @@ pub enum EventKind {
     CalleeHungUp,
     /// The gateway ended or refused the call. Detail: the reason code.
     GatewayEnded,
+    /// The call reached an ACD queue with no member logged in (7×24
+    /// coverage). Detail: the queue.
+    Unstaffed,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::Received,
         EventKind::Offered,
         EventKind::Ringback,
@@ -61,6 +64,7 @@ impl EventKind {
         EventKind::CallerHungUp,
         EventKind::CalleeHungUp,
         EventKind::GatewayEnded,
+        EventKind::Unstaffed,
     ];
 
     /// The stable name stored in the database and exported.
@@ -76,6 +80,7 @@ impl EventKind {
             EventKind::CallerHungUp => "caller_hung_up",
             EventKind::CalleeHungUp => "callee_hung_up",
             EventKind::GatewayEnded => "gateway_ended",
+            EventKind::Unstaffed => "unstaffed",
         }
     }
 

@@ -160,3 +160,29 @@ fn a_queued_caller_on_early_media_gets_the_agents_answer_and_the_agent_its_ack()
     );
     no_leak(&mut net);
 }
+
+#[test]
+fn a_caller_reaching_a_queue_nobody_staffs_is_noted_for_7x24_coverage() {
+    let mut net = flow_net(None);
+    net.send(net.caller, &caller_invite());
+    net.response(net.caller, 180);
+    net.send(net.caller, &caller_cancel());
+    net.response(net.caller, 200);
+    net.response(net.caller, 487);
+    let r = net.record();
+    assert!(
+        has_event(&r, EventKind::Unstaffed, "agents"),
+        "{:?}",
+        r.events
+    );
+    // With an agent logged in (even one busy or paused), it is not.
+    let mut net = flow_net(None);
+    A1.register(&mut net);
+    net.send(net.caller, &caller_invite());
+    net.response(net.caller, 180);
+    net.send(net.caller, &caller_cancel());
+    net.response(net.caller, 200);
+    net.response(net.caller, 487);
+    let r = net.record();
+    assert!(r.events.iter().all(|e| e.kind != EventKind::Unstaffed));
+}

@@ -5,7 +5,7 @@
 use super::{Figures, Report};
 
 /// The figure columns, in order.
-const FIGURES: [&str; 36] = [
+const FIGURES: [&str; 37] = [
     "offered",
     "counted",
     "answered",
@@ -36,6 +36,7 @@ const FIGURES: [&str; 36] = [
     "callbacks_given_up",
     "callbacks_within_limit",
     "callbacks_within_limit_share",
+    "uncovered_hours",
     "callers",
     "callers_answered_first_call",
     "first_call_answer_rate",
@@ -44,7 +45,7 @@ const FIGURES: [&str; 36] = [
     "peak_hour",
 ];
 
-fn values(f: &Figures) -> [String; 35] {
+fn values(f: &Figures) -> [String; 36] {
     let n = |v: u64| v.to_string();
     let r = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_default();
     let s = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_default();
@@ -79,6 +80,7 @@ fn values(f: &Figures) -> [String; 35] {
         n(f.callbacks_given_up),
         n(f.callbacks_within_limit),
         r(f.callbacks_within_limit_share),
+        n(f.uncovered_hours),
         n(f.callers),
         n(f.callers_answered_first_call),
         r(f.first_call_answer_rate),

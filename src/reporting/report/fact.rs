@@ -64,6 +64,9 @@ pub struct CallFact {
     pub callback: Callback,
     /// Where a person should have answered, in order (at least one).
     pub visits: Vec<Visit>,
+    /// The hour (Unix ms / 1 h) in which the call reached a queue with nobody
+    /// logged in, if it did (7×24 coverage).
+    pub unstaffed_hour: Option<i64>,
 }
 
 impl CallFact {
@@ -114,6 +117,9 @@ impl CallFact {
             survey,
             survey_eligible,
             callback,
+            unstaffed_hour: r
+                .first(EventKind::Unstaffed)
+                .map(|e| e.at_ms.div_euclid(3_600_000)),
             visits: c.visits,
         })
     }
@@ -131,6 +137,8 @@ pub struct Part<'a> {
     pub survey: Option<u8>,
     pub survey_eligible: bool,
     pub callback: Callback,
+    /// The hour this part reached a queue with nobody logged in.
+    pub unstaffed_hour: Option<i64>,
 }
 
 /// The report dimensions.
@@ -203,6 +211,7 @@ impl CallFact {
             survey: self.survey,
             survey_eligible: self.survey_eligible,
             callback: self.callback,
+            unstaffed_hour: self.unstaffed_hour,
         }
     }
 
@@ -252,6 +261,7 @@ impl CallFact {
                         survey: None,
                         survey_eligible: false,
                         callback: Callback::None,
+                        unstaffed_hour: None,
                     };
                 }
                 let wait_ms = self.answered_ms.map(|a| (a - offered_ms).max(0));

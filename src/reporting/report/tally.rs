@@ -31,6 +31,8 @@ pub struct Tally {
     pub callbacks_done: u64,
     pub callbacks_within_limit: u64,
     pub callbacks_given_up: u64,
+    /// Hours (Unix ms / 1 h) with a call reaching a queue nobody staffed.
+    pub uncovered: std::collections::BTreeSet<i64>,
     /// Callers (a number's calls within the repeat window count once).
     pub callers: u64,
     pub callers_answered_first_call: u64,
@@ -79,6 +81,9 @@ impl Tally {
             }
             Callback::GivenUp => self.callbacks_given_up += 1,
         }
+        if let Some(h) = p.unstaffed_hour {
+            self.uncovered.insert(h);
+        }
     }
 
     /// Adds another tally's counts (a period's into the range's total).
@@ -105,6 +110,7 @@ impl Tally {
         self.callbacks_done += o.callbacks_done;
         self.callbacks_within_limit += o.callbacks_within_limit;
         self.callbacks_given_up += o.callbacks_given_up;
+        self.uncovered.extend(o.uncovered.iter().copied());
         self.callers += o.callers;
         self.callers_answered_first_call += o.callers_answered_first_call;
         self.callers_answered += o.callers_answered;
@@ -169,6 +175,7 @@ impl Tally {
             callbacks_pending: self.callbacks_pending,
             callbacks_done: self.callbacks_done,
             callbacks_given_up: self.callbacks_given_up,
+            uncovered_hours: self.uncovered.len() as u64,
             callbacks_within_limit: self.callbacks_within_limit,
             callbacks_within_limit_share: ratio(
                 self.callbacks_within_limit,
@@ -232,6 +239,9 @@ pub struct Figures {
     pub callbacks_within_limit: u64,
     /// callbacks_within_limit / callbacks_owed.
     pub callbacks_within_limit_share: Option<f64>,
+    /// 7×24 coverage: hours in which a call reached a queue with nobody
+    /// logged in (0 is full coverage).
+    pub uncovered_hours: u64,
     /// Distinct callers: one number's calls within the repeat window count once
     /// (short abandons left out).
     pub callers: u64,

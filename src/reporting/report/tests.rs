@@ -431,3 +431,29 @@ fn callbacks_are_counted_done_in_time_late_given_up_or_pending() {
     assert_eq!(f.callbacks_within_limit, 1, "IN only");
     assert!(close(f.callbacks_within_limit_share, 1.0 / 4.0));
 }
+
+#[test]
+fn hours_a_queue_went_unstaffed_are_counted_once_each() {
+    let d1 = day1();
+    let hour = 3_600_000;
+    let unstaffed = |id: &str, at: i64| {
+        let mut r = abandoned(id, "13800000001", at, 30_000, true);
+        r.events.insert(
+            1,
+            crate::cdr::Event {
+                at_ms: at + 1,
+                kind: K::Unstaffed,
+                detail: Some("hotline".into()),
+            },
+        );
+        r
+    };
+    let records = vec![
+        unstaffed("U1", d1 + 2 * hour + 600_000),   // 02:10
+        unstaffed("U2", d1 + 2 * hour + 3_000_000), // 02:50, same hour
+        unstaffed("U3", d1 + 4 * hour + 300_000),   // 04:05
+        abandoned("S", "13800000002", d1 + 3 * hour, 30_000, true), // staffed
+    ];
+    let r = build(&records, spec(PeriodKind::Day, Dimension::Overall));
+    assert_eq!(row(&r, "all", "2026-11-02").uncovered_hours, 2);
+}
