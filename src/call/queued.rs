@@ -173,6 +173,7 @@ impl Call {
 
     /// Hands a queued call to the ACD.
     pub(super) fn offer_to_acd(&mut self, sh: &mut Shared, now: Instant, queue: &str, line: &str) {
+        self.note(sh, now, cdr::EventKind::Queued, Some(queue.to_string()));
         // 7×24 coverage: nobody at the queue's desks when a citizen reaches it.
         if !sh.acd.staffed(queue) {
             self.note(sh, now, cdr::EventKind::Unstaffed, Some(queue.to_string()));

@@ -50,10 +50,14 @@ pub enum EventKind {
     /// The call reached an ACD queue with no member logged in (7×24
     /// coverage). Detail: the queue.
     Unstaffed,
+    /// The call entered an ACD queue: after the line's announcement, or on
+    /// overflow from a parallel line's legacy seats. Detail: the queue. The
+    /// `queue` offer clock and the `seats` report count from here.
+    Queued,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::Received,
         EventKind::Offered,
         EventKind::Ringback,
@@ -65,6 +69,7 @@ impl EventKind {
         EventKind::CalleeHungUp,
         EventKind::GatewayEnded,
         EventKind::Unstaffed,
+        EventKind::Queued,
     ];
 
     /// The stable name stored in the database and exported.
@@ -81,6 +86,7 @@ impl EventKind {
             EventKind::CalleeHungUp => "callee_hung_up",
             EventKind::GatewayEnded => "gateway_ended",
             EventKind::Unstaffed => "unstaffed",
+            EventKind::Queued => "queued",
         }
     }
 

@@ -206,7 +206,16 @@ pub fn classify(record: &CallRecord, cfg: &SlaConfig) -> Option<Classified> {
         (None, _) => Outcome::Failed,
     };
     let within = cfg.answer_within_ms();
-    let wait_ms = answered_at.map(|at| (at - first_offered_ms).max(0));
+    // The wait's start: the first offer, or (the `queue` clock) the first
+    // entry into an ACD queue when the call made one.
+    let clock_ms = match cfg.offer_clock {
+        super::OfferClock::Arrival => first_offered_ms,
+        super::OfferClock::Queue => events[first..]
+            .iter()
+            .find(|e| e.kind == EventKind::Queued)
+            .map_or(first_offered_ms, |e| e.at_ms),
+    };
+    let wait_ms = answered_at.map(|at| (at - clock_ms).max(0));
     let last = visits.last_mut()?;
     last.outcome = outcome;
     last.answered_within = answered_at.is_some_and(|at| at - last.offered_ms <= within);

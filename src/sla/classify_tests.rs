@@ -328,3 +328,38 @@ fn stable_names_round_trip() {
     let ms: Vec<_> = Window::ALL.iter().map(|w| w.duration_ms()).collect();
     assert_eq!(ms, [900_000, 3_600_000, 86_400_000]);
 }
+
+#[test]
+fn the_offer_clock_starts_at_arrival_or_at_the_queue_as_configured() {
+    use crate::cdr::EventKind::Queued;
+    // A forwarded line: offered, 6 s of announcement, queued, answered 12 s later.
+    let events = [
+        (0, Received, "12315"),
+        (100, Offered, "hotline"),
+        (6_100, Queued, "hotline"),
+        (18_100, Answered, "1001"),
+        (60_000, CallerHungUp, "call.caller_hangup"),
+    ];
+    let arrival = classified(&events).unwrap();
+    assert_eq!(arrival.wait_ms, Some(18_000));
+    assert!(!arrival.answered_within, "18 s from the offer");
+    let cfg = SlaConfig {
+        offer_clock: super::OfferClock::Queue,
+        ..SlaConfig::default()
+    };
+    let queue = classify(
+        &record(Some("12315"), Some("call_forwarding"), &events),
+        &cfg,
+    )
+    .unwrap();
+    assert_eq!(queue.wait_ms, Some(12_000));
+    assert!(queue.answered_within, "12 s from the queue");
+    // A call that never reached a queue counts from its offer either way.
+    let direct = [
+        (0, Offered, "sip:12398"),
+        (20_000, Answered, "direct"),
+        (30_000, CalleeHungUp, "call.callee_hangup"),
+    ];
+    let c = classify(&record(Some("12398"), Some("hotline"), &direct), &cfg).unwrap();
+    assert_eq!(c.wait_ms, Some(20_000));
+}

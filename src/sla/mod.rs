@@ -100,6 +100,21 @@ pub struct SlaConfig {
     /// Short-abandoned calls (hung up within `short_abandon_s`) are owed a
     /// callback too. Off by default: most are misdials.
     pub callback_short_abandoned: bool,
+    /// When a call's wait starts for `answer_within_s` (15秒接通率) and the
+    /// wait figures: at its first offer (`arrival`: a forwarded line's
+    /// announcement and a parallel line's legacy ringing count), or when it
+    /// entered 12345's queue (`queue`). Reports' `seats` dimension always
+    /// counts 12345's seats from the queue.
+    pub offer_clock: OfferClock,
+}
+
+/// See [`SlaConfig::offer_clock`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OfferClock {
+    #[default]
+    Arrival,
+    Queue,
 }
 
 impl Default for SlaConfig {
@@ -114,6 +129,7 @@ impl Default for SlaConfig {
             callback_within_h: 24,
             callback_max_attempts: 3,
             callback_short_abandoned: false,
+            offer_clock: OfferClock::Arrival,
         }
     }
 }

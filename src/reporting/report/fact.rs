@@ -67,6 +67,9 @@ pub struct CallFact {
     /// The hour (Unix ms / 1 h) in which the call reached a queue with nobody
     /// logged in, if it did (7×24 coverage).
     pub unstaffed_hour: Option<i64>,
+    /// When the call first entered an ACD queue (after a line's announcement,
+    /// or on overflow): where `seats=12345` starts counting.
+    pub queued_ms: Option<i64>,
 }
 
 impl CallFact {
@@ -117,6 +120,7 @@ impl CallFact {
             survey,
             survey_eligible,
             callback,
+            queued_ms: r.first(EventKind::Queued).map(|e| e.at_ms),
             unstaffed_hour: r
                 .first(EventKind::Unstaffed)
                 .map(|e| e.at_ms.div_euclid(3_600_000)),
@@ -235,7 +239,13 @@ impl CallFact {
                 for v in &self.visits {
                     let class = seat_class(&v.queue);
                     if stays.last().is_none_or(|(k, _)| k != class) {
-                        stays.push((Cow::Borrowed(class), v.offered_ms));
+                        // 12345's seats count from the moment the call entered
+                        // their queue (after a line's announcement).
+                        let start = match self.queued_ms {
+                            Some(q) if class == SEATS_12345 && q >= v.offered_ms => q,
+                            _ => v.offered_ms,
+                        };
+                        stays.push((Cow::Borrowed(class), start));
                     }
                 }
                 self.visit_parts(stays, within_ms)

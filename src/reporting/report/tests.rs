@@ -457,3 +457,41 @@ fn hours_a_queue_went_unstaffed_are_counted_once_each() {
     let r = build(&records, spec(PeriodKind::Day, Dimension::Overall));
     assert_eq!(row(&r, "all", "2026-11-02").uncovered_hours, 2);
 }
+
+#[test]
+fn seats_12345_count_a_forwarded_call_from_the_queue_not_the_announcement() {
+    let d1 = day1();
+    // Offered at 10:00, 6 s announcement, queued, answered 12 s later.
+    let mut r = answered(
+        "FW",
+        "13800000009",
+        "12315",
+        "hotline",
+        d1 + 10 * 3_600_000,
+        18_000,
+        60_000,
+        false,
+    );
+    let at = r.events[1].at_ms;
+    r.events.insert(
+        2,
+        crate::cdr::Event {
+            at_ms: at + 6_000,
+            kind: K::Queued,
+            detail: Some("hotline".into()),
+        },
+    );
+    let records = vec![r];
+    let overall = build(&records, spec(PeriodKind::Day, Dimension::Overall));
+    assert_eq!(
+        row(&overall, "all", "2026-11-02").answered_within,
+        0,
+        "18 s from arrival"
+    );
+    let seats = build(&records, spec(PeriodKind::Day, Dimension::Seats));
+    assert_eq!(
+        row(&seats, "12345", "2026-11-02").answered_within,
+        1,
+        "12 s from the queue"
+    );
+}
