@@ -33,6 +33,14 @@ pub(super) struct Attempt {
     pub agent: String,
     pub number: String,
     pub started_ms: i64,
+    /// The INVITE went out (an attempt refused here is no attempt).
+    pub placed: bool,
+}
+
+/// The form numbers are kept and dialled in: national, without a country
+/// code (`+8613800138000`, `008613800138000` → `13800138000`).
+pub(super) fn normalized(number: &str) -> String {
+    crate::dialplan::number::national(number.trim()).national_format()
 }
 
 /// The numbers owed a callback: number → the missed call's id.
@@ -43,14 +51,17 @@ pub(super) struct CallbackList {
 
 impl CallbackList {
     fn owe(&mut self, number: &str, missed: &str) {
-        if self.by_number.len() < MAX_LISTED || self.by_number.contains_key(number) {
+        let key = normalized(number);
+        if self.by_number.len() < MAX_LISTED || self.by_number.contains_key(&key) {
+            // The oldest missed call of a number is the one called back.
             self.by_number
-                .insert(number.to_string(), missed.to_string());
+                .entry(key)
+                .or_insert_with(|| missed.to_string());
         }
     }
 
     fn get(&self, number: &str) -> Option<&String> {
-        self.by_number.get(number)
+        self.by_number.get(&normalized(number))
     }
 }
 
@@ -88,7 +99,7 @@ impl OutboundGate {
 
 impl Core {
     /// Replaces the list of numbers owed a callback (number, missed call id),
-    /// from the store.
+    /// from the store, oldest missed call first.
     pub fn set_callbacks(&mut self, list: Vec<(String, String)>) {
         let mut fresh = CallbackList::default();
         for (number, id) in &list {
@@ -113,7 +124,7 @@ impl Core {
         agent: &str,
         plan: &Dialplan,
     ) -> Option<Routed> {
-        let number = super::called_number(req);
+        let number = normalized(&super::called_number(req));
         let trunk = plan.outbound_trunk();
         let out = trunk.and_then(|t| Some((t, t.outbound.as_ref()?, t.target.clone()?)));
         let listed = self.sh.callbacks.get(&number).cloned();
@@ -146,10 +157,6 @@ impl Core {
             return None;
         }
         let started_ms = self.sh.unix_ms(now);
-        self.sh.callback_events.push_back(CallbackEvent::Started {
-            missed: missed.clone(),
-            at_ms: started_ms,
-        });
         info!(agent, trunk = %trunk.name, "calling a citizen back");
         let target = Target {
             user: Some(number.clone()),
@@ -166,6 +173,7 @@ impl Core {
                 agent: agent.to_string(),
                 number,
                 started_ms,
+                placed: false,
             }),
             announce: None,
         })
@@ -176,6 +184,10 @@ impl Core {
     pub(super) fn note_callback(&mut self, attempt: Option<Attempt>, record: &FinishedCall) {
         if let Some(a) = attempt {
             self.sh.outbound.release();
+            if !a.placed {
+                // Refused here (overload, media): no attempt was made.
+                return;
+            }
             let result = result_of(
                 record.answered_at.is_some(),
                 record.reason,
@@ -198,6 +210,19 @@ impl Core {
         }
         if record.to_cdr().callback_pending {
             self.sh.callbacks.owe(&record.caller, &record.id);
+        }
+    }
+}
+
+impl super::Call {
+    /// A callback's INVITE is going out: the attempt starts.
+    pub(super) fn callback_placed(&mut self, sh: &mut super::Shared, now: Instant) {
+        if let Some(a) = &mut self.callback {
+            a.placed = true;
+            sh.callback_events.push_back(CallbackEvent::Started {
+                missed: a.missed.clone(),
+                at_ms: sh.unix_ms(now),
+            });
         }
     }
 }

@@ -72,9 +72,13 @@ impl Call {
         if code < 200 {
             let first = !leg.provisional;
             leg.provisional = true;
-            if code > 100 && !leg.cancel_pending {
-                // The node a draining one handed the caller to has taken it.
-                self.handover_accepted();
+            let cancelling = leg.cancel_pending;
+            if code > 100 && !cancelling && self.handover.is_some() {
+                // Taken by the node a draining one handed the caller to, when
+                // it says so; else it took it for a call of its own.
+                if !self.handover_provisional(sh, now, &resp) {
+                    return;
+                }
             }
             let Some(leg) = self.b_mut().filter(|l| l.invite == tx) else {
                 return;
@@ -110,8 +114,8 @@ impl Call {
         ] {
             self.timers.stop(t);
         }
-        if code >= 300 && self.handing_over() {
-            return self.handover_failed(sh, now, Some(code));
+        if code >= 300 && self.handover.is_some() {
+            return self.handover_final_failure(sh, now, &resp);
         }
         if code < 300 && self.handover.is_some() {
             return self.handover_answered(sh, now, &resp);
@@ -222,6 +226,7 @@ impl Call {
             }
         }
         relay_headers(&mut m, resp);
+        self.echo_adoption(sh, &mut m);
         let tx = *tx;
         let anchored = if resp.code < 300 {
             self.body_to_caller(sh, resp.content_type(), &resp.body)

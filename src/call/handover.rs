@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
 use super::{Call, CallKey, CallState, CallTimer, Core, Reason, Shared, Side};
-use crate::sip::message::{Headers, Request};
+use crate::sip::message::{Headers, Method, Request, Response};
 use crate::sip::{Peer, Transport};
 
 /// The header a draining node puts on the INVITE handing a caller over:
@@ -37,6 +37,14 @@ pub const HEADER: &str = "X-Hotline-Handover";
 /// How long the taking node has to accept a handed-over caller.
 pub(super) const ACCEPT_WITHIN: Duration = Duration::from_secs(8);
 
+/// The header of the taking node's answers to a handover INVITE: the adopted
+/// call's id, echoed. Without it the handover is not taken.
+pub const ACCEPTED: &str = "X-Hotline-Handover-Accepted";
+
+/// Silence from the taking node after it adopted a waiting caller (it repeats
+/// its provisional every 50 s) past which it is presumed gone.
+pub(super) const ACCEPTED_GUARD: Duration = Duration::from_secs(120);
+
 /// Oldest first offer a handed-over call may claim: a day.
 const MAX_AGE_MS: i64 = 24 * 3600 * 1000;
 
@@ -45,6 +53,8 @@ const MAX_AGE_MS: i64 = 24 * 3600 * 1000;
 pub(super) struct Handover {
     /// The node it goes to.
     pub node: String,
+    /// The call's id, which the taking node echoes when it adopts it.
+    pub id: String,
     /// That node took it (18x or 2xx): its record is written there.
     pub accepted: bool,
 }
@@ -143,7 +153,9 @@ impl Core {
             c.place_handover(&mut self.sh, now, node, addr);
             handed += 1;
         }
-        info!(calls = handed, to = node, %addr, "waiting callers handed over");
+        if handed > 0 {
+            info!(calls = handed, to = node, %addr, "waiting callers handed over");
+        }
         self.settle(now);
         handed
     }
@@ -168,6 +180,16 @@ impl Core {
 }
 
 impl Call {
+    /// On the taking node, the answers to an adopted call's INVITE echo its
+    /// id, so the handing node knows the call is taken.
+    pub(super) fn echo_adoption(&self, sh: &Shared, m: &mut crate::sip::builder::MessageBuf) {
+        if self.adopted_offer_ms.is_some()
+            && let Some(id) = sh.adopted.get(&self.key)
+        {
+            m.header(ACCEPTED, id);
+        }
+    }
+
     /// Queued, no person has answered, and the caller is still there.
     fn waits_in_queue(&self) -> bool {
         matches!(self.state, CallState::Queued { .. }) && self.waiting() && self.queue.is_some()
@@ -189,6 +211,7 @@ impl Call {
         self.agent = None;
         self.handover = Some(Handover {
             node: node.to_string(),
+            id: claim.id.clone(),
             accepted: false,
         });
         let uri = super::invite::sip_uri(&self.called, addr, Transport::Udp);
@@ -210,26 +233,57 @@ impl Call {
         self.handover.as_ref().is_some_and(|h| !h.accepted)
     }
 
-    /// The taking node's provisional past 100: it has the call now.
-    pub(super) fn handover_accepted(&mut self) {
-        if let Some(h) = &mut self.handover
-            && !h.accepted
-        {
-            info!(to = %h.node, "handover accepted: the call is recorded there");
+    /// Whether `resp` is the taking node's word that it adopted the call.
+    fn echoed(&self, resp: &Response) -> bool {
+        let id = self.handover.as_ref().map(|h| h.id.as_str());
+        resp.header(ACCEPTED)
+            .map(str::trim)
+            .is_some_and(|v| Some(v) == id)
+    }
+
+    /// The taking node has the call (its answer echoed the id): from now on
+    /// it records it; this node relays until the end, and gives up on it only
+    /// if the taking node falls silent for [`ACCEPTED_GUARD`] (it repeats its
+    /// provisional every 50 s while the caller waits).
+    fn handover_taken(&mut self, sh: &mut Shared, now: Instant) {
+        if let Some(h) = &mut self.handover {
+            if !h.accepted {
+                info!(to = %h.node, "handover accepted: the call is recorded there");
+            }
             h.accepted = true;
-            self.timers.stop(CallTimer::Ring);
         }
+        self.arm(sh, CallTimer::Ring, now + ACCEPTED_GUARD);
+    }
+
+    /// A provisional on the handover leg: `true` to go on with it. One
+    /// without the echo means the other node took the INVITE as an ordinary
+    /// call (an old version, an address it does not know as a peer's): the
+    /// leg is cancelled and the caller's call ends here, with a callback.
+    pub(super) fn handover_provisional(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        resp: &Response,
+    ) -> bool {
+        if self.echoed(resp) {
+            self.handover_taken(sh, now);
+            return true;
+        }
+        if self.handing_over() {
+            warn!(
+                code = resp.code,
+                "handover not adopted by the other node: cancelled"
+            );
+            self.handover_failed(sh, now, Some(resp.code));
+            return false;
+        }
+        true
     }
 
     /// The taking node answered (its greeting, or its agent): the caller is
     /// bridged to it. No answer is noted here: the taking node records it.
-    pub(super) fn handover_answered(
-        &mut self,
-        sh: &mut Shared,
-        now: Instant,
-        resp: &crate::sip::message::Response,
-    ) {
-        self.handover_accepted();
+    pub(super) fn handover_answered(&mut self, sh: &mut Shared, now: Instant, resp: &Response) {
+        let adopted = self.echoed(resp) || !self.handing_over();
         let gateway_answered = self.gateway_answered();
         if gateway_answered {
             self.learn(sh, Side::B, resp.content_type(), &resp.body);
@@ -238,11 +292,42 @@ impl Call {
             return;
         };
         let gone = !matches!(self.state, CallState::Queued { .. })
-            || (!gateway_answered && self.a_invite.is_none());
+            || (!gateway_answered && self.a_invite.is_none())
+            || !adopted;
         if gateway_answered || gone {
             let (ack, peer) = (leg.ack(None, bytes::Bytes::new()), leg.dialog.peer);
             sh.tl.send_ack(Some(leg.invite), peer, ack);
         }
+        if !adopted {
+            // Answered as an ordinary call there: hang that up, end here.
+            warn!("handover answered but not adopted by the other node: ended");
+            let (bye, peer) = {
+                let leg = self.b_mut().map(|l| {
+                    (
+                        l.dialog.request(Method::Bye, None, bytes::Bytes::new()),
+                        l.dialog.peer,
+                    )
+                });
+                match leg {
+                    Some(x) => x,
+                    None => return,
+                }
+            };
+            let tx = sh.tl.send_request(now, peer, bye);
+            sh.by_tx.insert(tx, (self.key, super::Role::Fire));
+            if let Some(leg) = self.take_b() {
+                sh.by_b.remove(&leg.dialog.call_id);
+            }
+            return self.abandon_early(
+                sh,
+                now,
+                Reason::ClusterHandoverFailed,
+                503,
+                "Service Unavailable",
+            );
+        }
+        self.handover_taken(sh, now);
+        self.timers.stop(CallTimer::Ring);
         if gone {
             return self.hang_up_side(sh, now, Side::B);
         }
@@ -261,15 +346,40 @@ impl Call {
         self.arm(sh, CallTimer::MaxDuration, until);
     }
 
-    /// The handover leg failed before the taking node accepted (refused, or
-    /// no answer in [`ACCEPT_WITHIN`]): the caller's call ends here, with a
-    /// callback owed.
+    /// A final failure on the handover leg. Before the taking node adopted
+    /// the call: it ends here with a callback. After: the taking node ended
+    /// it (its max wait, its own stop) and recorded it; the caller hears the
+    /// same here, and this node records nothing.
+    pub(super) fn handover_final_failure(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        resp: &Response,
+    ) {
+        if self.handing_over() {
+            return self.handover_failed(sh, now, Some(resp.code));
+        }
+        self.timers.stop(CallTimer::Ring);
+        if let Some(leg) = self.take_b() {
+            sh.by_b.remove(&leg.dialog.call_id);
+        }
+        let reason = Reason::from_callee_status(resp.code);
+        self.abandon_early(sh, now, reason, resp.code, &resp.reason);
+    }
+
+    /// The handover failed before the taking node adopted the call (refused,
+    /// no answer in [`ACCEPT_WITHIN`], not adopted), or the taking node fell
+    /// silent after it did: the caller's call ends here, with a callback, and
+    /// this node records it.
     pub(super) fn handover_failed(&mut self, sh: &mut Shared, now: Instant, code: Option<u16>) {
         warn!(
             code,
             to = self.handover.as_ref().map(|h| h.node.as_str()),
-            "handover refused: the caller is owed a callback"
+            "handover failed: the caller is owed a callback"
         );
+        if let Some(h) = &mut self.handover {
+            h.accepted = false;
+        }
         self.orphan_b(sh, now);
         self.abandon_early(
             sh,

@@ -190,9 +190,12 @@ impl Core {
                 self.calls.insert(key, call);
                 return;
             }
-            // The caller reached a line and was not served: offered, and missed.
-            let offered = offered_to(&outcome, &line);
-            call.note(sh, now, cdr::EventKind::Offered, Some(offered));
+            // The caller reached a line and was not served: offered, and missed
+            // (an agent's callback reached nobody: not offered).
+            if call.callback.is_none() {
+                let offered = offered_to(&outcome, &line);
+                call.note(sh, now, cdr::EventKind::Offered, Some(offered));
+            }
             call.abandon_early(sh, now, reason, code, phrase);
         } else if let Some(prompt) = announce {
             call.announce(sh, now, &prompt);
@@ -367,6 +370,7 @@ impl Call {
                     addr: target.addr,
                 };
                 // A callback presents the hotline's number, asserted.
+                self.callback_placed(sh, now);
                 let extra = match self.callback {
                     Some(_) => vec![(
                         "P-Asserted-Identity".to_string(),
@@ -455,7 +459,11 @@ impl Call {
         else {
             return;
         };
-        let display = display_name(req.header("From").unwrap_or_default());
+        // A callback shows the citizen the hotline's number, not the agent's name.
+        let display = match self.callback {
+            Some(_) => String::new(),
+            None => display_name(req.header("From").unwrap_or_default()),
+        };
         let to = addr_of(&uri);
         let dialog = Dialog {
             call_id,

@@ -73,6 +73,7 @@ impl Call {
         if code == 200 {
             m.header(super::tell_caller::ANSWERED_BY, "gateway");
         }
+        self.echo_adoption(sh, &mut m);
         let bytes = m.finish(Some("application/sdp"), &body);
         if code == 200 {
             self.answered_invite = self.a_invite.take().map(|(_, r)| r);
@@ -291,7 +292,10 @@ impl Call {
                 let queue = self.queue.clone().unwrap_or_default();
                 let line = self.line.clone();
                 self.play(sh, hold_playlist(&cfg, false));
-                self.offer_to_acd(sh, now, &queue, &line)
+                // Handed to another node during the prompt: it queues it there.
+                if self.handover.is_none() {
+                    self.offer_to_acd(sh, now, &queue, &line)
+                }
             }
             // The survey prompt is over: the key timer runs.
             CallState::Survey(SurveyStep::Asking) => {}

@@ -162,6 +162,7 @@ impl Call {
             let contact = sh.contact(self.a.peer.transport);
             let mut m = response_to(req, 180, "Ringing", Some(&self.a.local_tag));
             m.header("Contact", &contact);
+            self.echo_adoption(sh, &mut m);
             let tx = *tx;
             sh.respond(now, tx, 180, m.finish_empty());
             if !self.ringback_noted {

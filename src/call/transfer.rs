@@ -127,8 +127,10 @@ impl Call {
             ],
             ..Default::default()
         };
+        // Asserted only for a citizen a trunk delivered (not a stranger's From).
         let digits = call.caller.strip_prefix('+').unwrap_or(&call.caller);
-        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        if call.trunk.is_some() && !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+        {
             out.extra.push((
                 "P-Asserted-Identity".into(),
                 format!("<sip:{}@{host}>", call.caller),

@@ -192,7 +192,7 @@ impl Call {
 
     fn on_timer(&mut self, sh: &mut Shared, now: Instant, timer: CallTimer) {
         match timer {
-            CallTimer::Ring if self.handing_over() => self.handover_failed(sh, now, None),
+            CallTimer::Ring if self.handover.is_some() => self.handover_failed(sh, now, None),
             CallTimer::Ring => {
                 self.abandon_early(sh, now, Reason::CalleeNoAnswer, 408, "Request Timeout");
             }

@@ -19,7 +19,8 @@ pub(super) struct Beat<'a> {
 
 /// A draining node goes on beating (its calls in progress are not a dead
 /// node's to the others) until the process ends; once another node holds the
-/// lease, the callers still waiting here are handed to it, once.
+/// lease, the callers waiting here are handed to it, and again every period
+/// for callers who came to wait since (a parallel line's overflow).
 pub(super) async fn drain_forever(
     beat: Beat<'_>,
     store: &Store,
@@ -27,7 +28,7 @@ pub(super) async fn drain_forever(
     every: Duration,
     ask_for: Duration,
 ) {
-    let mut handed = false;
+    let mut told: Option<String> = None;
     loop {
         let version = beat.status.plan_version();
         let hb = Heartbeat {
@@ -38,20 +39,22 @@ pub(super) async fn drain_forever(
             sip_addr: beat.sip_addr,
         };
         let _ = tokio::time::timeout(ask_for, store.heartbeat(&hb)).await;
-        if !handed
-            && let Ok(Ok(Some((node, addr)))) =
-                tokio::time::timeout(ask_for, store.other_holder(ACD_LEASE, beat.node)).await
+        if let Ok(Ok(Some((node, addr)))) =
+            tokio::time::timeout(ask_for, store.other_holder(ACD_LEASE, beat.node)).await
         {
             match addr.parse() {
                 Ok(addr) => {
-                    tracing::info!(to = %node, %addr, "cluster: handing the waiting callers over");
+                    if told.as_deref() != Some(node.as_str()) {
+                        tracing::info!(to = %node, %addr, "cluster: handing the waiting callers over");
+                        told = Some(node.clone());
+                    }
                     let _ = control.send(Control::HandOver { node, addr }).await;
-                    handed = true;
                 }
-                Err(_) => {
+                Err(_) if told.is_none() => {
                     tracing::warn!(to = %node, addr, "cluster: the lease holder's SIP address is unreadable; its callers wait here");
-                    handed = true;
+                    told = Some(node);
                 }
+                Err(_) => {}
             }
         }
         tokio::time::sleep(every).await;

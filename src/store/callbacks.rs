@@ -14,7 +14,7 @@ use crate::cdr::{CallbackAttempt, CallbackResult};
 /// Where the callbacks stand, for `/api/v1/sla` and the metrics.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct CallbackSummary {
-    /// Missed calls still owed a callback.
+    /// Missed calls of the last 7 days still owed a callback.
     pub pending: i64,
     /// How long the oldest of them has waited (seconds since its call ended).
     pub oldest_pending_age_s: Option<i64>,
@@ -86,13 +86,27 @@ impl Store {
             .bind(a.at_ms)
             .execute(&mut *tx)
             .await?;
+            if answered == 1 {
+                // The citizen is called back: every call of theirs still owed
+                // one is settled too.
+                sqlx::query(
+                    "UPDATE call_records SET callback_pending = 0, callback_state = 'done', \
+                       callback_done_at_ms = $2 \
+                     WHERE callback_pending = 1 \
+                       AND caller = (SELECT caller FROM call_records WHERE id = $1)",
+                )
+                .bind(a.missed.clone())
+                .bind(a.at_ms)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         tx.commit().await?;
         Ok(())
     }
 
     /// The numbers owed a callback (the caller, the missed call's id), of
-    /// calls that ended at or after `since_ms`, newest first, at most `limit`.
+    /// calls that ended at or after `since_ms`, oldest first, at most `limit`.
     pub async fn pending_callbacks(
         &self,
         since_ms: i64,
@@ -100,7 +114,7 @@ impl Store {
     ) -> Result<Vec<(String, String)>, StoreError> {
         let rows = sqlx::query(
             "SELECT caller, id FROM call_records WHERE callback_pending = 1 AND ended_at_ms >= $1 \
-             ORDER BY ended_at_ms DESC LIMIT $2",
+             ORDER BY ended_at_ms, id LIMIT $2",
         )
         .bind(since_ms)
         .bind(limit)
@@ -171,16 +185,19 @@ impl Store {
         now_ms: i64,
         within_h: u32,
     ) -> Result<CallbackSummary, StoreError> {
+        // Owed callbacks agents can still make (the core's list looks back 7 days).
+        let since = now_ms - 7 * 86_400_000;
         let row = sqlx::query(
-            "SELECT COUNT(*), MIN(ended_at_ms) FROM call_records WHERE callback_pending = 1",
+            "SELECT COUNT(*), MIN(ended_at_ms) FROM call_records \
+             WHERE callback_pending = 1 AND ended_at_ms >= $1",
         )
+        .bind(since)
         .fetch_one(&self.pool)
         .await?;
         let pending: i64 = row.try_get(0)?;
         let oldest: Option<i64> = row.try_get(1)?;
         let within_ms = i64::from(within_h) * 3_600_000;
         let due_before = now_ms - within_ms;
-        let since = now_ms - 7 * 86_400_000;
         let row = sqlx::query(
             "SELECT COUNT(*), \
                COALESCE(SUM(CASE WHEN callback_done_at_ms IS NOT NULL \

@@ -520,8 +520,14 @@ async fn callback_attempts_move_a_missed_call_to_done_or_given_up() {
             .insert_calls(&[write(a, vec![]), write(b, vec![]), write(c, vec![])])
             .await
             .unwrap();
+        // The same citizen also missed once more: one answered callback
+        // settles both.
+        let mut a2 = record("m-a2", now - 29 * hour, "abandoned", true);
+        a2.caller = "13800000001".into();
+        store.insert_calls(&[write(a2, vec![])]).await.unwrap();
         let list = store.pending_callbacks(now - 48 * hour, 10).await.unwrap();
-        assert_eq!(list.len(), 3, "{url}");
+        assert_eq!(list.len(), 4, "{url}");
+        assert_eq!(list[0].1, "m-a", "oldest first: {url}");
         let attempt = |id: &str, missed: &str, at: i64, result| CallbackAttempt {
             id: id.into(),
             missed: missed.into(),
@@ -552,6 +558,11 @@ async fn callback_attempts_move_a_missed_call_to_done_or_given_up() {
             Some((false, Some("done".into()), 2)),
             "{url}"
         );
+        assert_eq!(
+            store.callback_of("m-a2").await.unwrap(),
+            Some((false, Some("done".into()), 0)),
+            "the citizen's other missed call is settled too: {url}"
+        );
         // m-b: three failures, given up.
         for (i, r) in [
             CallbackResult::Busy,
@@ -579,10 +590,10 @@ async fn callback_attempts_move_a_missed_call_to_done_or_given_up() {
         let s = store.callback_summary(now, 24).await.unwrap();
         assert_eq!(
             (s.pending, s.due, s.within_limit),
-            (1, 2, 1),
+            (1, 3, 2),
             "{url}: {s:?}"
         );
-        assert_eq!(s.within_limit_share, Some(0.5));
+        assert_eq!(s.within_limit_share, Some(2.0 / 3.0));
         assert_eq!(s.oldest_pending_age_s, Some(2 * 3600));
         assert!(store.callback_of("nope").await.unwrap().is_none());
     }

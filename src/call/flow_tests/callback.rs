@@ -258,3 +258,24 @@ fn without_an_outbound_trunk_an_agent_dials_nothing_out() {
     assert_eq!(dial(&mut net, &D1, "13800138000", 1), 403);
     assert_eq!(net.record().reason, Reason::CallbackNoTrunk);
 }
+
+#[test]
+fn a_number_owed_in_international_form_is_called_back_as_dialled_nationally() {
+    let mut net = flow_net_with(OUT);
+    // A trusted carrier asserted +86…: the agent dials the national number.
+    assert_eq!(
+        crate::call::callback::normalized("+8613800138000"),
+        "13800138000"
+    );
+    net.core
+        .set_callbacks(vec![("+8613800138000".into(), "missed-9".into())]);
+    D1.register(&mut net);
+    let code = dial(&mut net, &D1, "13800138000", 1);
+    assert_eq!(code, 100, "{:?}", net.core.poll_record().map(|r| r.reason));
+    let out = net.request(SBC.peer(), Method::Invite);
+    assert_eq!(&*out.uri, "sip:13800138000@127.0.0.1:5095");
+    assert!(
+        !out.header("From").unwrap().contains('"'),
+        "no agent's name shown to the citizen"
+    );
+}

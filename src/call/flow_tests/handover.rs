@@ -41,6 +41,24 @@ fn own_caller_waiting(net: &mut Net) -> crate::cdr::Offer {
     own
 }
 
+/// The taking node's answer to handover INVITE `inv`: it adopted the call,
+/// so it echoes the claimed id.
+fn taken(inv: &Request, code: u16, reason: &str, sdp: &str) -> Vec<u8> {
+    let claim = inv.header("X-Hotline-Handover").unwrap();
+    let id = claim
+        .split(';')
+        .find_map(|p| p.strip_prefix("id="))
+        .unwrap();
+    let text = String::from_utf8(PEER.reply(inv, code, reason, sdp)).unwrap();
+    let at = text.find("\r\n").unwrap() + 2;
+    format!(
+        "{}X-Hotline-Handover-Accepted: {id}\r\n{}",
+        &text[..at],
+        &text[at..]
+    )
+    .into_bytes()
+}
+
 /// A caller queued at a node without agents, then the node drains and hands
 /// it over: the handover INVITE, and the caller's 180's To tag.
 fn queued_then_handed_over(net: &mut Net) -> (Request, String, crate::cdr::Offer) {
@@ -73,13 +91,13 @@ fn a_draining_node_hands_its_waiting_caller_over_and_leaves_the_record_to_the_ta
     assert!(inv.header("From").unwrap().contains("sip:13800138000@"));
     assert_eq!(inv.body, SDP.as_bytes(), "the caller's offer goes on");
     // Accepted: the taking node queues it (its own ringback is not relayed).
-    net.send(PEER.peer(), &PEER.reply(&inv, 180, "Ringing", ""));
+    net.send(PEER.peer(), &taken(&inv, 180, "Ringing", ""));
     net.none_to(net.caller, "a second 180", is_code(180));
     // Accepted calls are not given up on: the taker's queue may take minutes.
     net.advance(Duration::from_secs(60));
     net.none_to(net.caller, "a failure", is_code(503));
     // The taker's agent answers: the caller is bridged through this node.
-    let answer = String::from_utf8(PEER.reply(&inv, 200, "OK", SDP))
+    let answer = String::from_utf8(taken(&inv, 200, "OK", SDP))
         .unwrap()
         .replace(
             "Content-Type:",
@@ -149,7 +167,7 @@ fn a_silent_taker_is_given_up_on_and_the_caller_called_back() {
 fn a_caller_hanging_up_during_the_handover_is_cancelled_at_the_taker_too() {
     let mut net = node();
     let (inv, _, _) = queued_then_handed_over(&mut net);
-    net.send(PEER.peer(), &PEER.reply(&inv, 180, "Ringing", ""));
+    net.send(PEER.peer(), &taken(&inv, 180, "Ringing", ""));
     net.send(net.caller, &caller_cancel());
     net.response(net.caller, 200);
     net.response(net.caller, 487);
@@ -281,7 +299,7 @@ fn a_caller_the_draining_node_answered_is_bridged_to_the_takers_answer() {
     );
     // The taker answers at once (its hold music): the offer was this node's,
     // so it acknowledges, and the caller hears the taker from now on.
-    net.send(PEER.peer(), &PEER.reply(&inv, 200, "OK", &agent_sdp(6100)));
+    net.send(PEER.peer(), &taken(&inv, 200, "OK", &agent_sdp(6100)));
     net.request(PEER.peer(), Method::Ack);
     net.none_to(net.caller, "a second 200", is_code(200));
     assert!(commands(&mut net).contains(&crate::media::command::MediaCommand::Bridge { session }));
@@ -314,4 +332,75 @@ fn a_handed_over_caller_hears_hold_music_not_the_greeting_again() {
     net.send(net.caller, &caller_invite());
     net.response(net.caller, 200);
     assert!(played(&commands(&mut net), "greeting").is_some());
+}
+
+#[test]
+fn a_provisional_without_the_echo_is_no_adoption_the_leg_is_cancelled() {
+    let mut net = node();
+    let (inv, _, offer) = queued_then_handed_over(&mut net);
+    // The other node took the INVITE as an ordinary call (it does not know
+    // this node as a peer): it would record it under an id of its own.
+    net.send(PEER.peer(), &PEER.reply(&inv, 180, "Ringing", ""));
+    let cancel = net.request(PEER.peer(), Method::Cancel);
+    net.send(PEER.peer(), &PEER.reply(&cancel, 200, "OK", ""));
+    net.send(
+        PEER.peer(),
+        &PEER.reply(&inv, 487, "Request Terminated", ""),
+    );
+    net.request(PEER.peer(), Method::Ack);
+    net.response(net.caller, 503);
+    let r = net.record();
+    assert_eq!(
+        (r.reason, r.id.as_str()),
+        (Reason::ClusterHandoverFailed, offer.id.as_str())
+    );
+    no_leak(&mut net);
+}
+
+#[test]
+fn a_taker_that_ends_an_adopted_call_is_heard_and_records_it_alone() {
+    let mut net = node();
+    let (inv, _, _) = queued_then_handed_over(&mut net);
+    net.send(PEER.peer(), &taken(&inv, 180, "Ringing", ""));
+    // Its max wait ran out there: 480, recorded there with a callback.
+    net.send(
+        PEER.peer(),
+        &taken(&inv, 480, "Temporarily Unavailable", ""),
+    );
+    net.request(PEER.peer(), Method::Ack);
+    net.response(net.caller, 480);
+    no_leak(&mut net);
+}
+
+#[test]
+fn a_taker_gone_silent_after_adopting_is_given_up_and_the_call_recorded_here() {
+    let mut net = node();
+    let (inv, _, offer) = queued_then_handed_over(&mut net);
+    net.send(PEER.peer(), &taken(&inv, 180, "Ringing", ""));
+    net.advance(std::time::Duration::from_secs(121));
+    net.response(net.caller, 503);
+    let r = net.record();
+    assert_eq!(
+        (r.reason, r.id.as_str()),
+        (Reason::ClusterHandoverFailed, offer.id.as_str())
+    );
+}
+
+#[test]
+fn the_taker_echoes_the_adopted_id_in_its_answers() {
+    let mut net = node();
+    let claim = format!(
+        "id=peer0001-4;offered={};line=12345;queue=agents",
+        WALL_MS - 1000
+    );
+    net.send(PEER.peer(), &handover_invite(PEER.addr, "h4", &claim));
+    let ringing = net.response(PEER.peer(), 180);
+    assert_eq!(
+        ringing.header("X-Hotline-Handover-Accepted"),
+        Some("peer0001-4")
+    );
+    // An ordinary caller's answers carry no such header.
+    net.send(net.caller, &caller_invite());
+    let own = net.response(net.caller, 180);
+    assert_eq!(own.header("X-Hotline-Handover-Accepted"), None);
 }
