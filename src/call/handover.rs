@@ -66,19 +66,30 @@ pub(super) struct Claim {
     pub offered_ms: i64,
     pub line: String,
     pub queue: String,
+    /// The trunk the call came in over, and the number first dialled: kept
+    /// for the record (and for the 110 of the caller's area).
+    pub trunk: Option<String>,
+    pub original: Option<String>,
 }
 
 impl Claim {
     pub fn to_header(&self) -> String {
-        format!(
+        let mut v = format!(
             "id={};offered={};line={};queue={}",
             self.id, self.offered_ms, self.line, self.queue
-        )
+        );
+        for (k, x) in [("trunk", &self.trunk), ("original", &self.original)] {
+            if let Some(x) = x.as_ref().filter(|x| token(x)) {
+                v.push_str(&format!(";{k}={x}"));
+            }
+        }
+        v
     }
 
     /// Reads a header value; `None` when any part is missing or malformed.
     pub fn parse(value: &str) -> Option<Claim> {
         let (mut id, mut offered, mut line, mut queue) = (None, None, None, None);
+        let (mut trunk, mut original) = (None, None);
         for part in value.split(';') {
             let (k, v) = part.trim().split_once('=')?;
             let slot = match k.trim() {
@@ -86,16 +97,12 @@ impl Claim {
                 "offered" => &mut offered,
                 "line" => &mut line,
                 "queue" => &mut queue,
+                "trunk" => &mut trunk,
+                "original" => &mut original,
                 _ => continue,
             };
             *slot = Some(v.trim().to_string());
         }
-        let token = |s: &str| {
-            !s.is_empty()
-                && s.len() <= 64
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        };
         let (id, line, queue) = (id?, line?, queue?);
         if !(token(&id) && token(&line) && token(&queue)) {
             return None;
@@ -105,6 +112,8 @@ impl Claim {
             offered_ms: offered?.parse().ok()?,
             line,
             queue,
+            trunk: trunk.filter(|t: &String| token(t)),
+            original: original.filter(|o: &String| token(o)),
         })
     }
 }
@@ -206,6 +215,8 @@ impl Call {
             offered_ms,
             line: self.line.clone(),
             queue: self.queue.clone().unwrap_or_default(),
+            trunk: self.trunk.clone(),
+            original: self.original.clone(),
         };
         debug!(to = node, "handing the caller over");
         self.agent = None;
@@ -391,6 +402,14 @@ impl Call {
     }
 }
 
+/// A claim's value: 1-64 letters, digits, `-`, `_` or `.`.
+fn token(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
 /// Bounds a claimed first offer time to the last day and not after `now_ms`.
 pub(super) fn claimed_offer_ms(claimed: i64, now_ms: i64) -> i64 {
     claimed.clamp(now_ms - MAX_AGE_MS, now_ms)
@@ -407,8 +426,16 @@ mod tests {
             offered_ms: 1_765_000_000_000,
             line: "12345".into(),
             queue: "agents".into(),
+            trunk: Some("carrier".into()),
+            original: Some("12315".into()),
         };
-        assert_eq!(Claim::parse(&c.to_header()), Some(c));
+        assert_eq!(Claim::parse(&c.to_header()), Some(c.clone()));
+        let bare = Claim {
+            trunk: None,
+            original: None,
+            ..c
+        };
+        assert_eq!(Claim::parse(&bare.to_header()), Some(bare));
         for bad in [
             "",
             "id=x;offered=1;line=12345",

@@ -315,8 +315,8 @@ impl Core {
             line: line.clone(),
             outcome: Outcome::Queue(claim.queue.clone()),
             caller_from_pai: None,
-            original: None,
-            trunk: None,
+            original: claim.original.clone(),
+            trunk: claim.trunk.clone(),
             callback: None,
             announce: None,
         })

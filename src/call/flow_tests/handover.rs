@@ -84,7 +84,7 @@ fn a_draining_node_hands_its_waiting_caller_over_and_leaves_the_record_to_the_ta
     assert_eq!(
         claim,
         format!(
-            "id={};offered={};line=12345;queue=agents",
+            "id={};offered={};line=12345;queue=agents;trunk=t",
             offer.id, offer.at_ms
         )
     );
@@ -229,7 +229,9 @@ fn the_taker_adopts_a_peers_call_id_and_first_offer_ahead_of_newer_callers() {
     let own = own_caller_waiting(&mut net);
     // The peer's caller first offered a minute ago, there.
     let offered = WALL_MS - 55_000;
-    let claim = format!("id=peer0001-9;offered={offered};line=12345;queue=agents");
+    let claim = format!(
+        "id=peer0001-9;offered={offered};line=12345;queue=agents;trunk=carrier;original=12315"
+    );
     net.send(PEER.peer(), &handover_invite(PEER.addr, "h1", &claim));
     net.response(PEER.peer(), 180);
     let adopted = net.core.poll_offer().unwrap();
@@ -244,6 +246,12 @@ fn the_taker_adopts_a_peers_call_id_and_first_offer_ahead_of_newer_callers() {
     let first_offer = r.events.iter().find(|e| e.kind == EventKind::Offered);
     assert_eq!(first_offer.map(|e| e.at_ms), Some(offered));
     assert_eq!(r.caller, "13900139000");
+    assert_eq!(
+        r.trunk.as_deref(),
+        Some("carrier"),
+        "where it came in, there"
+    );
+    assert_eq!(r.original.as_deref(), Some("12315"));
     // The own caller is next.
     let inv = A1.invite(&mut net);
     assert_eq!(inv.header("X-Hotline-Call-Id"), Some(own.id.as_str()));
