@@ -4,6 +4,8 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod report_cmd;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -44,6 +46,8 @@ enum Command {
         #[command(subcommand)]
         command: SlaCommand,
     },
+    /// A month's reports as an Excel workbook, from the store (no running gateway).
+    Report(report_cmd::ReportArgs),
     /// Create an API token: prints it once, and the config lines that let it in.
     Token(TokenArgs),
     /// The test softphone: an agent seat or callers.
@@ -181,6 +185,20 @@ fn run_cli(cli: Cli) -> Result<()> {
         Command::Sla {
             command: SlaCommand::Recompute(args),
         } => recompute(args),
+        Command::Report(args) => {
+            let mut cfg = load_config(args.config.as_deref())?;
+            if let Some(db) = args.database.clone() {
+                cfg.store.database = cli_database(db);
+            }
+            init_tracing(&cfg.log.level);
+            let plan = match dialplan_dir(&cfg)? {
+                Some(dir) => dialplan::check(&dir).map_err(|e| {
+                    anyhow::anyhow!("{} error(s) in the dialplan {}", e.len(), dir.display())
+                })?,
+                None => dialplan::embedded_default()?,
+            };
+            report_cmd::run(args, cfg, plan.utc_offset_minutes)
+        }
         Command::Dialplan {
             command: DialplanCommand::Check { config },
         } => {

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{AppState, error, parse_instant, query_and_store, wants_csv};
+use super::{AppState, error, one_of, parse_instant, query_and_store, wants_csv};
 use crate::dialplan::time::{Date, parse_date};
 use crate::reporting::report::{self, Dimension, MAX_RANGE_DAYS, PeriodKind, ReportSpec, Zone};
 
@@ -41,7 +41,8 @@ pub(super) struct ReportQuery {
     to: Option<String>,
     /// The repeat-caller window, 1–168 hours [default 24].
     repeat_hours: Option<u32>,
-    /// `json` or `csv` [default: by the Accept header, else JSON].
+    /// `json`, `csv` or `xlsx` (an Excel workbook) [default: by the Accept
+    /// header, else JSON].
     format: Option<String>,
 }
 
@@ -64,9 +65,16 @@ pub(super) async fn reports(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/csv"));
-    let csv = match wants_csv(&q.format, accept_csv) {
-        Ok(csv) => csv,
-        Err(r) => return r,
+    if let Err(r) = one_of("format", &q.format, &["json", "csv", "xlsx"]) {
+        return r;
+    }
+    let xlsx = q.format.as_deref() == Some("xlsx");
+    let csv = match xlsx {
+        true => false,
+        false => match wants_csv(&q.format, accept_csv) {
+            Ok(csv) => csv,
+            Err(r) => return r,
+        },
     };
     let Ok(_slot) = RUNNING.try_acquire() else {
         let mut r = error(
@@ -88,6 +96,29 @@ pub(super) async fn reports(
             );
         }
     };
+    if xlsx {
+        let name = format!(
+            "attachment; filename=\"report-{}-{}-{}.xlsx\"",
+            report.dimension,
+            report.period,
+            zone.date(report.from_ms)
+        );
+        return match report::workbook(std::slice::from_ref(&report)) {
+            Ok(bytes) => (
+                [
+                    (header::CONTENT_TYPE, report::XLSX_TYPE.to_string()),
+                    (header::CONTENT_DISPOSITION, name),
+                ],
+                bytes,
+            )
+                .into_response(),
+            Err(e) => error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "workbook_failed",
+                e.to_string(),
+            ),
+        };
+    }
     if csv {
         let name = format!(
             "attachment; filename=\"report-{}-{}-{}.csv\"",

@@ -199,6 +199,55 @@ fn stored_records(database: Option<String>) {
     let gw = Gateway::start(opts);
 
     let q = "period=day&dimension=overall&from=2026-11-02&to=2026-11-03";
+    // The same report as an Excel workbook, over HTTP…
+    let x = http_request(
+        gw.http,
+        "GET",
+        &format!("/api/v1/reports?{q}&format=xlsx"),
+        &[format!("Authorization: Bearer {VIEWER_TOKEN}")],
+        None,
+    )
+    .expect("xlsx");
+    assert_eq!(x.code, 200, "{}", x.body);
+    assert_eq!(
+        x.header("content-type"),
+        Some("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    );
+    // …and the month's from the command line, without the gateway's help.
+    let book = dir.0.join("report.xlsx");
+    let out = Command::new(env!("CARGO_BIN_EXE_hotline-gw"))
+        .args(["report", "--month", "2026-11", "--out"])
+        .arg(&book)
+        .args(["--database", &url])
+        .output()
+        .expect("hotline-gw report");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    {
+        use calamine::{Data, Reader, Xlsx};
+        let mut wb: Xlsx<_> = calamine::open_workbook(&book).expect("the workbook reads back");
+        assert_eq!(wb.sheet_names().len(), 7, "a cover and six dimensions");
+        let sheet = wb.worksheet_range("overall day").unwrap();
+        let header: Vec<String> = sheet
+            .rows()
+            .next()
+            .unwrap()
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+        let day = sheet
+            .rows()
+            .find(|r| r[0] == "all" && r[1] == "2026-11-02")
+            .expect("2026-11-02");
+        assert_eq!(day[col("offered")], Data::Float(6.0));
+        assert_eq!(day[col("answered")], Data::Float(4.0));
+        let seats = wb.worksheet_range("seats day").unwrap();
+        assert!(seats.rows().any(|r| r[0] == "12345"));
+    }
     let r = report(&gw, q);
     assert_eq!(r["from"], "2026-11-02T00:00:00+08:00");
     assert_eq!(
@@ -312,7 +361,7 @@ fn stored_records(database: Option<String>) {
             "from=-4611686018427387904&to=4611686018427387904",
             "bad_time",
         ),
-        ("format=xlsx", "bad_format"),
+        ("format=pdf", "bad_format"),
         ("sql=1", "bad_query"),
     ] {
         let a = http_request(

@@ -5,7 +5,7 @@
 use super::{Figures, Report};
 
 /// The figure columns, in order.
-const FIGURES: [&str; 37] = [
+pub(super) const FIGURES: [&str; 37] = [
     "offered",
     "counted",
     "answered",
@@ -45,7 +45,7 @@ const FIGURES: [&str; 37] = [
     "peak_hour",
 ];
 
-fn values(f: &Figures) -> [String; 36] {
+pub(super) fn values(f: &Figures) -> [String; 36] {
     let n = |v: u64| v.to_string();
     let r = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_default();
     let s = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_default();

@@ -26,6 +26,7 @@ mod tally;
 mod tests;
 #[cfg(test)]
 mod tests_dims;
+mod xlsx;
 
 use serde::Serialize;
 
@@ -37,6 +38,7 @@ pub(crate) use load::run_paged;
 pub use load::{MAX_RANGE_DAYS, run};
 pub use period::{PeriodKind, Zone};
 pub use tally::{Figures, Tally};
+pub use xlsx::{XLSX_TYPE, workbook};
 
 use crate::cdr::CallRecord;
 use crate::sla::SlaConfig;
