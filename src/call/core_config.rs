@@ -37,6 +37,9 @@ pub struct CoreConfig {
     /// How long a standby holds a new INVITE in case it takes the lease
     /// (`None`: refuse at once).
     pub standby_hold: Option<Duration>,
+    /// The cluster's shared secret: a handover claim must be signed with it
+    /// (HMAC-SHA256), so a forged source address claims nothing.
+    pub cluster_secret: Option<Vec<u8>>,
 }
 
 impl Default for CoreConfig {
@@ -61,6 +64,7 @@ impl Default for CoreConfig {
             clustered: false,
             start_standby: false,
             standby_hold: None,
+            cluster_secret: None,
         }
     }
 }

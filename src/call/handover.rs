@@ -73,6 +73,30 @@ pub(super) struct Claim {
 }
 
 impl Claim {
+    /// The header value, signed with `secret` when the cluster has one.
+    pub fn to_signed_header(&self, secret: Option<&[u8]>) -> String {
+        let v = self.to_header();
+        match secret {
+            Some(k) => format!("{v};sig={}", sign(k, &v)),
+            None => v,
+        }
+    }
+
+    /// Reads a header value, which must carry a valid `sig` when `secret` is
+    /// set (over everything before it).
+    pub fn parse_signed(value: &str, secret: Option<&[u8]>) -> Option<Claim> {
+        let Some(k) = secret else {
+            return Claim::parse(value);
+        };
+        let (body, sig) = value.rsplit_once(";sig=")?;
+        let want = sign(k, body);
+        let ok: bool = subtle::ConstantTimeEq::ct_eq(want.as_bytes(), sig.trim().as_bytes()).into();
+        if !ok {
+            return None;
+        }
+        Claim::parse(body)
+    }
+
     pub fn to_header(&self) -> String {
         let mut v = format!(
             "id={};offered={};line={};queue={}",
@@ -177,12 +201,9 @@ impl Core {
             info!(source = %crate::util::pii::Pii(peer.addr.ip()), "handover header from a non-peer: ignored");
             return None;
         }
-        let claim = Claim::parse(value);
+        let claim = Claim::parse_signed(value, self.sh.cfg.cluster_secret.as_deref());
         if claim.is_none() {
-            warn!(
-                value,
-                "unreadable handover header from a peer: an ordinary call"
-            );
+            warn!("unreadable or unsigned handover claim from a peer: an ordinary call");
         }
         claim
     }
@@ -234,7 +255,10 @@ impl Call {
             sh,
             now,
             (uri, peer, Vec::new()),
-            vec![(HEADER.to_string(), claim.to_header())],
+            vec![(
+                HEADER.to_string(),
+                claim.to_signed_header(sh.cfg.cluster_secret.as_deref()),
+            )],
         );
         self.arm(sh, CallTimer::Ring, now + ACCEPT_WITHIN);
     }
@@ -402,6 +426,11 @@ impl Call {
     }
 }
 
+/// The hex HMAC-SHA256 of `body` under `key`.
+fn sign(key: &[u8], body: &str) -> String {
+    crate::util::hex::hex(&crate::tickets::hmac::hmac_sha256(key, body.as_bytes()))
+}
+
 /// A claim's value: 1-64 letters, digits, `-`, `_` or `.`.
 fn token(s: &str) -> bool {
     !s.is_empty()
@@ -435,7 +464,23 @@ mod tests {
             original: None,
             ..c
         };
-        assert_eq!(Claim::parse(&bare.to_header()), Some(bare));
+        assert_eq!(Claim::parse(&bare.to_header()), Some(bare.clone()));
+        // Signed: read back with the secret; refused without it, with another
+        // one, or tampered with.
+        let key = b"a-cluster-secret-of-the-province";
+        let signed = bare.to_signed_header(Some(key));
+        assert_eq!(Claim::parse_signed(&signed, Some(key)), Some(bare.clone()));
+        assert_eq!(
+            Claim::parse_signed(&bare.to_header(), Some(key)),
+            None,
+            "unsigned"
+        );
+        assert_eq!(
+            Claim::parse_signed(&signed, Some(b"another-secret-entirely")),
+            None
+        );
+        let older = signed.replace("offered=1765000000000", "offered=1764000000000");
+        assert_eq!(Claim::parse_signed(&older, Some(key)), None, "tampered");
         for bad in [
             "",
             "id=x;offered=1;line=12345",

@@ -26,6 +26,10 @@ pub struct ClusterSection {
     /// node stopped answering. Past it, `503`. 0: refuse at once.
     #[serde(default = "default_standby_hold_ms")]
     pub standby_hold_ms: u64,
+    /// A secret every node shares (16+ characters): a stopping node signs the
+    /// callers it hands over with it, and the taking node accepts only signed
+    /// ones. Without it a handover is trusted by the peer's source address.
+    pub secret: Option<String>,
 }
 
 fn default_lease_ttl_ms() -> u64 {
@@ -80,6 +84,12 @@ impl ClusterSection {
         }
         if self.drain_s == 0 {
             return Err(("cluster.drain_s", "must be at least 1".into()));
+        }
+        if self.secret.as_ref().is_some_and(|s| s.len() < 16) {
+            return Err((
+                "cluster.secret",
+                "at least 16 characters (the same on every node)".into(),
+            ));
         }
         Ok(())
     }

@@ -212,6 +212,11 @@ impl SipServer {
                 .as_ref()
                 .filter(|c| c.standby_hold_ms > 0)
                 .map(|c| Duration::from_millis(c.standby_hold_ms)),
+            cluster_secret: cfg
+                .cluster
+                .as_ref()
+                .and_then(|c| c.secret.as_ref())
+                .map(|s| s.as_bytes().to_vec()),
         };
         let (core_cfg, media) = match media::start(cfg, &plan)? {
             Some((m, plane)) => {

@@ -412,3 +412,36 @@ fn the_taker_echoes_the_adopted_id_in_its_answers() {
     let own = net.response(net.caller, 180);
     assert_eq!(own.header("X-Hotline-Handover-Accepted"), None);
 }
+
+#[test]
+fn attacker_with_a_cluster_secret_a_claim_from_a_peers_address_must_be_signed() {
+    let key = b"a-cluster-secret-of-the-province".to_vec();
+    let mut net = plan_net(crate::call::CoreConfig {
+        max_calls: 10,
+        clustered: true,
+        cluster_secret: Some(key.clone()),
+        ..Default::default()
+    });
+    net.core.set_wall_clock(net.now, WALL_MS);
+    net.core.set_peers([PEER.peer().addr].into_iter().collect());
+    // Forged from the peer's address (UDP is easy to spoof), unsigned.
+    let forged = format!(
+        "id=peer0001-7;offered={};line=12345;queue=agents",
+        WALL_MS - 3_600_000
+    );
+    net.send(PEER.peer(), &handover_invite(PEER.addr, "f1", &forged));
+    // Not adopted: an ordinary call from an address that is no trunk, which
+    // the dialplan refuses; no work order, no place in the queue.
+    net.response(PEER.peer(), 403);
+    assert!(net.core.poll_offer().is_none());
+    // Signed by the real peer: adopted.
+    let claim = super::super::handover::Claim::parse(&format!(
+        "id=peer0001-8;offered={};line=12345;queue=agents",
+        WALL_MS - 60_000
+    ))
+    .unwrap()
+    .to_signed_header(Some(&key));
+    net.send(PEER.peer(), &handover_invite(PEER.addr, "s1", &claim));
+    let r = net.response(PEER.peer(), 180);
+    assert_eq!(r.header("X-Hotline-Handover-Accepted"), Some("peer0001-8"));
+}
