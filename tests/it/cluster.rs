@@ -34,7 +34,7 @@ fn node_opts(name: &str, db: &str, ttl_ms: u64, renew_ms: u64, mut opts: GwOpts)
     opts.extra_dialplan = PLAN.into();
     opts.extra_config = format!(
         "[store]\ndatabase = \"{db}\"\n\
-[cluster]\nnode = \"{name}\"\nlease_ttl_ms = {ttl_ms}\nrenew_every_ms = {renew_ms}\ndrain_s = 20\n\
+[cluster]\nnode = \"{name}\"\nlease_ttl_ms = {ttl_ms}\nrenew_every_ms = {renew_ms}\ndrain_s = 20\nsecret = \"cluster-test-secret-0001\"\n\
 [media]\nqueued = \"early_media\"\nsurvey = false\n"
     );
     Gateway::start(opts)
