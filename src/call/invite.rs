@@ -104,6 +104,9 @@ impl Core {
             ),
             _ => (CallState::Ringing, None),
         };
+        // Legacy seats may hand the call to 12345 later (legacy_transfer.rs).
+        let caller_invite =
+            matches!(outcome, Outcome::Legacy { .. }).then(|| Box::new(req.clone()));
         let mut call = Call {
             key,
             span,
@@ -146,6 +149,7 @@ impl Core {
             handover: None,
             adopted_offer_ms: None,
             callback,
+            caller_invite,
         };
         if let Some(a) = &call.callback {
             call.agent = Some(a.agent.clone());
@@ -517,8 +521,6 @@ impl Call {
     }
 }
 
-/// Where a call to `line` is offered, as its `offered` event names it: the
-/// queue, `legacy:<line>` or `sip:<line>`.
 /// Where a new call goes, and who placed it.
 pub(super) struct Routed {
     pub line: Line,
@@ -536,6 +538,8 @@ pub(super) struct Routed {
     pub announce: Option<String>,
 }
 
+/// Where a call to `line` is offered, as its `offered` event names it: the
+/// queue, `legacy:<line>` or `sip:<line>`.
 fn offered_to(outcome: &Outcome, line: &Line) -> String {
     match outcome {
         Outcome::Queue(q) => q.clone(),

@@ -443,7 +443,7 @@ impl Call {
 }
 
 /// The greeting (when asked), then hold music with its message now and then.
-fn hold_playlist(cfg: &MediaConfig, greeting: bool) -> Playlist {
+pub(super) fn hold_playlist(cfg: &MediaConfig, greeting: bool) -> Playlist {
     let get = |n: &Option<String>| n.as_deref().and_then(|n| cfg.prompts.get(n));
     Playlist {
         once: if greeting {

@@ -24,6 +24,7 @@ mod guard;
 mod handover;
 mod invite;
 pub mod leg;
+mod legacy_transfer;
 mod media;
 mod media_flow;
 mod media_sdp;
@@ -183,6 +184,9 @@ struct Call {
     adopted_offer_ms: Option<i64>,
     /// An agent calling a citizen back: which missed call, who.
     callback: Option<callback::Attempt>,
+    /// A parallel line's caller INVITE, kept while legacy seats may hand the
+    /// call to 12345 (callee legs are built from it).
+    caller_invite: Option<Box<Request>>,
 }
 
 impl Call {

@@ -57,6 +57,10 @@ impl Call {
                 "Bad Request (Refer-To is missing or not a SIP URI)",
             );
         };
+        // A legacy seat hands its caller to the hotline.
+        if let Some(queue) = self.legacy_refer_queue(sh, &number) {
+            return self.legacy_to_12345(sh, now, (tx, req), &number, queue);
+        }
         // 110 of the caller's city: its area code, else the one it dialled.
         let caller_area = crate::dialplan::number::national(&self.caller).area;
         let called_area =
@@ -362,7 +366,7 @@ impl Call {
     }
 
     /// A NOTIFY with a sipfrag of the transfer's progress to the agent (RFC 3515 §2.4.5).
-    fn notify_agent(&mut self, sh: &mut Shared, now: Instant, frag: &str, last: bool) {
+    pub(super) fn notify_agent(&mut self, sh: &mut Shared, now: Instant, frag: &str, last: bool) {
         let key = self.key;
         let Some(leg) = self.b_mut().filter(|l| l.has_dialog()) else {
             return;

@@ -177,3 +177,82 @@ fn legacy_seats_that_answer_keep_the_call_and_the_queue_never_rings() {
     assert_eq!(agent_state(&net, "1001"), "ready");
     no_leak(&mut net);
 }
+
+#[test]
+fn a_legacy_seat_hands_its_caller_to_12345_and_an_agent_takes_it_over() {
+    let mut net = flow_net(Some(crate::call::QueuedAudio::Answer));
+    A1.register(&mut net);
+    net.send(net.caller, &invite_to("12333"));
+    let leg_inv = net.request(LEGACY.peer(), Method::Invite);
+    net.send(
+        LEGACY.peer(),
+        &LEGACY.reply(&leg_inv, 200, "OK", &agent_sdp(6200)),
+    );
+    let gw_tag = net.response(net.caller, 200).to_tag().unwrap();
+    net.send(
+        net.caller,
+        &caller_request("ACK", 1, "z9hG4bKack1", &gw_tag),
+    );
+    net.request(LEGACY.peer(), Method::Ack);
+    let session = session_of(&commands(&mut net));
+    // The legacy seat: "this is for 12345".
+    let refer = LEGACY.request(
+        &leg_inv,
+        "REFER",
+        2,
+        "z9hG4bKlr2",
+        &[("Refer-To", "<sip:12345@127.0.0.1:5060>")],
+    );
+    net.send(LEGACY.peer(), &refer);
+    net.response(LEGACY.peer(), 202);
+    let notify = net.request(LEGACY.peer(), Method::Notify);
+    assert!(String::from_utf8_lossy(&notify.body).contains("200 OK"));
+    net.send(LEGACY.peer(), &LEGACY.reply(&notify, 200, "OK", ""));
+    let bye = net.request(LEGACY.peer(), Method::Bye);
+    net.send(LEGACY.peer(), &LEGACY.reply(&bye, 200, "OK", ""));
+    // The caller waits with music for 12345's agent, who is rung at once.
+    let inv = A1.invite(&mut net);
+    assert_eq!(inv.header("X-Hotline-Queue"), Some("agents"));
+    net.send(A1.peer(), &A1.reply(&inv, 200, "OK", &agent_sdp(6000)));
+    net.request(A1.peer(), Method::Ack);
+    assert!(commands(&mut net).contains(&crate::media::command::MediaCommand::Bridge { session }));
+    net.send(
+        net.caller,
+        &caller_request("BYE", 2, "z9hG4bKbye2", &gw_tag),
+    );
+    net.response(net.caller, 200);
+    let bye = net.request(A1.peer(), Method::Bye);
+    net.send(A1.peer(), &A1.reply(&bye, 200, "OK", ""));
+    let r = net.record();
+    assert_eq!(r.transferred_to.as_deref(), Some("12345"));
+    assert_eq!(r.agent.as_deref(), Some("1001"));
+    assert!(has_event(&r, EventKind::TransferredOut, "12345"));
+    assert!(
+        has_event(&r, EventKind::Answered, "legacy"),
+        "served there first"
+    );
+}
+
+#[test]
+fn without_media_a_legacy_seats_transfer_to_12345_is_refused_and_the_call_goes_on() {
+    let mut net = flow_net(None);
+    net.send(net.caller, &invite_to("12333"));
+    let leg_inv = net.request(LEGACY.peer(), Method::Invite);
+    net.send(LEGACY.peer(), &LEGACY.reply(&leg_inv, 200, "OK", SDP));
+    let gw_tag = net.response(net.caller, 200).to_tag().unwrap();
+    net.send(
+        net.caller,
+        &caller_request("ACK", 1, "z9hG4bKack1", &gw_tag),
+    );
+    net.request(LEGACY.peer(), Method::Ack);
+    let refer = LEGACY.request(
+        &leg_inv,
+        "REFER",
+        2,
+        "z9hG4bKlr2",
+        &[("Refer-To", "<sip:12345@127.0.0.1:5060>")],
+    );
+    net.send(LEGACY.peer(), &refer);
+    net.response(LEGACY.peer(), 488);
+    net.none_to(LEGACY.peer(), "a BYE", is_method(Method::Bye));
+}
