@@ -442,3 +442,45 @@ fn a_dead_call_is_ended_by_the_media_timeout() {
         "ended about 2 s after the answer: {talk} ms"
     );
 }
+
+/// A retired line is answered with the announcement (the number has changed,
+/// call 12345), which the caller hears, then hung up; the call counts nowhere.
+#[test]
+fn a_retired_line_announces_the_change_and_hangs_up() {
+    let mut opts = GwOpts::to("queue:q");
+    opts.extra_dialplan = "[[queue]]\nname = \"q\"\nagents = [\"2001\"]\n\n\
+[[agent]]\nid = \"2001\"\nname = \"Agent 2001\"\npassword = \"secret-2001\"\n\n\
+[[line]]\nnumber = \"12366\"\nname = \"an old hotline\"\nqueue = \"q\"\neffective_until = \"2025-12-31\"\n"
+        .into();
+    opts.extra_config = "[store]\ndatabase = \"sqlite:calls.db\"\n".into();
+    let gw = Gateway::start(opts);
+    let s = caller(
+        &gw,
+        "12366",
+        &[
+            "--audio",
+            "--max-wait-s",
+            "10",
+            "--hangup-after-ms",
+            "20000",
+        ],
+    )
+    .finish(Duration::from_secs(30))
+    .expect("caller");
+    assert_eq!(s["answered_by_gateway"], 1, "{s}");
+    assert_eq!(s["ended_by_far_end"], 1, "the gateway hung up: {s}");
+    let heard = s["audio"][0]["packets_received"].as_u64().unwrap_or(0);
+    assert!(heard > 50, "the announcement was heard: {s}");
+    gw.wait_until("the call recorded", Duration::from_secs(10), || {
+        gw.records()
+            .iter()
+            .any(|r| r["reason"] == "dialplan.line_not_in_service")
+    });
+    let r = gw
+        .records()
+        .into_iter()
+        .find(|r| r["reason"] == "dialplan.line_not_in_service")
+        .unwrap();
+    assert!(r["outcome"].is_null(), "counted nowhere: {r}");
+    assert_eq!(gw.get_json("/api/v1/sla")["overall"]["24h"]["offered"], 0);
+}
