@@ -47,6 +47,9 @@ impl Core {
             .find_dialog(&req)
             .and_then(|(key, side)| Some((self.calls.get_mut(&key)?, side)));
         let Some((call, side)) = call else {
+            if self.on_parting_request(now, tx, &req) {
+                return;
+            }
             return self
                 .sh
                 .reply(now, tx, &req, 481, "Call/Transaction Does Not Exist");

@@ -449,6 +449,7 @@ fn a_transfer_keeps_the_callers_media_and_moves_the_relay_to_the_new_leg() {
         remote_of(&cmds, Leg::B),
         Some("127.0.0.1:7100".parse().unwrap())
     );
+    net.advance(super::parting::GRACE);
     net.request(net.callee, Method::Bye);
     assert_eq!(
         net.core

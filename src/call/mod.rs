@@ -30,6 +30,7 @@ mod media_flow;
 mod media_sdp;
 #[cfg(test)]
 mod media_tests;
+mod parting;
 mod qualify;
 mod queued;
 pub mod reason;
@@ -338,6 +339,8 @@ pub(super) struct Shared {
     outbound: callback::OutboundGate,
     /// Callback attempts started and ended since the last `poll_callback`.
     callback_events: VecDeque<cdr::CallbackEvent>,
+    /// Agents a transfer released, given a moment to hang up themselves.
+    partings: parting::Partings,
 }
 
 impl Core {
@@ -393,6 +396,7 @@ impl Core {
                 callbacks: Default::default(),
                 outbound: Default::default(),
                 callback_events: VecDeque::new(),
+                partings: Default::default(),
             },
             calls: IdMap::default(),
             next_key: 1,

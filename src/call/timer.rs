@@ -78,6 +78,7 @@ impl Core {
             self.sh.acd.poll_timeout(),
             self.sh.registrar.poll_timeout(),
             self.parked_deadline(),
+            self.sh.parting_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -88,6 +89,7 @@ impl Core {
         self.sh.tl.handle_timeout(now);
         self.process_events(now);
         self.expire_parked(now);
+        self.sh.expire_partings(now);
         self.sh.acd.handle_timeout(now);
         self.settle(now);
         self.sh.registrar.handle_timeout(now);

@@ -306,12 +306,9 @@ impl Call {
             detail: Some(number.clone()),
         });
         sh.by_b.insert(new_id, self.key);
-        if let Some(mut old) = old_b {
-            sh.by_b.remove(&old.dialog.call_id);
-            let peer = old.dialog.peer;
-            let bye = old.dialog.request(Method::Bye, None, Bytes::new());
-            let t = sh.tl.send_request(now, peer, bye);
-            sh.by_tx.insert(t, (self.key, Role::Fire));
+        if let Some(old) = old_b {
+            // The agent may hang up itself first (see parting.rs).
+            sh.part(now, self.key, old);
         }
         info!(number = %number, "call transferred");
         self.release_acd(sh, now);
