@@ -30,6 +30,10 @@ impl Core {
         if self.serving != super::Serving::Active {
             // The proxy tries the active node; the record says why this one refused.
             self.sh.not_active(now, tx, &req, self.serving);
+            if self.handover_claim(&req, peer).is_some() {
+                // A peer handing a caller over records the call itself.
+                return;
+            }
             let reason = match self.serving {
                 super::Serving::Draining => Reason::ClusterDraining,
                 _ => Reason::ClusterStandby,

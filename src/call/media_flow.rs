@@ -433,12 +433,13 @@ impl Call {
     }
 
     /// Whether an in-dialog request from the caller is the gateway's to answer:
-    /// it waits for an agent after the gateway's own answer, or rates the call.
+    /// it waits for an agent after the gateway's own answer, rates the call,
+    /// or hears a line's out-of-service announcement.
     pub(super) fn answers_locally(&self, from: Side) -> bool {
         from == Side::A
             && self.media.is_some()
             && (self.waiting() && self.a_invite.is_none()
-                || matches!(self.state, CallState::Survey(_)))
+                || matches!(self.state, CallState::Survey(_) | CallState::Announcing))
     }
 }
 

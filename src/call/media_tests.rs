@@ -662,3 +662,19 @@ fn without_media_a_line_out_of_service_is_a_404() {
     net.response(net.caller, 404);
     assert_eq!(net.record().reason, Reason::LineNotInService);
 }
+
+#[test]
+fn a_callers_info_during_the_announcement_is_answered_here() {
+    let mut net = retired_line_net(true);
+    net.send(net.caller, &caller_invite());
+    let gw_tag = net.response(net.caller, 200).to_tag().unwrap();
+    net.send(
+        net.caller,
+        &caller_request("ACK", 1, "z9hG4bKack1", &gw_tag),
+    );
+    net.send(
+        net.caller,
+        &caller_request("INFO", 2, "z9hG4bKinfo2", &gw_tag),
+    );
+    net.response(net.caller, 200);
+}

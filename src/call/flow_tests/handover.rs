@@ -445,3 +445,19 @@ fn attacker_with_a_cluster_secret_a_claim_from_a_peers_address_must_be_signed() 
     let r = net.response(PEER.peer(), 180);
     assert_eq!(r.header("X-Hotline-Handover-Accepted"), Some("peer0001-8"));
 }
+
+#[test]
+fn a_taker_that_is_itself_stopping_refuses_without_a_record_of_its_own() {
+    let mut net = node();
+    net.core.step_down(net.now, Serving::Draining);
+    let claim = format!(
+        "id=peer0001-5;offered={};line=12345;queue=agents",
+        WALL_MS - 1000
+    );
+    net.send(PEER.peer(), &handover_invite(PEER.addr, "h5", &claim));
+    net.response(PEER.peer(), 503);
+    assert!(
+        net.core.poll_record().is_none(),
+        "the handing node records the call, not this one"
+    );
+}
