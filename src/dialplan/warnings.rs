@@ -19,8 +19,8 @@ pub fn warnings(plan: &Dialplan, answer_within_s: u32, today: Date) -> Vec<Strin
                 "{}: ring_time_s: line {} ({}) rings its legacy seats for {} s, longer than the \
                  service level ([sla] answer_within_s = {answer_within_s}): a call that overflows \
                  to 12345 after the full ring can never count as answered within \
-                 {answer_within_s} s of its arrival (the report's `12345` seats count from the \
-                 overflow)",
+                 {answer_within_s} s of its arrival, unless [sla] offer_clock = \"queue\" (the \
+                 reports' `12345` seats count from the queue either way)",
                 l.defined_at,
                 l.number,
                 l.name,
