@@ -197,7 +197,8 @@ fn run_cli(cli: Cli) -> Result<()> {
                 })?,
                 None => dialplan::embedded_default()?,
             };
-            report_cmd::run(args, cfg, plan.utc_offset_minutes)
+            let url = stored_database(&cfg, "the report reads the calls stored there")?;
+            report_cmd::run(args, &cfg.sla, &url, plan.utc_offset_minutes)
         }
         Command::Dialplan {
             command: DialplanCommand::Check { config },
@@ -640,15 +641,32 @@ fn redact_url(url: &str) -> String {
 }
 
 /// `hotline-gw sla recompute`.
+/// The configured database of a command that reads stored calls: a SQLite
+/// path that names no file is a typo, not a new database to create. `why`
+/// ends the error (`recompute reads the calls stored there`).
+fn stored_database(cfg: &Config, why: &str) -> Result<String> {
+    let url = cfg
+        .database_url()
+        .context("no database configured (store.database = \"none\")")?;
+    // As sqlx reads the URL: `sqlite://rel.db` and `sqlite:rel.db` are both `rel.db`.
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        && !path.starts_with(':')
+        && !std::path::Path::new(path.split('?').next().unwrap_or(path)).exists()
+    {
+        bail!("{path}: no such database file ({why})");
+    }
+    Ok(url)
+}
+
 fn recompute(args: RecomputeArgs) -> Result<()> {
     let mut cfg = load_config(args.config.as_deref())?;
     if let Some(db) = args.database {
         cfg.store.database = cli_database(db);
     }
     init_tracing(&cfg.log.level);
-    let url = cfg
-        .database_url()
-        .context("no database configured (store.database = \"none\")")?;
+    let url = stored_database(&cfg, "recompute reads the calls stored there")?;
     let at = |flag: &str, s: &Option<String>, default: i64| -> Result<i64> {
         match s {
             Some(t) => Ok(dialplan::time::parse_rfc3339(t)
@@ -661,17 +679,6 @@ fn recompute(args: RecomputeArgs) -> Result<()> {
     let to = at("to", &args.to, hotline_gateway::util::time::unix_ms())?;
     if from >= to {
         bail!("--from must be before --to");
-    }
-    // Recomputing reads calls that are stored: a SQLite path that names no file
-    // is a typo, not a new database to create.
-    // As sqlx reads the URL: `sqlite://rel.db` and `sqlite:rel.db` are both `rel.db`.
-    if let Some(path) = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        && !path.starts_with(':')
-        && !std::path::Path::new(path.split('?').next().unwrap_or(path)).exists()
-    {
-        bail!("{path}: no such database file (recompute reads the calls stored there)");
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -47,25 +47,16 @@ fn month_bounds(month: &str) -> Result<(Date, Date)> {
     Ok((first, next))
 }
 
+/// Writes the workbook of `args.month` from the calls stored at `url`.
 pub fn run(
     args: ReportArgs,
-    cfg: hotline_gateway::config::Config,
+    sla: &hotline_gateway::sla::SlaConfig,
+    url: &str,
     utc_offset_minutes: i32,
 ) -> Result<()> {
     let (first, next) = month_bounds(&args.month)?;
     if !(1..=168).contains(&args.repeat_hours) {
         bail!("--repeat-hours {}: use 1 to 168", args.repeat_hours);
-    }
-    let url = cfg
-        .database_url()
-        .context("no database configured (store.database = \"none\")")?;
-    if let Some(path) = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        && !path.starts_with(':')
-        && !std::path::Path::new(path.split('?').next().unwrap_or(path)).exists()
-    {
-        bail!("{path}: no such database file (the report reads the calls stored there)");
     }
     let zone = Zone {
         offset_minutes: utc_offset_minutes,
@@ -77,13 +68,13 @@ pub fn run(
         to_ms: zone.midnight(next),
         zone,
         repeat_window_ms: i64::from(args.repeat_hours) * 3_600_000,
-        sla: cfg.sla.clone(),
+        sla: sla.clone(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let reports = runtime.block_on(async {
-        let store = hotline_gateway::store::Store::open(&url).await?;
+        let store = hotline_gateway::store::Store::open(url).await?;
         let mut out = Vec::new();
         for d in Dimension::ALL {
             out.push(report::run(&store, spec(d)).await?);

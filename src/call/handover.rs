@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
 use super::{Call, CallKey, CallState, CallTimer, Core, Reason, Shared, Side};
-use crate::sip::message::{Headers, Method, Request, Response};
+use crate::sip::message::{Headers, Request, Response};
 use crate::sip::{Peer, Transport};
 
 /// The header a draining node puts on the INVITE handing a caller over:
@@ -326,32 +326,12 @@ impl Call {
         let Some(leg) = self.b() else {
             return;
         };
-        let gone = !matches!(self.state, CallState::Queued { .. })
-            || (!gateway_answered && self.a_invite.is_none())
-            || !adopted;
-        if gateway_answered || gone {
-            let (ack, peer) = (leg.ack(None, bytes::Bytes::new()), leg.dialog.peer);
-            sh.tl.send_ack(Some(leg.invite), peer, ack);
-        }
         if !adopted {
             // Answered as an ordinary call there: hang that up, end here.
             warn!("handover answered but not adopted by the other node: ended");
-            let (bye, peer) = {
-                let leg = self.b_mut().map(|l| {
-                    (
-                        l.dialog.request(Method::Bye, None, bytes::Bytes::new()),
-                        l.dialog.peer,
-                    )
-                });
-                match leg {
-                    Some(x) => x,
-                    None => return,
-                }
-            };
-            let tx = sh.tl.send_request(now, peer, bye);
-            sh.by_tx.insert(tx, (self.key, super::Role::Fire));
             if let Some(leg) = self.take_b() {
                 sh.by_b.remove(&leg.dialog.call_id);
+                self.release_invited(sh, now, leg);
             }
             return self.abandon_early(
                 sh,
@@ -360,6 +340,12 @@ impl Call {
                 503,
                 "Service Unavailable",
             );
+        }
+        let gone = !matches!(self.state, CallState::Queued { .. })
+            || (!gateway_answered && self.a_invite.is_none());
+        if gateway_answered || gone {
+            let (ack, peer) = (leg.ack(None, bytes::Bytes::new()), leg.dialog.peer);
+            sh.tl.send_ack(Some(leg.invite), peer, ack);
         }
         self.handover_taken(sh, now);
         self.timers.stop(CallTimer::Ring);
@@ -428,7 +414,7 @@ impl Call {
 
 /// The hex HMAC-SHA256 of `body` under `key`.
 fn sign(key: &[u8], body: &str) -> String {
-    crate::util::hex::hex(&crate::tickets::hmac::hmac_sha256(key, body.as_bytes()))
+    crate::util::hex::hex(&crate::util::hmac::hmac_sha256(key, body.as_bytes()))
 }
 
 /// A claim's value: 1-64 letters, digits, `-`, `_` or `.`.

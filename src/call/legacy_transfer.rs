@@ -11,13 +11,12 @@
 
 use std::time::Instant;
 
-use bytes::Bytes;
 use tracing::info;
 
-use super::{AnsweredBy, Call, CallState, Role, Shared};
+use super::{AnsweredBy, Call, CallState, Shared};
 use crate::cdr;
 use crate::media::command::{Leg, MediaCommand};
-use crate::sip::message::{Method, Request};
+use crate::sip::message::Request;
 use crate::sip::transaction::TxId;
 
 impl Call {
@@ -48,16 +47,9 @@ impl Call {
         number: &str,
         queue: String,
     ) {
-        let Some(cfg) = sh.cfg.media.clone() else {
-            return sh.reply(
-                now,
-                tx,
-                req,
-                488,
-                "Not Acceptable Here (a transfer to 12345 needs media anchored)",
-            );
-        };
-        let Some(invite) = self.caller_invite.take().filter(|_| self.media.is_some()) else {
+        // Hold music and the agent's audio reach the caller only through the relay.
+        let anchored = sh.cfg.media.clone().filter(|_| self.media.is_some());
+        let (Some(cfg), Some(invite)) = (anchored, self.caller_invite.take()) else {
             return sh.reply(
                 now,
                 tx,
@@ -70,12 +62,9 @@ impl Call {
         self.notify_agent(sh, now, "SIP/2.0 200 OK", true);
         info!(to = number, queue, "legacy seat hands the caller to 12345");
         // The legacy seat leaves.
-        if let Some(old) = self.take_b() {
+        if let Some(mut old) = self.take_b() {
             sh.by_b.remove(&old.dialog.call_id);
-            let mut d = old.dialog;
-            let bye = d.request(Method::Bye, None, Bytes::new());
-            let t = sh.tl.send_request(now, d.peer, bye);
-            sh.by_tx.insert(t, (self.key, Role::Fire));
+            sh.bye_leg(now, self.key, &mut old.dialog);
         }
         sh.media_cmd(MediaCommand::DropLeg {
             session: self.key,

@@ -8,10 +8,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-
 use super::leg::Leg;
-use super::{CallKey, Core, Role, Shared};
+use super::{CallKey, Core, Shared};
 use crate::sip::message::{Headers, Method, Request};
 use crate::sip::transaction::TxId;
 
@@ -61,11 +59,8 @@ impl Shared {
             .map(|(k, _)| k.clone())
             .collect();
         for id in due {
-            if let Some(p) = self.partings.0.remove(&id) {
-                let mut d = p.leg.dialog;
-                let bye = d.request(Method::Bye, None, Bytes::new());
-                let tx = self.tl.send_request(now, d.peer, bye);
-                self.by_tx.insert(tx, (p.key, Role::Fire));
+            if let Some(mut p) = self.partings.0.remove(&id) {
+                self.bye_leg(now, p.key, &mut p.leg.dialog);
             }
         }
     }

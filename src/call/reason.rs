@@ -173,6 +173,24 @@ impl Reason {
         }
     }
 
+    /// Whether a caller who reached a line and ended this way is owed a
+    /// callback (besides an abandon, which the answer-rate rules decide):
+    /// given up at the queue's max wait, or turned away for the gateway's
+    /// reasons (its load, its store, its RTP ports, no codec in common, a
+    /// failed handover between cluster nodes).
+    pub fn owes_callback(self) -> bool {
+        matches!(
+            self,
+            Reason::QueueCallback
+                | Reason::QueueRemoved
+                | Reason::ClusterHandoverFailed
+                | Reason::Overload
+                | Reason::StoreBacklog
+                | Reason::MediaNoPorts
+                | Reason::MediaNoCodec
+        )
+    }
+
     /// Whether the call was answered before it ended this way.
     pub fn is_answered(self) -> bool {
         matches!(

@@ -66,21 +66,8 @@ impl FinishedCall {
     pub fn to_cdr(&self) -> cdr::CallRecord {
         let at = |k: cdr::EventKind| self.events.iter().find(|e| e.kind == k).map(|e| e.at_ms);
         // Callers who reached a line and were not served for the gateway's
-        // reasons (its load, its store, its RTP ports, no codec in common) are
-        // owed a call back.
-        let turned_away = self.line.is_some()
-            && matches!(
-                self.reason,
-                Reason::Overload
-                    | Reason::StoreBacklog
-                    | Reason::MediaNoPorts
-                    | Reason::MediaNoCodec
-            );
-        let callback = turned_away
-            || matches!(
-                self.reason,
-                Reason::QueueCallback | Reason::QueueRemoved | Reason::ClusterHandoverFailed
-            );
+        // reasons are owed a call back.
+        let callback = self.line.is_some() && self.reason.owes_callback();
         cdr::CallRecord {
             id: self.id.clone(),
             sip_call_id: self.call_id.clone(),

@@ -14,6 +14,8 @@ use crate::media::command::MediaCommand;
 use crate::registrar::RegisterReply;
 use crate::sip::Transport;
 use crate::sip::builder::response_to;
+use crate::sip::dialog::Dialog;
+use crate::sip::message::Method;
 use crate::sip::message::Request;
 use crate::sip::transaction::TxId;
 
@@ -50,6 +52,14 @@ impl Shared {
                 .add_working_days(today, workdays)
                 .to_string(),
         )
+    }
+
+    /// Ends a leg the call no longer wants (already acknowledged): BYE, whose
+    /// answer changes nothing.
+    pub(super) fn bye_leg(&mut self, now: Instant, key: CallKey, dialog: &mut Dialog) {
+        let bye = dialog.request(Method::Bye, None, Bytes::new());
+        let tx = self.tl.send_request(now, dialog.peer, bye);
+        self.by_tx.insert(tx, (key, Role::Fire));
     }
 
     /// Sends a plain response on a server transaction.

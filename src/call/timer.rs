@@ -5,7 +5,7 @@
 //!
 //! | timer | armed when | on expiry |
 //! |---|---|---|
-//! | `Ring` | a direct callee's first provisional (`ring_timeout`) | 408 to the caller (`leg.callee_no_answer`) |
+//! | `Ring` | a direct callee's first provisional (`ring_timeout`); a handover leg is placed (8 s), re-armed by each adopting provisional (120 s) | 408 to the caller (`leg.callee_no_answer`); a handover: `cluster.handover_failed` (`handover.rs`) |
 //! | `LegacyRing` | a parallel line's legacy leg is placed (the line's ring time) | the call overflows to the line's 12345 queue |
 //! | `CancelGuard` | a CANCEL is sent to a callee (64·T1, RFC 3261 §9.1) | the call ends without the INVITE's final response |
 //! | `MaxDuration` | a call is answered (`max_duration`) | both legs are hung up (`call.max_duration`) |

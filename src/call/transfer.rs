@@ -353,13 +353,12 @@ impl Call {
         }
     }
 
-    /// [`Self::release_leg`] for a leg already out of the table.
-    fn release_invited(&mut self, sh: &mut Shared, now: Instant, mut leg: Leg) {
+    /// [`Self::release_leg`] for a leg already out of the table: ACK its 2xx
+    /// and send BYE.
+    pub(super) fn release_invited(&mut self, sh: &mut Shared, now: Instant, mut leg: Leg) {
         let ack = leg.ack(None, Bytes::new());
         sh.tl.send_ack(Some(leg.invite), leg.dialog.peer, ack);
-        let bye = leg.dialog.request(Method::Bye, None, Bytes::new());
-        let t = sh.tl.send_request(now, leg.dialog.peer, bye);
-        sh.by_tx.insert(t, (self.key, Role::Fire));
+        sh.bye_leg(now, self.key, &mut leg.dialog);
     }
 
     /// A NOTIFY with a sipfrag of the transfer's progress to the agent (RFC 3515 §2.4.5).

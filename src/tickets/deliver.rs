@@ -12,8 +12,8 @@ use bytes::Bytes;
 use serde::Deserialize;
 use tokio::task::JoinSet;
 
-use super::hmac::{hex, hmac_sha256};
 use crate::store::{Attempt, OutboxItem, Store};
+use crate::util::hmac::{hex, hmac_sha256};
 use crate::util::post;
 
 /// `[tickets]`: where stubs go and how hard to try. Every key is optional; with no

@@ -13,7 +13,6 @@
 //! `store/`.
 
 pub mod deliver;
-pub mod hmac;
 
 use serde::{Deserialize, Serialize};
 

@@ -2,6 +2,7 @@
 //! sits below every layer, so none of them can form a cycle through it.
 
 pub mod hex;
+pub mod hmac;
 pub mod idmap;
 pub mod pii;
 pub mod post;

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hotline_gateway::tickets::hmac::{hex, hmac_sha256};
+use hotline_gateway::util::hmac::{hex, hmac_sha256};
 use serde_json::Value;
 
 use crate::support::*;

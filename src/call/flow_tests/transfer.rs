@@ -87,6 +87,12 @@ fn an_agent_proves_who_it_is_transfers_a_queued_caller_to_110_and_is_freed() {
     assert_eq!(notified(&mut net, A1.at), ("SIP/2.0 200 OK".into(), true));
     // Told the transfer succeeded, the agent's phone hangs up itself (RFC
     // 5589): the gateway answers, and sends no BYE of its own.
+    // A BYE on that leg with a wrong tag (a stranger guessing) ends nothing.
+    let forged = String::from_utf8(A1.at.request(&inv, "BYE", 4, "z9hG4bKfb4", &[]))
+        .unwrap()
+        .replace(";tag=a1", ";tag=evil");
+    net.send(A1.peer(), forged.as_bytes());
+    net.response(A1.peer(), 481);
     net.send(A1.peer(), &A1.at.request(&inv, "BYE", 4, "z9hG4bKab4", &[]));
     net.response(A1.peer(), 200);
     net.advance(crate::call::parting::GRACE + Duration::from_millis(10));

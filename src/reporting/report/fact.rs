@@ -7,18 +7,6 @@ use std::borrow::Cow;
 use crate::cdr::{CallRecord, EventKind};
 use crate::sla::{Outcome, SlaConfig, Visit, classify};
 
-/// Reason codes after which the gateway owes the caller a callback, besides an
-/// abandon (`call/record.rs` sets `callback_pending` for these).
-const CALLBACK_REASONS: [&str; 7] = [
-    "acd.max_wait_callback",
-    "acd.queue_removed_callback",
-    "gateway.overload",
-    "store.backlog",
-    "media.no_ports",
-    "media.no_common_codec",
-    "cluster.handover_failed",
-];
-
 /// The key of calls with no line, mode or department.
 pub const NONE_KEY: &str = "(none)";
 
@@ -88,7 +76,8 @@ impl CallFact {
         });
         let owed = r.callback_pending
             || c.outcome == Outcome::Abandoned
-            || CALLBACK_REASONS.contains(&r.reason.as_str());
+            || crate::call::Reason::from_code(&r.reason)
+                .is_some_and(crate::call::Reason::owes_callback);
         let within_ms = i64::from(sla.callback_within_h) * 3_600_000;
         let callback = match (owed, r.callback_pending, r.callback_state.as_deref()) {
             (false, _, _) => Callback::None,

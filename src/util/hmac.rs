@@ -1,5 +1,5 @@
-//! HMAC-SHA256 (RFC 2104) for signing ticket deliveries: the receiver recomputes it
-//! over the raw body with the shared secret.
+//! HMAC-SHA256 (RFC 2104): ticket deliveries are signed with it (the receiver
+//! recomputes it over the raw body), and so are a cluster's handover claims.
 
 use sha2::{Digest, Sha256};
 
@@ -23,7 +23,7 @@ pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
     outer.finalize().into()
 }
 
-pub use crate::util::hex::hex;
+pub use super::hex::hex;
 
 #[cfg(test)]
 mod tests {
