@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tracing::info;
 
-use super::invite::Routed;
+use super::routing::Routed;
 use super::{Core, FinishedCall, Reason};
 use crate::cdr::{self, CallbackEvent, CallbackResult};
 use crate::dialplan::outbound::Outbound;

@@ -35,6 +35,7 @@ mod qualify;
 mod queued;
 pub mod reason;
 mod record;
+mod routing;
 #[cfg(test)]
 mod security_tests;
 mod serving;
