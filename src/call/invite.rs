@@ -1,5 +1,6 @@
-//! The initial INVITE: routing and placing the callee leg (its answers are in
-//! `callee_answer.rs`, the ends of unanswered calls in `unanswered.rs`).
+//! The initial INVITE: building the call from its route (`routing.rs`) and
+//! placing the callee leg (its answers are in `callee_answer.rs`, the ends of
+//! unanswered calls in `unanswered.rs`).
 
 use std::time::Instant;
 
