@@ -21,6 +21,8 @@ pub enum Leg {
     A,
     /// The callee: an agent, a legacy seat, a transfer target.
     B,
+    /// A third party the agent added (110, a department): heard only in a mix.
+    C,
 }
 
 impl Leg {
@@ -28,13 +30,17 @@ impl Leg {
         match self {
             Leg::A => 0,
             Leg::B => 1,
+            Leg::C => 2,
         }
     }
 
-    pub fn other(self) -> Leg {
+    /// The leg a two-party call relays this one's packets to. A third party
+    /// has none: it is only ever heard through a mix.
+    pub fn other(self) -> Option<Leg> {
         match self {
-            Leg::A => Leg::B,
-            Leg::B => Leg::A,
+            Leg::A => Some(Leg::B),
+            Leg::B => Some(Leg::A),
+            Leg::C => None,
         }
     }
 }
@@ -99,8 +105,27 @@ pub enum MediaCommand {
     },
     /// The two legs hear each other.
     Bridge { session: SessionId },
-    /// The callee leg is gone (transfer, survey): forget its phone.
+    /// The callee leg is gone (transfer, survey): forget its phone. For the
+    /// third leg, its port pair is unbound too (the core gives it back).
     DropLeg { session: SessionId, leg: Leg },
+    /// Binds a port pair for a third party ([`Leg::C`]): the agent is adding
+    /// someone. It hears nothing until [`MediaCommand::Mix`].
+    AddLeg { session: SessionId, port: u16 },
+    /// `true`: every leg hears the sum of the others, decoded and encoded per
+    /// listener (each leg in its own law). `false`: back to relaying A ↔ B.
+    Mix { session: SessionId, on: bool },
+    /// The third leg takes the callee's place (the agent left a three-party
+    /// call): the old callee's ports are unbound, the mix ends, A ↔ B again.
+    Promote { session: SessionId },
+    /// The callee legs of two sessions change places, sockets and all (an
+    /// attended transfer: `from`'s callee joins `session`'s caller, and
+    /// `session`'s old callee ends with `from`). With `mix`, `session` mixes
+    /// afterwards (the two phones use different laws).
+    Splice {
+        session: SessionId,
+        from: SessionId,
+        mix: bool,
+    },
     /// Sends `digit` to the leg's phone as RFC 4733 telephone-events (SIP INFO
     /// DTMF from the other phone, interworked).
     Dtmf {
@@ -120,6 +145,10 @@ impl MediaCommand {
             | MediaCommand::Play { session, .. }
             | MediaCommand::Bridge { session }
             | MediaCommand::DropLeg { session, .. }
+            | MediaCommand::AddLeg { session, .. }
+            | MediaCommand::Mix { session, .. }
+            | MediaCommand::Promote { session }
+            | MediaCommand::Splice { session, .. }
             | MediaCommand::Dtmf { session, .. }
             | MediaCommand::Close { session } => *session,
         }

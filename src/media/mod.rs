@@ -26,6 +26,7 @@
 pub mod command;
 pub mod dtmf;
 pub mod g711;
+pub mod mix;
 pub mod pool;
 pub mod prompt;
 pub mod record;

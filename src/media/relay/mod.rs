@@ -19,6 +19,7 @@ mod batch;
 mod leg;
 mod player;
 mod session;
+mod third;
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -49,6 +50,8 @@ const TIMEOUT_SCAN: Duration = Duration::from_secs(1);
 const CLOSED_EARLY_MAX: usize = 65_536;
 /// Largest datagram relayed.
 const MAX_PACKET: usize = 2048;
+/// Poll tokens per session slot: RTP and RTCP of legs A, B and C.
+const SLOT_TOKENS: usize = 6;
 
 /// How the relay runs.
 #[derive(Debug, Clone)]
@@ -196,7 +199,7 @@ struct Relay {
     closes: Arc<Mutex<Vec<SessionId>>>,
     /// Sessions closed before their Open was seen (session ids are never reused).
     closed_early: HashSet<SessionId>,
-    /// Slots; a socket's token is `slot * 4 + (leg * 2) + (0 RTP | 1 RTCP)`.
+    /// Slots; a socket's token is `slot * 6 + (leg * 2) + (0 RTP | 1 RTCP)`.
     sessions: Vec<Option<Session>>,
     free: Vec<usize>,
     by_id: HashMap<SessionId, usize>,
@@ -313,8 +316,8 @@ impl Relay {
                 remote,
                 signal,
             } => {
-                if let Some(s) = self.session(session) {
-                    s.legs[leg.index()].set_remote(remote, signal);
+                if let Some(io) = self.session(session).and_then(|s| s.leg_mut(leg)) {
+                    io.set_remote(remote, signal);
                 }
             }
             MediaCommand::Play {
@@ -332,6 +335,10 @@ impl Relay {
                     s.bridged = true;
                 }
             }
+            MediaCommand::DropLeg {
+                session,
+                leg: Leg::C,
+            } => self.drop_third(session),
             MediaCommand::DropLeg { session, leg } => {
                 if let Some(s) = self.session(session) {
                     s.legs[leg.index()].forget();
@@ -343,21 +350,34 @@ impl Relay {
                     }
                 }
             }
+            MediaCommand::AddLeg { session, port } => self.add_third(session, port),
+            MediaCommand::Mix { session, on } => {
+                let seed = self.next_seed();
+                if let Some(s) = self.session(session) {
+                    s.set_mix(on, seed);
+                }
+            }
+            MediaCommand::Promote { session } => self.promote(session),
+            MediaCommand::Splice { session, from, mix } => self.splice(session, from, mix),
             MediaCommand::Dtmf {
                 session,
                 leg,
                 digit,
             } => {
-                self.seed = self.seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-                let seed = self.seed;
-                if let Some(s) = self.session(session)
-                    && !s.legs[leg.index()].send_digit(digit, seed)
+                let seed = self.next_seed();
+                if let Some(io) = self.session(session).and_then(|s| s.leg_mut(leg))
+                    && !io.send_digit(digit, seed)
                 {
                     debug!(session, ?leg, %digit, "digit not sent: the phone takes no telephone-event");
                 }
             }
             MediaCommand::Close { session } => self.close(session),
         }
+    }
+
+    fn next_seed(&mut self) -> u64 {
+        self.seed = self.seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+        self.seed
     }
 
     fn session(&mut self, id: SessionId) -> Option<&mut Session> {
@@ -399,12 +419,7 @@ impl Relay {
             return;
         };
         for (l, io) in legs.iter_mut().enumerate() {
-            let base = slot * 4 + l * 2;
-            let r = self.poll.registry();
-            if let Err(e) = r
-                .register(&mut io.rtp, Token(base), Interest::READABLE)
-                .and_then(|_| r.register(&mut io.rtcp, Token(base + 1), Interest::READABLE))
-            {
+            if let Err(e) = watch(&self.poll, io, slot * SLOT_TOKENS + l * 2, false) {
                 warn!(error = %e, "cannot watch an RTP socket");
                 Self::emit(
                     &self.events,
@@ -435,7 +450,7 @@ impl Relay {
             return;
         };
         if let Some(mut s) = self.sessions[slot].take() {
-            for io in &mut s.legs {
+            for (_, io) in s.all_legs_mut() {
                 let _ = self.poll.registry().deregister(&mut io.rtp);
                 let _ = self.poll.registry().deregister(&mut io.rtcp);
             }
@@ -452,8 +467,12 @@ impl Relay {
     /// Reads a ready socket until it is empty, a batch per system call.
     fn readable(&mut self, token: usize, batch: &mut batch::Batch) {
         use std::os::fd::AsRawFd;
-        let (slot, leg, rtcp) = (token / 4, token / 2 % 2, token % 2 == 1);
-        let leg = if leg == 0 { Leg::A } else { Leg::B };
+        let (slot, leg, rtcp) = (token / SLOT_TOKENS, token % SLOT_TOKENS / 2, token % 2 == 1);
+        let leg = match leg {
+            0 => Leg::A,
+            1 => Leg::B,
+            _ => Leg::C,
+        };
         let Some(Some(s)) = self.sessions.get_mut(slot) else {
             return;
         };
@@ -461,7 +480,9 @@ impl Relay {
         let mut emit = |ev| Self::emit(events, stats, ev);
         // Bounded: a socket that keeps failing (ICMP errors) cannot hold the loop.
         for _ in 0..64 {
-            let io = &s.legs[leg.index()];
+            let Some(io) = s.leg(leg) else {
+                return;
+            };
             let fd = if rtcp {
                 io.rtcp.as_raw_fd()
             } else {
@@ -491,10 +512,10 @@ impl Relay {
     }
 
     fn tick(&mut self, now: Instant, buf: &mut [u8; MAX_PACKET]) {
-        let (events, stats) = (&self.events, &*self.stats);
+        let (events, stats, tap) = (&self.events, &*self.stats, &self.tap);
         let mut emit = |ev| Self::emit(events, stats, ev);
         for s in self.sessions.iter_mut().flatten() {
-            s.tick(now, buf, stats, &mut emit);
+            s.tick(now, buf, stats, tap, &mut emit);
         }
     }
 
@@ -503,7 +524,7 @@ impl Relay {
     fn scan_timeouts(&mut self, now: Instant) {
         let timeout = self.cfg.timeout;
         for s in self.sessions.iter_mut().flatten() {
-            for leg in &mut s.legs {
+            for (_, leg) in s.all_legs_mut() {
                 leg.release_if_stale(now);
             }
             // Reported again every `timeout` while the silence lasts: the core may
@@ -523,7 +544,22 @@ impl Relay {
     }
 }
 
+/// Registers a leg's two sockets under `base` (RTP) and `base + 1` (RTCP);
+/// `again`: they were registered under other tokens before.
+fn watch(poll: &Poll, io: &mut LegIo, base: usize, again: bool) -> io::Result<()> {
+    let r = poll.registry();
+    if again {
+        r.reregister(&mut io.rtp, Token(base), Interest::READABLE)?;
+        r.reregister(&mut io.rtcp, Token(base + 1), Interest::READABLE)
+    } else {
+        r.register(&mut io.rtp, Token(base), Interest::READABLE)?;
+        r.register(&mut io.rtcp, Token(base + 1), Interest::READABLE)
+    }
+}
+
 #[cfg(test)]
 mod latch_tests;
+#[cfg(test)]
+mod mix_tests;
 #[cfg(test)]
 mod tests;

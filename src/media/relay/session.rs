@@ -1,5 +1,6 @@
-//! One call's media in the relay: two legs (`leg.rs`), who hears what, and
-//! the per-packet path (latch, DTMF, record tap, rewrite, forward).
+//! One call's media in the relay: two legs (`leg.rs`) and, in a three-party
+//! call, a third; who hears what, and the per-packet path (latch, DTMF, record
+//! tap, rewrite, forward, or into the mix).
 //!
 //! Why: the relay thread's loop only finds the session a ready socket belongs to;
 //! everything about one packet happens here, on a buffer the loop owns, with no
@@ -16,6 +17,8 @@ use super::leg::{Admit, LegIo, send_dtmf};
 use super::player::{Player, Tick};
 use crate::media::SourceId;
 use crate::media::command::{Leg, MediaEvent, SessionId};
+use crate::media::mix::Mix;
+use crate::media::prompt::FRAME;
 use crate::media::record::{Chunk, RecordTap};
 
 /// RTP header length without CSRCs or extensions.
@@ -24,6 +27,8 @@ const HEADER: usize = 12;
 pub(super) const CLOCK: u32 = 8000;
 /// The player's source id in the caller's rewriter (legs use 0 and 1).
 const PLAYER: SourceId = SourceId(2);
+/// The mix's source id in every leg's rewriter (the DTMF generator has 3).
+const MIXER: SourceId = SourceId(4);
 
 /// Who the caller hears.
 #[derive(Debug)]
@@ -38,6 +43,10 @@ pub(super) enum Source {
 pub(super) struct Session {
     pub id: SessionId,
     pub legs: [LegIo; 2],
+    /// A third party, while the agent adds one ([`Leg::C`]).
+    pub third: Option<Box<LegIo>>,
+    /// Every leg hears the sum of the others (three-party call, transcoding).
+    pub mix: Option<Box<Mix>>,
     pub source: Source,
     /// The callee hears the caller.
     pub bridged: bool,
@@ -55,6 +64,8 @@ impl Session {
         Session {
             id,
             legs,
+            third: None,
+            mix: None,
             source: Source::Silence,
             bridged: false,
             opened: now,
@@ -77,6 +88,47 @@ impl Session {
         )));
     }
 
+    /// A leg's sockets and phone, if the session has that leg.
+    pub fn leg(&self, leg: Leg) -> Option<&LegIo> {
+        match leg {
+            Leg::A | Leg::B => Some(&self.legs[leg.index()]),
+            Leg::C => self.third.as_deref(),
+        }
+    }
+
+    pub fn leg_mut(&mut self, leg: Leg) -> Option<&mut LegIo> {
+        match leg {
+            Leg::A | Leg::B => Some(&mut self.legs[leg.index()]),
+            Leg::C => self.third.as_deref_mut(),
+        }
+    }
+
+    /// Every leg the session has, with its name.
+    pub fn all_legs_mut(&mut self) -> impl Iterator<Item = (Leg, &mut LegIo)> {
+        let [a, b] = &mut self.legs;
+        [(Leg::A, a), (Leg::B, b)]
+            .into_iter()
+            .chain(self.third.as_deref_mut().map(|c| (Leg::C, c)))
+    }
+
+    /// Starts (or ends) mixing. `seed` makes the mix's own stream.
+    pub fn set_mix(&mut self, on: bool, seed: u64) {
+        if !on {
+            self.mix = None;
+            return;
+        }
+        if self.mix.is_none() {
+            self.mix = Some(Box::new(Mix::new(
+                (seed >> 8) as u16,
+                (seed >> 24) as u32,
+                (seed >> 40) as u32 | 1,
+            )));
+        }
+        // Whoever was playing to the caller stops: a mix is a conversation.
+        self.source = Source::Callee;
+        self.bridged = true;
+    }
+
     fn ms_since_open(&self, now: Instant) -> u64 {
         now.saturating_duration_since(self.opened).as_millis() as u64
     }
@@ -96,8 +148,14 @@ impl Session {
     ) {
         let i = leg.index();
         let now_ms = self.ms_since_open(now);
+        let mixing = self.mix.is_some();
         {
-            let io = &mut self.legs[i];
+            let Some(io) = (match leg {
+                Leg::A | Leg::B => Some(&mut self.legs[i]),
+                Leg::C => self.third.as_deref_mut(),
+            }) else {
+                return;
+            };
             let Some(remote) = io.remote else {
                 // No SDP from this phone yet: nobody to latch onto.
                 stats.inc(&stats.dropped_unknown);
@@ -130,27 +188,36 @@ impl Session {
                         });
                     }
                 }
-            } else if self.recording
-                && let Some(codec) = crate::media::Codec::from_payload_type(pt)
-            {
-                tap.send(Chunk::audio(
-                    self.id,
-                    i as u8,
-                    now_ms,
-                    codec,
-                    &buf[header..len],
-                ));
+            } else if let Some(codec) = crate::media::Codec::from_payload_type(pt) {
+                // In a mix the callee channel records what the caller hears
+                // (the mix, in `tick`), not each party apart.
+                if self.recording && (leg == Leg::A || (leg == Leg::B && !mixing)) {
+                    tap.send(Chunk::audio(
+                        self.id,
+                        i as u8,
+                        now_ms,
+                        codec,
+                        &buf[header..len],
+                    ));
+                }
+                if let Some(mix) = self.mix.as_mut() {
+                    mix.push(i, codec, &buf[header..len]);
+                }
             }
+        }
+        if mixing {
+            return;
         }
         let forward = match leg {
             Leg::A => self.bridged,
             Leg::B => matches!(self.source, Source::Callee),
+            Leg::C => false,
         };
-        if !forward {
+        let Some(to) = leg.other().filter(|_| forward) else {
             return;
-        }
+        };
         let in_dtmf = self.legs[i].remote.and_then(|r| r.dtmf_pt);
-        let out = &mut self.legs[leg.other().index()];
+        let out = &mut self.legs[to.index()];
         if out.dtmf_out.is_some() {
             // Audio is muted while the gateway plays a digit to this phone.
             return;
@@ -183,8 +250,10 @@ impl Session {
         now: Instant,
         stats: &Stats,
     ) {
-        let i = leg.index();
-        let io = &mut self.legs[i];
+        let mixing = self.mix.is_some();
+        let Some(io) = self.leg_mut(leg) else {
+            return;
+        };
         let Some(remote) = io.remote else {
             stats.inc(&stats.dropped_unknown);
             return;
@@ -196,15 +265,19 @@ impl Session {
         if !admitted(io.accept_rtcp(src, remote, now), stats) {
             return;
         }
-        let bridged = match leg {
-            Leg::A => self.bridged,
-            Leg::B => matches!(self.source, Source::Callee),
-        };
-        if !bridged || len < 8 {
+        // A mix is its own source towards every phone: reports about one
+        // phone's stream mean nothing to another's.
+        let bridged = !mixing
+            && match leg {
+                Leg::A => self.bridged,
+                Leg::B => matches!(self.source, Source::Callee),
+                Leg::C => false,
+            };
+        let Some(to) = leg.other().filter(|_| bridged && len >= 8) else {
             return;
-        }
+        };
         // The sender's SSRC becomes the one the other phone sees on RTP from us.
-        let other = &self.legs[leg.other().index()];
+        let other = &self.legs[to.index()];
         let Some(dest) = other.dest_rtcp() else {
             return;
         };
@@ -225,23 +298,25 @@ impl Session {
         now: Instant,
         buf: &mut [u8],
         stats: &Stats,
+        tap: &RecordTap,
         events: &mut dyn FnMut(MediaEvent),
     ) {
         let now_ms = self.ms_since_open(now);
-        for io in self.legs.iter_mut() {
+        let id = self.id;
+        for (leg, io) in self.all_legs_mut() {
             send_dtmf(io, buf, now_ms, stats);
-        }
-        for (i, io) in self.legs.iter_mut().enumerate() {
             if io.dtmf.poll_timeout().is_some()
                 && let Some(d) = io.dtmf.poll(now_ms)
             {
-                let leg = if i == 0 { Leg::A } else { Leg::B };
                 events(MediaEvent::Digit {
-                    session: self.id,
+                    session: id,
                     leg,
                     digit: d.digit,
                 });
             }
+        }
+        if self.mix.is_some() {
+            return self.tick_mix(now_ms, buf, stats, tap);
         }
         let Source::Play(player) = &mut self.source else {
             return;
@@ -281,10 +356,44 @@ impl Session {
         }
     }
 
+    /// One frame of the mix to every leg with a phone, each in its own law;
+    /// the caller's frame is also the recording's callee channel.
+    fn tick_mix(&mut self, now_ms: u64, buf: &mut [u8], stats: &Stats, tap: &RecordTap) {
+        let Some(mut mix) = self.mix.take() else {
+            return;
+        };
+        mix.tick();
+        let (id, recording) = (self.id, self.recording);
+        for (leg, io) in self.all_legs_mut() {
+            let (Some(remote), Some(dest)) = (io.remote, io.dest()) else {
+                continue;
+            };
+            if io.dtmf_out.is_some() {
+                continue; // a digit plays to this phone
+            }
+            let codec = remote.codec;
+            let n = mix.encode_for(leg.index(), codec, &mut buf[HEADER..HEADER + FRAME]);
+            if leg == Leg::A && recording {
+                tap.send(Chunk::audio(id, 1, now_ms, codec, &buf[HEADER..HEADER + n]));
+            }
+            buf[0] = 0x80;
+            buf[1] = codec.payload_type();
+            buf[2..4].copy_from_slice(&mix.seq.to_be_bytes());
+            buf[4..8].copy_from_slice(&mix.ts.to_be_bytes());
+            buf[8..12].copy_from_slice(&mix.ssrc.to_be_bytes());
+            let pkt = &mut buf[..HEADER + n];
+            if let Ok(crate::media::Verdict::Forward) = io.out.rewrite(pkt, MIXER, now_ms, CLOCK) {
+                io.send(pkt, dest, stats);
+            }
+        }
+        self.mix = Some(mix);
+    }
+
     /// The newest sign of life from any leg (or the opening).
     pub fn last_activity(&self) -> Instant {
         self.legs
             .iter()
+            .chain(self.third.as_deref())
             .filter_map(|l| l.last_rx)
             .max()
             .unwrap_or(self.opened)
