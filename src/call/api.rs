@@ -35,6 +35,13 @@ pub enum ApiError {
     UnknownAgent(String),
     #[error("{0}")]
     Refused(String),
+    #[error("no call {0:?} in progress")]
+    UnknownCall(String),
+    #[error("{0} is not in the transfer directory")]
+    NotInDirectory(String),
+    /// A third party cannot be added now: the stable code and why.
+    #[error("{1}")]
+    Party(&'static str, String),
 }
 
 impl Core {

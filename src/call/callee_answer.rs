@@ -51,6 +51,7 @@ impl Core {
                 cseq,
             } => call.relay_response(sh, now, tx, (server, to, invite, cseq), resp),
             Role::TransferInvite => call.on_transfer_invite_response(sh, now, resp),
+            Role::PartyInvite => call.on_party_response(sh, now, resp),
             Role::TransferReinvite => call.on_transfer_reinvite_response(sh, now, tx, resp),
             Role::Fire | Role::Orphan | Role::AInvite | Role::AwaitAck { .. } => {}
         }

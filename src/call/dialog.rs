@@ -7,6 +7,13 @@ use bytes::Bytes;
 use tracing::debug;
 
 use super::{Call, CallKey, CallState, CallTimer, Core, Reason, Role, Shared, Side};
+
+/// Who sent an in-dialog request: one of the call's two sides, or its third party.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Party {
+    Side(Side),
+    Third,
+}
 use crate::sip::builder::response_to;
 use crate::sip::message::{Headers, Method, Request, Response};
 use crate::sip::transaction::TxId;
@@ -24,16 +31,24 @@ impl Core {
     /// The call and side a request with a To tag belongs to: its Call-ID **and**
     /// both tags must be the leg's (RFC 3261 §12.2.2). A Call-ID alone is not a
     /// credential: it travels in clear and the other leg's party knows it.
-    pub(super) fn find_dialog(&self, req: &Request) -> Option<(CallKey, Side)> {
+    pub(super) fn find_dialog(&self, req: &Request) -> Option<(CallKey, Party)> {
         let call_id = req.call_id()?;
         let (from, to) = (req.from_tag()?, req.to_tag()?);
         if let Some(&key) = self.sh.by_b.get(call_id) {
-            let b = &self.calls.get(&key)?.b()?.dialog;
-            return (b.remote_tag.as_deref() == Some(from.as_str()) && *b.local_tag == *to)
-                .then_some((key, Side::B));
+            let call = self.calls.get(&key)?;
+            let is = |d: &crate::sip::dialog::Dialog| {
+                d.remote_tag.as_deref() == Some(from.as_str()) && *d.local_tag == *to
+            };
+            if call.b().is_some_and(|l| is(&l.dialog)) {
+                return Some((key, Party::Side(Side::B)));
+            }
+            return call
+                .third_leg()
+                .is_some_and(|l| is(&l.dialog))
+                .then_some((key, Party::Third));
         }
         let key = *self.by_a.get(&(call_id.into(), from.as_str().into()))?;
-        (*self.calls.get(&key)?.a.local_tag == *to).then_some((key, Side::A))
+        (*self.calls.get(&key)?.a.local_tag == *to).then_some((key, Party::Side(Side::A)))
     }
 
     pub(super) fn in_dialog(
@@ -57,6 +72,10 @@ impl Core {
         let span = call.span.clone();
         let _enter = span.enter();
         let sh = &mut self.sh;
+        let side = match side {
+            Party::Side(side) => side,
+            Party::Third => return call.on_party_request(sh, now, tx, &req, peer),
+        };
         match req.method {
             Method::Bye => call.on_bye(sh, now, tx, &req, side),
             Method::Refer => call.on_refer(sh, now, tx, &req, peer, side),
@@ -80,6 +99,11 @@ impl Core {
 impl Call {
     fn on_bye(&mut self, sh: &mut Shared, now: Instant, tx: TxId, req: &Request, side: Side) {
         sh.reply(now, tx, req, 200, "OK");
+        if side == Side::B && self.agent_leaves_party(sh, now) {
+            return;
+        }
+        // A third party still ringing is not wanted any more.
+        self.end_party(sh, now, Some("SIP/2.0 487 Request Terminated"));
         let surveyed = side == Side::B
             && matches!(self.state, CallState::Connected { .. })
             && self.start_survey(sh, now);
@@ -131,6 +155,7 @@ impl Call {
     /// Sends BYE on one leg; the call ends when every BYE has been answered.
     pub(super) fn hang_up_side(&mut self, sh: &mut Shared, now: Instant, side: Side) {
         self.drop_transfer(sh, now);
+        self.end_party(sh, now, None);
         self.state = CallState::Ending;
         self.timers.stop(CallTimer::MaxDuration);
         let Some(leg) = self.dialog(side).filter(|d| d.remote_tag.is_some()) else {

@@ -34,6 +34,12 @@ impl Core {
         if let Some(b) = call.b() {
             self.sh.by_b.remove(&b.dialog.call_id);
         }
+        if let Some(t) = call.third.take() {
+            if let Some(l) = call.legs.get(t.leg) {
+                self.sh.by_b.remove(&l.dialog.call_id);
+            }
+            self.sh.ports.give_back(t.port);
+        }
         for tx in &call.txs {
             self.sh.by_tx.remove(tx);
         }

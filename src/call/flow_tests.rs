@@ -7,6 +7,7 @@
 //! | file | flows |
 //! |---|---|
 //! | `queued.rs` | queued ringback with and without media, agents registered with digest |
+//! | `conference.rs` | three-party calls: 110 added by REFER or the API and mixed in; the agent leaves, 110 leaves, 110 busy, no media |
 //! | `callback.rs` | an agent calls a citizen back over the outbound trunk; everything else it dials is refused, nothing leaves |
 //! | `handover.rs` | a draining node hands a waiting caller to the lease holder; the holder adopts it (from a peer only) |
 //! | `orphan.rs` | the ACD gives up on an agent and its 200 arrives afterwards |
@@ -19,6 +20,7 @@
 //! transaction left 64·T1 later.
 
 mod callback;
+mod conference;
 mod handover;
 mod keepalive;
 mod orphan;

@@ -156,6 +156,7 @@ impl Core {
             adopted_offer_ms: None,
             callback,
             caller_invite,
+            third: None,
         };
         if let Some(a) = &call.callback {
             call.agent = Some(a.agent.clone());

@@ -27,7 +27,7 @@ use crate::sip::message::{Headers, Request};
 use crate::sip::sdp::{Direction, Sdp, SdpError};
 
 /// The encodings the relay carries (no transcoding: prompts exist in both laws).
-const RELAYED: &[&str] = &["PCMA/8000", "PCMU/8000", "telephone-event/8000"];
+pub(super) const RELAYED: &[&str] = &["PCMA/8000", "PCMU/8000", "telephone-event/8000"];
 
 /// How a queued caller is treated while it waits for an agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +92,29 @@ pub(super) struct CallMedia {
     pub(super) dtmf: [Option<u8>; 2],
     /// Where the caller's phone listens and with what, as last told to the relay.
     pub(super) a_remote: Remote,
+}
+
+/// `sdp` anchored at the gateway's `address` and `port`, with our `o=` line
+/// (`origin`: session id and the version, bumped here), printed.
+pub(super) fn anchored(mut sdp: Sdp, address: IpAddr, port: u16, origin: &mut (u64, u64)) -> Bytes {
+    sdp.anchor(address, port, false);
+    // Only the first active audio stream is relayed: refuse the others
+    // (RFC 3264 §6: port 0), so that nobody sends video to a relay port.
+    let relayed = sdp
+        .media
+        .iter()
+        .position(|s| s.kind == "audio" && s.port != 0);
+    for (j, s) in sdp.media.iter_mut().enumerate() {
+        if Some(j) != relayed {
+            s.port = 0;
+        }
+    }
+    let (id, version) = *origin;
+    origin.1 += 1;
+    sdp.origin.username = "hotline".into();
+    sdp.origin.session_id = id.to_string();
+    sdp.origin.version = version;
+    Bytes::from(sdp.to_string())
 }
 
 /// Why a call could not get media.
@@ -241,7 +264,7 @@ impl Call {
     }
 
     /// Anchors `sdp` for the leg `to` and prints it.
-    fn present(&mut self, sh: &Shared, to: Side, mut sdp: Sdp) -> Bytes {
+    fn present(&mut self, sh: &Shared, to: Side, sdp: Sdp) -> Bytes {
         let Some(cfg) = sh.cfg.media.as_ref() else {
             return Bytes::from(sdp.to_string());
         };
@@ -249,24 +272,7 @@ impl Call {
             return Bytes::from(sdp.to_string());
         };
         let i = side_index(to);
-        sdp.anchor(cfg.address, m.ports[i], false);
-        // Only the first active audio stream is relayed: refuse the others
-        // (RFC 3264 §6: port 0), so that nobody sends video to a relay port.
-        let relayed = sdp
-            .media
-            .iter()
-            .position(|s| s.kind == "audio" && s.port != 0);
-        for (j, s) in sdp.media.iter_mut().enumerate() {
-            if Some(j) != relayed {
-                s.port = 0;
-            }
-        }
-        let (id, version) = m.origin[i];
-        m.origin[i].1 += 1;
-        sdp.origin.username = "hotline".into();
-        sdp.origin.session_id = id.to_string();
-        sdp.origin.version = version;
-        Bytes::from(sdp.to_string())
+        anchored(sdp, cfg.address, m.ports[i], &mut m.origin[i])
     }
 
     /// An SDP body crossing from the other leg to `to`: the sender's address goes

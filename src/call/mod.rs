@@ -14,6 +14,7 @@ mod announce;
 pub mod api;
 mod callback;
 mod callee_answer;
+mod conference;
 mod core_config;
 mod dialog;
 mod dispatch;
@@ -115,6 +116,8 @@ enum Role {
     TransferInvite,
     /// The re-INVITE giving the caller the transfer target's offer.
     TransferReinvite,
+    /// The INVITE of a three-party call's third leg.
+    PartyInvite,
 }
 
 /// One call: the caller's dialog, the callee leg, and what ties them together.
@@ -189,6 +192,8 @@ struct Call {
     /// A parallel line's caller INVITE, kept while legacy seats may hand the
     /// call to 12345 (callee legs are built from it).
     caller_invite: Option<Box<Request>>,
+    /// A third party the agent added (`conference.rs`).
+    third: Option<Box<conference::Third>>,
 }
 
 impl Call {
@@ -247,6 +252,11 @@ impl Call {
     fn take_b(&mut self) -> Option<Leg> {
         let id = self.callee.take()?;
         self.legs.remove(id)
+    }
+
+    /// The third party's leg, while the call has one.
+    fn third_leg(&self) -> Option<&Leg> {
+        self.legs.get(self.third.as_ref()?.leg)
     }
 
     /// Makes a leg of the table the callee; the one before is let go.

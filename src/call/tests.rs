@@ -121,6 +121,18 @@ impl Net {
         }
     }
 
+    /// Takes the first final response sent to `to`, whatever its code.
+    pub(super) fn response_any(&mut self, to: Peer) -> Response {
+        match self.take(
+            to,
+            "a final response",
+            |m| matches!(m, Message::Response(r) if r.code >= 200),
+        ) {
+            Message::Response(r) => r,
+            Message::Request(_) => unreachable!(),
+        }
+    }
+
     pub(super) fn none_to(&self, to: Peer, what: &str, pred: impl Fn(&Message) -> bool) {
         assert!(
             !self.inbox.iter().any(|(p, m)| *p == to && pred(m)),

@@ -12,6 +12,7 @@
 //! | `PromptGuard` | a line's prompt starts (its length + 2 s) | the caller is queued as if the relay had reported its end |
 //! | `SurveyKey` | the survey prompt starts (its length + the survey timeout) | the survey closes without a rating |
 //! | `SurveyThanks` | the thanks start (their length + 2 s) | the caller gets BYE |
+//! | `PartyRing` | a three-party call's third leg is placed (30 s) | the third leg is cancelled; the agent's REFER hears 408 (`conference.rs`) |
 //! | `Progress` | a call arrives, then every [`PROGRESS_EVERY`] | while the caller's INVITE awaits its final response, its last provisional goes out again (RFC 3261 §13.3.1.1), so that no Timer C on the way (3 min) ends a caller still queued |
 //!
 //! Expiry is dispatched in `unanswered.rs` (`on_call_timer`).
@@ -32,10 +33,11 @@ pub(super) enum CallTimer {
     SurveyKey,
     SurveyThanks,
     Progress,
+    PartyRing,
 }
 
 impl CallTimer {
-    const COUNT: usize = 8;
+    const COUNT: usize = 9;
 }
 
 /// A call's live deadline for each timer.

@@ -8,11 +8,12 @@ use std::time::Instant;
 use bytes::Bytes;
 use tracing::{debug, info};
 
+use super::conference::ReferTarget;
 use super::{Call, CallState, Leg, LegId, Role, Shared, Side};
 use crate::registrar::RequestAuth;
 use crate::sip::Peer;
 use crate::sip::dialog::Dialog;
-use crate::sip::message::{Headers, Method, Request, Response, SipUri, addr_spec};
+use crate::sip::message::{Headers, Method, Request, Response};
 use crate::sip::transaction::{OutRequest, TxId};
 
 /// A transfer in progress: the directory number and the new leg (answered
@@ -40,15 +41,19 @@ impl Call {
         if !self.refer_authorised(sh, now, tx, req, peer) {
             return;
         }
-        let ready = self.a_acked && matches!(self.state, CallState::Connected { .. });
+        let ready = self.a_acked
+            && matches!(self.state, CallState::Connected { .. })
+            && self.third.is_none();
         if !ready {
             return sh.reply(now, tx, req, 491, "Request Pending");
         }
-        let number = req
-            .header("Refer-To")
-            .and_then(|v| SipUri::parse(addr_spec(v)).ok())
-            .and_then(|u| u.user.map(|u| u.to_string()));
-        let Some(number) = number else {
+        let target = req.header("Refer-To").and_then(ReferTarget::parse);
+        let Some(ReferTarget {
+            number,
+            conference,
+            replaces,
+        }) = target
+        else {
             return sh.reply(
                 now,
                 tx,
@@ -57,20 +62,13 @@ impl Call {
                 "Bad Request (Refer-To is missing or not a SIP URI)",
             );
         };
+        // An attended transfer (`replaces`) is the core's: it joins two calls.
+        debug_assert!(replaces.is_none(), "Replaces is handled before the call");
         // A legacy seat hands its caller to the hotline.
         if let Some(queue) = self.legacy_refer_queue(sh, &number) {
             return self.legacy_to_12345(sh, now, (tx, req), &number, queue);
         }
-        // 110 of the caller's city: its area code, else the one it dialled.
-        let caller_area = crate::dialplan::number::national(&self.caller).area;
-        let called_area =
-            crate::dialplan::number::national(self.original.as_deref().unwrap_or(&self.called))
-                .area;
-        let areas: Vec<&str> = [caller_area.as_deref(), called_area.as_deref()]
-            .into_iter()
-            .flatten()
-            .collect();
-        let Some(entry) = sh.dialplan.transfer_for(&number, &areas).cloned() else {
+        let Some(entry) = self.directory_entry(sh, &number) else {
             info!(number = %number, "transfer refused: not in the transfer directory");
             return sh.reply(
                 now,
@@ -80,8 +78,57 @@ impl Call {
                 "Forbidden (not in the transfer directory)",
             );
         };
+        if conference {
+            let _ = self.add_party(sh, now, &entry, Some((tx, req)));
+            return;
+        }
         sh.reply(now, tx, req, 202, "Accepted");
         self.notify_agent(sh, now, "SIP/2.0 100 Trying", false);
+        let offer = self.transfer_offer(sh);
+        let (c, c_invite) = self.invite_directory(sh, now, &entry, offer);
+        debug!(number = %entry.number, "transfer: calling the new leg");
+        if let CallState::Connected { by } = self.state {
+            let leg = self.legs.add(Leg::placed(c, c_invite));
+            self.state = CallState::Transferring {
+                by,
+                transfer: Box::new(Transfer {
+                    number: entry.number.clone(),
+                    leg,
+                }),
+            };
+        }
+        self.track(sh, c_invite, Role::TransferInvite);
+    }
+
+    /// The transfer-directory entry for `number` that serves this caller: 110
+    /// of the caller's city (its area code, else the one it dialled).
+    pub(super) fn directory_entry(
+        &self,
+        sh: &Shared,
+        number: &str,
+    ) -> Option<crate::dialplan::Transfer> {
+        let caller_area = crate::dialplan::number::national(&self.caller).area;
+        let called_area =
+            crate::dialplan::number::national(self.original.as_deref().unwrap_or(&self.called))
+                .area;
+        let areas: Vec<&str> = [caller_area.as_deref(), called_area.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        sh.dialplan.transfer_for(number, &areas).cloned()
+    }
+
+    /// Sends the INVITE of a new leg to a directory entry (a transfer target, a
+    /// third party): `From` per the entry, the citizen's number asserted when a
+    /// trunk delivered the call, `offer` as its SDP (none: a late offer). The
+    /// leg is not in the call's table yet.
+    pub(super) fn invite_directory(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        entry: &crate::dialplan::Transfer,
+        offer: Option<Bytes>,
+    ) -> (Dialog, TxId) {
         let target = &entry.target;
         let user = target.user.clone().unwrap_or_else(|| entry.number.clone());
         let uri = super::invite::sip_uri(&user, target.addr, target.transport);
@@ -140,23 +187,12 @@ impl Call {
                 format!("<sip:{}@{host}>", call.caller),
             ));
         }
-        if let Some(offer) = self.transfer_offer(sh) {
+        if let Some(offer) = offer {
             out.content_type = Some("application/sdp".into());
             out.body = offer;
         }
-        let c_invite = sh.tl.send_request(now, peer, out);
-        debug!(number = %entry.number, "transfer: calling the new leg");
-        if let CallState::Connected { by } = self.state {
-            let leg = self.legs.add(Leg::placed(c, c_invite));
-            self.state = CallState::Transferring {
-                by,
-                transfer: Box::new(Transfer {
-                    number: entry.number.clone(),
-                    leg,
-                }),
-            };
-        }
-        self.track(sh, c_invite, Role::TransferInvite);
+        let tx = sh.tl.send_request(now, peer, out);
+        (c, tx)
     }
 
     /// Whether the REFER may go on. A registered agent proves it is the agent of

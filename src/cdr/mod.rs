@@ -54,10 +54,16 @@ pub enum EventKind {
     /// overflow from a parallel line's legacy seats. Detail: the queue. The
     /// `queue` offer clock and the `seats` report count from here.
     Queued,
+    /// A third party joined the call (a three-party call). Detail: its
+    /// directory number.
+    PartyJoined,
+    /// A party left a three-party call while the others stayed. Detail: the
+    /// third party's number, or the agent's id.
+    PartyLeft,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 12] = [
+    pub const ALL: [EventKind; 14] = [
         EventKind::Received,
         EventKind::Offered,
         EventKind::Ringback,
@@ -70,6 +76,8 @@ impl EventKind {
         EventKind::GatewayEnded,
         EventKind::Unstaffed,
         EventKind::Queued,
+        EventKind::PartyJoined,
+        EventKind::PartyLeft,
     ];
 
     /// The stable name stored in the database and exported.
@@ -87,6 +95,8 @@ impl EventKind {
             EventKind::GatewayEnded => "gateway_ended",
             EventKind::Unstaffed => "unstaffed",
             EventKind::Queued => "queued",
+            EventKind::PartyJoined => "party_joined",
+            EventKind::PartyLeft => "party_left",
         }
     }
 

@@ -109,6 +109,10 @@ pub fn router(state: AppState) -> Router {
                 .route_layer(needs!(Supervisor)),
         )
         .route(
+            "/api/v1/calls/{id}/parties",
+            post(add_party).route_layer(needs!(Supervisor)),
+        )
+        .route(
             "/api/v1/tickets",
             get(tickets::list).route_layer(needs!(Supervisor)),
         )
@@ -356,12 +360,63 @@ async fn agent_state(
     .await;
     match answer {
         Ok(Ok(v)) => Json(v).into_response(),
-        Ok(Err(ApiError::UnknownAgent(a))) => error(
-            StatusCode::NOT_FOUND,
-            "unknown_agent",
-            format!("no agent {a:?}"),
-        ),
-        Ok(Err(ApiError::Refused(m))) => error(StatusCode::CONFLICT, "refused", m),
+        Ok(Err(e)) => api_error(e),
+        Err(r) => r,
+    }
+}
+
+/// The core's refusal as an API error body.
+fn api_error(e: ApiError) -> Response {
+    let m = e.to_string();
+    match e {
+        ApiError::UnknownAgent(_) => error(StatusCode::NOT_FOUND, "unknown_agent", m),
+        ApiError::Refused(_) => error(StatusCode::CONFLICT, "refused", m),
+        ApiError::UnknownCall(_) => error(StatusCode::NOT_FOUND, "unknown_call", m),
+        ApiError::NotInDirectory(_) => error(StatusCode::FORBIDDEN, "not_in_directory", m),
+        ApiError::Party("no_ports", _) => error(StatusCode::SERVICE_UNAVAILABLE, "no_ports", m),
+        ApiError::Party(code, _) => error(StatusCode::CONFLICT, code, m),
+    }
+}
+
+/// The body of `POST /api/v1/calls/{id}/parties`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddParty {
+    /// A transfer-directory number (110, a department).
+    number: String,
+}
+
+/// `POST /api/v1/calls/{id}/parties`: the agent's call gets a third party
+/// (a three-party call): 202 while it rings; it joins when it answers.
+async fn add_party(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: JsonBody<AddParty>,
+) -> Response {
+    let body = match json_body(body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if state.status.serving() != crate::call::Serving::Active {
+        return error(
+            StatusCode::CONFLICT,
+            "not_active",
+            format!(
+                "node {} is {}: send call control to the active node",
+                state.node.node,
+                state.status.serving().as_str()
+            ),
+        );
+    }
+    let answer = ask(&state, |reply| Control::AddParty {
+        call: id,
+        number: body.number,
+        reply,
+    })
+    .await;
+    match answer {
+        Ok(Ok(v)) => (StatusCode::ACCEPTED, Json(v)).into_response(),
+        Ok(Err(e)) => api_error(e),
         Err(r) => r,
     }
 }

@@ -120,6 +120,12 @@ pub enum Control {
         action: AgentAction,
         reply: oneshot::Sender<Result<serde_json::Value, ApiError>>,
     },
+    /// Ring `number` as a third party of call `call` (its record id).
+    AddParty {
+        call: String,
+        number: String,
+        reply: oneshot::Sender<Result<serde_json::Value, ApiError>>,
+    },
 }
 
 /// Bound sockets, ready to run.
@@ -344,6 +350,9 @@ impl SipServer {
                         }
                         Some(Control::AgentAction { agent, action, reply }) => {
                             let _ = reply.send(core.agent_action(Instant::now(), &agent, action));
+                        }
+                        Some(Control::AddParty { call, number, reply }) => {
+                            let _ = reply.send(core.add_party_api(Instant::now(), &call, &number));
                         }
                     },
                     r = readable(udp.as_ref()) => {
