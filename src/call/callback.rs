@@ -163,7 +163,7 @@ impl Core {
             ..target
         };
         Some(Routed {
-            line: callback_line(&trunk.name, target.clone()),
+            line: agent_line(format!("callback over {}", trunk.name), target.clone()),
             outcome: Outcome::Sip(target),
             caller_from_pai: Some(o.caller_id.clone()),
             original: None,
@@ -176,6 +176,7 @@ impl Core {
                 placed: false,
             }),
             announce: None,
+            consult: None,
         })
     }
 
@@ -247,12 +248,13 @@ pub(super) fn result_of(answered: bool, reason: Reason, final_code: u16) -> Call
     }
 }
 
-/// The line a callback goes out on: none of the plan's; not offered to anyone,
-/// so never counted in the answer rate.
-fn callback_line(trunk: &str, target: Target) -> Line {
+/// The line an agent's own call (a callback, a consultation) goes out on:
+/// none of the plan's; not offered to anyone, so never counted in the answer
+/// rate.
+pub(super) fn agent_line(name: String, target: Target) -> Line {
     Line {
         number: String::new(),
-        name: format!("callback over {trunk}"),
+        name,
         route: Route::Sip(target),
         mode: Mode::default(),
         department: None,

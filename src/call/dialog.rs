@@ -58,9 +58,18 @@ impl Core {
         req: Request,
         peer: crate::sip::Peer,
     ) {
-        let call = self
-            .find_dialog(&req)
-            .and_then(|(key, side)| Some((self.calls.get_mut(&key)?, side)));
+        let found = self.find_dialog(&req);
+        // An attended transfer joins two calls: the core's, not one call's.
+        if let Some((key, Party::Side(side))) = found
+            && req.method == Method::Refer
+            && let Some(r) = req
+                .header("Refer-To")
+                .and_then(super::conference::ReferTarget::parse)
+                .and_then(|t| t.replaces)
+        {
+            return self.attended_refer(now, tx, &req, peer, key, side, &r);
+        }
+        let call = found.and_then(|(key, side)| Some((self.calls.get_mut(&key)?, side)));
         let Some((call, side)) = call else {
             if self.on_parting_request(now, tx, &req) {
                 return;

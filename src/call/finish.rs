@@ -67,9 +67,9 @@ impl Core {
         );
         let id = self.sh.call_id_of(key);
         self.sh.adopted.remove(&key);
+        // An agent's own call was offered to nobody: no line, no mode, not counted.
+        let on_line = !call.agent_placed();
         let callback = call.callback.take();
-        // A callback was offered to nobody: no line, no mode, not counted.
-        let on_line = callback.is_none();
         if let Some(h) = call.handover.as_ref().filter(|h| h.accepted) {
             // Handed over: the node that took it writes its record (same id).
             tracing::debug!(to = %h.node, "no record here: handed over");

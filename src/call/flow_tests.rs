@@ -8,6 +8,7 @@
 //! |---|---|
 //! | `queued.rs` | queued ringback with and without media, agents registered with digest |
 //! | `conference.rs` | three-party calls: 110 added by REFER or the API and mixed in; the agent leaves, 110 leaves, 110 busy, no media |
+//! | `attended.rs` | attended transfer: the agent consults 110, then REFER with Replaces joins it to the citizen; another agent's consultation cannot be named |
 //! | `callback.rs` | an agent calls a citizen back over the outbound trunk; everything else it dials is refused, nothing leaves |
 //! | `handover.rs` | a draining node hands a waiting caller to the lease holder; the holder adopts it (from a peer only) |
 //! | `orphan.rs` | the ACD gives up on an agent and its 200 arrives afterwards |
@@ -19,6 +20,7 @@
 //! Every flow ends with the leak check: no call left once it is over, and no
 //! transaction left 64·T1 later.
 
+mod attended;
 mod callback;
 mod conference;
 mod handover;

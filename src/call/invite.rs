@@ -57,6 +57,7 @@ impl Core {
             trunk,
             callback,
             announce,
+            consult,
         }) = routed
         else {
             return; // answered and recorded
@@ -157,6 +158,7 @@ impl Core {
             callback,
             caller_invite,
             third: None,
+            consult,
         };
         if let Some(a) = &call.callback {
             call.agent = Some(a.agent.clone());
@@ -203,7 +205,7 @@ impl Core {
             }
             // The caller reached a line and was not served: offered, and missed
             // (an agent's callback reached nobody: not offered).
-            if call.callback.is_none() {
+            if !call.agent_placed() {
                 let offered = offered_to(&outcome, &line);
                 call.note(sh, now, cdr::EventKind::Offered, Some(offered));
             }
@@ -253,7 +255,7 @@ impl Call {
         match outcome {
             Outcome::Sip(target) => {
                 // A callback is offered to nobody: the agent placed it.
-                if self.callback.is_none() {
+                if !self.agent_placed() {
                     let at = format!("sip:{}", line.number);
                     self.note(sh, now, cdr::EventKind::Offered, Some(at));
                 }

@@ -12,6 +12,7 @@
 
 mod announce;
 pub mod api;
+mod attended;
 mod callback;
 mod callee_answer;
 mod conference;
@@ -194,11 +195,19 @@ struct Call {
     caller_invite: Option<Box<Request>>,
     /// A third party the agent added (`conference.rs`).
     third: Option<Box<conference::Third>>,
+    /// An agent's consultation of a directory number: the agent (`attended.rs`).
+    consult: Option<String>,
 }
 
 impl Call {
     fn set_reason(&mut self, r: Reason) {
         self.reason.get_or_insert(r);
+    }
+
+    /// An agent placed the call (a callback, a consultation): it is offered
+    /// to nobody and counts in no answer rate.
+    fn agent_placed(&self) -> bool {
+        self.callback.is_some() || self.consult.is_some()
     }
 
     /// The gateway answered the caller itself (its 200 is not the callee's).

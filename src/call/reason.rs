@@ -82,6 +82,9 @@ pub enum Reason {
     CallbackNoTrunk,
     /// The outbound trunk is at its calls at once or per second: `503`.
     CallbackTrunkBusy,
+    /// An agent's consultation call ended by joining its far end to the
+    /// agent's citizen (attended transfer): the consultation's own record.
+    ConsultTransferred,
 }
 
 impl Reason {
@@ -120,6 +123,7 @@ impl Reason {
             Reason::CallbackNotListed => "callback.not_listed",
             Reason::CallbackNoTrunk => "callback.no_trunk",
             Reason::CallbackTrunkBusy => "callback.trunk_busy",
+            Reason::ConsultTransferred => "call.consult_transferred",
         }
     }
 

@@ -35,6 +35,11 @@ impl Core {
         if let Some(agent) = &agent
             && plan.lookup(&called).is_none()
         {
+            // A directory number (110, a department): the agent consults it
+            // before an attended transfer (`attended.rs`).
+            if let Some(r) = self.route_consult(agent, &called, plan) {
+                return Some(r);
+            }
             return self.route_callback(now, tx, req, agent, plan);
         }
         let facts = CallFacts {
@@ -59,6 +64,7 @@ impl Core {
                 trunk: decision.trunk.clone(),
                 callback: None,
                 announce: Some(prompt),
+                consult: None,
             });
         }
         let (line, outcome) = match (decision.line, &decision.outcome) {
@@ -96,6 +102,7 @@ impl Core {
             trunk: decision.trunk.clone(),
             callback: None,
             announce: None,
+            consult: None,
         })
     }
 
@@ -127,6 +134,7 @@ impl Core {
             trunk: claim.trunk.clone(),
             callback: None,
             announce: None,
+            consult: None,
         })
     }
 }
@@ -146,4 +154,6 @@ pub(super) struct Routed {
     pub callback: Option<super::callback::Attempt>,
     /// A line out of service: the announcement to play before hanging up.
     pub announce: Option<String>,
+    /// An agent consulting a directory number (the agent's id).
+    pub consult: Option<String>,
 }

@@ -199,7 +199,7 @@ impl Call {
     /// this call with digest, as on its REGISTER (DESIGN.md §7); otherwise it is
     /// answered here (401 challenge, 403, 400) and false is returned. Static
     /// seats and legacy platforms are trusted by network, as their calls are.
-    fn refer_authorised(
+    pub(super) fn refer_authorised(
         &mut self,
         sh: &mut Shared,
         now: Instant,

@@ -16,7 +16,7 @@ const SBC: Party = Party {
 };
 
 /// The flow plan's agents, at desks on an office network (no trunk's).
-const D1: Agent = Agent {
+pub(super) const D1: Agent = Agent {
     id: "1001",
     password: "pw-1001-secret",
     at: Party {
@@ -24,7 +24,7 @@ const D1: Agent = Agent {
         tag: "d1",
     },
 };
-const D2: Agent = Agent {
+pub(super) const D2: Agent = Agent {
     id: "1002",
     password: "pw-1002-secret",
     at: Party {
@@ -45,7 +45,7 @@ cps = 5
 "#;
 
 /// An INVITE from agent `a`'s phone to `number`, with credentials when given.
-fn agent_invite(a: &Agent, number: &str, cseq: u32, auth: Option<&str>) -> Vec<u8> {
+pub(super) fn agent_invite(a: &Agent, number: &str, cseq: u32, auth: Option<&str>) -> Vec<u8> {
     let auth = auth.map_or(String::new(), |v| format!("Authorization: {v}\r\n"));
     format!(
         "INVITE sip:{number}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {addr};branch=z9hG4bKai{number}{cseq}\r\n\
