@@ -202,7 +202,7 @@ fn attacker_an_agent_dials_out_anything_else_and_nothing_leaves() {
     for (number, cseq) in [
         ("16900000000", 1),
         ("0085212345678", 3),
-        ("110", 5),
+        ("119", 5),
         ("00", 7),
     ] {
         assert_eq!(dial(&mut net, &D1, number, cseq), 403, "{number}");
@@ -210,6 +210,11 @@ fn attacker_an_agent_dials_out_anything_else_and_nothing_leaves() {
         assert_eq!(r.reason, Reason::CallbackNotListed, "{number}");
         net.inbox.clear();
     }
+    net.none_to(SBC.peer(), "any INVITE out", is_method(Method::Invite));
+    // A transfer-directory number is a consultation: it goes to the
+    // directory's target (110's own trunk), never out of the outbound trunk.
+    assert_eq!(dial(&mut net, &D1, "110", 11), 100);
+    net.request(POLICE.peer(), Method::Invite);
     net.none_to(SBC.peer(), "any INVITE out", is_method(Method::Invite));
     // A stranger (no agent) dialling the owed number: the dialplan's answer,
     // never the trunk.
