@@ -56,6 +56,10 @@ impl Core {
                 if let Value::Object(m) = &mut v {
                     let registered = !self.sh.registrar.lookup(now, &a.id).is_empty();
                     m.insert("registered".into(), registered.into());
+                    // The call's record id (as in its screen pop's
+                    // X-Hotline-Call-Id), for call control by the API.
+                    let id = a.call.map(|k| self.sh.call_id_of(k));
+                    m.insert("call_id".into(), id.into());
                 }
                 v
             })

@@ -12,6 +12,7 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 
 use super::run;
+use super::ua::TransferMode;
 
 #[derive(Debug, Subcommand)]
 pub enum SoftphoneCommand {
@@ -50,11 +51,25 @@ pub struct AgentArgs {
     #[arg(long)]
     run_s: Option<u64>,
     /// Blind-transfer each answered call (REFER) to this number, e.g. 110.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["conference_with", "consult_transfer_to"])]
     transfer_to: Option<String>,
-    /// How long after answering to transfer.
+    /// Add this number (e.g. 110) to each answered call: a three-party call
+    /// (REFER with ;hotline=conference). With --talk-ms the agent then leaves
+    /// the caller with it.
+    #[arg(long, conflicts_with = "consult_transfer_to")]
+    conference_with: Option<String>,
+    /// Call this number (e.g. 110) after answering (a consultation), and once
+    /// it answers transfer the caller to it (REFER with Replaces: attended
+    /// transfer).
+    #[arg(long)]
+    consult_transfer_to: Option<String>,
+    /// How long after answering to transfer, add or consult.
     #[arg(long, default_value_t = 500)]
     transfer_after_ms: u64,
+    /// Do not register: answer calls that reach --listen directly (a phone on
+    /// a fixed address, such as the transfer directory's 110 in tests).
+    #[arg(long)]
+    no_register: bool,
     #[command(flatten)]
     audio: AudioArgs,
     /// Print the summary as JSON.
@@ -197,8 +212,19 @@ pub fn run(command: SoftphoneCommand) -> Result<()> {
                 calls: a.calls,
                 run_for: a.run_s.map(Duration::from_secs),
                 quiet: a.json,
-                transfer_to: a.transfer_to,
+                transfer_mode: if a.conference_with.is_some() {
+                    TransferMode::Conference
+                } else if a.consult_transfer_to.is_some() {
+                    TransferMode::Attended
+                } else {
+                    TransferMode::Blind
+                },
+                transfer_to: a
+                    .transfer_to
+                    .or(a.conference_with)
+                    .or(a.consult_transfer_to),
                 transfer_after: Duration::from_millis(a.transfer_after_ms),
+                no_register: a.no_register,
             };
             let s = rt.block_on(run::agent(opts, stop_signal()))?;
             (s, a.json)

@@ -48,6 +48,11 @@ pub struct AgentOpts {
     /// Transfer every answered call to this number after `transfer_after`.
     pub transfer_to: Option<String>,
     pub transfer_after: Duration,
+    /// Blind transfer, three-party call, or attended transfer.
+    pub transfer_mode: super::ua::TransferMode,
+    /// Answer calls at `listen` without registering (a phone on a fixed
+    /// address: a 110 desk, a department's phone).
+    pub no_register: bool,
     /// Real audio (RTP) on every call.
     pub audio: Option<AudioOpts>,
 }
@@ -128,18 +133,23 @@ pub async fn agent(
         register_expires: 300,
         transfer_to: opts.transfer_to.clone(),
         transfer_after: opts.transfer_after,
+        transfer_mode: opts.transfer_mode,
         rtp_ports: None,
     };
     let mut d = Driver::new(cfg, opts.audio.clone()).await?;
     let start = Instant::now();
     let end = opts.run_for.map(|r| start + r);
-    d.ua.register(start, 300);
-    if !opts.quiet {
-        eprintln!("registering {} at {}…", opts.user, opts.server);
+    if !opts.no_register {
+        d.ua.register(start, 300);
+        if !opts.quiet {
+            eprintln!("registering {} at {}…", opts.user, opts.server);
+        }
+    } else if !opts.quiet {
+        eprintln!("answering calls at {}", d.sock.local_addr()?);
     }
     let mut a = AgentRun {
         summary: Summary::default(),
-        registered: false,
+        registered: opts.no_register,
         unregistered: false,
         quiet: opts.quiet,
         user: opts.user.clone(),
@@ -176,6 +186,10 @@ pub async fn agent(
         a.drain(&mut d).await?;
     }
     d.stop_all_audio(&mut a.summary).await;
+    if opts.no_register {
+        a.summary.elapsed_ms = start.elapsed().as_millis() as u64;
+        return Ok(a.summary);
+    }
     // Unregister, and wait for the gateway's answer (a challenge is answered).
     d.ua.register(Instant::now(), 0);
     let bye = Instant::now() + GOODBYE;
@@ -284,6 +298,7 @@ pub async fn call(opts: CallOpts) -> Result<Summary, SoftphoneError> {
         register_expires: 0,
         transfer_to: None,
         transfer_after: Duration::ZERO,
+        transfer_mode: Default::default(),
         rtp_ports: None,
     };
     let mut d = Driver::new(cfg, opts.audio.clone()).await?;

@@ -7,6 +7,7 @@ mod callbacks;
 mod caller_summary;
 mod calls;
 mod cluster;
+mod conference;
 mod corpus;
 mod dialplan;
 mod grafana;

@@ -6,7 +6,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::sdp::{announce_media, remote_audio, sdp};
-use super::{Role, State, Timer, Ua, UaCall, UaEvent};
+use super::{Role, State, Timer, TransferMode, Ua, UaCall, UaEvent};
 use crate::sip::Peer;
 use crate::sip::builder::response_to;
 use crate::sip::dialog::Dialog;
@@ -128,6 +128,8 @@ impl Ua {
                 transfer_at: None,
                 auth_tries: 0,
                 refer_auth_tries: 0,
+                consulting: None,
+                consult_for: None,
                 rtp_port: None,
                 media: None,
             },
@@ -182,20 +184,58 @@ impl Ua {
         }
     }
 
-    /// Blind-transfers a call (REFER with Refer-To) to the configured number.
+    /// Transfers a call to the configured number as `transfer_mode` says: a
+    /// REFER (blind, or adding a third party), or first a consultation call
+    /// whose answer sends the REFER with Replaces.
     pub fn transfer(&mut self, now: Instant, key: u64) {
         if let Some(c) = self.calls.get_mut(&key) {
             c.refer_auth_tries = 0;
+        }
+        if self.cfg.transfer_mode == TransferMode::Attended {
+            let Some(number) = self.cfg.transfer_to.clone() else {
+                return;
+            };
+            let consult = self.call(now, &number);
+            if let Some(c) = self.calls.get_mut(&consult) {
+                c.consult_for = Some(key);
+            }
+            if let Some(c) = self.calls.get_mut(&key) {
+                c.consulting = Some(consult);
+            }
+            return;
         }
         self.send_refer(now, key, None);
     }
 
     /// Sends the REFER, with `authorization` when answering a challenge.
-    fn send_refer(&mut self, now: Instant, key: u64, authorization: Option<String>) {
+    pub(super) fn send_refer(&mut self, now: Instant, key: u64, authorization: Option<String>) {
         let Some(number) = self.cfg.transfer_to.clone() else {
             return;
         };
-        let refer_to = format!("<sip:{number}@{}>", self.cfg.server);
+        let server = self.cfg.server;
+        let refer_to = match self.cfg.transfer_mode {
+            TransferMode::Blind => format!("<sip:{number}@{server}>"),
+            TransferMode::Conference => format!("<sip:{number}@{server};hotline=conference>"),
+            TransferMode::Attended => {
+                let consult = self
+                    .calls
+                    .get(&key)
+                    .and_then(|c| c.consulting)
+                    .and_then(|k| self.calls.get(&k))
+                    .filter(|c| c.state == State::Confirmed);
+                let Some(d) = consult.map(|c| &c.dialog) else {
+                    return;
+                };
+                // The consultation as its recipient (the gateway) sees it.
+                let replaces = format!(
+                    "{};to-tag={};from-tag={}",
+                    d.call_id,
+                    d.remote_tag.as_deref().unwrap_or_default(),
+                    d.local_tag
+                );
+                format!("<sip:{number}@{server}?Replaces={}>", escape(&replaces))
+            }
+        };
         let referred_by = self.contact();
         let Some(c) = self.calls.get_mut(&key) else {
             return;
@@ -232,4 +272,17 @@ impl Ua {
             self.send_refer(now, key, Some(a));
         }
     }
+}
+
+/// A URI header value escaped (RFC 3261 §19.1.2): all but unreserved characters.
+fn escape(v: &str) -> String {
+    v.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }

@@ -46,9 +46,25 @@ pub struct UaConfig {
     pub transfer_to: Option<String>,
     /// How long after answering to transfer.
     pub transfer_after: Duration,
+    /// What `transfer_to` does: a blind transfer, a three-party call, or a
+    /// consultation followed by an attended transfer.
+    pub transfer_mode: TransferMode,
     /// Real audio: RTP ports for our SDP (each call takes one even port). `None`
     /// offers a placeholder port and sends no audio.
     pub rtp_ports: Option<(u16, u16)>,
+}
+
+/// What the agent does with `transfer_to` once it has answered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TransferMode {
+    /// REFER to the number (blind transfer).
+    #[default]
+    Blind,
+    /// REFER with `;hotline=conference`: the number joins a three-party call.
+    Conference,
+    /// Call the number (a consultation), then REFER with Replaces naming it
+    /// (attended transfer, RFC 5589 §7).
+    Attended,
 }
 
 /// What happened, for the driver to report.
@@ -140,6 +156,10 @@ struct UaCall {
     refer_auth_tries: u8,
     /// Our RTP port for this call, with real audio.
     rtp_port: Option<u16>,
+    /// The consultation placed for this call's attended transfer.
+    consulting: Option<u64>,
+    /// This call is the consultation of that call.
+    consult_for: Option<u64>,
     /// The far end's audio as last announced in a [`UaEvent::Media`].
     media: Option<crate::media::command::Remote>,
 }

@@ -50,6 +50,8 @@ impl Ua {
                 transfer_at: None,
                 auth_tries: 0,
                 refer_auth_tries: 0,
+                consulting: None,
+                consult_for: None,
                 rtp_port,
                 media: None,
             },
@@ -135,6 +137,10 @@ impl Ua {
             });
             let remote = remote_audio(resp.content_type(), &resp.body);
             announce_media(&mut self.events, key, c, remote);
+            if let Some(orig) = c.consult_for {
+                // The consultation is up: hand the caller over to it.
+                return self.send_refer(now, orig, None);
+            }
             if let Some(t) = self.cfg.talk_for {
                 self.arm(key, Timer::Hangup, now + t);
             }

@@ -20,6 +20,7 @@ fn ua() -> Ua {
         register_expires: 0,
         transfer_to: None,
         transfer_after: Duration::ZERO,
+        transfer_mode: Default::default(),
         rtp_ports: None,
     };
     Ua::new(cfg, 7)
