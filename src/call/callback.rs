@@ -63,6 +63,14 @@ impl CallbackList {
     fn get(&self, number: &str) -> Option<&String> {
         self.by_number.get(&normalized(number))
     }
+
+    /// The number the missed call `missed` is owed a callback on.
+    pub(super) fn number_of(&self, missed: &str) -> Option<&str> {
+        self.by_number
+            .iter()
+            .find(|(_, id)| *id == missed)
+            .map(|(n, _)| n.as_str())
+    }
 }
 
 /// The outbound trunk's bounds at this node: calls at once, and new calls in
@@ -76,7 +84,7 @@ pub(super) struct OutboundGate {
 
 impl OutboundGate {
     /// Whether a new call may go out now; if so it is counted.
-    fn admit(&mut self, now: Instant, o: &Outbound) -> bool {
+    pub(super) fn admit(&mut self, now: Instant, o: &Outbound) -> bool {
         if self
             .second
             .is_none_or(|s| now.duration_since(s) >= Duration::from_secs(1))
@@ -92,7 +100,7 @@ impl OutboundGate {
         true
     }
 
-    fn release(&mut self) {
+    pub(super) fn release(&mut self) {
         self.active = self.active.saturating_sub(1);
     }
 }

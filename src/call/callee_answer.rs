@@ -52,6 +52,11 @@ impl Core {
             } => call.relay_response(sh, now, tx, (server, to, invite, cseq), resp),
             Role::TransferInvite => call.on_transfer_invite_response(sh, now, resp),
             Role::PartyInvite => call.on_party_response(sh, now, resp),
+            Role::AgentInvite => {
+                if let Some(a) = call.on_agent_invite_response(sh, now, tx, resp) {
+                    self.by_a.insert(a, key);
+                }
+            }
             Role::TransferReinvite => call.on_transfer_reinvite_response(sh, now, tx, resp),
             Role::Fire | Role::Orphan | Role::AInvite | Role::AwaitAck { .. } => {}
         }
@@ -135,6 +140,10 @@ impl Call {
         } else {
             self.set_reason(Reason::from_callee_status(code));
             self.relay_to_caller(sh, now, &resp);
+            if self.a_placed && self.a.remote_tag.is_some() {
+                // The agent's phone, answered first, is told by BYE.
+                return self.hang_up_side(sh, now, Side::A);
+            }
             self.finish(sh);
         }
     }
@@ -188,14 +197,16 @@ impl Call {
         };
         let (ack, peer) = (leg.ack(None, Bytes::new()), leg.dialog.peer);
         sh.tl.send_ack(Some(leg.invite), peer, ack);
-        if !matches!(self.state, CallState::Queued { .. }) {
-            return self.hang_up_side(sh, now, Side::B);
-        }
-        self.state = CallState::Connected {
-            by: AnsweredBy::Seats12345,
+        // A callback the API dialled: the citizen answered the gateway's
+        // INVITE while the agent's phone, answered first, waits.
+        let by = match self.state {
+            CallState::Queued { .. } => AnsweredBy::Seats12345,
+            CallState::Ringing if self.a_placed => AnsweredBy::Direct,
+            _ => return self.hang_up_side(sh, now, Side::B),
         };
+        self.state = CallState::Connected { by };
         self.answered_at = Some(now);
-        self.answered_by = Some(AnsweredBy::Seats12345);
+        self.answered_by = Some(by);
         let who = self.agent.clone().unwrap_or_else(|| "12345".to_string());
         self.note(sh, now, cdr::EventKind::Answered, Some(who));
         self.media_answered(sh);

@@ -130,6 +130,13 @@ impl Call {
             self.a.remote_tag = None;
             return self.leave_queue(sh, now, Reason::CallerCancelled);
         }
+        if side == Side::A && self.a_placed && !self.state.answered() {
+            // The agent of a callback the API dialled hung up before the
+            // citizen answered: the citizen's phone stops ringing.
+            self.a.remote_tag = None;
+            let (r, phrase) = (Reason::CallerCancelled, "Request Terminated");
+            return self.abandon_early(sh, now, r, 487, phrase);
+        }
         if side == Side::A && matches!(self.state, CallState::Announcing) {
             // The caller hung up on the announcement: nothing left to BYE.
             self.a.remote_tag = None;

@@ -7,6 +7,7 @@
 //! | file | flows |
 //! |---|---|
 //! | `queued.rs` | queued ringback with and without media, agents registered with digest |
+//! | `callback_dial.rs` | a callback dialled by the API: the agent's phone first, then the citizen; refusals dial nothing |
 //! | `conference.rs` | three-party calls: 110 added by REFER or the API and mixed in; the agent leaves, 110 leaves, 110 busy, no media |
 //! | `attended.rs` | attended transfer: the agent consults 110, then REFER with Replaces joins it to the citizen; another agent's consultation cannot be named |
 //! | `callback.rs` | an agent calls a citizen back over the outbound trunk; everything else it dials is refused, nothing leaves |
@@ -22,6 +23,7 @@
 
 mod attended;
 mod callback;
+mod callback_dial;
 mod conference;
 mod handover;
 mod keepalive;

@@ -159,6 +159,8 @@ impl Core {
             caller_invite,
             third: None,
             consult,
+            a_placed: false,
+            a_route: None,
         };
         if let Some(a) = &call.callback {
             call.agent = Some(a.agent.clone());
@@ -251,7 +253,7 @@ impl Core {
 
 impl Call {
     /// Places the first leg of a new call as its route says.
-    fn route(&mut self, sh: &mut Shared, now: Instant, outcome: Outcome, line: &Line) {
+    pub(super) fn route(&mut self, sh: &mut Shared, now: Instant, outcome: Outcome, line: &Line) {
         match outcome {
             Outcome::Sip(target) => {
                 // A callback is offered to nobody: the agent placed it.

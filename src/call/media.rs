@@ -264,7 +264,7 @@ impl Call {
     }
 
     /// Anchors `sdp` for the leg `to` and prints it.
-    fn present(&mut self, sh: &Shared, to: Side, sdp: Sdp) -> Bytes {
+    pub(super) fn present(&mut self, sh: &Shared, to: Side, sdp: Sdp) -> Bytes {
         let Some(cfg) = sh.cfg.media.as_ref() else {
             return Bytes::from(sdp.to_string());
         };

@@ -14,6 +14,7 @@ mod announce;
 pub mod api;
 mod attended;
 mod callback;
+mod callback_dial;
 mod callee_answer;
 mod conference;
 mod core_config;
@@ -119,6 +120,8 @@ enum Role {
     TransferReinvite,
     /// The INVITE of a three-party call's third leg.
     PartyInvite,
+    /// The gateway's INVITE to an agent's phone (a callback by the API).
+    AgentInvite,
 }
 
 /// One call: the caller's dialog, the callee leg, and what ties them together.
@@ -197,6 +200,11 @@ struct Call {
     third: Option<Box<conference::Third>>,
     /// An agent's consultation of a directory number: the agent (`attended.rs`).
     consult: Option<String>,
+    /// The gateway placed the A side itself (a callback dialled by the API:
+    /// `callback_dial.rs`): `a` is its UAC dialog with the agent's phone.
+    a_placed: bool,
+    /// Until the agent answers: where the call goes next, and the INVITE.
+    a_route: Option<Box<(crate::dialplan::Line, crate::dialplan::Outcome, TxId)>>,
 }
 
 impl Call {

@@ -75,6 +75,7 @@ impl Core {
             }
             Role::TransferInvite | Role::TransferReinvite => call.on_transfer_timeout(sh, now),
             Role::PartyInvite => call.on_party_timeout(sh, now),
+            Role::AgentInvite => call.agent_invite_timeout(sh),
             Role::AInvite => {
                 // The caller's INVITE outlived its guard: it can no longer be
                 // answered, so the call must not wait on (a leak otherwise).
@@ -194,6 +195,7 @@ impl Call {
     fn on_timer(&mut self, sh: &mut Shared, now: Instant, timer: CallTimer) {
         match timer {
             CallTimer::Ring if self.handover.is_some() => self.handover_failed(sh, now, None),
+            CallTimer::Ring if self.a_route.is_some() => self.agent_no_answer(sh, now),
             CallTimer::Ring => {
                 self.abandon_early(sh, now, Reason::CalleeNoAnswer, 408, "Request Timeout");
             }

@@ -109,6 +109,10 @@ pub fn router(state: AppState) -> Router {
                 .route_layer(needs!(Supervisor)),
         )
         .route(
+            "/api/v1/calls/{id}/callback/dial",
+            post(dial_callback).route_layer(needs!(Supervisor)),
+        )
+        .route(
             "/api/v1/calls/{id}/parties",
             post(add_party).route_layer(needs!(Supervisor)),
         )
@@ -373,8 +377,59 @@ fn api_error(e: ApiError) -> Response {
         ApiError::Refused(_) => error(StatusCode::CONFLICT, "refused", m),
         ApiError::UnknownCall(_) => error(StatusCode::NOT_FOUND, "unknown_call", m),
         ApiError::NotInDirectory(_) => error(StatusCode::FORBIDDEN, "not_in_directory", m),
-        ApiError::Party("no_ports", _) => error(StatusCode::SERVICE_UNAVAILABLE, "no_ports", m),
-        ApiError::Party(code, _) => error(StatusCode::CONFLICT, code, m),
+        ApiError::Party(code, _) => {
+            let status = match code {
+                "no_pending_callback" => StatusCode::NOT_FOUND,
+                "not_allowed" => StatusCode::FORBIDDEN,
+                "no_ports" | "overload" | "trunk_busy" => StatusCode::SERVICE_UNAVAILABLE,
+                "internal" => StatusCode::INTERNAL_SERVER_ERROR,
+                _ => StatusCode::CONFLICT,
+            };
+            error(status, code, m)
+        }
+    }
+}
+
+/// The body of `POST /api/v1/calls/{id}/callback/dial`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DialCallback {
+    /// The agent who calls back: its phone rings first.
+    agent: String,
+}
+
+/// `POST /api/v1/calls/{id}/callback/dial`: calls the citizen of missed call
+/// `id` back, ringing the agent's phone first (202 while it rings).
+async fn dial_callback(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: JsonBody<DialCallback>,
+) -> Response {
+    let body = match json_body(body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if state.status.serving() != crate::call::Serving::Active {
+        return error(
+            StatusCode::CONFLICT,
+            "not_active",
+            format!(
+                "node {} is {}: send call control to the active node",
+                state.node.node,
+                state.status.serving().as_str()
+            ),
+        );
+    }
+    let answer = ask(&state, |reply| Control::DialCallback {
+        missed: id,
+        agent: body.agent,
+        reply,
+    })
+    .await;
+    match answer {
+        Ok(Ok(v)) => (StatusCode::ACCEPTED, Json(v)).into_response(),
+        Ok(Err(e)) => api_error(e),
+        Err(r) => r,
     }
 }
 

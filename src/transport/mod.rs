@@ -120,6 +120,12 @@ pub enum Control {
         action: AgentAction,
         reply: oneshot::Sender<Result<serde_json::Value, ApiError>>,
     },
+    /// Call the citizen of missed call `missed` back, `agent`'s phone first.
+    DialCallback {
+        missed: String,
+        agent: String,
+        reply: oneshot::Sender<Result<serde_json::Value, ApiError>>,
+    },
     /// Ring `number` as a third party of call `call` (its record id).
     AddParty {
         call: String,
@@ -350,6 +356,9 @@ impl SipServer {
                         }
                         Some(Control::AgentAction { agent, action, reply }) => {
                             let _ = reply.send(core.agent_action(Instant::now(), &agent, action));
+                        }
+                        Some(Control::DialCallback { missed, agent, reply }) => {
+                            let _ = reply.send(core.dial_callback_api(Instant::now(), &missed, &agent));
                         }
                         Some(Control::AddParty { call, number, reply }) => {
                             let _ = reply.send(core.add_party_api(Instant::now(), &call, &number));

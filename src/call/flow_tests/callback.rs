@@ -10,7 +10,7 @@ use crate::cdr::{CallbackEvent, CallbackResult};
 use crate::sip::message::{Headers, Method};
 
 /// The carrier's SBC for calls out.
-const SBC: Party = Party {
+pub(super) const SBC: Party = Party {
     addr: "127.0.0.1:5095",
     tag: "sb",
 };
@@ -33,7 +33,7 @@ pub(super) const D2: Agent = Agent {
     },
 };
 
-const OUT: &str = r#"
+pub(super) const OUT: &str = r#"
 [[trunk]]
 name = "out"
 kind = "outbound"

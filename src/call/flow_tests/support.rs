@@ -168,6 +168,14 @@ pub(super) fn flow_net_with(extra: &str) -> Net {
     Net::with(flow_cfg(None), parse(&format!("{PLAN}\n{extra}")))
 }
 
+/// [`flow_net_with`] with media anchored (callers answered by the gateway).
+pub(super) fn flow_net_media_with(extra: &str) -> Net {
+    Net::with(
+        flow_cfg(Some(QueuedAudio::Answer)),
+        parse(&format!("{PLAN}\n{extra}")),
+    )
+}
+
 /// A core on the flow plan with this configuration (keepalive probes on by default).
 pub(super) fn plan_net(cfg: CoreConfig) -> Net {
     Net::with(cfg, parse(PLAN))
