@@ -176,3 +176,95 @@ fn an_agent_calls_missed_citizens_back_and_each_attempt_is_recorded() {
             .join("\n")
     );
 }
+
+/// The API dials a callback: the agent's softphone rings first and answers,
+/// then the citizen (a softphone at the outbound trunk's address) is called
+/// with the hotline's number, and the attempt is on the missed call.
+#[test]
+fn the_api_rings_the_agent_first_then_calls_the_citizen_back() {
+    let sbc = free_port();
+    let mut opts = GwOpts::to("queue:q");
+    opts.trunk_sources = vec![format!("{CARRIER}/32")];
+    opts.extra_dialplan = format!(
+        "[[queue]]\nname = \"q\"\nring_timeout_s = 5\nwrap_up_s = 0\nmax_wait_s = 1\n\
+agents = [\"2001\"]\n\n\
+[[agent]]\nid = \"2001\"\nname = \"Agent 2001\"\npassword = \"secret-2001\"\n\n\
+[[trunk]]\nname = \"out\"\nkind = \"outbound\"\ntarget = \"sip:127.0.0.1:{sbc}\"\n\
+caller_id = \"12345\"\nallow = [\"1XXXXXXXXXX\"]\nmax_concurrent = 2\ncps = 5\n"
+    );
+    opts.extra_config =
+        "[store]\ndatabase = \"sqlite:calls.db\"\n[media]\nqueued = \"early_media\"\nsurvey = false\n"
+            .into();
+    let gw = Gateway::start(opts);
+    missed(&gw, "13700000001");
+    let id = gw.records()[0]["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/calls/{id}/callback/dial");
+    // The citizen's phone, behind the outbound trunk.
+    let citizen = Softphone::start(&[
+        "agent".into(),
+        "--no-register".into(),
+        "--user".into(),
+        "13700000001".into(),
+        "--listen".into(),
+        format!("127.0.0.1:{sbc}"),
+        "--answer-after-ms".into(),
+        "300".into(),
+        "--calls".into(),
+        "1".into(),
+        "--run-s".into(),
+        "30".into(),
+    ]);
+    // Before the agent's phone is registered: refused, nothing dialled.
+    let body = r#"{"agent":"2001"}"#;
+    let (code, text) = http_post(gw.http, &path, body).unwrap();
+    assert!(code == 409 || code == 404, "{code} {text}");
+    let desk = Softphone::start(&[
+        "agent".into(),
+        "--user".into(),
+        "2001".into(),
+        "--password".into(),
+        "secret-2001".into(),
+        "--server".into(),
+        gw.sip.to_string(),
+        "--listen".into(),
+        format!("{DESK}:0"),
+        "--answer-after-ms".into(),
+        "300".into(),
+        "--talk-ms".into(),
+        "1500".into(),
+        "--calls".into(),
+        "1".into(),
+        "--run-s".into(),
+        "30".into(),
+    ]);
+    gw.wait_until("agent 2001 ready", Duration::from_secs(10), || {
+        gw.get_json("/api/v1/agents")["agents"][0]["state"] == "ready"
+    });
+    // Without a credential: 401, nothing rings.
+    let (code, _) = http_post_as(gw.http, &path, body, None).unwrap();
+    assert_eq!(code, 401);
+    // The owed numbers reach the core from the store every few seconds.
+    let mut answer = (0, String::new());
+    gw.wait_until("the callback dialled", Duration::from_secs(15), || {
+        answer = http_post(gw.http, &path, body).unwrap();
+        answer.0 != 404
+    });
+    assert_eq!(answer.0, 202, "{}", answer.1);
+    let d = desk.finish(Duration::from_secs(30)).expect("agent");
+    assert_eq!(d["answered"], 1, "the agent's phone rang first: {d}");
+    let c = citizen.finish(Duration::from_secs(30)).expect("citizen");
+    assert_eq!(c["answered"], 1, "{c}");
+    assert_eq!(
+        c["screen_pop_seen"].as_object().map(|m| m.len()),
+        Some(0),
+        "{c}"
+    );
+    gw.wait_until("the attempt recorded", Duration::from_secs(10), || {
+        let s = gw.get_json(&format!("/api/v1/calls/{id}/callback"));
+        s["callback_state"] == "done"
+            && s["attempts"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|x| x["result"] == "answered" && x["agent"] == "2001")
+            })
+    });
+}
