@@ -112,12 +112,23 @@ impl ReferTarget {
             Some((b, h)) => (b, Some(h)),
             None => (spec, None),
         };
-        let conference = before.split(';').skip(1).any(|p| {
-            p.split_once('=').is_some_and(|(k, v)| {
-                k.trim().eq_ignore_ascii_case("hotline")
-                    && v.trim().eq_ignore_ascii_case("conference")
-            })
-        });
+        // On the URI (`<sip:110@gw;hotline=conference>`), or, from a phone
+        // that writes the URI without brackets, where it lands: a parameter
+        // of the header.
+        let outside = match value.rfind('>') {
+            Some(i) => &value[i + 1..],
+            None => value,
+        };
+        let conference = before
+            .split(';')
+            .skip(1)
+            .chain(outside.split(';').skip(1))
+            .any(|p| {
+                p.split_once('=').is_some_and(|(k, v)| {
+                    k.trim().eq_ignore_ascii_case("hotline")
+                        && v.trim().eq_ignore_ascii_case("conference")
+                })
+            });
         let replaces = headers.and_then(|h| {
             h.split('&').find_map(|kv| {
                 let (k, v) = kv.split_once('=')?;
@@ -566,6 +577,9 @@ mod tests {
         assert_eq!(t.replaces, None);
         assert!(ReferTarget::parse("<tel:110>").is_some_and(|t| t.number == "110"));
         assert!(ReferTarget::parse("garbage").is_none());
+        // Without brackets the parameter is the header's: the same request.
+        let t = ReferTarget::parse("sip:110@gw.example;hotline=conference").unwrap();
+        assert!(t.conference && t.number == "110");
         // Another parameter's value is not the mode.
         let t = ReferTarget::parse("<sip:110@gw;user=phone;x=conference>").unwrap();
         assert!(!t.conference);

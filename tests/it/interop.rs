@@ -78,3 +78,110 @@ outbound=\"sip:{gw};transport=udp\"\n",
     let _ = phone.kill();
     let _ = phone.wait();
 }
+
+/// A stock softphone starts a three-party call: baresip, answering as agent
+/// 1001, is told (through its UDP console) to transfer the call to
+/// `sip:110@gateway;hotline=conference`, the URI its blind-transfer command
+/// takes. 110 (a softphone at the directory's address) joins and hears the
+/// citizen. baresip 1.0 has no attended transfer (no Replaces): that flow is
+/// tested with the project's softphone (`conference.rs`).
+#[test]
+fn baresip_adds_110_to_a_call_with_its_transfer_command() {
+    let Some(baresip) = tool("baresip", "baresip") else {
+        return;
+    };
+    let police = free_port();
+    let mut opts = GwOpts::to("queue:q");
+    opts.extra_dialplan = format!(
+        "[[queue]]\nname = \"q\"\nagents = [\"1001\"]\n\n\
+[[agent]]\nid = \"1001\"\nname = \"baresip\"\npassword = \"lab-1001\"\n\n\
+[[transfer]]\nnumber = \"110\"\nname = \"Police\"\ntarget = \"sip:110@127.0.0.1:{police}\"\n"
+    );
+    opts.extra_config = "[registrar]\nalgorithms = [\"MD5\"]\n[media]\nsurvey = false\n".into();
+    let gw = Gateway::start(opts);
+    let dir = TempDir::new("baresip-conf");
+    let (port, cons) = (free_port(), free_port());
+    std::fs::write(
+        dir.0.join("config"),
+        format!(
+            "poll_method epoll\nsip_listen 127.0.0.1:{port}\nsip_trans_def udp\n\
+audio_player aubridge,nil\naudio_source aubridge,nil\naudio_alert aubridge,nil\n\
+rtp_ports 30200-30300\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\n\
+module aubridge.so\nmodule cons.so\ncons_listen 127.0.0.1:{cons}\nmodule_app account.so\n\
+module_app menu.so\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.0.join("accounts"),
+        format!(
+            "<sip:1001@{gw};transport=udp>;auth_pass=lab-1001;answermode=auto;regint=60;\
+outbound=\"sip:{gw};transport=udp\"\n",
+            gw = gw.sip
+        ),
+    )
+    .unwrap();
+    let mut phone = Command::new("timeout")
+        .args(["40", baresip.to_str().unwrap(), "-f"])
+        .arg(&dir.0)
+        .args(["-t", "35"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start baresip");
+    gw.wait_until("baresip registered", Duration::from_secs(15), || {
+        let (_, body) = http_get(gw.http, "/api/v1/agents").unwrap();
+        body.contains("\"registered\":true") && body.contains("\"state\":\"ready\"")
+    });
+    let p = Softphone::start(&[
+        "agent".into(),
+        "--no-register".into(),
+        "--user".into(),
+        "110".into(),
+        "--listen".into(),
+        format!("127.0.0.1:{police}"),
+        "--answer-after-ms".into(),
+        "200".into(),
+        "--calls".into(),
+        "1".into(),
+        "--run-s".into(),
+        "30".into(),
+    ]);
+    let c = Softphone::start(&[
+        "call".into(),
+        "12345".into(),
+        "--server".into(),
+        gw.sip.to_string(),
+        "--hangup-after-ms".into(),
+        "5000".into(),
+        "--max-wait-s".into(),
+        "10".into(),
+    ]);
+    gw.wait_until("baresip on the call", Duration::from_secs(10), || {
+        gw.get_json("/api/v1/agents")["agents"][0]["state"] == "on_call"
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let console = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let command = format!("/transfer sip:110@{};hotline=conference\n", gw.sip);
+    console
+        .send_to(command.as_bytes(), ("127.0.0.1", cons))
+        .unwrap();
+    let ps = p.finish(Duration::from_secs(30)).expect("110");
+    let cs = c.finish(Duration::from_secs(30)).expect("caller");
+    assert_eq!(cs["answered"], 1, "{cs}");
+    assert_eq!(
+        ps["answered"],
+        1,
+        "110 joined from baresip's REFER: {ps}\n{}",
+        gw.log()
+    );
+    gw.wait_until("the record", Duration::from_secs(10), || {
+        gw.records().iter().any(|r| {
+            r["events"]
+                .as_array()
+                .is_some_and(|e| e.iter().any(|e| e["kind"] == "party_joined"))
+        })
+    });
+    let _ = phone.kill();
+    let _ = phone.wait();
+}
