@@ -229,6 +229,12 @@ fn attacker_an_agent_dials_out_anything_else_and_nothing_leaves() {
         "an INVITE for a stranger",
         is_method(Method::Invite),
     );
+    // Nor is a stranger's call to 110 a consultation: only an agent's is.
+    let text = String::from_utf8(agent_invite(&D1, "110", 13, None))
+        .unwrap()
+        .replace(D1.at.addr, "192.0.2.77:5060");
+    net.send(stranger, text.as_bytes());
+    net.none_to(POLICE.peer(), "an INVITE to 110", is_method(Method::Invite));
     assert!(net.core.poll_callback().is_none(), "no attempt started");
 }
 
