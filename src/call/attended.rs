@@ -168,10 +168,20 @@ impl Core {
 
     /// The consultation a Replaces names: the gateway's dialog with the agent
     /// (Call-ID, the agent's tag as `from-tag`, ours as `to-tag`; the two
-    /// tags swapped are accepted too), placed by `agent`.
+    /// tags swapped are accepted too), placed by `agent`. Without tags (older
+    /// softphones) the Call-ID names it, still only among `agent`'s own: the
+    /// REFER's digest says who the agent is, so naming another agent's
+    /// consultation is refused either way.
     fn consultation(&self, r: &Replaces, agent: Option<&str>) -> Option<CallKey> {
         let agent = agent?;
-        [(&r.from_tag, &r.to_tag), (&r.to_tag, &r.from_tag)]
+        let Some((to_tag, from_tag)) = &r.tags else {
+            return self
+                .calls
+                .values()
+                .find(|c| *c.a.call_id == *r.call_id && c.consult.as_deref() == Some(agent))
+                .map(|c| c.key);
+        };
+        [(from_tag, to_tag), (to_tag, from_tag)]
             .into_iter()
             .find_map(|(theirs, ours)| {
                 let key = *self

@@ -94,12 +94,13 @@ pub(super) struct ReferTarget {
 }
 
 /// The dialog a Replaces names (RFC 3891 §6.1): the recipient compares
-/// `to_tag` with its local tag and `from_tag` with the remote one.
+/// `to-tag` with its local tag and `from-tag` with the remote one. Softphones
+/// before RFC 3891's tags (baresip before 3.22) send the Call-ID alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Replaces {
     pub call_id: String,
-    pub to_tag: String,
-    pub from_tag: String,
+    /// `(to-tag, from-tag)`, when given.
+    pub tags: Option<(String, String)>,
 }
 
 impl ReferTarget {
@@ -146,7 +147,8 @@ impl ReferTarget {
 }
 
 impl Replaces {
-    /// `call-id;to-tag=…;from-tag=…` (`early-only` and others are ignored).
+    /// `call-id;to-tag=…;from-tag=…` (`early-only` and others are ignored);
+    /// one tag without the other names no dialog.
     pub fn parse(v: &str) -> Option<Replaces> {
         let mut parts = v.split(';');
         let call_id = parts.next()?.trim().to_string();
@@ -160,12 +162,12 @@ impl Replaces {
                 }
             }
         }
-        (!call_id.is_empty()).then_some(())?;
-        Some(Replaces {
-            call_id,
-            to_tag: to_tag?,
-            from_tag: from_tag?,
-        })
+        let tags = match (to_tag, from_tag) {
+            (Some(t), Some(f)) => Some((t, f)),
+            (None, None) => None,
+            _ => return None,
+        };
+        (!call_id.is_empty()).then_some(Replaces { call_id, tags })
     }
 }
 
@@ -567,14 +569,22 @@ mod tests {
             t.replaces,
             Some(Replaces {
                 call_id: "abc@host".into(),
-                to_tag: "gw1".into(),
-                from_tag: "ag2".into()
+                tags: Some(("gw1".into(), "ag2".into())),
             })
         );
         assert!(!t.conference);
-        // A Replaces without both tags names no dialog.
+        // One tag without the other names no dialog; none at all is the
+        // Call-ID alone (older softphones).
         let t = ReferTarget::parse("<sip:110@gw?Replaces=abc%3Bto-tag%3Dx>").unwrap();
         assert_eq!(t.replaces, None);
+        let t = ReferTarget::parse("<sip:110@gw?Replaces=abc>").unwrap();
+        assert_eq!(
+            t.replaces,
+            Some(Replaces {
+                call_id: "abc".into(),
+                tags: None
+            })
+        );
         assert!(ReferTarget::parse("<tel:110>").is_some_and(|t| t.number == "110"));
         assert!(ReferTarget::parse("garbage").is_none());
         // Without brackets the parameter is the header's: the same request.

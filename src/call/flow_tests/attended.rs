@@ -68,17 +68,21 @@ fn replaces(ok: &Response, from_tag: &str) -> String {
 
 /// Agent `a`'s REFER on the citizen's call, with digest; its final response.
 fn refer(net: &mut Net, a: &Agent, inv: &Request, refer_to: &str) -> u16 {
+    refer_at(net, a, inv, refer_to, 2)
+}
+
+/// [`refer`] with CSeq `cseq` (and `cseq` + 1 with the credentials).
+fn refer_at(net: &mut Net, a: &Agent, inv: &Request, refer_to: &str, cseq: u32) -> u16 {
     let to = ("Refer-To", refer_to);
-    net.send(
-        a.peer(),
-        &a.at.request(inv, "REFER", 2, "z9hG4bKar2", &[to]),
-    );
+    let branch = format!("z9hG4bKar{cseq}");
+    net.send(a.peer(), &a.at.request(inv, "REFER", cseq, &branch, &[to]));
     let challenge = net.response(a.peer(), 401);
     let auth = a.digest(&challenge, "REFER", "sip:gw@127.0.0.1:5060");
     let headers = [to, ("Authorization", auth.as_str())];
+    let branch = format!("z9hG4bKar{}", cseq + 1);
     net.send(
         a.peer(),
-        &a.at.request(inv, "REFER", 3, "z9hG4bKar3", &headers),
+        &a.at.request(inv, "REFER", cseq + 1, &branch, &headers),
     );
     net.response_any(a.peer()).code
 }
@@ -143,8 +147,22 @@ fn replaces_naming_another_agents_consultation_or_a_wrong_tag_changes_nothing() 
     D2.register(&mut net);
     let (ok, _, _) = consult(&mut net, &D2, 2);
     commands(&mut net);
+    // 1001 names 1002's consultation by its Call-ID alone (as softphones
+    // before RFC 3891's tags do): refused, it is not 1001's.
+    let bare = format!(
+        "<sip:110@127.0.0.1?Replaces={}>",
+        ok.call_id()
+            .unwrap()
+            .replace('@', "%40")
+            .replace(':', "%3A")
+    );
+    assert_eq!(refer(&mut net, &D1, &inv, &bare), 403);
+    net.inbox.clear();
     // 1001 names 1002's consultation, tags and all: refused.
-    assert_eq!(refer(&mut net, &D1, &inv, &replaces(&ok, "ai3")), 403);
+    assert_eq!(
+        refer_at(&mut net, &D1, &inv, &replaces(&ok, "ai3"), 20),
+        403
+    );
     assert!(
         !commands(&mut net)
             .iter()
@@ -155,22 +173,56 @@ fn replaces_naming_another_agents_consultation_or_a_wrong_tag_changes_nothing() 
     // Its own consultation with a guessed tag: refused too.
     let (ok1, _, _) = consult(&mut net, &D1, 10);
     let wrong = replaces(&ok1, "guess");
-    let to = ("Refer-To", wrong.as_str());
-    net.send(
-        D1.peer(),
-        &D1.at.request(&inv, "REFER", 5, "z9hG4bKar5", &[to]),
-    );
-    let challenge = net.response(D1.peer(), 401);
-    let auth = D1.digest(&challenge, "REFER", "sip:gw@127.0.0.1:5060");
-    let headers = [to, ("Authorization", auth.as_str())];
-    net.send(
-        D1.peer(),
-        &D1.at.request(&inv, "REFER", 6, "z9hG4bKar6", &headers),
-    );
-    assert_eq!(net.response_any(D1.peer()).code, 403);
+    assert_eq!(refer_at(&mut net, &D1, &inv, &wrong, 30), 403);
     assert_eq!(
         agent_state(&net, "1001"),
         "on_call",
         "still with its citizen"
     );
+    // The same consultation named right: the transfer goes through.
+    net.inbox.clear();
+    assert_eq!(
+        refer_at(&mut net, &D1, &inv, &replaces(&ok1, "ai11"), 40),
+        202
+    );
+    assert_eq!(agent_state(&net, "1001"), "ready");
+}
+
+#[test]
+fn a_softphone_that_names_its_consultation_by_call_id_alone_is_understood() {
+    let mut net = flow_net(Some(QueuedAudio::Answer));
+    let (gw_tag, inv) = connected(&mut net, &D1);
+    let (ok, police_inv, _) = consult(&mut net, &D1, 2);
+    commands(&mut net);
+    let bare = format!(
+        "<sip:110@127.0.0.1?Replaces={}>",
+        ok.call_id()
+            .unwrap()
+            .replace('@', "%40")
+            .replace(':', "%3A")
+    );
+    assert_eq!(refer(&mut net, &D1, &inv, &bare), 202);
+    assert!(
+        commands(&mut net)
+            .iter()
+            .any(|c| matches!(c, MediaCommand::Splice { .. }))
+    );
+    let n = net.request(D1.peer(), Method::Notify);
+    net.send(D1.peer(), &D1.at.reply(&n, 200, "OK", ""));
+    let bye = net.request(D1.peer(), Method::Bye);
+    net.send(D1.peer(), &D1.at.reply(&bye, 200, "OK", ""));
+    net.record();
+    net.send(
+        net.caller,
+        &caller_request("BYE", 2, "z9hG4bKbye2", &gw_tag),
+    );
+    net.response(net.caller, 200);
+    let bye = net.request(POLICE.peer(), Method::Bye);
+    assert_eq!(bye.call_id(), police_inv.call_id());
+    net.send(POLICE.peer(), &POLICE.reply(&bye, 200, "OK", ""));
+    assert_eq!(net.record().transferred_to.as_deref(), Some("110"));
+    net.advance(crate::call::parting::GRACE + std::time::Duration::from_millis(10));
+    let bye = net.request(D1.peer(), Method::Bye);
+    net.send(D1.peer(), &D1.at.reply(&bye, 200, "OK", ""));
+    no_leak(&mut net);
 }
