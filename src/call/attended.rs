@@ -35,14 +35,19 @@ impl Core {
     /// talking to (110 of the citizen's city).
     pub(super) fn route_consult(
         &self,
+        now: Instant,
         agent: &str,
         called: &str,
         plan: &Dialplan,
     ) -> Option<Routed> {
+        // The agent's current call, as the ACD knows it (a call the agent
+        // has handed on still names it as its agent).
         let entry = self
-            .calls
-            .values()
-            .find(|c| c.agent.as_deref() == Some(agent) && c.state.answered())
+            .sh
+            .acd
+            .agent(agent, now)
+            .and_then(|a| a.call)
+            .and_then(|k| self.calls.get(&k))
             .and_then(|c| c.directory_entry(&self.sh, called))
             .or_else(|| plan.transfer_for(called, &[]).cloned())?;
         info!(agent, number = %entry.number, "an agent consults a directory number");
@@ -87,7 +92,7 @@ impl Core {
         let Some(x) = self.calls.get_mut(&key) else {
             return;
         };
-        if side != Side::B {
+        if side != Side::B || x.agent_placed() || x.a_placed {
             return sh.reply(now, tx, req, 403, "Forbidden (only the agent may transfer)");
         }
         if !x.refer_authorised(sh, now, tx, req, peer) {

@@ -81,12 +81,13 @@ impl Core {
             .ok_or_else(|| ApiError::UnknownAgent(agent.to_string()))?
             .call
             .is_some();
-        if busy
-            || self
-                .calls
-                .values()
-                .any(|c| c.agent.as_deref() == Some(agent))
-        {
+        // On a call the ACD offered, or on one the agent placed itself (a
+        // callback, a consultation: the ACD does not see those).
+        let placing = |c: &Call| {
+            c.consult.as_deref() == Some(agent)
+                || c.callback.as_ref().is_some_and(|a| a.agent == agent)
+        };
+        if busy || self.calls.values().any(placing) {
             return Err(refused("agent_busy", format!("agent {agent} is on a call")));
         }
         let binding = self
@@ -183,6 +184,7 @@ Call-ID: {}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
             key,
             span,
             state: CallState::Ringing,
+            a_tag: None,
             a,
             a_invite: None,
             answered_invite: Some(Box::new(template)),
@@ -329,8 +331,11 @@ impl Call {
             return None;
         }
         self.timers.stop(CallTimer::Ring);
+        // Cancelled at the ring timeout: an answer that raced the CANCEL
+        // is released, the citizen is not called.
+        let cancelled = self.timers.get(CallTimer::CancelGuard).is_some();
         self.timers.stop(CallTimer::CancelGuard);
-        if resp.code >= 300 || !matches!(self.state, CallState::Ringing) {
+        if resp.code >= 300 || cancelled || !matches!(self.state, CallState::Ringing) {
             if resp.code < 300 {
                 // Given up on meanwhile: ACK and BYE the agent's late answer.
                 self.a.learn_from_response(&resp);
@@ -358,6 +363,7 @@ impl Call {
         let (line, outcome, _) = *self.a_route.take()?;
         self.route(sh, now, outcome, &line);
         let tag = self.a.remote_tag.clone()?;
+        self.a_tag = Some(tag.clone());
         Some((self.a.call_id.clone(), tag))
     }
 

@@ -51,7 +51,7 @@ impl Core {
                 cseq,
             } => call.relay_response(sh, now, tx, (server, to, invite, cseq), resp),
             Role::TransferInvite => call.on_transfer_invite_response(sh, now, resp),
-            Role::PartyInvite => call.on_party_response(sh, now, resp),
+            Role::PartyInvite => call.on_party_response(sh, now, tx, resp),
             Role::AgentInvite => {
                 if let Some(a) = call.on_agent_invite_response(sh, now, tx, resp) {
                     self.by_a.insert(a, key);

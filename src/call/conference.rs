@@ -47,6 +47,8 @@ pub(super) struct Third {
     pub origin: (u64, u64),
     /// It answered: the mix is on.
     pub joined: bool,
+    /// Its telephone-event payload type, from its answer.
+    pub dtmf: Option<u8>,
     /// The agent's REFER asked for it: progress goes back as NOTIFYs.
     pub by_refer: bool,
 }
@@ -224,9 +226,13 @@ impl Call {
         entry: &crate::dialplan::Transfer,
         by_refer: bool,
     ) -> Result<(), PartyRefusal> {
+        // The agent must be the callee: not a call an agent placed itself
+        // (a callback, a consultation), where the agent is the caller.
         let ready = self.a_acked
             && matches!(self.state, CallState::Connected { .. })
             && self.third.is_none()
+            && !self.agent_placed()
+            && !self.a_placed
             && self.b().is_some_and(|l| !l.pending);
         if !ready {
             return Err(PartyRefusal::Busy);
@@ -253,6 +259,7 @@ impl Call {
             port,
             origin,
             joined: false,
+            dtmf: None,
             by_refer,
         }));
         self.track(sh, tx, Role::PartyInvite);
@@ -276,12 +283,22 @@ impl Call {
         Some(super::media::anchored(sdp, cfg.address, port, origin))
     }
 
-    /// A response on the third party's INVITE.
-    pub(super) fn on_party_response(&mut self, sh: &mut Shared, now: Instant, resp: Response) {
+    /// A response on the third party's INVITE `tx` (one the call has let go
+    /// is an orphan's: `end_party`).
+    pub(super) fn on_party_response(
+        &mut self,
+        sh: &mut Shared,
+        now: Instant,
+        tx: TxId,
+        resp: Response,
+    ) {
         let Some(third) = self.third.as_deref() else {
             return;
         };
         let id = third.leg;
+        if self.legs.get(id).is_none_or(|l| l.invite != tx) {
+            return;
+        }
         if resp.code < 200 {
             if let Some(leg) = self.legs.get_mut(id) {
                 leg.provisional = true;
@@ -333,6 +350,7 @@ impl Call {
         let number = match self.third.as_deref_mut() {
             Some(t) => {
                 t.joined = true;
+                t.dtmf = remote.dtmf_pt;
                 t.number.clone()
             }
             None => return,
@@ -344,9 +362,13 @@ impl Call {
         }
     }
 
-    /// The third party rang too long, or its INVITE timed out.
-    pub(super) fn on_party_timeout(&mut self, sh: &mut Shared, now: Instant) {
-        if self.third.as_deref().is_some_and(|t| !t.joined) {
+    /// The third party rang too long (`tx`: none), or its INVITE `tx` timed
+    /// out.
+    pub(super) fn on_party_timeout(&mut self, sh: &mut Shared, now: Instant, tx: Option<TxId>) {
+        let current = self
+            .third_leg()
+            .is_some_and(|l| tx.is_none_or(|t| l.invite == t));
+        if current && self.third.as_deref().is_some_and(|t| !t.joined) {
             self.end_party(sh, now, Some("SIP/2.0 408 Request Timeout"));
         }
     }
@@ -452,10 +474,9 @@ impl Call {
         if let Some(mut leg) = self.legs.remove(third.leg) {
             sh.by_b.remove(&leg.dialog.call_id);
             if leg.pending {
-                match sh.tl.cancel(now, leg.invite) {
-                    Ok(c) => self.track(sh, c, Role::Fire),
-                    Err(e) => debug!(error = %e, "third party: CANCEL not sent"),
-                }
+                // Cancelled (now, or at its first provisional); a 2xx that
+                // races the CANCEL gets ACK and BYE, whatever the call does.
+                self.orphan_leg(sh, now, leg);
             } else if leg.dialog.remote_tag.is_some() {
                 sh.bye_leg(now, self.key, &mut leg.dialog);
             }
@@ -486,6 +507,7 @@ impl Call {
             sh.ports.give_back(m.ports[1]);
             m.ports[1] = third.port;
             m.origin[1] = third.origin;
+            m.dtmf[1] = third.dtmf;
         }
         self.transferred_to = Some(third.number.clone());
         self.note(sh, now, EventKind::PartyLeft, Some(agent));

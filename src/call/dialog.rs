@@ -28,6 +28,13 @@ const RELAYED: &[&str] = &[
 ];
 
 impl Core {
+    /// Entries of the dialog indexes (callers', callees'): zero once every
+    /// call has ended (the flow tests' leak check).
+    #[cfg(test)]
+    pub(super) fn dialog_index_sizes(&self) -> (usize, usize) {
+        (self.by_a.len(), self.sh.by_b.len())
+    }
+
     /// The call and side a request with a To tag belongs to: its Call-ID **and**
     /// both tags must be the leg's (RFC 3261 §12.2.2). A Call-ID alone is not a
     /// credential: it travels in clear and the other leg's party knows it.

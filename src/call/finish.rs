@@ -28,8 +28,8 @@ impl Core {
             call.final_code = 500;
             self.sh.respond(now, tx, 500, bytes.finish_empty());
         }
-        if let Some(tag) = &call.a.remote_tag {
-            self.by_a.remove(&(call.a.call_id.clone(), tag.clone()));
+        if let Some(tag) = call.a_tag.take() {
+            self.by_a.remove(&(call.a.call_id.clone(), tag));
         }
         if let Some(b) = call.b() {
             self.sh.by_b.remove(&b.dialog.call_id);

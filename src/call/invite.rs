@@ -118,6 +118,7 @@ impl Core {
             key,
             span,
             state,
+            a_tag: a.remote_tag.clone(),
             a,
             a_invite: Some((tx, Box::new(req))),
             answered_invite: None,

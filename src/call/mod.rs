@@ -16,7 +16,7 @@ mod attended;
 mod callback;
 mod callback_dial;
 mod callee_answer;
-mod conference;
+pub(crate) mod conference;
 mod core_config;
 mod dialog;
 mod dispatch;
@@ -132,6 +132,9 @@ struct Call {
     state: CallState,
     /// The caller's dialog (the gateway is its UAS).
     a: Dialog,
+    /// The caller's tag under which `Core::by_a` finds the call (`a`'s
+    /// remote tag is cleared when its dialog ends before the call does).
+    a_tag: Option<Box<str>>,
     /// The caller's INVITE while it awaits a final response.
     a_invite: Option<(TxId, Box<Request>)>,
     /// The caller's INVITE after the gateway answered it itself (queued callers

@@ -273,6 +273,14 @@ impl Call {
         let Some(leg) = self.take_b() else {
             return;
         };
+        self.orphan_leg(sh, now, leg);
+    }
+
+    /// Lets a leg go that the call no longer wants: forgotten by the call;
+    /// an INVITE still pending is cancelled now, or once its first
+    /// provisional comes, and a 2xx that still arrives gets ACK and BYE
+    /// (see [`Orphan`]).
+    pub(super) fn orphan_leg(&mut self, sh: &mut Shared, now: Instant, leg: super::Leg) {
         sh.by_b.remove(&leg.dialog.call_id);
         if !leg.pending {
             return;

@@ -37,7 +37,7 @@ impl Core {
         {
             // A directory number (110, a department): the agent consults it
             // before an attended transfer (`attended.rs`).
-            if let Some(r) = self.route_consult(agent, &called, plan) {
+            if let Some(r) = self.route_consult(now, agent, &called, plan) {
                 return Some(r);
             }
             return self.route_callback(now, tx, req, agent, plan);

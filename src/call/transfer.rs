@@ -35,7 +35,9 @@ impl Call {
         peer: Peer,
         side: Side,
     ) {
-        if side != Side::B {
+        // On a call an agent placed (a callback, a consultation), side B is
+        // the citizen or the consulted party: nobody there may transfer.
+        if side != Side::B || self.agent_placed() || self.a_placed {
             return sh.reply(now, tx, req, 403, "Forbidden (only the agent may transfer)");
         }
         if !self.refer_authorised(sh, now, tx, req, peer) {

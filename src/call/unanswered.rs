@@ -74,7 +74,7 @@ impl Core {
                 call.fail_relay(sh, now, server);
             }
             Role::TransferInvite | Role::TransferReinvite => call.on_transfer_timeout(sh, now),
-            Role::PartyInvite => call.on_party_timeout(sh, now),
+            Role::PartyInvite => call.on_party_timeout(sh, now, Some(tx)),
             Role::AgentInvite => call.agent_invite_timeout(sh),
             Role::AInvite => {
                 // The caller's INVITE outlived its guard: it can no longer be
@@ -205,7 +205,7 @@ impl Call {
             // The callee never answered our CANCEL's INVITE: give up on it.
             CallTimer::CancelGuard => self.finish(sh),
             CallTimer::PromptGuard => self.on_prompt_guard(sh, now),
-            CallTimer::PartyRing => self.on_party_timeout(sh, now),
+            CallTimer::PartyRing => self.on_party_timeout(sh, now, None),
             CallTimer::SurveyKey | CallTimer::SurveyThanks => self.on_survey_timer(sh, now),
             CallTimer::Progress => {
                 let pending = self.a_invite.as_ref().map(|(tx, _)| *tx);

@@ -140,6 +140,22 @@ fn an_agent_who_does_not_answer_costs_the_citizen_nothing() {
         is_method(Method::Invite),
     );
     net.record();
+    // The agent answers just as the gateway cancels: released, not connected.
+    let inv = agent_rung(&mut net);
+    net.send(D1.peer(), &D1.reply(&inv, 180, "Ringing", ""));
+    net.advance(std::time::Duration::from_secs(61));
+    let cancel = net.request(D1.peer(), Method::Cancel);
+    net.send(D1.peer(), &D1.reply(&cancel, 200, "OK", ""));
+    net.send(D1.peer(), &D1.reply(&inv, 200, "OK", &agent_sdp(6000)));
+    net.request(D1.peer(), Method::Ack);
+    let bye = net.request(D1.peer(), Method::Bye);
+    net.send(D1.peer(), &D1.reply(&bye, 200, "OK", ""));
+    net.none_to(
+        SBC.peer(),
+        "the citizen's INVITE",
+        is_method(Method::Invite),
+    );
+    assert_eq!(net.record().reason, crate::call::Reason::CalleeNoAnswer);
     no_leak(&mut net);
 }
 

@@ -9,7 +9,7 @@ use crate::call::{QueuedAudio, Reason};
 use crate::cdr::EventKind;
 use crate::media::command::{Leg, MediaCommand};
 use crate::sip::builder::response_to;
-use crate::sip::message::{Headers, Method, Request};
+use crate::sip::message::{Headers, Message, Method, Request};
 
 /// A queued, media-anchored call answered by agent 1001: the caller's dialog
 /// tag and the agent's INVITE.
@@ -219,7 +219,9 @@ fn a_busy_110_is_reported_to_the_agent_and_the_call_goes_on() {
     let _ = port;
     let c2 = net.request(POLICE.peer(), Method::Invite);
     assert_ne!(c2.call_id(), c_inv.call_id());
-    // The caller hangs up while 110 rings: it is cancelled.
+    // The caller hangs up while 110 rings: it is cancelled (after its first
+    // provisional: RFC 3261 §9.1).
+    net.send(POLICE.peer(), &POLICE.reply(&c2, 180, "Ringing", ""));
     net.send(
         net.caller,
         &caller_request("BYE", 2, "z9hG4bKbye2", &gw_tag),
@@ -313,4 +315,95 @@ fn the_api_adds_a_party_to_a_call_it_names_and_only_from_the_directory() {
         ),
     );
     net.response(POLICE.peer(), 403);
+}
+
+#[test]
+fn a_silent_110_given_up_on_never_disturbs_the_next_try() {
+    let mut net = flow_net(Some(QueuedAudio::Answer));
+    let (gw_tag, _inv) = connected(&mut net);
+    let id = net.core.poll_offer().expect("offered").id;
+    let now = net.now;
+    net.core.add_party_api(now, &id, "110").unwrap();
+    net.collect();
+    let first = net.request(POLICE.peer(), Method::Invite);
+    // 110 never answers: given up at 30 s (no CANCEL before a provisional).
+    net.advance(crate::call::conference::PARTY_RING + std::time::Duration::from_millis(10));
+    let now = net.now;
+    net.core.add_party_api(now, &id, "110").unwrap();
+    net.collect();
+    // (The first INVITE's retransmissions are still in the inbox.)
+    let first_id = first.call_id().map(str::to_string);
+    let second = match net.take(POLICE.peer(), "a second INVITE", |m| {
+        matches!(m, Message::Request(r) if r.method == Method::Invite
+            && r.call_id().map(str::to_string) != first_id)
+    }) {
+        Message::Request(r) => r,
+        Message::Response(_) => unreachable!(),
+    };
+    // A late 200 to the first INVITE is released, not joined.
+    net.send(
+        POLICE.peer(),
+        &POLICE.reply(&first, 200, "OK", &agent_sdp(7002)),
+    );
+    let is_first = |m: &Message| match m {
+        Message::Request(r) => r.call_id().map(str::to_string) == first_id,
+        Message::Response(r) => r.call_id().map(str::to_string) == first_id,
+    };
+    let ack = net.take(POLICE.peer(), "the late 200's ACK", |m| {
+        matches!(m, Message::Request(r) if r.method == Method::Ack) && is_first(m)
+    });
+    let bye = match net.take(POLICE.peer(), "the late 200's BYE", |m| {
+        matches!(m, Message::Request(r) if r.method == Method::Bye) && is_first(m)
+    }) {
+        Message::Request(r) => r,
+        Message::Response(_) => unreachable!(),
+    };
+    let _ = ack;
+    net.send(POLICE.peer(), &POLICE.reply(&bye, 200, "OK", ""));
+    // The first INVITE's Timer B time passes: the second still rings.
+    net.advance(std::time::Duration::from_secs(3));
+    net.send(
+        POLICE.peer(),
+        &POLICE.reply(&second, 200, "OK", &agent_sdp(7000)),
+    );
+    assert!(
+        commands(&mut net)
+            .iter()
+            .any(|c| matches!(c, MediaCommand::Mix { on: true, .. })),
+        "the second try joined"
+    );
+    // The caller hangs up: the agent and the joined 110 get BYE.
+    net.send(
+        net.caller,
+        &caller_request("BYE", 2, "z9hG4bKbye2", &gw_tag),
+    );
+    net.response(net.caller, 200);
+    for to in [A1.peer(), POLICE.peer()] {
+        let bye = net.request(to, Method::Bye);
+        net.send(to, &response_to(&bye, 200, "OK", None).finish_empty());
+    }
+    let r = net.record();
+    assert!(has_event(&r, EventKind::PartyJoined, "110"));
+    no_leak(&mut net);
+}
+
+#[test]
+fn a_third_port_the_relay_cannot_bind_drops_the_party_not_the_call() {
+    let mut net = flow_net(Some(QueuedAudio::Answer));
+    let (_gw_tag, inv) = connected(&mut net);
+    assert_eq!(refer_conference(&mut net, &inv), 202);
+    notified(&mut net);
+    let cmds = commands(&mut net);
+    let (session, port) = (session_key(&cmds), third_port(&cmds));
+    let c_inv = net.request(POLICE.peer(), Method::Invite);
+    net.core.handle_media(
+        net.now,
+        crate::media::command::MediaEvent::Failed { session, port },
+    );
+    net.collect();
+    net.send(POLICE.peer(), &POLICE.reply(&c_inv, 180, "Ringing", ""));
+    net.request(POLICE.peer(), Method::Cancel);
+    assert_eq!(notified(&mut net), "SIP/2.0 503 Service Unavailable");
+    net.none_to(net.caller, "BYE", is_method(Method::Bye));
+    net.none_to(A1.peer(), "BYE", is_method(Method::Bye));
 }

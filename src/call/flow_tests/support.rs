@@ -448,5 +448,10 @@ pub(super) fn no_leak_within(net: &mut Net, wait: Duration) {
         net.summary()
     );
     assert_eq!(net.core.active_calls(), 0);
+    assert_eq!(
+        net.core.dialog_index_sizes(),
+        (0, 0),
+        "dialog index entries outlived their calls"
+    );
     assert!(net.core.poll_record().is_none(), "one record per call");
 }

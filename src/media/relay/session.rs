@@ -47,6 +47,9 @@ pub(super) struct Session {
     pub third: Option<Box<LegIo>>,
     /// Every leg hears the sum of the others (three-party call, transcoding).
     pub mix: Option<Box<Mix>>,
+    /// The caller and the callee use different laws (a spliced call): the mix
+    /// stays on whatever the third party does.
+    pub transcode: bool,
     pub source: Source,
     /// The callee hears the caller.
     pub bridged: bool,
@@ -66,6 +69,7 @@ impl Session {
             legs,
             third: None,
             mix: None,
+            transcode: false,
             source: Source::Silence,
             bridged: false,
             opened: now,
@@ -111,10 +115,14 @@ impl Session {
             .chain(self.third.as_deref_mut().map(|c| (Leg::C, c)))
     }
 
-    /// Starts (or ends) mixing. `seed` makes the mix's own stream.
+    /// Starts (or ends) mixing; a transcoding call keeps mixing. `seed`
+    /// makes the mix's own stream.
     pub fn set_mix(&mut self, on: bool, seed: u64) {
-        if !on {
+        if !on && !self.transcode {
             self.mix = None;
+            return;
+        }
+        if !on {
             return;
         }
         if self.mix.is_none() {
@@ -315,7 +323,8 @@ impl Session {
                 });
             }
         }
-        if self.mix.is_some() {
+        // A prompt to the caller (the survey) takes over from the mix.
+        if self.mix.is_some() && matches!(self.source, Source::Callee) {
             return self.tick_mix(now_ms, buf, stats, tap);
         }
         let Source::Play(player) = &mut self.source else {

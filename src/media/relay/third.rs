@@ -58,6 +58,9 @@ impl Relay {
             return;
         };
         let third = s.third.take();
+        if let Some(m) = s.mix.as_mut() {
+            m.clear(Leg::C.index());
+        }
         s.set_mix(false, 0);
         if let Some(mut io) = third {
             let _ = self.poll.registry().deregister(&mut io.rtp);
@@ -77,6 +80,10 @@ impl Relay {
             return;
         };
         let mut old = std::mem::replace(&mut s.legs[Leg::B.index()], *third);
+        if let Some(m) = s.mix.as_mut() {
+            m.clear(Leg::B.index());
+            m.clear(Leg::C.index());
+        }
         s.set_mix(false, 0);
         let _ = self.poll.registry().deregister(&mut old.rtp);
         let _ = self.poll.registry().deregister(&mut old.rtcp);
@@ -110,7 +117,16 @@ impl Relay {
         if let Some(s) = self.session(id) {
             s.source = super::session::Source::Callee;
             s.bridged = true;
+            s.transcode = mix;
             s.set_mix(mix, seed);
+        }
+        // The consultation keeps the agent's two old legs until it closes:
+        // they hear nothing of each other meanwhile.
+        if let Some(s) = self.session(from) {
+            s.bridged = false;
+            s.source = super::session::Source::Silence;
+            s.transcode = false;
+            s.set_mix(false, seed);
         }
     }
 }
