@@ -23,9 +23,7 @@ use tracing::info;
 
 use super::api::ApiError;
 use super::callback::{Attempt, agent_line};
-use super::leg::Legs;
 use super::media::CallMedia;
-use super::timer::Timers;
 use super::{Call, CallState, CallTimer, Core, Reason, Role, Side};
 use crate::cdr;
 use crate::dialplan::{Outcome, Target};
@@ -180,55 +178,13 @@ Call-ID: {}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
             return Err(refused("internal", "could not build the callback".into()));
         };
         let span = tracing::info_span!("call", id = key, line = "callback", mode = "callback");
-        let mut call = Call {
-            key,
-            span,
-            state: CallState::Ringing,
-            a_tag: None,
-            a,
-            a_invite: None,
-            answered_invite: Some(Box::new(template)),
-            a_acked: false,
-            legs: Legs::default(),
-            callee: None,
-            relays: Vec::new(),
-            byes: 0,
-            txs: Vec::with_capacity(4),
-            caller: o.caller_id.clone(),
-            called: number.clone(),
-            line: String::new(),
-            queue: None,
-            in_acd: false,
-            agent: Some(agent.to_string()),
-            overflowed: false,
-            transferred_to: None,
-            answered_by: None,
-            mode: line.mode,
-            department: None,
-            trunk: Some(trunk.name.clone()),
-            transfer_number: None,
-            offered_at: now,
-            answered_at: None,
-            offer_noted: false,
-            ringback_noted: false,
-            end_noted: false,
-            original: None,
-            events: Vec::with_capacity(8),
-            line_name: line.name.clone(),
-            deadline: None,
-            reason: None,
-            final_code: 0,
-            timers: Timers::default(),
-            media: None,
-            handover: None,
-            adopted_offer_ms: None,
-            callback: Some(attempt),
-            caller_invite: None,
-            third: None,
-            consult: None,
-            a_placed: false,
-            a_route: None,
-        };
+        let mut call = Call::new(key, span, CallState::Ringing, a, &line, now);
+        call.answered_invite = Some(Box::new(template));
+        call.caller = o.caller_id.clone();
+        call.called = number.clone();
+        call.agent = Some(agent.to_string());
+        call.trunk = Some(trunk.name.clone());
+        call.callback = Some(attempt);
         let offer = match call.open_own_media(sh, address) {
             Some(o) => o,
             None => {

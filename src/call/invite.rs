@@ -8,7 +8,7 @@ use bytes::Bytes;
 use tracing::{debug, info_span};
 
 use super::routing::Routed;
-use super::{Call, CallState, CallTimer, Core, Leg, Legs, Reason, Role, Shared, Timers};
+use super::{Call, CallState, CallTimer, Core, Leg, Reason, Role, Shared};
 use super::{called_number, caller_number};
 use crate::cdr;
 use crate::dialplan::{Line, Outcome};
@@ -114,55 +114,17 @@ impl Core {
         // Legacy seats may hand the call to 12345 later (legacy_transfer.rs).
         let caller_invite =
             matches!(outcome, Outcome::Legacy { .. }).then(|| Box::new(req.clone()));
-        let mut call = Call {
-            key,
-            span,
-            state,
-            a_tag: a.remote_tag.clone(),
-            a,
-            a_invite: Some((tx, Box::new(req))),
-            answered_invite: None,
-            a_acked: false,
-            legs: Legs::default(),
-            callee: None,
-            relays: Vec::new(),
-            byes: 0,
-            txs: Vec::with_capacity(4),
-            caller,
-            called: called.clone(),
-            line: line.number.clone(),
-            queue,
-            in_acd: false,
-            agent: None,
-            overflowed: false,
-            transferred_to: None,
-            answered_by: None,
-            mode: line.mode,
-            department: line.department.clone(),
-            trunk,
-            transfer_number: line.transfer_number.clone(),
-            offered_at: now,
-            answered_at: None,
-            offer_noted: false,
-            ringback_noted: false,
-            end_noted: false,
-            original,
-            events: Vec::with_capacity(8),
-            line_name: line.name.clone(),
-            deadline: self.sh.deadline(now, line.deadline_workdays),
-            reason: None,
-            final_code: 0,
-            timers: Timers::default(),
-            media: None,
-            handover: None,
-            adopted_offer_ms: None,
-            callback,
-            caller_invite,
-            third: None,
-            consult,
-            a_placed: false,
-            a_route: None,
-        };
+        let mut call = Call::new(key, span, state, a, &line, now);
+        call.a_invite = Some((tx, Box::new(req)));
+        call.caller = caller;
+        call.called = called.clone();
+        call.queue = queue;
+        call.trunk = trunk;
+        call.original = original;
+        call.deadline = self.sh.deadline(now, line.deadline_workdays);
+        call.callback = callback;
+        call.caller_invite = caller_invite;
+        call.consult = consult;
         if let Some(a) = &call.callback {
             call.agent = Some(a.agent.clone());
         }

@@ -211,6 +211,67 @@ struct Call {
 }
 
 impl Call {
+    /// A call on `line` whose caller side is `a`, with nothing else known
+    /// yet: no INVITE pending, no leg, no media, offered `now`.
+    fn new(
+        key: CallKey,
+        span: tracing::Span,
+        state: CallState,
+        a: Dialog,
+        line: &crate::dialplan::Line,
+        now: Instant,
+    ) -> Call {
+        Call {
+            key,
+            span,
+            state,
+            a_tag: a.remote_tag.clone(),
+            a,
+            a_invite: None,
+            answered_invite: None,
+            a_acked: false,
+            legs: Legs::default(),
+            callee: None,
+            relays: Vec::new(),
+            byes: 0,
+            txs: Vec::with_capacity(4),
+            caller: String::new(),
+            called: String::new(),
+            line: line.number.clone(),
+            queue: None,
+            in_acd: false,
+            agent: None,
+            overflowed: false,
+            transferred_to: None,
+            answered_by: None,
+            mode: line.mode,
+            department: line.department.clone(),
+            trunk: None,
+            transfer_number: line.transfer_number.clone(),
+            offered_at: now,
+            answered_at: None,
+            offer_noted: false,
+            ringback_noted: false,
+            end_noted: false,
+            original: None,
+            events: Vec::with_capacity(8),
+            line_name: line.name.clone(),
+            deadline: None,
+            reason: None,
+            final_code: 0,
+            timers: Timers::default(),
+            media: None,
+            handover: None,
+            adopted_offer_ms: None,
+            callback: None,
+            caller_invite: None,
+            third: None,
+            consult: None,
+            a_placed: false,
+            a_route: None,
+        }
+    }
+
     fn set_reason(&mut self, r: Reason) {
         self.reason.get_or_insert(r);
     }

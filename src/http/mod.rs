@@ -4,6 +4,7 @@
 //! touches SIP messages or SQL. Who may call what: `auth.rs` and `guard.rs`.
 
 pub mod auth;
+mod call_control;
 mod conns;
 mod guard;
 mod metrics;
@@ -110,11 +111,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/api/v1/calls/{id}/callback/dial",
-            post(dial_callback).route_layer(needs!(Supervisor)),
+            post(call_control::dial_callback).route_layer(needs!(Supervisor)),
         )
         .route(
             "/api/v1/calls/{id}/parties",
-            post(add_party).route_layer(needs!(Supervisor)),
+            post(call_control::add_party).route_layer(needs!(Supervisor)),
         )
         .route(
             "/api/v1/tickets",
@@ -370,7 +371,7 @@ async fn agent_state(
 }
 
 /// The core's refusal as an API error body.
-fn api_error(e: ApiError) -> Response {
+pub(super) fn api_error(e: ApiError) -> Response {
     let m = e.to_string();
     match e {
         ApiError::UnknownAgent(_) => error(StatusCode::NOT_FOUND, "unknown_agent", m),
@@ -387,92 +388,6 @@ fn api_error(e: ApiError) -> Response {
             };
             error(status, code, m)
         }
-    }
-}
-
-/// The body of `POST /api/v1/calls/{id}/callback/dial`.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DialCallback {
-    /// The agent who calls back: its phone rings first.
-    agent: String,
-}
-
-/// `POST /api/v1/calls/{id}/callback/dial`: calls the citizen of missed call
-/// `id` back, ringing the agent's phone first (202 while it rings).
-async fn dial_callback(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    body: JsonBody<DialCallback>,
-) -> Response {
-    let body = match json_body(body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    if state.status.serving() != crate::call::Serving::Active {
-        return error(
-            StatusCode::CONFLICT,
-            "not_active",
-            format!(
-                "node {} is {}: send call control to the active node",
-                state.node.node,
-                state.status.serving().as_str()
-            ),
-        );
-    }
-    let answer = ask(&state, |reply| Control::DialCallback {
-        missed: id,
-        agent: body.agent,
-        reply,
-    })
-    .await;
-    match answer {
-        Ok(Ok(v)) => (StatusCode::ACCEPTED, Json(v)).into_response(),
-        Ok(Err(e)) => api_error(e),
-        Err(r) => r,
-    }
-}
-
-/// The body of `POST /api/v1/calls/{id}/parties`.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AddParty {
-    /// A transfer-directory number (110, a department).
-    number: String,
-}
-
-/// `POST /api/v1/calls/{id}/parties`: the agent's call gets a third party
-/// (a three-party call): 202 while it rings; it joins when it answers.
-async fn add_party(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    body: JsonBody<AddParty>,
-) -> Response {
-    let body = match json_body(body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    if state.status.serving() != crate::call::Serving::Active {
-        return error(
-            StatusCode::CONFLICT,
-            "not_active",
-            format!(
-                "node {} is {}: send call control to the active node",
-                state.node.node,
-                state.status.serving().as_str()
-            ),
-        );
-    }
-    let answer = ask(&state, |reply| Control::AddParty {
-        call: id,
-        number: body.number,
-        reply,
-    })
-    .await;
-    match answer {
-        Ok(Ok(v)) => (StatusCode::ACCEPTED, Json(v)).into_response(),
-        Ok(Err(e)) => api_error(e),
-        Err(r) => r,
     }
 }
 

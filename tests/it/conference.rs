@@ -28,6 +28,16 @@ fn gateway(police: u16) -> Gateway {
     Gateway::start(opts)
 }
 
+/// The gateway, a folder for the recordings, and 110 answering at the
+/// directory's address.
+fn setup(tag: &str) -> (Gateway, TempDir, Softphone) {
+    let port = free_port();
+    let gw = gateway(port);
+    let dir = TempDir::new(tag);
+    let p = police(port, &dir.0.display().to_string());
+    (gw, dir, p)
+}
+
 fn args(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
@@ -99,6 +109,30 @@ fn caller(gw: &Gateway, dir: &str, hangup_ms: u64) -> Softphone {
     ]))
 }
 
+/// Agent 2001 (with `extra`) takes a citizen's call that lasts `hangup_ms`;
+/// the agent's REFER must succeed and 110 answer. The summaries of the
+/// citizen, the agent and 110.
+fn talk(
+    gw: &Gateway,
+    dir: &str,
+    police: Softphone,
+    extra: &[&str],
+    hangup_ms: u64,
+) -> [serde_json::Value; 3] {
+    let a = agent(gw, dir, extra);
+    wait_ready(gw);
+    let c = caller(gw, dir, hangup_ms);
+    let cs = c.finish(Duration::from_secs(30)).expect("caller");
+    let asum = a.finish(Duration::from_secs(30)).expect("agent");
+    let ps = police.finish(Duration::from_secs(30)).expect("110");
+    assert_eq!(
+        asum["transfers_by_code"]["200"], 1,
+        "the REFER succeeded: {asum}"
+    );
+    assert_eq!(ps["answered"], 1, "{ps}");
+    [cs, asum, ps]
+}
+
 fn wait_ready(gw: &Gateway) {
     gw.wait_until("agent 2001 ready", Duration::from_secs(10), || {
         gw.get_json("/api/v1/agents")["agents"][0]["state"] == "ready"
@@ -147,16 +181,14 @@ fn citizen_record(gw: &Gateway) -> serde_json::Value {
 
 #[test]
 fn an_agent_adds_110_everyone_hears_the_other_two_then_the_agent_leaves() {
-    let port = free_port();
-    let gw = gateway(port);
-    let dir = TempDir::new("conf3");
+    let (gw, dir, p) = setup("conf3");
     let d = dir.0.display().to_string();
-    let p = police(port, &d);
     // The agent answers, adds 110 after 1 s (REFER ;hotline=conference),
     // talks 5 s in all, then hangs up: 110 stays with the citizen.
-    let a = agent(
+    let [cs, asum, ps] = talk(
         &gw,
         &d,
+        p,
         &[
             "--conference-with",
             "110",
@@ -165,14 +197,8 @@ fn an_agent_adds_110_everyone_hears_the_other_two_then_the_agent_leaves() {
             "--talk-ms",
             "5000",
         ],
+        9000,
     );
-    wait_ready(&gw);
-    let c = caller(&gw, &d, 9000);
-    let cs = c.finish(Duration::from_secs(30)).expect("caller");
-    let asum = a.finish(Duration::from_secs(30)).expect("agent");
-    let ps = p.finish(Duration::from_secs(30)).expect("110");
-    assert_eq!(asum["transfers_by_code"]["200"], 1, "110 joined: {asum}");
-    assert_eq!(ps["answered"], 1, "{ps}");
     // The agent, between 110's answer and its own hang-up, hears both others.
     let agent_heard = heard("agent", &asum);
     let mid = window(&agent_heard, 2.5, 2.0);
@@ -241,11 +267,8 @@ fn an_agent_adds_110_everyone_hears_the_other_two_then_the_agent_leaves() {
 
 #[test]
 fn the_api_adds_110_to_a_call_and_refuses_a_number_outside_the_directory() {
-    let port = free_port();
-    let gw = gateway(port);
-    let dir = TempDir::new("confapi");
+    let (gw, dir, p) = setup("confapi");
     let d = dir.0.display().to_string();
-    let p = police(port, &d);
     let a = agent(&gw, &d, &[]);
     wait_ready(&gw);
     let c = caller(&gw, &d, 6000);
@@ -294,30 +317,22 @@ fn the_api_adds_110_to_a_call_and_refuses_a_number_outside_the_directory() {
 
 #[test]
 fn the_softphone_consults_110_then_transfers_the_citizen_to_it() {
-    let port = free_port();
-    let gw = gateway(port);
-    let dir = TempDir::new("attended");
+    let (gw, dir, p) = setup("attended");
     let d = dir.0.display().to_string();
-    let p = police(port, &d);
     // The agent answers, calls 110 after 1 s, and when 110 answers REFERs the
     // citizen's call with Replaces naming that consultation.
-    let a = agent(
+    let [cs, _, ps] = talk(
         &gw,
         &d,
+        p,
         &[
             "--consult-transfer-to",
             "110",
             "--transfer-after-ms",
             "1000",
         ],
+        7000,
     );
-    wait_ready(&gw);
-    let c = caller(&gw, &d, 7000);
-    let cs = c.finish(Duration::from_secs(30)).expect("caller");
-    let asum = a.finish(Duration::from_secs(30)).expect("agent");
-    let ps = p.finish(Duration::from_secs(30)).expect("110");
-    assert_eq!(asum["transfers_by_code"]["200"], 1, "{asum}");
-    assert_eq!(ps["answered"], 1, "{ps}");
     // The citizen ends up hearing 110, and 110 the citizen, on the same ports
     // 110 first answered on.
     let caller_heard = heard("citizen", &cs);

@@ -6,27 +6,20 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 
-#[test]
-fn baresip_registers_as_an_agent_and_answers_a_call() {
-    let Some(baresip) = tool("baresip", "baresip") else {
-        return;
-    };
-    let mut opts = GwOpts::to("queue:q");
-    opts.extra_dialplan = "[[queue]]\nname = \"q\"\nagents = [\"1001\"]\n\n\
-[[agent]]\nid = \"1001\"\nname = \"baresip\"\npassword = \"lab-1001\"\n"
-        .into();
-    // baresip 1.0 gives up when any challenge names SHA-256 (see config/lab.toml).
-    opts.extra_config = "[registrar]\nalgorithms = [\"MD5\"]\n".into();
-    let gw = Gateway::start(opts);
-    let dir = TempDir::new("baresip");
+/// baresip's configuration folder: agent 1001 (password `lab-1001`) at the
+/// gateway, answering at once, no audio devices, RTP from `rtp_from`, and
+/// `extra` configuration lines.
+fn baresip_dir(gw: &Gateway, tag: &str, rtp_from: u16, extra: &str) -> TempDir {
+    let dir = TempDir::new(tag);
     let port = free_port();
     std::fs::write(
         dir.0.join("config"),
         format!(
             "poll_method epoll\nsip_listen 127.0.0.1:{port}\nsip_trans_def udp\n\
 audio_player aubridge,nil\naudio_source aubridge,nil\naudio_alert aubridge,nil\n\
-rtp_ports 30000-30100\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\n\
-module aubridge.so\nmodule_app account.so\n"
+rtp_ports {rtp_from}-{}\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\n\
+module aubridge.so\nmodule_app account.so\n{extra}",
+            rtp_from + 100
         ),
     )
     .unwrap();
@@ -39,6 +32,22 @@ outbound=\"sip:{gw};transport=udp\"\n",
         ),
     )
     .unwrap();
+    dir
+}
+
+#[test]
+fn baresip_registers_as_an_agent_and_answers_a_call() {
+    let Some(baresip) = tool("baresip", "baresip") else {
+        return;
+    };
+    let mut opts = GwOpts::to("queue:q");
+    opts.extra_dialplan = "[[queue]]\nname = \"q\"\nagents = [\"1001\"]\n\n\
+[[agent]]\nid = \"1001\"\nname = \"baresip\"\npassword = \"lab-1001\"\n"
+        .into();
+    // baresip 1.0 gives up when any challenge names SHA-256 (see config/lab.toml).
+    opts.extra_config = "[registrar]\nalgorithms = [\"MD5\"]\n".into();
+    let gw = Gateway::start(opts);
+    let dir = baresip_dir(&gw, "baresip", 30000, "");
     let mut phone = Command::new("timeout")
         .args(["30", baresip.to_str().unwrap(), "-f"])
         .arg(&dir.0)
@@ -99,28 +108,9 @@ fn baresip_adds_110_to_a_call_with_its_transfer_command() {
     );
     opts.extra_config = "[registrar]\nalgorithms = [\"MD5\"]\n[media]\nsurvey = false\n".into();
     let gw = Gateway::start(opts);
-    let dir = TempDir::new("baresip-conf");
-    let (port, cons) = (free_port(), free_port());
-    std::fs::write(
-        dir.0.join("config"),
-        format!(
-            "poll_method epoll\nsip_listen 127.0.0.1:{port}\nsip_trans_def udp\n\
-audio_player aubridge,nil\naudio_source aubridge,nil\naudio_alert aubridge,nil\n\
-rtp_ports 30200-30300\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\n\
-module aubridge.so\nmodule cons.so\ncons_listen 127.0.0.1:{cons}\nmodule_app account.so\n\
-module_app menu.so\n"
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.0.join("accounts"),
-        format!(
-            "<sip:1001@{gw};transport=udp>;auth_pass=lab-1001;answermode=auto;regint=60;\
-outbound=\"sip:{gw};transport=udp\"\n",
-            gw = gw.sip
-        ),
-    )
-    .unwrap();
+    let cons = free_port();
+    let console = format!("module cons.so\ncons_listen 127.0.0.1:{cons}\nmodule_app menu.so\n");
+    let dir = baresip_dir(&gw, "baresip-conf", 30200, &console);
     let mut phone = Command::new("timeout")
         .args(["40", baresip.to_str().unwrap(), "-f"])
         .arg(&dir.0)

@@ -135,8 +135,9 @@ fn a_third_party_is_mixed_in_and_each_phone_hears_the_other_two() {
     }
 }
 
-#[test]
-fn the_third_party_takes_the_callees_place_when_the_agent_leaves() {
+/// Session 1 bridged between two phones, a third phone added and mixed in:
+/// the relay, the phones (caller, agent, third) and the third leg's port.
+fn three_party() -> (Relay, [UdpSocket; 3], u16) {
     let r = Relay::start(Duration::from_secs(30));
     let (a, b, c) = (phone(), phone(), phone());
     r.bridged(&a, &b, None);
@@ -153,6 +154,12 @@ fn the_third_party_takes_the_callees_place_when_the_agent_leaves() {
         on: true,
     });
     std::thread::sleep(Duration::from_millis(60));
+    (r, [a, b, c], port)
+}
+
+#[test]
+fn the_third_party_takes_the_callees_place_when_the_agent_leaves() {
+    let (r, [a, b, c], port) = three_party();
     r.send(MediaCommand::Promote { session: 1 });
     std::thread::sleep(Duration::from_millis(60));
     for s in [&a, &b, &c] {
@@ -177,22 +184,7 @@ fn the_third_party_takes_the_callees_place_when_the_agent_leaves() {
 
 #[test]
 fn when_the_third_party_leaves_the_caller_and_agent_hear_each_other_again() {
-    let r = Relay::start(Duration::from_secs(30));
-    let (a, b, c) = (phone(), phone(), phone());
-    r.bridged(&a, &b, None);
-    let port = third_port();
-    r.send(MediaCommand::AddLeg { session: 1, port });
-    r.send(MediaCommand::Remote {
-        session: 1,
-        leg: Leg::C,
-        remote: remote(&c, None),
-        signal: Some(SIGNAL),
-    });
-    r.send(MediaCommand::Mix {
-        session: 1,
-        on: true,
-    });
-    std::thread::sleep(Duration::from_millis(60));
+    let (r, [a, b, c], port) = three_party();
     r.send(MediaCommand::DropLeg {
         session: 1,
         leg: Leg::C,
