@@ -48,6 +48,7 @@ impl Core {
             .agent(agent, now)
             .and_then(|a| a.call)
             .and_then(|k| self.calls.get(&k))
+            .filter(|c| c.state.answered())
             .and_then(|c| c.directory_entry(&self.sh, called))
             .or_else(|| plan.transfer_for(called, &[]).cloned())?;
         info!(agent, number = %entry.number, "an agent consults a directory number");

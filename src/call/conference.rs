@@ -307,6 +307,10 @@ impl Call {
             return;
         }
         if resp.code >= 300 {
+            // Its INVITE is over: nothing to cancel or orphan.
+            if let Some(leg) = self.legs.get_mut(id) {
+                leg.pending = false;
+            }
             info!(
                 code = resp.code,
                 "three-party call: the third party did not answer"
@@ -369,6 +373,13 @@ impl Call {
             .third_leg()
             .is_some_and(|l| tx.is_none_or(|t| l.invite == t));
         if current && self.third.as_deref().is_some_and(|t| !t.joined) {
+            if tx.is_some()
+                && let Some(leg) = self.third.as_deref().map(|t| t.leg)
+                && let Some(leg) = self.legs.get_mut(leg)
+            {
+                // Timer B: its INVITE is over, nothing to cancel.
+                leg.pending = false;
+            }
             self.end_party(sh, now, Some("SIP/2.0 408 Request Timeout"));
         }
     }

@@ -28,11 +28,17 @@ const RELAYED: &[&str] = &[
 ];
 
 impl Core {
-    /// Entries of the dialog indexes (callers', callees'): zero once every
-    /// call has ended (the flow tests' leak check).
+    /// Entries of the indexes calls keep (callers' and callees' dialogs,
+    /// orphaned legs, transactions): zero once every call has ended and its
+    /// transactions are over (the flow tests' leak check).
     #[cfg(test)]
-    pub(super) fn dialog_index_sizes(&self) -> (usize, usize) {
-        (self.by_a.len(), self.sh.by_b.len())
+    pub(super) fn index_sizes(&self) -> [usize; 4] {
+        [
+            self.by_a.len(),
+            self.sh.by_b.len(),
+            self.sh.orphans.len(),
+            self.sh.by_tx.len(),
+        ]
     }
 
     /// The call and side a request with a To tag belongs to: its Call-ID **and**

@@ -29,7 +29,11 @@ impl Core {
             self.sh.respond(now, tx, 500, bytes.finish_empty());
         }
         if let Some(tag) = call.a_tag.take() {
-            self.by_a.remove(&(call.a.call_id.clone(), tag));
+            let k = (call.a.call_id.clone(), tag);
+            // Only this call's entry (a later INVITE may have taken the key).
+            if self.by_a.get(&k) == Some(&key) {
+                self.by_a.remove(&k);
+            }
         }
         if let Some(b) = call.b() {
             self.sh.by_b.remove(&b.dialog.call_id);

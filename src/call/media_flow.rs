@@ -263,11 +263,17 @@ impl Call {
                 self.end_for_media(sh, now, Reason::MediaTimeout);
             }
             MediaEvent::Failed { port, .. }
-                if self.third.as_deref().is_some_and(|t| t.port == port) =>
+                if self
+                    .media
+                    .as_ref()
+                    .is_some_and(|m| !m.ports.contains(&port)) =>
             {
-                // Only the third party's ports: the call goes on without it.
+                // Not the call's own ports: a third party's (current, or one
+                // already gone); the call goes on without it.
                 warn!(port, "the third party's RTP ports could not be bound");
-                self.end_party(sh, now, Some("SIP/2.0 503 Service Unavailable"));
+                if self.third.as_deref().is_some_and(|t| t.port == port) {
+                    self.end_party(sh, now, Some("SIP/2.0 503 Service Unavailable"));
+                }
             }
             MediaEvent::Failed { port, .. } => {
                 // The call ends (503 when unanswered) and gives its pairs back:

@@ -449,9 +449,9 @@ pub(super) fn no_leak_within(net: &mut Net, wait: Duration) {
     );
     assert_eq!(net.core.active_calls(), 0);
     assert_eq!(
-        net.core.dialog_index_sizes(),
-        (0, 0),
-        "dialog index entries outlived their calls"
+        net.core.index_sizes(),
+        [0; 4],
+        "index entries (by_a, by_b, orphans, by_tx) outlived their calls"
     );
     assert!(net.core.poll_record().is_none(), "one record per call");
 }
