@@ -85,7 +85,7 @@ impl Core {
             c.consult.as_deref() == Some(agent)
                 || c.callback.as_ref().is_some_and(|a| a.agent == agent)
         };
-        if busy || self.calls.values().any(placing) {
+        if busy || self.calls.values().any(|c| placing(c)) {
             return Err(refused("agent_busy", format!("agent {agent} is on a call")));
         }
         let binding = self
@@ -218,7 +218,7 @@ Call-ID: {}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
         call.arm(sh, CallTimer::Ring, now + sh.cfg.ring_timeout);
         call.note(sh, now, cdr::EventKind::Received, Some(number.clone()));
         info!(agent, "callback by the API: ringing the agent first");
-        self.calls.insert(key, call);
+        self.calls.insert(key, Box::new(call));
         let id = self.sh.call_id_of(key);
         Ok(json!({ "call": id, "missed": missed, "agent": agent, "state": "ringing_agent" }))
     }

@@ -165,7 +165,7 @@ impl Core {
             if announce.is_some() {
                 // A line out of service offers the call to nobody: a plain 404.
                 call.abandon_early(sh, now, Reason::LineNotInService, 404, "Not Found");
-                self.calls.insert(key, call);
+                self.calls.insert(key, Box::new(call));
                 return;
             }
             // The caller reached a line and was not served: offered, and missed
@@ -180,7 +180,7 @@ impl Core {
         } else {
             call.route(sh, now, outcome, &line);
         }
-        self.calls.insert(key, call);
+        self.calls.insert(key, Box::new(call));
     }
 
     /// Whether a request from a source that is no trunk comes from an agent:

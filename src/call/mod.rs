@@ -366,7 +366,7 @@ pub struct CoreStats {
 #[derive(Debug)]
 pub struct Core {
     sh: Shared,
-    calls: IdMap<CallKey, Call>,
+    calls: IdMap<CallKey, Box<Call>>,
     next_key: CallKey,
     /// Caller dialogs by (Call-ID, caller's tag).
     by_a: HashMap<(Box<str>, Box<str>), CallKey>,

@@ -109,6 +109,11 @@ impl Core {
                 self.process_events(now);
             }
         }
+        // The transactions of a burst of set-ups are gone: their index too.
+        let (len, cap) = (self.sh.by_tx.len(), self.sh.by_tx.capacity());
+        if cap > 256 && len * 4 < cap {
+            self.sh.by_tx.shrink_to(len * 2);
+        }
     }
 
     fn call_timer_armed(&self, key: CallKey, timer: CallTimer, at: Instant) -> bool {

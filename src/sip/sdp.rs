@@ -366,6 +366,14 @@ impl Sdp {
             }
         }
         let origin = origin.ok_or(SdpError::MissingOrigin)?;
+        // A call keeps its caller's offer for its whole life: no spare room
+        // (a Vec's first growth holds four).
+        session.shrink_to_fit();
+        media.shrink_to_fit();
+        for m in &mut media {
+            m.lines.shrink_to_fit();
+            m.formats.shrink_to_fit();
+        }
         Ok(Sdp {
             origin,
             session,

@@ -230,6 +230,25 @@ impl TransactionLayer {
             }
             self.on_timer(now, id, kind);
         }
+        self.shrink_if_sparse();
+    }
+
+    /// Tables sized for a burst of set-ups give their memory back once it
+    /// has passed (held calls keep none of their set-up transactions): a
+    /// table a quarter full is shrunk to twice what it holds, so the cost of
+    /// a shrink is paid for by the removals before it.
+    fn shrink_if_sparse(&mut self) {
+        fn shrink<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher>(m: &mut HashMap<K, V, S>) {
+            if m.capacity() > timer::SPARSE_MIN && m.len() * 4 < m.capacity() {
+                m.shrink_to(m.len() * 2);
+            }
+        }
+        shrink(&mut self.txs);
+        shrink(&mut self.servers);
+        shrink(&mut self.clients);
+        shrink(&mut self.merges);
+        shrink(&mut self.ack_waits);
+        self.timers.shrink_if_sparse();
     }
 
     /// Responses dropped because they came from another address than their

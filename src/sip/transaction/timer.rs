@@ -136,6 +136,9 @@ impl TimerSlots {
     }
 }
 
+/// Below this capacity a table is never shrunk (not worth the rehash).
+pub(crate) const SPARSE_MIN: usize = 256;
+
 /// Deadlines of all transactions, earliest first. Entries are never removed when a
 /// timer is cancelled: a popped entry counts only if its transaction's slot still
 /// holds the same deadline (lazy deletion keeps arming and cancelling O(log n)).
@@ -153,6 +156,15 @@ impl<Id: Ord + Copy> Default for TimerQueue<Id> {
 }
 
 impl<Id: Ord + Copy> TimerQueue<Id> {
+    /// Gives back the room a burst left: a queue a quarter full keeps twice
+    /// what it holds.
+    pub fn shrink_if_sparse(&mut self) {
+        let (len, cap) = (self.heap.len(), self.heap.capacity());
+        if cap > SPARSE_MIN && len * 4 < cap {
+            self.heap.shrink_to(len * 2);
+        }
+    }
+
     pub fn push(&mut self, at: Instant, id: Id, kind: TimerKind) {
         self.heap.push(Reverse((at, id, kind)));
     }
