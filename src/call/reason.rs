@@ -128,7 +128,7 @@ impl Reason {
     }
 
     /// Every code, for documentation and metrics pre-registration.
-    pub const ALL: [Reason; 32] = [
+    pub const ALL: [Reason; 33] = [
         Reason::CallerHangup,
         Reason::CalleeHangup,
         Reason::CallerCancelled,
@@ -161,6 +161,7 @@ impl Reason {
         Reason::CallbackNotListed,
         Reason::CallbackNoTrunk,
         Reason::CallbackTrunkBusy,
+        Reason::ConsultTransferred,
     ];
 
     /// The reason with this stable code.
@@ -213,6 +214,26 @@ impl fmt::Display for Reason {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every reason is in `ALL` (metrics count by it, stored codes parse by
+    /// it): `as_str` names every variant (its match is exhaustive), so a
+    /// reason missing from `ALL` is a code no member of `ALL` has.
+    #[test]
+    fn all_holds_every_reason() {
+        let src = include_str!("reason.rs");
+        let body = &src[src.find("pub fn as_str").unwrap()..src.find("pub const ALL").unwrap()];
+        let codes: Vec<&str> = body
+            .lines()
+            .filter_map(|l| l.split("=> \"").nth(1)?.split('"').next())
+            .collect();
+        assert!(codes.len() >= Reason::ALL.len(), "{codes:?}");
+        for code in codes {
+            assert!(
+                Reason::from_code(code).is_some(),
+                "{code} is a reason missing from Reason::ALL"
+            );
+        }
+    }
 
     #[test]
     fn codes_are_unique_and_namespaced() {

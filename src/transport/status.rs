@@ -50,7 +50,7 @@ impl Default for Status {
             strangers_dropped: AtomicU64::new(0),
             foreign_responses: AtomicU64::new(0),
             stale_events: AtomicU64::new(0),
-            ended: Default::default(),
+            ended: std::array::from_fn(|_| AtomicU64::new(0)),
             media: Default::default(),
             tcp_open: AtomicU64::new(0),
             tcp_refused: AtomicU64::new(0),
