@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use tracing::info;
 
-use super::conference::Replaces;
+use super::refer_target::Replaces;
 use super::routing::Routed;
 use super::{CallKey, CallState, Core, Reason, Side};
 use crate::cdr::EventKind;

@@ -77,7 +77,7 @@ impl Core {
             && req.method == Method::Refer
             && let Some(r) = req
                 .header("Refer-To")
-                .and_then(super::conference::ReferTarget::parse)
+                .and_then(super::refer_target::ReferTarget::parse)
                 .and_then(|t| t.replaces)
         {
             return self.attended_refer(now, tx, &req, peer, key, side, &r);

@@ -38,6 +38,7 @@ mod qualify;
 mod queued;
 pub mod reason;
 mod record;
+mod refer_target;
 mod routing;
 #[cfg(test)]
 mod security_tests;

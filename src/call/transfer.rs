@@ -8,7 +8,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use tracing::{debug, info};
 
-use super::conference::ReferTarget;
+use super::refer_target::ReferTarget;
 use super::{Call, CallState, Leg, LegId, Role, Shared, Side};
 use crate::registrar::RequestAuth;
 use crate::sip::Peer;

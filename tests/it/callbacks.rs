@@ -200,20 +200,7 @@ caller_id = \"12345\"\nallow = [\"1XXXXXXXXXX\"]\nmax_concurrent = 2\ncps = 5\n"
     let id = gw.records()[0]["id"].as_str().unwrap().to_string();
     let path = format!("/api/v1/calls/{id}/callback/dial");
     // The citizen's phone, behind the outbound trunk.
-    let citizen = Softphone::start(&[
-        "agent".into(),
-        "--no-register".into(),
-        "--user".into(),
-        "13700000001".into(),
-        "--listen".into(),
-        format!("127.0.0.1:{sbc}"),
-        "--answer-after-ms".into(),
-        "300".into(),
-        "--calls".into(),
-        "1".into(),
-        "--run-s".into(),
-        "30".into(),
-    ]);
+    let citizen = Softphone::answering("13700000001", sbc, 30, &[]);
     // Before the agent's phone is registered: refused, nothing dialled.
     let body = r#"{"agent":"2001"}"#;
     let (code, text) = http_post(gw.http, &path, body).unwrap();

@@ -44,24 +44,7 @@ fn args(v: &[&str]) -> Vec<String> {
 
 /// 110: answers the one call that reaches it, sends its tone, records.
 fn police(port: u16, dir: &str) -> Softphone {
-    Softphone::start(&args(&[
-        "agent",
-        "--no-register",
-        "--user",
-        "110",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--answer-after-ms",
-        "200",
-        "--calls",
-        "1",
-        "--run-s",
-        "30",
-        "--tone-hz",
-        "1700",
-        "--record-dir",
-        dir,
-    ]))
+    Softphone::answering("110", port, 30, &["--tone-hz", "1700", "--record-dir", dir])
 }
 
 fn agent(gw: &Gateway, dir: &str, extra: &[&str]) -> Softphone {

@@ -4,9 +4,31 @@
 //! (attended transfer, REFER with Replaces).
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::*;
+
+/// Waits (15 s) until agent 1001's softphone `who` has registered.
+fn registered(gw: &Gateway, who: &str) {
+    gw.wait_until(
+        &format!("{who} registered"),
+        Duration::from_secs(15),
+        || {
+            let (_, body) = http_get(gw.http, "/api/v1/agents").unwrap();
+            body.contains("\"registered\":true") && body.contains("\"state\":\"ready\"")
+        },
+    );
+}
+
+/// Queue q of agent 1001 (`who`, password `lab-1001`), and the transfer
+/// directory's 110 at `police`.
+fn with_110(who: &str, police: u16) -> String {
+    format!(
+        "[[queue]]\nname = \"q\"\nagents = [\"1001\"]\n\n\
+[[agent]]\nid = \"1001\"\nname = \"{who}\"\npassword = \"lab-1001\"\n\n\
+[[transfer]]\nnumber = \"110\"\nname = \"Police\"\ntarget = \"sip:110@127.0.0.1:{police}\"\n"
+    )
+}
 
 /// baresip's configuration folder: agent 1001 (password `lab-1001`) at the
 /// gateway, answering at once, no audio devices, RTP from `rtp_from`, and
@@ -58,19 +80,7 @@ fn baresip_registers_as_an_agent_and_answers_a_call() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start baresip");
-    let start = Instant::now();
-    loop {
-        let (_, body) = http_get(gw.http, "/api/v1/agents").unwrap();
-        if body.contains("\"registered\":true") && body.contains("\"state\":\"ready\"") {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "baresip never registered: {body}\n{}",
-            gw.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    registered(&gw, "baresip");
     let c = Softphone::start(&[
         "call".into(),
         "12345".into(),
@@ -103,11 +113,7 @@ fn baresip_adds_110_to_a_call_with_its_transfer_command() {
     };
     let police = free_port();
     let mut opts = GwOpts::to("queue:q");
-    opts.extra_dialplan = format!(
-        "[[queue]]\nname = \"q\"\nagents = [\"1001\"]\n\n\
-[[agent]]\nid = \"1001\"\nname = \"baresip\"\npassword = \"lab-1001\"\n\n\
-[[transfer]]\nnumber = \"110\"\nname = \"Police\"\ntarget = \"sip:110@127.0.0.1:{police}\"\n"
-    );
+    opts.extra_dialplan = with_110("baresip", police);
     opts.extra_config = "[registrar]\nalgorithms = [\"MD5\"]\n[media]\nsurvey = false\n".into();
     let gw = Gateway::start(opts);
     let cons = free_port();
@@ -121,24 +127,8 @@ fn baresip_adds_110_to_a_call_with_its_transfer_command() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start baresip");
-    gw.wait_until("baresip registered", Duration::from_secs(15), || {
-        let (_, body) = http_get(gw.http, "/api/v1/agents").unwrap();
-        body.contains("\"registered\":true") && body.contains("\"state\":\"ready\"")
-    });
-    let p = Softphone::start(&[
-        "agent".into(),
-        "--no-register".into(),
-        "--user".into(),
-        "110".into(),
-        "--listen".into(),
-        format!("127.0.0.1:{police}"),
-        "--answer-after-ms".into(),
-        "200".into(),
-        "--calls".into(),
-        "1".into(),
-        "--run-s".into(),
-        "30".into(),
-    ]);
+    registered(&gw, "baresip");
+    let p = Softphone::answering("110", police, 30, &[]);
     let c = Softphone::start(&[
         "call".into(),
         "12345".into(),
@@ -191,11 +181,7 @@ fn linphone_consults_110_then_transfers_the_citizen_to_it() {
     let mut opts = GwOpts::to("queue:q");
     // The citizen from the carrier, the desk elsewhere: the agent is no trunk.
     opts.trunk_sources = vec!["127.0.0.2/32".into()];
-    opts.extra_dialplan = format!(
-        "[[queue]]\nname = \"q\"\nagents = [\"1001\"]\n\n\
-[[agent]]\nid = \"1001\"\nname = \"linphone\"\npassword = \"lab-1001\"\n\n\
-[[transfer]]\nnumber = \"110\"\nname = \"Police\"\ntarget = \"sip:110@127.0.0.1:{police}\"\n"
-    );
+    opts.extra_dialplan = with_110("linphone", police);
     opts.extra_config = "[media]\nsurvey = false\n".into();
     let gw = Gateway::start(opts);
     let dir = TempDir::new("linphone");
@@ -224,24 +210,8 @@ reg_expires=60\nreg_sendregister=1\n\n[sound]\necho_cancellation=0\n",
         .spawn()
         .expect("start linphonec");
     let mut stdin = phone.stdin.take().unwrap();
-    gw.wait_until("linphone registered", Duration::from_secs(15), || {
-        let (_, body) = http_get(gw.http, "/api/v1/agents").unwrap();
-        body.contains("\"registered\":true") && body.contains("\"state\":\"ready\"")
-    });
-    let p = Softphone::start(&[
-        "agent".into(),
-        "--no-register".into(),
-        "--user".into(),
-        "110".into(),
-        "--listen".into(),
-        format!("127.0.0.1:{police}"),
-        "--answer-after-ms".into(),
-        "200".into(),
-        "--calls".into(),
-        "1".into(),
-        "--run-s".into(),
-        "40".into(),
-    ]);
+    registered(&gw, "linphone");
+    let p = Softphone::answering("110", police, 40, &[]);
     let c = Softphone::start(&[
         "call".into(),
         "12345".into(),

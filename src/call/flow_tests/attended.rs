@@ -57,13 +57,24 @@ fn consult(net: &mut Net, a: &Agent, cseq: u32) -> (Response, Request, String) {
 
 /// The Refer-To of an attended transfer to the consultation `ok` answered.
 fn replaces(ok: &Response, from_tag: &str) -> String {
-    let call_id = ok
-        .call_id()
+    let to_tag = ok.to_tag().unwrap();
+    format!(
+        "<sip:110@127.0.0.1?Replaces={}%3Bto-tag%3D{to_tag}%3Bfrom-tag%3D{from_tag}>",
+        escaped_call_id(ok)
+    )
+}
+
+/// The same without tags: the Call-ID alone (softphones before RFC 3891's tags).
+fn replaces_call_id_only(ok: &Response) -> String {
+    format!("<sip:110@127.0.0.1?Replaces={}>", escaped_call_id(ok))
+}
+
+/// The consultation's Call-ID as a URI header value carries it.
+fn escaped_call_id(ok: &Response) -> String {
+    ok.call_id()
         .unwrap()
         .replace('@', "%40")
-        .replace(':', "%3A");
-    let to_tag = ok.to_tag().unwrap();
-    format!("<sip:110@127.0.0.1?Replaces={call_id}%3Bto-tag%3D{to_tag}%3Bfrom-tag%3D{from_tag}>")
+        .replace(':', "%3A")
 }
 
 /// Agent `a`'s REFER on the citizen's call, with digest; its final response.
@@ -149,13 +160,7 @@ fn replaces_naming_another_agents_consultation_or_a_wrong_tag_changes_nothing() 
     commands(&mut net);
     // 1001 names 1002's consultation by its Call-ID alone (as softphones
     // before RFC 3891's tags do): refused, it is not 1001's.
-    let bare = format!(
-        "<sip:110@127.0.0.1?Replaces={}>",
-        ok.call_id()
-            .unwrap()
-            .replace('@', "%40")
-            .replace(':', "%3A")
-    );
+    let bare = replaces_call_id_only(&ok);
     assert_eq!(refer(&mut net, &D1, &inv, &bare), 403);
     net.inbox.clear();
     // 1001 names 1002's consultation, tags and all: refused.
@@ -194,13 +199,7 @@ fn a_softphone_that_names_its_consultation_by_call_id_alone_is_understood() {
     let (gw_tag, inv) = connected(&mut net, &D1);
     let (ok, police_inv, _) = consult(&mut net, &D1, 2);
     commands(&mut net);
-    let bare = format!(
-        "<sip:110@127.0.0.1?Replaces={}>",
-        ok.call_id()
-            .unwrap()
-            .replace('@', "%40")
-            .replace(':', "%3A")
-    );
+    let bare = replaces_call_id_only(&ok);
     assert_eq!(refer(&mut net, &D1, &inv, &bare), 202);
     assert!(
         commands(&mut net)

@@ -21,6 +21,32 @@ impl Softphone {
         Softphone { child }
     }
 
+    /// A phone that does not register: it answers (after 200 ms) the one
+    /// call that reaches `127.0.0.1:port`, as user `user` (110 of the
+    /// transfer directory, a citizen behind the outbound trunk), and stops
+    /// after `run_s` seconds. `extra`: more options (audio, …).
+    pub fn answering(user: &str, port: u16, run_s: u64, extra: &[&str]) -> Softphone {
+        let mut args: Vec<String> = [
+            "agent",
+            "--no-register",
+            "--user",
+            user,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--answer-after-ms",
+            "200",
+            "--calls",
+            "1",
+            "--run-s",
+            &run_s.to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Softphone::start(&args)
+    }
+
     /// Sends it a signal (`INT` as Ctrl-C does, `KILL`…).
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
